@@ -1,0 +1,57 @@
+# Strata's build. `make run` and `make test` are the two entry points
+# (README.md); everything they need is built here, nothing by hand.
+
+GO       ?= go
+BIN      := bin/strata
+HTTP_ADDR ?= 127.0.0.1:4700
+DNS_ADDR  ?= 127.0.0.1:8600
+# go test flags; CI adds nothing, a developer may add -run or -count.
+TESTFLAGS ?=
+
+WASM_EXAMPLES := examples/hello/hello.wasm
+
+.PHONY: all build examples run test bench fuzz clean
+
+all: build examples
+
+build:
+	$(GO) build -o $(BIN) ./cmd/strata
+
+examples: $(WASM_EXAMPLES)
+
+examples/hello/hello.wasm: $(wildcard examples/hello/*.go)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -o $@ ./examples/hello
+
+# Start `strata dev`, push the example module, deploy the example job,
+# print where to reach it, then keep serving until Ctrl-C.
+run: build examples
+	@set -e; \
+	$(BIN) dev -http-addr $(HTTP_ADDR) -dns-addr $(DNS_ADDR) & dev=$$!; \
+	trap 'kill $$dev 2>/dev/null; wait $$dev 2>/dev/null' INT TERM EXIT; \
+	export STRATA_ADDR=http://$(HTTP_ADDR); \
+	up=0; for i in $$(seq 1 300); do \
+	  if curl -fs $$STRATA_ADDR/v1/status/leader >/dev/null 2>&1; then up=1; break; fi; \
+	  kill -0 $$dev 2>/dev/null || break; sleep 0.1; done; \
+	if [ $$up != 1 ]; then echo "strata dev did not come up (see its output above)" >&2; exit 1; fi; \
+	$(BIN) module push examples/hello/hello.wasm -name hello -version 0.1.0; \
+	$(BIN) run examples/hello/hello.hcl; \
+	port=$$(curl -fs $$STRATA_ADDR/v1/catalog/service/hello-web-hello | sed -n 's/.*"Port": *\([0-9]*\).*/\1/p' | head -1); \
+	echo; \
+	echo "==> Try it:"; \
+	echo "    curl http://127.0.0.1:$$port/x"; \
+	echo "    dig @$(firstword $(subst :, ,$(DNS_ADDR))) -p $(lastword $(subst :, ,$(DNS_ADDR))) hello-web-hello.service.strata SRV"; \
+	echo "    $(BIN) status hello"; \
+	echo "    (Ctrl-C stops strata dev)"; \
+	wait $$dev
+
+# Every test, with the race detector. The end-to-end tests build the
+# binary and the example modules themselves.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -timeout 20m $(TESTFLAGS) ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./sched/... ./wasmhost/... ./registry/... ./spec/...
+
+clean:
+	rm -rf bin $(WASM_EXAMPLES)

@@ -1,0 +1,361 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/strata-run/strata/internal/wire"
+	"github.com/strata-run/strata/registry"
+	"github.com/strata-run/strata/sched"
+)
+
+// agentEndpoint accepts agents' QUIC connections. Each connection gets one
+// goroutine reading its control stream, one pushing allocation changes,
+// and one per module download; all stop when the connection or the
+// endpoint closes.
+type agentEndpoint struct {
+	s   *Server
+	ln  *quic.Listener
+	log *slog.Logger
+
+	mu    sync.Mutex
+	conns map[*quic.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// Application error codes sent when closing an agent connection.
+const (
+	closeNormal   quic.ApplicationErrorCode = 0
+	closeProtocol quic.ApplicationErrorCode = 1
+	closeShutdown quic.ApplicationErrorCode = 2
+)
+
+func newAgentEndpoint(s *Server, addr string) (*agentEndpoint, error) {
+	tc := &tls.Config{
+		Certificates: []tls.Certificate{s.tls.server},
+		NextProtos:   []string{wire.ALPN},
+		MinVersion:   tls.VersionTLS13,
+	}
+	qc := &quic.Config{
+		MaxIdleTimeout:  30 * time.Second,
+		KeepAlivePeriod: 10 * time.Second,
+	}
+	ln, err := quic.ListenAddr(addr, tc, qc)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: agent endpoint on %s: %w", addr, err)
+	}
+	return &agentEndpoint{s: s, ln: ln, log: s.log.With("part", "agents"), conns: map[*quic.Conn]struct{}{}}, nil
+}
+
+// Addr is the bound UDP address.
+func (a *agentEndpoint) Addr() string { return a.ln.Addr().String() }
+
+func (a *agentEndpoint) serve(ctx context.Context) {
+	defer a.wg.Wait()
+	for {
+		conn, err := a.ln.Accept(ctx)
+		if err != nil {
+			return
+		}
+		a.mu.Lock()
+		a.conns[conn] = struct{}{}
+		a.mu.Unlock()
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			defer func() {
+				a.mu.Lock()
+				delete(a.conns, conn)
+				a.mu.Unlock()
+			}()
+			a.handle(ctx, conn)
+		}()
+	}
+}
+
+func (a *agentEndpoint) close() {
+	a.ln.Close()
+	a.mu.Lock()
+	for c := range a.conns {
+		c.CloseWithError(closeShutdown, "server shutting down")
+	}
+	a.mu.Unlock()
+}
+
+// handle runs one agent connection: the first stream is the control
+// stream; every later stream is a module download.
+func (a *agentEndpoint) handle(ctx context.Context, conn *quic.Conn) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	log := a.log.With("remote", conn.RemoteAddr().String())
+	ctrl, err := conn.AcceptStream(ctx)
+	if err != nil {
+		return
+	}
+	reg, err := a.register(ctrl, conn)
+	if err != nil {
+		log.Warn("agent registration failed", "err", err)
+		wire.Write(ctrl, wire.TypeError, wire.Error{Message: err.Error()})
+		conn.CloseWithError(closeProtocol, truncate(err.Error(), 200))
+		return
+	}
+	log = log.With("node", reg.Name, "node_id", reg.NodeID)
+	log.Info("agent connected")
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var writeMu sync.Mutex // the reader answers nothing, but keep writes serialised
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer cancel()
+		if err := a.pushAllocs(ctx, reg.NodeID, ctrl, &writeMu); err != nil && ctx.Err() == nil {
+			log.Warn("pushing allocations", "err", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		a.serveDownloads(ctx, conn, log)
+	}()
+	err = a.readControl(ctx, reg, ctrl)
+	cancel()
+	switch {
+	case err == nil || errors.Is(err, io.EOF) || ctx.Err() != nil:
+		conn.CloseWithError(closeNormal, "")
+	default:
+		log.Warn("agent control stream", "err", err)
+		conn.CloseWithError(closeProtocol, truncate(err.Error(), 200))
+	}
+	log.Info("agent disconnected")
+}
+
+func (a *agentEndpoint) register(ctrl *quic.Stream, conn *quic.Conn) (*wire.Register, error) {
+	ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
+	t, payload, err := wire.Read(ctrl)
+	if err != nil {
+		return nil, fmt.Errorf("reading Register: %w", err)
+	}
+	ctrl.SetReadDeadline(time.Time{})
+	if t != wire.TypeRegister {
+		return nil, fmt.Errorf("first frame must be Register, got %s", t)
+	}
+	var reg wire.Register
+	if err := wire.Decode(t, payload, &reg); err != nil {
+		return nil, err
+	}
+	if reg.NodeID == "" || reg.Name == "" {
+		return nil, errors.New("Register needs NodeID and Name")
+	}
+	if net.ParseIP(reg.Address) == nil {
+		return nil, fmt.Errorf("Register: address %q is not an IP", reg.Address)
+	}
+	if reg.Datacenter == "" {
+		reg.Datacenter = "dc1"
+	}
+	node := sched.Node{
+		ID: reg.NodeID, Name: reg.Name, Datacenter: reg.Datacenter, Address: reg.Address,
+		Drivers:    reg.Drivers,
+		Capacity:   sched.Resources{CPU: reg.CPU, MemoryMB: reg.MemoryMB},
+		Attributes: reg.Attributes, Meta: reg.Meta,
+		Status: sched.NodeReady, Eligible: true,
+	}
+	old, err := a.s.store.Node(reg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	if old == nil || !reflect.DeepEqual(old.Node, node) {
+		if _, _, err := a.s.apply(cmdNodeRegister, &nodeRegisterCmd{Node: node, Time: time.Now().UnixNano()}); err != nil {
+			return nil, err
+		}
+		a.s.evals.unblock() // new capacity
+	}
+	return &reg, wire.Write(ctrl, wire.TypeRegistered, wire.Registered{
+		NodeID: reg.NodeID, HeartbeatMillis: a.s.cfg.HeartbeatInterval.Milliseconds(),
+	})
+}
+
+// readControl reads heartbeats and status reports until the stream ends.
+func (a *agentEndpoint) readControl(ctx context.Context, reg *wire.Register, ctrl *quic.Stream) error {
+	for {
+		// Three missed heartbeats end the connection; the agent redials.
+		ctrl.SetReadDeadline(time.Now().Add(3 * a.s.cfg.HeartbeatInterval))
+		t, payload, err := wire.Read(ctrl)
+		if err != nil {
+			return err
+		}
+		switch t {
+		case wire.TypeHeartbeat:
+		case wire.TypeAllocStatus:
+			var st wire.AllocStatus
+			if err := wire.Decode(t, payload, &st); err != nil {
+				return err
+			}
+			if err := a.allocStatus(reg, &st); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("unexpected %s frame on the control stream", t)
+		}
+	}
+}
+
+func (a *agentEndpoint) allocStatus(reg *wire.Register, st *wire.AllocStatus) error {
+	switch st.ClientStatus {
+	case sched.ClientPending, sched.ClientRunning, sched.ClientComplete, sched.ClientFailed:
+	default:
+		return fmt.Errorf("AllocStatus: unknown client status %q", st.ClientStatus)
+	}
+	u := allocUpdate{AllocID: st.AllocID, ClientStatus: st.ClientStatus, Description: st.Description}
+	for _, e := range st.Endpoints {
+		u.Endpoints = append(u.Endpoints, registry.Endpoint{
+			Service: e.Service, Tags: e.Tags, AllocID: st.AllocID,
+			NodeID: reg.NodeID, NodeName: reg.Name, Address: reg.Address,
+			Port: e.Port, Healthy: e.Healthy,
+		})
+	}
+	before, err := a.s.store.Alloc(st.AllocID)
+	if err != nil {
+		return err
+	}
+	if before != nil && before.ClientStatus == u.ClientStatus && before.ClientDescription == u.Description &&
+		reflect.DeepEqual(before.Endpoints, u.Endpoints) {
+		return nil // nothing new: keep it out of the Raft log
+	}
+	if _, _, err := a.s.apply(cmdAllocUpdate, &allocUpdateCmd{NodeID: reg.NodeID, Updates: []allocUpdate{u}}); err != nil {
+		return err
+	}
+	if before != nil && !before.Terminal() && (u.ClientStatus == sched.ClientFailed || u.ClientStatus == sched.ClientComplete) {
+		// A failed allocation is replaced; a finished one frees capacity.
+		if err := a.s.enqueueJobEval(before.JobID, "alloc-"+u.ClientStatus); err != nil {
+			return err
+		}
+		a.s.evals.unblock()
+	}
+	return nil
+}
+
+// pushAllocs sends the node's allocations now and after every change.
+func (a *agentEndpoint) pushAllocs(ctx context.Context, nodeID string, ctrl *quic.Stream, mu *sync.Mutex) error {
+	var last []wire.Alloc
+	first := true
+	for {
+		watch := a.s.store.Watch()
+		idx := a.s.store.Index()
+		allocs, err := a.nodeAllocs(nodeID)
+		if err != nil {
+			return err
+		}
+		if first || !reflect.DeepEqual(allocs, last) {
+			mu.Lock()
+			err := wire.Write(ctrl, wire.TypeAllocs, wire.Allocs{Index: idx, Allocs: allocs})
+			mu.Unlock()
+			if err != nil {
+				return err
+			}
+			last, first = allocs, false
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-watch:
+		}
+	}
+}
+
+// nodeAllocs builds what the agent must run: every allocation on the node
+// that the agent has not reported finished, with its job version's tasks.
+func (a *agentEndpoint) nodeAllocs(nodeID string) ([]wire.Alloc, error) {
+	allocs, err := a.s.store.NodeAllocs(nodeID)
+	if err != nil {
+		return nil, err
+	}
+	out := []wire.Alloc{}
+	for _, al := range allocs {
+		if al.ClientStatus == sched.ClientComplete || al.ClientStatus == sched.ClientFailed || al.ClientStatus == sched.ClientLost {
+			continue
+		}
+		job, err := a.s.store.JobVersion(al.JobID, al.JobVersion)
+		if err != nil {
+			return nil, err
+		}
+		if job == nil {
+			return nil, fmt.Errorf("allocation %s refers to missing job version %s v%d", al.ID, al.JobID, al.JobVersion)
+		}
+		g := job.Lookup(al.Group)
+		if g == nil {
+			return nil, fmt.Errorf("allocation %s refers to missing group %q", al.ID, al.Group)
+		}
+		wa := wire.Alloc{
+			ID: al.ID, Name: al.Name, JobID: al.JobID, JobVersion: al.JobVersion,
+			Group: al.Group, DesiredStatus: al.DesiredStatus, Tasks: g.Tasks,
+		}
+		for _, p := range al.Ports {
+			wa.Ports = append(wa.Ports, wire.Port{Label: p.Label, Value: p.Value, To: p.To})
+		}
+		out = append(out, wa)
+	}
+	return out, nil
+}
+
+// serveDownloads answers module downloads, one per stream.
+func (a *agentEndpoint) serveDownloads(ctx context.Context, conn *quic.Conn, log *slog.Logger) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		st, err := conn.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer st.Close()
+			if err := a.sendModule(st); err != nil {
+				log.Warn("module download", "err", err)
+				st.CancelWrite(1)
+			}
+		}()
+	}
+}
+
+func (a *agentEndpoint) sendModule(st *quic.Stream) error {
+	st.SetReadDeadline(time.Now().Add(10 * time.Second))
+	t, payload, err := wire.Read(st)
+	if err != nil {
+		return err
+	}
+	if t != wire.TypeFetchModule {
+		return fmt.Errorf("download stream must start with FetchModule, got %s", t)
+	}
+	var req wire.FetchModule
+	if err := wire.Decode(t, payload, &req); err != nil {
+		return err
+	}
+	f, size, err := a.s.blobs.Open(req.Digest)
+	if err != nil {
+		return wire.Write(st, wire.TypeModule, wire.ModuleHeader{Digest: req.Digest, Error: err.Error()})
+	}
+	defer f.Close()
+	if err := wire.Write(st, wire.TypeModule, wire.ModuleHeader{Digest: req.Digest, Size: size}); err != nil {
+		return err
+	}
+	_, err = io.Copy(st, f)
+	return err
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

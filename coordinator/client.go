@@ -1,0 +1,145 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strata-run/strata/registry"
+	"github.com/strata-run/strata/spec"
+)
+
+// Client is a small client of the HTTP API, used by the CLI.
+type Client struct {
+	Address string // e.g. http://127.0.0.1:4700
+	HTTP    *http.Client
+}
+
+// NewClient returns a client for address ("host:port" or a URL).
+func NewClient(address string) *Client {
+	if !strings.Contains(address, "://") {
+		address = "http://" + address
+	}
+	return &Client{Address: strings.TrimRight(address, "/"), HTTP: &http.Client{}}
+}
+
+// APIStatusError is a non-2xx answer from the API.
+type APIStatusError struct {
+	Status  int
+	Message string
+}
+
+func (e *APIStatusError) Error() string { return e.Message }
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) (uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.Address+path, body)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) && ctx.Err() == nil {
+			return 0, fmt.Errorf("cannot reach the Strata API at %s (is `strata dev` or a server running? set -address or STRATA_ADDR): %w", c.Address, ue.Err)
+		}
+		return 0, err
+	}
+	defer resp.Body.Close()
+	idx, _ := strconv.ParseUint(resp.Header.Get("X-Strata-Index"), 10, 64)
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e APIError
+		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+			return 0, &APIStatusError{Status: resp.StatusCode, Message: e.Error}
+		}
+		return 0, &APIStatusError{Status: resp.StatusCode, Message: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return 0, fmt.Errorf("decoding %s %s: %w", method, path, err)
+		}
+	}
+	return idx, nil
+}
+
+// Leader returns the leader's address.
+func (c *Client) Leader(ctx context.Context) (string, error) {
+	var s string
+	_, err := c.do(ctx, http.MethodGet, "/v1/status/leader", nil, &s)
+	return s, err
+}
+
+// PushModule uploads a module version.
+func (c *Client) PushModule(ctx context.Context, name, version string, b []byte) (*Module, error) {
+	var m Module
+	_, err := c.do(ctx, http.MethodPut, "/v1/module/"+url.PathEscape(name)+"/"+url.PathEscape(version), bytes.NewReader(b), &m)
+	return &m, err
+}
+
+// Modules lists module versions.
+func (c *Client) Modules(ctx context.Context) ([]*Module, error) {
+	var ms []*Module
+	_, err := c.do(ctx, http.MethodGet, "/v1/modules", nil, &ms)
+	return ms, err
+}
+
+// RegisterJob submits a job.
+func (c *Client) RegisterJob(ctx context.Context, job *spec.Job) (*JobRegisterResponse, error) {
+	body, err := json.Marshal(JobRegisterRequest{Job: job})
+	if err != nil {
+		return nil, err
+	}
+	var r JobRegisterResponse
+	_, err = c.do(ctx, http.MethodPut, "/v1/jobs", bytes.NewReader(body), &r)
+	return &r, err
+}
+
+// Jobs lists jobs.
+func (c *Client) Jobs(ctx context.Context) ([]JobListEntry, error) {
+	var js []JobListEntry
+	_, err := c.do(ctx, http.MethodGet, "/v1/jobs", nil, &js)
+	return js, err
+}
+
+// JobAllocs returns a job's allocations; with index > 0 it blocks until
+// the state passes index or wait elapses.
+func (c *Client) JobAllocs(ctx context.Context, id string, index uint64, wait time.Duration) (*JobAllocsResponse, uint64, error) {
+	path := "/v1/job/" + url.PathEscape(id) + "/allocations"
+	if index > 0 {
+		path += fmt.Sprintf("?index=%d&wait=%s", index, wait)
+	}
+	var r JobAllocsResponse
+	idx, err := c.do(ctx, http.MethodGet, path, nil, &r)
+	return &r, idx, err
+}
+
+// StopJob stops a job.
+func (c *Client) StopJob(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/job/"+url.PathEscape(id), nil, nil)
+	return err
+}
+
+// Nodes lists nodes.
+func (c *Client) Nodes(ctx context.Context) ([]*NodeRecord, error) {
+	var ns []*NodeRecord
+	_, err := c.do(ctx, http.MethodGet, "/v1/nodes", nil, &ns)
+	return ns, err
+}
+
+// Service returns a service's endpoints.
+func (c *Client) Service(ctx context.Context, name string) ([]registry.Endpoint, error) {
+	var eps []registry.Endpoint
+	_, err := c.do(ctx, http.MethodGet, "/v1/catalog/service/"+url.PathEscape(name), nil, &eps)
+	return eps, err
+}

@@ -1,0 +1,456 @@
+package coordinator
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/strata-run/strata/registry"
+	"github.com/strata-run/strata/sched"
+	"github.com/strata-run/strata/spec"
+)
+
+// A Raft log entry is one command-type byte followed by a JSON payload.
+// Values are persisted in the log: never renumber.
+type cmdType byte
+
+const (
+	cmdJobRegister    cmdType = 1
+	cmdJobStop        cmdType = 2
+	cmdModuleRegister cmdType = 3
+	cmdNodeRegister   cmdType = 4
+	cmdPlanApply      cmdType = 5
+	cmdAllocUpdate    cmdType = 6
+	cmdEvalUpsert     cmdType = 7
+)
+
+// Commands. Apply must be deterministic, so the proposer stamps every ID
+// and timestamp into the command; Apply reads nothing but the command and
+// the state.
+
+type jobRegisterCmd struct {
+	Job        *spec.Job `json:"Job"`
+	SubmitTime int64     `json:"SubmitTime"`
+	EvalID     string    `json:"EvalID"` // eval created if the job changed
+}
+
+type jobRegisterResult struct {
+	Version uint64
+	Changed bool
+	EvalID  string
+}
+
+type jobStopCmd struct {
+	JobID  string `json:"JobID"`
+	EvalID string `json:"EvalID"`
+}
+
+type moduleRegisterCmd struct {
+	Module Module `json:"Module"`
+}
+
+type nodeRegisterCmd struct {
+	Node sched.Node `json:"Node"`
+	Time int64      `json:"Time"`
+}
+
+type planApplyCmd struct {
+	Place []*sched.Allocation `json:"Place"`
+	Stop  []allocStop         `json:"Stop,omitempty"`
+	Eval  *Eval               `json:"Eval"`
+}
+
+type allocStop struct {
+	ID   string `json:"ID"`
+	Desc string `json:"Desc"`
+}
+
+type allocUpdateCmd struct {
+	NodeID  string        `json:"NodeID"`
+	Updates []allocUpdate `json:"Updates"`
+}
+
+type allocUpdate struct {
+	AllocID      string              `json:"AllocID"`
+	ClientStatus string              `json:"ClientStatus"`
+	Description  string              `json:"Description,omitempty"`
+	Endpoints    []registry.Endpoint `json:"Endpoints,omitempty"`
+}
+
+type evalUpsertCmd struct {
+	Evals []*Eval `json:"Evals"`
+}
+
+// ErrModuleExists is returned when a module version is pushed again with
+// different bytes: versions are immutable.
+var ErrModuleExists = errors.New("coordinator: module version exists with a different digest")
+
+func encodeCmd(t cmdType, v any) ([]byte, error) {
+	payload, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{byte(t)}, payload...), nil
+}
+
+// fsm is Strata's raft.FSM. It applies batches in one bbolt transaction
+// with the applied index, so a restart skips entries already applied.
+type fsm struct {
+	store *Store
+}
+
+var _ raft.BatchingFSM = (*fsm)(nil)
+
+func (f *fsm) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies logs in one transaction. Results are per log: a
+// command that is refused (an error result) changes nothing.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	results := make([]any, len(logs))
+	err := f.store.update(func(tx *bolt.Tx) error {
+		applied := appliedIndex(tx)
+		last := applied
+		for i, l := range logs {
+			if l.Index <= applied {
+				results[i] = nil // replayed after restart: already in the state
+				continue
+			}
+			last = l.Index
+			if l.Type != raft.LogCommand {
+				continue
+			}
+			res, err := applyCmd(tx, l.Index, l.Data)
+			var refused refusal
+			if errors.As(err, &refused) {
+				results[i] = refused.err
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("apply index %d: %w", l.Index, err)
+			}
+			results[i] = res
+		}
+		if last > applied {
+			return setAppliedIndex(tx, last)
+		}
+		return nil
+	})
+	if err != nil {
+		// A storage failure must not be silently skipped: the FSM would
+		// diverge from the log. Raft has no way to retry an Apply, so stop.
+		panic(fmt.Sprintf("coordinator: state store failed, refusing to diverge from the Raft log: %v", err))
+	}
+	return results
+}
+
+// refusal wraps an error that refuses one command without failing the batch.
+type refusal struct{ err error }
+
+func (r refusal) Error() string { return r.err.Error() }
+
+func refuse(format string, args ...any) error {
+	return refusal{fmt.Errorf(format, args...)}
+}
+
+func applyCmd(tx *bolt.Tx, index uint64, data []byte) (any, error) {
+	if len(data) == 0 {
+		return nil, refuse("coordinator: empty command")
+	}
+	t, payload := cmdType(data[0]), data[1:]
+	decode := func(v any) error {
+		if err := json.Unmarshal(payload, v); err != nil {
+			return refuse("coordinator: malformed command %d: %v", t, err)
+		}
+		return nil
+	}
+	switch t {
+	case cmdJobRegister:
+		var c jobRegisterCmd
+		if err := decode(&c); err != nil {
+			return nil, err
+		}
+		return applyJobRegister(tx, index, &c)
+	case cmdJobStop:
+		var c jobStopCmd
+		if err := decode(&c); err != nil {
+			return nil, err
+		}
+		return nil, applyJobStop(tx, index, &c)
+	case cmdModuleRegister:
+		var c moduleRegisterCmd
+		if err := decode(&c); err != nil {
+			return nil, err
+		}
+		return nil, applyModuleRegister(tx, index, &c)
+	case cmdNodeRegister:
+		var c nodeRegisterCmd
+		if err := decode(&c); err != nil {
+			return nil, err
+		}
+		return nil, applyNodeRegister(tx, index, &c)
+	case cmdPlanApply:
+		var c planApplyCmd
+		if err := decode(&c); err != nil {
+			return nil, err
+		}
+		return nil, applyPlan(tx, index, &c)
+	case cmdAllocUpdate:
+		var c allocUpdateCmd
+		if err := decode(&c); err != nil {
+			return nil, err
+		}
+		return nil, applyAllocUpdate(tx, index, &c)
+	case cmdEvalUpsert:
+		var c evalUpsertCmd
+		if err := decode(&c); err != nil {
+			return nil, err
+		}
+		for _, e := range c.Evals {
+			if err := upsertEval(tx, index, e); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}
+	return nil, refuse("coordinator: unknown command type %d", t)
+}
+
+func applyJobRegister(tx *bolt.Tx, index uint64, c *jobRegisterCmd) (any, error) {
+	if c.Job == nil || c.Job.ID == "" {
+		return nil, refuse("coordinator: job register without a job")
+	}
+	jobs := tx.Bucket(bucketJobs)
+	var rec JobRecord
+	exists, err := getJSON(jobs, []byte(c.Job.ID), &rec)
+	if err != nil {
+		return nil, err
+	}
+	res := &jobRegisterResult{}
+	switch {
+	case !exists:
+		rec = JobRecord{Job: c.Job, Version: 0, CreateIndex: index}
+		res.Changed = true
+	case rec.Stopped || !reflect.DeepEqual(rec.Job, c.Job):
+		if !reflect.DeepEqual(rec.Job, c.Job) {
+			rec.Version++
+		}
+		rec.Job, rec.Stopped = c.Job, false
+		res.Changed = true
+	}
+	res.Version = rec.Version
+	if !res.Changed {
+		return res, nil
+	}
+	rec.SubmitTime, rec.ModifyIndex = c.SubmitTime, index
+	if c.EvalID != "" {
+		rec.LatestEvalID = c.EvalID
+		res.EvalID = c.EvalID
+		if err := upsertEval(tx, index, &Eval{ID: c.EvalID, JobID: c.Job.ID, TriggeredBy: "job-register", Status: EvalPending}); err != nil {
+			return nil, err
+		}
+	}
+	if err := putJSON(tx.Bucket(bucketJobVersions), jobVersionKey(c.Job.ID, rec.Version), c.Job); err != nil {
+		return nil, err
+	}
+	return res, putJSON(jobs, []byte(c.Job.ID), &rec)
+}
+
+func applyJobStop(tx *bolt.Tx, index uint64, c *jobStopCmd) error {
+	jobs := tx.Bucket(bucketJobs)
+	var rec JobRecord
+	ok, err := getJSON(jobs, []byte(c.JobID), &rec)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return refuse("coordinator: job %q not found", c.JobID)
+	}
+	rec.Stopped, rec.ModifyIndex = true, index
+	if c.EvalID != "" {
+		rec.LatestEvalID = c.EvalID
+		if err := upsertEval(tx, index, &Eval{ID: c.EvalID, JobID: c.JobID, TriggeredBy: "job-deregister", Status: EvalPending}); err != nil {
+			return err
+		}
+	}
+	return putJSON(jobs, []byte(c.JobID), &rec)
+}
+
+func applyModuleRegister(tx *bolt.Tx, index uint64, c *moduleRegisterCmd) error {
+	mods := tx.Bucket(bucketModules)
+	key := []byte(c.Module.Name + "@" + c.Module.Version)
+	var old Module
+	ok, err := getJSON(mods, key, &old)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if old.Digest != c.Module.Digest {
+			return refusal{fmt.Errorf("%w: %s@%s is %s; push a new version instead", ErrModuleExists, old.Name, old.Version, old.Digest)}
+		}
+		return nil // same bytes again: idempotent
+	}
+	m := c.Module
+	m.CreateIndex = index
+	return putJSON(mods, key, &m)
+}
+
+func applyNodeRegister(tx *bolt.Tx, index uint64, c *nodeRegisterCmd) error {
+	nodes := tx.Bucket(bucketNodes)
+	var rec NodeRecord
+	ok, err := getJSON(nodes, []byte(c.Node.ID), &rec)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		rec.CreateIndex = index
+	}
+	rec.Node, rec.LastRegister, rec.ModifyIndex = c.Node, c.Time, index
+	return putJSON(nodes, []byte(c.Node.ID), &rec)
+}
+
+func upsertEval(tx *bolt.Tx, index uint64, e *Eval) error {
+	evals := tx.Bucket(bucketEvals)
+	var old Eval
+	ok, err := getJSON(evals, []byte(e.ID), &old)
+	if err != nil {
+		return err
+	}
+	v := *e
+	v.CreateIndex, v.ModifyIndex = index, index
+	if ok {
+		v.CreateIndex = old.CreateIndex
+	}
+	return putJSON(evals, []byte(e.ID), &v)
+}
+
+func indexKey(owner, id string) []byte {
+	k := make([]byte, 0, len(owner)+1+len(id))
+	k = append(k, owner...)
+	k = append(k, 0)
+	return append(k, id...)
+}
+
+func putAlloc(tx *bolt.Tx, a *Alloc) error {
+	if err := putJSON(tx.Bucket(bucketAllocs), []byte(a.ID), a); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketAllocsByJob).Put(indexKey(a.JobID, a.ID), nil); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketAllocsByNode).Put(indexKey(a.NodeID, a.ID), nil)
+}
+
+func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd) error {
+	for _, s := range c.Stop {
+		a, err := getAlloc(tx, []byte(s.ID))
+		if err != nil {
+			return err
+		}
+		if a == nil {
+			continue
+		}
+		if err := setEndpoints(tx, a.ID, a.Endpoints, nil); err != nil {
+			return err
+		}
+		a.DesiredStatus, a.DesiredDesc, a.ModifyIndex = sched.DesiredStop, s.Desc, index
+		a.Endpoints = nil
+		if err := putAlloc(tx, a); err != nil {
+			return err
+		}
+	}
+	for _, p := range c.Place {
+		a := &Alloc{Allocation: *p}
+		a.CreateIndex, a.ModifyIndex = index, index
+		if err := putAlloc(tx, a); err != nil {
+			return err
+		}
+	}
+	if c.Eval != nil {
+		return upsertEval(tx, index, c.Eval)
+	}
+	return nil
+}
+
+func applyAllocUpdate(tx *bolt.Tx, index uint64, c *allocUpdateCmd) error {
+	for _, u := range c.Updates {
+		a, err := getAlloc(tx, []byte(u.AllocID))
+		if err != nil {
+			return err
+		}
+		if a == nil || a.NodeID != c.NodeID {
+			continue // unknown here, or not this node's: ignore, never let a node write another's alloc
+		}
+		old := a.Endpoints
+		a.ClientStatus, a.ClientDescription, a.ModifyIndex = u.ClientStatus, u.Description, index
+		a.Endpoints = u.Endpoints
+		if a.Terminal() {
+			a.Endpoints = nil // a stopping or finished alloc is never discoverable
+		}
+		if err := setEndpoints(tx, a.ID, old, a.Endpoints); err != nil {
+			return err
+		}
+		if err := putAlloc(tx, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setEndpoints replaces an allocation's entries in the services bucket,
+// keyed service \x00 allocID \x00 n; old is what the alloc had before.
+func setEndpoints(tx *bolt.Tx, allocID string, old, eps []registry.Endpoint) error {
+	b := tx.Bucket(bucketServices)
+	for i, e := range old {
+		if err := b.Delete(serviceKey(e.Service, allocID, i)); err != nil {
+			return err
+		}
+	}
+	for i, e := range eps {
+		if err := putJSON(b, serviceKey(e.Service, allocID, i), e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func serviceKey(service, allocID string, n int) []byte {
+	return fmt.Appendf(nil, "%s\x00%s\x00%04d", service, allocID, n)
+}
+
+// fsmSnapshot streams the state as of the moment Raft asked for it: its
+// read transaction is opened in Snapshot (on the FSM goroutine) and written
+// out in Persist, concurrently with later Applies.
+type fsmSnapshot struct {
+	tx      *bolt.Tx
+	release func()
+}
+
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	tx, release, err := f.store.beginRead()
+	if err != nil {
+		return nil, err
+	}
+	return &fsmSnapshot{tx: tx, release: release}, nil
+}
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := s.tx.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("coordinator: write snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() { s.release() }
+
+func (f *fsm) Restore(r io.ReadCloser) error {
+	defer r.Close()
+	return f.store.Restore(r)
+}

@@ -1,0 +1,457 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strata-run/strata/internal/fsutil"
+	"github.com/strata-run/strata/registry"
+	"github.com/strata-run/strata/spec"
+	"github.com/strata-run/strata/wasmhost"
+)
+
+// MaxModuleSize bounds a pushed module.
+const MaxModuleSize = 64 << 20
+
+// maxJobSize bounds a submitted job's JSON.
+const maxJobSize = 4 << 20
+
+// Handler returns the HTTP API. Handlers are thin: decode, call the
+// server, encode. Every response to a read carries X-Strata-Index.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status/leader", s.handleLeader)
+	mux.HandleFunc("GET /v1/jobs", s.handleJobs)
+	mux.HandleFunc("PUT /v1/jobs", s.handleJobRegister)
+	mux.HandleFunc("POST /v1/jobs", s.handleJobRegister)
+	mux.HandleFunc("GET /v1/job/{id}", s.handleJob)
+	mux.HandleFunc("DELETE /v1/job/{id}", s.handleJobStop)
+	mux.HandleFunc("GET /v1/job/{id}/allocations", s.handleJobAllocs)
+	mux.HandleFunc("GET /v1/job/{id}/versions", s.handleJobVersions)
+	mux.HandleFunc("GET /v1/evaluation/{id}", s.handleEval)
+	mux.HandleFunc("PUT /v1/module/{name}/{version}", s.handleModulePush)
+	mux.HandleFunc("GET /v1/modules", s.handleModules)
+	mux.HandleFunc("GET /v1/nodes", s.handleNodes)
+	mux.HandleFunc("GET /v1/catalog/services", s.handleServices)
+	mux.HandleFunc("GET /v1/catalog/service/{name}", s.handleService)
+	return mux
+}
+
+// APIError is the body of every error response.
+type APIError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, index uint64, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	if index > 0 {
+		w.Header().Set("X-Strata-Index", strconv.FormatUint(index, 10))
+	}
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	var nl *NotLeaderError
+	var bad badRequest
+	switch {
+	case errors.As(err, &bad):
+		status = http.StatusBadRequest
+	case errors.Is(err, ErrModuleExists):
+		status = http.StatusConflict
+	case errors.As(err, &nl):
+		status = http.StatusServiceUnavailable
+	case errors.Is(err, errNotFound):
+		status = http.StatusNotFound
+	}
+	writeJSON(w, status, 0, APIError{Error: err.Error()})
+}
+
+type badRequest struct{ error }
+
+func (b badRequest) Unwrap() error { return b.error }
+
+var errNotFound = errors.New("not found")
+
+// blockingWait implements Consul/Nomad blocking queries: with ?index=N the
+// request waits (up to ?wait=, default 5m, max 10m) until the state index
+// passes N, then answers.
+func (s *Server) blockingWait(r *http.Request) {
+	q := r.URL.Query()
+	min, err := strconv.ParseUint(q.Get("index"), 10, 64)
+	if err != nil || min == 0 {
+		return
+	}
+	wait := 5 * time.Minute
+	if d, err := time.ParseDuration(q.Get("wait")); err == nil && d > 0 {
+		wait = min64(d, 10*time.Minute)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	for {
+		ch := s.store.Watch()
+		if s.store.Index() > min {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+func min64(a, b time.Duration) time.Duration {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request) {
+	leader := s.Leader()
+	if leader == "" {
+		writeError(w, &NotLeaderError{})
+		return
+	}
+	writeJSON(w, http.StatusOK, 0, leader)
+}
+
+// JobListEntry is one row of GET /v1/jobs.
+type JobListEntry struct {
+	ID      string         `json:"ID"`
+	Version uint64         `json:"Version"`
+	Status  string         `json:"Status"`  // running, pending, dead
+	Summary map[string]int `json:"Summary"` // client status -> count, non-stopped allocs
+}
+
+func (s *Server) handleJobs(w http.ResponseWriter, r *http.Request) {
+	s.blockingWait(r)
+	idx := s.store.Index()
+	jobs, err := s.store.Jobs()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := []JobListEntry{}
+	for _, j := range jobs {
+		allocs, err := s.store.JobAllocs(j.Job.ID)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		e := JobListEntry{ID: j.Job.ID, Version: j.Version, Summary: map[string]int{}}
+		for _, a := range allocs {
+			if a.DesiredStatus == "run" {
+				e.Summary[a.ClientStatus]++
+			}
+		}
+		switch {
+		case j.Stopped:
+			e.Status = "dead"
+		case e.Summary["running"] > 0:
+			e.Status = "running"
+		default:
+			e.Status = "pending"
+		}
+		out = append(out, e)
+	}
+	writeJSON(w, http.StatusOK, idx, out)
+}
+
+// JobRegisterResponse answers a job registration.
+type JobRegisterResponse struct {
+	JobID   string `json:"JobID"`
+	Version uint64 `json:"Version"`
+	Changed bool   `json:"Changed"`
+	EvalID  string `json:"EvalID,omitempty"`
+	Index   uint64 `json:"Index"`
+}
+
+// JobRegisterRequest is the body of PUT /v1/jobs.
+type JobRegisterRequest struct {
+	Job *spec.Job `json:"Job"`
+}
+
+func (s *Server) handleJobRegister(w http.ResponseWriter, r *http.Request) {
+	var req JobRegisterRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxJobSize))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, badRequest{fmt.Errorf("malformed job JSON: %w", err)})
+		return
+	}
+	resp, err := s.RegisterJob(req.Job)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp.Index, resp)
+}
+
+// RegisterJob validates a job, pins every module reference to a digest,
+// and commits it with an evaluation when it changed.
+func (s *Server) RegisterJob(job *spec.Job) (*JobRegisterResponse, error) {
+	if job == nil {
+		return nil, badRequest{errors.New("request has no Job")}
+	}
+	spec.Canonicalize(job)
+	if err := spec.Validate(job); err != nil {
+		return nil, badRequest{fmt.Errorf("invalid job: %w", err)}
+	}
+	if err := s.resolveModules(job); err != nil {
+		return nil, badRequest{err}
+	}
+	res, idx, err := s.apply(cmdJobRegister, &jobRegisterCmd{Job: job, SubmitTime: time.Now().UnixNano(), EvalID: newEvalID()})
+	if err != nil {
+		return nil, err
+	}
+	r := res.(*jobRegisterResult)
+	if r.EvalID != "" {
+		s.evals.push(&Eval{ID: r.EvalID, JobID: job.ID, TriggeredBy: "job-register", Status: EvalPending})
+	}
+	return &JobRegisterResponse{JobID: job.ID, Version: r.Version, Changed: r.Changed, EvalID: r.EvalID, Index: idx}, nil
+}
+
+// resolveModules fills ModuleDigest of every wasm task from the module
+// registry; a reference to a module that was never pushed is an error.
+func (s *Server) resolveModules(job *spec.Job) error {
+	var errs []error
+	for _, g := range job.Groups {
+		for _, t := range g.Tasks {
+			if t.Driver != "wasm" {
+				continue
+			}
+			name, version, digest, err := spec.ParseModuleRef(t.Config.Module)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("group %q task %q: %w", g.Name, t.Name, err))
+				continue
+			}
+			if digest == "" {
+				m, err := s.store.Module(name, version)
+				if err != nil {
+					return err
+				}
+				if m == nil {
+					errs = append(errs, fmt.Errorf("group %q task %q: module %s@%s does not exist; push it first with `strata module push FILE -name %s -version %s`",
+						g.Name, t.Name, name, version, name, version))
+					continue
+				}
+				digest = m.Digest
+			} else if !s.blobs.Has(digest) {
+				errs = append(errs, fmt.Errorf("group %q task %q: no module with digest %s has been pushed", g.Name, t.Name, digest))
+				continue
+			}
+			t.Config.ModuleDigest = digest
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) handleJob(w http.ResponseWriter, r *http.Request) {
+	s.blockingWait(r)
+	idx := s.store.Index()
+	rec, err := s.store.Job(r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if rec == nil {
+		writeError(w, fmt.Errorf("job %q: %w", r.PathValue("id"), errNotFound))
+		return
+	}
+	writeJSON(w, http.StatusOK, idx, rec)
+}
+
+func (s *Server) handleJobStop(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	evalID := newEvalID()
+	_, idx, err := s.apply(cmdJobStop, &jobStopCmd{JobID: id, EvalID: evalID})
+	if err != nil {
+		if strings.Contains(err.Error(), "not found") {
+			err = fmt.Errorf("job %q: %w", id, errNotFound)
+		}
+		writeError(w, err)
+		return
+	}
+	s.evals.push(&Eval{ID: evalID, JobID: id, TriggeredBy: "job-deregister", Status: EvalPending})
+	writeJSON(w, http.StatusOK, idx, map[string]any{"JobID": id, "EvalID": evalID, "Index": idx})
+}
+
+// JobAllocsResponse is GET /v1/job/{id}/allocations: the allocations and
+// the latest evaluation (whose FailedTGAllocs explain unplaced copies).
+type JobAllocsResponse struct {
+	Allocations []*Alloc `json:"Allocations"`
+	LatestEval  *Eval    `json:"LatestEval,omitempty"`
+	Stopped     bool     `json:"Stopped"`
+	Version     uint64   `json:"Version"`
+}
+
+func (s *Server) handleJobAllocs(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.blockingWait(r)
+	idx := s.store.Index()
+	rec, err := s.store.Job(id)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if rec == nil {
+		writeError(w, fmt.Errorf("job %q: %w", id, errNotFound))
+		return
+	}
+	allocs, err := s.store.JobAllocs(id)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	resp := JobAllocsResponse{Allocations: allocs, Stopped: rec.Stopped, Version: rec.Version}
+	if resp.Allocations == nil {
+		resp.Allocations = []*Alloc{}
+	}
+	if rec.LatestEvalID != "" {
+		if resp.LatestEval, err = s.store.Eval(rec.LatestEvalID); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, idx, resp)
+}
+
+func (s *Server) handleJobVersions(w http.ResponseWriter, r *http.Request) {
+	vs, err := s.store.JobVersions(r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if len(vs) == 0 {
+		writeError(w, fmt.Errorf("job %q: %w", r.PathValue("id"), errNotFound))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.store.Index(), vs)
+}
+
+func (s *Server) handleEval(w http.ResponseWriter, r *http.Request) {
+	e, err := s.store.Eval(r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if e == nil {
+		writeError(w, fmt.Errorf("evaluation %q: %w", r.PathValue("id"), errNotFound))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.store.Index(), e)
+}
+
+func (s *Server) handleModulePush(w http.ResponseWriter, r *http.Request) {
+	name, version := r.PathValue("name"), r.PathValue("version")
+	if err := spec.ValidModuleName(name); err != nil {
+		writeError(w, badRequest{err})
+		return
+	}
+	if err := spec.ValidVersion(version); err != nil {
+		writeError(w, badRequest{err})
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxModuleSize+1))
+	if err != nil {
+		writeError(w, badRequest{fmt.Errorf("reading module: %w", err)})
+		return
+	}
+	if len(body) > MaxModuleSize {
+		writeError(w, badRequest{fmt.Errorf("module is larger than %d MiB", MaxModuleSize>>20)})
+		return
+	}
+	m, idx, err := s.PushModule(r.Context(), name, version, body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, idx, m)
+}
+
+// PushModule validates and stores a module version. Versions are
+// immutable: the same name@version with other bytes is refused.
+func (s *Server) PushModule(ctx context.Context, name, version string, b []byte) (*Module, uint64, error) {
+	digest := Digest(b)
+	if old, err := s.store.Module(name, version); err != nil {
+		return nil, 0, err
+	} else if old != nil && old.Digest != digest {
+		return nil, 0, fmt.Errorf("%w: %s@%s is %s, the pushed file is %s; versions are immutable, push it as a new version",
+			ErrModuleExists, name, version, old.Digest, digest)
+	} else if old != nil {
+		return old, s.store.Index(), nil
+	}
+	if err := wasmhost.Validate(ctx, b); err != nil {
+		return nil, 0, badRequest{fmt.Errorf("%s@%s is not a module Strata can run: %w", name, version, err)}
+	}
+	if _, err := s.blobs.Put(b); err != nil {
+		return nil, 0, err
+	}
+	m := Module{Name: name, Version: version, Digest: digest, Size: int64(len(b)), PushTime: time.Now().UnixNano()}
+	_, idx, err := s.apply(cmdModuleRegister, &moduleRegisterCmd{Module: m})
+	if err != nil {
+		return nil, 0, err
+	}
+	stored, err := s.store.Module(name, version)
+	return stored, idx, err
+}
+
+func (s *Server) handleModules(w http.ResponseWriter, r *http.Request) {
+	s.blockingWait(r)
+	idx := s.store.Index()
+	mods, err := s.store.Modules()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if mods == nil {
+		mods = []*Module{}
+	}
+	writeJSON(w, http.StatusOK, idx, mods)
+}
+
+func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
+	s.blockingWait(r)
+	idx := s.store.Index()
+	nodes, err := s.store.Nodes()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if nodes == nil {
+		nodes = []*NodeRecord{}
+	}
+	writeJSON(w, http.StatusOK, idx, nodes)
+}
+
+func (s *Server) handleServices(w http.ResponseWriter, r *http.Request) {
+	s.blockingWait(r)
+	writeJSON(w, http.StatusOK, s.store.Index(), s.store.Services())
+}
+
+func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
+	s.blockingWait(r)
+	idx := s.store.Index()
+	eps := s.store.Endpoints(r.PathValue("name"))
+	if r.URL.Query().Has("passing") {
+		eps = registry.HealthyWithTag(eps, r.URL.Query().Get("tag"))
+	}
+	if eps == nil {
+		eps = []registry.Endpoint{}
+	}
+	writeJSON(w, http.StatusOK, idx, eps)
+}
+
+func newEvalID() string { return fsutil.NewID() }

@@ -1,0 +1,357 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/strata-run/strata/internal/fsutil"
+)
+
+// Config configures a coordinator server. Zero values take the defaults
+// noted on each field.
+type Config struct {
+	// DataDir holds raft/ (log, stable store, snapshots), state.db (the
+	// FSM), modules/ (module blobs by digest) and tls/ (the cluster CA).
+	DataDir string
+	// NodeID is this server's Raft ID; default: kept in DataDir/server-id,
+	// generated on first start.
+	NodeID string
+	// RaftAddr is the Raft TCP bind address; default 127.0.0.1:0.
+	RaftAddr string
+	// AgentAddr is the QUIC (UDP) address agents dial; default 127.0.0.1:0.
+	AgentAddr string
+	// Bootstrap makes a fresh server bootstrap a single-voter cluster.
+	Bootstrap bool
+	// HeartbeatInterval is how often agents heartbeat; default 1s.
+	HeartbeatInterval time.Duration
+	// DevMode shortens Raft timeouts for a single-node cluster on loopback.
+	DevMode bool
+	Logger  *slog.Logger
+}
+
+// Server is one coordinator: Raft, the state store, the scheduler worker,
+// the agent endpoint and the HTTP API handler.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	store  *Store
+	raft   *raft.Raft
+	trans  *raft.NetworkTransport
+	logDB  *raftboltdb.BoltStore
+	blobs  *blobStore
+	tls    *clusterTLS
+	agents *agentEndpoint
+	evals  *evalQueue
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// ErrNotLeader is returned for a write on a server that is not the leader.
+var ErrNotLeader = errors.New("coordinator: not the leader")
+
+// NotLeaderError tells the caller where the leader is, if known.
+type NotLeaderError struct{ Leader string }
+
+func (e *NotLeaderError) Error() string {
+	if e.Leader == "" {
+		return "coordinator: not the leader and no leader is known (is a quorum of servers up?)"
+	}
+	return fmt.Sprintf("coordinator: not the leader; the leader is %s", e.Leader)
+}
+
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// New opens the data dir, restores state and starts Raft, the scheduler
+// worker and the agent endpoint. Call Shutdown to stop them all.
+func New(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("coordinator: DataDir is required")
+	}
+	if cfg.RaftAddr == "" {
+		cfg.RaftAddr = "127.0.0.1:0"
+	}
+	if cfg.AgentAddr == "" {
+		cfg.AgentAddr = "127.0.0.1:0"
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	for _, d := range []string{"raft", "modules", "tls"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("coordinator: %w", err)
+		}
+	}
+	if cfg.NodeID == "" {
+		id, err := fsutil.PersistentID(filepath.Join(cfg.DataDir, "server-id"))
+		if err != nil {
+			return nil, err
+		}
+		cfg.NodeID = id
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "coordinator")}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeStores()
+		}
+	}()
+
+	var err error
+	if s.store, err = OpenStore(filepath.Join(cfg.DataDir, "state.db")); err != nil {
+		return nil, err
+	}
+	if s.blobs, err = newBlobStore(filepath.Join(cfg.DataDir, "modules")); err != nil {
+		return nil, err
+	}
+	if s.tls, err = loadClusterTLS(filepath.Join(cfg.DataDir, "tls")); err != nil {
+		return nil, err
+	}
+	if err := s.startRaft(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.evals = newEvalQueue()
+	if s.agents, err = newAgentEndpoint(s, cfg.AgentAddr); err != nil {
+		cancel()
+		s.raft.Shutdown().Error()
+		return nil, err
+	}
+	s.goRun(func() { s.agents.serve(ctx) })
+	s.goRun(func() { s.leaderLoop(ctx) })
+	ok = true
+	s.log.Info("coordinator started", "id", cfg.NodeID, "raft", s.trans.LocalAddr(), "agents", s.agents.Addr())
+	return s, nil
+}
+
+func (s *Server) goRun(fn func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn()
+	}()
+}
+
+func (s *Server) startRaft() error {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(s.cfg.NodeID)
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
+	// The FSM is durable: do not rebuild it from the snapshot at start,
+	// replay only what is newer than its applied index.
+	rc.NoSnapshotRestoreOnStart = true
+	if s.cfg.DevMode {
+		rc.HeartbeatTimeout = 150 * time.Millisecond
+		rc.ElectionTimeout = 150 * time.Millisecond
+		rc.LeaderLeaseTimeout = 100 * time.Millisecond
+		rc.CommitTimeout = 5 * time.Millisecond
+	}
+	dir := filepath.Join(s.cfg.DataDir, "raft")
+	var err error
+	s.logDB, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("coordinator: open raft log %s: %w", filepath.Join(dir, "raft.db"), err)
+	}
+	snaps, err := raft.NewFileSnapshotStore(dir, 2, io.Discard)
+	if err != nil {
+		return fmt.Errorf("coordinator: snapshot store: %w", err)
+	}
+	addr, err := net.ResolveTCPAddr("tcp", s.cfg.RaftAddr)
+	if err != nil {
+		return fmt.Errorf("coordinator: raft address %q: %w", s.cfg.RaftAddr, err)
+	}
+	s.trans, err = raft.NewTCPTransport(s.cfg.RaftAddr, addr, 3, 10*time.Second, io.Discard)
+	if err != nil {
+		return fmt.Errorf("coordinator: raft transport on %s: %w", s.cfg.RaftAddr, err)
+	}
+	hasState, err := raft.HasExistingState(s.logDB, s.logDB, snaps)
+	if err != nil {
+		return err
+	}
+	if s.cfg.Bootstrap && !hasState {
+		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: s.trans.LocalAddr()}}}
+		if err := raft.BootstrapCluster(rc, s.logDB, s.logDB, snaps, s.trans, conf); err != nil {
+			return fmt.Errorf("coordinator: bootstrap: %w", err)
+		}
+	}
+	s.raft, err = raft.NewRaft(rc, &fsm{store: s.store}, s.logDB, s.logDB, snaps, s.trans)
+	if err != nil {
+		return fmt.Errorf("coordinator: start raft: %w", err)
+	}
+	if s.cfg.Bootstrap && hasState {
+		s.updateOwnAddress(rc.LocalID)
+	}
+	return nil
+}
+
+// updateOwnAddress fixes this server's address in a single-server
+// configuration after a restart on a new port (dev mode binds port 0).
+func (s *Server) updateOwnAddress(id raft.ServerID) {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	servers := f.Configuration().Servers
+	if len(servers) != 1 || servers[0].ID != id || servers[0].Address == s.trans.LocalAddr() {
+		return
+	}
+	s.goRun(func() {
+		select {
+		case <-s.raft.LeaderCh():
+		case <-time.After(30 * time.Second):
+			return
+		}
+		s.raft.AddVoter(id, s.trans.LocalAddr(), 0, 5*time.Second)
+	})
+}
+
+// Shutdown stops the agent endpoint, the workers and Raft, then closes the stores.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.agents.close()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	err := s.raft.Shutdown().Error()
+	s.closeStores()
+	return err
+}
+
+func (s *Server) closeStores() {
+	if s.trans != nil {
+		s.trans.Close()
+	}
+	if s.logDB != nil {
+		s.logDB.Close()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+}
+
+// Store returns the state store (read-only use).
+func (s *Server) Store() *Store { return s.store }
+
+// AgentAddr is the bound QUIC address agents dial.
+func (s *Server) AgentAddr() string { return s.agents.Addr() }
+
+// RaftAddr is the bound Raft address.
+func (s *Server) RaftAddr() string { return string(s.trans.LocalAddr()) }
+
+// CAPin is "sha256:<hex>" of the cluster CA certificate, which agents pin.
+func (s *Server) CAPin() string { return s.tls.pin() }
+
+// CACertPEM is the cluster CA certificate.
+func (s *Server) CACertPEM() []byte { return s.tls.caPEM }
+
+// Leader returns the leader's Raft address, "" if none is known.
+func (s *Server) Leader() string {
+	addr, _ := s.raft.LeaderWithID()
+	return string(addr)
+}
+
+// IsLeader reports whether this server is the Raft leader.
+func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// apply proposes one command and waits for it to be committed and applied.
+// It returns the FSM's result; a command the FSM refused returns its error.
+func (s *Server) apply(t cmdType, v any) (any, uint64, error) {
+	if !s.IsLeader() {
+		return nil, 0, &NotLeaderError{Leader: s.Leader()}
+	}
+	data, err := encodeCmd(t, v)
+	if err != nil {
+		return nil, 0, err
+	}
+	f := s.raft.Apply(data, 30*time.Second)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return nil, 0, &NotLeaderError{Leader: s.Leader()}
+		}
+		return nil, 0, fmt.Errorf("coordinator: raft apply: %w", err)
+	}
+	if err, ok := f.Response().(error); ok {
+		return nil, f.Index(), err
+	}
+	return f.Response(), f.Index(), nil
+}
+
+// leaderLoop runs the leader-only work while this server leads.
+func (s *Server) leaderLoop(ctx context.Context) {
+	var stop context.CancelFunc
+	var wg sync.WaitGroup
+	defer func() {
+		if stop != nil {
+			stop()
+			wg.Wait()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case leader := <-s.raft.LeaderCh():
+			if stop != nil {
+				stop()
+				wg.Wait()
+				stop = nil
+			}
+			if !leader {
+				s.log.Info("lost leadership")
+				continue
+			}
+			s.log.Info("gained leadership")
+			lctx, cancel := context.WithCancel(ctx)
+			stop = cancel
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.lead(lctx)
+			}()
+		}
+	}
+}
+
+// lead is the leader's duty: barrier, re-enqueue unfinished evaluations,
+// then run the scheduler worker until leadership ends.
+func (s *Server) lead(ctx context.Context) {
+	if err := s.raft.Barrier(30 * time.Second).Error(); err != nil {
+		s.log.Error("barrier after election failed", "err", err)
+		return
+	}
+	s.evals.reset()
+	for _, status := range []string{EvalPending, EvalBlocked} {
+		evals, err := s.store.Evals(status)
+		if err != nil {
+			s.log.Error("reading evaluations", "err", err)
+			return
+		}
+		for _, e := range evals {
+			s.evals.push(e)
+		}
+	}
+	s.runWorker(ctx)
+}

@@ -1,0 +1,535 @@
+package edge
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/strata-run/strata/internal/fsutil"
+	"github.com/strata-run/strata/internal/wire"
+	"github.com/strata-run/strata/wasmhost"
+)
+
+// Config configures an agent.
+type Config struct {
+	// Servers are the coordinators' agent (QUIC) addresses; tried in turn.
+	Servers []string
+	// CAPin is "sha256:<hex>" of the cluster CA certificate. The agent
+	// refuses a server whose certificate chain does not end in it.
+	CAPin string
+	// DataDir holds node-id, modules/ (downloaded modules) and
+	// wasm-cache/ (compiled code).
+	DataDir    string
+	NodeName   string // default: host name
+	Datacenter string // default "dc1"
+	// BindAddr is the IP tasks listen on and advertise; default 127.0.0.1.
+	BindAddr string
+	Meta     map[string]string
+	Logger   *slog.Logger
+}
+
+// Agent is an edge agent: one QUIC session to a coordinator, the local
+// allocation runners, and the wasm host.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	nodeID string
+	host   *wasmhost.Host
+	mods   *moduleCache
+	fp     fingerprint
+
+	connMu sync.Mutex
+	conn   *quic.Conn    // current session, nil while disconnected
+	connCh chan struct{} // closed when conn changes
+
+	runMu   sync.Mutex
+	runners map[string]*allocRunner
+	wg      sync.WaitGroup // runners
+
+	registered     chan struct{} // closed after the first registration
+	registeredOnce sync.Once
+
+	statMu    sync.Mutex
+	statuses  map[string]wire.AllocStatus // latest per alloc
+	dirty     map[string]bool             // not yet sent on the current session
+	statReady chan struct{}               // 1-buffered wake-up for the writer
+}
+
+// New prepares an agent: data dir, node identity, wasm host, fingerprint.
+func New(ctx context.Context, cfg Config) (*Agent, error) {
+	if len(cfg.Servers) == 0 {
+		return nil, errors.New("edge: no servers to connect to")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("edge: DataDir is required")
+	}
+	if _, err := parsePin(cfg.CAPin); err != nil {
+		return nil, err
+	}
+	if cfg.Datacenter == "" {
+		cfg.Datacenter = "dc1"
+	}
+	if cfg.BindAddr == "" {
+		cfg.BindAddr = "127.0.0.1"
+	}
+	if net.ParseIP(cfg.BindAddr) == nil {
+		return nil, fmt.Errorf("edge: bind address %q is not an IP", cfg.BindAddr)
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName, _ = os.Hostname()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	id, err := fsutil.PersistentID(filepath.Join(cfg.DataDir, "node-id"))
+	if err != nil {
+		return nil, fmt.Errorf("edge: node identity: %w", err)
+	}
+	mods, err := newModuleCache(filepath.Join(cfg.DataDir, "modules"))
+	if err != nil {
+		return nil, err
+	}
+	host, err := wasmhost.New(ctx, wasmhost.Config{CacheDir: filepath.Join(cfg.DataDir, "wasm-cache"), Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("edge: wasm host: %w", err)
+	}
+	a := &Agent{
+		cfg: cfg, log: cfg.Logger.With("component", "agent"), nodeID: id, host: host, mods: mods,
+		fp:       fingerprintHost(),
+		connCh:   make(chan struct{}),
+		runners:  map[string]*allocRunner{},
+		statuses: map[string]wire.AllocStatus{}, dirty: map[string]bool{},
+		statReady:  make(chan struct{}, 1),
+		registered: make(chan struct{}),
+	}
+	return a, nil
+}
+
+// Registered is closed once the agent has first registered with a server.
+func (a *Agent) Registered() <-chan struct{} { return a.registered }
+
+// NodeID is the agent's persistent identity.
+func (a *Agent) NodeID() string { return a.nodeID }
+
+// Run connects to the servers and keeps the agent's allocations in the
+// state the servers ask for, until ctx ends; then it stops every task.
+// Tasks keep running while the link is down.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.shutdown()
+	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	for i := 0; ; i++ {
+		server := a.cfg.Servers[i%len(a.cfg.Servers)]
+		err := a.session(ctx, server)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var refused *refusedError
+		if errors.As(err, &refused) {
+			a.log.Error("server refused this agent", "server", server, "err", err)
+		} else {
+			a.log.Warn("link to server lost", "server", server, "err", err)
+		}
+		if err == nil || errors.Is(err, errSessionWasUp) {
+			backoff.reset()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff.next()):
+		}
+	}
+}
+
+// errSessionWasUp marks a session that registered before it ended.
+var errSessionWasUp = errors.New("session ended")
+
+// refusedError is the server's own reason for refusing the agent.
+type refusedError struct{ msg string }
+
+func (e *refusedError) Error() string { return "refused by server: " + e.msg }
+
+func (a *Agent) tlsConfig() *tls.Config {
+	pin, _ := parsePin(a.cfg.CAPin)
+	return &tls.Config{
+		NextProtos: []string{wire.ALPN},
+		MinVersion: tls.VersionTLS13,
+		// The server's name is not checked: servers are identified by the
+		// pinned cluster CA, which VerifyPeerCertificate enforces.
+		InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			return verifyPinned(raw, pin)
+		},
+	}
+}
+
+// verifyPinned checks that the chain's leaf is signed by a CA certificate
+// in the chain whose SHA-256 is pin.
+func verifyPinned(raw [][]byte, pin []byte) error {
+	if len(raw) == 0 {
+		return errors.New("server sent no certificate")
+	}
+	var ca *x509.Certificate
+	for _, r := range raw[1:] {
+		sum := sha256.Sum256(r)
+		if string(sum[:]) == string(pin) {
+			c, err := x509.ParseCertificate(r)
+			if err != nil {
+				return err
+			}
+			ca = c
+		}
+	}
+	if ca == nil {
+		return fmt.Errorf("server certificate is not from the pinned cluster CA sha256:%s (wrong -ca-pin, or the wrong cluster)", hex.EncodeToString(pin))
+	}
+	leaf, err := x509.ParseCertificate(raw[0])
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	return err
+}
+
+func parsePin(s string) ([]byte, error) {
+	h, ok := cutPrefix(s, "sha256:")
+	b, err := hex.DecodeString(h)
+	if !ok || err != nil || len(b) != sha256.Size {
+		return nil, fmt.Errorf("edge: CA pin %q must be sha256:<64 hex digits>", s)
+	}
+	return b, nil
+}
+
+func cutPrefix(s, p string) (string, bool) {
+	if len(s) >= len(p) && s[:len(p)] == p {
+		return s[len(p):], true
+	}
+	return s, false
+}
+
+// session runs one connection to one server until it fails or ctx ends.
+func (a *Agent) session(ctx context.Context, server string) error {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	conn, err := quic.DialAddr(dctx, server, a.tlsConfig(), &quic.Config{
+		MaxIdleTimeout:  30 * time.Second,
+		KeepAlivePeriod: 5 * time.Second,
+	})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", server, err)
+	}
+	defer conn.CloseWithError(0, "")
+	ctrl, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return err
+	}
+	reg := wire.Register{
+		NodeID: a.nodeID, Name: a.cfg.NodeName, Datacenter: a.cfg.Datacenter, Address: a.cfg.BindAddr,
+		CPU: a.fp.cpuMHz, MemoryMB: a.fp.memoryMB, Drivers: a.fp.drivers, Attributes: a.fp.attributes, Meta: a.cfg.Meta,
+	}
+	if err := wire.Write(ctrl, wire.TypeRegister, reg); err != nil {
+		return err
+	}
+	ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
+	t, payload, err := wire.Read(ctrl)
+	if err != nil {
+		return fmt.Errorf("waiting for Registered: %w", err)
+	}
+	ctrl.SetReadDeadline(time.Time{})
+	if t == wire.TypeError {
+		var e wire.Error
+		wire.Decode(t, payload, &e)
+		return &refusedError{msg: e.Message}
+	}
+	var ack wire.Registered
+	if t != wire.TypeRegistered {
+		return fmt.Errorf("expected Registered, got %s", t)
+	}
+	if err := wire.Decode(t, payload, &ack); err != nil {
+		return err
+	}
+	a.log.Info("registered", "server", server, "node_id", a.nodeID)
+	a.setConn(conn)
+	defer a.setConn(nil)
+	a.markAllDirty()
+	a.registeredOnce.Do(func() { close(a.registered) })
+
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	errc := make(chan error, 2)
+	go func() { errc <- a.readAllocs(sctx, ctrl) }()
+	go func() { errc <- a.writeControl(sctx, ctrl, time.Duration(ack.HeartbeatMillis)*time.Millisecond) }()
+	err = <-errc
+	scancel()
+	ctrl.CancelRead(0)
+	ctrl.Close()
+	<-errc
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %v", errSessionWasUp, err)
+}
+
+func (a *Agent) setConn(c *quic.Conn) {
+	a.connMu.Lock()
+	a.conn = c
+	close(a.connCh)
+	a.connCh = make(chan struct{})
+	a.connMu.Unlock()
+}
+
+// currentConn waits for a live session.
+func (a *Agent) currentConn(ctx context.Context) (*quic.Conn, error) {
+	for {
+		a.connMu.Lock()
+		c, ch := a.conn, a.connCh
+		a.connMu.Unlock()
+		if c != nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+func (a *Agent) readAllocs(ctx context.Context, ctrl *quic.Stream) error {
+	for {
+		t, payload, err := wire.Read(ctrl)
+		if err != nil {
+			return err
+		}
+		switch t {
+		case wire.TypeAllocs:
+			var m wire.Allocs
+			if err := wire.Decode(t, payload, &m); err != nil {
+				return err
+			}
+			a.reconcile(ctx, m.Allocs)
+		case wire.TypeError:
+			var e wire.Error
+			wire.Decode(t, payload, &e)
+			return &refusedError{msg: e.Message}
+		default:
+			return fmt.Errorf("unexpected %s frame from server", t)
+		}
+	}
+}
+
+// writeControl is the only writer of the control stream: heartbeats on a
+// ticker, status reports as they change.
+func (a *Agent) writeControl(ctx context.Context, ctrl *quic.Stream, every time.Duration) error {
+	if every <= 0 {
+		every = time.Second
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		for _, st := range a.takeDirty() {
+			if err := wire.Write(ctrl, wire.TypeAllocStatus, st); err != nil {
+				a.markDirty(st.AllocID)
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			if err := wire.Write(ctrl, wire.TypeHeartbeat, wire.Heartbeat{}); err != nil {
+				return err
+			}
+		case <-a.statReady:
+		}
+	}
+}
+
+// report records an allocation's status to be sent (now, or on reconnect).
+func (a *Agent) report(st wire.AllocStatus) {
+	a.statMu.Lock()
+	a.statuses[st.AllocID] = st
+	a.dirty[st.AllocID] = true
+	a.statMu.Unlock()
+	select {
+	case a.statReady <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) markDirty(id string) {
+	a.statMu.Lock()
+	a.dirty[id] = true
+	a.statMu.Unlock()
+}
+
+func (a *Agent) markAllDirty() {
+	a.statMu.Lock()
+	for id := range a.statuses {
+		a.dirty[id] = true
+	}
+	a.statMu.Unlock()
+}
+
+func (a *Agent) takeDirty() []wire.AllocStatus {
+	a.statMu.Lock()
+	defer a.statMu.Unlock()
+	out := make([]wire.AllocStatus, 0, len(a.dirty))
+	for id := range a.dirty {
+		out = append(out, a.statuses[id])
+	}
+	clear(a.dirty)
+	return out
+}
+
+func (a *Agent) forgetStatus(id string) {
+	a.statMu.Lock()
+	delete(a.statuses, id)
+	delete(a.dirty, id)
+	a.statMu.Unlock()
+}
+
+// reconcile brings the local runners to the server's desired set.
+func (a *Agent) reconcile(ctx context.Context, desired []wire.Alloc) {
+	want := make(map[string]wire.Alloc, len(desired))
+	for _, al := range desired {
+		want[al.ID] = al
+	}
+	a.runMu.Lock()
+	defer a.runMu.Unlock()
+	for id, r := range a.runners {
+		al, ok := want[id]
+		if !ok || al.DesiredStatus != "run" {
+			r.stop()
+			delete(a.runners, id)
+			if !ok {
+				a.forgetStatus(id)
+			}
+		}
+	}
+	for id, al := range want {
+		if al.DesiredStatus != "run" {
+			// Stopped by the server while we were not running it (or
+			// after the runner above was stopped): confirm it is done.
+			if _, ok := a.runners[id]; !ok {
+				a.confirmStopped(al)
+			}
+			continue
+		}
+		if _, ok := a.runners[id]; ok {
+			continue
+		}
+		r := newAllocRunner(a, al)
+		a.runners[id] = r
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			r.run()
+		}()
+	}
+}
+
+// confirmStopped reports a stopped allocation complete once, so the
+// server can free its resources.
+func (a *Agent) confirmStopped(al wire.Alloc) {
+	a.statMu.Lock()
+	st, ok := a.statuses[al.ID]
+	a.statMu.Unlock()
+	if ok && (st.ClientStatus == "complete" || st.ClientStatus == "failed") {
+		return
+	}
+	a.report(wire.AllocStatus{AllocID: al.ID, ClientStatus: "complete", Description: "stopped by the coordinator"})
+}
+
+func (a *Agent) shutdown() {
+	a.runMu.Lock()
+	for id, r := range a.runners {
+		r.stop()
+		delete(a.runners, id)
+	}
+	a.runMu.Unlock()
+	a.wg.Wait()
+	a.host.Close(context.Background())
+}
+
+// fetchModule returns a module's bytes from the local cache, downloading
+// it from the server on its own stream when absent.
+func (a *Agent) fetchModule(ctx context.Context, digest string) ([]byte, error) {
+	if b, err := a.mods.get(digest); err == nil {
+		return b, nil
+	}
+	conn, err := a.currentConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open download stream: %w", err)
+	}
+	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.CancelRead(0) })
+	defer stop()
+	if err := wire.Write(st, wire.TypeFetchModule, wire.FetchModule{Digest: digest}); err != nil {
+		return nil, err
+	}
+	t, payload, err := wire.Read(st)
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", digest, err)
+	}
+	var hdr wire.ModuleHeader
+	if t != wire.TypeModule {
+		return nil, fmt.Errorf("download %s: expected Module frame, got %s", digest, t)
+	}
+	if err := wire.Decode(t, payload, &hdr); err != nil {
+		return nil, err
+	}
+	if hdr.Error != "" {
+		return nil, fmt.Errorf("download %s: server: %s", digest, hdr.Error)
+	}
+	if hdr.Size < 0 || hdr.Size > maxModuleSize {
+		return nil, fmt.Errorf("download %s: size %d out of range", digest, hdr.Size)
+	}
+	b := make([]byte, hdr.Size)
+	if _, err := io.ReadFull(st, b); err != nil {
+		return nil, fmt.Errorf("download %s: %w", digest, err)
+	}
+	if err := a.mods.put(digest, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+const maxModuleSize = 256 << 20
+
+// backoff is a capped exponential backoff with full jitter.
+type backoff struct {
+	base, max, cur time.Duration
+}
+
+func newBackoff(base, max time.Duration) *backoff { return &backoff{base: base, max: max, cur: base} }
+
+func (b *backoff) next() time.Duration {
+	d := b.cur/2 + rand.N(b.cur/2+1)
+	b.cur = min(b.cur*2, b.max)
+	return d
+}
+
+func (b *backoff) reset() { b.cur = b.base }

@@ -1,0 +1,245 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/strata-run/strata/internal/wire"
+	"github.com/strata-run/strata/spec"
+	"github.com/strata-run/strata/wasmhost"
+)
+
+// allocRunner runs one allocation's tasks and reports their state. It
+// owns one goroutine per task; stop cancels them and waits.
+type allocRunner struct {
+	a      *Agent
+	alloc  wire.Alloc
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu    sync.Mutex
+	tasks map[string]*taskState
+}
+
+type taskState struct {
+	state     string // pending, running, failed, complete
+	desc      string
+	endpoints []wire.Endpoint
+}
+
+func newAllocRunner(a *Agent, al wire.Alloc) *allocRunner {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &allocRunner{
+		a: a, alloc: al, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		log:   a.log.With("alloc", al.Name, "alloc_id", al.ID),
+		tasks: map[string]*taskState{},
+	}
+	for _, t := range al.Tasks {
+		r.tasks[t.Name] = &taskState{state: "pending", desc: "received"}
+	}
+	return r
+}
+
+func (r *allocRunner) run() {
+	defer close(r.done)
+	r.publish()
+	var wg sync.WaitGroup
+	for _, t := range r.alloc.Tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.runTask(t)
+		}()
+	}
+	wg.Wait()
+}
+
+// stop ends every task and waits for them.
+func (r *allocRunner) stop() {
+	r.cancel()
+	<-r.done
+}
+
+func (r *allocRunner) setTask(name, state, desc string, eps []wire.Endpoint) {
+	r.mu.Lock()
+	r.tasks[name] = &taskState{state: state, desc: desc, endpoints: eps}
+	r.mu.Unlock()
+	r.publish()
+	if state == "failed" {
+		r.cancel() // one failed task fails the allocation: stop its siblings
+	}
+}
+
+// publish reports the allocation's combined state: failed if any task
+// failed, running when every task runs, pending otherwise.
+func (r *allocRunner) publish() {
+	if r.ctx.Err() != nil && !r.anyFailed() {
+		return // being stopped: the agent reports the stop
+	}
+	r.mu.Lock()
+	st := wire.AllocStatus{AllocID: r.alloc.ID, ClientStatus: "running"}
+	var descs []string
+	for _, t := range r.alloc.Tasks {
+		ts := r.tasks[t.Name]
+		switch {
+		case ts.state == "failed":
+			st.ClientStatus = "failed"
+		case ts.state != "running" && st.ClientStatus != "failed":
+			st.ClientStatus = "pending"
+		}
+		if ts.desc != "" {
+			descs = append(descs, t.Name+": "+ts.desc)
+		}
+		st.Endpoints = append(st.Endpoints, ts.endpoints...)
+	}
+	r.mu.Unlock()
+	st.Description = strings.Join(descs, "; ")
+	r.a.report(st)
+}
+
+func (r *allocRunner) anyFailed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ts := range r.tasks {
+		if ts.state == "failed" {
+			return true
+		}
+	}
+	return false
+}
+
+// runTask runs one task under its restart policy: each failure to start
+// or serve is retried after the policy's delay, at most Attempts times
+// within Interval; then mode "fail" fails the task and mode "delay" waits
+// for the interval to end and starts counting again.
+func (r *allocRunner) runTask(t *spec.Task) {
+	policy := t.Restart
+	if policy == nil {
+		policy = &spec.RestartPolicy{Attempts: 2, Interval: spec.Duration(30 * time.Minute), Delay: spec.Duration(15 * time.Second), Mode: "fail"}
+	}
+	tracker := newRestartTracker(policy)
+	for {
+		err := r.runTaskOnce(t)
+		if r.ctx.Err() != nil {
+			return
+		}
+		delay, ok := tracker.next(time.Now())
+		if !ok {
+			r.setTask(t.Name, "failed", fmt.Sprintf("%v; not restarting: %d attempts in %s exhausted", err, policy.Attempts, policy.Interval), nil)
+			r.log.Error("task failed", "task", t.Name, "err", err)
+			return
+		}
+		delay += jitter(delay)
+		r.log.Warn("task failed, restarting", "task", t.Name, "err", err, "in", delay)
+		r.setTask(t.Name, "pending", fmt.Sprintf("restarting in %s after: %v", delay.Round(time.Millisecond), err), nil)
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
+}
+
+// jitter adds up to 25% of d, as Nomad does, so tasks failing together do
+// not restart in lockstep.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return rand.N(d/4 + 1)
+}
+
+// runTaskOnce starts the task and serves it until it fails or the
+// runner is stopped.
+func (r *allocRunner) runTaskOnce(t *spec.Task) error {
+	if t.Driver != "wasm" {
+		return fmt.Errorf("driver %q is not available on this agent", t.Driver)
+	}
+	if t.Config.Mode != "http" {
+		return fmt.Errorf("wasm mode %q is not supported by this agent (supported: http)", t.Config.Mode)
+	}
+	ports := r.taskPorts(t)
+	if len(ports) == 0 {
+		return errors.New("http mode needs a port: declare network { port \"http\" {} } in the task's resources")
+	}
+	b, err := r.a.fetchModule(r.ctx, t.Config.ModuleDigest)
+	if err != nil {
+		return fmt.Errorf("fetch module %s: %w", t.Config.Module, err)
+	}
+	mod, err := r.a.host.Compile(r.ctx, t.Config.ModuleDigest, b)
+	if err != nil {
+		return fmt.Errorf("compile module %s: %w", t.Config.Module, err)
+	}
+	addr := net.JoinHostPort(r.a.cfg.BindAddr, strconv.Itoa(ports[0].Value))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler: r.a.host.HTTPHandler(mod, wasmhost.HTTPConfig{
+			Name: t.Name, Args: t.Config.Args, Env: r.taskEnv(t, ports),
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	r.log.Info("task started", "task", t.Name, "addr", addr)
+
+	checks := newTaskChecks(r, t, ports)
+	checks.start()
+	defer checks.stop()
+
+	select {
+	case <-r.ctx.Done():
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		srv.Shutdown(ctx)
+		cancel()
+		<-serveErr
+		return nil
+	case err := <-serveErr:
+		return fmt.Errorf("http server on %s: %w", addr, err)
+	}
+}
+
+// taskPorts are the allocation's ports that the task declared.
+func (r *allocRunner) taskPorts(t *spec.Task) []wire.Port {
+	var out []wire.Port
+	for _, p := range t.Ports() {
+		for _, ap := range r.alloc.Ports {
+			if ap.Label == p.Label {
+				out = append(out, ap)
+			}
+		}
+	}
+	return out
+}
+
+// taskEnv is the task's env plus Strata's runtime variables.
+func (r *allocRunner) taskEnv(t *spec.Task, ports []wire.Port) map[string]string {
+	env := map[string]string{
+		"STRATA_ALLOC_ID":   r.alloc.ID,
+		"STRATA_ALLOC_NAME": r.alloc.Name,
+		"STRATA_JOB_NAME":   r.alloc.JobID,
+		"STRATA_GROUP_NAME": r.alloc.Group,
+		"STRATA_TASK_NAME":  t.Name,
+	}
+	for _, p := range ports {
+		env["STRATA_PORT_"+p.Label] = strconv.Itoa(p.Value)
+		env["STRATA_ADDR_"+p.Label] = net.JoinHostPort(r.a.cfg.BindAddr, strconv.Itoa(p.Value))
+	}
+	for k, v := range t.Env {
+		env[k] = v
+	}
+	return env
+}

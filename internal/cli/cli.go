@@ -1,0 +1,145 @@
+// Package cli implements the strata command's subcommands: flag parsing,
+// calls to the HTTP API, and output. cmd/strata only calls Main.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/strata-run/strata/coordinator"
+)
+
+// Env is what a command reads and writes, so tests can run commands in-process.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+// exitError carries an exit code; its message has already been printed
+// when msg is empty.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// usageError is a command-line mistake: exit code 2.
+func usageError(format string, args ...any) error {
+	return &exitError{code: 2, msg: fmt.Sprintf(format, args...)}
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *Env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"dev", "Run a coordinator, an agent and DNS in one process, on loopback", runDev},
+		{"module push", "Push an immutable module version: module push FILE -name NAME -version VERSION", runModulePush},
+		{"module list", "List module versions", runModuleList},
+		{"run", "Validate, submit a job and wait until it runs: run [-detach] FILE.hcl", runRun},
+		{"validate", "Check a job file: validate FILE.hcl", runValidate},
+		{"status", "List jobs, or show one job's allocations: status [JOB]", runStatus},
+		{"stop", "Stop a job: stop JOB", runStop},
+	}
+}
+
+// Main runs the strata command and returns its exit code.
+func Main(ctx context.Context, env *Env, args []string) int {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	var cmd *command
+	cmds := commands()
+	for i := range cmds {
+		words := strings.Fields(cmds[i].name)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == cmds[i].name {
+			if cmd == nil || len(words) > len(strings.Fields(cmd.name)) {
+				cmd = &cmds[i]
+			}
+		}
+	}
+	if cmd == nil {
+		if len(args) > 0 && args[0] != "-h" && args[0] != "-help" && args[0] != "help" {
+			fmt.Fprintf(env.Stderr, "strata: unknown command %q\n\n", strings.Join(args, " "))
+		}
+		usage(env.Stderr, cmds)
+		return 2
+	}
+	err := cmd.run(ctx, env, args[len(strings.Fields(cmd.name)):])
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintf(env.Stderr, "Error: %s\n", ee.msg)
+		}
+		return ee.code
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(env.Stderr, "Error: %v\n", err)
+	return 1
+}
+
+func usage(w io.Writer, cmds []command) {
+	fmt.Fprintln(w, "Usage: strata <command> [flags] [args]")
+	fmt.Fprintln(w)
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nThe API address is -address, or STRATA_ADDR (default http://127.0.0.1:4700).")
+}
+
+// newFlags returns a FlagSet that reports errors instead of exiting.
+func newFlags(env *Env, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("strata "+name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	return fs
+}
+
+// parse parses flags that may come before, between or after positional
+// arguments ("module push FILE -name x"), and returns the positionals.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &exitError{code: 2}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// addressFlag adds -address with STRATA_ADDR as the default.
+func addressFlag(fs *flag.FlagSet, env *Env) *string {
+	def := env.Getenv("STRATA_ADDR")
+	if def == "" {
+		def = "http://127.0.0.1:4700"
+	}
+	return fs.String("address", def, "HTTP API address (env STRATA_ADDR)")
+}
+
+func client(addr string) *coordinator.Client { return coordinator.NewClient(addr) }

@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/strata-run/strata/coordinator"
+	"github.com/strata-run/strata/edge"
+	"github.com/strata-run/strata/registry"
+)
+
+// runDev starts a single-node coordinator, an agent connected to it over
+// QUIC on loopback, the HTTP API and the DNS server, in one process.
+func runDev(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "dev")
+	dataDir := fs.String("data-dir", "", "data directory (default: a fresh temporary directory)")
+	httpAddr := fs.String("http-addr", "127.0.0.1:4700", "HTTP API address")
+	dnsAddr := fs.String("dns-addr", "127.0.0.1:8600", "DNS address (UDP and TCP)")
+	agentAddr := fs.String("agent-addr", "127.0.0.1:0", "QUIC address the agent connects to")
+	nodeName := fs.String("node-name", "dev", "the agent's node name")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError("dev takes no arguments, got %q", pos)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageError("-log-level: %v", err)
+	}
+	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+
+	if *dataDir == "" {
+		d, err := os.MkdirTemp("", "strata-dev-")
+		if err != nil {
+			return err
+		}
+		*dataDir = d
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	srv, err := coordinator.New(coordinator.Config{
+		DataDir: filepath.Join(*dataDir, "server"), AgentAddr: *agentAddr,
+		Bootstrap: true, DevMode: true, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c()
+		srv.Shutdown(sctx)
+	}()
+
+	dns, err := registry.NewDNS(registry.DNSConfig{Catalog: srv.Store(), Logger: logger})
+	if err != nil {
+		return err
+	}
+	if err := dns.Listen(ctx, *dnsAddr); err != nil {
+		return fmt.Errorf("DNS: %w", err)
+	}
+	defer func() {
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		dns.Shutdown(sctx)
+	}()
+
+	if err := waitLeader(ctx, srv, 30*time.Second); err != nil {
+		return err
+	}
+
+	agent, err := edge.New(ctx, edge.Config{
+		Servers: []string{srv.AgentAddr()}, CAPin: srv.CAPin(),
+		DataDir: filepath.Join(*dataDir, "agent"), NodeName: *nodeName, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	agentDone := make(chan error, 1)
+	go func() { agentDone <- agent.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-agentDone
+	}()
+	select {
+	case <-agent.Registered():
+	case err := <-agentDone:
+		agentDone <- err
+		return fmt.Errorf("agent stopped before registering: %v", err)
+	case <-time.After(30 * time.Second):
+		return errors.New("the agent did not register with the coordinator within 30s")
+	}
+
+	// The API answers only now, so a client that sees it up can deploy.
+	httpLn, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP API: %w", err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- hs.Serve(httpLn) }()
+	defer func() {
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		hs.Shutdown(sctx)
+		<-httpDone
+	}()
+
+	fmt.Fprintf(env.Stdout, "==> Strata dev agent started\n")
+	fmt.Fprintf(env.Stdout, "    HTTP API:  http://%s\n", httpLn.Addr())
+	fmt.Fprintf(env.Stdout, "    DNS:       %s (udp, tcp)\n", dns.Addr())
+	fmt.Fprintf(env.Stdout, "    Agents:    %s (quic), CA pin %s\n", srv.AgentAddr(), srv.CAPin())
+	fmt.Fprintf(env.Stdout, "    Data dir:  %s\n", *dataDir)
+
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(env.Stdout, "==> Strata dev agent stopping")
+		return nil
+	case err := <-httpDone:
+		return fmt.Errorf("HTTP API stopped: %w", err)
+	case err := <-agentDone:
+		agentDone <- err
+		return fmt.Errorf("agent stopped: %v", err)
+	}
+}
+
+func waitLeader(ctx context.Context, srv *coordinator.Server, max time.Duration) error {
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for srv.Leader() == "" {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return errors.New("no Raft leader after 30s")
+		case <-tick.C:
+		}
+	}
+	return nil
+}

@@ -1,0 +1,314 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/strata-run/strata/coordinator"
+	"github.com/strata-run/strata/sched"
+	"github.com/strata-run/strata/spec"
+)
+
+// parseJobFile reads and parses a job file, printing diagnostics with
+// the offending source lines when it is invalid.
+func parseJobFile(env *Env, path string) (*spec.Job, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	job, err := spec.Parse(path, src)
+	if err != nil {
+		var diags spec.Diagnostics
+		if errors.As(err, &diags) {
+			diags.Format(env.Stderr, map[string][]byte{path: src}, false)
+			return nil, &exitError{code: 1, msg: fmt.Sprintf("%s is not a valid job file (%d problem(s))", path, len(diags))}
+		}
+		return nil, err
+	}
+	return job, nil
+}
+
+func runValidate(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "validate")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("validate takes one job file")
+	}
+	job, err := parseJobFile(env, pos[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "Job %q is valid.\n", job.ID)
+	return nil
+}
+
+func runRun(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "run")
+	addr := addressFlag(fs, env)
+	detach := fs.Bool("detach", false, "return as soon as the job is registered")
+	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the allocations to run")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("run takes one job file")
+	}
+	job, err := parseJobFile(env, pos[0])
+	if err != nil {
+		return err
+	}
+	c := client(*addr)
+	resp, err := c.RegisterJob(ctx, job)
+	if err != nil {
+		return fmt.Errorf("submitting job %q: %w", job.ID, err)
+	}
+	if !resp.Changed {
+		fmt.Fprintf(env.Stdout, "==> Job %q is unchanged (version %d)\n", job.ID, resp.Version)
+	} else {
+		fmt.Fprintf(env.Stdout, "==> Job %q registered: version %d, evaluation %s\n", job.ID, resp.Version, short(resp.EvalID))
+	}
+	if *detach {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	return watchJob(ctx, env, c, job, resp.Version, resp.Index)
+}
+
+// watchJob follows a job's allocations with blocking queries, printing
+// each change, until every wanted copy of version runs (exit 0), one
+// fails or cannot be placed (exit 1), or ctx ends.
+func watchJob(ctx context.Context, env *Env, c *coordinator.Client, job *spec.Job, version, index uint64) error {
+	want := 0
+	for _, g := range job.Groups {
+		want += g.Count
+	}
+	nodes := map[string]string{}
+	seen := map[string]string{}
+	for {
+		r, idx, err := c.JobAllocs(ctx, job.ID, index, 30*time.Second)
+		if err != nil {
+			if ctx.Err() != nil {
+				return &exitError{code: 1, msg: fmt.Sprintf("timed out waiting for job %q to run; it stays registered: see `strata status %s`", job.ID, job.ID)}
+			}
+			return err
+		}
+		index = idx
+		running := 0
+		for _, a := range r.Allocations {
+			if a.JobVersion != version || a.DesiredStatus != sched.DesiredRun {
+				continue
+			}
+			if _, ok := nodes[a.NodeID]; !ok {
+				nodes = nodeAddrs(ctx, c)
+			}
+			line := describeAlloc(a, nodes[a.NodeID])
+			if seen[a.ID] != line {
+				seen[a.ID] = line
+				fmt.Fprintf(env.Stdout, "    %s\n", line)
+			}
+			switch a.ClientStatus {
+			case sched.ClientRunning:
+				running++
+			case sched.ClientFailed:
+				return &exitError{code: 1, msg: fmt.Sprintf("allocation %s failed: %s", a.Name, a.ClientDescription)}
+			}
+		}
+		if e := r.LatestEval; e != nil && e.Status == coordinator.EvalBlocked && len(e.Failed) > 0 {
+			var msgs []string
+			for _, g := range sortedKeys(e.Failed) {
+				msgs = append(msgs, fmt.Sprintf("group %q: %d unplaced: %s", g, e.Failed[g].Missing, e.Failed[g]))
+			}
+			return &exitError{code: 1, msg: "placement failed:\n  " + strings.Join(msgs, "\n  ") +
+				"\nThe job stays registered and is placed when capacity frees."}
+		}
+		if running >= want {
+			fmt.Fprintf(env.Stdout, "==> Job %q version %d: %d/%d allocations running\n", job.ID, version, running, want)
+			return nil
+		}
+	}
+}
+
+func describeAlloc(a *coordinator.Alloc, nodeAddr string) string {
+	var ports []string
+	for _, p := range a.Ports {
+		ports = append(ports, p.Label+"="+net.JoinHostPort(nodeAddr, strconv.Itoa(p.Value)))
+	}
+	health := ""
+	for _, e := range a.Endpoints {
+		if e.Healthy {
+			health = " (healthy)"
+		} else {
+			health = " (checks pending)"
+			break
+		}
+	}
+	desc := ""
+	if a.ClientDescription != "" && a.ClientStatus != sched.ClientRunning {
+		desc = ": " + a.ClientDescription
+	}
+	return fmt.Sprintf("Allocation %s %s on node %s %s: %s%s%s", short(a.ID), a.Name, a.NodeName, strings.Join(ports, " "), a.ClientStatus, health, desc)
+}
+
+func nodeAddrs(ctx context.Context, c *coordinator.Client) map[string]string {
+	out := map[string]string{}
+	nodes, err := c.Nodes(ctx)
+	if err != nil {
+		return out
+	}
+	for _, n := range nodes {
+		out[n.ID] = n.Address
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+func runStatus(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "status")
+	addr := addressFlag(fs, env)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	c := client(*addr)
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	switch len(pos) {
+	case 0:
+		jobs, err := c.Jobs(ctx)
+		if err != nil {
+			return err
+		}
+		if len(jobs) == 0 {
+			fmt.Fprintln(env.Stdout, "No jobs.")
+			return nil
+		}
+		fmt.Fprintln(tw, "ID\tVersion\tStatus\tAllocations")
+		for _, j := range jobs {
+			var parts []string
+			for _, k := range sortedKeys(j.Summary) {
+				parts = append(parts, fmt.Sprintf("%d %s", j.Summary[k], k))
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", j.ID, j.Version, j.Status, strings.Join(parts, ", "))
+		}
+		return nil
+	case 1:
+		r, _, err := c.JobAllocs(ctx, pos[0], 0, 0)
+		if err != nil {
+			return err
+		}
+		state := "running"
+		if r.Stopped {
+			state = "stopped"
+		}
+		fmt.Fprintf(env.Stdout, "Job %s, version %d, %s\n", pos[0], r.Version, state)
+		if e := r.LatestEval; e != nil {
+			for _, g := range sortedKeys(e.Failed) {
+				fmt.Fprintf(env.Stdout, "Placement failure, group %q: %s\n", g, e.Failed[g])
+			}
+		}
+		if len(r.Allocations) == 0 {
+			fmt.Fprintln(env.Stdout, "No allocations.")
+			return nil
+		}
+		nodes := nodeAddrs(ctx, c)
+		fmt.Fprintln(tw, "\nID\tName\tVersion\tNode\tDesired\tStatus\tAddress")
+		for _, a := range r.Allocations {
+			var addrs []string
+			for _, p := range a.Ports {
+				addrs = append(addrs, p.Label+"="+net.JoinHostPort(nodes[a.NodeID], strconv.Itoa(p.Value)))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", short(a.ID), a.Name, a.JobVersion, a.NodeName,
+				a.DesiredStatus, a.ClientStatus, strings.Join(addrs, " "))
+		}
+		return nil
+	}
+	return usageError("status takes at most one job ID")
+}
+
+func runStop(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "stop")
+	addr := addressFlag(fs, env)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("stop takes one job ID")
+	}
+	if err := client(*addr).StopJob(ctx, pos[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "==> Job %q stopped\n", pos[0])
+	return nil
+}
+
+func runModulePush(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "module push")
+	addr := addressFlag(fs, env)
+	name := fs.String("name", "", "module name (required)")
+	version := fs.String("version", "", "module version, semver (required)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *name == "" || *version == "" {
+		return usageError("usage: strata module push FILE -name NAME -version VERSION")
+	}
+	b, err := os.ReadFile(pos[0])
+	if err != nil {
+		return err
+	}
+	m, err := client(*addr).PushModule(ctx, *name, *version, b)
+	if err != nil {
+		return fmt.Errorf("pushing %s as %s@%s: %w", pos[0], *name, *version, err)
+	}
+	fmt.Fprintf(env.Stdout, "%s@%s %s (%d bytes)\n", m.Name, m.Version, m.Digest, m.Size)
+	return nil
+}
+
+func runModuleList(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "module list")
+	addr := addressFlag(fs, env)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	mods, err := client(*addr).Modules(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	fmt.Fprintln(tw, "Name\tVersion\tDigest\tSize")
+	for _, m := range mods {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", m.Name, m.Version, m.Digest, m.Size)
+	}
+	return nil
+}

@@ -1,0 +1,20 @@
+// Package wire is the protocol between an edge agent and a coordinator
+// server, spoken over one QUIC connection per agent.
+//
+// The agent dials out (so it works behind NAT) and opens streams; the server
+// never dials the agent. Streams:
+//
+//   - the control stream, the first one the agent opens: Register, then
+//     Heartbeat and AllocStatus frames from the agent, Registered and Allocs
+//     frames from the server;
+//   - one stream per module download: FetchModule from the agent, then a
+//     ModuleHeader frame and exactly ModuleHeader.Size raw bytes from the
+//     server. A large download therefore never sits in front of a heartbeat.
+//
+// A frame is a 4-byte big-endian length, a 1-byte message type and a JSON
+// payload; the length covers type and payload. Frames larger than MaxFrame
+// or of unknown type are protocol errors that close the stream.
+//
+// The package owns the framing and the message types only; it does no I/O
+// beyond the reader or writer it is handed.
+package wire

@@ -1,0 +1,145 @@
+package sched
+
+import "math"
+
+// Ranking constants, as in Nomad's scheduler.
+const (
+	// binPackingMaxFitScore is the best raw BestFit v3 score; dividing by
+	// it normalises the score to [0, 1].
+	binPackingMaxFitScore = 18.0
+
+	// skipScoreThreshold and maxSkip: the limit stage sets aside up to
+	// maxSkip feasible nodes whose score is at most the threshold (nodes
+	// penalised by anti-affinity) and returns them only when the node list
+	// runs out before the limit is reached.
+	skipScoreThreshold = 0.0
+	maxSkip            = 3
+)
+
+// scoreFitBinPack is Nomad's BestFit v3 (structs.ScoreFitBinPack): with
+// util the node's usage after placing, score = 20 − (10^freeCpu + 10^freeMem),
+// clamped to [0, 18]. Fuller nodes score higher.
+func scoreFitBinPack(capacity, util Resources) float64 {
+	freeCPU := freeFraction(capacity.CPU, util.CPU)
+	freeMem := freeFraction(capacity.MemoryMB, util.MemoryMB)
+	score := 20.0 - (math.Pow(10, freeCPU) + math.Pow(10, freeMem))
+	return min(max(score, 0), binPackingMaxFitScore)
+}
+
+// freeFraction is 1 − used/capacity; a dimension with no capacity counts
+// as full rather than dividing by zero.
+func freeFraction(capacity, used int) float64 {
+	if capacity <= 0 {
+		return 0
+	}
+	return 1 - float64(used)/float64(capacity)
+}
+
+// jobAntiAffinity is Nomad's JobAntiAffinityIterator penalty for a node
+// already running collisions copies of the group: −(collisions+1)/count,
+// and no score at all (not a zero score) when there is no collision.
+func jobAntiAffinity(collisions, count int) (float64, bool) {
+	if collisions == 0 || count <= 0 {
+		return 0, false
+	}
+	return -float64(collisions+1) / float64(count), true
+}
+
+// finalScore averages the scores that apply, as Nomad's
+// ScoreNormalizationIterator does: normalised bin-packing, then
+// anti-affinity when the node already runs copies of the group.
+func finalScore(ns *NodeState, d *nodeDelta, g *groupAsk) float64 {
+	util := ns.Used.Add(d.usedDelta()).Add(g.res)
+	sum, n := scoreFitBinPack(ns.Node.Capacity, util)/binPackingMaxFitScore, 1.0
+	if penalty, ok := jobAntiAffinity(d.collisionsOf(g.index), g.group.Count); ok {
+		sum, n = sum+penalty, n+1
+	}
+	return sum / n
+}
+
+// limitFor is how many feasible nodes a placement ranks: Nomad's
+// max(2, ceil(log2(n))) for service jobs.
+func limitFor(nodes int) int {
+	if nodes <= 0 {
+		return 2
+	}
+	return max(2, int(math.Ceil(math.Log2(float64(nodes)))))
+}
+
+type candidate struct {
+	node  int // index into placer.nodes
+	delta *nodeDelta
+	score float64
+}
+
+// selection is the outcome of one selectNode call.
+type selection struct {
+	best      candidate
+	found     bool
+	evaluated int // nodes visited
+	feasible  int // nodes that passed feasibility
+}
+
+// selectNode walks the shuffled node list from where the previous call
+// stopped, filters each node (feasibility), scores the feasible ones and
+// returns the best of the first limit of them (Nomad's LimitIterator and
+// MaxScoreIterator). Rejections are counted in p.rejected. Equal scores
+// keep the node seen first: the order is seeded, so ties break
+// deterministically.
+func (p *placer) selectNode(g *groupAsk) selection {
+	clear(p.rejected)
+	var (
+		sel      selection
+		skipped  [maxSkip]candidate
+		nSkipped int
+		returned int
+	)
+	consider := func(c candidate) {
+		returned++
+		if !sel.found || c.score > sel.best.score {
+			sel.best, sel.found = c, true
+		}
+	}
+	for sel.evaluated < len(p.nodes) && returned < p.limit {
+		c, r := p.evaluate(p.perm.next(), g)
+		sel.evaluated++
+		if r != feasible {
+			p.reject(r)
+			continue
+		}
+		sel.feasible++
+		if c.score <= skipScoreThreshold && nSkipped < maxSkip {
+			skipped[nSkipped] = c
+			nSkipped++
+			continue
+		}
+		consider(c)
+	}
+	for _, c := range skipped[:nSkipped] {
+		if returned == p.limit {
+			break
+		}
+		consider(c)
+	}
+	return sel
+}
+
+// evaluate runs feasibility then ranking for node i.
+func (p *placer) evaluate(i int, g *groupAsk) (candidate, reasonID) {
+	if r := p.cachedStaticReason(i, g); r != feasible {
+		return candidate{}, r
+	}
+	ns := p.nodes[i]
+	d := p.overlay.get(ns.Node.ID)
+	if r := capacityReason(ns, d, g); r != feasible {
+		return candidate{}, r
+	}
+	return candidate{node: i, delta: d, score: finalScore(ns, d, g)}, feasible
+}
+
+func (p *placer) reject(r reasonID) {
+	for int(r) >= len(p.rejected) {
+		p.rejected = append(p.rejected, 0)
+	}
+	p.rejected[r]++
+}

@@ -1,0 +1,269 @@
+package sched
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"regexp"
+	"slices"
+	"testing"
+
+	"github.com/strata-run/strata/spec"
+)
+
+// randomCluster builds a cluster of up to 40 nodes with a mix of states,
+// datacenters, drivers, usage and ports in use (sometimes a nearly full
+// dynamic range).
+func randomCluster(r *rand.Rand) []*NodeState {
+	n := 1 + r.IntN(40)
+	out := make([]*NodeState, n)
+	for i := range out {
+		ns := newNode(fmt.Sprintf("n%02d", i))
+		nd := ns.Node
+		nd.Datacenter = []string{"dc1", "dc2", "dc3"}[r.IntN(3)]
+		switch x := r.IntN(20); {
+		case x == 0:
+			nd.Status = NodeDown
+		case x == 1:
+			nd.Status = "initializing"
+		case x == 2:
+			nd.Eligible = false
+		}
+		nd.Drivers["wasm"] = r.IntN(10) > 0
+		if r.IntN(2) == 0 {
+			nd.Drivers["docker"] = r.IntN(5) > 0
+		}
+		nd.Capacity = Resources{CPU: 1000 + r.IntN(7000), MemoryMB: 1024 + r.IntN(15000)}
+		ns.Used = Resources{CPU: r.IntN(nd.Capacity.CPU + 1), MemoryMB: r.IntN(nd.Capacity.MemoryMB + 1)}
+		for _, p := range []int{80, 443, 8080, 20100} {
+			if r.IntN(4) == 0 {
+				ns.UsedPorts[p] = true
+			}
+		}
+		for range r.IntN(50) {
+			ns.UsedPorts[MinDynamicPort+r.IntN(dynamicPortCount)] = true
+		}
+		if r.IntN(15) == 0 { // nearly full dynamic range
+			keep := r.IntN(4)
+			for p := MinDynamicPort; p <= MaxDynamicPort-keep; p++ {
+				ns.UsedPorts[p] = true
+			}
+		}
+		out[i] = ns
+	}
+	return out
+}
+
+// randomJob builds a valid job of up to three groups.
+func randomJob(r *rand.Rand) *spec.Job {
+	job := newJob("job")
+	if r.IntN(2) == 0 {
+		job.Datacenters = []string{"dc1", "dc2"}[:1+r.IntN(2)]
+	}
+	for g := range 1 + r.IntN(3) {
+		grp := newGroup(fmt.Sprintf("g%d", g), r.IntN(9))
+		statics := []int{80, 443, 8080, 20100, 25000}
+		r.Shuffle(len(statics), func(i, j int) { statics[i], statics[j] = statics[j], statics[i] })
+		label := 0
+		for tk := range 1 + r.IntN(2) {
+			driver := "wasm"
+			if r.IntN(5) == 0 {
+				driver = "docker"
+			}
+			var ports []*spec.Port
+			for range r.IntN(3) {
+				p := &spec.Port{Label: fmt.Sprintf("p%d", label), To: r.IntN(2) * 8080}
+				label++
+				if r.IntN(3) == 0 && len(statics) > 0 {
+					p.Static, statics = statics[0], statics[1:]
+				}
+				ports = append(ports, p)
+			}
+			grp.Tasks = append(grp.Tasks, newTask(fmt.Sprintf("t%d", tk), driver, 50+r.IntN(1500), 32+r.IntN(2048), ports...))
+		}
+		job.Groups = append(job.Groups, grp)
+	}
+	return job
+}
+
+func TestDeterminism(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 20 {
+		ns, job := randomCluster(r), randomJob(r)
+		req := &Request{EvalID: fmt.Sprintf("eval-%d", i), Job: job, JobVersion: 3, Nodes: ns}
+		nodesBefore := cloneNodes(ns)
+		a, b := mustSchedule(t, req), mustSchedule(t, req)
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("case %d: two plans for the same request differ", i)
+		}
+		if !reflect.DeepEqual(nodesBefore, ns) {
+			t.Fatalf("case %d: Schedule modified the node states", i)
+		}
+	}
+}
+
+func TestSeedComesFromEvalID(t *testing.T) {
+	job := newJob("j", newGroup("g", 5, newTask("t", "wasm", 10, 10, dynPort("http"))))
+	ns := nodes(100)
+	a := mustSchedule(t, &Request{EvalID: "one", Job: job, Nodes: ns})
+	b := mustSchedule(t, &Request{EvalID: "two", Job: job, Nodes: ns})
+	if a.Place[0].ID == b.Place[0].ID || reflect.DeepEqual(a.Place, b.Place) {
+		t.Fatal("different evaluation IDs gave the same plan")
+	}
+	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	for _, p := range a.Place {
+		if !uuid.MatchString(p.ID) || seen[p.ID] || p.EvalID != "one" || p.Name != fmt.Sprintf("j.g[%d]", p.Index) || p.NodeName != "name-"+p.NodeID {
+			t.Fatalf("placement %+v", p)
+		}
+		seen[p.ID] = true
+	}
+}
+
+// TestPlanProperties schedules random jobs on random clusters, twice (a
+// first deploy, then an update or scale with some allocations failed and
+// a node gone down), and checks that applying each plan, stops first,
+// never overcommits a node, never assigns a port twice on a node, and
+// that every placement passes Fits when applied in order.
+func TestPlanProperties(t *testing.T) {
+	r := rand.New(rand.NewPCG(42, 7))
+	for i := range 200 {
+		ns, job := randomCluster(r), randomJob(r)
+		req := &Request{EvalID: fmt.Sprintf("first-%d", i), Job: job, JobVersion: 1, Nodes: ns}
+		plan := mustSchedule(t, req)
+		checkPlan(t, req, plan)
+
+		// Second round: the first plan is running, some of it failed.
+		state := applyPlan(t, ns, plan, job)
+		var existingAllocs []*Allocation
+		for _, a := range plan.Place {
+			c := *a
+			c.ClientStatus = ClientRunning
+			if r.IntN(8) == 0 {
+				c.ClientStatus = []string{ClientFailed, ClientLost}[r.IntN(2)]
+				state[c.NodeID].Used = state[c.NodeID].Used.Add(Resources{CPU: -c.Resources.CPU, MemoryMB: -c.Resources.MemoryMB})
+				for _, p := range c.Ports {
+					delete(state[c.NodeID].UsedPorts, p.Value)
+				}
+			}
+			existingAllocs = append(existingAllocs, &c)
+		}
+		ns2 := make([]*NodeState, 0, len(ns))
+		for _, n := range ns {
+			ns2 = append(ns2, state[n.Node.ID])
+		}
+		if len(ns2) > 1 && r.IntN(4) == 0 {
+			ns2[r.IntN(len(ns2))].Node.Status = NodeDown
+		}
+		job2 := job
+		version := uint64(1)
+		if r.IntN(2) == 0 {
+			version = 2
+		}
+		for _, g := range job2.Groups {
+			g.Count = r.IntN(9)
+		}
+		req2 := &Request{EvalID: fmt.Sprintf("second-%d", i), Job: job2, JobVersion: version, Nodes: ns2, Existing: existingAllocs}
+		checkPlan(t, req2, mustSchedule(t, req2))
+	}
+}
+
+func checkPlan(t *testing.T, req *Request, plan *Plan) {
+	t.Helper()
+	state := applyPlan(t, req.Nodes, plan, req.Job) // Fits at every placement
+	for id, ns := range state {
+		if ns.Used.CPU > ns.Node.Capacity.CPU || ns.Used.MemoryMB > ns.Node.Capacity.MemoryMB {
+			t.Fatalf("%s: node %s overcommitted: %+v of %+v", req.EvalID, id, ns.Used, ns.Node.Capacity)
+		}
+	}
+	// Ports: distinct per node across kept and placed allocations.
+	ports := map[string]map[int]string{}
+	stopped := map[string]bool{}
+	for _, a := range plan.Stop {
+		stopped[a.ID] = true
+	}
+	claim := func(a *Allocation) {
+		if ports[a.NodeID] == nil {
+			ports[a.NodeID] = map[int]string{}
+		}
+		for _, p := range a.Ports {
+			if prev, dup := ports[a.NodeID][p.Value]; dup {
+				t.Fatalf("%s: port %d on %s assigned to %s and %s", req.EvalID, p.Value, a.NodeID, prev, a.Name)
+			}
+			ports[a.NodeID][p.Value] = a.Name
+		}
+	}
+	kept := map[string]int{}
+	for _, a := range req.Existing {
+		if !a.Terminal() && !stopped[a.ID] {
+			claim(a)
+			kept[a.Group]++
+		}
+	}
+	placed := map[string]int{}
+	for _, a := range plan.Place {
+		claim(a)
+		placed[a.Group]++
+	}
+	// Every group ends with Count copies, or explains the shortfall.
+	for _, g := range req.Job.Groups {
+		missing := 0
+		if e := plan.Failed[g.Name]; e != nil {
+			missing = e.Missing
+			if e.NodesFeasible != 0 || e.NodesEvaluated != len(req.Nodes) {
+				t.Fatalf("%s: explanation %+v for %d nodes", req.EvalID, e, len(req.Nodes))
+			}
+		}
+		if got := kept[g.Name] + placed[g.Name] + missing; got != g.Count {
+			t.Fatalf("%s: group %s: kept %d + placed %d + missing %d != count %d",
+				req.EvalID, g.Name, kept[g.Name], placed[g.Name], missing, g.Count)
+		}
+	}
+}
+
+// TestFitsAgreesWithFeasibility checks, for every node and group of random
+// clusters, that Fits accepts an allocation exactly when the scheduler's
+// feasibility pass accepts the node.
+func TestFitsAgreesWithFeasibility(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range 200 {
+		ns, job := randomCluster(r), randomJob(r)
+		asks, err := newGroupAsks(job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &placer{job: job, asks: asks, nodes: ns, rng: newRNG("x"), reasons: newReasonTable()}
+		for ni, n := range ns {
+			for _, g := range asks {
+				reason := p.nodeStaticReason(n, g)
+				if reason == feasible {
+					reason = capacityReason(n, nil, g)
+				}
+				a := &Allocation{NodeID: n.Node.ID, Group: g.group.Name, Resources: g.res, Ports: candidatePorts(n, g)}
+				err := Fits(n, a, job)
+				if (reason == feasible) != (err == nil) {
+					t.Fatalf("case %d node %d group %s: feasibility says %q, Fits says %v (ports %v)",
+						i, ni, g.group.Name, p.reasons.names[reason], err, a.Ports)
+				}
+			}
+		}
+	}
+}
+
+// candidatePorts picks ports for g on n the way the scheduler would, or,
+// when the dynamic range is exhausted, the best Fits could be offered.
+func candidatePorts(n *NodeState, g *groupAsk) []PortMapping {
+	if ports, err := assignPorts(newRNG("c"), n, nil, g); err == nil {
+		return ports
+	}
+	var out []PortMapping
+	for _, a := range g.ports {
+		v := a.static
+		if v == 0 { // any port of the range is used by the node or the alloc
+			for v = MinDynamicPort; !n.UsedPorts[v] && !slices.Contains(g.staticPorts, v); v++ {
+			}
+		}
+		out = append(out, PortMapping{Label: a.label, Value: v})
+	}
+	return out
+}

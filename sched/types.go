@@ -1,0 +1,133 @@
+package sched
+
+import "github.com/strata-run/strata/spec"
+
+// Resources is a quantity of node capacity.
+type Resources struct {
+	CPU      int `json:"CPU"`      // MHz
+	MemoryMB int `json:"MemoryMB"` // MB
+}
+
+// Add returns r + o.
+func (r Resources) Add(o Resources) Resources {
+	return Resources{CPU: r.CPU + o.CPU, MemoryMB: r.MemoryMB + o.MemoryMB}
+}
+
+// Node status values.
+const (
+	NodeReady = "ready"
+	NodeDown  = "down"
+)
+
+// Node is an agent as the scheduler sees it.
+type Node struct {
+	ID         string            `json:"ID"`
+	Name       string            `json:"Name"`
+	Datacenter string            `json:"Datacenter"`
+	Address    string            `json:"Address"` // IP its tasks listen on and advertise
+	Drivers    map[string]bool   `json:"Drivers"` // driver name -> healthy
+	Capacity   Resources         `json:"Capacity"`
+	Attributes map[string]string `json:"Attributes,omitempty"`
+	Meta       map[string]string `json:"Meta,omitempty"`
+	Status     string            `json:"Status"`
+	Eligible   bool              `json:"Eligible"`
+}
+
+// Desired statuses of an allocation (set by the coordinator).
+const (
+	DesiredRun  = "run"
+	DesiredStop = "stop"
+)
+
+// Client statuses of an allocation (reported by the agent).
+const (
+	ClientPending  = "pending"
+	ClientRunning  = "running"
+	ClientComplete = "complete"
+	ClientFailed   = "failed"
+	ClientLost     = "lost"
+)
+
+// PortMapping is a port assigned to an allocation on its node.
+type PortMapping struct {
+	Label string `json:"Label"`
+	Value int    `json:"Value"` // port on the node
+	To    int    `json:"To,omitempty"`
+}
+
+// Allocation is one placed copy of a task group.
+type Allocation struct {
+	ID         string `json:"ID"`
+	EvalID     string `json:"EvalID"`
+	Name       string `json:"Name"` // "<job>.<group>[<index>]"
+	JobID      string `json:"JobID"`
+	JobVersion uint64 `json:"JobVersion"`
+	Group      string `json:"Group"`
+	Index      int    `json:"Index"`
+	NodeID     string `json:"NodeID"`
+	NodeName   string `json:"NodeName"`
+
+	// Resources is the sum over the group's tasks; Ports every port of
+	// every task, assigned on the node.
+	Resources Resources     `json:"Resources"`
+	Ports     []PortMapping `json:"Ports,omitempty"`
+
+	DesiredStatus     string `json:"DesiredStatus"`
+	DesiredDesc       string `json:"DesiredDescription,omitempty"`
+	ClientStatus      string `json:"ClientStatus"`
+	ClientDescription string `json:"ClientDescription,omitempty"`
+
+	// CreateIndex and ModifyIndex are Raft indexes stamped by the store.
+	CreateIndex uint64 `json:"CreateIndex"`
+	ModifyIndex uint64 `json:"ModifyIndex"`
+}
+
+// Terminal reports whether the allocation no longer holds resources: the
+// coordinator asked it to stop, or the agent reported it finished.
+func (a *Allocation) Terminal() bool {
+	switch a.ClientStatus {
+	case ClientComplete, ClientFailed, ClientLost:
+		return true
+	}
+	return a.DesiredStatus == DesiredStop
+}
+
+// NodeState is a node together with what its non-terminal allocations
+// already use. The coordinator keeps these up to date; the scheduler only
+// reads them.
+type NodeState struct {
+	Node      *Node
+	Used      Resources
+	UsedPorts map[int]bool
+}
+
+// Request is everything one scheduling decision needs. Nothing else is read:
+// no clock, no global randomness (shuffles are seeded from EvalID).
+type Request struct {
+	EvalID     string
+	Job        *spec.Job // nil or stopped: every allocation is stopped
+	JobVersion uint64
+	Stopped    bool
+	Nodes      []*NodeState  // every node in the cluster
+	Existing   []*Allocation // this job's allocations, terminal ones included
+}
+
+// Plan is the scheduler's answer: what to place and what to stop.
+type Plan struct {
+	EvalID string
+	// Place holds new allocations, NodeID and Ports filled in.
+	Place []*Allocation
+	// Stop holds existing allocations to stop, with DesiredDesc saying why.
+	Stop []*Allocation
+	// Failed explains, per group, placements that found no node.
+	Failed map[string]*Explanation
+}
+
+// Explanation says why a group's placements failed, with counts per reason.
+type Explanation struct {
+	Group          string         `json:"Group"`
+	Missing        int            `json:"Missing"` // copies that could not be placed
+	NodesEvaluated int            `json:"NodesEvaluated"`
+	NodesFeasible  int            `json:"NodesFeasible"`
+	Reasons        map[string]int `json:"Reasons"` // "missing driver docker" -> node count
+}

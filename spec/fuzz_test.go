@@ -1,0 +1,143 @@
+package spec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+)
+
+func parseFile(t testing.TB, path string) *Job {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := Parse(path, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// FuzzParse: Parse never panics; it returns either a job that is valid,
+// canonical and survives JSON, or Diagnostics that format.
+func FuzzParse(f *testing.F) {
+	for _, path := range testFiles(f) {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(src)
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		job, err := Parse("fuzz.hcl", src)
+		if err != nil {
+			var ds Diagnostics
+			if job != nil || !errors.As(err, &ds) || len(ds) == 0 {
+				t.Fatalf("Parse = %v, %v", job, err)
+			}
+			if err := ds.Format(io.Discard, map[string][]byte{"fuzz.hcl": src}, true); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		checkCanonicalRoundTrip(t, job)
+	})
+}
+
+// bigJob writes a job of groups × tasks tasks, each with a config, env,
+// restart, resources with a port, and a service with a check.
+func bigJob(groups, tasks int) []byte {
+	var b bytes.Buffer
+	b.WriteString("job \"big\" {\n  datacenters = [\"dc1\", \"dc2\"]\n")
+	for g := range groups {
+		fmt.Fprintf(&b, "  group \"g%d\" {\n    count = 3\n", g)
+		for t := range tasks {
+			fmt.Fprintf(&b, `    task "t%d" {
+      driver = "wasm"
+      config {
+        module = "mod-%d@1.%d.0"
+        mode   = "http"
+        args   = ["-x", "%d"]
+      }
+      env {
+        INDEX = "%d"
+      }
+      restart {
+        attempts = 3
+        interval = "10m"
+        delay    = "20s"
+      }
+      resources {
+        cpu    = 200
+        memory = 64
+        network {
+          port "http" {}
+        }
+      }
+      service {
+        tags = ["t%d"]
+        port = "http"
+        check {
+          type     = "http"
+          path     = "/health"
+          interval = "15s"
+        }
+      }
+    }
+`, t, t, g, t, t, t)
+		}
+		b.WriteString("  }\n")
+	}
+	b.WriteString("}\n")
+	return b.Bytes()
+}
+
+func TestBigJob(t *testing.T) {
+	src := bigJob(100, 10)
+	if len(src) > MaxFileSize {
+		t.Fatalf("the benchmark job is %d bytes, over MaxFileSize", len(src))
+	}
+	job, err := Parse("big.hcl", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, g := range job.Groups {
+		n += len(g.Tasks)
+	}
+	if n != 1000 {
+		t.Fatalf("%d tasks, want 1000", n)
+	}
+	checkCanonicalRoundTrip(t, job)
+}
+
+func BenchmarkParse1000Tasks(b *testing.B) {
+	src := bigJob(100, 10)
+	b.SetBytes(int64(len(src)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse("big.hcl", src); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseInvalid1000Tasks: every task is wrong twice; index lookups
+// and the overlap filter must not go quadratic.
+func BenchmarkParseInvalid1000Tasks(b *testing.B) {
+	src := bigJob(100, 10)
+	src = bytes.ReplaceAll(src, []byte("memory = 64"), []byte("memory = 5"))
+	src = bytes.ReplaceAll(src, []byte(`interval = "10m"`), []byte(`interval = "10q"`))
+	b.ReportAllocs()
+	for b.Loop() {
+		_, err := Parse("big.hcl", src)
+		if err == nil || strings.Count(err.Error(), "\n")+1 != 2000 {
+			b.Fatalf("want 2000 problems")
+		}
+	}
+}

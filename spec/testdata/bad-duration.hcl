@@ -1,0 +1,24 @@
+job "hello" {
+  group "web" {
+    task "hello" {
+      driver = "wasm"
+      config {
+        module = "hello@0.1.0"
+        mode   = "http"
+      }
+      resources {
+        network {
+          port "http" {}
+        }
+      }
+      service {
+        port = "http"
+        check {
+          type     = "http"
+          path     = "/"
+          interval = "10x"
+        }
+      }
+    }
+  }
+}

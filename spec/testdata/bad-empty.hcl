@@ -1,0 +1,6 @@
+job "hello" {
+  group "web" {
+  }
+  group {
+  }
+}

@@ -1,0 +1,17 @@
+job "hello" {
+  group "web" {
+    task "worker" {
+      driver = "wasm"
+      config {
+        module = "worker@1.0.0"
+        mode   = "command"
+      }
+    }
+    task "server" {
+      driver = "wasm"
+      config {
+        module = "server@1.0.0"
+      }
+    }
+  }
+}

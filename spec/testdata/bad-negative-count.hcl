@@ -1,0 +1,12 @@
+job "hello" {
+  group "web" {
+    count = -1
+    task "hello" {
+      driver = "wasm"
+      config {
+        module = "hello@0.1.0"
+        mode   = "http"
+      }
+    }
+  }
+}

@@ -1,0 +1,8 @@
+job "hello" {
+  group "web" {
+    count = 
+    task "hello" {
+      driver = "wasm"
+    }
+  }
+}

@@ -1,0 +1,148 @@
+package spec
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Job is a parsed, defaulted job: the canonical form every other package sees.
+// Its JSON encoding (field names as tagged below) is the wire form between
+// the CLI and the coordinator and the form stored in Raft.
+type Job struct {
+	ID          string            `json:"ID"`
+	Type        string            `json:"Type"`
+	Region      string            `json:"Region,omitempty"`
+	Datacenters []string          `json:"Datacenters,omitempty"`
+	Priority    int               `json:"Priority"`
+	Meta        map[string]string `json:"Meta,omitempty"`
+	Groups      []*Group          `json:"Groups"`
+}
+
+// Group is the unit of placement: Count copies of its tasks, each copy on one node.
+type Group struct {
+	Name  string            `json:"Name"`
+	Count int               `json:"Count"`
+	Meta  map[string]string `json:"Meta,omitempty"`
+	Tasks []*Task           `json:"Tasks"`
+}
+
+// Task is one workload inside a group.
+type Task struct {
+	Name      string            `json:"Name"`
+	Driver    string            `json:"Driver"`
+	Config    TaskConfig        `json:"Config"`
+	Env       map[string]string `json:"Env,omitempty"`
+	Restart   *RestartPolicy    `json:"Restart"`
+	Resources Resources         `json:"Resources"`
+	Services  []*Service        `json:"Services,omitempty"`
+	Meta      map[string]string `json:"Meta,omitempty"`
+}
+
+// TaskConfig holds the driver-specific configuration. Fields that do not
+// belong to the task's driver must be empty (Validate says so).
+type TaskConfig struct {
+	// wasm driver.
+	Module string   `json:"Module,omitempty"` // "name@version" or "sha256:<hex>"
+	Mode   string   `json:"Mode,omitempty"`   // "http" (command, listener: later)
+	Args   []string `json:"Args,omitempty"`
+
+	// ModuleDigest is filled in by the coordinator when it registers the
+	// job: the resolved "sha256:<hex>" of Module, which makes a job version
+	// immutable even if a later push adds versions. Clients leave it empty.
+	ModuleDigest string `json:"ModuleDigest,omitempty"`
+
+	// docker driver.
+	Image string `json:"Image,omitempty"`
+}
+
+// Resources is what one task asks of its node.
+type Resources struct {
+	CPU      int        `json:"CPU"`      // MHz
+	MemoryMB int        `json:"MemoryMB"` // MB
+	Networks []*Network `json:"Networks,omitempty"`
+}
+
+// Network asks for bandwidth and ports.
+type Network struct {
+	MBits int     `json:"MBits,omitempty"`
+	Ports []*Port `json:"Ports,omitempty"`
+}
+
+// Port is a labelled port. Static == 0 asks for a dynamic port.
+type Port struct {
+	Label  string `json:"Label"`
+	Static int    `json:"Static,omitempty"`
+	To     int    `json:"To,omitempty"`
+}
+
+// Service registers a task's port in the discovery registry.
+type Service struct {
+	Name   string   `json:"Name"`
+	Tags   []string `json:"Tags,omitempty"`
+	Port   string   `json:"Port,omitempty"` // a port label of the task
+	Checks []*Check `json:"Checks,omitempty"`
+}
+
+// Check is a health check of a service.
+type Check struct {
+	Type     string   `json:"Type"` // "http" or "tcp"
+	Path     string   `json:"Path,omitempty"`
+	Interval Duration `json:"Interval"`
+	Timeout  Duration `json:"Timeout"`
+}
+
+// RestartPolicy says what the agent does when a task exits or fails.
+type RestartPolicy struct {
+	Attempts int      `json:"Attempts"`
+	Interval Duration `json:"Interval"`
+	Delay    Duration `json:"Delay"`
+	Mode     string   `json:"Mode"` // "fail" or "delay"
+}
+
+// Duration is a time.Duration that reads and writes as a Go duration string
+// ("15s") in JSON, so the wire form stays readable.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"15s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Ports returns every port the task asks for, in declaration order.
+func (t *Task) Ports() []*Port {
+	var ps []*Port
+	for _, n := range t.Resources.Networks {
+		ps = append(ps, n.Ports...)
+	}
+	return ps
+}
+
+// Lookup returns the group named name, or nil.
+func (j *Job) Lookup(name string) *Group {
+	for _, g := range j.Groups {
+		if g.Name == name {
+			return g
+		}
+	}
+	return nil
+}

@@ -1,0 +1,174 @@
+package wasmhost
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// The Go test modules (examples/hello and testdata/envecho) are built with
+// GOOS=wasip1 GOARCH=wasm once per test binary, on first use, and compiled once
+// on one shared Host: a cold compile of a 2–3 MB Go module is the slow part of
+// this package's tests.
+
+var (
+	tmpDir     string
+	tmpDirOnce sync.Once
+
+	goModules     = map[string][]byte{} // by package path, see goModule
+	goModulesErr  = map[string]error{}
+	goModulesLock sync.Mutex
+
+	shared struct {
+		once sync.Once
+		host *Host
+		err  error
+		mods map[string]*Module // compiled Go modules by package path
+	}
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.host != nil {
+		_ = shared.host.Close(context.Background())
+	}
+	if tmpDir != "" {
+		_ = os.RemoveAll(tmpDir)
+	}
+	os.Exit(code)
+}
+
+func testTmpDir(tb testing.TB) string {
+	tmpDirOnce.Do(func() {
+		var err error
+		if tmpDir, err = os.MkdirTemp("", "wasmhost-test-"); err != nil {
+			panic(err)
+		}
+	})
+	return tmpDir
+}
+
+// goTool returns the go command that is running these tests.
+func goTool() string {
+	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
+		return p
+	}
+	return "go"
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+const (
+	helloPkg   = "../examples/hello"
+	envechoPkg = "./testdata/envecho"
+)
+
+// goModule builds pkg (relative to this package) for wasip1 once and returns
+// the module bytes.
+func goModule(tb testing.TB, pkg string) []byte {
+	tb.Helper()
+	goModulesLock.Lock()
+	defer goModulesLock.Unlock()
+	if b, ok := goModules[pkg]; ok {
+		return b
+	}
+	if err, ok := goModulesErr[pkg]; ok {
+		tb.Fatal(err)
+	}
+	out := filepath.Join(testTmpDir(tb), strings.NewReplacer("/", "_", ".", "_").Replace(pkg)+".wasm")
+	cmd := exec.Command(goTool(), "build", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		goModulesErr[pkg] = fmt.Errorf("GOOS=wasip1 GOARCH=wasm go build %s: %v\n%s", pkg, err, msg)
+		tb.Fatal(goModulesErr[pkg])
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	goModules[pkg] = b
+	return b
+}
+
+// sharedGoModule returns the shared Host and pkg compiled on it.
+func sharedGoModule(tb testing.TB, pkg string) (*Host, *Module) {
+	tb.Helper()
+	hello, envecho := goModule(tb, helloPkg), goModule(tb, envechoPkg)
+	shared.once.Do(func() {
+		ctx := context.Background()
+		shared.host, shared.err = New(ctx, Config{CacheDir: filepath.Join(testTmpDir(tb), "shared-cache")})
+		if shared.err != nil {
+			return
+		}
+		shared.mods = map[string]*Module{}
+		for p, b := range map[string][]byte{helloPkg: hello, envechoPkg: envecho} {
+			m, err := shared.host.Compile(ctx, Digest(b), b)
+			if err != nil {
+				shared.err = fmt.Errorf("compile %s: %w", p, err)
+				return
+			}
+			shared.mods[p] = m
+		}
+	})
+	if shared.err != nil {
+		tb.Fatal(shared.err)
+	}
+	return shared.host, shared.mods[pkg]
+}
+
+// newHost returns a Host without disk cache, closed at the end of the test.
+// Its logs go to the test log.
+func newHost(tb testing.TB) *Host {
+	tb.Helper()
+	h, err := New(context.Background(), Config{Logger: testLogger(tb)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = h.Close(context.Background()) })
+	return h
+}
+
+func testLogger(tb testing.TB) *slog.Logger {
+	if _, isBench := tb.(*testing.B); isBench {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ tb testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.tb.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// mustCompile compiles b on h.
+func mustCompile(tb testing.TB, h *Host, b []byte) *Module {
+	tb.Helper()
+	m, err := h.Compile(context.Background(), Digest(b), b)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+// do sends one request through handler and returns the recorded response.
+func do(handler http.Handler, method, target string, body io.Reader) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, body)
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, req)
+	return rec
+}
