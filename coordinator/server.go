@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -54,6 +53,8 @@ type Server struct {
 	tls    *clusterTLS
 	agents *agentEndpoint
 	evals  *evalQueue
+
+	leaderCh chan bool // Raft's NotifyCh
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -157,6 +158,10 @@ func (s *Server) startRaft() error {
 	// The FSM is durable: do not rebuild it from the snapshot at start,
 	// replay only what is newer than its applied index.
 	rc.NoSnapshotRestoreOnStart = true
+	// Leadership changes reach leaderLoop only: a channel of our own, so
+	// no other reader can take a transition from it.
+	s.leaderCh = make(chan bool, 16)
+	rc.NotifyCh = s.leaderCh
 	if s.cfg.DevMode {
 		rc.HeartbeatTimeout = 150 * time.Millisecond
 		rc.ElectionTimeout = 150 * time.Millisecond
@@ -173,13 +178,8 @@ func (s *Server) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("coordinator: snapshot store: %w", err)
 	}
-	addr, err := net.ResolveTCPAddr("tcp", s.cfg.RaftAddr)
-	if err != nil {
-		return fmt.Errorf("coordinator: raft address %q: %w", s.cfg.RaftAddr, err)
-	}
-	s.trans, err = raft.NewTCPTransport(s.cfg.RaftAddr, addr, 3, 10*time.Second, io.Discard)
-	if err != nil {
-		return fmt.Errorf("coordinator: raft transport on %s: %w", s.cfg.RaftAddr, err)
+	if s.trans, err = newRaftTransport(s.cfg.RaftAddr); err != nil {
+		return err
 	}
 	hasState, err := raft.HasExistingState(s.logDB, s.logDB, snaps)
 	if err != nil {
@@ -195,31 +195,24 @@ func (s *Server) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("coordinator: start raft: %w", err)
 	}
-	if s.cfg.Bootstrap && hasState {
-		s.updateOwnAddress(rc.LocalID)
-	}
 	return nil
 }
 
-// updateOwnAddress fixes this server's address in a single-server
+// fixOwnAddress updates this server's address in a single-server
 // configuration after a restart on a new port (dev mode binds port 0).
-func (s *Server) updateOwnAddress(id raft.ServerID) {
+func (s *Server) fixOwnAddress() {
 	f := s.raft.GetConfiguration()
 	if f.Error() != nil {
 		return
 	}
+	id, addr := raft.ServerID(s.cfg.NodeID), s.trans.LocalAddr()
 	servers := f.Configuration().Servers
-	if len(servers) != 1 || servers[0].ID != id || servers[0].Address == s.trans.LocalAddr() {
+	if len(servers) != 1 || servers[0].ID != id || servers[0].Address == addr {
 		return
 	}
-	s.goRun(func() {
-		select {
-		case <-s.raft.LeaderCh():
-		case <-time.After(30 * time.Second):
-			return
-		}
-		s.raft.AddVoter(id, s.trans.LocalAddr(), 0, 5*time.Second)
-	})
+	if err := s.raft.AddVoter(id, addr, 0, 5*time.Second).Error(); err != nil {
+		s.log.Warn("updating own raft address", "addr", addr, "err", err)
+	}
 }
 
 // Shutdown stops the agent endpoint, the workers and Raft, then closes the stores.
@@ -313,7 +306,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case leader := <-s.raft.LeaderCh():
+		case leader := <-s.leaderCh:
 			if stop != nil {
 				stop()
 				wg.Wait()
@@ -342,6 +335,7 @@ func (s *Server) lead(ctx context.Context) {
 		s.log.Error("barrier after election failed", "err", err)
 		return
 	}
+	s.fixOwnAddress()
 	s.evals.reset()
 	for _, status := range []string{EvalPending, EvalBlocked} {
 		evals, err := s.store.Evals(status)

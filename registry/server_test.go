@@ -73,6 +73,9 @@ func TestListenServeShutdown(t *testing.T) {
 	if err := s.Listen(ctx, "127.0.0.1:0"); err != nil {
 		t.Fatalf("Listen: %v", err)
 	}
+	if len(serverGoroutines()) == 0 {
+		t.Fatal("the goroutine probe sees nothing while listening: the leak check would prove nothing")
+	}
 	addr := s.Addr()
 	if host, port, err := net.SplitHostPort(addr); err != nil || host != "127.0.0.1" || port == "0" {
 		t.Fatalf("Addr() = %q", addr)

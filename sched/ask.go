@@ -20,6 +20,8 @@ type groupAsk struct {
 	index int // position in Job.Groups
 	group *spec.Group
 	res   Resources
+	// drivers lists the tasks' drivers once each.
+	drivers []string
 	// ports is every port of every task, in task then declaration order.
 	ports         []portAsk
 	staticPorts   []int
@@ -56,7 +58,7 @@ func newGroupAsk(g *spec.Group) (*groupAsk, error) {
 	if g.Count < 0 {
 		return nil, fmt.Errorf("count %d is negative", g.Count)
 	}
-	a := &groupAsk{group: g}
+	a := &groupAsk{group: g, drivers: groupDrivers(g)}
 	owner := map[string]string{} // port label -> task
 	for _, t := range g.Tasks {
 		if t == nil {

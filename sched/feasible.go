@@ -3,6 +3,7 @@ package sched
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/strata-run/strata/spec"
@@ -117,22 +118,29 @@ func datacenterAllowed(dcs []string, dc string) bool {
 	return false
 }
 
-// driverReason returns "" when the driver of every task is present and
-// healthy on n.
-func driverReason(n *Node, tasks []*spec.Task) string {
-	for _, t := range tasks {
-		if t == nil {
-			continue
-		}
-		healthy, ok := n.Drivers[t.Driver]
+// driverReason returns "" when every driver is present and healthy on n.
+func driverReason(n *Node, drivers []string) string {
+	for _, d := range drivers {
+		healthy, ok := n.Drivers[d]
 		if !ok {
-			return "missing driver " + t.Driver
+			return "missing driver " + d
 		}
 		if !healthy {
-			return "unhealthy driver " + t.Driver
+			return "unhealthy driver " + d
 		}
 	}
 	return ""
+}
+
+// groupDrivers lists the drivers of g's tasks once each, in task order.
+func groupDrivers(g *spec.Group) []string {
+	var ds []string
+	for _, t := range g.Tasks {
+		if t != nil && !slices.Contains(ds, t.Driver) {
+			ds = append(ds, t.Driver)
+		}
+	}
+	return ds
 }
 
 // resourceReason checks that ask fits on top of used within capacity.
@@ -158,7 +166,7 @@ func (p *placer) nodeStaticReason(ns *NodeState, g *groupAsk) reasonID {
 	if !datacenterAllowed(p.job.Datacenters, ns.Node.Datacenter) {
 		return rDatacenter
 	}
-	if s := driverReason(ns.Node, g.group.Tasks); s != "" {
+	if s := driverReason(ns.Node, g.drivers); s != "" {
 		return p.reasons.intern(s)
 	}
 	return feasible
@@ -218,7 +226,7 @@ func Fits(n *NodeState, a *Allocation, job *spec.Job) error {
 	if !datacenterAllowed(job.Datacenters, n.Node.Datacenter) {
 		return fail(fixedReasons[rDatacenter])
 	}
-	if s := driverReason(n.Node, g.Tasks); s != "" {
+	if s := driverReason(n.Node, groupDrivers(g)); s != "" {
 		return fail(s)
 	}
 	if r := resourceReason(n.Node.Capacity, n.Used, a.Resources); r != feasible {

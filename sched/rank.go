@@ -22,9 +22,13 @@ const (
 func scoreFitBinPack(capacity, util Resources) float64 {
 	freeCPU := freeFraction(capacity.CPU, util.CPU)
 	freeMem := freeFraction(capacity.MemoryMB, util.MemoryMB)
-	score := 20.0 - (math.Pow(10, freeCPU) + math.Pow(10, freeMem))
+	score := 20.0 - (pow10(freeCPU) + pow10(freeMem))
 	return min(max(score, 0), binPackingMaxFitScore)
 }
+
+// pow10 is 10^x as exp(x·ln 10): within a few ulps of math.Pow(10, x) and
+// about twice as fast, which matters at two calls per node ranked.
+func pow10(x float64) float64 { return math.Exp(x * math.Ln10) }
 
 // freeFraction is 1 − used/capacity; a dimension with no capacity counts
 // as full rather than dividing by zero.
@@ -130,7 +134,7 @@ func (p *placer) evaluate(i int, g *groupAsk) (candidate, reasonID) {
 		return candidate{}, r
 	}
 	ns := p.nodes[i]
-	d := p.overlay.get(ns.Node.ID)
+	d := p.overlay.get(i)
 	if r := capacityReason(ns, d, g); r != feasible {
 		return candidate{}, r
 	}

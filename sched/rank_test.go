@@ -124,7 +124,7 @@ func TestLimitVisitsFewNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &placer{req: req, job: job, asks: asks, nodes: req.Nodes, rng: newRNG("e"), limit: limitFor(1024),
-		overlay: newOverlay(1), reasons: newReasonTable()}
+		overlay: newOverlay(1024, 1), reasons: newReasonTable()}
 	p.perm = newLazyPerm(len(p.nodes), p.rng)
 	sel := p.selectNode(asks[0])
 	if !sel.found || sel.evaluated != 10 || sel.feasible != 10 {

@@ -73,7 +73,7 @@ func (p *placer) sortExisting(plan *Plan) []groupAllocs {
 	for i, g := range p.asks {
 		index[g.group.Name] = i
 	}
-	down := p.downNodes()
+	p.refs = p.locateNodes()
 	batch := p.job.Type == jobTypeBatch
 	for _, a := range p.req.Existing {
 		if a == nil {
@@ -88,7 +88,7 @@ func (p *placer) sortExisting(plan *Plan) []groupAllocs {
 			}
 		case !ok:
 			p.stop(plan, a, descGroupRemoved)
-		case down[a.NodeID]:
+		case p.refs[a.NodeID].down:
 			p.stop(plan, a, descNodeDown)
 		case a.JobVersion != p.req.JobVersion:
 			byGroup[gi].outdated = append(byGroup[gi].outdated, a)
@@ -99,30 +99,35 @@ func (p *placer) sortExisting(plan *Plan) []groupAllocs {
 	return byGroup
 }
 
-// downNodes returns, for every node holding a non-terminal allocation of
-// the job, whether it is down (not ready, or missing from the snapshot).
-// It scans the node list once, and only when there is something to look up.
-func (p *placer) downNodes() map[string]bool {
-	down := map[string]bool{}
+// nodeRef is where a node holding one of the job's allocations is.
+type nodeRef struct {
+	index int  // in Request.Nodes; -1 when the node is not in the snapshot
+	down  bool // not ready, or not in the snapshot
+}
+
+// locateNodes finds the nodes holding non-terminal allocations of the job.
+// It scans the node list once, and only when there is something to find.
+func (p *placer) locateNodes() map[string]nodeRef {
+	refs := map[string]nodeRef{}
 	for _, a := range p.req.Existing {
 		if a != nil && !a.Terminal() {
-			down[a.NodeID] = true
+			refs[a.NodeID] = nodeRef{index: -1, down: true}
 		}
 	}
-	left := len(down)
-	for _, ns := range p.nodes {
+	left := len(refs)
+	for i, ns := range p.nodes {
 		if left == 0 {
 			break
 		}
 		if ns == nil || ns.Node == nil {
 			continue
 		}
-		if isDown, ok := down[ns.Node.ID]; ok && isDown {
-			down[ns.Node.ID] = ns.Node.Status != NodeReady
+		if ref, ok := refs[ns.Node.ID]; ok && ref.index < 0 {
+			refs[ns.Node.ID] = nodeRef{index: i, down: ns.Node.Status != NodeReady}
 			left--
 		}
 	}
-	return down
+	return refs
 }
 
 // reconcileGroup keeps up to Count allocations, lowest index first, stops
@@ -156,7 +161,7 @@ func (p *placer) reconcileGroup(plan *Plan, g *groupAsk, allocs *groupAllocs) []
 			p.stop(plan, a, descCountReduced)
 		default:
 			occupied[a.Index] = true
-			p.overlay.occupy(a.NodeID, g.index)
+			p.overlay.occupy(p.refs[a.NodeID].index, g.index)
 		}
 	}
 
@@ -191,5 +196,7 @@ func destructiveUpdates(outdated []*Allocation) (now, later []*Allocation) {
 // for the plan's placements.
 func (p *placer) stop(plan *Plan, a *Allocation, why string) {
 	plan.Stop = append(plan.Stop, stopped(a, why))
-	p.overlay.release(a)
+	if ref, ok := p.refs[a.NodeID]; ok && ref.index >= 0 {
+		p.overlay.release(ref.index, a)
+	}
 }

@@ -18,6 +18,7 @@ type placer struct {
 	perm    lazyPerm // created on the first placement
 	limit   int
 	overlay overlay
+	refs    map[string]nodeRef // nodes of the existing allocations, see locateNodes
 	reasons reasonTable
 	// rejected counts, per reason, the nodes the current selectNode rejected.
 	rejected []int
@@ -58,7 +59,7 @@ func Schedule(req *Request) (*Plan, error) {
 		nodes:   req.Nodes,
 		rng:     newRNG(req.EvalID),
 		limit:   limitFor(len(req.Nodes)),
-		overlay: newOverlay(len(asks)),
+		overlay: newOverlay(len(req.Nodes), len(asks)),
 		reasons: newReasonTable(),
 	}
 	for _, gp := range p.reconcile(plan) {
@@ -102,7 +103,7 @@ func (p *placer) place(g *groupAsk, index int, c candidate) (*Allocation, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w (node %s)", err, ns.Node.ID)
 	}
-	d := p.overlay.occupy(ns.Node.ID, g.index)
+	d := p.overlay.occupy(c.node, g.index)
 	d.used = d.used.Add(g.res)
 	for _, pm := range ports {
 		d.added = append(d.added, pm.Value)

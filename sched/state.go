@@ -34,35 +34,40 @@ func (d *nodeDelta) collisionsOf(group int) int {
 	return int(d.collisions[group])
 }
 
-// overlay holds the deltas of every node the plan touches, by node ID.
+// overlay holds the deltas of the nodes the plan touches, by index in
+// Request.Nodes, so the placement loop never hashes a node ID.
 type overlay struct {
-	deltas  map[string]*nodeDelta
+	deltas  []*nodeDelta // allocated on the first touch
+	nNodes  int
 	nGroups int
 }
 
-func newOverlay(nGroups int) overlay {
-	return overlay{deltas: make(map[string]*nodeDelta), nGroups: nGroups}
+func newOverlay(nNodes, nGroups int) overlay {
+	return overlay{nNodes: nNodes, nGroups: nGroups}
 }
 
-func (o *overlay) get(nodeID string) *nodeDelta {
-	if len(o.deltas) == 0 {
+func (o *overlay) get(node int) *nodeDelta {
+	if o.deltas == nil {
 		return nil
 	}
-	return o.deltas[nodeID]
+	return o.deltas[node]
 }
 
-func (o *overlay) touch(nodeID string) *nodeDelta {
-	d := o.deltas[nodeID]
+func (o *overlay) touch(node int) *nodeDelta {
+	if o.deltas == nil {
+		o.deltas = make([]*nodeDelta, o.nNodes)
+	}
+	d := o.deltas[node]
 	if d == nil {
 		d = &nodeDelta{}
-		o.deltas[nodeID] = d
+		o.deltas[node] = d
 	}
 	return d
 }
 
 // release credits a stopped allocation's resources and ports to its node.
-func (o *overlay) release(a *Allocation) {
-	d := o.touch(a.NodeID)
+func (o *overlay) release(node int, a *Allocation) {
+	d := o.touch(node)
 	d.used = d.used.Add(Resources{CPU: -a.Resources.CPU, MemoryMB: -a.Resources.MemoryMB})
 	for _, p := range a.Ports {
 		d.freed = append(d.freed, p.Value)
@@ -70,9 +75,9 @@ func (o *overlay) release(a *Allocation) {
 }
 
 // occupy records an allocation of group g that stays on, or is placed on,
-// its node: it counts for job anti-affinity.
-func (o *overlay) occupy(nodeID string, g int) *nodeDelta {
-	d := o.touch(nodeID)
+// the node: it counts for job anti-affinity.
+func (o *overlay) occupy(node, g int) *nodeDelta {
+	d := o.touch(node)
 	if d.collisions == nil {
 		d.collisions = make([]int32, o.nGroups)
 	}

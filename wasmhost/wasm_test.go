@@ -159,7 +159,7 @@ func sleb(v int32) []byte {
 	}
 }
 
-func vec(b []byte) []byte { return append(uleb(uint32(len(b))), b...) }
+func vec(b []byte) []byte  { return append(uleb(uint32(len(b))), b...) }
 func name(s string) []byte { return vec([]byte(s)) }
 
 func i32Const(v int32) []byte { return append([]byte{opI32Const}, sleb(v)...) }
@@ -174,9 +174,9 @@ func concat(parts ...[]byte) []byte {
 
 // Type indexes shared by the modules below.
 var (
-	typeStart   = funcType{}                                                // () -> ()
+	typeStart   = funcType{}                                                         // () -> ()
 	typeFdWrite = funcType{params: []byte{i32, i32, i32, i32}, results: []byte{i32}} // fd_write
-	typeExit    = funcType{params: []byte{i32}}                             // proc_exit
+	typeExit    = funcType{params: []byte{i32}}                                      // proc_exit
 )
 
 // writeModule is a WASI command whose _start writes out to stdout with
