@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strings"
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
@@ -420,8 +421,10 @@ func setEndpoints(tx *bolt.Tx, allocID string, old, eps []registry.Endpoint) err
 	return nil
 }
 
+// serviceKey lowercases the service name: DNS names are case-insensitive
+// and the registry asks for lowercased names.
 func serviceKey(service, allocID string, n int) []byte {
-	return fmt.Appendf(nil, "%s\x00%s\x00%04d", service, allocID, n)
+	return fmt.Appendf(nil, "%s\x00%s\x00%04d", strings.ToLower(service), allocID, n)
 }
 
 // fsmSnapshot streams the state as of the moment Raft asked for it: its

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/strata-run/strata/internal/boltcheck"
 	"github.com/strata-run/strata/internal/fsutil"
 )
 
@@ -169,6 +170,10 @@ func (s *Server) startRaft() error {
 		rc.CommitTimeout = 5 * time.Millisecond
 	}
 	dir := filepath.Join(s.cfg.DataDir, "raft")
+	logPath := filepath.Join(dir, "raft.db")
+	if err := boltcheck.Preflight(logPath); err != nil {
+		return fmt.Errorf("coordinator: raft log: %w", err)
+	}
 	var err error
 	s.logDB, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
 	if err != nil {

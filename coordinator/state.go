@@ -9,10 +9,13 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/strata-run/strata/internal/boltcheck"
 
 	"github.com/strata-run/strata/registry"
 	"github.com/strata-run/strata/sched"
@@ -128,6 +131,9 @@ func openStateDB(path string) (db *bolt.DB, err error) {
 		fresh = true
 	} else if statErr == nil && fi.Size() == 0 {
 		return nil, fmt.Errorf("%w: %s is empty (a crash while it was created?); move it aside to start with an empty state", ErrCorruptState, path)
+	}
+	if err := boltcheck.Preflight(path); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorruptState, err)
 	}
 	defer func() {
 		// bbolt panics on some malformed files instead of returning an error.
@@ -589,10 +595,11 @@ func (s *Store) Evals(status string) ([]*Eval, error) {
 	return out, err
 }
 
-// Endpoints implements registry.Catalog.
+// Endpoints implements registry.Catalog; service names match
+// case-insensitively.
 func (s *Store) Endpoints(service string) []registry.Endpoint {
 	var out []registry.Endpoint
-	prefix := append([]byte(service), 0)
+	prefix := append([]byte(strings.ToLower(service)), 0)
 	s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketServices).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {

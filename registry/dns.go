@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -103,7 +104,9 @@ func NewDNS(cfg DNSConfig) (*DNSServer, error) {
 func (s *DNSServer) Domain() string { return s.domain }
 
 // ServeDNS implements dns.Handler. It writes exactly one reply to w for every
-// non-nil request, and never panics on any message.
+// non-nil request, and never panics on any message. The transport is told apart by
+// w.RemoteAddr(): a *net.TCPAddr means TCP (no truncation below 64 KiB), anything
+// else is treated as UDP.
 func (s *DNSServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if w == nil || r == nil {
 		return
@@ -126,6 +129,9 @@ func (s *DNSServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 func (s *DNSServer) reply(r *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(r)
+	if len(m.Question) == 1 && !validName(m.Question[0].Name) {
+		m.Question = nil // it could not be packed back; only direct callers can send one
+	}
 	switch {
 	case r.Response:
 		m.Rcode = dns.RcodeFormatError
@@ -153,12 +159,11 @@ func (s *DNSServer) reply(r *dns.Msg) *dns.Msg {
 		m.Rcode = dns.RcodeRefused
 		return m
 	}
-	name := strings.ToLower(q.Name)
-	if _, ok := dns.IsDomainName(name); !ok || !dns.IsFqdn(name) {
-		m.Question = nil // it could not be echoed either
+	if !validName(q.Name) {
 		m.Rcode = dns.RcodeFormatError
 		return m
 	}
+	name := strings.ToLower(q.Name)
 	if !dns.IsSubDomain(s.domain, name) {
 		m.Rcode = dns.RcodeRefused
 		return m
@@ -271,6 +276,8 @@ func (s *DNSServer) addressAnswers(m *dns.Msg, qname string, eps []Endpoint, v4 
 // and one A/AAAA record per distinct target to the Additional section.
 func (s *DNSServer) srvAnswers(m *dns.Msg, qname string, eps []Endpoint) {
 	targets := make(map[string]struct{}, len(eps))
+	m.Answer = slices.Grow(m.Answer, len(eps))
+	m.Extra = slices.Grow(m.Extra, len(eps))
 	for _, e := range eps {
 		a, ok := parseEndpointAddr(e.Address)
 		if !ok || e.Port < 1 || e.Port > math.MaxUint16 {
@@ -420,6 +427,13 @@ func udpSize(opt *dns.OPT) int {
 		return dns.MinMsgSize
 	}
 	return min(max(int(opt.UDPSize()), dns.MinMsgSize), maxUDPSize)
+}
+
+// validName reports whether name is a fully qualified domain name in miekg/dns's
+// presentation form. Names unpacked from the wire always are.
+func validName(name string) bool {
+	_, ok := dns.IsDomainName(name)
+	return ok && dns.IsFqdn(name)
 }
 
 func isTCP(w dns.ResponseWriter) bool {

@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"bytes"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -186,6 +188,8 @@ func TestServeDNS(t *testing.T) {
 		{name: "QR bit set", msg: isResponse, rcode: dns.RcodeFormatError},
 		{name: "two OPT records", msg: twoOPT, rcode: dns.RcodeFormatError},
 		{name: "name not fully qualified", msg: query("web.service.strata", dns.TypeA), rcode: dns.RcodeFormatError},
+		{name: "bad name in another class", msg: withClass(query("a..b", dns.TypeA), dns.ClassCHAOS), rcode: dns.RcodeRefused},
+		{name: "bad name with a bad opcode", msg: withOpcode(query("a..b", dns.TypeA), dns.OpcodeUpdate), rcode: dns.RcodeNotImplemented},
 		{name: "opcode UPDATE", msg: withOpcode(query("strata.", dns.TypeSOA), dns.OpcodeUpdate), rcode: dns.RcodeNotImplemented},
 		{name: "opcode NOTIFY", msg: withOpcode(query("strata.", dns.TypeSOA), dns.OpcodeNotify), rcode: dns.RcodeNotImplemented},
 		{name: "opcode STATUS", msg: withOpcode(query("strata.", dns.TypeSOA), dns.OpcodeStatus), rcode: dns.RcodeNotImplemented},
@@ -403,6 +407,26 @@ func TestNewDNS(t *testing.T) {
 				t.Errorf("error %v, want %v", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestServeDNSLogsEachQueryAtDebug(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := newTestServer(t, DNSConfig{Logger: log})
+	ask(t, s, query("web.service.strata.", dns.TypeA), false)
+	ask(t, s, query("example.com.", dns.TypeA), true)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d log lines, want 2:\n%s", len(lines), buf.String())
+	}
+	for i, want := range []string{
+		`level=DEBUG msg="dns query" component=registry.dns question="web.service.strata. IN A" rcode=NOERROR answers=2 truncated=false proto=udp`,
+		`level=DEBUG msg="dns query" component=registry.dns question="example.com. IN A" rcode=REFUSED answers=0 truncated=false proto=tcp`,
+	} {
+		if !strings.Contains(lines[i], want) {
+			t.Errorf("log line %d:\n got %s\nwant %s", i, lines[i], want)
+		}
 	}
 }
 

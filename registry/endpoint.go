@@ -42,12 +42,21 @@ type Catalog interface {
 // Tags are compared case-insensitively. It keeps the input order, never modifies
 // eps, and returns nil if no endpoint passes.
 func HealthyWithTag(eps []Endpoint, tag string) []Endpoint {
-	var out []Endpoint
-	for _, e := range eps {
-		if !e.Healthy || (tag != "" && !e.HasTag(tag)) {
-			continue
+	keep := func(e *Endpoint) bool { return e.Healthy && (tag == "" || e.HasTag(tag)) }
+	n := 0
+	for i := range eps {
+		if keep(&eps[i]) {
+			n++
 		}
-		out = append(out, e)
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]Endpoint, 0, n) // one exact allocation: Endpoint is large
+	for i := range eps {
+		if keep(&eps[i]) {
+			out = append(out, eps[i])
+		}
 	}
 	return out
 }

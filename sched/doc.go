@@ -18,6 +18,13 @@
 //     MinDynamicPort–MaxDynamicPort, never colliding with ports in use on the
 //     node or assigned earlier in the same plan.
 //
+// The reasons a node is rejected, the keys of Explanation.Reasons, are, in
+// the order they are checked: "node unknown" (nil entry), "node down",
+// "node not ready", "node ineligible", "datacenter mismatch",
+// "missing driver <name>", "unhealthy driver <name>", "cpu exhausted",
+// "memory exhausted", "static port collision" and "dynamic ports
+// exhausted". Each node counts once, under the first check it fails.
+//
 // It must not do I/O, log, start goroutines, read a clock or use global
 // randomness: the only randomness (node shuffle, dynamic ports, allocation
 // IDs) comes from a PCG generator seeded with the FNV-64a hash of

@@ -121,13 +121,20 @@ func datacenterAllowed(dcs []string, dc string) bool {
 // driverReason returns "" when every driver is present and healthy on n.
 func driverReason(n *Node, drivers []string) string {
 	for _, d := range drivers {
-		healthy, ok := n.Drivers[d]
-		if !ok {
-			return "missing driver " + d
+		if s := driverProblem(n, d); s != "" {
+			return s
 		}
-		if !healthy {
-			return "unhealthy driver " + d
-		}
+	}
+	return ""
+}
+
+func driverProblem(n *Node, driver string) string {
+	healthy, ok := n.Drivers[driver]
+	switch {
+	case !ok:
+		return "missing driver " + driver
+	case !healthy:
+		return "unhealthy driver " + driver
 	}
 	return ""
 }
@@ -226,8 +233,13 @@ func Fits(n *NodeState, a *Allocation, job *spec.Job) error {
 	if !datacenterAllowed(job.Datacenters, n.Node.Datacenter) {
 		return fail(fixedReasons[rDatacenter])
 	}
-	if s := driverReason(n.Node, groupDrivers(g)); s != "" {
-		return fail(s)
+	for _, t := range g.Tasks {
+		if t == nil {
+			continue
+		}
+		if s := driverProblem(n.Node, t.Driver); s != "" {
+			return fail(s)
+		}
 	}
 	if r := resourceReason(n.Node.Capacity, n.Used, a.Resources); r != feasible {
 		return fail(fixedReasons[r])
@@ -235,18 +247,19 @@ func Fits(n *NodeState, a *Allocation, job *spec.Job) error {
 	return portsFit(n, a.Ports, fail)
 }
 
+// portsFit checks the allocation's ports against the node's and each other.
 func portsFit(n *NodeState, ports []PortMapping, fail func(string) error) error {
+	bad := func(v int, why string) error { return fail("port " + strconv.Itoa(v) + " " + why) }
 	for i, pm := range ports {
-		v := strconv.Itoa(pm.Value)
 		switch {
 		case pm.Value < 1 || pm.Value > 65535:
-			return fail("port " + v + " out of range")
+			return bad(pm.Value, "out of range")
 		case n.UsedPorts[pm.Value]:
-			return fail("port " + v + " in use")
+			return bad(pm.Value, "in use")
 		}
 		for _, earlier := range ports[:i] {
 			if earlier.Value == pm.Value {
-				return fail("port " + v + " assigned twice")
+				return bad(pm.Value, "assigned twice")
 			}
 		}
 	}

@@ -13,8 +13,10 @@ const (
 	descNodeDown       = "node down"
 	descCountReduced   = "count reduced"
 	descDuplicateIndex = "duplicate index"
-	jobTypeBatch       = "batch"
 )
+
+// jobTypeBatch is the job type whose completed allocations are not rerun.
+const jobTypeBatch = "batch"
 
 func descJobUpdated(version uint64) string {
 	return "job updated to version " + strconv.FormatUint(version, 10)

@@ -43,11 +43,16 @@ func randomCluster(r *rand.Rand) []*NodeState {
 		for range r.IntN(50) {
 			ns.UsedPorts[MinDynamicPort+r.IntN(dynamicPortCount)] = true
 		}
-		if r.IntN(15) == 0 { // nearly full dynamic range
+		if r.IntN(25) == 0 { // nearly full dynamic range
+			full := make(map[int]bool, dynamicPortCount+len(ns.UsedPorts))
+			for p := range ns.UsedPorts {
+				full[p] = true
+			}
 			keep := r.IntN(4)
 			for p := MinDynamicPort; p <= MaxDynamicPort-keep; p++ {
-				ns.UsedPorts[p] = true
+				full[p] = true
 			}
+			ns.UsedPorts = full
 		}
 		out[i] = ns
 	}
@@ -88,7 +93,7 @@ func randomJob(r *rand.Rand) *spec.Job {
 
 func TestDeterminism(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for i := range 20 {
+	for i := range 10 {
 		ns, job := randomCluster(r), randomJob(r)
 		req := &Request{EvalID: fmt.Sprintf("eval-%d", i), Job: job, JobVersion: 3, Nodes: ns}
 		nodesBefore := cloneNodes(ns)
@@ -226,7 +231,7 @@ func checkPlan(t *testing.T, req *Request, plan *Plan) {
 // feasibility pass accepts the node.
 func TestFitsAgreesWithFeasibility(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for i := range 200 {
+	for i := range 100 {
 		ns, job := randomCluster(r), randomJob(r)
 		asks, err := newGroupAsks(job)
 		if err != nil {

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,7 +39,7 @@ func Parse(filename string, src []byte) (*Job, error) {
 	}
 
 	var root rawFile
-	hds = gohcl.DecodeBody(file.Body, nil, &root)
+	hds = decodeBody(file.Body, &root)
 	if len(root.Jobs) == 0 {
 		r := file.Body.MissingItemRange()
 		hds = append(hds, &hcl.Diagnostic{
@@ -60,20 +61,20 @@ func Parse(filename string, src []byte) (*Job, error) {
 		})
 	}
 
-	c := &converter{ix: index{}}
+	c := &converter{ix: make(index, len(src)/20)} // about one entry per 20 bytes of a typical file
 	job := c.job(root.Jobs[0])
 	hds = append(hds, c.diags...)
 	canonicalize(job, c.ix.has)
 
 	ds := fromHCL(hds)
-	decoded := len(ds)
+	decoded := newRangeSet(ds)
 	for _, p := range validate(job) {
 		d := &Diagnostic{Path: p.at.String(), Summary: p.summary, Detail: p.detail}
 		if r, _, ok := c.ix.lookup(p.at.key); ok {
-			d.Range = &r
-			if overlapsAny(r, ds[:decoded]) {
+			if decoded.overlaps(r) {
 				continue // already reported while decoding: a value that did not decode is zero here
 			}
+			d.Range = &r
 		}
 		ds = append(ds, d)
 	}
@@ -84,13 +85,34 @@ func Parse(filename string, src []byte) (*Job, error) {
 	return job, nil
 }
 
-func overlapsAny(r hcl.Range, ds Diagnostics) bool {
+// rangeSet answers "does r overlap a range of the set" in O(log n). All
+// ranges are in the one file being parsed.
+type rangeSet struct{ starts, ends []int } // sorted by start; ends[i] is the max end of ranges[0..i]
+
+func newRangeSet(ds Diagnostics) rangeSet {
+	var rs []hcl.Range
 	for _, d := range ds {
-		if d.Range != nil && d.Range.Filename == r.Filename && d.Range.Overlaps(r) {
-			return true
+		if d.Range != nil {
+			rs = append(rs, *d.Range)
 		}
 	}
-	return false
+	slices.SortFunc(rs, func(a, b hcl.Range) int { return a.Start.Byte - b.Start.Byte })
+	var s rangeSet
+	maxEnd := -1
+	for _, r := range rs {
+		maxEnd = max(maxEnd, r.End.Byte, r.Start.Byte+1) // an empty range covers one byte, as hcl.Range.Overlaps has it
+		s.starts = append(s.starts, r.Start.Byte)
+		s.ends = append(s.ends, maxEnd)
+	}
+	return s
+}
+
+func (s rangeSet) overlaps(r hcl.Range) bool {
+	end := max(r.End.Byte, r.Start.Byte+1)
+	// The last range starting before r ends; the running max end tells
+	// whether any range starting at or before it reaches into r.
+	i, _ := slices.BinarySearch(s.starts, end)
+	return i > 0 && s.ends[i-1] > r.Start.Byte
 }
 
 // The raw structs mirror the HCL: gohcl decodes into them, then converter

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
@@ -25,6 +24,6 @@ func BenchmarkTmpDecode(b *testing.B) {
 	f, _ := hclsyntax.ParseConfig(src, "x", hcl.InitialPos)
 	for b.Loop() {
 		var root rawFile
-		gohcl.DecodeBody(f.Body, nil, &root)
+		decodeBody(f.Body, &root)
 	}
 }

@@ -29,6 +29,11 @@ var (
 type Config struct {
 	CacheDir string       // wazero on-disk compilation cache dir; "" = no disk cache
 	Logger   *slog.Logger // nil = discard
+
+	// runtimeConfig replaces wazero.NewRuntimeConfig() as the base of the
+	// runtime's config. Tests only: under the race detector they run Go
+	// modules on the interpreter, as compiling them is 10× slower there.
+	runtimeConfig wazero.RuntimeConfig
 }
 
 // Host owns one wazero runtime and the compiled modules of one agent. It is
@@ -79,7 +84,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	log = log.With("component", "wasmhost")
 
-	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
+	rc := cfg.runtimeConfig
+	if rc == nil {
+		rc = wazero.NewRuntimeConfig()
+	}
+	rc = rc.WithCloseOnContextDone(true)
 	var cache wazero.CompilationCache
 	if cfg.CacheDir != "" {
 		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)

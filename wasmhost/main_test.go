@@ -14,12 +14,17 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tetratelabs/wazero"
 )
 
 // The Go test modules (examples/hello and testdata/envecho) are built with
 // GOOS=wasip1 GOARCH=wasm once per test binary, on first use, and compiled once
 // on one shared Host: a cold compile of a 2–3 MB Go module is the slow part of
-// this package's tests.
+// this package's tests (~3 s each with the compiler; under -race, where wazero's
+// compiler itself is instrumented, 20–60 s each). So with -race the shared Host
+// uses wazero's interpreter: the wasmhost code under test is the same, and the
+// hand-assembled modules still run on the compiler in every mode.
 
 var (
 	tmpDir     string
@@ -109,7 +114,11 @@ func sharedGoModule(tb testing.TB, pkg string) (*Host, *Module) {
 	hello, envecho := goModule(tb, helloPkg), goModule(tb, envechoPkg)
 	shared.once.Do(func() {
 		ctx := context.Background()
-		shared.host, shared.err = New(ctx, Config{CacheDir: filepath.Join(testTmpDir(tb), "shared-cache")})
+		cfg := Config{CacheDir: filepath.Join(testTmpDir(tb), "shared-cache")}
+		if raceEnabled {
+			cfg.runtimeConfig = wazero.NewRuntimeConfigInterpreter()
+		}
+		shared.host, shared.err = New(ctx, cfg)
 		if shared.err != nil {
 			return
 		}

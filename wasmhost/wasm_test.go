@@ -12,6 +12,7 @@ const (
 
 	opUnreachable byte = 0x00
 	opLoop        byte = 0x03
+	opIf          byte = 0x04
 	opEnd         byte = 0x0b
 	opBr          byte = 0x0c
 	opBrIf        byte = 0x0d
@@ -19,6 +20,7 @@ const (
 	opDrop        byte = 0x1a
 	opLocalGet    byte = 0x20
 	opLocalTee    byte = 0x22
+	opI32Load     byte = 0x28
 	opI32Store    byte = 0x36
 	opI32Const    byte = 0x41
 	opI32Sub      byte = 0x6b
@@ -235,6 +237,37 @@ var (
 	// emptyModule returns at once and writes nothing.
 	emptyModule = startModule(nil)
 )
+
+// loopIfBodyModule reads stdin: if the request had a body it spins forever,
+// otherwise it writes okResponse. One handler thus serves both a request that
+// must time out and one that must succeed.
+var loopIfBodyModule = func() []byte {
+	const iov, n, buf, data = 0, 8, 1024, 64
+	body := concat(
+		// fd_read(0, iov{buf, 16}, 1, n)
+		i32Const(iov), i32Const(buf), []byte{opI32Store, 0x02, 0x00},
+		i32Const(iov+4), i32Const(16), []byte{opI32Store, 0x02, 0x00},
+		i32Const(0), i32Const(iov), i32Const(1), i32Const(n), []byte{opCall, 0x00, opDrop},
+		// if n != 0 { loop forever }
+		i32Const(n), []byte{opI32Load, 0x02, 0x00},
+		[]byte{opIf, blockEmpty, opLoop, blockEmpty, opBr, 0x00, opEnd, opEnd},
+		// fd_write(1, iov{data, len}, 1, n)
+		i32Const(iov), i32Const(data), []byte{opI32Store, 0x02, 0x00},
+		i32Const(iov+4), i32Const(int32(len(okResponse))), []byte{opI32Store, 0x02, 0x00},
+		i32Const(1), i32Const(iov), i32Const(1), i32Const(n), []byte{opCall, 0x01, opDrop},
+	)
+	return testModule{
+		types: []funcType{typeFdWrite, typeStart},
+		imports: []wasmImport{
+			funcImport(wasi, "fd_read", 0),
+			funcImport(wasi, "fd_write", 0),
+		},
+		funcs:   []wasmFunc{{typ: 1, body: body}},
+		memory:  true,
+		exports: []wasmExport{{name: "_start", kind: externFunc, idx: 2}},
+		data:    []dataSegment{{offset: data, bytes: []byte(okResponse)}},
+	}.encode()
+}()
 
 // countdownModule exports run(n i32): a tight loop of n iterations, and an
 // empty _start. It measures the cost of WithCloseOnContextDone.

@@ -1,5 +1,3 @@
-// Command strata is Strata's single binary: the coordinator, the agent,
-// the development mode that runs both, and the CLI.
 package main
 
 import (

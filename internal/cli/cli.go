@@ -1,5 +1,3 @@
-// Package cli implements the strata command's subcommands: flag parsing,
-// calls to the HTTP API, and output. cmd/strata only calls Main.
 package cli
 
 import (

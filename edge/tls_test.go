@@ -1,0 +1,101 @@
+package edge
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"math/big"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func makeCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c, key
+}
+
+func makeLeaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "server"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func TestVerifyPinned(t *testing.T) {
+	ca, caKey := makeCA(t, "cluster")
+	other, otherKey := makeCA(t, "other")
+	pin := sha256.Sum256(ca.Raw)
+
+	if err := verifyPinned([][]byte{makeLeaf(t, ca, caKey), ca.Raw}, pin[:]); err != nil {
+		t.Fatalf("chain from the pinned CA refused: %v", err)
+	}
+	err := verifyPinned([][]byte{makeLeaf(t, other, otherKey), other.Raw}, pin[:])
+	if err == nil || !strings.Contains(err.Error(), "pinned cluster CA") {
+		t.Fatalf("chain from another CA: %v, want refusal naming the pin", err)
+	}
+	// A leaf not signed by the pinned CA, even if the CA is sent along.
+	err = verifyPinned([][]byte{makeLeaf(t, other, otherKey), ca.Raw}, pin[:])
+	if err == nil {
+		t.Fatal("leaf signed by another CA accepted because the pinned CA was in the chain")
+	}
+	if err := verifyPinned(nil, pin[:]); err == nil {
+		t.Fatal("empty chain accepted")
+	}
+	for _, bad := range []string{"", "sha256:xyz", "md5:" + strings.Repeat("a", 64), "sha256:" + strings.Repeat("a", 10)} {
+		if _, err := parsePin(bad); err == nil {
+			t.Errorf("parsePin(%q) accepted", bad)
+		}
+	}
+}
+
+func TestModuleCacheVerifies(t *testing.T) {
+	c, err := newModuleCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := []byte("\x00asm\x01\x00\x00\x00")
+	sum := sha256.Sum256(b)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	if err := c.put(digest, []byte("other bytes")); err == nil {
+		t.Fatal("put stored bytes that do not match the digest")
+	}
+	if err := c.put(digest, b); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.get(digest); err != nil || string(got) != string(b) {
+		t.Fatalf("get = %q, %v", got, err)
+	}
+	// Corrupt the file on disk: get refuses it and removes it.
+	p, _ := c.path(digest)
+	os.WriteFile(p, []byte("tampered"), 0o600)
+	if _, err := c.get(digest); err == nil {
+		t.Fatal("get returned tampered bytes")
+	}
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Fatal("tampered file kept in the cache")
+	}
+	if _, err := c.path("sha256:../../etc/passwd"); err == nil {
+		t.Fatal("path accepted a traversal digest")
+	}
+}

@@ -1,0 +1,91 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	in := Allocs{Index: 7, Allocs: []Alloc{{ID: "a", Name: "j.g[0]", DesiredStatus: "run", Ports: []Port{{Label: "http", Value: 20001}}}}}
+	if err := Write(&buf, TypeAllocs, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(&buf, TypeHeartbeat, Heartbeat{}); err != nil {
+		t.Fatal(err)
+	}
+	typ, payload, err := Read(&buf)
+	if err != nil || typ != TypeAllocs {
+		t.Fatalf("Read = %v, %v", typ, err)
+	}
+	var out Allocs
+	if err := Decode(typ, payload, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Fatalf("round trip: %+v != %+v", out, in)
+	}
+	if typ, _, err := Read(&buf); err != nil || typ != TypeHeartbeat {
+		t.Fatalf("second frame: %v %v", typ, err)
+	}
+	if _, _, err := Read(&buf); err != io.EOF {
+		t.Fatalf("at a frame boundary Read must return io.EOF, got %v", err)
+	}
+}
+
+func TestReadRejects(t *testing.T) {
+	cases := []struct {
+		name  string
+		input []byte
+		want  string
+	}{
+		{"empty frame", []byte{0, 0, 0, 0}, "empty frame"},
+		{"too large", []byte{0x7f, 0, 0, 0, 1}, "frame too large"},
+		{"unknown type", []byte{0, 0, 0, 1, 99}, "unknown message type 99"},
+		{"truncated payload", []byte{0, 0, 0, 5, 1, '{'}, "truncated frame"},
+		{"truncated header", []byte{0, 0}, "unexpected EOF"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := Read(bytes.NewReader(c.input))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Read(%v) = %v, want error containing %q", c.input, err, c.want)
+			}
+		})
+	}
+	if err := Decode(TypeRegister, []byte("{"), &Register{}); err == nil || !strings.Contains(err.Error(), "malformed Register payload") {
+		t.Fatalf("Decode of bad JSON = %v", err)
+	}
+	if err := Write(io.Discard, TypeAllocs, Allocs{Allocs: make([]Alloc, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	big := Error{Message: strings.Repeat("x", MaxFrame)}
+	if err := Write(io.Discard, TypeError, big); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("Write of an oversized frame = %v, want ErrFrameTooLarge", err)
+	}
+}
+
+// FuzzRead: no input panics or allocates beyond MaxFrame, and a frame
+// that reads back writes back to the same bytes.
+func FuzzRead(f *testing.F) {
+	var buf bytes.Buffer
+	Write(&buf, TypeRegister, Register{NodeID: "n", Name: "n", Address: "127.0.0.1"})
+	f.Add(buf.Bytes())
+	f.Add([]byte{0, 0, 0, 1, 3})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		typ, payload, err := Read(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		if len(payload)+1 > MaxFrame {
+			t.Fatalf("accepted a frame of %d bytes", len(payload)+1)
+		}
+		var v any
+		Decode(typ, payload, &v)
+	})
+}

@@ -1,0 +1,168 @@
+package spec
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+)
+
+// decodeBody decodes body into the raw struct *v, as gohcl.DecodeBody does
+// and with the same `hcl:"..."` tags and the same diagnostics, except that a
+// singleton block written twice still decodes its first copy.
+//
+// Why not gohcl.DecodeBody itself: it rebuilds the schema and the field tags
+// of every struct for every block it decodes (seven maps per call, several
+// calls per block), which was half of Parse's allocations on a 1,000-task
+// job. Here the plan of each raw struct type is built once, with
+// gohcl.ImpliedBodySchema; attribute values still go through
+// gohcl.DecodeExpression. Only the tag kinds the raw structs use are known:
+// label, optional, block (a pointer or a slice of pointers to a struct),
+// body, def_range and remain (hcl.Attributes).
+func decodeBody(body hcl.Body, v any) hcl.Diagnostics {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		panic(fmt.Sprintf("spec: decodeBody needs a pointer to a struct, not %T", v))
+	}
+	return decodeStruct(body, rv.Elem())
+}
+
+type decodePlan struct {
+	schema   *hcl.BodySchema
+	attrs    []planField
+	blocks   []planBlock
+	labels   []int
+	body     int // field index, or -1
+	defRange int
+	remain   int
+}
+
+type planField struct {
+	name string
+	idx  int
+}
+
+type planBlock struct {
+	typ   string
+	idx   int
+	slice bool
+	elem  reflect.Type // the struct type
+}
+
+var plans sync.Map // reflect.Type -> *decodePlan
+
+func planFor(t reflect.Type) *decodePlan {
+	if p, ok := plans.Load(t); ok {
+		return p.(*decodePlan)
+	}
+	schema, _ := gohcl.ImpliedBodySchema(reflect.New(t).Interface())
+	p := &decodePlan{schema: schema, body: -1, defRange: -1, remain: -1}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, ok := f.Tag.Lookup("hcl")
+		if !ok {
+			continue
+		}
+		name, kind, _ := strings.Cut(tag, ",")
+		switch kind {
+		case "", "attr", "optional":
+			p.attrs = append(p.attrs, planField{name, i})
+		case "label":
+			p.labels = append(p.labels, i)
+		case "block":
+			b := planBlock{typ: name, idx: i, elem: f.Type}
+			if b.elem.Kind() == reflect.Slice {
+				b.slice, b.elem = true, b.elem.Elem()
+			}
+			if b.elem.Kind() != reflect.Pointer || b.elem.Elem().Kind() != reflect.Struct {
+				panic(fmt.Sprintf("spec: block field %s.%s must be a pointer or a slice of pointers to a struct", t, f.Name))
+			}
+			b.elem = b.elem.Elem()
+			p.blocks = append(p.blocks, b)
+		case "body":
+			p.body = i
+		case "def_range":
+			p.defRange = i
+		case "remain":
+			p.remain = i
+		default:
+			panic(fmt.Sprintf("spec: tag kind %q of %s.%s is not supported", kind, t, f.Name))
+		}
+	}
+	actual, _ := plans.LoadOrStore(t, p)
+	return actual.(*decodePlan)
+}
+
+func decodeStruct(body hcl.Body, v reflect.Value) hcl.Diagnostics {
+	p := planFor(v.Type())
+	var content *hcl.BodyContent
+	var rest hcl.Body
+	var diags hcl.Diagnostics
+	if p.remain >= 0 {
+		content, rest, diags = body.PartialContent(p.schema)
+	} else {
+		content, diags = body.Content(p.schema)
+	}
+	if content == nil {
+		return diags
+	}
+	if p.body >= 0 {
+		v.Field(p.body).Set(reflect.ValueOf(&body).Elem())
+	}
+	if p.remain >= 0 {
+		attrs, ds := rest.JustAttributes()
+		diags = append(diags, ds...)
+		v.Field(p.remain).Set(reflect.ValueOf(attrs))
+	}
+	for _, a := range p.attrs {
+		if attr := content.Attributes[a.name]; attr != nil {
+			diags = append(diags, gohcl.DecodeExpression(attr.Expr, nil, v.Field(a.idx).Addr().Interface())...)
+		}
+	}
+	if len(p.blocks) == 0 {
+		return diags
+	}
+	byType := content.Blocks.ByType()
+	for _, b := range p.blocks {
+		blocks := byType[b.typ]
+		if !b.slice && len(blocks) > 1 {
+			for _, dup := range blocks[1:] {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  fmt.Sprintf("Duplicate %s block", b.typ),
+					Detail:   fmt.Sprintf("Only one %s block is allowed. Another was defined at %s.", b.typ, blocks[0].DefRange),
+					Subject:  dup.DefRange.Ptr(),
+				})
+			}
+			blocks = blocks[:1]
+		}
+		for _, blk := range blocks {
+			ev := reflect.New(b.elem)
+			diags = append(diags, decodeBlock(blk, ev.Elem())...)
+			f := v.Field(b.idx)
+			if b.slice {
+				f.Set(reflect.Append(f, ev))
+			} else {
+				f.Set(ev)
+			}
+		}
+	}
+	return diags
+}
+
+func decodeBlock(blk *hcl.Block, v reflect.Value) hcl.Diagnostics {
+	diags := decodeStruct(blk.Body, v)
+	p := planFor(v.Type())
+	for i, idx := range p.labels {
+		if i < len(blk.Labels) {
+			v.Field(idx).SetString(blk.Labels[i])
+		}
+	}
+	if p.defRange >= 0 {
+		v.Field(p.defRange).Set(reflect.ValueOf(blk.DefRange))
+	}
+	return diags
+}
