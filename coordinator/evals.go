@@ -175,6 +175,27 @@ func (s *Server) applyPlan(plan *sched.Plan, e *Eval) (int, error) {
 		return 0, err
 	}
 	cmd := &planApplyCmd{}
+	// Stops release their capacity to this plan's own placements (a
+	// destructive update on a full node replaces in place), so apply them
+	// to the view first, as the FSM does.
+	for _, a := range plan.Stop {
+		cmd.Stop = append(cmd.Stop, allocStop{ID: a.ID, Desc: a.DesiredDesc})
+		n := byID[a.NodeID]
+		if n == nil {
+			continue
+		}
+		cur, err := s.store.Alloc(a.ID)
+		if err != nil {
+			return 0, err
+		}
+		if cur == nil || cur.Terminal() {
+			continue // already not holding resources in the current state
+		}
+		n.Used = sched.Resources{CPU: n.Used.CPU - cur.Resources.CPU, MemoryMB: n.Used.MemoryMB - cur.Resources.MemoryMB}
+		for _, port := range cur.Ports {
+			delete(n.UsedPorts, port.Value)
+		}
+	}
 	rejected := 0
 	for _, p := range plan.Place {
 		n := byID[p.NodeID]
@@ -192,9 +213,6 @@ func (s *Server) applyPlan(plan *sched.Plan, e *Eval) (int, error) {
 			n.UsedPorts[port.Value] = true
 		}
 		cmd.Place = append(cmd.Place, p)
-	}
-	for _, a := range plan.Stop {
-		cmd.Stop = append(cmd.Stop, allocStop{ID: a.ID, Desc: a.DesiredDesc})
 	}
 	status := EvalComplete
 	if len(plan.Failed) > 0 {
