@@ -119,7 +119,7 @@ func decodeStruct(body hcl.Body, v reflect.Value) hcl.Diagnostics {
 	}
 	for _, a := range p.attrs {
 		if attr := content.Attributes[a.name]; attr != nil {
-			diags = append(diags, gohcl.DecodeExpression(attr.Expr, nil, v.Field(a.idx).Addr().Interface())...)
+			diags = append(diags, decodeExpr(attr.Expr, v.Field(a.idx).Addr().Interface())...)
 		}
 	}
 	if len(p.blocks) == 0 {
@@ -165,4 +165,16 @@ func decodeBlock(blk *hcl.Block, v reflect.Value) hcl.Diagnostics {
 		v.Field(p.defRange).Set(reflect.ValueOf(blk.DefRange))
 	}
 	return diags
+}
+
+// decodeExpr is gohcl.DecodeExpression without its echo: when evaluating
+// the expression already failed ("Variables not allowed"), gohcl adds
+// "Unsuitable value type: value must be known" for the same spot; that one
+// is dropped.
+func decodeExpr(expr hcl.Expression, v any) hcl.Diagnostics {
+	ds := gohcl.DecodeExpression(expr, nil, v)
+	if n := len(ds); n > 1 && ds[:n-1].HasErrors() && ds[n-1].Summary == "Unsuitable value type" {
+		ds = ds[:n-1]
+	}
+	return ds
 }

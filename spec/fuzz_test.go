@@ -8,6 +8,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 func parseFile(t testing.TB, path string) *Job {
@@ -138,6 +141,32 @@ func BenchmarkParseInvalid1000Tasks(b *testing.B) {
 		_, err := Parse("big.hcl", src)
 		if err == nil || strings.Count(err.Error(), "\n")+1 != 2000 {
 			b.Fatalf("want 2000 problems")
+		}
+	}
+}
+
+// BenchmarkParseSyntaxOnly1000Tasks is the floor under
+// BenchmarkParse1000Tasks: hcl's own lexer and parser on the same bytes.
+func BenchmarkParseSyntaxOnly1000Tasks(b *testing.B) {
+	src := bigJob(100, 10)
+	b.SetBytes(int64(len(src)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ds := hclsyntax.ParseConfig(src, "big.hcl", hcl.InitialPos); ds.HasErrors() {
+			b.Fatal(ds)
+		}
+	}
+}
+
+func BenchmarkParseHello(b *testing.B) {
+	src, err := os.ReadFile("testdata/hello.hcl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse("hello.hcl", src); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -66,12 +66,11 @@ func (ix index) has(key string) bool { _, ok := ix[key]; return ok }
 
 // lookup returns the range of key, or of its nearest ancestor that is
 // written in the file (a missing attribute points at its block, a list
-// element without its own range at its list). exact reports whether key
-// itself was found.
-func (ix index) lookup(key string) (r hcl.Range, exact, ok bool) {
+// element without its own range at its list).
+func (ix index) lookup(key string) (hcl.Range, bool) {
 	for k := key; ; {
 		if r, ok := ix[k]; ok {
-			return r, k == key, true
+			return r, true
 		}
 		if i := strings.LastIndexByte(k, '['); i > 0 && strings.HasSuffix(k, "]") {
 			k = k[:i]
@@ -79,7 +78,7 @@ func (ix index) lookup(key string) (r hcl.Range, exact, ok bool) {
 		}
 		i := strings.LastIndex(k, " > ")
 		if i < 0 {
-			return hcl.Range{}, false, false
+			return hcl.Range{}, false
 		}
 		k = k[:i]
 	}

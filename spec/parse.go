@@ -3,11 +3,11 @@ package spec
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
@@ -70,7 +70,7 @@ func Parse(filename string, src []byte) (*Job, error) {
 	decoded := newRangeSet(ds)
 	for _, p := range validate(job) {
 		d := &Diagnostic{Path: p.at.String(), Summary: p.summary, Detail: p.detail}
-		if r, _, ok := c.ix.lookup(p.at.key); ok {
+		if r, ok := c.ix.lookup(p.at.key); ok {
 			if decoded.overlaps(r) {
 				continue // already reported while decoding: a value that did not decode is zero here
 			}
@@ -269,7 +269,7 @@ func (c *converter) block(at loc, def hcl.Range, body hcl.Body) {
 		c.ix[k] = a.Expr.Range()
 		if t, ok := a.Expr.(*hclsyntax.TupleConsExpr); ok {
 			for i, e := range t.Exprs {
-				c.ix[at.attr(name).elem(i).key] = e.Range()
+				c.ix[k+"["+strconv.Itoa(i)+"]"] = e.Range() // as loc.elem
 			}
 		}
 	}
@@ -277,7 +277,7 @@ func (c *converter) block(at loc, def hcl.Range, body hcl.Body) {
 
 func (c *converter) errorAt(key, summary, detail string) {
 	d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail}
-	if r, _, ok := c.ix.lookup(key); ok {
+	if r, ok := c.ix.lookup(key); ok {
 		d.Subject = &r
 	}
 	c.diags = append(c.diags, d)
@@ -319,7 +319,7 @@ func (c *converter) strMap(at loc, attr map[string]string, blk *rawMap) map[stri
 	for name, a := range blk.Attrs {
 		c.ix[at.entry(name).key] = a.Expr.Range()
 		var v string
-		if ds := gohcl.DecodeExpression(a.Expr, nil, &v); ds.HasErrors() {
+		if ds := decodeExpr(a.Expr, &v); ds.HasErrors() {
 			c.diags = append(c.diags, ds...)
 			continue
 		}

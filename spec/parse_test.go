@@ -339,3 +339,73 @@ func TestFormat(t *testing.T) {
 		t.Errorf("colored Format without sources = %q", color.String())
 	}
 }
+
+// A problem inside the second of two same-named tasks points into the
+// second: the index is keyed by position, not by label.
+func TestParseRangeOfDuplicateLabel(t *testing.T) {
+	src := []byte(`job "j" {
+  group "g" {
+    task "t" {
+      driver = "docker"
+      config { image = "x" }
+    }
+    task "t" {
+      driver = "docker"
+      config { image = "x" }
+      resources { memory = 5 }
+    }
+  }
+}`)
+	_, err := Parse("dup.hcl", src)
+	want := "dup.hcl:7:5: Duplicate task: task \"t\" is defined more than once in group \"g\"\n" +
+		"dup.hcl:10:28: Invalid memory: memory must be at least 10 MB, got 5"
+	if err == nil || err.Error() != want {
+		t.Errorf("Parse =\n%v\nwant\n%s", err, want)
+	}
+}
+
+func TestIndexLookup(t *testing.T) {
+	r := func(b int) hcl.Range { return hcl.Range{Start: hcl.Pos{Byte: b}, End: hcl.Pos{Byte: b + 1}} }
+	ix := index{
+		"job":                            r(0),
+		"job > group[0]":                 r(10),
+		"job > group[0] > count":         r(20),
+		"job > datacenters":              r(30),
+		"job > datacenters[1]":           r(40),
+		"job > group[0] > task[0]":       r(50),
+		"job > group[0] > task[0] > env": r(60),
+	}
+	for key, want := range map[string]int{
+		"job > group[0] > count":                     20, // exact
+		"job > group[0] > meta":                      10, // missing attribute: its block
+		"job > datacenters[1]":                       40, // element
+		"job > datacenters[2]":                       30, // element without a range: the list
+		"job > group[0] > task[0] > env > A=B":       60, // map entry: the map
+		"job > group[0] > task[0] > config > module": 50,
+		"job > priority":                             0,
+	} {
+		got, ok := ix.lookup(key)
+		if !ok || got.Start.Byte != want {
+			t.Errorf("lookup(%q) = %d, %v; want %d", key, got.Start.Byte, ok, want)
+		}
+	}
+	if _, ok := (index{}).lookup("job > x"); ok {
+		t.Error("lookup in an empty index found something")
+	}
+}
+
+func TestRangeSet(t *testing.T) {
+	rng := func(a, b int) *hcl.Range { return &hcl.Range{Start: hcl.Pos{Byte: a}, End: hcl.Pos{Byte: b}} }
+	s := newRangeSet(Diagnostics{{Range: rng(50, 60)}, {Range: rng(10, 40)}, {Range: nil}, {Range: rng(12, 13)}, {Range: rng(70, 70)}})
+	for _, tt := range []struct {
+		a, b int
+		want bool
+	}{
+		{0, 10, false}, {0, 11, true}, {39, 45, true}, {40, 50, false}, {45, 55, true},
+		{59, 59, true}, {60, 70, false}, {70, 70, true}, {69, 71, true}, {71, 80, false}, {41, 41, false},
+	} {
+		if got := s.overlaps(*rng(tt.a, tt.b)); got != tt.want {
+			t.Errorf("overlaps(%d-%d) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
