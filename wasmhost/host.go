@@ -75,8 +75,9 @@ func (m *Module) Size() int { return m.size }
 
 // New creates a Host: a wazero runtime using the compiler engine where the
 // platform supports it, with WithCloseOnContextDone(true) so instances stop when
-// their context ends (this costs tight loops; see the benchmarks and
-// docs/RATIONALE.md), and wasi_snapshot_preview1 instantiated once.
+// their context ends (this makes tight loops much slower: see
+// BenchmarkTightLoop; correctness first), and wasi_snapshot_preview1
+// instantiated once.
 func New(ctx context.Context, cfg Config) (*Host, error) {
 	log := cfg.Logger
 	if log == nil {
@@ -165,13 +166,20 @@ func (h *Host) Compile(ctx context.Context, digest string, b []byte) (*Module, e
 		}
 	}
 
+	// Whatever happens (an error, even a panic in wazero), release the waiters
+	// and forget a failed compile so that a later call retries.
+	defer func() {
+		if call.mod == nil {
+			if call.err == nil {
+				call.err = fmt.Errorf("wasmhost: compile %s: panicked", digest)
+			}
+			h.mu.Lock()
+			delete(h.modules, digest)
+			h.mu.Unlock()
+		}
+		close(call.done)
+	}()
 	call.mod, call.err = h.compile(ctx, digest, b)
-	if call.err != nil {
-		h.mu.Lock()
-		delete(h.modules, digest)
-		h.mu.Unlock()
-	}
-	close(call.done)
 	return call.mod, call.err
 }
 

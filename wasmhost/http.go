@@ -55,8 +55,17 @@ const (
 //
 // Each instance gets: argv [cfg.Name, cfg.Args...]; the task env plus the CGI
 // variables of RFC 3875 and WAGI (REQUEST_METHOD, PATH_INFO, QUERY_STRING,
-// X_FULL_URL, HTTP_<HEADER>, …); the request body on stdin; stdout captured and
-// parsed as a CGI response; stderr to cfg.Stderr. No filesystem, no sockets.
+// X_FULL_URL, …); the request body on stdin; stdout captured and parsed as a
+// CGI response; stderr to cfg.Stderr. No filesystem, no sockets.
+//
+// Every request header becomes HTTP_<NAME> (upper case, '-' → '_', repeated
+// values joined), Authorization included: Strata does no authentication of its
+// own, so the module is where it happens. The one exception is Proxy, which
+// would become HTTP_PROXY ("httpoxy"). The task owns its whole port, so
+// X_MATCHED_ROUTE is "/...", PATH_INFO is the whole decoded path and SCRIPT_NAME
+// is "/"+cfg.Name (identifying the script, as early WAGI did, not a URL prefix).
+// REMOTE_HOST is REMOTE_ADDR: no reverse lookups.
+//
 // Clocks are real (wall and monotonic; a sleep ends early when the request
 // does) and random_get reads crypto/rand: wazero's defaults are a fake clock
 // and a deterministic random source, which would make crypto/rand in the
@@ -308,6 +317,9 @@ func (hh *httpHandler) withEnv(cfg wazero.ModuleConfig, r *http.Request, content
 	set("HTTP_HOST", r.Host) // net/http moves Host out of r.Header
 
 	for name, values := range r.Header {
+		if name == "Proxy" {
+			continue // "httpoxy": HTTP_PROXY would set the module's outbound proxy
+		}
 		sep := ", "
 		if name == "Cookie" {
 			sep = "; "

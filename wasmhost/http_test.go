@@ -89,6 +89,7 @@ func TestCGIEnvironment(t *testing.T) {
 	req.Header.Add("Accept", "text/html")
 	req.Header.Add("Accept", "text/plain")
 	req.SetBasicAuth("alice", "secret")
+	req.Header.Set("Proxy", "http://evil.example:3128")
 	rec := httptest.NewRecorder()
 	handler.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
@@ -130,7 +131,13 @@ func TestCGIEnvironment(t *testing.T) {
 			t.Errorf("env %s = %q (set %v), want %q", k, got, ok, v)
 		}
 	}
-	if _, ok := env["BAD=NAME"]; ok {
+	if _, ok := env["HTTP_PROXY"]; ok {
+		t.Error("the Proxy header reached the module as HTTP_PROXY")
+	}
+	if got := env["HTTP_AUTHORIZATION"]; got != "Basic YWxpY2U6c2VjcmV0" {
+		t.Errorf("HTTP_AUTHORIZATION = %q, want the header", got)
+	}
+	if _, ok := env["BAD"]; ok {
 		t.Error("invalid task env name reached the module")
 	}
 	if got := strings.Join(args, "|"); got != "echo|-v|two words" {

@@ -1,13 +1,3 @@
-// Command hello is the smallest Strata http-mode (WAGI) module: it answers
-// every request with "hello from <PATH_INFO>".
-//
-// Build it with:
-//
-//	GOOS=wasip1 GOARCH=wasm go build -o examples/hello/hello.wasm ./examples/hello
-//
-// A WAGI module reads the request from its environment (CGI variables) and
-// standard input, and writes the response to standard output: header lines,
-// a blank line, then the body.
 package main
 
 import (
