@@ -16,15 +16,29 @@ type Job struct {
 	Datacenters []string          `json:"Datacenters,omitempty"`
 	Priority    int               `json:"Priority"`
 	Meta        map[string]string `json:"Meta,omitempty"`
+	Constraints []*Constraint     `json:"Constraints,omitempty"`
+	Affinities  []*Affinity       `json:"Affinities,omitempty"`
+	Spreads     []*Spread         `json:"Spreads,omitempty"`
+	Update      *Update           `json:"Update,omitempty"`
 	Groups      []*Group          `json:"Groups"`
 }
 
 // Group is the unit of placement: Count copies of its tasks, each copy on one node.
 type Group struct {
-	Name  string            `json:"Name"`
-	Count int               `json:"Count"`
-	Meta  map[string]string `json:"Meta,omitempty"`
-	Tasks []*Task           `json:"Tasks"`
+	Name        string            `json:"Name"`
+	Count       int               `json:"Count"`
+	Meta        map[string]string `json:"Meta,omitempty"`
+	Constraints []*Constraint     `json:"Constraints,omitempty"`
+	Affinities  []*Affinity       `json:"Affinities,omitempty"`
+	Spreads     []*Spread         `json:"Spreads,omitempty"`
+	Restart     *RestartPolicy    `json:"Restart,omitempty"` // default for its tasks
+	Reschedule  *Reschedule       `json:"Reschedule,omitempty"`
+	Update      *Update           `json:"Update,omitempty"` // overrides the job's
+	Disconnect  *Disconnect       `json:"Disconnect,omitempty"`
+	// Networks are the group's shared ports: every task may use them.
+	Networks []*Network `json:"Networks,omitempty"`
+	Services []*Service `json:"Services,omitempty"`
+	Tasks    []*Task    `json:"Tasks"`
 }
 
 // Task is one workload inside a group.
@@ -37,6 +51,9 @@ type Task struct {
 	Resources Resources         `json:"Resources"`
 	Services  []*Service        `json:"Services,omitempty"`
 	Meta      map[string]string `json:"Meta,omitempty"`
+	// KillTimeout is how long a stopping task gets before it is killed.
+	KillTimeout Duration   `json:"KillTimeout,omitempty"`
+	Lifecycle   *Lifecycle `json:"Lifecycle,omitempty"`
 }
 
 // TaskConfig holds the driver-specific configuration. Fields that do not
@@ -44,8 +61,16 @@ type Task struct {
 type TaskConfig struct {
 	// wasm driver.
 	Module string   `json:"Module,omitempty"` // "name@version" or "sha256:<hex>"
-	Mode   string   `json:"Mode,omitempty"`   // "http" (command, listener: later)
-	Args   []string `json:"Args,omitempty"`
+	Mode   string   `json:"Mode,omitempty"`   // "command", "http" or "listener"
+	Args   []string `json:"Args,omitempty"`   // also docker
+	// MaxRequestTime bounds one request in http mode (0: the agent's default).
+	MaxRequestTime Duration `json:"MaxRequestTime,omitempty"`
+	// MaxConcurrency bounds concurrent instances in http mode (0: no bound).
+	MaxConcurrency int `json:"MaxConcurrency,omitempty"`
+	// MaxRuntime ends a command-mode run after this long (0: no bound).
+	MaxRuntime Duration `json:"MaxRuntime,omitempty"`
+	// Mounts grant the module host directories; none by default.
+	Mounts []*Mount `json:"Mounts,omitempty"`
 
 	// ModuleDigest is filled in by the coordinator when it registers the
 	// job: the resolved "sha256:<hex>" of Module, which makes a job version
@@ -53,7 +78,88 @@ type TaskConfig struct {
 	ModuleDigest string `json:"ModuleDigest,omitempty"`
 
 	// docker driver.
-	Image string `json:"Image,omitempty"`
+	Image   string   `json:"Image,omitempty"`
+	Command string   `json:"Command,omitempty"`
+	Ports   []string `json:"Ports,omitempty"` // port labels the container exposes
+}
+
+// Mount grants a wasm module a host directory.
+type Mount struct {
+	Source   string `json:"Source"`
+	Target   string `json:"Target"`
+	Readonly bool   `json:"Readonly,omitempty"`
+}
+
+// Constraint restricts placement to nodes whose attribute satisfies
+// Operator against Value (Nomad's operators, distinct_hosts included).
+type Constraint struct {
+	Attribute string `json:"Attribute,omitempty"` // "${attr.kernel.name}", "${node.datacenter}", …
+	Operator  string `json:"Operator"`            // default "="
+	Value     string `json:"Value,omitempty"`
+}
+
+// Affinity prefers (Weight > 0) or avoids (Weight < 0) nodes.
+type Affinity struct {
+	Attribute string `json:"Attribute"`
+	Operator  string `json:"Operator"`
+	Value     string `json:"Value,omitempty"`
+	Weight    int    `json:"Weight"` // -100..100, not 0; default 50
+}
+
+// Spread distributes allocations over an attribute's values.
+type Spread struct {
+	Attribute string          `json:"Attribute"`
+	Weight    int             `json:"Weight"` // 0..100; default 50
+	Targets   []*SpreadTarget `json:"Targets,omitempty"`
+}
+
+// SpreadTarget is the share of allocations wanted for one value.
+type SpreadTarget struct {
+	Value   string `json:"Value"`
+	Percent int    `json:"Percent"`
+}
+
+// Update is the rolling-update strategy.
+type Update struct {
+	MaxParallel     int      `json:"MaxParallel"`
+	Stagger         Duration `json:"Stagger"`
+	MinHealthyTime  Duration `json:"MinHealthyTime"`
+	HealthyDeadline Duration `json:"HealthyDeadline"`
+	Canary          int      `json:"Canary,omitempty"`
+	AutoRevert      bool     `json:"AutoRevert,omitempty"`
+	AutoPromote     bool     `json:"AutoPromote,omitempty"`
+}
+
+// Reschedule says how failed allocations are replaced on other nodes.
+type Reschedule struct {
+	Attempts      int      `json:"Attempts"`
+	Interval      Duration `json:"Interval"`
+	Delay         Duration `json:"Delay"`
+	DelayFunction string   `json:"DelayFunction"` // constant, exponential, fibonacci
+	MaxDelay      Duration `json:"MaxDelay"`
+	Unlimited     bool     `json:"Unlimited,omitempty"`
+}
+
+// Disconnect says what happens to a group's allocations while their node
+// is unreachable (edge nodes behind flaky links).
+type Disconnect struct {
+	// LostAfter: how long after the node is declared down its allocations
+	// stay "unknown" before they are lost (0: lost at once).
+	LostAfter Duration `json:"LostAfter,omitempty"`
+	// Replace: whether an unknown allocation is replaced elsewhere.
+	Replace *bool `json:"Replace,omitempty"`
+	// Reconcile: which copy survives reconnection: best_score,
+	// keep_original, keep_replacement, longest_running.
+	Reconcile string `json:"Reconcile,omitempty"`
+	// StopOnClientAfter: the agent stops the tasks itself after this long
+	// without the servers.
+	StopOnClientAfter Duration `json:"StopOnClientAfter,omitempty"`
+}
+
+// Lifecycle makes a task run around the group's main tasks.
+type Lifecycle struct {
+	Hook    string `json:"Hook"` // prestart, poststart, poststop
+	Sidecar bool   `json:"Sidecar,omitempty"`
 }
 
 // Resources is what one task asks of its node.
