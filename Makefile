@@ -30,15 +30,15 @@ run: build examples
 	trap 'kill $$dev 2>/dev/null; wait $$dev 2>/dev/null' INT TERM EXIT; \
 	export STRATA_ADDR=http://$(HTTP_ADDR); \
 	up=0; for i in $$(seq 1 300); do \
-	  if curl -fs $$STRATA_ADDR/v1/status/leader >/dev/null 2>&1; then up=1; break; fi; \
+	  if $(BIN) status >/dev/null 2>&1; then up=1; break; fi; \
 	  kill -0 $$dev 2>/dev/null || break; sleep 0.1; done; \
 	if [ $$up != 1 ]; then echo "strata dev did not come up (see its output above)" >&2; exit 1; fi; \
 	$(BIN) module push examples/hello/hello.wasm -name hello -version 0.1.0; \
-	$(BIN) run examples/hello/hello.hcl; \
-	port=$$(curl -fs $$STRATA_ADDR/v1/catalog/service/hello-web-hello | sed -n 's/.*"Port": *\([0-9]*\).*/\1/p' | head -1); \
+	$(BIN) run examples/hello/hello.hcl | tee .run.out; \
+	addr=$$(sed -n 's/.*Service hello-web-hello at \([^ ]*\).*/\1/p' .run.out | head -1); rm -f .run.out; \
 	echo; \
 	echo "==> Try it:"; \
-	echo "    curl http://127.0.0.1:$$port/x"; \
+	echo "    curl http://$$addr/x"; \
 	echo "    dig @$(firstword $(subst :, ,$(DNS_ADDR))) -p $(lastword $(subst :, ,$(DNS_ADDR))) hello-web-hello.service.strata SRV"; \
 	echo "    $(BIN) status hello"; \
 	echo "    (Ctrl-C stops strata dev)"; \

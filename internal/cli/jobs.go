@@ -136,7 +136,21 @@ func watchJob(ctx context.Context, env *Env, c *coordinator.Client, job *spec.Jo
 		}
 		if running >= want {
 			fmt.Fprintf(env.Stdout, "==> Job %q version %d: %d/%d allocations running\n", job.ID, version, running, want)
+			printServices(env, r.Allocations, version, nodes)
 			return nil
+		}
+	}
+}
+
+// printServices lists where each service of the version answers.
+func printServices(env *Env, allocs []*coordinator.Alloc, version uint64, nodes map[string]string) {
+	for _, a := range allocs {
+		if a.JobVersion != version || a.DesiredStatus != sched.DesiredRun {
+			continue
+		}
+		for _, e := range a.Endpoints {
+			addr := net.JoinHostPort(e.Address, strconv.Itoa(e.Port))
+			fmt.Fprintf(env.Stdout, "    Service %s at %s (DNS: %s.service.strata)\n", e.Service, addr, e.Service)
 		}
 	}
 }
