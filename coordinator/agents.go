@@ -177,7 +177,6 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, conn *quic.Conn) (*wire.Regi
 		if _, _, err := a.s.apply(cmdNodeRegister, &nodeRegisterCmd{Node: node, Time: time.Now().UnixNano()}); err != nil {
 			return nil, err
 		}
-		a.s.evals.unblock() // new capacity
 	}
 	return &reg, wire.Write(ctrl, wire.TypeRegistered, wire.Registered{
 		NodeID: reg.NodeID, HeartbeatMillis: a.s.cfg.HeartbeatInterval.Milliseconds(),
@@ -239,7 +238,6 @@ func (a *agentEndpoint) allocStatus(reg *wire.Register, st *wire.AllocStatus) er
 		if err := a.s.enqueueJobEval(before.JobID, "alloc-"+u.ClientStatus); err != nil {
 			return err
 		}
-		a.s.evals.unblock()
 	}
 	return nil
 }

@@ -227,12 +227,6 @@ func (s *Server) applyPlan(plan *sched.Plan, e *Eval) (int, error) {
 	if _, _, err := s.apply(cmdPlanApply, cmd); err != nil {
 		return 0, err
 	}
-	if status == EvalBlocked {
-		s.evals.push(&done)
-	}
-	if len(cmd.Stop) > 0 {
-		s.evals.unblock() // stopped allocations free capacity
-	}
 	return rejected, nil
 }
 
@@ -245,12 +239,25 @@ func (s *Server) finishEval(e *Eval, status string, failed map[string]*sched.Exp
 	return cause
 }
 
-// enqueueJobEval creates an evaluation for a job through Raft and queues it.
+// enqueueJobEval creates an evaluation for a job through Raft; the FSM
+// hands it to the leader's queue.
 func (s *Server) enqueueJobEval(jobID, trigger string) error {
 	e := &Eval{ID: newEvalID(), JobID: jobID, TriggeredBy: trigger, Status: EvalPending}
-	if _, _, err := s.apply(cmdEvalUpsert, &evalUpsertCmd{Evals: []*Eval{e}}); err != nil {
-		return err
+	_, _, err := s.apply(cmdEvalUpsert, &evalUpsertCmd{Evals: []*Eval{e}})
+	return err
+}
+
+// applied is the FSM's hook: on the leader, queue new evaluations and
+// retry blocked ones when capacity grew. On followers it does nothing;
+// a new leader loads pending and blocked evaluations from the state.
+func (s *Server) applied(fx *effects) {
+	if !s.leading.Load() {
+		return
 	}
-	s.evals.push(e)
-	return nil
+	for _, e := range fx.evals {
+		s.evals.push(e)
+	}
+	if fx.capacity {
+		s.evals.unblock()
+	}
 }

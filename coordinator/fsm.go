@@ -103,6 +103,21 @@ func encodeCmd(t cmdType, v any) ([]byte, error) {
 // with the applied index, so a restart skips entries already applied.
 type fsm struct {
 	store *Store
+	// onApply, if set, receives each committed batch's effects. It runs on
+	// every server; the leader uses it to queue evaluations.
+	onApply func(*effects)
+}
+
+// effects is what a batch did that the leader's scheduler must react to.
+type effects struct {
+	evals    []*Eval // evaluations written as pending or blocked
+	capacity bool    // node capacity may have grown: blocked evals retry
+}
+
+func (fx *effects) eval(e *Eval) {
+	if e.Status == EvalPending || e.Status == EvalBlocked {
+		fx.evals = append(fx.evals, e)
+	}
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -115,6 +130,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 // command that is refused (an error result) changes nothing.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	results := make([]any, len(logs))
+	fx := &effects{}
 	err := f.store.update(func(tx *bolt.Tx) error {
 		applied := appliedIndex(tx)
 		last := applied
@@ -127,7 +143,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			if l.Type != raft.LogCommand {
 				continue
 			}
-			res, err := applyCmd(tx, l.Index, l.Data)
+			res, err := applyCmd(tx, l.Index, l.Data, fx)
 			var refused refusal
 			if errors.As(err, &refused) {
 				results[i] = refused.err
@@ -148,6 +164,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		// diverge from the log. Raft has no way to retry an Apply, so stop.
 		panic(fmt.Sprintf("coordinator: state store failed, refusing to diverge from the Raft log: %v", err))
 	}
+	if f.onApply != nil && (len(fx.evals) > 0 || fx.capacity) {
+		f.onApply(fx)
+	}
 	return results
 }
 
@@ -160,7 +179,7 @@ func refuse(format string, args ...any) error {
 	return refusal{fmt.Errorf(format, args...)}
 }
 
-func applyCmd(tx *bolt.Tx, index uint64, data []byte) (any, error) {
+func applyCmd(tx *bolt.Tx, index uint64, data []byte, fx *effects) (any, error) {
 	if len(data) == 0 {
 		return nil, refuse("coordinator: empty command")
 	}
@@ -177,13 +196,13 @@ func applyCmd(tx *bolt.Tx, index uint64, data []byte) (any, error) {
 		if err := decode(&c); err != nil {
 			return nil, err
 		}
-		return applyJobRegister(tx, index, &c)
+		return applyJobRegister(tx, index, &c, fx)
 	case cmdJobStop:
 		var c jobStopCmd
 		if err := decode(&c); err != nil {
 			return nil, err
 		}
-		return nil, applyJobStop(tx, index, &c)
+		return nil, applyJobStop(tx, index, &c, fx)
 	case cmdModuleRegister:
 		var c moduleRegisterCmd
 		if err := decode(&c); err != nil {
@@ -195,19 +214,20 @@ func applyCmd(tx *bolt.Tx, index uint64, data []byte) (any, error) {
 		if err := decode(&c); err != nil {
 			return nil, err
 		}
+		fx.capacity = true
 		return nil, applyNodeRegister(tx, index, &c)
 	case cmdPlanApply:
 		var c planApplyCmd
 		if err := decode(&c); err != nil {
 			return nil, err
 		}
-		return nil, applyPlan(tx, index, &c)
+		return nil, applyPlan(tx, index, &c, fx)
 	case cmdAllocUpdate:
 		var c allocUpdateCmd
 		if err := decode(&c); err != nil {
 			return nil, err
 		}
-		return nil, applyAllocUpdate(tx, index, &c)
+		return nil, applyAllocUpdate(tx, index, &c, fx)
 	case cmdEvalUpsert:
 		var c evalUpsertCmd
 		if err := decode(&c); err != nil {
@@ -217,13 +237,14 @@ func applyCmd(tx *bolt.Tx, index uint64, data []byte) (any, error) {
 			if err := upsertEval(tx, index, e); err != nil {
 				return nil, err
 			}
+			fx.eval(e)
 		}
 		return nil, nil
 	}
 	return nil, refuse("coordinator: unknown command type %d", t)
 }
 
-func applyJobRegister(tx *bolt.Tx, index uint64, c *jobRegisterCmd) (any, error) {
+func applyJobRegister(tx *bolt.Tx, index uint64, c *jobRegisterCmd, fx *effects) (any, error) {
 	if c.Job == nil || c.Job.ID == "" {
 		return nil, refuse("coordinator: job register without a job")
 	}
@@ -253,9 +274,11 @@ func applyJobRegister(tx *bolt.Tx, index uint64, c *jobRegisterCmd) (any, error)
 	if c.EvalID != "" {
 		rec.LatestEvalID = c.EvalID
 		res.EvalID = c.EvalID
-		if err := upsertEval(tx, index, &Eval{ID: c.EvalID, JobID: c.Job.ID, TriggeredBy: "job-register", Status: EvalPending}); err != nil {
+		e := &Eval{ID: c.EvalID, JobID: c.Job.ID, TriggeredBy: "job-register", Status: EvalPending}
+		if err := upsertEval(tx, index, e); err != nil {
 			return nil, err
 		}
+		fx.eval(e)
 	}
 	if err := putJSON(tx.Bucket(bucketJobVersions), jobVersionKey(c.Job.ID, rec.Version), c.Job); err != nil {
 		return nil, err
@@ -263,7 +286,7 @@ func applyJobRegister(tx *bolt.Tx, index uint64, c *jobRegisterCmd) (any, error)
 	return res, putJSON(jobs, []byte(c.Job.ID), &rec)
 }
 
-func applyJobStop(tx *bolt.Tx, index uint64, c *jobStopCmd) error {
+func applyJobStop(tx *bolt.Tx, index uint64, c *jobStopCmd, fx *effects) error {
 	jobs := tx.Bucket(bucketJobs)
 	var rec JobRecord
 	ok, err := getJSON(jobs, []byte(c.JobID), &rec)
@@ -271,14 +294,16 @@ func applyJobStop(tx *bolt.Tx, index uint64, c *jobStopCmd) error {
 		return err
 	}
 	if !ok {
-		return refuse("coordinator: job %q not found", c.JobID)
+		return refusal{fmt.Errorf("job %q: %w", c.JobID, ErrNotFound)}
 	}
 	rec.Stopped, rec.ModifyIndex = true, index
 	if c.EvalID != "" {
 		rec.LatestEvalID = c.EvalID
-		if err := upsertEval(tx, index, &Eval{ID: c.EvalID, JobID: c.JobID, TriggeredBy: "job-deregister", Status: EvalPending}); err != nil {
+		e := &Eval{ID: c.EvalID, JobID: c.JobID, TriggeredBy: "job-deregister", Status: EvalPending}
+		if err := upsertEval(tx, index, e); err != nil {
 			return err
 		}
+		fx.eval(e)
 	}
 	return putJSON(jobs, []byte(c.JobID), &rec)
 }
@@ -348,7 +373,10 @@ func putAlloc(tx *bolt.Tx, a *Alloc) error {
 	return tx.Bucket(bucketAllocsByNode).Put(indexKey(a.NodeID, a.ID), nil)
 }
 
-func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd) error {
+func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd, fx *effects) error {
+	if len(c.Stop) > 0 {
+		fx.capacity = true // stopped allocations free capacity
+	}
 	for _, s := range c.Stop {
 		a, err := getAlloc(tx, []byte(s.ID))
 		if err != nil {
@@ -374,12 +402,13 @@ func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd) error {
 		}
 	}
 	if c.Eval != nil {
+		fx.eval(c.Eval)
 		return upsertEval(tx, index, c.Eval)
 	}
 	return nil
 }
 
-func applyAllocUpdate(tx *bolt.Tx, index uint64, c *allocUpdateCmd) error {
+func applyAllocUpdate(tx *bolt.Tx, index uint64, c *allocUpdateCmd, fx *effects) error {
 	for _, u := range c.Updates {
 		a, err := getAlloc(tx, []byte(u.AllocID))
 		if err != nil {
@@ -389,10 +418,14 @@ func applyAllocUpdate(tx *bolt.Tx, index uint64, c *allocUpdateCmd) error {
 			continue // unknown here, or not this node's: ignore, never let a node write another's alloc
 		}
 		old := a.Endpoints
+		wasTerminal := a.Terminal()
 		a.ClientStatus, a.ClientDescription, a.ModifyIndex = u.ClientStatus, u.Description, index
 		a.Endpoints = u.Endpoints
 		if a.Terminal() {
 			a.Endpoints = nil // a stopping or finished alloc is never discoverable
+			if !wasTerminal {
+				fx.capacity = true
+			}
 		}
 		if err := setEndpoints(tx, a.ID, old, a.Endpoints); err != nil {
 			return err

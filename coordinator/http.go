@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/strata-run/strata/internal/fsutil"
@@ -71,7 +70,7 @@ func writeError(w http.ResponseWriter, err error) {
 		status = http.StatusConflict
 	case errors.As(err, &nl):
 		status = http.StatusServiceUnavailable
-	case errors.Is(err, errNotFound):
+	case errors.Is(err, ErrNotFound):
 		status = http.StatusNotFound
 	}
 	writeJSON(w, status, 0, APIError{Error: err.Error()})
@@ -81,7 +80,8 @@ type badRequest struct{ error }
 
 func (b badRequest) Unwrap() error { return b.error }
 
-var errNotFound = errors.New("not found")
+// ErrNotFound is returned for a job, evaluation or module that does not exist.
+var ErrNotFound = errors.New("not found")
 
 // blockingWait implements Consul/Nomad blocking queries: with ?index=N the
 // request waits (up to ?wait=, default 5m, max 10m) until the state index
@@ -217,9 +217,6 @@ func (s *Server) RegisterJob(job *spec.Job) (*JobRegisterResponse, error) {
 		return nil, err
 	}
 	r := res.(*jobRegisterResult)
-	if r.EvalID != "" {
-		s.evals.push(&Eval{ID: r.EvalID, JobID: job.ID, TriggeredBy: "job-register", Status: EvalPending})
-	}
 	return &JobRegisterResponse{JobID: job.ID, Version: r.Version, Changed: r.Changed, EvalID: r.EvalID, Index: idx}, nil
 }
 
@@ -267,7 +264,7 @@ func (s *Server) handleJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rec == nil {
-		writeError(w, fmt.Errorf("job %q: %w", r.PathValue("id"), errNotFound))
+		writeError(w, fmt.Errorf("job %q: %w", r.PathValue("id"), ErrNotFound))
 		return
 	}
 	writeJSON(w, http.StatusOK, idx, rec)
@@ -278,13 +275,9 @@ func (s *Server) handleJobStop(w http.ResponseWriter, r *http.Request) {
 	evalID := newEvalID()
 	_, idx, err := s.apply(cmdJobStop, &jobStopCmd{JobID: id, EvalID: evalID})
 	if err != nil {
-		if strings.Contains(err.Error(), "not found") {
-			err = fmt.Errorf("job %q: %w", id, errNotFound)
-		}
 		writeError(w, err)
 		return
 	}
-	s.evals.push(&Eval{ID: evalID, JobID: id, TriggeredBy: "job-deregister", Status: EvalPending})
 	writeJSON(w, http.StatusOK, idx, map[string]any{"JobID": id, "EvalID": evalID, "Index": idx})
 }
 
@@ -307,7 +300,7 @@ func (s *Server) handleJobAllocs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rec == nil {
-		writeError(w, fmt.Errorf("job %q: %w", id, errNotFound))
+		writeError(w, fmt.Errorf("job %q: %w", id, ErrNotFound))
 		return
 	}
 	allocs, err := s.store.JobAllocs(id)
@@ -335,7 +328,7 @@ func (s *Server) handleJobVersions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(vs) == 0 {
-		writeError(w, fmt.Errorf("job %q: %w", r.PathValue("id"), errNotFound))
+		writeError(w, fmt.Errorf("job %q: %w", r.PathValue("id"), ErrNotFound))
 		return
 	}
 	writeJSON(w, http.StatusOK, s.store.Index(), vs)
@@ -348,7 +341,7 @@ func (s *Server) handleEval(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e == nil {
-		writeError(w, fmt.Errorf("evaluation %q: %w", r.PathValue("id"), errNotFound))
+		writeError(w, fmt.Errorf("evaluation %q: %w", r.PathValue("id"), ErrNotFound))
 		return
 	}
 	writeJSON(w, http.StatusOK, s.store.Index(), e)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -55,7 +56,8 @@ type Server struct {
 	agents *agentEndpoint
 	evals  *evalQueue
 
-	leaderCh chan bool // Raft's NotifyCh
+	leaderCh chan bool   // Raft's NotifyCh
+	leading  atomic.Bool // the leader's duties run (set before pending evals load)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -129,7 +131,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.evals = newEvalQueue()
 	if s.agents, err = newAgentEndpoint(s, cfg.AgentAddr); err != nil {
 		cancel()
 		s.raft.Shutdown().Error()
@@ -196,7 +197,8 @@ func (s *Server) startRaft() error {
 			return fmt.Errorf("coordinator: bootstrap: %w", err)
 		}
 	}
-	s.raft, err = raft.NewRaft(rc, &fsm{store: s.store}, s.logDB, s.logDB, snaps, s.trans)
+	s.evals = newEvalQueue()
+	s.raft, err = raft.NewRaft(rc, &fsm{store: s.store, onApply: s.applied}, s.logDB, s.logDB, snaps, s.trans)
 	if err != nil {
 		return fmt.Errorf("coordinator: start raft: %w", err)
 	}
@@ -341,6 +343,10 @@ func (s *Server) lead(ctx context.Context) {
 		return
 	}
 	s.fixOwnAddress()
+	// From here the FSM hook queues new evaluations; the ones already
+	// committed are loaded below (a duplicate is harmless: one per job).
+	s.leading.Store(true)
+	defer s.leading.Store(false)
 	s.evals.reset()
 	for _, status := range []string{EvalPending, EvalBlocked} {
 		evals, err := s.store.Evals(status)
