@@ -339,6 +339,15 @@ func (a *agentEndpoint) sendModule(st *quic.Stream) error {
 	if err := wire.Decode(t, payload, &req); err != nil {
 		return err
 	}
+	if !a.s.blobs.Has(req.Digest) {
+		// Pushed through another server: copy it from there first.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		err := a.s.fetchBlobFromPeers(ctx, req.Digest)
+		cancel()
+		if err != nil {
+			a.log.Warn("module not available", "digest", req.Digest, "err", err)
+		}
+	}
 	f, size, err := a.s.blobs.Open(req.Digest)
 	if err != nil {
 		return wire.Write(st, wire.TypeModule, wire.ModuleHeader{Digest: req.Digest, Error: err.Error()})

@@ -143,3 +143,20 @@ func (c *Client) Service(ctx context.Context, name string) ([]registry.Endpoint,
 	_, err := c.do(ctx, http.MethodGet, "/v1/catalog/service/"+url.PathEscape(name), nil, &eps)
 	return eps, err
 }
+
+// RaftPeers lists the Raft configuration.
+func (c *Client) RaftPeers(ctx context.Context) ([]Peer, error) {
+	var ps []Peer
+	_, err := c.do(ctx, http.MethodGet, "/v1/operator/raft/configuration", nil, &ps)
+	return ps, err
+}
+
+// RemoveRaftPeer removes a server by ID or Raft address.
+func (c *Client) RemoveRaftPeer(ctx context.Context, idOrAddr string) error {
+	key := "id"
+	if strings.Contains(idOrAddr, ":") {
+		key = "address"
+	}
+	_, err := c.do(ctx, http.MethodDelete, "/v1/operator/raft/peer?"+key+"="+url.QueryEscape(idOrAddr), nil, nil)
+	return err
+}

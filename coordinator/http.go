@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -26,21 +28,109 @@ const maxJobSize = 4 << 20
 // server, encode. Every response to a read carries X-Strata-Index.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	read := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.readMode(h)) }
 	mux.HandleFunc("GET /v1/status/leader", s.handleLeader)
-	mux.HandleFunc("GET /v1/jobs", s.handleJobs)
+	mux.HandleFunc("GET /v1/status/peers", s.handlePeers)
+	read("GET /v1/jobs", s.handleJobs)
 	mux.HandleFunc("PUT /v1/jobs", s.handleJobRegister)
 	mux.HandleFunc("POST /v1/jobs", s.handleJobRegister)
-	mux.HandleFunc("GET /v1/job/{id}", s.handleJob)
+	read("GET /v1/job/{id}", s.handleJob)
 	mux.HandleFunc("DELETE /v1/job/{id}", s.handleJobStop)
-	mux.HandleFunc("GET /v1/job/{id}/allocations", s.handleJobAllocs)
-	mux.HandleFunc("GET /v1/job/{id}/versions", s.handleJobVersions)
-	mux.HandleFunc("GET /v1/evaluation/{id}", s.handleEval)
+	read("GET /v1/job/{id}/allocations", s.handleJobAllocs)
+	read("GET /v1/job/{id}/versions", s.handleJobVersions)
+	read("GET /v1/evaluation/{id}", s.handleEval)
 	mux.HandleFunc("PUT /v1/module/{name}/{version}", s.handleModulePush)
-	mux.HandleFunc("GET /v1/modules", s.handleModules)
-	mux.HandleFunc("GET /v1/nodes", s.handleNodes)
-	mux.HandleFunc("GET /v1/catalog/services", s.handleServices)
-	mux.HandleFunc("GET /v1/catalog/service/{name}", s.handleService)
+	read("GET /v1/modules", s.handleModules)
+	read("GET /v1/nodes", s.handleNodes)
+	read("GET /v1/catalog/services", s.handleServices)
+	read("GET /v1/catalog/service/{name}", s.handleService)
+	mux.HandleFunc("GET /v1/operator/raft/configuration", s.handleRaftConfiguration)
+	mux.HandleFunc("DELETE /v1/operator/raft/peer", s.handleRaftRemovePeer)
 	return mux
+}
+
+// readMode implements Nomad/Consul read consistency. By default a read is
+// served from this server's state if it knows a leader (the state is at
+// most a replication delay behind; X-Strata-Index says how far it is).
+// ?stale serves it even with no leader (e.g. during an outage);
+// ?consistent serves it from the leader after it confirms its leadership.
+func (s *Server) readMode(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		switch {
+		case q.Has("stale"):
+		case q.Has("consistent"):
+			if !s.IsLeader() {
+				s.proxyToLeader(w, r)
+				return
+			}
+			if err := s.raft.VerifyLeader().Error(); err != nil {
+				writeError(w, &NotLeaderError{Leader: s.Leader()})
+				return
+			}
+		default:
+			if s.Leader() == "" {
+				writeError(w, errors.New("no cluster leader: this server's state may be outdated; add ?stale to read it anyway"))
+				return
+			}
+		}
+		w.Header().Set("X-Strata-KnownLeader", strconv.FormatBool(s.Leader() != ""))
+		h(w, r)
+	})
+}
+
+// proxyToLeader forwards a read to the leader's HTTP API.
+func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request) {
+	leader := s.Leader()
+	if leader == "" {
+		writeError(w, &NotLeaderError{})
+		return
+	}
+	var si ServerInfo
+	if err := s.call(r.Context(), leader, "info", nil, &si); err != nil || si.HTTPAddr == "" {
+		writeError(w, fmt.Errorf("cannot reach the leader's HTTP API: %v", err))
+		return
+	}
+	target := &url.URL{Scheme: "http", Host: si.HTTPAddr}
+	httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+}
+
+func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
+	peers, err := s.RaftPeers()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	addrs := []string{}
+	for _, p := range peers {
+		addrs = append(addrs, p.Address)
+	}
+	writeJSON(w, http.StatusOK, 0, addrs)
+}
+
+func (s *Server) handleRaftConfiguration(w http.ResponseWriter, r *http.Request) {
+	peers, err := s.RaftPeers()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, 0, peers)
+}
+
+func (s *Server) handleRaftRemovePeer(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("id")
+	if id == "" {
+		id = r.URL.Query().Get("address")
+	}
+	if id == "" {
+		writeError(w, badRequest{errors.New("name the server: ?id=ID or ?address=IP:PORT")})
+		return
+	}
+	if err := s.RemovePeer(id); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, 0, map[string]string{"Removed": id})
 }
 
 // APIError is the body of every error response.
@@ -245,7 +335,9 @@ func (s *Server) resolveModules(job *spec.Job) error {
 					continue
 				}
 				digest = m.Digest
-			} else if !s.blobs.Has(digest) {
+			} else if m, err := s.store.ModuleByDigest(digest); err != nil {
+				return err
+			} else if m == nil && !s.blobs.Has(digest) {
 				errs = append(errs, fmt.Errorf("group %q task %q: no module with digest %s has been pushed", g.Name, t.Name, digest))
 				continue
 			}

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,15 @@ type Config struct {
 	AgentAddr string
 	// Bootstrap makes a fresh server bootstrap a single-voter cluster.
 	Bootstrap bool
+	// BootstrapExpect: a fresh server waits until this many servers know
+	// of each other (through Join), then the one with the lowest ID
+	// bootstraps them all.
+	BootstrapExpect int
+	// Join lists other servers' Raft addresses to find the cluster through.
+	Join []string
+	// HTTPAddr is this server's HTTP API address, told to other servers
+	// (consistent reads are forwarded there).
+	HTTPAddr string
 	// HeartbeatInterval is how often agents heartbeat; default 1s.
 	HeartbeatInterval time.Duration
 	// DevMode shortens Raft timeouts for a single-node cluster on loopback.
@@ -50,11 +60,15 @@ type Server struct {
 	store  *Store
 	raft   *raft.Raft
 	trans  *raft.NetworkTransport
+	mux    *muxLayer
 	logDB  *raftboltdb.BoltStore
 	blobs  *blobStore
 	tls    *clusterTLS
 	agents *agentEndpoint
 	evals  *evalQueue
+
+	peersMu sync.Mutex
+	peers   map[string]*ServerInfo // other servers we heard from, by ID
 
 	leaderCh chan bool   // Raft's NotifyCh
 	leading  atomic.Bool // the leader's duties run (set before pending evals load)
@@ -108,7 +122,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.NodeID = id
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "coordinator")}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "coordinator"), peers: map[string]*ServerInfo{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -138,6 +152,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.goRun(func() { s.agents.serve(ctx) })
 	s.goRun(func() { s.leaderLoop(ctx) })
+	s.goRun(func() { s.joinLoop(ctx) })
 	ok = true
 	s.log.Info("coordinator started", "id", cfg.NodeID, "raft", s.trans.LocalAddr(), "agents", s.agents.Addr())
 	return s, nil
@@ -184,9 +199,10 @@ func (s *Server) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("coordinator: snapshot store: %w", err)
 	}
-	if s.trans, err = newRaftTransport(s.cfg.RaftAddr); err != nil {
+	if s.mux, err = newMuxLayer(s.cfg.RaftAddr, s.serveRPC); err != nil {
 		return err
 	}
+	s.trans = newRaftTransport(s.mux)
 	hasState, err := raft.HasExistingState(s.logDB, s.logDB, snaps)
 	if err != nil {
 		return err
@@ -244,6 +260,10 @@ func (s *Server) closeStores() {
 	if s.trans != nil {
 		s.trans.Close()
 	}
+	if s.mux != nil {
+		s.mux.Close()
+		s.mux.wait()
+	}
 	if s.logDB != nil {
 		s.logDB.Close()
 	}
@@ -278,14 +298,21 @@ func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader }
 
 // apply proposes one command and waits for it to be committed and applied.
 // It returns the FSM's result; a command the FSM refused returns its error.
+// On a follower the write is forwarded to the leader.
 func (s *Server) apply(t cmdType, v any) (any, uint64, error) {
-	if !s.IsLeader() {
-		return nil, 0, &NotLeaderError{Leader: s.Leader()}
-	}
-	data, err := encodeCmd(t, v)
+	payload, err := json.Marshal(v)
 	if err != nil {
 		return nil, 0, err
 	}
+	if !s.IsLeader() {
+		return s.forwardApply(t, payload)
+	}
+	return s.applyRaw(t, payload)
+}
+
+// applyRaw proposes an encoded command on the leader.
+func (s *Server) applyRaw(t cmdType, payload []byte) (any, uint64, error) {
+	data := append([]byte{byte(t)}, payload...)
 	f := s.raft.Apply(data, 30*time.Second)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {

@@ -3,22 +3,34 @@ package coordinator
 import (
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
-// tcpStreamLayer is Raft's TCP stream layer over a listener bound before
-// Raft starts, so a ":0" address advertises the real port it got.
-type tcpStreamLayer struct {
-	net.Listener
+// The Raft port carries two protocols, told apart by the first byte of
+// each connection (as Consul does): Raft's own, and the servers' RPC
+// (forwarded writes, join, cluster info, module blobs).
+const (
+	muxRaft byte = 'R'
+	muxRPC  byte = 'C'
+)
+
+// muxLayer is Raft's stream layer over a listener bound before Raft
+// starts, so a ":0" address advertises the real port it got. Connections
+// starting with muxRPC go to rpc instead of Raft.
+type muxLayer struct {
+	ln     net.Listener
+	raft   chan net.Conn
+	rpc    func(net.Conn)
+	closed chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
 }
 
-func (t *tcpStreamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(addr), timeout)
-}
-
-func newRaftTransport(bind string) (*raft.NetworkTransport, error) {
+func newMuxLayer(bind string, rpc func(net.Conn)) (*muxLayer, error) {
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: raft listener on %s: %w", bind, err)
@@ -27,7 +39,94 @@ func newRaftTransport(bind string) (*raft.NetworkTransport, error) {
 		ln.Close()
 		return nil, fmt.Errorf("coordinator: raft address %s must be a specific IP that other servers can reach", bind)
 	}
+	m := &muxLayer{ln: ln, raft: make(chan net.Conn), rpc: rpc, closed: make(chan struct{})}
+	m.wg.Add(1)
+	go m.serve()
+	return m, nil
+}
+
+func (m *muxLayer) serve() {
+	defer m.wg.Done()
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			return
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.route(c)
+		}()
+	}
+}
+
+func (m *muxLayer) route(c net.Conn) {
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var b [1]byte
+	if _, err := c.Read(b[:]); err != nil {
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	switch b[0] {
+	case muxRaft:
+		select {
+		case m.raft <- c:
+		case <-m.closed:
+			c.Close()
+		}
+	case muxRPC:
+		m.rpc(c)
+	default:
+		c.Close() // not a Strata server
+	}
+}
+
+// Accept returns the next Raft connection.
+func (m *muxLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-m.raft:
+		return c, nil
+	case <-m.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting; connections already routed to RPC finish on
+// their own deadlines.
+func (m *muxLayer) Close() error {
+	m.once.Do(func() {
+		close(m.closed)
+		m.ln.Close()
+	})
+	return nil
+}
+
+// wait waits for the accept loop and the routing goroutines.
+func (m *muxLayer) wait() { m.wg.Wait() }
+
+func (m *muxLayer) Addr() net.Addr { return m.ln.Addr() }
+
+// Dial opens a Raft connection to another server.
+func (m *muxLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return dialMux(string(addr), muxRaft, timeout)
+}
+
+func dialMux(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Write([]byte{kind}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func newRaftTransport(m *muxLayer) *raft.NetworkTransport {
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: &tcpStreamLayer{ln}, MaxPool: 3, Timeout: 10 * time.Second,
-	}), nil
+		Stream: m, MaxPool: 3, Timeout: 10 * time.Second,
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "raft-net", Level: hclog.Warn}),
+	})
 }

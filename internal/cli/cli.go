@@ -48,6 +48,9 @@ func commands() []command {
 		{"validate", "Check a job file: validate FILE.hcl", runValidate},
 		{"status", "List jobs, or show one job's allocations: status [JOB]", runStatus},
 		{"stop", "Stop a job: stop JOB", runStop},
+		{"server", "Run a coordinator server: server -data-dir D [-bootstrap-expect N -join ADDR,...]", runServer},
+		{"operator raft list-peers", "List the servers of the Raft configuration", runRaftListPeers},
+		{"operator raft remove-peer", "Remove a server: remove-peer -peer-id ID | -peer-address ADDR", runRaftRemovePeer},
 	}
 }
 
@@ -96,7 +99,7 @@ func usage(w io.Writer, cmds []command) {
 	fmt.Fprintln(w)
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
 	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-26s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nThe API address is -address, or STRATA_ADDR (default http://127.0.0.1:4700).")
 }

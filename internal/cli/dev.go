@@ -4,16 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/strata-run/strata/coordinator"
 	"github.com/strata-run/strata/edge"
-	"github.com/strata-run/strata/registry"
 )
 
 // runDev starts a single-node coordinator, an agent connected to it over
@@ -31,12 +27,10 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	} else if len(pos) > 0 {
 		return usageError("dev takes no arguments, got %q", pos)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return usageError("-log-level: %v", err)
+	logger, err := newLogger(env.Stderr, *logLevel)
+	if err != nil {
+		return err
 	}
-	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
-
 	if *dataDir == "" {
 		d, err := os.MkdirTemp("", "strata-dev-")
 		if err != nil {
@@ -47,32 +41,15 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	srv, err := coordinator.New(coordinator.Config{
+	sv, err := startServing(coordinator.Config{
 		DataDir: filepath.Join(*dataDir, "server"), AgentAddr: *agentAddr,
 		Bootstrap: true, DevMode: true, Logger: logger,
-	})
+	}, *httpAddr, *dnsAddr, logger)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
-		defer c()
-		srv.Shutdown(sctx)
-	}()
-
-	dns, err := registry.NewDNS(registry.DNSConfig{Catalog: srv.Store(), Logger: logger})
-	if err != nil {
-		return err
-	}
-	if err := dns.Listen(ctx, *dnsAddr); err != nil {
-		return fmt.Errorf("DNS: %w", err)
-	}
-	defer func() {
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		dns.Shutdown(sctx)
-	}()
-
+	defer sv.close()
+	srv := sv.srv
 	if err := waitLeader(ctx, srv, 30*time.Second); err != nil {
 		return err
 	}
@@ -100,23 +77,12 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	}
 
 	// The API answers only now, so a client that sees it up can deploy.
-	httpLn, err := net.Listen("tcp", *httpAddr)
-	if err != nil {
-		return fmt.Errorf("HTTP API: %w", err)
-	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- hs.Serve(httpLn) }()
-	defer func() {
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		hs.Shutdown(sctx)
-		<-httpDone
-	}()
+	sv.startHTTP()
+	httpDone := sv.httpDone
 
 	fmt.Fprintf(env.Stdout, "==> Strata dev agent started\n")
-	fmt.Fprintf(env.Stdout, "    HTTP API:  http://%s\n", httpLn.Addr())
-	fmt.Fprintf(env.Stdout, "    DNS:       %s (udp, tcp)\n", dns.Addr())
+	fmt.Fprintf(env.Stdout, "    HTTP API:  http://%s\n", sv.httpAddr)
+	fmt.Fprintf(env.Stdout, "    DNS:       %s (udp, tcp)\n", sv.dnsAddr)
 	fmt.Fprintf(env.Stdout, "    Agents:    %s (quic), CA pin %s\n", srv.AgentAddr(), srv.CAPin())
 	fmt.Fprintf(env.Stdout, "    Data dir:  %s\n", *dataDir)
 

@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/strata-run/strata/coordinator"
+	"github.com/strata-run/strata/registry"
+)
+
+// serving is a coordinator with its HTTP API and DNS server.
+type serving struct {
+	srv      *coordinator.Server
+	httpAddr string
+	dnsAddr  string
+	httpDone chan error
+	close    func()
+	// startHTTP starts answering the API; dev calls it once its agent
+	// has registered, so a client that sees the API up can deploy.
+	startHTTP func()
+}
+
+// startServing starts a coordinator and its DNS server, and binds the
+// HTTP API (serving starts with startHTTP). close stops them in reverse
+// order.
+func startServing(cfg coordinator.Config, httpAddr, dnsAddr string, logger *slog.Logger) (*serving, error) {
+	httpLn, err := net.Listen("tcp", httpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP API: %w", err)
+	}
+	cfg.HTTPAddr = httpLn.Addr().String()
+	srv, err := coordinator.New(cfg)
+	if err != nil {
+		httpLn.Close()
+		return nil, err
+	}
+	var closers []func()
+	sv := &serving{srv: srv, httpAddr: httpLn.Addr().String(), httpDone: make(chan error, 1)}
+	sv.close = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	closers = append(closers, func() {
+		ctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c()
+		srv.Shutdown(ctx)
+	})
+	dns, err := registry.NewDNS(registry.DNSConfig{Catalog: srv.Store(), Logger: logger})
+	if err != nil {
+		httpLn.Close()
+		sv.close()
+		return nil, err
+	}
+	if err := dns.Listen(context.Background(), dnsAddr); err != nil {
+		httpLn.Close()
+		sv.close()
+		return nil, fmt.Errorf("DNS: %w", err)
+	}
+	sv.dnsAddr = dns.Addr()
+	closers = append(closers, func() {
+		ctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		dns.Shutdown(ctx)
+	})
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	serve := func() {
+		go func() { sv.httpDone <- hs.Serve(httpLn) }()
+	}
+	closers = append(closers, func() {
+		ctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		if err := hs.Shutdown(ctx); errors.Is(err, http.ErrServerClosed) || err == nil {
+			select {
+			case <-sv.httpDone:
+			case <-ctx.Done():
+			}
+		}
+		httpLn.Close()
+	})
+	sv.startHTTP = serve
+	return sv, nil
+}
+
+func runServer(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "server")
+	dataDir := fs.String("data-dir", "", "data directory (required)")
+	bind := fs.String("bind", "127.0.0.1", "IP the server's listeners bind to unless given in full")
+	httpAddr := fs.String("http-addr", "", "HTTP API address (default BIND:4700)")
+	raftAddr := fs.String("raft-addr", "", "Raft and server RPC address (default BIND:4701)")
+	agentAddr := fs.String("agent-addr", "", "QUIC address agents connect to (default BIND:4702)")
+	dnsAddr := fs.String("dns-addr", "", "DNS address, UDP and TCP (default BIND:8600)")
+	expect := fs.Int("bootstrap-expect", 1, "bootstrap the cluster once this many servers know of each other")
+	join := fs.String("join", "", "comma-separated Raft addresses of other servers")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError("server takes no arguments, got %q", pos)
+	}
+	if *dataDir == "" {
+		return usageError("server needs -data-dir")
+	}
+	if *expect < 1 {
+		return usageError("-bootstrap-expect must be at least 1")
+	}
+	logger, err := newLogger(env.Stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	orDefault := func(v *string, port string) string {
+		if *v != "" {
+			return *v
+		}
+		return net.JoinHostPort(*bind, port)
+	}
+	var joins []string
+	for _, j := range strings.Split(*join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			joins = append(joins, j)
+		}
+	}
+	sv, err := startServing(coordinator.Config{
+		DataDir: *dataDir, RaftAddr: orDefault(raftAddr, "4701"), AgentAddr: orDefault(agentAddr, "4702"),
+		Bootstrap: *expect == 1 && len(joins) == 0, BootstrapExpect: *expect, Join: joins, Logger: logger,
+	}, orDefault(httpAddr, "4700"), orDefault(dnsAddr, "8600"), logger)
+	if err != nil {
+		return err
+	}
+	defer sv.close()
+	sv.startHTTP()
+	fmt.Fprintf(env.Stdout, "==> Strata server started\n")
+	fmt.Fprintf(env.Stdout, "    HTTP API:  http://%s\n", sv.httpAddr)
+	fmt.Fprintf(env.Stdout, "    Raft:      %s\n", sv.srv.RaftAddr())
+	fmt.Fprintf(env.Stdout, "    Agents:    %s (quic), CA pin %s\n", sv.srv.AgentAddr(), sv.srv.CAPin())
+	fmt.Fprintf(env.Stdout, "    DNS:       %s\n", sv.dnsAddr)
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(env.Stdout, "==> Strata server stopping")
+		return nil
+	case err := <-sv.httpDone:
+		return fmt.Errorf("HTTP API stopped: %w", err)
+	}
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError("-log-level: %v", err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runRaftListPeers(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "operator raft list-peers")
+	addr := addressFlag(fs, env)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	peers, err := client(*addr).RaftPeers(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	fmt.Fprintln(tw, "ID\tAddress\tState\tVoter")
+	for _, p := range peers {
+		state := "follower"
+		if p.Leader {
+			state = "leader"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", p.ID, p.Address, state, p.Voter)
+	}
+	return nil
+}
+
+func runRaftRemovePeer(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "operator raft remove-peer")
+	addr := addressFlag(fs, env)
+	id := fs.String("peer-id", "", "ID of the server to remove")
+	paddr := fs.String("peer-address", "", "Raft address of the server to remove")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	target := *id
+	if target == "" {
+		target = *paddr
+	}
+	if target == "" {
+		return usageError("remove-peer needs -peer-id or -peer-address")
+	}
+	if err := client(*addr).RemoveRaftPeer(ctx, target); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "Removed peer %s\n", target)
+	return nil
+}
