@@ -223,11 +223,16 @@ func (s *Server) forwardApply(t cmdType, payload []byte) (any, uint64, error) {
 	}
 	var out applyResponse
 	err := s.call(context.Background(), leader, "apply", applyRequest{Type: t, Payload: payload}, &out)
+	var remote *remoteError
+	if errors.As(err, &remote) {
+		return nil, 0, err // the leader refused the write itself
+	}
 	if err != nil {
+		// Not the leader any more, or unreachable: the write was not taken.
 		if errors.Is(err, ErrNotLeader) {
-			return nil, 0, &NotLeaderError{Leader: s.Leader()}
+			err = errors.New("it is no longer the leader")
 		}
-		return nil, 0, err
+		return nil, 0, &NotLeaderError{Leader: leader, Cause: err}
 	}
 	var res any
 	if t == cmdJobRegister && out.Result != nil {

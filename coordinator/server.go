@@ -80,12 +80,19 @@ type Server struct {
 // ErrNotLeader is returned for a write on a server that is not the leader.
 var ErrNotLeader = errors.New("coordinator: not the leader")
 
-// NotLeaderError tells the caller where the leader is, if known.
-type NotLeaderError struct{ Leader string }
+// NotLeaderError tells the caller where the leader is, if known. Cause
+// is set when the write was forwarded to Leader and it did not take it.
+type NotLeaderError struct {
+	Leader string
+	Cause  error
+}
 
 func (e *NotLeaderError) Error() string {
-	if e.Leader == "" {
-		return "coordinator: not the leader and no leader is known (is a quorum of servers up?)"
+	switch {
+	case e.Leader == "":
+		return "coordinator: no cluster leader is known (is a quorum of servers up?)"
+	case e.Cause != nil:
+		return fmt.Sprintf("coordinator: the last known leader %s did not take the write (%v); is a quorum of servers up?", e.Leader, e.Cause)
 	}
 	return fmt.Sprintf("coordinator: not the leader; the leader is %s", e.Leader)
 }
