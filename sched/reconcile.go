@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
+
+	"github.com/strata-run/strata/spec"
 )
 
 // Reasons for stopping an allocation (Allocation.DesiredDesc).
@@ -90,6 +92,15 @@ func (p *placer) sortExisting(plan *Plan) []groupAllocs {
 			}
 		case !ok:
 			p.stop(plan, a, descGroupRemoved)
+		case p.refs[a.NodeID].down && a.ClientStatus == ClientUnknown:
+			// The node is unreachable but may still run it (disconnect
+			// block). With replace = false it keeps its index and is never
+			// replaced; otherwise a replacement is placed and the original
+			// waits, neither stopped nor counted, until it comes back or
+			// is declared lost.
+			if !replaceUnknown(p.asks[gi].group) {
+				byGroup[gi].current = append(byGroup[gi].current, a)
+			}
 		case p.refs[a.NodeID].down:
 			p.stop(plan, a, descNodeDown)
 		case a.JobVersion != p.req.JobVersion:
@@ -149,9 +160,12 @@ func (p *placer) reconcileGroup(plan *Plan, g *groupAsk, allocs *groupAllocs) []
 	}
 	keep := append(slices.Clip(allocs.current), replaceLater...)
 	slices.SortStableFunc(keep, func(a, b *Allocation) int {
+		// Two copies of one index (an original back from a disconnect and
+		// its replacement): the original, created first, is kept.
 		return cmp.Or(
 			cmp.Compare(a.Index, b.Index),
 			cmp.Compare(p.versionRank(a), p.versionRank(b)),
+			cmp.Compare(a.CreateIndex, b.CreateIndex),
 			cmp.Compare(a.ID, b.ID),
 		)
 	})
@@ -163,7 +177,9 @@ func (p *placer) reconcileGroup(plan *Plan, g *groupAsk, allocs *groupAllocs) []
 			p.stop(plan, a, descCountReduced)
 		default:
 			occupied[a.Index] = true
-			p.overlay.occupy(p.refs[a.NodeID].index, g.index)
+			if ref := p.refs[a.NodeID]; ref.index >= 0 {
+				p.overlay.occupy(ref.index, g.index)
+			}
 		}
 	}
 
@@ -201,4 +217,13 @@ func (p *placer) stop(plan *Plan, a *Allocation, why string) {
 	if ref, ok := p.refs[a.NodeID]; ok && ref.index >= 0 {
 		p.overlay.release(ref.index, a)
 	}
+}
+
+// replaceUnknown reports whether a group's unknown allocations are
+// replaced while their node is away: Nomad's disconnect.replace, default true.
+func replaceUnknown(g *spec.Group) bool {
+	if g.Disconnect == nil || g.Disconnect.Replace == nil {
+		return true
+	}
+	return *g.Disconnect.Replace
 }

@@ -46,6 +46,9 @@ const (
 	ClientComplete = "complete"
 	ClientFailed   = "failed"
 	ClientLost     = "lost"
+	// ClientUnknown: the node is down but the group has a disconnect
+	// block, so the allocation may still be running; it is not terminal.
+	ClientUnknown = "unknown"
 )
 
 // PortMapping is a port assigned to an allocation on its node.
