@@ -178,22 +178,38 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, conn *quic.Conn) (*wire.Regi
 			return nil, err
 		}
 	}
+	if err := a.s.heartbeat(context.Background(), reg.NodeID); err != nil {
+		a.log.Debug("forwarding heartbeat", "err", err)
+	}
 	return &reg, wire.Write(ctrl, wire.TypeRegistered, wire.Registered{
-		NodeID: reg.NodeID, HeartbeatMillis: a.s.cfg.HeartbeatInterval.Milliseconds(),
+		NodeID: reg.NodeID, HeartbeatMillis: a.heartbeatEvery().Milliseconds(),
 	})
+}
+
+// heartbeatEvery is how often agents beat: three times per TTL.
+func (a *agentEndpoint) heartbeatEvery() time.Duration {
+	n := 0
+	if nodes, err := a.s.store.Nodes(); err == nil {
+		n = len(nodes)
+	}
+	return a.s.heartbeatTTL(n) / heartbeatsPerTTLOnAgent
 }
 
 // readControl reads heartbeats and status reports until the stream ends.
 func (a *agentEndpoint) readControl(ctx context.Context, reg *wire.Register, ctrl *quic.Stream) error {
+	every := a.heartbeatEvery()
 	for {
 		// Three missed heartbeats end the connection; the agent redials.
-		ctrl.SetReadDeadline(time.Now().Add(3 * a.s.cfg.HeartbeatInterval))
+		ctrl.SetReadDeadline(time.Now().Add(heartbeatsPerTTLOnAgent * every))
 		t, payload, err := wire.Read(ctrl)
 		if err != nil {
 			return err
 		}
 		switch t {
 		case wire.TypeHeartbeat:
+			if err := a.s.heartbeat(ctx, reg.NodeID); err != nil {
+				a.log.Debug("forwarding heartbeat", "node", reg.Name, "err", err)
+			}
 		case wire.TypeAllocStatus:
 			var st wire.AllocStatus
 			if err := wire.Decode(t, payload, &st); err != nil {
@@ -232,6 +248,13 @@ func (a *agentEndpoint) allocStatus(reg *wire.Register, st *wire.AllocStatus) er
 	}
 	if _, _, err := a.s.apply(cmdAllocUpdate, &allocUpdateCmd{NodeID: reg.NodeID, Updates: []allocUpdate{u}}); err != nil {
 		return err
+	}
+	if before != nil && before.ClientStatus == sched.ClientUnknown && u.ClientStatus == sched.ClientRunning {
+		// Back from a disconnect: if it was replaced meanwhile, one of the
+		// two must stop.
+		if err := a.s.enqueueJobEval(before.JobID, "alloc-reconnected"); err != nil {
+			return err
+		}
 	}
 	if before != nil && !before.Terminal() && (u.ClientStatus == sched.ClientFailed || u.ClientStatus == sched.ClientComplete) {
 		// A failed allocation is replaced; a finished one frees capacity.

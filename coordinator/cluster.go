@@ -130,6 +130,14 @@ func (s *Server) serveRPC(c net.Conn) {
 			return
 		}
 		reply(nil, s.addVoter(&from))
+	case "heartbeat":
+		var nodeID string
+		json.Unmarshal(req.Body, &nodeID)
+		if !s.IsLeader() {
+			reply(nil, &NotLeaderError{Leader: s.Leader()})
+			return
+		}
+		reply(nil, s.heartbeat(context.Background(), nodeID))
 	case "remove-peer":
 		var id string
 		json.Unmarshal(req.Body, &id)

@@ -28,6 +28,7 @@ const (
 	cmdPlanApply      cmdType = 5
 	cmdAllocUpdate    cmdType = 6
 	cmdEvalUpsert     cmdType = 7
+	cmdNodeStatus     cmdType = 8
 )
 
 // Commands. Apply must be deterministic, so the proposer stamps every ID
@@ -73,6 +74,7 @@ type allocStop struct {
 
 type allocUpdateCmd struct {
 	NodeID  string        `json:"NodeID"`
+	Time    int64         `json:"Time,omitempty"` // stamped by the proposer
 	Updates []allocUpdate `json:"Updates"`
 }
 
@@ -81,6 +83,16 @@ type allocUpdate struct {
 	ClientStatus string              `json:"ClientStatus"`
 	Description  string              `json:"Description,omitempty"`
 	Endpoints    []registry.Endpoint `json:"Endpoints,omitempty"`
+}
+
+// nodeStatusCmd marks a node down (or up) with what happens to its
+// allocations and the evaluations that follow.
+type nodeStatusCmd struct {
+	NodeID string        `json:"NodeID"`
+	Status string        `json:"Status"`
+	Time   int64         `json:"Time"`
+	Allocs []allocUpdate `json:"Allocs,omitempty"`
+	Evals  []*Eval       `json:"Evals,omitempty"`
 }
 
 type evalUpsertCmd struct {
@@ -228,6 +240,12 @@ func applyCmd(tx *bolt.Tx, index uint64, data []byte, fx *effects) (any, error) 
 			return nil, err
 		}
 		return nil, applyAllocUpdate(tx, index, &c, fx)
+	case cmdNodeStatus:
+		var c nodeStatusCmd
+		if err := decode(&c); err != nil {
+			return nil, err
+		}
+		return nil, applyNodeStatus(tx, index, &c, fx)
 	case cmdEvalUpsert:
 		var c evalUpsertCmd
 		if err := decode(&c); err != nil {
@@ -341,6 +359,32 @@ func applyNodeRegister(tx *bolt.Tx, index uint64, c *nodeRegisterCmd) error {
 	return putJSON(nodes, []byte(c.Node.ID), &rec)
 }
 
+func applyNodeStatus(tx *bolt.Tx, index uint64, c *nodeStatusCmd, fx *effects) error {
+	nodes := tx.Bucket(bucketNodes)
+	var rec NodeRecord
+	ok, err := getJSON(nodes, []byte(c.NodeID), &rec)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return refusal{fmt.Errorf("node %q: %w", c.NodeID, ErrNotFound)}
+	}
+	rec.Status, rec.ModifyIndex = c.Status, index
+	if err := putJSON(nodes, []byte(c.NodeID), &rec); err != nil {
+		return err
+	}
+	if err := applyAllocUpdate(tx, index, &allocUpdateCmd{NodeID: c.NodeID, Time: c.Time, Updates: c.Allocs}, fx); err != nil {
+		return err
+	}
+	for _, e := range c.Evals {
+		if err := upsertEval(tx, index, e); err != nil {
+			return err
+		}
+		fx.eval(e)
+	}
+	return nil
+}
+
 func upsertEval(tx *bolt.Tx, index uint64, e *Eval) error {
 	evals := tx.Bucket(bucketEvals)
 	var old Eval
@@ -417,6 +461,16 @@ func applyAllocUpdate(tx *bolt.Tx, index uint64, c *allocUpdateCmd, fx *effects)
 		if a == nil || a.NodeID != c.NodeID {
 			continue // unknown here, or not this node's: ignore, never let a node write another's alloc
 		}
+		if clientTerminal(a.ClientStatus) && !clientTerminal(u.ClientStatus) {
+			// Lost, failed or complete is final: a late or replayed
+			// "running" from an agent that was away must not revive it.
+			continue
+		}
+		if u.ClientStatus == sched.ClientUnknown && a.ClientStatus != sched.ClientUnknown {
+			a.UnknownSince = c.Time
+		} else if u.ClientStatus != sched.ClientUnknown {
+			a.UnknownSince = 0
+		}
 		old := a.Endpoints
 		wasTerminal := a.Terminal()
 		a.ClientStatus, a.ClientDescription, a.ModifyIndex = u.ClientStatus, u.Description, index
@@ -489,4 +543,13 @@ func (s *fsmSnapshot) Release() { s.release() }
 func (f *fsm) Restore(r io.ReadCloser) error {
 	defer r.Close()
 	return f.store.Restore(r)
+}
+
+// clientTerminal reports whether a client status is final.
+func clientTerminal(status string) bool {
+	switch status {
+	case sched.ClientComplete, sched.ClientFailed, sched.ClientLost:
+		return true
+	}
+	return false
 }

@@ -45,8 +45,17 @@ type Config struct {
 	// HTTPAddr is this server's HTTP API address, told to other servers
 	// (consistent reads are forwarded there).
 	HTTPAddr string
-	// HeartbeatInterval is how often agents heartbeat; default 1s.
-	HeartbeatInterval time.Duration
+	// MinHeartbeatTTL is the least time a node may go without a
+	// heartbeat (default 5s); with many nodes the TTL grows so servers see
+	// at most 50 heartbeats a second. Agents beat three times per TTL.
+	MinHeartbeatTTL time.Duration
+	// HeartbeatGrace is added to the TTL before a node is marked down
+	// (default 3s).
+	HeartbeatGrace time.Duration
+	// FailoverGrace is added to every node's first deadline after a
+	// leader change, so a new leader does not mark nodes down en masse
+	// before they find it (default 10s).
+	FailoverGrace time.Duration
 	// DevMode shortens Raft timeouts for a single-node cluster on loopback.
 	DevMode bool
 	Logger  *slog.Logger
@@ -66,6 +75,10 @@ type Server struct {
 	tls    *clusterTLS
 	agents *agentEndpoint
 	evals  *evalQueue
+
+	hbMu    sync.Mutex
+	hb      deadlines     // leader only: node ID -> heartbeat deadline
+	nodeTTL time.Duration // leader only: the TTL nodes were given
 
 	peersMu sync.Mutex
 	peers   map[string]*ServerInfo // other servers we heard from, by ID
@@ -111,8 +124,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AgentAddr == "" {
 		cfg.AgentAddr = "127.0.0.1:0"
 	}
-	if cfg.HeartbeatInterval == 0 {
-		cfg.HeartbeatInterval = time.Second
+	if cfg.MinHeartbeatTTL == 0 {
+		cfg.MinHeartbeatTTL = defaultMinHeartbeatTTL
+	}
+	if cfg.HeartbeatGrace == 0 {
+		cfg.HeartbeatGrace = defaultHeartbeatGrace
+	}
+	if cfg.FailoverGrace == 0 {
+		cfg.FailoverGrace = defaultFailoverGrace
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -392,5 +411,12 @@ func (s *Server) lead(ctx context.Context) {
 			s.evals.push(e)
 		}
 	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.watchNodes(ctx)
+	}()
 	s.runWorker(ctx)
+	wg.Wait()
 }

@@ -79,6 +79,9 @@ type NodeRecord struct {
 type Alloc struct {
 	sched.Allocation
 	Endpoints []registry.Endpoint `json:"Endpoints,omitempty"`
+	// UnknownSince is when the allocation's node was found disconnected
+	// (unix nanoseconds); set while ClientStatus is "unknown".
+	UnknownSince int64 `json:"UnknownSince,omitempty"`
 }
 
 // Eval statuses.
