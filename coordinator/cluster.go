@@ -102,6 +102,13 @@ func (s *Server) bootstrapped() bool {
 // serveRPC answers one request on c.
 func (s *Server) serveRPC(c net.Conn) {
 	defer c.Close()
+	// The Raft port opens before the server is fully built: hold requests
+	// until it is.
+	select {
+	case <-s.ready:
+	case <-time.After(10 * time.Second):
+		return
+	}
 	c.SetDeadline(time.Now().Add(rpcTimeout))
 	var req rpcRequest
 	if err := json.NewDecoder(io.LimitReader(c, maxJobSize)).Decode(&req); err != nil {

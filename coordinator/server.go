@@ -83,8 +83,9 @@ type Server struct {
 	peersMu sync.Mutex
 	peers   map[string]*ServerInfo // other servers we heard from, by ID
 
-	leaderCh chan bool   // Raft's NotifyCh
-	leading  atomic.Bool // the leader's duties run (set before pending evals load)
+	ready    chan struct{} // closed once New has built everything
+	leaderCh chan bool     // Raft's NotifyCh
+	leading  atomic.Bool   // the leader's duties run (set before pending evals load)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -148,7 +149,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.NodeID = id
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "coordinator"), peers: map[string]*ServerInfo{}}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "coordinator"), peers: map[string]*ServerInfo{}, ready: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -180,6 +181,7 @@ func New(cfg Config) (*Server, error) {
 	s.goRun(func() { s.leaderLoop(ctx) })
 	s.goRun(func() { s.joinLoop(ctx) })
 	ok = true
+	close(s.ready)
 	s.log.Info("coordinator started", "id", cfg.NodeID, "raft", s.trans.LocalAddr(), "agents", s.agents.Addr())
 	return s, nil
 }
