@@ -40,6 +40,9 @@ type ServerInfo struct {
 	// Bootstrapped: this server has Raft state (it is part of a cluster).
 	Bootstrapped bool   `json:"Bootstrapped"`
 	Leader       string `json:"Leader,omitempty"` // the leader's Raft address, if known
+	// Known lists the Raft addresses of the other servers this one has
+	// heard from, so servers find each other transitively.
+	Known []string `json:"Known,omitempty"`
 }
 
 type applyRequest struct {
@@ -88,10 +91,14 @@ func errorKind(err error) string {
 
 // info describes this server.
 func (s *Server) info() *ServerInfo {
-	return &ServerInfo{
+	si := &ServerInfo{
 		ID: s.cfg.NodeID, RaftAddr: s.RaftAddr(), HTTPAddr: s.cfg.HTTPAddr, AgentAddr: s.AgentAddr(),
 		Bootstrapped: s.bootstrapped(), Leader: s.Leader(),
 	}
+	for _, p := range s.Peers() {
+		si.Known = append(si.Known, p.RaftAddr)
+	}
+	return si
 }
 
 func (s *Server) bootstrapped() bool {
@@ -394,6 +401,9 @@ func (s *Server) tryJoin(ctx context.Context) bool {
 	}
 	for _, p := range s.Peers() {
 		addrs[p.RaftAddr] = true
+		for _, k := range p.Known {
+			addrs[k] = true
+		}
 	}
 	delete(addrs, s.RaftAddr())
 	var mu sync.Mutex

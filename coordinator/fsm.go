@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/raft"
@@ -124,6 +125,34 @@ type fsm struct {
 type effects struct {
 	evals    []*Eval // evaluations written as pending or blocked
 	capacity bool    // node capacity may have grown: blocked evals retry
+
+	cache   *allocCache
+	pending map[string]*Alloc // allocations written by this batch, not yet committed
+}
+
+// alloc returns an allocation for the FSM to change: a copy, from this
+// batch's writes, the committed cache, or bbolt.
+func (fx *effects) alloc(tx *bolt.Tx, id string) (*Alloc, error) {
+	if a := fx.pending[id]; a != nil {
+		return a, nil
+	}
+	if fx.cache != nil {
+		if a := fx.cache.get(id); a != nil {
+			c := *a
+			c.Ports = slices.Clone(a.Ports)
+			c.Endpoints = slices.Clone(a.Endpoints)
+			return &c, nil
+		}
+	}
+	return getAlloc(tx, []byte(id))
+}
+
+// wrote records an allocation this batch wrote.
+func (fx *effects) wrote(a *Alloc) {
+	if fx.pending == nil {
+		fx.pending = map[string]*Alloc{}
+	}
+	fx.pending[a.ID] = a
 }
 
 func (fx *effects) eval(e *Eval) {
@@ -142,7 +171,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 // command that is refused (an error result) changes nothing.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	results := make([]any, len(logs))
-	fx := &effects{}
+	fx := &effects{cache: &f.store.allocs}
 	err := f.store.update(func(tx *bolt.Tx) error {
 		applied := appliedIndex(tx)
 		last := applied
@@ -176,6 +205,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		// diverge from the log. Raft has no way to retry an Apply, so stop.
 		panic(fmt.Sprintf("coordinator: state store failed, refusing to diverge from the Raft log: %v", err))
 	}
+	f.store.allocs.publish(fx.pending)
 	if f.onApply != nil && (len(fx.evals) > 0 || fx.capacity) {
 		f.onApply(fx)
 	}
@@ -411,6 +441,12 @@ func putAlloc(tx *bolt.Tx, a *Alloc) error {
 	if err := putJSON(tx.Bucket(bucketAllocs), []byte(a.ID), a); err != nil {
 		return err
 	}
+	return indexAlloc(tx, a)
+}
+
+// indexAlloc adds a new allocation to the by-job and by-node indexes
+// (an allocation never changes job or node, so updates skip this).
+func indexAlloc(tx *bolt.Tx, a *Alloc) error {
 	if err := tx.Bucket(bucketAllocsByJob).Put(indexKey(a.JobID, a.ID), nil); err != nil {
 		return err
 	}
@@ -422,7 +458,7 @@ func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd, fx *effects) error {
 		fx.capacity = true // stopped allocations free capacity
 	}
 	for _, s := range c.Stop {
-		a, err := getAlloc(tx, []byte(s.ID))
+		a, err := fx.alloc(tx, s.ID)
 		if err != nil {
 			return err
 		}
@@ -434,9 +470,10 @@ func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd, fx *effects) error {
 		}
 		a.DesiredStatus, a.DesiredDesc, a.ModifyIndex = sched.DesiredStop, s.Desc, index
 		a.Endpoints = nil
-		if err := putAlloc(tx, a); err != nil {
+		if err := putJSON(tx.Bucket(bucketAllocs), []byte(a.ID), a); err != nil {
 			return err
 		}
+		fx.wrote(a)
 	}
 	for _, p := range c.Place {
 		a := &Alloc{Allocation: *p}
@@ -444,6 +481,7 @@ func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd, fx *effects) error {
 		if err := putAlloc(tx, a); err != nil {
 			return err
 		}
+		fx.wrote(a)
 	}
 	if c.Eval != nil {
 		fx.eval(c.Eval)
@@ -454,7 +492,7 @@ func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd, fx *effects) error {
 
 func applyAllocUpdate(tx *bolt.Tx, index uint64, c *allocUpdateCmd, fx *effects) error {
 	for _, u := range c.Updates {
-		a, err := getAlloc(tx, []byte(u.AllocID))
+		a, err := fx.alloc(tx, u.AllocID)
 		if err != nil {
 			return err
 		}
@@ -484,9 +522,10 @@ func applyAllocUpdate(tx *bolt.Tx, index uint64, c *allocUpdateCmd, fx *effects)
 		if err := setEndpoints(tx, a.ID, old, a.Endpoints); err != nil {
 			return err
 		}
-		if err := putAlloc(tx, a); err != nil {
+		if err := putJSON(tx.Bucket(bucketAllocs), []byte(a.ID), a); err != nil {
 			return err
 		}
+		fx.wrote(a)
 	}
 	return nil
 }

@@ -242,7 +242,13 @@ func (s *Server) startRaft() error {
 		}
 	}
 	s.evals = newEvalQueue()
-	s.raft, err = raft.NewRaft(rc, &fsm{store: s.store, onApply: s.applied}, s.logDB, s.logDB, snaps, s.trans)
+	// Recent entries stay in memory: the leader replicates from the
+	// cache instead of decoding them back out of bbolt.
+	logs, err := raft.NewLogCache(1024, s.logDB)
+	if err != nil {
+		return err
+	}
+	s.raft, err = raft.NewRaft(rc, &fsm{store: s.store, onApply: s.applied}, logs, s.logDB, snaps, s.trans)
 	if err != nil {
 		return fmt.Errorf("coordinator: start raft: %w", err)
 	}

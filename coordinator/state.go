@@ -113,6 +113,7 @@ type Store struct {
 
 	mu     sync.RWMutex // guards db swaps on restore
 	db     *bolt.DB
+	allocs allocCache // committed allocations, for the FSM's updates
 	watchM sync.Mutex
 	watch  chan struct{} // closed and replaced after every commit
 }
@@ -125,7 +126,7 @@ func OpenStore(path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{path: path, db: db, watch: make(chan struct{})}, nil
+	return &Store{path: path, db: db, watch: make(chan struct{}), allocs: allocCache{m: map[string]*Alloc{}}}, nil
 }
 
 func openStateDB(path string) (db *bolt.DB, err error) {
@@ -144,7 +145,9 @@ func openStateDB(path string) (db *bolt.DB, err error) {
 			db, err = nil, fmt.Errorf("%w: %s: %v", ErrCorruptState, path, r)
 		}
 	}()
-	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	// The freelist is rebuilt at open instead of written on every commit:
+	// fewer pages per Raft batch.
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %v", ErrCorruptState, path, err)
 	}
@@ -323,6 +326,7 @@ func (s *Store) Restore(r io.Reader) error {
 		return err
 	}
 	s.db = db
+	s.allocs.clear()
 	s.notify()
 	return nil
 }
@@ -667,4 +671,43 @@ func nodeState(tx *bolt.Tx, n *sched.Node) (*sched.NodeState, error) {
 		}
 	}
 	return ns, nil
+}
+
+// allocCacheMax bounds the allocation cache; past it, entries are
+// dropped at random (they are read back from bbolt on the next miss).
+const allocCacheMax = 200_000
+
+// allocCache holds committed allocations so the FSM need not decode an
+// allocation's JSON for every status update. Values are never mutated:
+// the FSM works on copies and publishes them after its transaction
+// commits.
+type allocCache struct {
+	mu sync.RWMutex
+	m  map[string]*Alloc
+}
+
+func (c *allocCache) get(id string) *Alloc {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[id]
+}
+
+func (c *allocCache) publish(pending map[string]*Alloc) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, a := range pending {
+		if len(c.m) >= allocCacheMax {
+			for k := range c.m {
+				delete(c.m, k)
+				break
+			}
+		}
+		c.m[id] = a
+	}
+}
+
+func (c *allocCache) clear() {
+	c.mu.Lock()
+	c.m = map[string]*Alloc{}
+	c.mu.Unlock()
 }
