@@ -173,6 +173,9 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, conn *quic.Conn) (*wire.Regi
 	if err != nil {
 		return nil, err
 	}
+	if old != nil {
+		node.Eligible = old.Eligible // eligibility is the operator's, not the agent's
+	}
 	if old == nil || !reflect.DeepEqual(old.Node, node) {
 		if _, _, err := a.s.apply(cmdNodeRegister, &nodeRegisterCmd{Node: node, Time: time.Now().UnixNano()}); err != nil {
 			return nil, err

@@ -160,3 +160,18 @@ func (c *Client) RemoveRaftPeer(ctx context.Context, idOrAddr string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/operator/raft/peer?"+key+"="+url.QueryEscape(idOrAddr), nil, nil)
 	return err
 }
+
+// DrainNode starts or ends a node drain.
+func (c *Client) DrainNode(ctx context.Context, node string, enable bool, deadline time.Duration) (*NodeRecord, error) {
+	req := DrainRequest{Enable: enable}
+	if deadline > 0 {
+		req.Deadline = deadline.String()
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var n NodeRecord
+	_, err = c.do(ctx, http.MethodPut, "/v1/node/"+url.PathEscape(node)+"/drain", bytes.NewReader(body), &n)
+	return &n, err
+}

@@ -30,6 +30,7 @@ const (
 	cmdAllocUpdate    cmdType = 6
 	cmdEvalUpsert     cmdType = 7
 	cmdNodeStatus     cmdType = 8
+	cmdNodeDrain      cmdType = 9
 )
 
 // Commands. Apply must be deterministic, so the proposer stamps every ID
@@ -94,6 +95,15 @@ type nodeStatusCmd struct {
 	Time   int64         `json:"Time"`
 	Allocs []allocUpdate `json:"Allocs,omitempty"`
 	Evals  []*Eval       `json:"Evals,omitempty"`
+}
+
+// nodeDrainCmd starts or ends a drain. Eligible is the node's
+// scheduling eligibility afterwards (a finished drain leaves it
+// ineligible, as Nomad does, until the operator says otherwise).
+type nodeDrainCmd struct {
+	NodeID   string `json:"NodeID"`
+	Drain    *Drain `json:"Drain,omitempty"`
+	Eligible bool   `json:"Eligible"`
 }
 
 type evalUpsertCmd struct {
@@ -276,6 +286,15 @@ func applyCmd(tx *bolt.Tx, index uint64, data []byte, fx *effects) (any, error) 
 			return nil, err
 		}
 		return nil, applyNodeStatus(tx, index, &c, fx)
+	case cmdNodeDrain:
+		var c nodeDrainCmd
+		if err := decode(&c); err != nil {
+			return nil, err
+		}
+		if c.Eligible {
+			fx.capacity = true
+		}
+		return nil, applyNodeDrain(tx, index, &c)
 	case cmdEvalUpsert:
 		var c evalUpsertCmd
 		if err := decode(&c); err != nil {
@@ -385,7 +404,12 @@ func applyNodeRegister(tx *bolt.Tx, index uint64, c *nodeRegisterCmd) error {
 	if !ok {
 		rec.CreateIndex = index
 	}
+	eligible := rec.Eligible || !ok
 	rec.Node, rec.LastRegister, rec.ModifyIndex = c.Node, c.Time, index
+	if ok {
+		// Re-registering does not end a drain or undo ineligibility.
+		rec.Eligible = eligible && rec.Drain == nil
+	}
 	return putJSON(nodes, []byte(c.Node.ID), &rec)
 }
 
@@ -413,6 +437,20 @@ func applyNodeStatus(tx *bolt.Tx, index uint64, c *nodeStatusCmd, fx *effects) e
 		fx.eval(e)
 	}
 	return nil
+}
+
+func applyNodeDrain(tx *bolt.Tx, index uint64, c *nodeDrainCmd) error {
+	nodes := tx.Bucket(bucketNodes)
+	var rec NodeRecord
+	ok, err := getJSON(nodes, []byte(c.NodeID), &rec)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return refusal{fmt.Errorf("node %q: %w", c.NodeID, ErrNotFound)}
+	}
+	rec.Drain, rec.Eligible, rec.ModifyIndex = c.Drain, c.Eligible, index
+	return putJSON(nodes, []byte(c.NodeID), &rec)
 }
 
 func upsertEval(tx *bolt.Tx, index uint64, e *Eval) error {

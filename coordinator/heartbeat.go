@@ -71,8 +71,9 @@ func (s *Server) heartbeat(ctx context.Context, nodeID string) error {
 }
 
 // watchNodes is a leader duty: it arms every ready node's timer with the
-// failover grace, then marks down the nodes that stop heartbeating and
-// declares lost the unknown allocations whose lost_after has passed.
+// failover grace, then marks down the nodes that stop heartbeating,
+// declares lost the unknown allocations whose lost_after has passed, and
+// steps node drains.
 func (s *Server) watchNodes(ctx context.Context) {
 	now := time.Now()
 	nodes, err := s.store.Nodes()
@@ -117,6 +118,9 @@ func (s *Server) watchNodes(ctx context.Context) {
 			if err := s.declareLost(ids); err != nil {
 				s.log.Error("declaring unknown allocations lost", "err", err)
 			}
+		}
+		if err := s.drainStep(now); err != nil {
+			s.log.Error("draining nodes", "err", err)
 		}
 	}
 }

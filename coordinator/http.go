@@ -44,6 +44,7 @@ func (s *Server) Handler() http.Handler {
 	read("GET /v1/nodes", s.handleNodes)
 	read("GET /v1/catalog/services", s.handleServices)
 	read("GET /v1/catalog/service/{name}", s.handleService)
+	mux.HandleFunc("PUT /v1/node/{id}/drain", s.handleNodeDrain)
 	mux.HandleFunc("GET /v1/operator/raft/configuration", s.handleRaftConfiguration)
 	mux.HandleFunc("DELETE /v1/operator/raft/peer", s.handleRaftRemovePeer)
 	return mux
@@ -540,3 +541,32 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 }
 
 func newEvalID() string { return fsutil.NewID() }
+
+// DrainRequest is the body of PUT /v1/node/{id}/drain.
+type DrainRequest struct {
+	Enable   bool   `json:"Enable"`
+	Deadline string `json:"Deadline,omitempty"` // Go duration; "" or "0": no deadline
+}
+
+func (s *Server) handleNodeDrain(w http.ResponseWriter, r *http.Request) {
+	var req DrainRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+		writeError(w, badRequest{fmt.Errorf("malformed drain request: %w", err)})
+		return
+	}
+	var deadline time.Duration
+	if req.Deadline != "" {
+		d, err := time.ParseDuration(req.Deadline)
+		if err != nil || d < 0 {
+			writeError(w, badRequest{fmt.Errorf("deadline %q: want a duration like \"1h\"", req.Deadline)})
+			return
+		}
+		deadline = d
+	}
+	n, err := s.DrainNode(r.PathValue("id"), req.Enable, deadline)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.store.Index(), n)
+}

@@ -26,9 +26,17 @@ type fakeAgent struct {
 	latest chan wire.Allocs
 	stop   chan struct{}
 	wg     sync.WaitGroup
+	// autoRun: report every pushed allocation running, and stopped ones
+	// complete, as a healthy agent would.
+	autoRun bool
 }
 
 func connectFakeAgent(t *testing.T, s *Server, id, addr string) *fakeAgent {
+	t.Helper()
+	return connectAgent(t, s, id, addr, false)
+}
+
+func connectAgent(t *testing.T, s *Server, id, addr string, autoRun bool) *fakeAgent {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(s.CACertPEM())
@@ -42,7 +50,7 @@ func connectFakeAgent(t *testing.T, s *Server, id, addr string) *fakeAgent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeAgent{t: t, id: id, conn: conn, ctrl: ctrl, latest: make(chan wire.Allocs, 64), stop: make(chan struct{})}
+	f := &fakeAgent{t: t, id: id, conn: conn, ctrl: ctrl, latest: make(chan wire.Allocs, 64), stop: make(chan struct{}), autoRun: autoRun}
 	wire.Write(ctrl, wire.TypeRegister, wire.Register{NodeID: id, Name: id, Address: addr, CPU: 4000, MemoryMB: 4096,
 		Drivers: map[string]bool{"docker": true}})
 	typ, payload, err := wire.Read(ctrl)
@@ -62,6 +70,17 @@ func connectFakeAgent(t *testing.T, s *Server, id, addr string) *fakeAgent {
 			if typ == wire.TypeAllocs {
 				var m wire.Allocs
 				wire.Decode(typ, payload, &m)
+				if f.autoRun {
+					f.mu.Lock()
+					for _, a := range m.Allocs {
+						status := sched.ClientRunning
+						if a.DesiredStatus == sched.DesiredStop {
+							status = sched.ClientComplete
+						}
+						wire.Write(ctrl, wire.TypeAllocStatus, wire.AllocStatus{AllocID: a.ID, ClientStatus: status})
+					}
+					f.mu.Unlock()
+				}
 				select {
 				case f.latest <- m:
 				default:
@@ -267,5 +286,55 @@ func TestDisconnectedNodeKeepsItsWork(t *testing.T) {
 	})
 	if live := liveAllocs(t, s, "edge"); len(live) != 1 || live[0].ID != orig.ID {
 		t.Fatalf("after reconnect: %d live allocations; want exactly the original", len(live))
+	}
+}
+
+// Draining a node moves its allocations elsewhere one at a time
+// (max_parallel = 1): never more than one copy is down, the node ends
+// empty and ineligible.
+func TestNodeDrainRespectsMaxParallel(t *testing.T) {
+	s := startHeartbeatServer(t, Config{})
+	connectAgent(t, s, "node-a", "127.0.0.1", true)
+	job := dockerJob("web", nil)
+	job.Groups[0].Count = 3
+	job.Update = &spec.Update{MaxParallel: 1}
+	if _, err := s.RegisterJob(job); err != nil {
+		t.Fatal(err)
+	}
+	running := func() (onA, onB, total int) {
+		for _, a := range liveAllocs(t, s, "web") {
+			if a.ClientStatus != sched.ClientRunning {
+				continue
+			}
+			total++
+			if a.NodeID == "node-a" {
+				onA++
+			} else {
+				onB++
+			}
+		}
+		return
+	}
+	waitState(t, s, "3 running on node-a", 10*time.Second, func() bool { a, _, _ := running(); return a == 3 })
+	connectAgent(t, s, "node-b", "127.0.0.2", true)
+
+	if _, err := s.DrainNode("node-a", true, 0); err != nil {
+		t.Fatal(err)
+	}
+	minRunning := 3
+	waitState(t, s, "all moved to node-b", 30*time.Second, func() bool {
+		_, b, total := running()
+		minRunning = min(minRunning, total)
+		return b == 3
+	})
+	if minRunning < 2 {
+		t.Fatalf("at some point only %d of 3 copies ran: max_parallel 1 was not respected", minRunning)
+	}
+	waitState(t, s, "drain complete", 10*time.Second, func() bool {
+		n, _ := s.store.Node("node-a")
+		return n.Drain == nil
+	})
+	if n, _ := s.store.Node("node-a"); n.Eligible {
+		t.Fatal("a drained node must stay ineligible")
 	}
 }

@@ -57,6 +57,12 @@ type JobRecord struct {
 	ModifyIndex  uint64    `json:"ModifyIndex"`
 }
 
+// Drain is a node drain in progress.
+type Drain struct {
+	Started  int64 `json:"Started"`            // unix nanoseconds
+	Deadline int64 `json:"Deadline,omitempty"` // unix nanoseconds; 0: none
+}
+
 // Module is one immutable module version.
 type Module struct {
 	Name        string `json:"Name"`
@@ -70,6 +76,8 @@ type Module struct {
 // NodeRecord is a registered agent.
 type NodeRecord struct {
 	sched.Node
+	// Drain is set while the node's allocations are being migrated off.
+	Drain        *Drain `json:"Drain,omitempty"`
 	LastRegister int64  `json:"LastRegister"`
 	CreateIndex  uint64 `json:"CreateIndex"`
 	ModifyIndex  uint64 `json:"ModifyIndex"`

@@ -49,6 +49,8 @@ func commands() []command {
 		{"status", "List jobs, or show one job's allocations: status [JOB]", runStatus},
 		{"stop", "Stop a job: stop JOB", runStop},
 		{"server", "Run a coordinator server: server -data-dir D [-bootstrap-expect N -join ADDR,...]", runServer},
+		{"node status", "List the agents' nodes", runNodeStatus},
+		{"node drain", "Move a node's allocations elsewhere: node drain -enable [-deadline D] NODE | -disable NODE", runNodeDrain},
 		{"operator raft list-peers", "List the servers of the Raft configuration", runRaftListPeers},
 		{"operator raft remove-peer", "Remove a server: remove-peer -peer-id ID | -peer-address ADDR", runRaftRemovePeer},
 	}

@@ -203,3 +203,58 @@ func runRaftRemovePeer(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "Removed peer %s\n", target)
 	return nil
 }
+
+func runNodeStatus(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "node status")
+	addr := addressFlag(fs, env)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	nodes, err := client(*addr).Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	if len(nodes) == 0 {
+		fmt.Fprintln(env.Stdout, "No nodes.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	fmt.Fprintln(tw, "ID\tName\tDatacenter\tAddress\tStatus\tEligibility\tDrain")
+	for _, n := range nodes {
+		elig, drain := "eligible", "false"
+		if !n.Eligible {
+			elig = "ineligible"
+		}
+		if n.Drain != nil {
+			drain = "true"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(n.ID), n.Name, n.Datacenter, n.Address, n.Status, elig, drain)
+	}
+	return nil
+}
+
+func runNodeDrain(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "node drain")
+	addr := addressFlag(fs, env)
+	enable := fs.Bool("enable", false, "start draining the node")
+	disable := fs.Bool("disable", false, "stop draining and make the node eligible again")
+	deadline := fs.Duration("deadline", 0, "stop whatever is left after this long (0: no deadline)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *enable == *disable {
+		return usageError("usage: strata node drain -enable [-deadline 1h] NODE | -disable NODE")
+	}
+	n, err := client(*addr).DrainNode(ctx, pos[0], *enable, *deadline)
+	if err != nil {
+		return err
+	}
+	if *enable {
+		fmt.Fprintf(env.Stdout, "Node %s (%s) is draining: its allocations move to other nodes, max_parallel at a time\n", n.Name, short(n.ID))
+	} else {
+		fmt.Fprintf(env.Stdout, "Node %s (%s) is no longer draining and is eligible again\n", n.Name, short(n.ID))
+	}
+	return nil
+}
