@@ -158,3 +158,49 @@ func BenchmarkRaftWrites3Servers(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
+
+// A server started later with -join is added to the running cluster;
+// remove-peer takes a server out.
+func TestLateJoinAndRemovePeer(t *testing.T) {
+	servers := startInProcessCluster(t, 3)
+	late, err := New(Config{DataDir: t.TempDir(), Join: []string{servers[2].RaftAddr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		late.Shutdown(ctx)
+	})
+	hasPeers := func(s *Server, n int) bool {
+		peers, err := s.RaftPeers()
+		return err == nil && len(peers) == n
+	}
+	for deadline := time.Now().Add(30 * time.Second); !hasPeers(leaderOf(servers), 4) || !hasPeers(late, 4); {
+		if time.Now().After(deadline) {
+			t.Fatal("the late server was not added within 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Writes reach the late server's state.
+	if _, err := late.RegisterJob(dockerJob("from-late", nil)); err != nil {
+		t.Fatalf("write through the late server: %v", err)
+	}
+	// Remove it, by ID, through a follower.
+	var follower *Server
+	for _, s := range servers {
+		if !s.IsLeader() {
+			follower = s
+		}
+	}
+	if err := follower.RemovePeer(late.cfg.NodeID); err != nil {
+		t.Fatal(err)
+	}
+	if !hasPeers(leaderOf(servers), 3) {
+		peers, _ := leaderOf(servers).RaftPeers()
+		t.Fatalf("after remove-peer: %+v", peers)
+	}
+	if err := follower.RemovePeer("no-such-server"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("removing an unknown server = %v, want ErrNotFound", err)
+	}
+}

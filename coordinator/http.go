@@ -71,7 +71,7 @@ func (s *Server) readMode(h http.HandlerFunc) http.Handler {
 			}
 		default:
 			if s.Leader() == "" {
-				writeError(w, errors.New("no cluster leader: this server's state may be outdated; add ?stale to read it anyway"))
+				writeError(w, fmt.Errorf("%w: no cluster leader is known, so this server's state may be outdated; add ?stale to read it anyway", ErrNotLeader))
 				return
 			}
 		}
@@ -159,7 +159,7 @@ func writeError(w http.ResponseWriter, err error) {
 		status = http.StatusBadRequest
 	case errors.Is(err, ErrModuleExists):
 		status = http.StatusConflict
-	case errors.As(err, &nl):
+	case errors.As(err, &nl), errors.Is(err, ErrNotLeader):
 		status = http.StatusServiceUnavailable
 	case errors.Is(err, ErrNotFound):
 		status = http.StatusNotFound

@@ -256,6 +256,11 @@ func TestClusterLeaderKilledDuringSubmissions(t *testing.T) {
 	if newLeader == leader {
 		t.Fatal("the killed server is still the leader")
 	}
+	// The operator's view: three peers, the new leader marked.
+	out, err := exec.Command(strataBin, "operator", "raft", "list-peers", "-address", "http://"+newLeader.httpAddr).CombinedOutput()
+	if err != nil || strings.Count(string(out), "127.0.0.1:") != 3 || !strings.Contains(string(out), newLeader.raftAddr+"  leader") {
+		t.Fatalf("list-peers: %v\n%s", err, out)
+	}
 	jobs := listJobs(t, newLeader.httpAddr, "consistent")
 	seen := map[string]int{}
 	for _, j := range jobs {
@@ -350,6 +355,18 @@ func TestClusterQuorum(t *testing.T) {
 	if err := submitAny(procs, "with-two-down"); err != nil {
 		t.Fatalf("write with 2 of 5 down: %v", err)
 	}
+	// A follower learns that an entry is committed from the leader's next
+	// message: wait until both survivors-to-be have applied it.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if slices.Contains(jobIDs(listJobs(t, others[2].httpAddr, "stale")), "with-two-down") &&
+			slices.Contains(jobIDs(listJobs(t, others[3].httpAddr, "stale")), "with-two-down") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the acknowledged write did not reach every live server within 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	// Three down: no quorum.
 	others[1].kill()
 	// Wait until the survivors know they have no leader (bounded).
@@ -369,6 +386,19 @@ func TestClusterQuorum(t *testing.T) {
 	if !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "quorum") {
 		t.Fatalf("refusal %q does not say there is no quorum", err)
 	}
+	// Reads: refused by default without a leader, served with ?stale.
+	resp, err := httpc.Get("http://" + others[2].httpAddr + "/v1/jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "?stale") {
+		t.Fatalf("default read without a leader = %d %s; want 503 suggesting ?stale", resp.StatusCode, body)
+	}
+	if ids := jobIDs(listJobs(t, others[2].httpAddr, "stale")); !slices.Contains(ids, "with-two-down") {
+		t.Fatalf("stale read without a leader = %v; want the committed job", ids)
+	}
 	// They return: the cluster recovers.
 	leader.start()
 	others[0].start()
@@ -377,11 +407,7 @@ func TestClusterQuorum(t *testing.T) {
 	if err := submitAny(procs, "after-recovery"); err != nil {
 		t.Fatalf("write after recovery: %v", err)
 	}
-	jobs := listJobs(t, waitClusterLeader(t, procs).httpAddr, "consistent")
-	var ids []string
-	for _, j := range jobs {
-		ids = append(ids, j.ID)
-	}
+	ids := jobIDs(listJobs(t, waitClusterLeader(t, procs).httpAddr, "consistent"))
 	if !slices.Contains(ids, "with-two-down") || !slices.Contains(ids, "after-recovery") || slices.Contains(ids, "with-three-down") {
 		t.Fatalf("jobs after recovery = %v", ids)
 	}
@@ -400,4 +426,12 @@ func submitAny(procs []*serverProc, id string) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return err
+}
+
+func jobIDs(js []jobEntry) []string {
+	var ids []string
+	for _, j := range js {
+		ids = append(ids, j.ID)
+	}
+	return ids
 }

@@ -49,6 +49,7 @@ func commands() []command {
 		{"status", "List jobs, or show one job's allocations: status [JOB]", runStatus},
 		{"stop", "Stop a job: stop JOB", runStop},
 		{"server", "Run a coordinator server: server -data-dir D [-bootstrap-expect N -join ADDR,...]", runServer},
+		{"agent", "Run an edge agent: agent -servers ADDR,... -ca-pin sha256:... -data-dir D [-datacenter DC]", runAgent},
 		{"node status", "List the agents' nodes", runNodeStatus},
 		{"node drain", "Move a node's allocations elsewhere: node drain -enable [-deadline D] NODE | -disable NODE", runNodeDrain},
 		{"operator raft list-peers", "List the servers of the Raft configuration", runRaftListPeers},
