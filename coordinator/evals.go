@@ -3,24 +3,29 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 
 	"github.com/strata-run/strata/sched"
 )
 
-// evalQueue holds the leader's evaluations waiting for the worker: at most
-// one queued per job (a newer eval for the same job supersedes the queued
-// one, since every eval reconciles the job's latest state), FIFO across jobs.
+// evalQueue is the leader's evaluation broker: at most one queued
+// evaluation per job (a newer one supersedes it, since every evaluation
+// reconciles the job's latest state), at most one in flight per job, and
+// the highest job priority first, FIFO within a priority.
 type evalQueue struct {
-	mu      sync.Mutex
-	order   []string         // job IDs in arrival order
-	pending map[string]*Eval // job ID -> newest eval
-	blocked map[string]*Eval // job ID -> eval waiting for capacity
-	ready   chan struct{}    // 1-buffered wake-up
+	mu       sync.Mutex
+	order    []string         // queued job IDs in arrival order
+	pending  map[string]*Eval // job ID -> newest queued eval
+	inflight map[string]bool  // jobs a worker is processing
+	pri      map[string]int   // queued job ID -> priority, read at push
+	blocked  map[string]*Eval // job ID -> eval waiting for capacity
+	ready    chan struct{}    // wake-up for workers
+	priority func(jobID string) int
 }
 
-func newEvalQueue() *evalQueue {
-	q := &evalQueue{ready: make(chan struct{}, 1)}
+func newEvalQueue(priority func(string) int) *evalQueue {
+	q := &evalQueue{ready: make(chan struct{}, 1), priority: priority}
 	q.reset()
 	return q
 }
@@ -28,11 +33,19 @@ func newEvalQueue() *evalQueue {
 func (q *evalQueue) reset() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.order, q.pending, q.blocked = nil, map[string]*Eval{}, map[string]*Eval{}
+	q.order, q.pending, q.inflight, q.blocked, q.pri = nil, map[string]*Eval{}, map[string]bool{}, map[string]*Eval{}, map[string]int{}
+}
+
+func (q *evalQueue) wake() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
 }
 
 // push enqueues e; a blocked eval waits for unblock instead.
 func (q *evalQueue) push(e *Eval) {
+	pri := q.priority(e.JobID) // outside the lock: it reads the state
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if e.Status == EvalBlocked {
@@ -44,10 +57,8 @@ func (q *evalQueue) push(e *Eval) {
 		q.order = append(q.order, e.JobID)
 	}
 	q.pending[e.JobID] = e
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
+	q.pri[e.JobID] = pri
+	q.wake()
 }
 
 // unblock moves every blocked eval back to the queue: capacity changed.
@@ -63,15 +74,30 @@ func (q *evalQueue) unblock() {
 	}
 }
 
-// pop waits for the next eval.
+// pop waits for the next eval whose job is not in flight, and marks the
+// job in flight until done.
 func (q *evalQueue) pop(ctx context.Context) (*Eval, error) {
 	for {
 		q.mu.Lock()
-		if len(q.order) > 0 {
-			job := q.order[0]
-			q.order = q.order[1:]
+		best, bestPri := -1, 0
+		for i, job := range q.order {
+			if q.inflight[job] {
+				continue
+			}
+			if p := q.pri[job]; best < 0 || p > bestPri {
+				best, bestPri = i, p
+			}
+		}
+		if best >= 0 {
+			job := q.order[best]
+			q.order = append(q.order[:best], q.order[best+1:]...)
 			e := q.pending[job]
 			delete(q.pending, job)
+			delete(q.pri, job)
+			q.inflight[job] = true
+			if len(q.order) > 0 {
+				q.wake() // another worker may take the next one
+			}
 			q.mu.Unlock()
 			return e, nil
 		}
@@ -84,6 +110,17 @@ func (q *evalQueue) pop(ctx context.Context) (*Eval, error) {
 	}
 }
 
+// done releases a job popped by pop.
+func (q *evalQueue) done(jobID string) {
+	q.mu.Lock()
+	delete(q.inflight, jobID)
+	more := len(q.order) > 0
+	q.mu.Unlock()
+	if more {
+		q.wake()
+	}
+}
+
 // runWorker processes evaluations until ctx ends (leadership lost).
 func (s *Server) runWorker(ctx context.Context) {
 	for {
@@ -91,9 +128,10 @@ func (s *Server) runWorker(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if err := s.process(ctx, e); err != nil {
+		err = s.process(ctx, e)
+		s.evals.done(e.JobID)
+		if err != nil {
 			s.log.Error("evaluation failed", "eval", e.ID, "job", e.JobID, "err", err)
-			continue
 		}
 	}
 }
@@ -162,25 +200,35 @@ func (s *Server) scheduleRequest(e *Eval) (*sched.Request, error) {
 // with the stops and the eval's new status, and returns how many
 // placements it rejected.
 func (s *Server) applyPlan(plan *sched.Plan, e *Eval) (int, error) {
-	nodes, err := s.store.NodeStates()
-	if err != nil {
-		return 0, err
-	}
-	byID := make(map[string]*sched.NodeState, len(nodes))
-	for _, n := range nodes {
-		byID[n.Node.ID] = n
-	}
+	// One plan at a time, so each is checked against the last one's result.
+	s.planMu.Lock()
+	defer s.planMu.Unlock()
 	rec, err := s.store.Job(e.JobID)
 	if err != nil {
 		return 0, err
 	}
+	// The nodes the plan touches, copied from the shared index so the
+	// check can account for the plan's own stops and placements.
+	view := map[string]*sched.NodeState{}
+	node := func(id string) *sched.NodeState {
+		if v, ok := view[id]; ok {
+			return v
+		}
+		var c *sched.NodeState
+		if ns := s.store.NodeState(id); ns != nil {
+			cp := *ns
+			cp.UsedPorts = maps.Clone(ns.UsedPorts)
+			c = &cp
+		}
+		view[id] = c
+		return c
+	}
 	cmd := &planApplyCmd{}
 	// Stops release their capacity to this plan's own placements (a
-	// destructive update on a full node replaces in place), so apply them
-	// to the view first, as the FSM does.
+	// destructive update on a full node replaces in place), as the FSM does.
 	for _, a := range plan.Stop {
 		cmd.Stop = append(cmd.Stop, allocStop{ID: a.ID, Desc: a.DesiredDesc})
-		n := byID[a.NodeID]
+		n := node(a.NodeID)
 		if n == nil {
 			continue
 		}
@@ -198,7 +246,7 @@ func (s *Server) applyPlan(plan *sched.Plan, e *Eval) (int, error) {
 	}
 	rejected := 0
 	for _, p := range plan.Place {
-		n := byID[p.NodeID]
+		n := node(p.NodeID)
 		if n == nil || rec == nil {
 			rejected++
 			continue

@@ -138,6 +138,7 @@ type effects struct {
 
 	cache   *allocCache
 	pending map[string]*Alloc // allocations written by this batch, not yet committed
+	usage   map[string]*usageDelta
 }
 
 // alloc returns an allocation for the FSM to change: a copy, from this
@@ -216,6 +217,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		panic(fmt.Sprintf("coordinator: state store failed, refusing to diverge from the Raft log: %v", err))
 	}
 	f.store.allocs.publish(fx.pending)
+	f.store.usage.publish(fx.usage)
 	if f.onApply != nil && (len(fx.evals) > 0 || fx.capacity) {
 		f.onApply(fx)
 	}
@@ -267,7 +269,7 @@ func applyCmd(tx *bolt.Tx, index uint64, data []byte, fx *effects) (any, error) 
 			return nil, err
 		}
 		fx.capacity = true
-		return nil, applyNodeRegister(tx, index, &c)
+		return nil, applyNodeRegister(tx, index, &c, fx)
 	case cmdPlanApply:
 		var c planApplyCmd
 		if err := decode(&c); err != nil {
@@ -294,7 +296,7 @@ func applyCmd(tx *bolt.Tx, index uint64, data []byte, fx *effects) (any, error) 
 		if c.Eligible {
 			fx.capacity = true
 		}
-		return nil, applyNodeDrain(tx, index, &c)
+		return nil, applyNodeDrain(tx, index, &c, fx)
 	case cmdEvalUpsert:
 		var c evalUpsertCmd
 		if err := decode(&c); err != nil {
@@ -394,7 +396,7 @@ func applyModuleRegister(tx *bolt.Tx, index uint64, c *moduleRegisterCmd) error 
 	return putJSON(mods, key, &m)
 }
 
-func applyNodeRegister(tx *bolt.Tx, index uint64, c *nodeRegisterCmd) error {
+func applyNodeRegister(tx *bolt.Tx, index uint64, c *nodeRegisterCmd, fx *effects) error {
 	nodes := tx.Bucket(bucketNodes)
 	var rec NodeRecord
 	ok, err := getJSON(nodes, []byte(c.Node.ID), &rec)
@@ -410,6 +412,7 @@ func applyNodeRegister(tx *bolt.Tx, index uint64, c *nodeRegisterCmd) error {
 		// Re-registering does not end a drain or undo ineligibility.
 		rec.Eligible = eligible && rec.Drain == nil
 	}
+	fx.nodeChanged(rec.Node)
 	return putJSON(nodes, []byte(c.Node.ID), &rec)
 }
 
@@ -427,6 +430,7 @@ func applyNodeStatus(tx *bolt.Tx, index uint64, c *nodeStatusCmd, fx *effects) e
 	if err := putJSON(nodes, []byte(c.NodeID), &rec); err != nil {
 		return err
 	}
+	fx.nodeChanged(rec.Node)
 	if err := applyAllocUpdate(tx, index, &allocUpdateCmd{NodeID: c.NodeID, Time: c.Time, Updates: c.Allocs}, fx); err != nil {
 		return err
 	}
@@ -439,7 +443,7 @@ func applyNodeStatus(tx *bolt.Tx, index uint64, c *nodeStatusCmd, fx *effects) e
 	return nil
 }
 
-func applyNodeDrain(tx *bolt.Tx, index uint64, c *nodeDrainCmd) error {
+func applyNodeDrain(tx *bolt.Tx, index uint64, c *nodeDrainCmd, fx *effects) error {
 	nodes := tx.Bucket(bucketNodes)
 	var rec NodeRecord
 	ok, err := getJSON(nodes, []byte(c.NodeID), &rec)
@@ -450,6 +454,7 @@ func applyNodeDrain(tx *bolt.Tx, index uint64, c *nodeDrainCmd) error {
 		return refusal{fmt.Errorf("node %q: %w", c.NodeID, ErrNotFound)}
 	}
 	rec.Drain, rec.Eligible, rec.ModifyIndex = c.Drain, c.Eligible, index
+	fx.nodeChanged(rec.Node)
 	return putJSON(nodes, []byte(c.NodeID), &rec)
 }
 
@@ -506,7 +511,9 @@ func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd, fx *effects) error {
 		if err := setEndpoints(tx, a.ID, a.Endpoints, nil); err != nil {
 			return err
 		}
+		before := *a
 		a.DesiredStatus, a.DesiredDesc, a.ModifyIndex = sched.DesiredStop, s.Desc, index
+		fx.allocChanged(&before, a)
 		a.Endpoints = nil
 		if err := putJSON(tx.Bucket(bucketAllocs), []byte(a.ID), a); err != nil {
 			return err
@@ -520,6 +527,7 @@ func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd, fx *effects) error {
 			return err
 		}
 		fx.wrote(a)
+		fx.allocChanged(nil, a)
 	}
 	if c.Eval != nil {
 		fx.eval(c.Eval)
@@ -548,6 +556,7 @@ func applyAllocUpdate(tx *bolt.Tx, index uint64, c *allocUpdateCmd, fx *effects)
 			a.UnknownSince = 0
 		}
 		old := a.Endpoints
+		before := *a
 		wasTerminal := a.Terminal()
 		a.ClientStatus, a.ClientDescription, a.ModifyIndex = u.ClientStatus, u.Description, index
 		a.Endpoints = u.Endpoints
@@ -564,6 +573,7 @@ func applyAllocUpdate(tx *bolt.Tx, index uint64, c *allocUpdateCmd, fx *effects)
 			return err
 		}
 		fx.wrote(a)
+		fx.allocChanged(&before, a)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,9 @@ type Config struct {
 	BootstrapExpect int
 	// Join lists other servers' Raft addresses to find the cluster through.
 	Join []string
+	// Workers is how many scheduler workers the leader runs; default:
+	// the number of CPUs.
+	Workers int
 	// HTTPAddr is this server's HTTP API address, told to other servers
 	// (consistent reads are forwarded there).
 	HTTPAddr string
@@ -76,6 +80,8 @@ type Server struct {
 	tls    *clusterTLS
 	agents *agentEndpoint
 	evals  *evalQueue
+
+	planMu sync.Mutex // the plan applier: one plan at a time
 
 	hbMu    sync.Mutex
 	hb      deadlines     // leader only: node ID -> heartbeat deadline
@@ -125,6 +131,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.AgentAddr == "" {
 		cfg.AgentAddr = "127.0.0.1:0"
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.NumCPU()
 	}
 	if cfg.MinHeartbeatTTL == 0 {
 		cfg.MinHeartbeatTTL = defaultMinHeartbeatTTL
@@ -245,7 +254,7 @@ func (s *Server) startRaft() error {
 			return fmt.Errorf("coordinator: bootstrap: %w", err)
 		}
 	}
-	s.evals = newEvalQueue()
+	s.evals = newEvalQueue(s.jobPriority)
 	// Recent entries stay in memory: the leader replicates from the
 	// cache instead of decoding them back out of bbolt.
 	logs, err := raft.NewLogCache(1024, s.logDB)
@@ -429,8 +438,23 @@ func (s *Server) lead(ctx context.Context) {
 		defer wg.Done()
 		s.watchNodes(ctx)
 	}()
-	s.runWorker(ctx)
+	// Scheduler workers in parallel; the plan applier serialises commits.
+	for range s.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.runWorker(ctx)
+		}()
+	}
 	wg.Wait()
+}
+
+// jobPriority is an evaluation's priority in the broker: its job's.
+func (s *Server) jobPriority(jobID string) int {
+	if rec, err := s.store.Job(jobID); err == nil && rec != nil {
+		return rec.Job.Priority
+	}
+	return 0
 }
 
 // verifySnapshots reads every stored snapshot through its CRC before Raft

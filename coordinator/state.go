@@ -122,6 +122,7 @@ type Store struct {
 	mu     sync.RWMutex // guards db swaps on restore
 	db     *bolt.DB
 	allocs allocCache // committed allocations, for the FSM's updates
+	usage  usageIndex // nodes with what they hold, for the scheduler
 	watchM sync.Mutex
 	watch  chan struct{} // closed and replaced after every commit
 }
@@ -134,7 +135,12 @@ func OpenStore(path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{path: path, db: db, watch: make(chan struct{}), allocs: allocCache{m: map[string]*Alloc{}}}, nil
+	s := &Store{path: path, db: db, watch: make(chan struct{}), allocs: allocCache{m: map[string]*Alloc{}}}
+	if err := db.View(s.usage.rebuild); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 func openStateDB(path string) (db *bolt.DB, err error) {
@@ -335,6 +341,9 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	s.db = db
 	s.allocs.clear()
+	if err := db.View(s.usage.rebuild); err != nil {
+		return err
+	}
 	s.notify()
 	return nil
 }
@@ -643,43 +652,14 @@ func (s *Store) Services() map[string]int {
 }
 
 // NodeStates returns every node with the resources and ports its
-// non-terminal allocations hold: the scheduler's view of the cluster.
+// non-terminal allocations hold: the scheduler's view of the cluster,
+// from memory. The values are shared and immutable: copy before changing.
 func (s *Store) NodeStates() ([]*sched.NodeState, error) {
-	var out []*sched.NodeState
-	err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
-			var n NodeRecord
-			if err := json.Unmarshal(v, &n); err != nil {
-				return fmt.Errorf("%w: node %q: %v", ErrCorruptState, k, err)
-			}
-			ns, err := nodeState(tx, &n.Node)
-			if err != nil {
-				return err
-			}
-			out = append(out, ns)
-			return nil
-		})
-	})
-	return out, err
+	return s.usage.snapshot(), nil
 }
 
-func nodeState(tx *bolt.Tx, n *sched.Node) (*sched.NodeState, error) {
-	allocs, err := allocsByIndex(tx, bucketAllocsByNode, n.ID)
-	if err != nil {
-		return nil, err
-	}
-	ns := &sched.NodeState{Node: n, UsedPorts: map[int]bool{}}
-	for _, a := range allocs {
-		if a.Terminal() {
-			continue
-		}
-		ns.Used = ns.Used.Add(a.Resources)
-		for _, p := range a.Ports {
-			ns.UsedPorts[p.Value] = true
-		}
-	}
-	return ns, nil
-}
+// NodeState returns one node's view, or nil (shared and immutable).
+func (s *Store) NodeState(id string) *sched.NodeState { return s.usage.get(id) }
 
 // allocCacheMax bounds the allocation cache; past it, entries are
 // dropped at random (they are read back from bbolt on the next miss).

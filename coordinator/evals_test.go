@@ -1,0 +1,62 @@
+package coordinator
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestEvalQueuePriorityAndInFlight(t *testing.T) {
+	pri := map[string]int{"low": 10, "high": 90, "mid": 50}
+	q := newEvalQueue(func(job string) int { return pri[job] })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	q.push(&Eval{ID: "1", JobID: "low", Status: EvalPending})
+	q.push(&Eval{ID: "2", JobID: "mid", Status: EvalPending})
+	q.push(&Eval{ID: "3", JobID: "high", Status: EvalPending})
+	q.push(&Eval{ID: "4", JobID: "mid", Status: EvalPending}) // supersedes 2
+	var got []string
+	for range 3 {
+		e, err := q.pop(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e.ID)
+	}
+	if got[0] != "3" || got[1] != "4" || got[2] != "1" {
+		t.Fatalf("pop order = %v, want [3 4 1] (priority, newest eval per job)", got)
+	}
+	// "high" is in flight: a new eval for it waits until done.
+	q.push(&Eval{ID: "5", JobID: "high", Status: EvalPending})
+	q.push(&Eval{ID: "6", JobID: "low", Status: EvalPending})
+	q.done("low")
+	e, _ := q.pop(ctx)
+	if e.ID != "6" {
+		t.Fatalf("popped %s while job high is in flight; want 6", e.ID)
+	}
+	if e, err := q.pop(shortCtx(t)); err == nil {
+		t.Fatalf("popped %s for a job still in flight", e.ID)
+	}
+	q.done("high")
+	if e, err := q.pop(ctx); err != nil || e.ID != "5" {
+		t.Fatalf("after done: %v %v, want 5", e, err)
+	}
+	// Blocked evals wait for capacity.
+	q.done("high")
+	q.push(&Eval{ID: "7", JobID: "mid", Status: EvalBlocked})
+	if e, err := q.pop(shortCtx(t)); err == nil {
+		t.Fatalf("popped blocked eval %s", e.ID)
+	}
+	q.done("mid")
+	q.unblock()
+	if e, err := q.pop(ctx); err != nil || e.ID != "7" || e.Status != EvalPending {
+		t.Fatalf("unblocked = %+v %v", e, err)
+	}
+}
+
+// shortCtx bounds a pop that must find nothing.
+func shortCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	t.Cleanup(cancel)
+	return ctx
+}

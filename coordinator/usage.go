@@ -1,0 +1,182 @@
+package coordinator
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/strata-run/strata/sched"
+)
+
+// usageIndex is the scheduler's view of the cluster kept in memory: every
+// node with what its non-terminal allocations hold. Values are immutable:
+// the FSM computes changes during a batch and publishes new values after
+// the batch commits, so a scheduler's snapshot (a slice of pointers) never
+// changes under it.
+type usageIndex struct {
+	mu    sync.RWMutex
+	nodes map[string]*sched.NodeState
+	order []string // node IDs, sorted: snapshots are deterministic
+}
+
+// usageDelta is one batch's change to one node.
+type usageDelta struct {
+	node     *sched.Node // new node record, nil if unchanged
+	res      sched.Resources
+	addPorts []int
+	delPorts []int
+}
+
+// holds reports whether an allocation holds resources on its node.
+func holds(a *Alloc) bool { return a != nil && !a.Terminal() }
+
+func (fx *effects) delta(nodeID string) *usageDelta {
+	if fx.usage == nil {
+		fx.usage = map[string]*usageDelta{}
+	}
+	d := fx.usage[nodeID]
+	if d == nil {
+		d = &usageDelta{}
+		fx.usage[nodeID] = d
+	}
+	return d
+}
+
+// allocChanged records an allocation's move between holding and not
+// holding resources (before is nil for a new allocation).
+func (fx *effects) allocChanged(before, after *Alloc) {
+	was, is := holds(before), holds(after)
+	if was == is {
+		return
+	}
+	d := fx.delta(after.NodeID)
+	sign := 1
+	if was {
+		sign = -1
+	}
+	d.res.CPU += sign * after.Resources.CPU
+	d.res.MemoryMB += sign * after.Resources.MemoryMB
+	for _, p := range after.Ports {
+		if is {
+			d.addPorts = append(d.addPorts, p.Value)
+		} else {
+			d.delPorts = append(d.delPorts, p.Value)
+		}
+	}
+}
+
+// nodeChanged records a node record written by the batch.
+func (fx *effects) nodeChanged(n sched.Node) {
+	c := n
+	fx.delta(n.ID).node = &c
+}
+
+// publish applies a committed batch's deltas.
+func (u *usageIndex) publish(deltas map[string]*usageDelta) {
+	if len(deltas) == 0 {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	added := false
+	for id, d := range deltas {
+		old := u.nodes[id]
+		ns := &sched.NodeState{}
+		if old != nil {
+			*ns = *old
+		} else {
+			added = true
+		}
+		if d.node != nil {
+			ns.Node = d.node
+		}
+		if ns.Node == nil {
+			// Allocations on a node never registered here (a test, or a
+			// node removed later): track them under a placeholder.
+			ns.Node = &sched.Node{ID: id, Status: sched.NodeDown}
+		}
+		ns.Used = ns.Used.Add(d.res)
+		if len(d.addPorts) > 0 || len(d.delPorts) > 0 || ns.UsedPorts == nil {
+			ports := make(map[int]bool, len(ns.UsedPorts)+len(d.addPorts))
+			maps.Copy(ports, ns.UsedPorts)
+			for _, p := range d.delPorts {
+				delete(ports, p)
+			}
+			for _, p := range d.addPorts {
+				ports[p] = true
+			}
+			ns.UsedPorts = ports
+		}
+		u.nodes[id] = ns
+	}
+	if added {
+		u.order = slices.Sorted(maps.Keys(u.nodes))
+	}
+}
+
+// snapshot returns every registered node's state, sorted by ID.
+func (u *usageIndex) snapshot() []*sched.NodeState {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	out := make([]*sched.NodeState, 0, len(u.order))
+	for _, id := range u.order {
+		if ns := u.nodes[id]; ns != nil && ns.Node.Name != "" {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+// get returns one node's state, or nil.
+func (u *usageIndex) get(id string) *sched.NodeState {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	return u.nodes[id]
+}
+
+// rebuild loads the index from the state database (at open and restore).
+func (u *usageIndex) rebuild(tx *bolt.Tx) error {
+	nodes := map[string]*sched.NodeState{}
+	err := tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
+		var n NodeRecord
+		if err := json.Unmarshal(v, &n); err != nil {
+			return fmt.Errorf("%w: node %q: %v", ErrCorruptState, k, err)
+		}
+		node := n.Node
+		nodes[n.ID] = &sched.NodeState{Node: &node, UsedPorts: map[int]bool{}}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = tx.Bucket(bucketAllocs).ForEach(func(k, v []byte) error {
+		var a Alloc
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("%w: allocation %q: %v", ErrCorruptState, k, err)
+		}
+		if a.Terminal() {
+			return nil
+		}
+		ns := nodes[a.NodeID]
+		if ns == nil {
+			ns = &sched.NodeState{Node: &sched.Node{ID: a.NodeID, Status: sched.NodeDown}, UsedPorts: map[int]bool{}}
+			nodes[a.NodeID] = ns
+		}
+		ns.Used = ns.Used.Add(a.Resources)
+		for _, p := range a.Ports {
+			ns.UsedPorts[p.Value] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	u.mu.Lock()
+	u.nodes, u.order = nodes, slices.Sorted(maps.Keys(nodes))
+	u.mu.Unlock()
+	return nil
+}
