@@ -191,11 +191,7 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, conn *quic.Conn) (*wire.Regi
 
 // heartbeatEvery is how often agents beat: three times per TTL.
 func (a *agentEndpoint) heartbeatEvery() time.Duration {
-	n := 0
-	if nodes, err := a.s.store.Nodes(); err == nil {
-		n = len(nodes)
-	}
-	return a.s.heartbeatTTL(n) / heartbeatsPerTTLOnAgent
+	return a.s.heartbeatTTL(a.s.store.NodeCount()) / heartbeatsPerTTLOnAgent
 }
 
 // readControl reads heartbeats and status reports until the stream ends.

@@ -60,13 +60,13 @@ func (s *Server) findNode(idOrName string) (*NodeRecord, error) {
 // replacements on eligible nodes. A node with nothing left finishes its
 // drain and stays ineligible.
 func (s *Server) drainStep(now time.Time) error {
-	nodes, err := s.store.Nodes()
-	if err != nil {
-		return err
-	}
 	var errs []error
-	for _, n := range nodes {
-		if n.Drain != nil {
+	for _, id := range s.store.usage.drainingNodes() {
+		n, err := s.store.Node(id)
+		if err != nil {
+			return err
+		}
+		if n != nil && n.Drain != nil {
 			errs = append(errs, s.drainNode(n, now))
 		}
 	}

@@ -2,9 +2,12 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/strata-run/strata/sched"
 )
@@ -200,9 +203,17 @@ func (s *Server) scheduleRequest(e *Eval) (*sched.Request, error) {
 // with the stops and the eval's new status, and returns how many
 // placements it rejected.
 func (s *Server) applyPlan(plan *sched.Plan, e *Eval) (int, error) {
-	// One plan at a time, so each is checked against the last one's result.
+	// Plans are checked one at a time, each against the committed state
+	// plus the placements of plans proposed but not yet applied; the lock
+	// is released once the plan is proposed, so the next plan is checked
+	// while this one commits (Nomad's pipelined plan applier).
 	s.planMu.Lock()
-	defer s.planMu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			s.planMu.Unlock()
+		}
+	}()
 	rec, err := s.store.Job(e.JobID)
 	if err != nil {
 		return 0, err
@@ -218,6 +229,7 @@ func (s *Server) applyPlan(plan *sched.Plan, e *Eval) (int, error) {
 		if ns := s.store.NodeState(id); ns != nil {
 			cp := *ns
 			cp.UsedPorts = maps.Clone(ns.UsedPorts)
+			s.inflight.addTo(&cp)
 			c = &cp
 		}
 		view[id] = c
@@ -272,10 +284,77 @@ func (s *Server) applyPlan(plan *sched.Plan, e *Eval) (int, error) {
 	done := *e
 	done.Status, done.Failed = status, plan.Failed
 	cmd.Eval = &done
-	if _, _, err := s.apply(cmdPlanApply, cmd); err != nil {
+	payload, err := json.Marshal(cmd)
+	if err != nil {
+		return 0, err
+	}
+	token := s.inflight.add(cmd.Place)
+	defer s.inflight.remove(token)
+	f := s.raft.Apply(append([]byte{byte(cmdPlanApply)}, payload...), 30*time.Second)
+	s.planMu.Unlock()
+	locked = false
+	if err := f.Error(); err != nil {
+		return 0, fmt.Errorf("coordinator: commit plan: %w", err)
+	}
+	if err, ok := f.Response().(error); ok {
 		return 0, err
 	}
 	return rejected, nil
+}
+
+// inflightPlans holds the placements of plans proposed to Raft but not yet
+// applied, so the plan applier counts them when checking the next plan.
+// Between the FSM publishing a plan and its removal here, its placements
+// count twice: that can only make the check reject (the evaluation then
+// retries), never overcommit.
+type inflightPlans struct {
+	mu    sync.Mutex
+	next  int
+	plans map[int][]*sched.Allocation
+	nodes map[string][]*sched.Allocation // the same placements by node
+}
+
+func (p *inflightPlans) add(place []*sched.Allocation) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.plans == nil {
+		p.plans, p.nodes = map[int][]*sched.Allocation{}, map[string][]*sched.Allocation{}
+	}
+	p.next++
+	p.plans[p.next] = place
+	for _, a := range place {
+		p.nodes[a.NodeID] = append(p.nodes[a.NodeID], a)
+	}
+	return p.next
+}
+
+func (p *inflightPlans) remove(token int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, a := range p.plans[token] {
+		list := p.nodes[a.NodeID]
+		if i := slices.Index(list, a); i >= 0 {
+			list = slices.Delete(list, i, i+1)
+		}
+		if len(list) == 0 {
+			delete(p.nodes, a.NodeID)
+		} else {
+			p.nodes[a.NodeID] = list
+		}
+	}
+	delete(p.plans, token)
+}
+
+// addTo adds the in-flight placements on ns's node to ns (a private copy).
+func (p *inflightPlans) addTo(ns *sched.NodeState) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, a := range p.nodes[ns.Node.ID] {
+		ns.Used = ns.Used.Add(a.Resources)
+		for _, port := range a.Ports {
+			ns.UsedPorts[port.Value] = true
+		}
+	}
 }
 
 func (s *Server) finishEval(e *Eval, status string, failed map[string]*sched.Explanation, cause error) error {

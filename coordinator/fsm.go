@@ -412,7 +412,7 @@ func applyNodeRegister(tx *bolt.Tx, index uint64, c *nodeRegisterCmd, fx *effect
 		// Re-registering does not end a drain or undo ineligibility.
 		rec.Eligible = eligible && rec.Drain == nil
 	}
-	fx.nodeChanged(rec.Node)
+	fx.nodeChanged(&rec)
 	return putJSON(nodes, []byte(c.Node.ID), &rec)
 }
 
@@ -430,7 +430,7 @@ func applyNodeStatus(tx *bolt.Tx, index uint64, c *nodeStatusCmd, fx *effects) e
 	if err := putJSON(nodes, []byte(c.NodeID), &rec); err != nil {
 		return err
 	}
-	fx.nodeChanged(rec.Node)
+	fx.nodeChanged(&rec)
 	if err := applyAllocUpdate(tx, index, &allocUpdateCmd{NodeID: c.NodeID, Time: c.Time, Updates: c.Allocs}, fx); err != nil {
 		return err
 	}
@@ -454,7 +454,7 @@ func applyNodeDrain(tx *bolt.Tx, index uint64, c *nodeDrainCmd, fx *effects) err
 		return refusal{fmt.Errorf("node %q: %w", c.NodeID, ErrNotFound)}
 	}
 	rec.Drain, rec.Eligible, rec.ModifyIndex = c.Drain, c.Eligible, index
-	fx.nodeChanged(rec.Node)
+	fx.nodeChanged(&rec)
 	return putJSON(nodes, []byte(c.NodeID), &rec)
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/strata-run/strata/internal/boltcheck"
 	"github.com/strata-run/strata/internal/fsutil"
+	"github.com/strata-run/strata/sched"
 )
 
 // Config configures a coordinator server. Zero values take the defaults
@@ -81,7 +82,8 @@ type Server struct {
 	agents *agentEndpoint
 	evals  *evalQueue
 
-	planMu sync.Mutex // the plan applier: one plan at a time
+	planMu   sync.Mutex    // the plan applier: one plan checked at a time
+	inflight inflightPlans // plans proposed, not yet applied
 
 	hbMu    sync.Mutex
 	hb      deadlines     // leader only: node ID -> heartbeat deadline
@@ -482,3 +484,32 @@ func verifySnapshots(dir string, snaps *raft.FileSnapshotStore) error {
 	}
 	return nil
 }
+
+// RegisterNodes registers nodes directly through Raft, as their agents
+// would, for simulations and benchmarks (cmd/strata-bench c1m); it keeps
+// them alive with Heartbeat.
+func (s *Server) RegisterNodes(ctx context.Context, nodes []sched.Node) error {
+	sem := make(chan struct{}, 64)
+	errc := make(chan error, len(nodes))
+	for _, n := range nodes {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			_, _, err := s.apply(cmdNodeRegister, &nodeRegisterCmd{Node: n, Time: time.Now().UnixNano()})
+			if err == nil {
+				err = s.heartbeat(ctx, n.ID)
+			}
+			errc <- err
+		}()
+	}
+	var errs []error
+	for range nodes {
+		if err := <-errc; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Heartbeat records a heartbeat for a node, as its agent's would.
+func (s *Server) Heartbeat(ctx context.Context, nodeID string) error { return s.heartbeat(ctx, nodeID) }

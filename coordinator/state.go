@@ -135,7 +135,8 @@ func OpenStore(path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, db: db, watch: make(chan struct{}), allocs: allocCache{m: map[string]*Alloc{}}}
+	s := &Store{path: path, db: db, watch: make(chan struct{}), allocs: allocCache{m: map[string]*Alloc{}},
+		usage: usageIndex{nodes: map[string]*sched.NodeState{}, draining: map[string]bool{}}}
 	if err := db.View(s.usage.rebuild); err != nil {
 		db.Close()
 		return nil, err
@@ -658,6 +659,9 @@ func (s *Store) NodeStates() ([]*sched.NodeState, error) {
 	return s.usage.snapshot(), nil
 }
 
+// NodeCount is the number of registered nodes (from memory).
+func (s *Store) NodeCount() int { return s.usage.count() }
+
 // NodeState returns one node's view, or nil (shared and immutable).
 func (s *Store) NodeState(id string) *sched.NodeState { return s.usage.get(id) }
 
@@ -698,4 +702,15 @@ func (c *allocCache) clear() {
 	c.mu.Lock()
 	c.m = map[string]*Alloc{}
 	c.mu.Unlock()
+}
+
+// AllocCount returns how many allocations the state holds (it walks the
+// bucket: for benchmarks and tests).
+func (s *Store) AllocCount() int {
+	n := 0
+	s.view(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketAllocs).Stats().KeyN
+		return nil
+	})
+	return n
 }

@@ -18,14 +18,16 @@ import (
 // the batch commits, so a scheduler's snapshot (a slice of pointers) never
 // changes under it.
 type usageIndex struct {
-	mu    sync.RWMutex
-	nodes map[string]*sched.NodeState
-	order []string // node IDs, sorted: snapshots are deterministic
+	mu       sync.RWMutex
+	nodes    map[string]*sched.NodeState
+	order    []string        // node IDs, sorted: snapshots are deterministic
+	draining map[string]bool // nodes with a drain in progress
 }
 
 // usageDelta is one batch's change to one node.
 type usageDelta struct {
 	node     *sched.Node // new node record, nil if unchanged
+	drain    *bool       // drain started (true) or ended (false), nil if unchanged
 	res      sched.Resources
 	addPorts []int
 	delPorts []int
@@ -70,9 +72,12 @@ func (fx *effects) allocChanged(before, after *Alloc) {
 }
 
 // nodeChanged records a node record written by the batch.
-func (fx *effects) nodeChanged(n sched.Node) {
-	c := n
-	fx.delta(n.ID).node = &c
+func (fx *effects) nodeChanged(rec *NodeRecord) {
+	c := rec.Node
+	d := fx.delta(c.ID)
+	d.node = &c
+	draining := rec.Drain != nil
+	d.drain = &draining
 }
 
 // publish applies a committed batch's deltas.
@@ -82,14 +87,20 @@ func (u *usageIndex) publish(deltas map[string]*usageDelta) {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	added := false
 	for id, d := range deltas {
 		old := u.nodes[id]
 		ns := &sched.NodeState{}
 		if old != nil {
 			*ns = *old
-		} else {
-			added = true
+		} else if i, found := slices.BinarySearch(u.order, id); !found {
+			u.order = slices.Insert(u.order, i, id)
+		}
+		if d.drain != nil {
+			if *d.drain {
+				u.draining[id] = true
+			} else {
+				delete(u.draining, id)
+			}
 		}
 		if d.node != nil {
 			ns.Node = d.node
@@ -113,9 +124,20 @@ func (u *usageIndex) publish(deltas map[string]*usageDelta) {
 		}
 		u.nodes[id] = ns
 	}
-	if added {
-		u.order = slices.Sorted(maps.Keys(u.nodes))
-	}
+}
+
+// drainingNodes returns the IDs of nodes being drained.
+func (u *usageIndex) drainingNodes() []string {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	return slices.Sorted(maps.Keys(u.draining))
+}
+
+// count is the number of registered nodes.
+func (u *usageIndex) count() int {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	return len(u.order)
 }
 
 // snapshot returns every registered node's state, sorted by ID.
@@ -141,10 +163,14 @@ func (u *usageIndex) get(id string) *sched.NodeState {
 // rebuild loads the index from the state database (at open and restore).
 func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 	nodes := map[string]*sched.NodeState{}
+	draining := map[string]bool{}
 	err := tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
 		var n NodeRecord
 		if err := json.Unmarshal(v, &n); err != nil {
 			return fmt.Errorf("%w: node %q: %v", ErrCorruptState, k, err)
+		}
+		if n.Drain != nil {
+			draining[n.ID] = true
 		}
 		node := n.Node
 		nodes[n.ID] = &sched.NodeState{Node: &node, UsedPorts: map[int]bool{}}
@@ -176,7 +202,7 @@ func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 		return err
 	}
 	u.mu.Lock()
-	u.nodes, u.order = nodes, slices.Sorted(maps.Keys(nodes))
+	u.nodes, u.order, u.draining = nodes, slices.Sorted(maps.Keys(nodes)), draining
 	u.mu.Unlock()
 	return nil
 }

@@ -6,17 +6,42 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"sort"
 
 	"github.com/strata-run/strata/internal/bench"
 )
 
+// subcommands maps a name to its flag parsing and run.
+var subcommands = map[string]func(ctx context.Context, args []string) error{
+	"deploy": runDeploy,
+	"place":  runPlace,
+	"c1m":    runC1M,
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if len(os.Args) < 2 || os.Args[1] != "deploy" {
-		fmt.Fprintln(os.Stderr, "usage: strata-bench deploy [flags]")
+	var run func(context.Context, []string) error
+	if len(os.Args) >= 2 {
+		run = subcommands[os.Args[1]]
+	}
+	if run == nil {
+		var names []string
+		for n := range subcommands {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		fmt.Fprintf(os.Stderr, "usage: strata-bench %v [flags]\n", names)
 		os.Exit(2)
 	}
+	if err := run(ctx, os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "strata-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func runDeploy(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("deploy", flag.ExitOnError)
 	cfg := bench.DeployConfig{Out: os.Stdout}
 	fs.StringVar(&cfg.Strata, "strata", "bin/strata", "strata binary")
@@ -27,9 +52,41 @@ func main() {
 	fs.StringVar(&cfg.Service, "service", "hello-web-hello.service.strata", "service name to resolve")
 	fs.StringVar(&cfg.Path, "path", "/x", "path to request")
 	fs.IntVar(&cfg.Runs, "runs", 6, "number of deploys (the first is reported apart: it may compile the module)")
-	fs.Parse(os.Args[2:])
-	if _, err := bench.Deploy(ctx, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "strata-bench:", err)
-		os.Exit(1)
+	fs.Parse(args)
+	_, err := bench.Deploy(ctx, cfg)
+	return err
+}
+
+func runPlace(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("place", flag.ExitOnError)
+	cfg := bench.PlaceConfig{Out: os.Stdout}
+	fs.IntVar(&cfg.Nodes, "nodes", 5000, "simulated nodes")
+	fs.IntVar(&cfg.Allocs, "allocs", 100000, "allocations to place (in jobs of at most 1000)")
+	fs.Parse(args)
+	return bench.Place(cfg)
+}
+
+func runC1M(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("c1m", flag.ExitOnError)
+	cfg := bench.C1MConfig{Out: os.Stdout}
+	fs.IntVar(&cfg.Nodes, "nodes", 5000, "simulated nodes registered through Raft")
+	fs.IntVar(&cfg.Jobs, "jobs", 1000, "jobs submitted through the HTTP API")
+	fs.IntVar(&cfg.Count, "count", 1000, "allocations per job")
+	fs.IntVar(&cfg.Submitters, "submitters", 8, "concurrent API clients")
+	fs.IntVar(&cfg.Workers, "workers", 0, "scheduler workers (default: the coordinator's)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "data directory (default: a temporary one, removed after)")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.Parse(args)
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
+	return bench.C1M(ctx, cfg)
 }
