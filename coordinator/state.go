@@ -704,13 +704,5 @@ func (c *allocCache) clear() {
 	c.mu.Unlock()
 }
 
-// AllocCount returns how many allocations the state holds (it walks the
-// bucket: for benchmarks and tests).
-func (s *Store) AllocCount() int {
-	n := 0
-	s.view(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketAllocs).Stats().KeyN
-		return nil
-	})
-	return n
-}
+// LiveAllocs returns how many allocations hold resources (from memory).
+func (s *Store) LiveAllocs() int { return s.usage.liveAllocs() }

@@ -22,6 +22,7 @@ type usageIndex struct {
 	nodes    map[string]*sched.NodeState
 	order    []string        // node IDs, sorted: snapshots are deterministic
 	draining map[string]bool // nodes with a drain in progress
+	live     int             // allocations holding resources, cluster-wide
 }
 
 // usageDelta is one batch's change to one node.
@@ -29,6 +30,7 @@ type usageDelta struct {
 	node     *sched.Node // new node record, nil if unchanged
 	drain    *bool       // drain started (true) or ended (false), nil if unchanged
 	res      sched.Resources
+	allocs   int // change in allocations holding resources
 	addPorts []int
 	delPorts []int
 }
@@ -60,6 +62,7 @@ func (fx *effects) allocChanged(before, after *Alloc) {
 	if was {
 		sign = -1
 	}
+	d.allocs += sign
 	d.res.CPU += sign * after.Resources.CPU
 	d.res.MemoryMB += sign * after.Resources.MemoryMB
 	for _, p := range after.Ports {
@@ -111,6 +114,7 @@ func (u *usageIndex) publish(deltas map[string]*usageDelta) {
 			ns.Node = &sched.Node{ID: id, Status: sched.NodeDown}
 		}
 		ns.Used = ns.Used.Add(d.res)
+		u.live += d.allocs
 		if len(d.addPorts) > 0 || len(d.delPorts) > 0 || ns.UsedPorts == nil {
 			ports := make(map[int]bool, len(ns.UsedPorts)+len(d.addPorts))
 			maps.Copy(ports, ns.UsedPorts)
@@ -131,6 +135,13 @@ func (u *usageIndex) drainingNodes() []string {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
 	return slices.Sorted(maps.Keys(u.draining))
+}
+
+// liveAllocs is the number of allocations holding resources.
+func (u *usageIndex) liveAllocs() int {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	return u.live
 }
 
 // count is the number of registered nodes.
@@ -164,6 +175,7 @@ func (u *usageIndex) get(id string) *sched.NodeState {
 func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 	nodes := map[string]*sched.NodeState{}
 	draining := map[string]bool{}
+	live := 0
 	err := tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
 		var n NodeRecord
 		if err := json.Unmarshal(v, &n); err != nil {
@@ -187,6 +199,7 @@ func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 		if a.Terminal() {
 			return nil
 		}
+		live++
 		ns := nodes[a.NodeID]
 		if ns == nil {
 			ns = &sched.NodeState{Node: &sched.Node{ID: a.NodeID, Status: sched.NodeDown}, UsedPorts: map[int]bool{}}
@@ -202,7 +215,7 @@ func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 		return err
 	}
 	u.mu.Lock()
-	u.nodes, u.order, u.draining = nodes, slices.Sorted(maps.Keys(nodes)), draining
+	u.nodes, u.order, u.draining, u.live = nodes, slices.Sorted(maps.Keys(nodes)), draining, live
 	u.mu.Unlock()
 	return nil
 }

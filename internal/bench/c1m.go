@@ -126,7 +126,7 @@ func C1M(ctx context.Context, cfg C1MConfig) error {
 	deadline := time.Now().Add(30 * time.Minute)
 	var got int
 	for {
-		got = srv.Store().AllocCount()
+		got = srv.Store().LiveAllocs()
 		if got >= want {
 			break
 		}

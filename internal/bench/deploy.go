@@ -24,7 +24,7 @@ type DeployConfig struct {
 	JobID   string
 	Service string // e.g. hello-web-hello.service.strata
 	Path    string // requested path, e.g. /x
-	Runs    int // the first run is reported apart; the median is over the others
+	Runs    int    // the first run is reported apart; the median is over the others
 	Out     io.Writer
 }
 
