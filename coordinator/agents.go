@@ -196,10 +196,10 @@ func (a *agentEndpoint) heartbeatEvery() time.Duration {
 
 // readControl reads heartbeats and status reports until the stream ends.
 func (a *agentEndpoint) readControl(ctx context.Context, reg *wire.Register, ctrl *quic.Stream) error {
-	every := a.heartbeatEvery()
+	silence := a.heartbeatEvery()*heartbeatsPerTTLOnAgent + a.s.cfg.HeartbeatGrace
 	for {
-		// Three missed heartbeats end the connection; the agent redials.
-		ctrl.SetReadDeadline(time.Now().Add(heartbeatsPerTTLOnAgent * every))
+		// Silent past TTL + grace: the connection is dead; the agent redials.
+		ctrl.SetReadDeadline(time.Now().Add(silence))
 		t, payload, err := wire.Read(ctrl)
 		if err != nil {
 			return err

@@ -170,7 +170,8 @@ func liveAllocs(t *testing.T, s *Server, job string) []*Alloc {
 }
 
 // fastHeartbeats shortens the heartbeat settings for tests.
-var fastHeartbeats = Config{MinHeartbeatTTL: 300 * time.Millisecond, HeartbeatGrace: 200 * time.Millisecond, FailoverGrace: 100 * time.Millisecond}
+// (Short enough to keep the tests quick, long enough for a loaded CI machine.)
+var fastHeartbeats = Config{MinHeartbeatTTL: time.Second, HeartbeatGrace: time.Second, FailoverGrace: 200 * time.Millisecond}
 
 func startHeartbeatServer(t *testing.T, hb Config) *Server {
 	t.Helper()
