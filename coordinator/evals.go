@@ -23,6 +23,7 @@ type evalQueue struct {
 	inflight map[string]bool  // jobs a worker is processing
 	pri      map[string]int   // queued job ID -> priority, read at push
 	blocked  map[string]*Eval // job ID -> eval waiting for capacity
+	capIndex uint64           // state index of the last capacity change
 	ready    chan struct{}    // wake-up for workers
 	priority func(jobID string) int
 }
@@ -52,8 +53,15 @@ func (q *evalQueue) push(e *Eval) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if e.Status == EvalBlocked {
-		q.blocked[e.JobID] = e
-		return
+		if e.SnapshotIndex >= q.capIndex {
+			q.blocked[e.JobID] = e
+			return
+		}
+		// Capacity changed after this plan's snapshot: the unblock came
+		// too early for it, so retry now instead of waiting for the next.
+		retry := *e
+		retry.Status = EvalPending
+		e = &retry
 	}
 	delete(q.blocked, e.JobID)
 	if _, ok := q.pending[e.JobID]; !ok {
@@ -64,9 +72,11 @@ func (q *evalQueue) push(e *Eval) {
 	q.wake()
 }
 
-// unblock moves every blocked eval back to the queue: capacity changed.
-func (q *evalQueue) unblock() {
+// unblock moves every blocked eval back to the queue: capacity changed
+// at state index index.
+func (q *evalQueue) unblock(index uint64) {
 	q.mu.Lock()
+	q.capIndex = max(q.capIndex, index)
 	blocked := q.blocked
 	q.blocked = map[string]*Eval{}
 	q.mu.Unlock()
@@ -148,6 +158,7 @@ const maxPlanAttempts = 5
 // rejected on a fresh snapshot.
 func (s *Server) process(ctx context.Context, e *Eval) error {
 	for attempt := 1; ; attempt++ {
+		snapshot := s.store.Index()
 		req, err := s.scheduleRequest(e)
 		if err != nil {
 			return err
@@ -156,7 +167,9 @@ func (s *Server) process(ctx context.Context, e *Eval) error {
 		if err != nil {
 			return s.finishEval(e, EvalComplete, nil, fmt.Errorf("scheduler: %w", err))
 		}
-		rejected, err := s.applyPlan(plan, e)
+		planned := *e
+		planned.SnapshotIndex = snapshot
+		rejected, err := s.applyPlan(plan, &planned)
 		if err != nil {
 			return err
 		}
@@ -385,6 +398,6 @@ func (s *Server) applied(fx *effects) {
 		s.evals.push(e)
 	}
 	if fx.capacity {
-		s.evals.unblock()
+		s.evals.unblock(fx.index)
 	}
 }

@@ -48,7 +48,7 @@ func TestEvalQueuePriorityAndInFlight(t *testing.T) {
 		t.Fatalf("popped blocked eval %s", e.ID)
 	}
 	q.done("mid")
-	q.unblock()
+	q.unblock(1)
 	if e, err := q.pop(ctx); err != nil || e.ID != "7" || e.Status != EvalPending {
 		t.Fatalf("unblocked = %+v %v", e, err)
 	}
@@ -59,4 +59,20 @@ func shortCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// A plan made on a snapshot older than the last capacity change comes
+// back blocked after the unblock already ran: it must retry, not wait.
+func TestBlockedEvalAfterCapacityChangeRetries(t *testing.T) {
+	q := newEvalQueue(func(string) int { return 50 })
+	q.unblock(7) // a node registered at index 7
+	q.push(&Eval{ID: "late", JobID: "j", Status: EvalBlocked, SnapshotIndex: 5})
+	if e, err := q.pop(shortCtx(t)); err != nil || e.ID != "late" || e.Status != EvalPending {
+		t.Fatalf("blocked eval planned before the capacity change: %+v %v; want it retried", e, err)
+	}
+	q.done("j")
+	q.push(&Eval{ID: "current", JobID: "j", Status: EvalBlocked, SnapshotIndex: 8})
+	if e, err := q.pop(shortCtx(t)); err == nil {
+		t.Fatalf("blocked eval planned after the capacity change was retried: %+v", e)
+	}
 }

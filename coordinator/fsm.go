@@ -133,6 +133,7 @@ type fsm struct {
 
 // effects is what a batch did that the leader's scheduler must react to.
 type effects struct {
+	index    uint64  // the batch's last Raft index
 	evals    []*Eval // evaluations written as pending or blocked
 	capacity bool    // node capacity may have grown: blocked evals retry
 
@@ -206,6 +207,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			}
 			results[i] = res
 		}
+		fx.index = last
 		if last > applied {
 			return setAppliedIndex(tx, last)
 		}
@@ -238,79 +240,51 @@ func applyCmd(tx *bolt.Tx, index uint64, data []byte, fx *effects) (any, error) 
 		return nil, refuse("coordinator: empty command")
 	}
 	t, payload := cmdType(data[0]), data[1:]
-	decode := func(v any) error {
-		if err := json.Unmarshal(payload, v); err != nil {
-			return refuse("coordinator: malformed command %d: %v", t, err)
-		}
-		return nil
-	}
 	switch t {
 	case cmdJobRegister:
-		var c jobRegisterCmd
-		if err := decode(&c); err != nil {
-			return nil, err
-		}
-		return applyJobRegister(tx, index, &c, fx)
+		return decodeThen(t, payload, func(c *jobRegisterCmd) (any, error) { return applyJobRegister(tx, index, c, fx) })
 	case cmdJobStop:
-		var c jobStopCmd
-		if err := decode(&c); err != nil {
-			return nil, err
-		}
-		return nil, applyJobStop(tx, index, &c, fx)
+		return decodeThen(t, payload, func(c *jobStopCmd) (any, error) { return nil, applyJobStop(tx, index, c, fx) })
 	case cmdModuleRegister:
-		var c moduleRegisterCmd
-		if err := decode(&c); err != nil {
-			return nil, err
-		}
-		return nil, applyModuleRegister(tx, index, &c)
+		return decodeThen(t, payload, func(c *moduleRegisterCmd) (any, error) { return nil, applyModuleRegister(tx, index, c) })
 	case cmdNodeRegister:
-		var c nodeRegisterCmd
-		if err := decode(&c); err != nil {
-			return nil, err
-		}
-		fx.capacity = true
-		return nil, applyNodeRegister(tx, index, &c, fx)
-	case cmdPlanApply:
-		var c planApplyCmd
-		if err := decode(&c); err != nil {
-			return nil, err
-		}
-		return nil, applyPlan(tx, index, &c, fx)
-	case cmdAllocUpdate:
-		var c allocUpdateCmd
-		if err := decode(&c); err != nil {
-			return nil, err
-		}
-		return nil, applyAllocUpdate(tx, index, &c, fx)
-	case cmdNodeStatus:
-		var c nodeStatusCmd
-		if err := decode(&c); err != nil {
-			return nil, err
-		}
-		return nil, applyNodeStatus(tx, index, &c, fx)
-	case cmdNodeDrain:
-		var c nodeDrainCmd
-		if err := decode(&c); err != nil {
-			return nil, err
-		}
-		if c.Eligible {
+		return decodeThen(t, payload, func(c *nodeRegisterCmd) (any, error) {
 			fx.capacity = true
-		}
-		return nil, applyNodeDrain(tx, index, &c, fx)
+			return nil, applyNodeRegister(tx, index, c, fx)
+		})
+	case cmdPlanApply:
+		return decodeThen(t, payload, func(c *planApplyCmd) (any, error) { return nil, applyPlan(tx, index, c, fx) })
+	case cmdAllocUpdate:
+		return decodeThen(t, payload, func(c *allocUpdateCmd) (any, error) { return nil, applyAllocUpdate(tx, index, c, fx) })
+	case cmdNodeStatus:
+		return decodeThen(t, payload, func(c *nodeStatusCmd) (any, error) { return nil, applyNodeStatus(tx, index, c, fx) })
+	case cmdNodeDrain:
+		return decodeThen(t, payload, func(c *nodeDrainCmd) (any, error) {
+			fx.capacity = fx.capacity || c.Eligible
+			return nil, applyNodeDrain(tx, index, c, fx)
+		})
 	case cmdEvalUpsert:
-		var c evalUpsertCmd
-		if err := decode(&c); err != nil {
-			return nil, err
-		}
-		for _, e := range c.Evals {
-			if err := upsertEval(tx, index, e); err != nil {
-				return nil, err
+		return decodeThen(t, payload, func(c *evalUpsertCmd) (any, error) {
+			for _, e := range c.Evals {
+				if err := upsertEval(tx, index, e); err != nil {
+					return nil, err
+				}
+				fx.eval(e)
 			}
-			fx.eval(e)
-		}
-		return nil, nil
+			return nil, nil
+		})
 	}
 	return nil, refuse("coordinator: unknown command type %d", t)
+}
+
+// decodeThen decodes a command's payload and applies it; a payload that
+// does not decode is refused, naming the command type.
+func decodeThen[C any](t cmdType, payload []byte, apply func(*C) (any, error)) (any, error) {
+	var c C
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, refuse("coordinator: malformed command %d: %v", t, err)
+	}
+	return apply(&c)
 }
 
 func applyJobRegister(tx *bolt.Tx, index uint64, c *jobRegisterCmd, fx *effects) (any, error) {
@@ -416,21 +390,27 @@ func applyNodeRegister(tx *bolt.Tx, index uint64, c *nodeRegisterCmd, fx *effect
 	return putJSON(nodes, []byte(c.Node.ID), &rec)
 }
 
-func applyNodeStatus(tx *bolt.Tx, index uint64, c *nodeStatusCmd, fx *effects) error {
+// updateNode changes an existing node record.
+func updateNode(tx *bolt.Tx, index uint64, id string, fx *effects, change func(*NodeRecord)) error {
 	nodes := tx.Bucket(bucketNodes)
 	var rec NodeRecord
-	ok, err := getJSON(nodes, []byte(c.NodeID), &rec)
+	ok, err := getJSON(nodes, []byte(id), &rec)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return refusal{fmt.Errorf("node %q: %w", c.NodeID, ErrNotFound)}
+		return refusal{fmt.Errorf("node %q: %w", id, ErrNotFound)}
 	}
-	rec.Status, rec.ModifyIndex = c.Status, index
-	if err := putJSON(nodes, []byte(c.NodeID), &rec); err != nil {
+	change(&rec)
+	rec.ModifyIndex = index
+	fx.nodeChanged(&rec)
+	return putJSON(nodes, []byte(id), &rec)
+}
+
+func applyNodeStatus(tx *bolt.Tx, index uint64, c *nodeStatusCmd, fx *effects) error {
+	if err := updateNode(tx, index, c.NodeID, fx, func(rec *NodeRecord) { rec.Status = c.Status }); err != nil {
 		return err
 	}
-	fx.nodeChanged(&rec)
 	if err := applyAllocUpdate(tx, index, &allocUpdateCmd{NodeID: c.NodeID, Time: c.Time, Updates: c.Allocs}, fx); err != nil {
 		return err
 	}
@@ -444,18 +424,7 @@ func applyNodeStatus(tx *bolt.Tx, index uint64, c *nodeStatusCmd, fx *effects) e
 }
 
 func applyNodeDrain(tx *bolt.Tx, index uint64, c *nodeDrainCmd, fx *effects) error {
-	nodes := tx.Bucket(bucketNodes)
-	var rec NodeRecord
-	ok, err := getJSON(nodes, []byte(c.NodeID), &rec)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return refusal{fmt.Errorf("node %q: %w", c.NodeID, ErrNotFound)}
-	}
-	rec.Drain, rec.Eligible, rec.ModifyIndex = c.Drain, c.Eligible, index
-	fx.nodeChanged(&rec)
-	return putJSON(nodes, []byte(c.NodeID), &rec)
+	return updateNode(tx, index, c.NodeID, fx, func(rec *NodeRecord) { rec.Drain, rec.Eligible = c.Drain, c.Eligible })
 }
 
 func upsertEval(tx *bolt.Tx, index uint64, e *Eval) error {

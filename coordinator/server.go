@@ -424,6 +424,9 @@ func (s *Server) lead(ctx context.Context) {
 	s.leading.Store(true)
 	defer s.leading.Store(false)
 	s.evals.reset()
+	// Capacity may have changed while there was no leader: every blocked
+	// evaluation planned before now retries once.
+	s.evals.unblock(s.store.Index())
 	for _, status := range []string{EvalPending, EvalBlocked} {
 		evals, err := s.store.Evals(status)
 		if err != nil {

@@ -106,8 +106,11 @@ type Eval struct {
 	TriggeredBy string                        `json:"TriggeredBy"`
 	Status      string                        `json:"Status"`
 	Failed      map[string]*sched.Explanation `json:"FailedTGAllocs,omitempty"`
-	CreateIndex uint64                        `json:"CreateIndex"`
-	ModifyIndex uint64                        `json:"ModifyIndex"`
+	// SnapshotIndex is the state index the scheduler planned at: a blocked
+	// evaluation whose snapshot predates a capacity change retries at once.
+	SnapshotIndex uint64 `json:"SnapshotIndex,omitempty"`
+	CreateIndex   uint64 `json:"CreateIndex"`
+	ModifyIndex   uint64 `json:"ModifyIndex"`
 }
 
 // ErrCorruptState is returned when a state file or snapshot cannot be trusted.
