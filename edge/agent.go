@@ -50,6 +50,7 @@ type Agent struct {
 	nodeID string
 	host   *wasmhost.Host
 	mods   *moduleCache
+	local  *localState
 	fp     fingerprint
 
 	connMu sync.Mutex
@@ -106,12 +107,17 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	local, err := openLocalState(filepath.Join(cfg.DataDir, "agent.db"))
+	if err != nil {
+		return nil, err
+	}
 	host, err := wasmhost.New(ctx, wasmhost.Config{CacheDir: filepath.Join(cfg.DataDir, "wasm-cache"), Logger: cfg.Logger})
 	if err != nil {
+		local.close()
 		return nil, fmt.Errorf("edge: wasm host: %w", err)
 	}
 	a := &Agent{
-		cfg: cfg, log: cfg.Logger.With("component", "agent"), nodeID: id, host: host, mods: mods,
+		cfg: cfg, log: cfg.Logger.With("component", "agent"), nodeID: id, host: host, mods: mods, local: local,
 		fp:       fingerprintHost(),
 		connCh:   make(chan struct{}),
 		runners:  map[string]*allocRunner{},
@@ -133,6 +139,14 @@ func (a *Agent) NodeID() string { return a.nodeID }
 // Tasks keep running while the link is down.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.shutdown()
+	// Run what the servers last asked for, from local state, before any
+	// server answers: a rebooted edge host serves again at once.
+	if stored, err := a.local.load(); err != nil {
+		a.log.Error("reading local state", "err", err)
+	} else if len(stored) > 0 {
+		a.log.Info("restoring allocations from local state", "allocs", len(stored))
+		a.reconcile(ctx, stored)
+	}
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
 	for i := 0; ; i++ {
 		server := a.cfg.Servers[i%len(a.cfg.Servers)]
@@ -325,6 +339,9 @@ func (a *Agent) readAllocs(ctx context.Context, ctrl *quic.Stream) error {
 			if err := wire.Decode(t, payload, &m); err != nil {
 				return err
 			}
+			if err := a.local.save(m.Allocs); err != nil {
+				a.log.Error("saving local state", "err", err)
+			}
 			a.reconcile(ctx, m.Allocs)
 		case wire.TypeError:
 			var e wire.Error
@@ -468,6 +485,7 @@ func (a *Agent) shutdown() {
 	a.runMu.Unlock()
 	a.wg.Wait()
 	a.host.Close(context.Background())
+	a.local.close()
 }
 
 // fetchModule returns a module's bytes from the local cache, downloading

@@ -23,16 +23,7 @@ func TestAgentsServeAndFailOver(t *testing.T) {
 	srv := newServerProc(t, "server")
 	srv.start("-bootstrap-expect", "1")
 	waitClusterLeader(t, []*serverProc{srv})
-	pinRe := regexp.MustCompile(`Agents:\s+(\S+) \(quic\), CA pin (sha256:[0-9a-f]{64})`)
-	var m []string
-	for deadline := time.Now().Add(10 * time.Second); m == nil; {
-		m = pinRe.FindStringSubmatch(srv.out.String())
-		if m == nil && time.Now().After(deadline) {
-			t.Fatalf("server did not print its agent address and CA pin:\n%s", srv.out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	agentAddr, pin := m[1], m[2]
+	agentAddr, pin := serverAgentAddr(t, srv)
 	dnsAddr := srv.args[slices.Index(srv.args, "-dns-addr")+1]
 
 	agents := map[string]*agentProc{}
@@ -131,4 +122,78 @@ func (p *agentProc) kill() {
 	p.cmd.Process.Kill()
 	<-p.done
 	p.cmd = nil
+}
+
+// An agent killed with SIGKILL and restarted while no server is reachable
+// brings its wasm task back from local state; when the server returns,
+// nothing is duplicated.
+func TestAgentRestoresTasksWithoutServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server and agent processes")
+	}
+	buildArtifacts(t)
+	srv := newServerProc(t, "server")
+	srv.start("-bootstrap-expect", "1")
+	waitClusterLeader(t, []*serverProc{srv})
+	agentAddr, pin := serverAgentAddr(t, srv)
+	agent := &agentProc{t: t, args: []string{"agent", "-servers", agentAddr, "-ca-pin", pin, "-data-dir", t.TempDir(),
+		"-node-name", "edge-1", "-log-level", "warn"}}
+	agent.start()
+	d := &devProc{t: t, httpAddr: srv.httpAddr, dnsAddr: srv.args[slices.Index(srv.args, "-dns-addr")+1], out: srv.out}
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(d.mustCLI("node", "status"), "ready"); {
+		if time.Now().After(deadline) {
+			t.Fatal("agent did not register")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d.mustCLI("module", "push", helloWasm, "-name", "hello", "-version", "0.1.0")
+	d.mustCLI("run", filepath.Join(repoRoot(), "examples", "hello", "hello.hcl"))
+	addr := waitAddrs(t, d, func(a []string) bool { return len(a) == 1 })[0]
+
+	agent.kill()
+	srv.kill()
+	start := time.Now()
+	agent.start() // no server to talk to
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if code, _, err := httpGet("http://" + addr + "/back"); err == nil && code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the task did not come back from local state within 30s:\n%s", agent.out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("agent restarted with no server reachable -> task serving again in %s", time.Since(start).Round(time.Millisecond))
+
+	// The server returns: the agent reconnects, one allocation, running.
+	srv.start()
+	waitClusterLeader(t, []*serverProc{srv})
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		st := d.mustCLI("status", "hello")
+		if strings.Count(st, "hello.web[") == 1 && strings.Contains(st, "running") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the server returned:\n%s", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, body, err := httpGet("http://" + addr + "/again"); err != nil || code != 200 || body != "hello from /again\n" {
+		t.Fatalf("after reconnect: %d %q %v", code, body, err)
+	}
+}
+
+// serverAgentAddr reads the agents' address and CA pin a server printed.
+func serverAgentAddr(t *testing.T, srv *serverProc) (string, string) {
+	t.Helper()
+	pinRe := regexp.MustCompile(`Agents:\s+(\S+) \(quic\), CA pin (sha256:[0-9a-f]{64})`)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if m := pinRe.FindStringSubmatch(srv.out.String()); m != nil {
+			return m[1], m[2]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not print its agent address and CA pin:\n%s", srv.out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -1,0 +1,84 @@
+package edge
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/strata-run/strata/internal/boltcheck"
+	"github.com/strata-run/strata/internal/wire"
+)
+
+// localState is the agent's own bbolt file: the last allocation set the
+// servers sent, so that after a restart the agent runs its tasks at once,
+// before (or without) reaching a server.
+type localState struct {
+	db *bolt.DB
+}
+
+var bucketAllocs = []byte("allocs") // alloc ID -> wire.Alloc
+
+// ErrCorruptLocalState is returned when the agent's state file cannot be trusted.
+var ErrCorruptLocalState = errors.New("edge: corrupt local state")
+
+func openLocalState(path string) (*localState, error) {
+	if err := boltcheck.Preflight(path); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorruptLocalState, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("%w: open %s: %v", ErrCorruptLocalState, path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketAllocs)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptLocalState, path, err)
+	}
+	return &localState{db: db}, nil
+}
+
+// save replaces the stored allocation set.
+func (l *localState) save(allocs []wire.Alloc) error {
+	return l.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketAllocs); err != nil {
+			return err
+		}
+		b, err := tx.CreateBucket(bucketAllocs)
+		if err != nil {
+			return err
+		}
+		for _, a := range allocs {
+			raw, err := json.Marshal(a)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(a.ID), raw); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// load returns the stored allocation set.
+func (l *localState) load() ([]wire.Alloc, error) {
+	var out []wire.Alloc
+	err := l.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAllocs).ForEach(func(k, v []byte) error {
+			var a wire.Alloc
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("%w: allocation %q: %v", ErrCorruptLocalState, k, err)
+			}
+			out = append(out, a)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func (l *localState) close() error { return l.db.Close() }
