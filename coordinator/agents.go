@@ -184,8 +184,14 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, conn *quic.Conn) (*wire.Regi
 	if err := a.s.heartbeat(context.Background(), reg.NodeID); err != nil {
 		a.log.Debug("forwarding heartbeat", "err", err)
 	}
+	servers := []string{a.s.AgentAddr()}
+	for _, p := range a.s.Peers() {
+		if p.AgentAddr != "" {
+			servers = append(servers, p.AgentAddr)
+		}
+	}
 	return &reg, wire.Write(ctrl, wire.TypeRegistered, wire.Registered{
-		NodeID: reg.NodeID, HeartbeatMillis: a.heartbeatEvery().Milliseconds(),
+		NodeID: reg.NodeID, HeartbeatMillis: a.heartbeatEvery().Milliseconds(), Servers: servers,
 	})
 }
 
@@ -318,6 +324,9 @@ func (a *agentEndpoint) nodeAllocs(nodeID string) ([]wire.Alloc, error) {
 		wa := wire.Alloc{
 			ID: al.ID, Name: al.Name, JobID: al.JobID, JobVersion: al.JobVersion,
 			Group: al.Group, DesiredStatus: al.DesiredStatus, Tasks: g.Tasks,
+		}
+		if g.Disconnect != nil {
+			wa.StopAfterOfflineMillis = g.Disconnect.StopOnClientAfter.D().Milliseconds()
 		}
 		for _, p := range al.Ports {
 			wa.Ports = append(wa.Ports, wire.Port{Label: p.Label, Value: p.Value, To: p.To})

@@ -46,7 +46,11 @@ func startInProcessCluster(tb testing.TB, n int) []*Server {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if l := leaderOf(servers); l != nil {
-			if peers, _ := l.RaftPeers(); len(peers) == n {
+			agreed := true
+			for _, s := range servers {
+				agreed = agreed && s.Leader() == l.RaftAddr()
+			}
+			if peers, _ := l.RaftPeers(); len(peers) == n && agreed {
 				return servers
 			}
 		}

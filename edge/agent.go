@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -52,6 +53,9 @@ type Agent struct {
 	mods   *moduleCache
 	local  *localState
 	fp     fingerprint
+
+	serversMu sync.Mutex
+	servers   []string // the flags' servers, then those learned from the cluster
 
 	connMu sync.Mutex
 	conn   *quic.Conn    // current session, nil while disconnected
@@ -125,6 +129,10 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		statReady:  make(chan struct{}, 1),
 		registered: make(chan struct{}),
 	}
+	a.learnServers(cfg.Servers, false)
+	if known, err := local.servers(); err == nil {
+		a.learnServers(known, false)
+	}
 	return a, nil
 }
 
@@ -148,12 +156,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.reconcile(ctx, stored)
 	}
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	offlineSince := time.Now()
 	for i := 0; ; i++ {
-		server := a.cfg.Servers[i%len(a.cfg.Servers)]
+		server := a.serverList()[i%len(a.serverList())]
 		err := a.session(ctx, server)
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, errSessionWasUp) {
+			offlineSince = time.Now()
+		}
+		a.stopOfflineAllocs(time.Since(offlineSince))
 		var refused *refusedError
 		if errors.As(err, &refused) {
 			a.log.Error("server refused this agent", "server", server, "err", err)
@@ -168,6 +181,51 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		case <-time.After(backoff.next()):
 		}
+	}
+}
+
+// learnServers adds server addresses to the dial list (and, when they
+// come from the cluster, to local state).
+func (a *Agent) learnServers(addrs []string, persist bool) {
+	a.serversMu.Lock()
+	var added []string
+	for _, s := range addrs {
+		if s != "" && !slices.Contains(a.servers, s) {
+			a.servers = append(a.servers, s)
+			added = append(added, s)
+		}
+	}
+	a.serversMu.Unlock()
+	if persist && len(added) > 0 {
+		if err := a.local.addServers(added); err != nil {
+			a.log.Warn("saving learned servers", "err", err)
+		}
+	}
+}
+
+func (a *Agent) serverList() []string {
+	a.serversMu.Lock()
+	defer a.serversMu.Unlock()
+	return slices.Clone(a.servers)
+}
+
+// stopOfflineAllocs stops the allocations whose group asked to be stopped
+// after this long without the servers (disconnect.stop_on_client_after).
+// It is checked between reconnection attempts, at most 5s apart.
+func (a *Agent) stopOfflineAllocs(offline time.Duration) {
+	a.runMu.Lock()
+	defer a.runMu.Unlock()
+	for id, r := range a.runners {
+		limit := time.Duration(r.alloc.StopAfterOfflineMillis) * time.Millisecond
+		if limit <= 0 || offline < limit {
+			continue
+		}
+		a.log.Warn("stopping allocation: no server reachable for longer than stop_on_client_after",
+			"alloc", r.alloc.Name, "offline", offline.Round(time.Second), "limit", limit)
+		r.stop()
+		delete(a.runners, id)
+		a.report(wire.AllocStatus{AllocID: id, ClientStatus: "complete",
+			Description: fmt.Sprintf("stopped by the agent after %s without a server (stop_on_client_after)", offline.Round(time.Second))})
 	}
 }
 
@@ -281,6 +339,7 @@ func (a *Agent) session(ctx context.Context, server string) error {
 		return err
 	}
 	a.log.Info("registered", "server", server, "node_id", a.nodeID)
+	a.learnServers(ack.Servers, true)
 	a.setConn(conn)
 	defer a.setConn(nil)
 	a.markAllDirty()
@@ -454,6 +513,9 @@ func (a *Agent) reconcile(ctx context.Context, desired []wire.Alloc) {
 		if _, ok := a.runners[id]; ok {
 			continue
 		}
+		if a.finished(id) {
+			continue // an allocation ID never runs again once it ended here
+		}
 		r := newAllocRunner(a, al)
 		a.runners[id] = r
 		a.wg.Add(1)
@@ -462,6 +524,14 @@ func (a *Agent) reconcile(ctx context.Context, desired []wire.Alloc) {
 			r.run()
 		}()
 	}
+}
+
+// finished reports whether this agent last reported id complete or failed.
+func (a *Agent) finished(id string) bool {
+	a.statMu.Lock()
+	defer a.statMu.Unlock()
+	st, ok := a.statuses[id]
+	return ok && (st.ClientStatus == "complete" || st.ClientStatus == "failed")
 }
 
 // confirmStopped reports a stopped allocation complete once, so the

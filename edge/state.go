@@ -19,7 +19,10 @@ type localState struct {
 	db *bolt.DB
 }
 
-var bucketAllocs = []byte("allocs") // alloc ID -> wire.Alloc
+var (
+	bucketAllocs  = []byte("allocs")  // alloc ID -> wire.Alloc
+	bucketServers = []byte("servers") // agent address of a server -> nil
+)
 
 // ErrCorruptLocalState is returned when the agent's state file cannot be trusted.
 var ErrCorruptLocalState = errors.New("edge: corrupt local state")
@@ -33,6 +36,9 @@ func openLocalState(path string) (*localState, error) {
 		return nil, fmt.Errorf("%w: open %s: %v", ErrCorruptLocalState, path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketServers); err != nil {
+			return err
+		}
 		_, err := tx.CreateBucketIfNotExists(bucketAllocs)
 		return err
 	}); err != nil {
@@ -75,6 +81,31 @@ func (l *localState) load() ([]wire.Alloc, error) {
 				return fmt.Errorf("%w: allocation %q: %v", ErrCorruptLocalState, k, err)
 			}
 			out = append(out, a)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// addServers remembers server addresses learned from the cluster.
+func (l *localState) addServers(addrs []string) error {
+	return l.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketServers)
+		for _, a := range addrs {
+			if err := b.Put([]byte(a), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// servers returns the remembered server addresses.
+func (l *localState) servers() ([]string, error) {
+	var out []string
+	err := l.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketServers).ForEach(func(k, _ []byte) error {
+			out = append(out, string(k))
 			return nil
 		})
 	})

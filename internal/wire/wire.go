@@ -127,6 +127,9 @@ type Registered struct {
 	NodeID string `json:"NodeID"`
 	// HeartbeatMillis is how often the agent must send a Heartbeat.
 	HeartbeatMillis int64 `json:"HeartbeatMillis"`
+	// Servers are the agent addresses of the servers this one knows, so
+	// the agent can fail over to servers it was not told of.
+	Servers []string `json:"Servers,omitempty"`
 }
 
 // Heartbeat keeps the node alive. It carries nothing yet.
@@ -143,14 +146,18 @@ type Allocs struct {
 
 // Alloc is one allocation as the agent needs it: what to run and on which ports.
 type Alloc struct {
-	ID            string       `json:"ID"`
-	Name          string       `json:"Name"`
-	JobID         string       `json:"JobID"`
-	JobVersion    uint64       `json:"JobVersion"`
-	Group         string       `json:"Group"`
-	DesiredStatus string       `json:"DesiredStatus"`
-	Tasks         []*spec.Task `json:"Tasks"`
-	Ports         []Port       `json:"Ports,omitempty"`
+	ID            string `json:"ID"`
+	Name          string `json:"Name"`
+	JobID         string `json:"JobID"`
+	JobVersion    uint64 `json:"JobVersion"`
+	Group         string `json:"Group"`
+	DesiredStatus string `json:"DesiredStatus"`
+	// StopAfterOfflineMillis: the agent stops this allocation itself once
+	// it has been unable to reach any server this long (the group's
+	// disconnect.stop_on_client_after); 0 keeps it running.
+	StopAfterOfflineMillis int64        `json:"StopAfterOfflineMillis,omitempty"`
+	Tasks                  []*spec.Task `json:"Tasks"`
+	Ports                  []Port       `json:"Ports,omitempty"`
 }
 
 // Port is a port assigned on the node.
