@@ -42,9 +42,9 @@ const (
 
 func newAgentEndpoint(s *Server, addr string) (*agentEndpoint, error) {
 	tc := &tls.Config{
-		Certificates: []tls.Certificate{s.tls.server},
-		NextProtos:   []string{wire.ALPN},
-		MinVersion:   tls.VersionTLS13,
+		GetCertificate: s.certs.get,
+		NextProtos:     []string{wire.ALPN},
+		MinVersion:     tls.VersionTLS13,
 	}
 	qc := &quic.Config{
 		MaxIdleTimeout:  30 * time.Second,
@@ -176,6 +176,9 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, conn *quic.Conn) (*wire.Regi
 	if old != nil {
 		node.Eligible = old.Eligible // eligibility is the operator's, not the agent's
 	}
+	// The scheduler caches feasibility per computed class: set it whenever
+	// the node's fingerprint is written.
+	node.ComputedClass = sched.ComputeClass(&node)
 	if old == nil || !reflect.DeepEqual(old.Node, node) {
 		if _, _, err := a.s.apply(cmdNodeRegister, &nodeRegisterCmd{Node: node, Time: time.Now().UnixNano()}); err != nil {
 			return nil, err

@@ -30,9 +30,9 @@ func startTestServer(t *testing.T) *Server {
 		}
 	})
 	deadline := time.Now().Add(10 * time.Second)
-	for !s.IsLeader() {
+	for !s.IsLeader() || s.CAPin() == "" {
 		if time.Now().After(deadline) {
-			t.Fatal("no leadership within 10s")
+			t.Fatal("no leadership (and cluster CA) within 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -98,6 +98,13 @@ func TestInProcessClusterForwardsWrites(t *testing.T) {
 		e, _ := leader.Store().Eval(resp.EvalID)
 		return e != nil && e.Status == EvalBlocked
 	})
+	// One cluster CA for every server: agents pin one fingerprint.
+	waitState(t, follower, "the CA replicated", 10*time.Second, func() bool { return follower.CAPin() != "" })
+	for _, s := range servers {
+		if s.CAPin() != leader.CAPin() || s.CAPin() == "" {
+			t.Fatalf("server CA pins differ: %q vs leader %q", s.CAPin(), leader.CAPin())
+		}
+	}
 	// A refusal by the leader reaches the caller with its sentinel intact.
 	if _, _, err := follower.apply(cmdJobStop, &jobStopCmd{JobID: "no-such-job"}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("forwarded stop of a missing job = %v, want ErrNotFound", err)

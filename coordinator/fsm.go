@@ -31,6 +31,7 @@ const (
 	cmdEvalUpsert     cmdType = 7
 	cmdNodeStatus     cmdType = 8
 	cmdNodeDrain      cmdType = 9
+	cmdCASet          cmdType = 10
 )
 
 // Commands. Apply must be deterministic, so the proposer stamps every ID
@@ -104,6 +105,11 @@ type nodeDrainCmd struct {
 	NodeID   string `json:"NodeID"`
 	Drain    *Drain `json:"Drain,omitempty"`
 	Eligible bool   `json:"Eligible"`
+}
+
+// caSetCmd stores the cluster CA; the first one wins.
+type caSetCmd struct {
+	CA ClusterCA `json:"CA"`
 }
 
 type evalUpsertCmd struct {
@@ -262,6 +268,14 @@ func applyCmd(tx *bolt.Tx, index uint64, data []byte, fx *effects) (any, error) 
 		return decodeThen(t, payload, func(c *nodeDrainCmd) (any, error) {
 			fx.capacity = fx.capacity || c.Eligible
 			return nil, applyNodeDrain(tx, index, c, fx)
+		})
+	case cmdCASet:
+		return decodeThen(t, payload, func(c *caSetCmd) (any, error) {
+			meta := tx.Bucket(bucketMeta)
+			if meta.Get(keyCA) != nil {
+				return nil, nil // a CA exists: keep it
+			}
+			return nil, putJSON(meta, keyCA, &c.CA)
 		})
 	case cmdEvalUpsert:
 		return decodeThen(t, payload, func(c *evalUpsertCmd) (any, error) {

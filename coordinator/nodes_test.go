@@ -186,7 +186,7 @@ func startHeartbeatServer(t *testing.T, hb Config) *Server {
 		s.Shutdown(ctx)
 	})
 	// Gaining leadership commits nothing to the state: poll for it.
-	for deadline := time.Now().Add(10 * time.Second); !(s.IsLeader() && s.leading.Load()); {
+	for deadline := time.Now().Add(10 * time.Second); !(s.IsLeader() && s.leading.Load() && s.CAPin() != ""); {
 		if time.Now().After(deadline) {
 			t.Fatal("no leadership within 10s")
 		}

@@ -78,7 +78,7 @@ type Server struct {
 	mux    *muxLayer
 	logDB  *raftboltdb.BoltStore
 	blobs  *blobStore
-	tls    *clusterTLS
+	certs  *serverCerts
 	agents *agentEndpoint
 	evals  *evalQueue
 
@@ -149,7 +149,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	for _, d := range []string{"raft", "modules", "tls"} {
+	for _, d := range []string{"raft", "modules"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("coordinator: %w", err)
 		}
@@ -176,9 +176,7 @@ func New(cfg Config) (*Server, error) {
 	if s.blobs, err = newBlobStore(filepath.Join(cfg.DataDir, "modules")); err != nil {
 		return nil, err
 	}
-	if s.tls, err = loadClusterTLS(filepath.Join(cfg.DataDir, "tls")); err != nil {
-		return nil, err
-	}
+	s.certs = &serverCerts{store: s.store}
 	if err := s.startRaft(); err != nil {
 		return nil, err
 	}
@@ -331,10 +329,21 @@ func (s *Server) AgentAddr() string { return s.agents.Addr() }
 func (s *Server) RaftAddr() string { return string(s.trans.LocalAddr()) }
 
 // CAPin is "sha256:<hex>" of the cluster CA certificate, which agents pin.
-func (s *Server) CAPin() string { return s.tls.pin() }
+// It is "" until a leader has created the CA.
+func (s *Server) CAPin() string {
+	if ca, err := s.store.CA(); err == nil && ca != nil {
+		return ca.Pin()
+	}
+	return ""
+}
 
 // CACertPEM is the cluster CA certificate.
-func (s *Server) CACertPEM() []byte { return s.tls.caPEM }
+func (s *Server) CACertPEM() []byte {
+	if ca, err := s.store.CA(); err == nil && ca != nil {
+		return ca.CertPEM
+	}
+	return nil
+}
 
 // Leader returns the leader's Raft address, "" if none is known.
 func (s *Server) Leader() string {
@@ -419,6 +428,9 @@ func (s *Server) lead(ctx context.Context) {
 		return
 	}
 	s.fixOwnAddress()
+	if err := s.ensureCA(); err != nil {
+		s.log.Error("creating the cluster CA", "err", err)
+	}
 	// From here the FSM hook queues new evaluations; the ones already
 	// committed are loaded below (a duplicate is harmless: one per job).
 	s.leading.Store(true)
@@ -495,6 +507,7 @@ func (s *Server) RegisterNodes(ctx context.Context, nodes []sched.Node) error {
 	sem := make(chan struct{}, 64)
 	errc := make(chan error, len(nodes))
 	for _, n := range nodes {
+		n.ComputedClass = sched.ComputeClass(&n)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem }()

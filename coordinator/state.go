@@ -39,6 +39,7 @@ var (
 		bucketNodes, bucketAllocs, bucketAllocsByJob, bucketAllocsByNode, bucketEvals, bucketServices}
 
 	keyIndex  = []byte("index")
+	keyCA     = []byte("ca") // ClusterCA
 	keyFormat = []byte("format")
 )
 
@@ -705,6 +706,20 @@ func (c *allocCache) clear() {
 	c.mu.Lock()
 	c.m = map[string]*Alloc{}
 	c.mu.Unlock()
+}
+
+// CA returns the cluster CA, or nil before a leader created it.
+func (s *Store) CA() (*ClusterCA, error) {
+	var ca *ClusterCA
+	err := s.view(func(tx *bolt.Tx) error {
+		var c ClusterCA
+		ok, err := getJSON(tx.Bucket(bucketMeta), keyCA, &c)
+		if ok {
+			ca = &c
+		}
+		return err
+	})
+	return ca, err
 }
 
 // LiveAllocs returns how many allocations hold resources (from memory).

@@ -14,52 +14,30 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"os"
-	"path/filepath"
+	"sync"
 	"time"
-
-	"github.com/strata-run/strata/internal/fsutil"
 )
 
-// clusterTLS is the cluster's certificate authority and this server's
-// certificate for the agent endpoint. Agents pin the CA by its SHA-256.
-//
-// The CA is kept in the server's data dir; sharing it across servers (and
-// agent client certificates signed by it) comes with multi-server
-// clusters and join tokens.
-type clusterTLS struct {
-	caCert *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	caPEM  []byte
-	server tls.Certificate
+// The cluster CA lives in the replicated state: the first leader creates
+// it and commits it through Raft, so every server issues its agent
+// endpoint certificate from the same CA and agents pin one fingerprint
+// for the whole cluster. (Consul keeps its Connect CA in Raft the same
+// way; the key is as protected as the servers' data dirs.)
+
+// ClusterCA is the CA as stored.
+type ClusterCA struct {
+	CertPEM []byte `json:"CertPEM"`
+	KeyPEM  []byte `json:"KeyPEM"`
 }
 
-func loadClusterTLS(dir string) (*clusterTLS, error) {
-	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
-	c := &clusterTLS{}
-	certPEM, err := os.ReadFile(certPath)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if err := c.generateCA(certPath, keyPath); err != nil {
-			return nil, fmt.Errorf("coordinator: create cluster CA: %w", err)
-		}
-	case err != nil:
-		return nil, fmt.Errorf("coordinator: read %s: %w", certPath, err)
-	default:
-		if err := c.parseCA(certPEM, keyPath); err != nil {
-			return nil, fmt.Errorf("coordinator: cluster CA in %s: %w", dir, err)
-		}
-	}
-	if err := c.issueServerCert(); err != nil {
-		return nil, fmt.Errorf("coordinator: server certificate: %w", err)
-	}
-	return c, nil
-}
+// errNoCA: no leader has created the cluster CA yet.
+var errNoCA = errors.New("coordinator: the cluster CA does not exist yet (no leader has been elected)")
 
-func (c *clusterTLS) generateCA(certPath, keyPath string) error {
+// newClusterCA generates a CA key and self-signed certificate.
+func newClusterCA() (*ClusterCA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          randSerial(),
@@ -72,52 +50,78 @@ func (c *clusterTLS) generateCA(certPath, keyPath string) error {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := fsutil.WriteFileSync(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return err
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := fsutil.WriteFileSync(certPath, certPEM, 0o644); err != nil {
-		return err
-	}
-	return c.parseCA(certPEM, keyPath)
+	return &ClusterCA{
+		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+	}, nil
 }
 
-func (c *clusterTLS) parseCA(certPEM []byte, keyPath string) error {
-	block, _ := pem.Decode(certPEM)
+func (ca *ClusterCA) parse() (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	block, _ := pem.Decode(ca.CertPEM)
 	if block == nil {
-		return errors.New("ca.pem holds no PEM certificate")
+		return nil, nil, errors.New("cluster CA: no PEM certificate")
 	}
 	cert, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
-		return fmt.Errorf("ca.pem: %w", err)
+		return nil, nil, fmt.Errorf("cluster CA certificate: %w", err)
 	}
-	keyPEM, err := os.ReadFile(keyPath)
-	if err != nil {
-		return err
-	}
-	kb, _ := pem.Decode(keyPEM)
+	kb, _ := pem.Decode(ca.KeyPEM)
 	if kb == nil {
-		return errors.New("ca-key.pem holds no PEM key")
+		return nil, nil, errors.New("cluster CA: no PEM key")
 	}
 	key, err := x509.ParseECPrivateKey(kb.Bytes)
 	if err != nil {
-		return fmt.Errorf("ca-key.pem: %w", err)
+		return nil, nil, fmt.Errorf("cluster CA key: %w", err)
 	}
-	c.caCert, c.caKey, c.caPEM = cert, key, certPEM
-	return nil
+	return cert, key, nil
 }
 
-// issueServerCert signs a fresh short-lived certificate for this process.
-func (c *clusterTLS) issueServerCert() error {
+// Pin is "sha256:<hex>" of the CA certificate, which agents pin.
+func (ca *ClusterCA) Pin() string {
+	block, _ := pem.Decode(ca.CertPEM)
+	if block == nil {
+		return ""
+	}
+	sum := sha256.Sum256(block.Bytes)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// serverCerts issues this server's agent-endpoint certificate from the
+// cluster CA in the state, once per CA.
+type serverCerts struct {
+	store *Store
+	mu    sync.Mutex
+	pin   string
+	cert  *tls.Certificate
+}
+
+// get is the endpoint's tls.Config.GetCertificate.
+func (c *serverCerts) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	ca, err := c.store.CA()
+	if err != nil {
+		return nil, err
+	}
+	if ca == nil {
+		return nil, errNoCA
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cert != nil && c.pin == ca.Pin() {
+		return c.cert, nil
+	}
+	caCert, caKey, err := ca.parse()
+	if err != nil {
+		return nil, err
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: randSerial(),
@@ -129,18 +133,27 @@ func (c *clusterTLS) issueServerCert() error {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.caCert, &key.PublicKey, c.caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	c.cert = &tls.Certificate{Certificate: [][]byte{der, caCert.Raw}, PrivateKey: key}
+	c.pin = ca.Pin()
+	return c.cert, nil
+}
+
+// ensureCA is a leader duty: create and commit the cluster CA if the
+// cluster has none.
+func (s *Server) ensureCA() error {
+	if ca, err := s.store.CA(); err != nil || ca != nil {
+		return err
+	}
+	ca, err := newClusterCA()
 	if err != nil {
 		return err
 	}
-	c.server = tls.Certificate{Certificate: [][]byte{der, c.caCert.Raw}, PrivateKey: key}
-	return nil
-}
-
-// pin is "sha256:<hex>" of the CA certificate's DER bytes.
-func (c *clusterTLS) pin() string {
-	sum := sha256.Sum256(c.caCert.Raw)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	_, _, err = s.apply(cmdCASet, &caSetCmd{CA: *ca})
+	return err
 }
 
 func randSerial() *big.Int {

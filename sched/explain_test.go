@@ -2,11 +2,14 @@ package sched
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/strata-run/strata/spec"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -82,4 +85,72 @@ func golden(t *testing.T, name, got string) {
 	if got != string(want) {
 		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
 	}
+}
+
+// TestExplanationGoldenConstraints explains failures that mix constraint,
+// distinct_hosts, driver and capacity reasons, and the example at
+// 5,000 nodes (testdata/explanations-constraints.golden).
+func TestExplanationGoldenConstraints(t *testing.T) {
+	var ns []*NodeState
+	add := func(n int, prefix string, opts ...func(*NodeState)) {
+		for i := range n {
+			ns = append(ns, newNode(fmt.Sprintf("%s%02d", prefix, i), opts...))
+		}
+	}
+	attrs := func(kernel, docker, disk string) func(*NodeState) {
+		return withNode(func(n *Node) {
+			n.Attributes = map[string]string{"kernel.name": kernel}
+			if docker != "" {
+				n.Drivers["docker"] = true
+				n.Attributes["driver.docker.version"] = docker
+			}
+			n.Meta = map[string]string{}
+			if disk != "" {
+				n.Meta["disk"] = disk
+			}
+		})
+	}
+	add(6, "win", attrs("windows", "24.0.7", "ssd"))
+	add(5, "old", attrs("linux", "19.03.1", "ssd"))
+	add(4, "hdd", attrs("linux", "24.0.7", "hdd"))
+	add(3, "nodisk", attrs("linux", "24.0.7", ""))
+	add(3, "wasm", attrs("linux", "", "ssd"))
+	add(2, "ok", attrs("linux", "25.0.1", "ssd"))
+	add(2, "full", attrs("linux", "25.0.1", "ssd"), withUsed(0, 8000))
+	add(1, "down", attrs("linux", "25.0.1", "ssd"), withNode(func(n *Node) { n.Status = NodeDown }))
+
+	db := newGroup("db", 4, newTask("postgres", "docker", 500, 1024))
+	db.Constraints = []*spec.Constraint{
+		{Attribute: "${attr.driver.docker.version}", Operator: "version", Value: ">= 20.10"},
+		{Attribute: "${meta.disk}", Operator: "=", Value: "ssd"},
+		{Operator: "distinct_hosts"},
+	}
+	cache := newGroup("cache", 3, newTask("redis", "docker", 100, 512))
+	cache.Constraints = []*spec.Constraint{{Attribute: "${meta.disk}", Operator: "is_not_set"}}
+	edge := newGroup("edge", 2, newTask("fn", "wasm", 100, 64))
+	edge.Constraints = []*spec.Constraint{{Attribute: "${node.class}", Operator: "set_contains_any", Value: "edge,pop"}}
+	job := newJob("j", db, cache, edge)
+	job.Constraints = []*spec.Constraint{{Attribute: "${attr.kernel.name}", Operator: "=", Value: "linux"}}
+	plan := mustSchedule(t, &Request{EvalID: "golden", Job: job, Nodes: ns})
+
+	var b strings.Builder
+	for _, g := range []string{"db", "cache", "edge"} {
+		if e := plan.Failed[g]; e != nil {
+			b.WriteString(g + " (missing " + strconv.Itoa(e.Missing) + "): " + e.String() + "\n")
+		}
+	}
+
+	// The example: 4,000 nodes without docker, 1,000 full ones.
+	big := make([]*NodeState, 5000)
+	for i := range big {
+		big[i] = newNode(fmt.Sprintf("n%04d", i))
+		if i%5 == 0 {
+			big[i].Node.Drivers["docker"] = true
+			big[i].Used = Resources{MemoryMB: 8000}
+		}
+	}
+	web := newJob("web", newGroup("web", 10, newTask("nginx", "docker", 100, 512)))
+	e := mustSchedule(t, &Request{EvalID: "golden", Job: web, Nodes: big}).Failed["web"]
+	b.WriteString("web (missing " + strconv.Itoa(e.Missing) + "): " + e.String() + "\n")
+	golden(t, "explanations-constraints.golden", b.String())
 }

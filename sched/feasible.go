@@ -28,6 +28,7 @@ const (
 	rNodeNotReady
 	rNodeIneligible
 	rDatacenter
+	rDistinctHosts
 	rCPU
 	rMemory
 	rStaticPort
@@ -43,14 +44,16 @@ var fixedReasons = [numFixedReasons]string{
 	rNodeNotReady:   "node not ready",
 	rNodeIneligible: "node ineligible",
 	rDatacenter:     "datacenter mismatch",
+	rDistinctHosts:  reasonDistinctHosts,
 	rCPU:            "cpu exhausted",
 	rMemory:         "memory exhausted",
 	rStaticPort:     "static port collision",
 	rDynamicPorts:   "dynamic ports exhausted",
 }
 
-// reasonTable interns reason strings so that rejections are counted in a
-// slice and the per-node feasibility cache holds small integers.
+// reasonTable interns reason strings (drivers, constraints) so that
+// rejections are counted in a slice and the per-node feasibility cache
+// holds small integers.
 type reasonTable struct {
 	names []string
 	ids   map[string]reasonID
@@ -118,14 +121,20 @@ func datacenterAllowed(dcs []string, dc string) bool {
 	return false
 }
 
-// driverReason returns "" when every driver is present and healthy on n.
-func driverReason(n *Node, drivers []string) string {
-	for _, d := range drivers {
-		if s := driverProblem(n, d); s != "" {
-			return s
+// driverReason checks that every driver of the group is present and
+// healthy on n; the reasons were interned by newPlacer, so a rejection
+// allocates nothing.
+func driverReason(n *Node, g *groupAsk) reasonID {
+	for k, d := range g.drivers {
+		healthy, ok := n.Drivers[d]
+		switch {
+		case !ok:
+			return g.driverReasons[2*k]
+		case !healthy:
+			return g.driverReasons[2*k+1]
 		}
 	}
-	return ""
+	return feasible
 }
 
 func driverProblem(n *Node, driver string) string {
@@ -162,8 +171,14 @@ func resourceReason(capacity, used, ask Resources) reasonID {
 }
 
 // nodeStaticReason is the part of feasibility that depends only on the
-// node and the group, cached per group for one Schedule call.
-func (p *placer) nodeStaticReason(ns *NodeState, g *groupAsk) reasonID {
+// node and the group, cached per group for one Schedule call: the node's
+// status, the job's datacenters, then the checks that depend only on the
+// node's computed class (job constraints, drivers, group constraints),
+// shared by the nodes of a class (Node.ComputedClass) unless the group
+// reads unique values.
+// It also records the node's affinity score for the ranking.
+func (p *placer) nodeStaticReason(i int, g *groupAsk) reasonID {
+	ns := p.nodes[i]
 	if ns == nil || ns.Node == nil {
 		return rNodeUnknown
 	}
@@ -173,10 +188,64 @@ func (p *placer) nodeStaticReason(ns *NodeState, g *groupAsk) reasonID {
 	if !datacenterAllowed(p.job.Datacenters, ns.Node.Datacenter) {
 		return rDatacenter
 	}
-	if s := driverReason(ns.Node, g.drivers); s != "" {
-		return p.reasons.intern(s)
+	if !g.hasClassChecks() {
+		return driverReason(ns.Node, g)
 	}
-	return feasible
+	var res classResult
+	if class := ns.Node.ComputedClass; g.perNode || class == "" {
+		res = p.classChecks(ns.Node, g)
+	} else {
+		var ok bool
+		if res, ok = g.byClass[class]; !ok {
+			res = p.classChecks(ns.Node, g)
+			if g.byClass == nil {
+				g.byClass = make(map[string]classResult)
+			}
+			g.byClass[class] = res
+		}
+	}
+	if len(g.affinities) > 0 {
+		if g.affinity == nil {
+			g.affinity = make([]float64, len(p.nodes))
+		}
+		g.affinity[i] = res.affinity
+	}
+	for k, b := range res.spread {
+		g.spreads[k].setBucket(i, b)
+	}
+	return res.reason
+}
+
+// classChecks runs the group's checks that read the node's attributes, in
+// Nomad's order (job constraints, drivers, group constraints), and scores
+// the affinities of a node that passes them.
+func (p *placer) classChecks(n *Node, g *groupAsk) classResult {
+	for k := range g.constraints[:g.nJob] {
+		if c := &g.constraints[k]; !c.matches(n, &p.compiled) {
+			return classResult{reason: c.id}
+		}
+	}
+	if r := driverReason(n, g); r != feasible {
+		return classResult{reason: r}
+	}
+	for k := range g.constraints[g.nJob:] {
+		if c := &g.constraints[g.nJob+k]; !c.matches(n, &p.compiled) {
+			return classResult{reason: c.id}
+		}
+	}
+	res := classResult{affinity: affinityScore(n, g, &p.compiled)}
+	if len(g.spreads) > 0 && !g.perNode && n.ComputedClass != "" {
+		// The spread values of a feasible node, shared by its class
+		// unless the spread reads a unique value.
+		res.spread = make([]int32, len(g.spreads))
+		for k, s := range g.spreads {
+			res.spread[k] = bucketUnknown
+			if !s.attr.unique() {
+				res.spread[k] = s.bucket(s.attr.resolve(n))
+			}
+		}
+	}
+	return res
 }
 
 // cachedStaticReason memoises nodeStaticReason per node for the group.
@@ -187,9 +256,23 @@ func (p *placer) cachedStaticReason(i int, g *groupAsk) reasonID {
 	if c := g.static[i]; c != 0 {
 		return c - 1
 	}
-	r := p.nodeStaticReason(p.nodes[i], g)
+	r := p.nodeStaticReason(i, g)
 	g.static[i] = r + 1
 	return r
+}
+
+// distinctHostsCollision reports whether the node already holds an
+// allocation a distinct_hosts constraint forbids the group to share it
+// with: any of the job's (job level) or one of the group's (group level),
+// kept by reconciliation or placed by this plan.
+func distinctHostsCollision(d *nodeDelta, g *groupAsk) bool {
+	switch g.distinct {
+	case distinctGroup:
+		return d.collisionsOf(g.index) > 0
+	case distinctJob:
+		return d.jobCollisions() > 0
+	}
+	return false
 }
 
 // capacityReason is the part of feasibility that changes as the plan
@@ -210,11 +293,19 @@ func capacityReason(ns *NodeState, d *nodeDelta, g *groupAsk) reasonID {
 }
 
 // Fits reports whether a can be added to node n as n is now: the node is
-// ready, eligible and in one of the job's datacenters, every driver of the
-// allocation's group is healthy there, the resources fit and none of the
-// allocation's ports is in use. The coordinator's plan applier calls it to
-// re-check a plan against current state. A *FitError says why not; other
-// errors (wrapping ErrInvalidRequest) mean the arguments make no sense.
+// ready, eligible and in one of the job's datacenters, it satisfies the
+// job's and the group's constraints, every driver of the allocation's
+// group is healthy there, the resources fit and none of the allocation's
+// ports is in use. The coordinator's plan applier calls it to re-check a
+// plan against current state.
+//
+// Fits sees one node, so it cannot re-check distinct_hosts (which depends
+// on the job's other allocations); spread and affinity are preferences,
+// not conditions, and are not re-checked either.
+//
+// A *FitError says why not, with the reason feasibility would give
+// (constraint reasons included); other errors (wrapping
+// ErrInvalidRequest) mean the arguments make no sense.
 func Fits(n *NodeState, a *Allocation, job *spec.Job) error {
 	if n == nil || n.Node == nil || a == nil || job == nil {
 		return fmt.Errorf("%w: Fits needs a node, an allocation and a job", ErrInvalidRequest)
@@ -233,12 +324,23 @@ func Fits(n *NodeState, a *Allocation, job *spec.Job) error {
 	if !datacenterAllowed(job.Datacenters, n.Node.Datacenter) {
 		return fail(fixedReasons[rDatacenter])
 	}
+	checks, nJob, _ := compileConstraints(job, g)
+	for k := range checks[:nJob] {
+		if c := &checks[k]; !c.matches(n.Node, nil) {
+			return fail(c.reason)
+		}
+	}
 	for _, t := range g.Tasks {
 		if t == nil {
 			continue
 		}
 		if s := driverProblem(n.Node, t.Driver); s != "" {
 			return fail(s)
+		}
+	}
+	for k := range checks[nJob:] {
+		if c := &checks[nJob+k]; !c.matches(n.Node, nil) {
+			return fail(c.reason)
 		}
 	}
 	if r := resourceReason(n.Node.Capacity, n.Used, a.Resources); r != feasible {

@@ -168,3 +168,6 @@ func applyPlan(t testing.TB, nodes []*NodeState, plan *Plan, job *spec.Job) map[
 	}
 	return byID
 }
+
+// fmtSscanf reads the index of a node named by nodes() ("n007").
+func fmtSscanf(id string, idx *int) (int, error) { return fmt.Sscanf(id, "n%03d", idx) }

@@ -3,6 +3,7 @@ package sched
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/strata-run/strata/spec"
@@ -149,4 +150,74 @@ func TestPortsReleasedByStopAreReusable(t *testing.T) {
 		t.Fatalf("stop %v place %v failed %v", plan.Stop, plan.Place, plan.Failed)
 	}
 	applyPlan(t, []*NodeState{ns}, plan, job)
+}
+
+func TestGroupNetworkPorts(t *testing.T) {
+	groupNet := func() *spec.Group {
+		g := newGroup("g", 1, newTask("a", "wasm", 1, 1, dynPort("admin")), newTask("b", "wasm", 1, 1, staticPort("metrics", 9100)))
+		g.Networks = []*spec.Network{{Ports: []*spec.Port{{Label: "http", To: 8080}, {Label: "https", Static: 8443}}}}
+		return g
+	}
+	t.Run("group ports first, then each task's", func(t *testing.T) {
+		job := newJob("j", groupNet())
+		plan := mustSchedule(t, &Request{EvalID: "e", Job: job, Nodes: nodes(1)})
+		if len(plan.Place) != 1 {
+			t.Fatalf("failed: %v", plan.Failed)
+		}
+		ports := plan.Place[0].Ports
+		var labels []string
+		for _, p := range ports {
+			labels = append(labels, p.Label)
+		}
+		if !reflect.DeepEqual(labels, []string{"http", "https", "admin", "metrics"}) {
+			t.Fatalf("labels %v", labels)
+		}
+		if ports[0].To != 8080 || !inDynamicRange(ports[0].Value) || ports[1].Value != 8443 ||
+			!inDynamicRange(ports[2].Value) || ports[0].Value == ports[2].Value || ports[3].Value != 9100 {
+			t.Fatalf("ports %+v", ports)
+		}
+		applyPlan(t, nodes(1), plan, job)
+	})
+	t.Run("a group static port collides", func(t *testing.T) {
+		job := newJob("j", groupNet())
+		plan := mustSchedule(t, &Request{EvalID: "e", Job: job, Nodes: nodes(1, withPorts(8443))})
+		if e := plan.Failed["g"]; len(plan.Place) != 0 || e == nil || e.Reasons["static port collision"] != 1 {
+			t.Fatalf("placed %v, failed %+v", plan.Place, e)
+		}
+	})
+	t.Run("group dynamic ports count", func(t *testing.T) {
+		// Two dynamic ports (group http, task admin), one free port.
+		job := newJob("j", groupNet())
+		plan := mustSchedule(t, &Request{EvalID: "e", Job: job, Nodes: nodes(1, withDynamicRangeUsedExcept(25000))})
+		if e := plan.Failed["g"]; len(plan.Place) != 0 || e == nil || e.Reasons["dynamic ports exhausted"] != 1 {
+			t.Fatalf("placed %v, failed %+v", plan.Place, e)
+		}
+	})
+	t.Run("copies on one node never share a group port", func(t *testing.T) {
+		g := groupNet()
+		g.Networks[0].Ports[1].Static = 0 // all dynamic: ten copies fit on one node
+		g.Tasks[1].Resources.Networks[0].Ports[0].Static = 0
+		g.Count = 10
+		job := newJob("j", g)
+		plan := mustSchedule(t, &Request{EvalID: "e", Job: job, Nodes: nodes(1)})
+		if len(plan.Place) != 10 {
+			t.Fatalf("placed %d, failed %v", len(plan.Place), plan.Failed)
+		}
+		applyPlan(t, nodes(1), plan, job) // Fits: no port twice
+	})
+	t.Run("labels unique across group and tasks", func(t *testing.T) {
+		g := groupNet()
+		g.Tasks[1].Resources.Networks[0].Ports[0].Label = "http"
+		_, err := Schedule(&Request{EvalID: "e", Job: newJob("j", g), Nodes: nodes(1)})
+		if !errors.Is(err, ErrInvalidJob) || !strings.Contains(err.Error(), `port label "http" used by group network and task "b"`) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("static port shared by group and task", func(t *testing.T) {
+		g := groupNet()
+		g.Tasks[1].Resources.Networks[0].Ports[0].Static = 8443
+		if _, err := Schedule(&Request{EvalID: "e", Job: newJob("j", g), Nodes: nodes(1)}); !errors.Is(err, ErrInvalidJob) {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }

@@ -51,15 +51,60 @@ func jobAntiAffinity(collisions, count int) (float64, bool) {
 }
 
 // finalScore averages the scores that apply, as Nomad's
-// ScoreNormalizationIterator does: normalised bin-packing, then
-// anti-affinity when the node already runs copies of the group.
-func finalScore(ns *NodeState, d *nodeDelta, g *groupAsk) float64 {
+// ScoreNormalizationIterator does: normalised bin-packing always, job
+// anti-affinity when the node already runs copies of the group, then the
+// node's affinity score and the spread score when they are not zero
+// (Nomad appends those only when non-zero, so a neutral affinity or
+// spread does not dilute the others).
+func (p *placer) finalScore(i int, ns *NodeState, d *nodeDelta, g *groupAsk) float64 {
+	sum, n := baseScore(ns, d, g)
+	if g.affinity != nil {
+		if a := g.affinity[i]; a != 0 {
+			sum, n = sum+a, n+1
+		}
+	}
+	if len(g.spreads) > 0 {
+		if s := spreadScore(i, ns.Node, g); s != 0 {
+			sum, n = sum+s, n+1
+		}
+	}
+	return sum / n
+}
+
+// baseScore is the sum and number of the scores every placement has:
+// normalised bin-packing, and anti-affinity when it applies.
+func baseScore(ns *NodeState, d *nodeDelta, g *groupAsk) (sum, n float64) {
 	util := ns.Used.Add(d.usedDelta()).Add(g.res)
-	sum, n := scoreFitBinPack(ns.Node.Capacity, util)/binPackingMaxFitScore, 1.0
+	sum, n = scoreFitBinPack(ns.Node.Capacity, util)/binPackingMaxFitScore, 1
 	if penalty, ok := jobAntiAffinity(d.collisionsOf(g.index), g.group.Count); ok {
 		sum, n = sum+penalty, n+1
 	}
-	return sum / n
+	return sum, n
+}
+
+// affinityScore is Nomad's NodeAffinityIterator score: the weights of the
+// affinities the node matches, summed, over the sum of all their absolute
+// weights, in [−1, 1].
+func affinityScore(n *Node, g *groupAsk, cc *compileCache) float64 {
+	if g.affinitySum == 0 {
+		return 0
+	}
+	total := 0.0
+	for k := range g.affinities {
+		if a := &g.affinities[k]; a.matches(n, cc) {
+			total += a.weight
+		}
+	}
+	return total / g.affinitySum
+}
+
+// spreadScore sums the group's spreads' weighted scores for node i.
+func spreadScore(i int, n *Node, g *groupAsk) float64 {
+	total := 0.0
+	for _, s := range g.spreads {
+		total += s.score(s.bucketOf(i, n))
+	}
+	return total
 }
 
 // limitFor is how many feasible nodes a placement ranks: Nomad's
@@ -69,6 +114,20 @@ func limitFor(nodes int) int {
 		return 2
 	}
 	return max(2, int(math.Ceil(math.Log2(float64(nodes)))))
+}
+
+// affinitySpreadLimit is Nomad's limit for a group with affinities or
+// spreads: at least 100 feasible nodes (Count when larger), since those
+// scores only help if enough nodes are compared ("empirically
+// determined" in Nomad's GenericStack.Select).
+const affinitySpreadLimit = 100
+
+// groupLimit is the limit for group g on a cluster of n nodes.
+func groupLimit(g *groupAsk, n int) int {
+	if len(g.affinities) > 0 || len(g.spreads) > 0 {
+		return max(g.group.Count, affinitySpreadLimit)
+	}
+	return limitFor(n)
 }
 
 type candidate struct {
@@ -105,7 +164,7 @@ func (p *placer) selectNode(g *groupAsk) selection {
 			sel.best, sel.found = c, true
 		}
 	}
-	for sel.evaluated < len(p.nodes) && returned < p.limit {
+	for sel.evaluated < len(p.nodes) && returned < g.limit {
 		c, r := p.evaluate(p.perm.next(), g)
 		sel.evaluated++
 		if r != feasible {
@@ -121,7 +180,7 @@ func (p *placer) selectNode(g *groupAsk) selection {
 		consider(c)
 	}
 	for _, c := range skipped[:nSkipped] {
-		if returned == p.limit {
+		if returned == g.limit {
 			break
 		}
 		consider(c)
@@ -129,17 +188,21 @@ func (p *placer) selectNode(g *groupAsk) selection {
 	return sel
 }
 
-// evaluate runs feasibility then ranking for node i.
+// evaluate runs feasibility then ranking for node i: what depends on the
+// node alone (cached), distinct_hosts, then capacity, as in Nomad.
 func (p *placer) evaluate(i int, g *groupAsk) (candidate, reasonID) {
 	if r := p.cachedStaticReason(i, g); r != feasible {
 		return candidate{}, r
 	}
 	ns := p.nodes[i]
 	d := p.overlay.get(i)
+	if g.distinct != distinctNone && distinctHostsCollision(d, g) {
+		return candidate{}, rDistinctHosts
+	}
 	if r := capacityReason(ns, d, g); r != feasible {
 		return candidate{}, r
 	}
-	return candidate{node: i, delta: d, score: finalScore(ns, d, g)}, feasible
+	return candidate{node: i, delta: d, score: p.finalScore(i, ns, d, g)}, feasible
 }
 
 func (p *placer) reject(r reasonID) {

@@ -56,6 +56,10 @@ func TestFinalScoreAveragesLikeNomad(t *testing.T) {
 	ns := newNode("n1", withUsed(1500, 3584)) // + 500/512 ask = half full
 	g := &groupAsk{index: 0, group: newGroup("g", 4), res: Resources{CPU: 500, MemoryMB: 512}}
 	fit := (20 - 2*math.Sqrt(10)) / 18
+	finalScore := func(ns *NodeState, d *nodeDelta, g *groupAsk) float64 {
+		sum, n := baseScore(ns, d, g)
+		return sum / n
+	}
 	if got := finalScore(ns, nil, g); math.Abs(got-fit) > 1e-12 {
 		t.Fatalf("no collision: score %v, want binpack only %v", got, fit)
 	}
@@ -123,8 +127,7 @@ func TestLimitVisitsFewNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &placer{req: req, job: job, asks: asks, nodes: req.Nodes, rng: newRNG("e"), limit: limitFor(1024),
-		overlay: newOverlay(1024, 1), reasons: newReasonTable()}
+	p := newPlacer(req, asks)
 	p.perm = newLazyPerm(len(p.nodes), p.rng)
 	sel := p.selectNode(asks[0])
 	if !sel.found || sel.evaluated != 10 || sel.feasible != 10 {

@@ -178,7 +178,7 @@ func (p *placer) reconcileGroup(plan *Plan, g *groupAsk, allocs *groupAllocs) []
 		default:
 			occupied[a.Index] = true
 			if ref := p.refs[a.NodeID]; ref.index >= 0 {
-				p.overlay.occupy(ref.index, g.index)
+				p.occupy(ref.index, g)
 			}
 		}
 	}

@@ -16,12 +16,53 @@ type placer struct {
 	nodes   []*NodeState
 	rng     *rand.Rand
 	perm    lazyPerm // created on the first placement
-	limit   int
 	overlay overlay
 	refs    map[string]nodeRef // nodes of the existing allocations, see locateNodes
 	reasons reasonTable
 	// rejected counts, per reason, the nodes the current selectNode rejected.
 	rejected []int
+	compiled compileCache
+}
+
+// newPlacer prepares one Schedule call: it interns the groups' constraint
+// reasons and sets their limits. Their per-node caches are allocated on
+// first use, so an evaluation with nothing to place allocates none.
+func newPlacer(req *Request, asks []*groupAsk) *placer {
+	p := &placer{
+		req:     req,
+		job:     req.Job,
+		asks:    asks,
+		nodes:   req.Nodes,
+		rng:     newRNG(req.EvalID),
+		overlay: newOverlay(len(req.Nodes), len(asks)),
+		reasons: newReasonTable(),
+	}
+	for _, g := range asks {
+		g.limit = groupLimit(g, len(p.nodes))
+		for k := range g.constraints {
+			g.constraints[k].id = p.reasons.intern(g.constraints[k].reason)
+		}
+		g.driverReasons = make([]reasonID, 0, 2*len(g.drivers))
+		for _, d := range g.drivers {
+			g.driverReasons = append(g.driverReasons,
+				p.reasons.intern("missing driver "+d), p.reasons.intern("unhealthy driver "+d))
+		}
+		for _, s := range g.spreads {
+			s.nodes = len(p.nodes)
+		}
+	}
+	return p
+}
+
+// occupy records that node i holds one more allocation of group g, kept
+// by reconciliation or placed by the plan: for anti-affinity,
+// distinct_hosts and spread.
+func (p *placer) occupy(i int, g *groupAsk) *nodeDelta {
+	d := p.overlay.occupy(i, g.index)
+	for _, s := range g.spreads {
+		s.add(s.bucketOf(i, p.nodes[i].Node))
+	}
+	return d
 }
 
 // Schedule reconciles the job's desired state with its existing
@@ -52,16 +93,7 @@ func Schedule(req *Request) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &placer{
-		req:     req,
-		job:     req.Job,
-		asks:    asks,
-		nodes:   req.Nodes,
-		rng:     newRNG(req.EvalID),
-		limit:   limitFor(len(req.Nodes)),
-		overlay: newOverlay(len(req.Nodes), len(asks)),
-		reasons: newReasonTable(),
-	}
+	p := newPlacer(req, asks)
 	for _, gp := range p.reconcile(plan) {
 		if err := p.placeGroup(plan, gp); err != nil {
 			return nil, err
@@ -103,7 +135,7 @@ func (p *placer) place(g *groupAsk, index int, c candidate) (*Allocation, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w (node %s)", err, ns.Node.ID)
 	}
-	d := p.overlay.occupy(c.node, g.index)
+	d := p.occupy(c.node, g)
 	d.used = d.used.Add(g.res)
 	for _, pm := range ports {
 		d.added = append(d.added, pm.Value)

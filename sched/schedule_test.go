@@ -2,6 +2,7 @@ package sched
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"regexp"
@@ -33,6 +34,7 @@ func randomCluster(r *rand.Rand) []*NodeState {
 		if r.IntN(2) == 0 {
 			nd.Drivers["docker"] = r.IntN(5) > 0
 		}
+		randomAttributes(r, nd)
 		nd.Capacity = Resources{CPU: 1000 + r.IntN(7000), MemoryMB: 1024 + r.IntN(15000)}
 		ns.Used = Resources{CPU: r.IntN(nd.Capacity.CPU + 1), MemoryMB: r.IntN(nd.Capacity.MemoryMB + 1)}
 		for _, p := range []int{80, 443, 8080, 20100} {
@@ -86,9 +88,72 @@ func randomJob(r *rand.Rand) *spec.Job {
 			}
 			grp.Tasks = append(grp.Tasks, newTask(fmt.Sprintf("t%d", tk), driver, 50+r.IntN(1500), 32+r.IntN(2048), ports...))
 		}
+		randomPlacement(r, &grp.Constraints, &grp.Affinities, &grp.Spreads)
 		job.Groups = append(job.Groups, grp)
 	}
+	randomPlacement(r, &job.Constraints, &job.Affinities, &job.Spreads)
 	return job
+}
+
+// randomAttributes gives a node attributes, meta and a class drawn from
+// small sets, so that random constraints split clusters.
+func randomAttributes(r *rand.Rand, n *Node) {
+	pick := func(vs ...string) string { return vs[r.IntN(len(vs))] }
+	n.Attributes = map[string]string{
+		"kernel.name":     pick("linux", "linux", "windows"),
+		"cpu.numcores":    pick("2", "4", "8", "16"),
+		"unique.hostname": "host-" + n.ID,
+	}
+	if v := pick("", "19.03.1", "24.0.7", "25.0.1-rc.1"); v != "" {
+		n.Attributes["driver.docker.version"] = v
+	}
+	n.Meta = map[string]string{}
+	if v := pick("", "r1", "r2", "r3"); v != "" {
+		n.Meta["rack"] = v
+	}
+	n.Class = pick("", "edge", "gpu")
+	if r.IntN(3) > 0 { // most nodes have their class computed, as the coordinator does
+		n.ComputedClass = ComputeClass(n)
+	}
+}
+
+// randomConstraints is the pool random jobs draw constraints from; the
+// last ones read unique values (checked per node, not per class).
+var randomConstraints = []spec.Constraint{
+	{Attribute: "${attr.kernel.name}", Operator: "=", Value: "linux"},
+	{Attribute: "${attr.cpu.numcores}", Operator: ">=", Value: "4"},
+	{Attribute: "${meta.rack}", Operator: "set_contains_any", Value: "r1,r2"},
+	{Attribute: "${attr.driver.docker.version}", Operator: "version", Value: ">= 20.10"},
+	{Attribute: "${attr.driver.docker.version}", Operator: "semver", Value: ">= 25.0.0-beta"},
+	{Attribute: "${node.class}", Operator: "!=", Value: "gpu"},
+	{Attribute: "${meta.rack}", Operator: "is_set"},
+	{Attribute: "${attr.kernel.name}", Operator: "regexp", Value: "^lin"},
+	{Attribute: "${meta.rack}", Operator: "=", Value: "${meta.rack}"},
+	{Attribute: "${attr.unique.hostname}", Operator: "regexp", Value: "[0-6]$"},
+	{Attribute: "${node.unique.name}", Operator: "!=", Value: "name-n03"},
+}
+
+// randomPlacement sometimes adds constraints (distinct_hosts among them),
+// affinities and spreads to a job or group.
+func randomPlacement(r *rand.Rand, cs *[]*spec.Constraint, as *[]*spec.Affinity, ss *[]*spec.Spread) {
+	for range r.IntN(3) {
+		c := randomConstraints[r.IntN(len(randomConstraints))]
+		*cs = append(*cs, &c)
+	}
+	if r.IntN(6) == 0 {
+		*cs = append(*cs, &spec.Constraint{Operator: "distinct_hosts"})
+	}
+	if r.IntN(4) == 0 {
+		c := randomConstraints[r.IntN(len(randomConstraints))]
+		*as = append(*as, &spec.Affinity{Attribute: c.Attribute, Operator: c.Operator, Value: c.Value, Weight: r.IntN(201) - 100})
+	}
+	switch r.IntN(8) {
+	case 0:
+		*ss = append(*ss, &spec.Spread{Attribute: "${meta.rack}", Weight: 1 + r.IntN(100)})
+	case 1:
+		*ss = append(*ss, &spec.Spread{Attribute: "${node.datacenter}", Weight: 1 + r.IntN(100),
+			Targets: []*spec.SpreadTarget{{Value: "dc1", Percent: 50}, {Value: "dc2", Percent: r.IntN(51)}}})
+	}
 }
 
 func TestDeterminism(t *testing.T) {
@@ -210,6 +275,7 @@ func checkPlan(t *testing.T, req *Request, plan *Plan) {
 		claim(a)
 		placed[a.Group]++
 	}
+	checkDistinctHosts(t, req, plan, stopped)
 	// Every group ends with Count copies, or explains the shortfall.
 	for _, g := range req.Job.Groups {
 		missing := 0
@@ -237,10 +303,10 @@ func TestFitsAgreesWithFeasibility(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &placer{job: job, asks: asks, nodes: ns, rng: newRNG("x"), reasons: newReasonTable()}
+		p := newPlacer(&Request{EvalID: "x", Job: job, Nodes: ns}, asks)
 		for ni, n := range ns {
 			for _, g := range asks {
-				reason := p.nodeStaticReason(n, g)
+				reason := p.nodeStaticReason(ni, g)
 				if reason == feasible {
 					reason = capacityReason(n, nil, g)
 				}
@@ -271,4 +337,64 @@ func candidatePorts(n *NodeState, g *groupAsk) []PortMapping {
 		out = append(out, PortMapping{Label: a.label, Value: v})
 	}
 	return out
+}
+
+// checkDistinctHosts: with distinct_hosts at job level no node holds two
+// allocations of the job; at group level, two of one group.
+func checkDistinctHosts(t *testing.T, req *Request, plan *Plan, stopped map[string]bool) {
+	t.Helper()
+	enabled := func(cs []*spec.Constraint) bool {
+		return slices.ContainsFunc(cs, func(c *spec.Constraint) bool { return c.Operator == "distinct_hosts" })
+	}
+	jobLevel := enabled(req.Job.Constraints)
+	type key struct{ node, group string }
+	seen := map[key]string{}
+	check := func(a *Allocation) {
+		g := req.Job.Lookup(a.Group)
+		if g == nil {
+			return
+		}
+		k := key{a.NodeID, a.Group}
+		if jobLevel {
+			k.group = ""
+		} else if !enabled(g.Constraints) {
+			return
+		}
+		if prev, dup := seen[k]; dup {
+			t.Fatalf("%s: distinct_hosts: %s and %s on node %s", req.EvalID, prev, a.Name, a.NodeID)
+		}
+		seen[k] = a.Name
+	}
+	for _, a := range req.Existing {
+		if !a.Terminal() && !stopped[a.ID] {
+			check(a)
+		}
+	}
+	for _, a := range plan.Place {
+		check(a)
+	}
+}
+
+// TestClassCacheIsTransparent: checking constraints once per computed
+// class must give the plans checking every node gives.
+func TestClassCacheIsTransparent(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range 200 {
+		ns, job := randomCluster(r), randomJob(r)
+		for k, n := range ns { // few classes: nodes copy the fingerprint of one of the first three
+			tmpl := ns[k%3].Node
+			n.Node.Datacenter, n.Node.Class, n.Node.Drivers = tmpl.Datacenter, tmpl.Class, maps.Clone(tmpl.Drivers)
+			n.Node.Attributes, n.Node.Meta = maps.Clone(tmpl.Attributes), maps.Clone(tmpl.Meta)
+			n.Node.Attributes["unique.hostname"] = "host-" + n.Node.ID
+		}
+		withClasses(ns...)
+		req := &Request{EvalID: fmt.Sprintf("class-%d", i), Job: job, JobVersion: 1, Nodes: ns}
+		cached := mustSchedule(t, req)
+		for _, n := range ns {
+			n.Node.ComputedClass = ""
+		}
+		if perNode := mustSchedule(t, req); !reflect.DeepEqual(cached, perNode) {
+			t.Fatalf("case %d: plans differ with and without computed classes", i)
+		}
+	}
 }

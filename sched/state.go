@@ -34,6 +34,18 @@ func (d *nodeDelta) collisionsOf(group int) int {
 	return int(d.collisions[group])
 }
 
+// jobCollisions counts the job's allocations on the node, every group.
+func (d *nodeDelta) jobCollisions() int {
+	if d == nil {
+		return 0
+	}
+	n := 0
+	for _, c := range d.collisions {
+		n += int(c)
+	}
+	return n
+}
+
 // overlay holds the deltas of the nodes the plan touches, by index in
 // Request.Nodes, so the placement loop never hashes a node ID.
 type overlay struct {

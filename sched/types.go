@@ -31,6 +31,13 @@ type Node struct {
 	Meta       map[string]string `json:"Meta,omitempty"`
 	Status     string            `json:"Status"`
 	Eligible   bool              `json:"Eligible"`
+	// Class is the node's class (Nomad's node_class), read by constraints
+	// as ${node.class}; empty when the agent declares none.
+	Class string `json:"Class,omitempty"`
+	// ComputedClass is ComputeClass(node), kept up to date by the
+	// coordinator when the node registers or changes. Schedule checks
+	// constraints once per computed class; empty: once per node.
+	ComputedClass string `json:"ComputedClass,omitempty"`
 }
 
 // Desired statuses of an allocation (set by the coordinator).

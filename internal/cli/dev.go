@@ -103,12 +103,13 @@ func waitLeader(ctx context.Context, srv *coordinator.Server, max time.Duration)
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for srv.Leader() == "" {
+	// Ready: a leader, and the cluster CA it creates (agents pin it).
+	for srv.Leader() == "" || srv.CAPin() == "" {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline.C:
-			return errors.New("no Raft leader after 30s")
+			return fmt.Errorf("no Raft leader (and cluster CA) after %s", max)
 		case <-tick.C:
 		}
 	}

@@ -140,8 +140,12 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "==> Strata server started\n")
 	fmt.Fprintf(env.Stdout, "    HTTP API:  http://%s\n", sv.httpAddr)
 	fmt.Fprintf(env.Stdout, "    Raft:      %s\n", sv.srv.RaftAddr())
-	fmt.Fprintf(env.Stdout, "    Agents:    %s (quic), CA pin %s\n", sv.srv.AgentAddr(), sv.srv.CAPin())
 	fmt.Fprintf(env.Stdout, "    DNS:       %s\n", sv.dnsAddr)
+	// The CA pin exists once the cluster has a leader (it creates the CA).
+	if err := waitLeader(ctx, sv.srv, 24*time.Hour); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "    Agents:    %s (quic), CA pin %s\n", sv.srv.AgentAddr(), sv.srv.CAPin())
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(env.Stdout, "==> Strata server stopping")
