@@ -163,6 +163,7 @@ func (s *Server) process(ctx context.Context, e *Eval) error {
 		if err != nil {
 			return err
 		}
+		req.Attempt = snapshot // a re-plan draws new allocation IDs
 		plan, err := sched.Schedule(req)
 		if err != nil {
 			return s.finishEval(e, EvalComplete, nil, fmt.Errorf("scheduler: %w", err))

@@ -504,6 +504,11 @@ func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd, fx *effects) error {
 		fx.wrote(a)
 	}
 	for _, p := range c.Place {
+		if existing, err := fx.alloc(tx, p.ID); err != nil {
+			return err
+		} else if existing != nil {
+			continue // an allocation ID is placed once; never overwrite one
+		}
 		a := &Alloc{Allocation: *p}
 		a.CreateIndex, a.ModifyIndex = index, index
 		if err := putAlloc(tx, a); err != nil {

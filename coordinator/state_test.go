@@ -296,3 +296,24 @@ func TestCorruptSnapshotRefusedAtStart(t *testing.T) {
 		t.Fatalf("start with a corrupt snapshot: %v; want ErrCorruptState naming %s", err, filepath.Dir(states[0]))
 	}
 }
+
+// A placement never overwrites an existing allocation ID.
+func TestPlacementNeverOverwritesAnAllocation(t *testing.T) {
+	s, _ := openTestStore(t)
+	f := &fsm{store: s}
+	a := &sched.Allocation{ID: "same", JobID: "j", Group: "g", Index: 5, NodeID: "n1", DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientRunning,
+		Resources: sched.Resources{CPU: 100}}
+	b := *a
+	b.Index = 7
+	f.ApplyBatch(logs(
+		mustCmd(t, cmdPlanApply, &planApplyCmd{Place: []*sched.Allocation{a}}),
+		mustCmd(t, cmdPlanApply, &planApplyCmd{Place: []*sched.Allocation{&b}}),
+	))
+	got, _ := s.Alloc("same")
+	if got.Index != 5 {
+		t.Fatalf("allocation overwritten: index %d, want 5", got.Index)
+	}
+	if s.LiveAllocs() != 1 {
+		t.Fatalf("live allocations = %d, want 1", s.LiveAllocs())
+	}
+}

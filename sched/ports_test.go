@@ -120,7 +120,7 @@ func TestPortsStaticCollisionAcrossPlan(t *testing.T) {
 }
 
 func TestPickDynamicPort(t *testing.T) {
-	r := newRNG("e")
+	r := newRNG("e", 0)
 	onlyFree := func(free int) func(int) bool { return func(v int) bool { return v != free } }
 	for _, free := range []int{MinDynamicPort, 26000, MaxDynamicPort} {
 		if v, ok := pickDynamicPort(r, onlyFree(free)); !ok || v != free {

@@ -33,7 +33,7 @@ func newPlacer(req *Request, asks []*groupAsk) *placer {
 		job:     req.Job,
 		asks:    asks,
 		nodes:   req.Nodes,
-		rng:     newRNG(req.EvalID),
+		rng:     newRNG(req.EvalID, req.Attempt),
 		overlay: newOverlay(len(req.Nodes), len(asks)),
 		reasons: newReasonTable(),
 	}

@@ -324,7 +324,7 @@ func TestFitsAgreesWithFeasibility(t *testing.T) {
 // candidatePorts picks ports for g on n the way the scheduler would, or,
 // when the dynamic range is exhausted, the best Fits could be offered.
 func candidatePorts(n *NodeState, g *groupAsk) []PortMapping {
-	if ports, err := assignPorts(newRNG("c"), n, nil, g); err == nil {
+	if ports, err := assignPorts(newRNG("c", 0), n, nil, g); err == nil {
 		return ports
 	}
 	var out []PortMapping
@@ -395,6 +395,30 @@ func TestClassCacheIsTransparent(t *testing.T) {
 		}
 		if perNode := mustSchedule(t, req); !reflect.DeepEqual(cached, perNode) {
 			t.Fatalf("case %d: plans differ with and without computed classes", i)
+		}
+	}
+}
+
+// A re-plan of the same evaluation (another attempt) draws new
+// allocation IDs: a retry must never reuse an ID an earlier attempt
+// committed.
+func TestAttemptsDrawDistinctIDs(t *testing.T) {
+	job := newJob("web", newGroup("g", 3, newTask("t", "wasm", 100, 64)))
+	req := &Request{EvalID: "e1", Job: job, Nodes: nodes(5)}
+	first := mustSchedule(t, req)
+	again := mustSchedule(t, req)
+	req.Attempt = 42
+	retry := mustSchedule(t, req)
+	seen := map[string]bool{}
+	for i, a := range first.Place {
+		if again.Place[i].ID != a.ID {
+			t.Fatal("the same request must give the same IDs (determinism)")
+		}
+		seen[a.ID] = true
+	}
+	for _, a := range retry.Place {
+		if seen[a.ID] {
+			t.Fatalf("attempt 42 reused allocation ID %s", a.ID)
 		}
 	}
 }

@@ -138,14 +138,14 @@ func inDynamicRange(p int) bool { return p >= MinDynamicPort && p <= MaxDynamicP
 
 // newRNG seeds a PCG generator from the FNV-64a hash of the evaluation ID:
 // the only source of randomness in the package.
-func newRNG(evalID string) *rand.Rand {
+func newRNG(evalID string, attempt uint64) *rand.Rand {
 	const offset64, prime64 = 14695981039346656037, 1099511628211
 	h := uint64(offset64)
 	for i := 0; i < len(evalID); i++ {
 		h ^= uint64(evalID[i])
 		h *= prime64
 	}
-	return rand.New(rand.NewPCG(h, h^0x9e3779b97f4a7c15))
+	return rand.New(rand.NewPCG(h, h^0x9e3779b97f4a7c15^(attempt*prime64)))
 }
 
 // lazyPerm is a Fisher–Yates shuffle of 0..n-1 performed lazily: a

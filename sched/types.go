@@ -112,9 +112,14 @@ type NodeState struct {
 }
 
 // Request is everything one scheduling decision needs. Nothing else is read:
-// no clock, no global randomness (shuffles are seeded from EvalID).
+// no clock, no global randomness (shuffles and allocation IDs are seeded
+// from EvalID and Attempt).
 type Request struct {
-	EvalID     string
+	EvalID string
+	// Attempt distinguishes re-plans of the same evaluation (the
+	// coordinator passes its snapshot index): each draws fresh allocation
+	// IDs, so a retry never reuses an ID an earlier attempt committed.
+	Attempt    uint64
 	Job        *spec.Job // nil or stopped: every allocation is stopped
 	JobVersion uint64
 	Stopped    bool

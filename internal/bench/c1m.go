@@ -136,10 +136,46 @@ func C1M(ctx context.Context, cfg C1MConfig) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
+	// Outside the timed window: every job has exactly Count allocations,
+	// one per index, and every node holds no more than its capacity.
+	if err := verifyC1M(srv.Store(), cfg); err != nil {
+		return err
+	}
 	fmt.Fprintf(cfg.Out, "nodes=%d jobs=%d count=%d\n", cfg.Nodes, cfg.Jobs, cfg.Count)
 	fmt.Fprintf(cfg.Out, "jobs submitted through the API in %s; %d allocations committed in %s\n", submitted.Round(time.Millisecond), got, elapsed.Round(time.Millisecond))
 	fmt.Fprintf(cfg.Out, "peak_rss_mb=%d\n", peakRSSMB())
 	fmt.Fprintf(cfg.Out, "placements_per_sec=%.0f\n", float64(got)/elapsed.Seconds())
+	return nil
+}
+
+func verifyC1M(st *coordinator.Store, cfg C1MConfig) error {
+	for i := range cfg.Jobs {
+		id := c1mJob(i, cfg.Count).ID
+		allocs, err := st.JobAllocs(id)
+		if err != nil {
+			return err
+		}
+		seen := map[int]bool{}
+		for _, a := range allocs {
+			if a.DesiredStatus != sched.DesiredRun {
+				continue
+			}
+			if seen[a.Index] {
+				return fmt.Errorf("verify: job %s has index %d twice", id, a.Index)
+			}
+			seen[a.Index] = true
+		}
+		if len(seen) != cfg.Count {
+			return fmt.Errorf("verify: job %s has %d allocations, want %d", id, len(seen), cfg.Count)
+		}
+	}
+	nodes, _ := st.NodeStates()
+	for _, ns := range nodes {
+		if ns.Used.CPU > ns.Node.Capacity.CPU || ns.Used.MemoryMB > ns.Node.Capacity.MemoryMB {
+			return fmt.Errorf("verify: node %s overcommitted: %+v of %+v", ns.Node.Name, ns.Used, ns.Node.Capacity)
+		}
+	}
+	fmt.Fprintf(cfg.Out, "verified: %d jobs with exactly %d allocations each, one per index; no node overcommitted\n", cfg.Jobs, cfg.Count)
 	return nil
 }
 
