@@ -8,19 +8,55 @@ import (
 // these constants save other packages from spelling them.
 const (
 	JobTypeService = "service"
+	JobTypeBatch   = "batch"
+	JobTypeSystem  = "system"
 
 	DriverWasm   = "wasm"
 	DriverDocker = "docker"
 
 	ModeHTTP     = "http"
-	ModeCommand  = "command"  // not supported yet
-	ModeListener = "listener" // not supported yet
+	ModeCommand  = "command"
+	ModeListener = "listener"
 
 	CheckHTTP = "http"
 	CheckTCP  = "tcp"
 
 	RestartFail  = "fail"
 	RestartDelay = "delay"
+
+	DelayConstant    = "constant"
+	DelayExponential = "exponential"
+	DelayFibonacci   = "fibonacci"
+
+	ReconcileBestScore       = "best_score"
+	ReconcileKeepOriginal    = "keep_original"
+	ReconcileKeepReplacement = "keep_replacement"
+	ReconcileLongestRunning  = "longest_running"
+
+	HookPrestart  = "prestart"
+	HookPoststart = "poststart"
+	HookPoststop  = "poststop"
+)
+
+// Constraint and affinity operators (Nomad's). Canonicalize turns
+// "set_contains_all", Nomad's affinity spelling, into OpSetContains.
+const (
+	OpEqual          = "="
+	OpNotEqual       = "!="
+	OpGreater        = ">"
+	OpGreaterEqual   = ">="
+	OpLess           = "<"
+	OpLessEqual      = "<="
+	OpRegexp         = "regexp"
+	OpSetContains    = "set_contains"
+	OpSetContainsAny = "set_contains_any"
+	OpVersion        = "version"
+	OpSemver         = "semver"
+	OpIsSet          = "is_set"
+	OpIsNotSet       = "is_not_set"
+	OpDistinctHosts  = "distinct_hosts"
+
+	opSetContainsAll = "set_contains_all"
 )
 
 // The defaults table. doc.go repeats it for people; this is the only place
@@ -32,13 +68,42 @@ const (
 	defaultCount         = 1
 	defaultCPU           = 100 // MHz
 	defaultMemoryMB      = 300
-	defaultAttempts      = 2
-	defaultInterval      = 30 * time.Minute
-	defaultDelay         = 15 * time.Second
-	defaultRestartMode   = RestartFail
 	defaultCheckInterval = 10 * time.Second
 	defaultCheckTimeout  = 2 * time.Second // or the interval, if shorter
+	defaultKillTimeout   = 5 * time.Second
+	defaultOperator      = OpEqual
+	defaultWeight        = 50 // affinity and spread
+	defaultReconcile     = ReconcileBestScore
+	defaultReplace       = true
 )
+
+// defaultUpdate is the rolling update of service and system groups.
+var defaultUpdate = Update{
+	MaxParallel:     1,
+	Stagger:         Duration(30 * time.Second),
+	MinHealthyTime:  Duration(10 * time.Second),
+	HealthyDeadline: Duration(5 * time.Minute),
+}
+
+// defaultRestart is Nomad's restart policy by job type.
+func defaultRestart(jobType string) RestartPolicy {
+	if jobType == JobTypeBatch {
+		return RestartPolicy{Attempts: 3, Interval: Duration(24 * time.Hour), Delay: Duration(15 * time.Second), Mode: RestartFail}
+	}
+	return RestartPolicy{Attempts: 2, Interval: Duration(30 * time.Minute), Delay: Duration(15 * time.Second), Mode: RestartFail}
+}
+
+// defaultReschedule is Nomad's reschedule policy by job type; system jobs
+// have none (they run on every node).
+func defaultReschedule(jobType string) *Reschedule {
+	switch jobType {
+	case JobTypeSystem:
+		return nil
+	case JobTypeBatch:
+		return &Reschedule{Attempts: 1, Interval: Duration(24 * time.Hour), Delay: Duration(5 * time.Second), DelayFunction: DelayConstant}
+	}
+	return &Reschedule{Delay: Duration(30 * time.Second), DelayFunction: DelayExponential, MaxDelay: Duration(time.Hour), Unlimited: true}
+}
 
 // Canonicalize fills defaults in place and turns empty lists and maps into
 // nil, so that a job survives a JSON round trip unchanged. It is
@@ -46,11 +111,15 @@ const (
 // Validate to report.
 //
 // A typed job cannot tell "absent" from zero, so Canonicalize fills only
-// fields whose zero value is never valid (Type, Region, Priority, CPU,
-// MemoryMB, a nil Restart, Restart.Interval and Mode, Service.Name,
-// Check.Interval and Timeout). Group.Count, Restart.Attempts and
-// Restart.Delay mean something at zero: JSON clients send them, and Parse
-// fills them only when the file leaves them out.
+// fields whose zero value is never valid (see the defaults table in the
+// package documentation: "absent / 0"). Fields that mean something at zero
+// (Group.Count, Restart.Attempts, Update.MaxParallel, ...) are filled by
+// Parse only, when the file leaves them out.
+//
+// Inheritance is resolved here too, so that consumers read one place: a
+// task's restart policy is its own over its group's over the job type's
+// default; a service or system group's update strategy is its own over the
+// job's over the default.
 func Canonicalize(j *Job) {
 	if j != nil {
 		canonicalize(j, nil)
@@ -61,41 +130,89 @@ func Canonicalize(j *Job) {
 // file. It is nil for a job that did not come from HCL.
 type present func(key string) bool
 
-// canonicalize is the one place defaults are applied. With present == nil
-// a field is unset when it is zero and zero is invalid for it; with a
-// present func (Parse), a field is unset when the file does not write it,
-// so an explicit "priority = 0" stays 0 and Validate reports it.
-func canonicalize(j *Job, written present) {
-	unset := func(at loc, zero, zeroValid bool) bool {
-		if written != nil {
-			return !written(at.key)
-		}
-		return zero && !zeroValid
+// canon applies defaults. With written == nil a field is unset when it is
+// zero and zero is invalid for it; with a written func (Parse), a field is
+// unset when the file does not write it, so an explicit "priority = 0"
+// stays 0 and Validate reports it.
+type canon struct{ written present }
+
+func (c canon) unset(at loc, zero, zeroValid bool) bool {
+	if c.written != nil {
+		return !c.written(at.key)
 	}
+	return zero && !zeroValid
+}
+
+// canonicalize is the one place defaults are applied.
+func canonicalize(j *Job, written present) {
+	c := canon{written}
 	root := rootLoc()
 
-	if unset(root.attr("type"), j.Type == "", false) {
+	if c.unset(root.attr("type"), j.Type == "", false) {
 		j.Type = defaultType
 	}
-	if unset(root.attr("region"), j.Region == "", false) {
+	if c.unset(root.attr("region"), j.Region == "", false) {
 		j.Region = defaultRegion
 	}
-	if unset(root.attr("priority"), j.Priority == 0, false) {
+	if c.unset(root.attr("priority"), j.Priority == 0, false) {
 		j.Priority = defaultPriority
 	}
 	j.Datacenters = nilIfEmpty(j.Datacenters)
 	j.Meta = nilIfEmptyMap(j.Meta)
+	j.Constraints = c.constraints(root, j.Constraints)
+	j.Affinities = c.affinities(root, j.Affinities)
+	j.Spreads = c.spreads(root, j.Spreads)
+	if j.Update != nil {
+		c.update(j.Update, root.single("update"), &defaultUpdate)
+	}
 	j.Groups = nilIfEmpty(j.Groups)
 
+	restart := defaultRestart(j.Type)
 	for gi, g := range j.Groups {
 		if g == nil {
 			continue
 		}
 		gl := root.block("group", gi, g.Name)
-		if unset(gl.attr("count"), g.Count == 0, true) {
+		if c.unset(gl.attr("count"), g.Count == 0, true) {
 			g.Count = defaultCount
 		}
 		g.Meta = nilIfEmptyMap(g.Meta)
+		g.Constraints = c.constraints(gl, g.Constraints)
+		g.Affinities = c.affinities(gl, g.Affinities)
+		g.Spreads = c.spreads(gl, g.Spreads)
+
+		groupRestart := &restart
+		if g.Restart != nil {
+			c.restart(g.Restart, gl.single("restart"), &restart)
+			groupRestart = g.Restart
+		}
+		if def := defaultReschedule(j.Type); g.Reschedule == nil {
+			g.Reschedule = def
+		} else if def != nil {
+			c.reschedule(g.Reschedule, gl.single("reschedule"), def)
+		}
+		parentUpdate := &defaultUpdate
+		if j.Update != nil {
+			parentUpdate = j.Update
+		}
+		switch {
+		case g.Update != nil:
+			c.update(g.Update, gl.single("update"), parentUpdate)
+		case j.Type != JobTypeBatch:
+			u := *parentUpdate
+			g.Update = &u
+		}
+		if d := g.Disconnect; d != nil {
+			if d.Replace == nil {
+				r := defaultReplace
+				d.Replace = &r
+			}
+			if c.unset(gl.single("disconnect").attr("reconcile"), d.Reconcile == "", false) {
+				d.Reconcile = defaultReconcile
+			}
+		}
+		g.Networks = networks(g.Networks)
+		g.Services = c.services(gl, g.Services, j.ID+"-"+g.Name)
 		g.Tasks = nilIfEmpty(g.Tasks)
 
 		for ti, t := range g.Tasks {
@@ -104,75 +221,187 @@ func canonicalize(j *Job, written present) {
 			}
 			tl := gl.block("task", ti, t.Name)
 			t.Config.Args = nilIfEmpty(t.Config.Args)
+			t.Config.Mounts = nilIfEmpty(t.Config.Mounts)
+			t.Config.Ports = nilIfEmpty(t.Config.Ports)
 			t.Env = nilIfEmptyMap(t.Env)
 			t.Meta = nilIfEmptyMap(t.Meta)
 
 			if t.Restart == nil {
-				t.Restart = &RestartPolicy{
-					Attempts: defaultAttempts,
-					Interval: Duration(defaultInterval),
-					Delay:    Duration(defaultDelay),
-					Mode:     defaultRestartMode,
-				}
+				r := *groupRestart
+				t.Restart = &r
 			} else {
-				r, rl := t.Restart, tl.single("restart")
-				if unset(rl.attr("attempts"), r.Attempts == 0, true) {
-					r.Attempts = defaultAttempts
-				}
-				if unset(rl.attr("interval"), r.Interval == 0, false) {
-					r.Interval = Duration(defaultInterval)
-				}
-				if unset(rl.attr("delay"), r.Delay == 0, true) {
-					r.Delay = Duration(defaultDelay)
-				}
-				if unset(rl.attr("mode"), r.Mode == "", false) {
-					r.Mode = defaultRestartMode
-				}
+				c.restart(t.Restart, tl.single("restart"), groupRestart)
 			}
 
 			res, rl := &t.Resources, tl.single("resources")
-			if unset(rl.attr("cpu"), res.CPU == 0, false) {
+			if c.unset(rl.attr("cpu"), res.CPU == 0, false) {
 				res.CPU = defaultCPU
 			}
-			if unset(rl.attr("memory"), res.MemoryMB == 0, false) {
+			if c.unset(rl.attr("memory"), res.MemoryMB == 0, false) {
 				res.MemoryMB = defaultMemoryMB
 			}
-			res.Networks = nilIfEmpty(res.Networks)
-			for _, n := range res.Networks {
-				if n != nil {
-					n.Ports = nilIfEmpty(n.Ports)
-				}
+			res.Networks = networks(res.Networks)
+			t.Services = c.services(tl, t.Services, j.ID+"-"+g.Name+"-"+t.Name)
+			if c.unset(tl.attr("kill_timeout"), t.KillTimeout == 0, false) {
+				t.KillTimeout = Duration(defaultKillTimeout)
 			}
+		}
+	}
+}
 
-			t.Services = nilIfEmpty(t.Services)
-			for si, s := range t.Services {
-				if s == nil {
-					continue
-				}
-				sl := tl.nth("service", si)
-				if unset(sl.attr("name"), s.Name == "", false) {
-					s.Name = j.ID + "-" + g.Name + "-" + t.Name
-				}
-				s.Tags = nilIfEmpty(s.Tags)
-				s.Checks = nilIfEmpty(s.Checks)
-				for ci, c := range s.Checks {
-					if c == nil {
-						continue
-					}
-					cl := sl.nth("check", ci)
-					if unset(cl.attr("interval"), c.Interval == 0, false) {
-						c.Interval = Duration(defaultCheckInterval)
-					}
-					if unset(cl.attr("timeout"), c.Timeout == 0, false) {
-						c.Timeout = Duration(defaultCheckTimeout)
-						if c.Interval > 0 && c.Interval < c.Timeout {
-							c.Timeout = c.Interval
-						}
-					}
+// restart fills r's unset fields from parent.
+func (c canon) restart(r *RestartPolicy, at loc, parent *RestartPolicy) {
+	if c.unset(at.attr("attempts"), r.Attempts == 0, true) {
+		r.Attempts = parent.Attempts
+	}
+	if c.unset(at.attr("interval"), r.Interval == 0, false) {
+		r.Interval = parent.Interval
+	}
+	if c.unset(at.attr("delay"), r.Delay == 0, true) {
+		r.Delay = parent.Delay
+	}
+	if c.unset(at.attr("mode"), r.Mode == "", false) {
+		r.Mode = parent.Mode
+	}
+}
+
+// update fills u's unset fields from parent.
+func (c canon) update(u *Update, at loc, parent *Update) {
+	if c.unset(at.attr("max_parallel"), u.MaxParallel == 0, true) {
+		u.MaxParallel = parent.MaxParallel
+	}
+	if c.unset(at.attr("stagger"), u.Stagger == 0, false) {
+		u.Stagger = parent.Stagger
+	}
+	if c.unset(at.attr("min_healthy_time"), u.MinHealthyTime == 0, true) {
+		u.MinHealthyTime = parent.MinHealthyTime
+	}
+	if c.unset(at.attr("healthy_deadline"), u.HealthyDeadline == 0, false) {
+		u.HealthyDeadline = parent.HealthyDeadline
+	}
+	if c.unset(at.attr("canary"), u.Canary == 0, true) {
+		u.Canary = parent.Canary
+	}
+	if c.unset(at.attr("auto_revert"), !u.AutoRevert, true) {
+		u.AutoRevert = parent.AutoRevert
+	}
+	if c.unset(at.attr("auto_promote"), !u.AutoPromote, true) {
+		u.AutoPromote = parent.AutoPromote
+	}
+}
+
+// reschedule fills r's unset fields from the job type's default.
+//
+// One departure from a plain merge: a file that writes attempts > 0 but
+// not unlimited gets unlimited = false. Merged with the service default
+// (unlimited = true) it would be the contradiction Validate rejects, which
+// is Nomad's behaviour and a trap nobody means to set.
+func (c canon) reschedule(r *Reschedule, at loc, def *Reschedule) {
+	if c.unset(at.attr("attempts"), r.Attempts == 0, true) {
+		r.Attempts = def.Attempts
+	}
+	if c.unset(at.attr("interval"), r.Interval == 0, true) {
+		r.Interval = def.Interval
+	}
+	if c.unset(at.attr("delay"), r.Delay == 0, false) {
+		r.Delay = def.Delay
+	}
+	if c.unset(at.attr("delay_function"), r.DelayFunction == "", false) {
+		r.DelayFunction = def.DelayFunction
+	}
+	if c.unset(at.attr("max_delay"), r.MaxDelay == 0, r.DelayFunction == DelayConstant) {
+		r.MaxDelay = def.MaxDelay
+	}
+	if c.unset(at.attr("unlimited"), !r.Unlimited, true) {
+		r.Unlimited = def.Unlimited && !(c.written != nil && c.written(at.attr("attempts").key) && r.Attempts > 0)
+	}
+}
+
+func (c canon) constraints(at loc, cs []*Constraint) []*Constraint {
+	for i, k := range cs {
+		if k == nil {
+			continue
+		}
+		if c.unset(at.nth("constraint", i).attr("operator"), k.Operator == "", false) {
+			k.Operator = defaultOperator
+		}
+		if k.Operator == opSetContainsAll {
+			k.Operator = OpSetContains
+		}
+	}
+	return nilIfEmpty(cs)
+}
+
+func (c canon) affinities(at loc, as []*Affinity) []*Affinity {
+	for i, a := range as {
+		if a == nil {
+			continue
+		}
+		al := at.nth("affinity", i)
+		if c.unset(al.attr("operator"), a.Operator == "", false) {
+			a.Operator = defaultOperator
+		}
+		if a.Operator == opSetContainsAll {
+			a.Operator = OpSetContains
+		}
+		if c.unset(al.attr("weight"), a.Weight == 0, false) {
+			a.Weight = defaultWeight
+		}
+	}
+	return nilIfEmpty(as)
+}
+
+func (c canon) spreads(at loc, ss []*Spread) []*Spread {
+	for i, s := range ss {
+		if s == nil {
+			continue
+		}
+		if c.unset(at.nth("spread", i).attr("weight"), s.Weight == 0, false) {
+			s.Weight = defaultWeight
+		}
+		s.Targets = nilIfEmpty(s.Targets)
+	}
+	return nilIfEmpty(ss)
+}
+
+func networks(ns []*Network) []*Network {
+	for _, n := range ns {
+		if n != nil {
+			n.Ports = nilIfEmpty(n.Ports)
+		}
+	}
+	return nilIfEmpty(ns)
+}
+
+// services fills names (derived: the default name) and check timings.
+func (c canon) services(at loc, ss []*Service, derived string) []*Service {
+	for si, s := range ss {
+		if s == nil {
+			continue
+		}
+		sl := at.nth("service", si)
+		if c.unset(sl.attr("name"), s.Name == "", false) {
+			s.Name = derived
+		}
+		s.Tags = nilIfEmpty(s.Tags)
+		s.Checks = nilIfEmpty(s.Checks)
+		for ci, k := range s.Checks {
+			if k == nil {
+				continue
+			}
+			cl := sl.nth("check", ci)
+			if c.unset(cl.attr("interval"), k.Interval == 0, false) {
+				k.Interval = Duration(defaultCheckInterval)
+			}
+			if c.unset(cl.attr("timeout"), k.Timeout == 0, false) {
+				k.Timeout = Duration(defaultCheckTimeout)
+				if k.Interval > 0 && k.Interval < k.Timeout {
+					k.Timeout = k.Interval
 				}
 			}
 		}
 	}
+	return nilIfEmpty(ss)
 }
 
 func nilIfEmpty[S ~[]E, E any](s S) S {

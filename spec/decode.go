@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -10,28 +11,29 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 )
 
-// decodeBody decodes body into the raw struct *v, as gohcl.DecodeBody does
-// and with the same `hcl:"..."` tags and the same diagnostics, except that a
-// singleton block written twice still decodes its first copy.
+// decoder decodes HCL blocks into the raw structs, as gohcl.DecodeBody
+// does and with the same `hcl:"..."` tags and the same diagnostics, except
+// that a singleton block written twice still decodes its first copy,
+// attributes are evaluated in sc (var.*, with its messages), and an
+// attribute field of type hcl.Expression gets the expression unevaluated
+// (nil when absent).
 //
 // Why not gohcl.DecodeBody itself: it rebuilds the schema and the field tags
 // of every struct for every block it decodes (seven maps per call, several
 // calls per block), which was half of Parse's allocations on a 1,000-task
 // job. Here the plan of each raw struct type is built once, with
-// gohcl.ImpliedBodySchema; attribute values still go through
-// gohcl.DecodeExpression. Only the tag kinds the raw structs use are known:
-// label, optional, block (a pointer or a slice of pointers to a struct),
-// body, def_range and remain (hcl.Attributes).
-func decodeBody(body hcl.Body, v any) hcl.Diagnostics {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
-		panic(fmt.Sprintf("spec: decodeBody needs a pointer to a struct, not %T", v))
-	}
-	return decodeStruct(body, rv.Elem())
-}
+// gohcl.ImpliedBodySchema; attribute values go through scope.decode
+// (gohcl.DecodeExpression, after a fast path for literals). Only the tag
+// kinds the raw structs use are known: label, optional, block (a pointer or
+// a slice of pointers to a struct), body, def_range and remain
+// (hcl.Attributes).
+type decoder struct{ sc *scope }
+
+var exprType = reflect.TypeFor[hcl.Expression]()
 
 type decodePlan struct {
 	schema   *hcl.BodySchema
+	expected string // the attributes and blocks that belong here, for messages
 	attrs    []planField
 	blocks   []planBlock
 	labels   []int
@@ -43,6 +45,7 @@ type decodePlan struct {
 type planField struct {
 	name string
 	idx  int
+	expr bool // an hcl.Expression field: not evaluated
 }
 
 type planBlock struct {
@@ -69,7 +72,7 @@ func planFor(t reflect.Type) *decodePlan {
 		name, kind, _ := strings.Cut(tag, ",")
 		switch kind {
 		case "", "attr", "optional":
-			p.attrs = append(p.attrs, planField{name, i})
+			p.attrs = append(p.attrs, planField{name: name, idx: i, expr: f.Type == exprType})
 		case "label":
 			p.labels = append(p.labels, i)
 		case "block":
@@ -92,11 +95,12 @@ func planFor(t reflect.Type) *decodePlan {
 			panic(fmt.Sprintf("spec: tag kind %q of %s.%s is not supported", kind, t, f.Name))
 		}
 	}
+	p.expected = expected(schema, p.remain >= 0)
 	actual, _ := plans.LoadOrStore(t, p)
 	return actual.(*decodePlan)
 }
 
-func decodeStruct(body hcl.Body, v reflect.Value) hcl.Diagnostics {
+func (d decoder) decodeStruct(body hcl.Body, v reflect.Value) hcl.Diagnostics {
 	p := planFor(v.Type())
 	var content *hcl.BodyContent
 	var rest hcl.Body
@@ -105,6 +109,11 @@ func decodeStruct(body hcl.Body, v reflect.Value) hcl.Diagnostics {
 		content, rest, diags = body.PartialContent(p.schema)
 	} else {
 		content, diags = body.Content(p.schema)
+	}
+	for _, d := range diags {
+		if d.Summary == "Unsupported argument" || d.Summary == "Unsupported block type" {
+			d.Detail += p.expected
+		}
 	}
 	if content == nil {
 		return diags
@@ -118,8 +127,13 @@ func decodeStruct(body hcl.Body, v reflect.Value) hcl.Diagnostics {
 		v.Field(p.remain).Set(reflect.ValueOf(attrs))
 	}
 	for _, a := range p.attrs {
-		if attr := content.Attributes[a.name]; attr != nil {
-			diags = append(diags, decodeExpr(attr.Expr, v.Field(a.idx).Addr().Interface())...)
+		attr := content.Attributes[a.name]
+		switch {
+		case attr == nil:
+		case a.expr:
+			v.Field(a.idx).Set(reflect.ValueOf(&attr.Expr).Elem())
+		default:
+			diags = append(diags, d.sc.decode(attr.Expr, v.Field(a.idx).Addr().Interface())...)
 		}
 	}
 	if len(p.blocks) == 0 {
@@ -141,7 +155,7 @@ func decodeStruct(body hcl.Body, v reflect.Value) hcl.Diagnostics {
 		}
 		for _, blk := range blocks {
 			ev := reflect.New(b.elem)
-			diags = append(diags, decodeBlock(blk, ev.Elem())...)
+			diags = append(diags, d.decodeBlock(blk, ev.Elem())...)
 			f := v.Field(b.idx)
 			if b.slice {
 				f.Set(reflect.Append(f, ev))
@@ -153,8 +167,8 @@ func decodeStruct(body hcl.Body, v reflect.Value) hcl.Diagnostics {
 	return diags
 }
 
-func decodeBlock(blk *hcl.Block, v reflect.Value) hcl.Diagnostics {
-	diags := decodeStruct(blk.Body, v)
+func (d decoder) decodeBlock(blk *hcl.Block, v reflect.Value) hcl.Diagnostics {
+	diags := d.decodeStruct(blk.Body, v)
 	p := planFor(v.Type())
 	for i, idx := range p.labels {
 		if i < len(blk.Labels) {
@@ -167,14 +181,32 @@ func decodeBlock(blk *hcl.Block, v reflect.Value) hcl.Diagnostics {
 	return diags
 }
 
-// decodeExpr is gohcl.DecodeExpression without its echo: when evaluating
-// the expression already failed ("Variables not allowed"), gohcl adds
-// "Unsuitable value type: value must be known" for the same spot; that one
-// is dropped.
-func decodeExpr(expr hcl.Expression, v any) hcl.Diagnostics {
-	ds := gohcl.DecodeExpression(expr, nil, v)
-	if n := len(ds); n > 1 && ds[:n-1].HasErrors() && ds[n-1].Summary == "Unsuitable value type" {
-		ds = ds[:n-1]
+// expected lists what belongs in a body of the schema: " Arguments here:
+// a, b. Blocks here: c." (remain: the body also takes any argument).
+func expected(schema *hcl.BodySchema, remain bool) string {
+	var attrs, blocks []string
+	for _, a := range schema.Attributes {
+		attrs = append(attrs, a.Name)
 	}
-	return ds
+	for _, b := range schema.Blocks {
+		if !slices.Contains(blocks, b.Type) {
+			blocks = append(blocks, b.Type)
+		}
+	}
+	slices.Sort(attrs)
+	slices.Sort(blocks)
+	var b strings.Builder
+	switch {
+	case remain:
+	case len(attrs) == 0:
+		b.WriteString(" No arguments belong here.")
+	default:
+		b.WriteString(" Arguments here: " + strings.Join(attrs, ", ") + ".")
+	}
+	if len(blocks) == 0 {
+		b.WriteString(" No blocks belong here.")
+	} else {
+		b.WriteString(" Blocks here: " + strings.Join(blocks, ", ") + ".")
+	}
+	return b.String()
 }

@@ -27,7 +27,9 @@ func parseFile(t testing.TB, path string) *Job {
 }
 
 // FuzzParse: Parse never panics; it returns either a job that is valid,
-// canonical and survives JSON, or Diagnostics that format.
+// canonical and survives JSON, or Diagnostics that format. FormatSource
+// never panics either, is idempotent, and does not change what a file
+// means.
 func FuzzParse(f *testing.F) {
 	for _, path := range testFiles(f) {
 		src, err := os.ReadFile(path)
@@ -46,14 +48,34 @@ func FuzzParse(f *testing.F) {
 			if err := ds.Format(io.Discard, map[string][]byte{"fuzz.hcl": src}, true); err != nil {
 				t.Fatal(err)
 			}
+		} else {
+			checkCanonicalRoundTrip(t, job)
+		}
+
+		out, ferr := FormatSource("fuzz.hcl", src)
+		if ferr != nil {
 			return
 		}
-		checkCanonicalRoundTrip(t, job)
+		again, err := FormatSource("fuzz.hcl", out)
+		if err != nil || !bytes.Equal(out, again) {
+			t.Fatalf("FormatSource is not idempotent (%v):\n%q\n%q", err, out, again)
+		}
+		if job == nil {
+			return
+		}
+		formatted, err := Parse("fuzz.hcl", out)
+		if err != nil {
+			t.Fatalf("formatting broke a valid file: %v\n%q\n%q", err, src, out)
+		}
+		if a, b := mustJSON(t, job), mustJSON(t, formatted); !bytes.Equal(a, b) {
+			t.Fatalf("formatting changed the job:\n%s\n%s", a, b)
+		}
 	})
 }
 
 // bigJob writes a job of groups × tasks tasks, each with a config, env,
-// restart, resources with a port, and a service with a check.
+// restart, resources with a port, and a service with a check. Port labels
+// are unique in a group, as the tasks of a group share a node.
 func bigJob(groups, tasks int) []byte {
 	var b bytes.Buffer
 	b.WriteString("job \"big\" {\n  datacenters = [\"dc1\", \"dc2\"]\n")
@@ -79,12 +101,12 @@ func bigJob(groups, tasks int) []byte {
         cpu    = 200
         memory = 64
         network {
-          port "http" {}
+          port "http%d" {}
         }
       }
       service {
         tags = ["t%d"]
-        port = "http"
+        port = "http%d"
         check {
           type     = "http"
           path     = "/health"
@@ -92,7 +114,7 @@ func bigJob(groups, tasks int) []byte {
         }
       }
     }
-`, t, t, g, t, t, t)
+`, t, t, g, t, t, t, t, t)
 		}
 		b.WriteString("  }\n")
 	}

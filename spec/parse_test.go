@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -64,11 +65,14 @@ func render(t *testing.T, path string, src []byte) []byte {
 		}
 		t.Fatalf("Parse(%s): %v\n%s", name, err, buf.String())
 	}
-	out, err := json.MarshalIndent(job, "", "  ")
-	if err != nil {
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false) // ">= 1.2" stays readable
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(job); err != nil {
 		t.Fatal(err)
 	}
-	return append(out, '\n')
+	return out.Bytes()
 }
 
 func TestGolden(t *testing.T) {
@@ -159,11 +163,20 @@ func TestParseRanges(t *testing.T) {
 		{"bad-missing-driver.hcl", "Missing driver", `task "hello"`, 3},
 		{"bad-duplicate-task.hcl", "Duplicate task", `task "hello"`, 10},
 		{"bad-wrong-type.hcl", "Unsuitable value type", `three`, 3},
-		{"bad-unknown-block.hcl", "Unsupported block type", "constraint", 4},
+		{"bad-unknown-block.hcl", "Unsupported block type", "vault", 4},
 		{"bad-names.hcl", "Invalid priority", "0", 2},
 		{"bad-names.hcl", "Invalid service name", `"Web_Frontend"`, 17},
 		{"bad-names.hcl", "Duplicate group", `group "web"`, 22},
 		{"bad-checks.hcl", "Missing check path", "check", 17},
+		{"bad-variables.hcl", "Undefined variable", "var.prio", 25},
+		{"bad-variables.hcl", "Duplicate variable", `variable "count"`, 5},
+		{"bad-interpolation.hcl", "Ambiguous $ before a reference", "STRATA_TASK_NAME", 23},
+		{"bad-interpolation.hcl", "Unknown variable", "attr", 8},
+		{"bad-placement.hcl", "Invalid reference", `"${foo.bar}"`, 3},
+		{"bad-placement.hcl", "Duplicate spread target", `target "dc1"`, 38},
+		{"bad-ports.hcl", "Duplicate port", `port "http"`, 24},
+		{"bad-strategies.hcl", "Ambiguous reschedule policy", "true", 18},
+		{"bad-system.hcl", "Reschedule not allowed", "reschedule", 17},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file+"/"+tt.summary, func(t *testing.T) {
@@ -366,7 +379,7 @@ func TestParseRangeOfDuplicateLabel(t *testing.T) {
 
 func TestIndexLookup(t *testing.T) {
 	r := func(b int) hcl.Range { return hcl.Range{Start: hcl.Pos{Byte: b}, End: hcl.Pos{Byte: b + 1}} }
-	ix := index{
+	ix := index{ranges: map[string]hcl.Range{
 		"job":                            r(0),
 		"job > group[0]":                 r(10),
 		"job > group[0] > count":         r(20),
@@ -374,7 +387,7 @@ func TestIndexLookup(t *testing.T) {
 		"job > datacenters[1]":           r(40),
 		"job > group[0] > task[0]":       r(50),
 		"job > group[0] > task[0] > env": r(60),
-	}
+	}}
 	for key, want := range map[string]int{
 		"job > group[0] > count":                     20, // exact
 		"job > group[0] > meta":                      10, // missing attribute: its block
@@ -389,14 +402,16 @@ func TestIndexLookup(t *testing.T) {
 			t.Errorf("lookup(%q) = %d, %v; want %d", key, got.Start.Byte, ok, want)
 		}
 	}
-	if _, ok := (index{}).lookup("job > x"); ok {
+	if _, ok := newIndex(0).lookup("job > x"); ok {
 		t.Error("lookup in an empty index found something")
 	}
 }
 
 func TestRangeSet(t *testing.T) {
 	rng := func(a, b int) *hcl.Range { return &hcl.Range{Start: hcl.Pos{Byte: a}, End: hcl.Pos{Byte: b}} }
-	s := newRangeSet(Diagnostics{{Range: rng(50, 60)}, {Range: rng(10, 40)}, {Range: nil}, {Range: rng(12, 13)}, {Range: rng(70, 70)}})
+	other := rng(40, 50)
+	other.Filename = "vars.hcl"
+	s := newRangeSet("", Diagnostics{{Range: rng(50, 60)}, {Range: rng(10, 40)}, {Range: nil}, {Range: rng(12, 13)}, {Range: rng(70, 70)}, {Range: other}}, nil)
 	for _, tt := range []struct {
 		a, b int
 		want bool
@@ -407,5 +422,78 @@ func TestRangeSet(t *testing.T) {
 		if got := s.overlaps(*rng(tt.a, tt.b)); got != tt.want {
 			t.Errorf("overlaps(%d-%d) = %v, want %v", tt.a, tt.b, got, tt.want)
 		}
+	}
+}
+
+// Attributes are found through the block that holds them, list elements
+// through their list.
+func TestIndexThroughBlocks(t *testing.T) {
+	src := []byte("job \"j\" {\n  datacenters = [\"a\", \"b\"]\n  priority = 5\n}\n")
+	f, ds := hclsyntax.ParseConfig(src, "j.hcl", hcl.InitialPos)
+	if ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	blk := f.Body.(*hclsyntax.Body).Blocks[0]
+	ix := newIndex(1)
+	c := &converter{ix: ix}
+	c.block(rootLoc(), blk.DefRange(), blk.Body)
+	for key, want := range map[string]string{
+		"job":                  `job "j"`,
+		"job > priority":       "5",
+		"job > datacenters":    `["a", "b"]`,
+		"job > datacenters[1]": `"b"`,
+		"job > datacenters[2]": `["a", "b"]`, // no such element: the list
+		"job > region":         `job "j"`,    // not written: the block
+	} {
+		r, ok := ix.lookup(key)
+		if got := string(r.SliceBytes(src)); !ok || got != want {
+			t.Errorf("lookup(%q) = %q, %v; want %q", key, got, ok, want)
+		}
+	}
+	if ix.has("job > region") || !ix.has("job > priority") || ix.has("job > datacenters[2]") {
+		t.Error("has() is not exact")
+	}
+}
+
+// hclsyntax recurses once per nesting level and a Go stack overflow kills
+// the process, so what could nest deeper than maxNesting is refused
+// before parsing, with a position; 1 MiB of "(" would otherwise crash.
+func TestParseDeepNesting(t *testing.T) {
+	for _, pat := range []string{"(", "[", "{a=", `"${`, "-", "!", "- !", "a?a:", "f(", "<<EOT\n${"} {
+		t.Run(pat, func(t *testing.T) {
+			src := []byte("job \"j\" {\n  priority = " + strings.Repeat(pat, maxNesting+1) + "\n}\n")
+			for _, err := range []error{
+				func() error { _, err := Parse("deep.hcl", src); return err }(),
+				func() error { _, err := FormatSource("deep.hcl", src); return err }(),
+				func() error {
+					_, err := ParseWithVars("j.hcl", []byte("variable \"v\" {\n  type = number\n}\njob \"j\" {}\n"),
+						Vars{Files: []VarFile{{Name: "deep.hcl", Src: src[18:]}}})
+					return err
+				}(),
+			} {
+				if err == nil || !strings.Contains(err.Error(), "deep.hcl:") || !strings.Contains(err.Error(), "Too deeply nested") {
+					t.Errorf("got %.200v", err)
+				}
+			}
+		})
+	}
+	// Well below the bound, the parser copes, and says what is wrong.
+	src := []byte("job \"j\" {\n  priority = " + strings.Repeat("(", 2000) + "1" + strings.Repeat(")", 2000) + "\n}\n")
+	if _, err := Parse("ok.hcl", src); err == nil || strings.Contains(err.Error(), "Too deeply nested") {
+		t.Errorf("2000 parentheses: %.200v", err)
+	}
+}
+
+func TestCheckNestingPosition(t *testing.T) {
+	src := []byte("job \"é\" {\n  x = " + strings.Repeat("(", maxNesting+5))
+	ds := checkNesting("p.hcl", src)
+	if len(ds) != 1 {
+		t.Fatalf("checkNesting = %v", ds)
+	}
+	// The first "(" is depth 2 (after the block's "{"), so the limit is
+	// crossed by the maxNesting-th "(" of line 2, whose first is at column 7
+	// (columns count characters: "é" is one, two bytes).
+	if got, want := ds[0].Subject.Start, (hcl.Pos{Line: 2, Column: 7 + maxNesting - 1, Byte: len("job \"é\" {\n  x = ") + maxNesting - 1}); got != want {
+		t.Errorf("position %+v, want %+v", got, want)
 	}
 }

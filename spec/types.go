@@ -238,7 +238,28 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 func (t *Task) Ports() []*Port {
 	var ps []*Port
 	for _, n := range t.Resources.Networks {
-		ps = append(ps, n.Ports...)
+		if n != nil {
+			ps = append(ps, n.Ports...)
+		}
+	}
+	return ps
+}
+
+// AllPorts returns every port the group asks for: the ports of its own
+// network blocks, then each task's (Task.Ports), in declaration order.
+// Labels are unique in a valid group, since its tasks share a node; the
+// scheduler places them all.
+func (g *Group) AllPorts() []*Port {
+	var ps []*Port
+	for _, n := range g.Networks {
+		if n != nil {
+			ps = append(ps, n.Ports...)
+		}
+	}
+	for _, t := range g.Tasks {
+		if t != nil {
+			ps = append(ps, t.Ports()...)
+		}
 	}
 	return ps
 }

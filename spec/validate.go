@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,14 +12,16 @@ import (
 
 // Limits of the job language.
 const (
-	maxNameLen      = 128 // job IDs, group, task and port names
-	maxDNSLabel     = 63
-	minMemoryMB     = 10
-	minCheckEvery   = time.Second
-	maxPort         = 65535
-	supportedModes  = ModeHTTP
-	supportedTypes  = JobTypeService
-	supportedDriver = DriverWasm + ", " + DriverDocker
+	maxNameLen         = 128 // job IDs, group, task and port names
+	maxDNSLabel        = 63
+	minMemoryMB        = 10
+	minCheckEvery      = time.Second
+	maxPort            = 65535
+	minRestartInterval = 5 * time.Second
+	minRescheduleDelay = 5 * time.Second
+	supportedModes     = ModeCommand + ", " + ModeHTTP + ", " + ModeListener
+	supportedTypes     = JobTypeService + ", " + JobTypeBatch + ", " + JobTypeSystem
+	supportedDriver    = DriverWasm + ", " + DriverDocker
 )
 
 // Validate checks a typed, canonical job (run Canonicalize first on one
@@ -61,8 +64,8 @@ func validate(j *Job) []problem {
 	v.name(root, "job ID", j.ID)
 
 	switch j.Type {
-	case JobTypeService:
-	case "batch", "system", "sysbatch":
+	case JobTypeService, JobTypeBatch, JobTypeSystem:
+	case "sysbatch":
 		v.add(root.attr("type"), "Unsupported job type", "job type %q is not supported yet; supported: %s", j.Type, supportedTypes)
 	default:
 		v.add(root.attr("type"), "Invalid job type", "unknown job type %q; supported: %s", j.Type, supportedTypes)
@@ -85,6 +88,14 @@ func validate(j *Job) []problem {
 		v.add(root.attr("priority"), "Invalid priority", "priority must be between 1 and 100, got %d", j.Priority)
 	}
 	v.meta(root.attr("meta"), j.Meta)
+	v.placement(root, j.Type, j.Constraints, j.Affinities, j.Spreads)
+	if j.Update != nil {
+		if j.Type == JobTypeBatch {
+			v.add(root.single("update"), "Update not allowed", "batch jobs have no rolling updates: remove the update block (service and system jobs take one)")
+		} else {
+			v.update(root.single("update"), j.Update)
+		}
+	}
 
 	if len(j.Groups) == 0 {
 		v.add(root, "Missing group", "a job needs at least one group")
@@ -100,20 +111,108 @@ func validate(j *Job) []problem {
 			v.add(at, "Duplicate group", "group %q is defined more than once in job %q", g.Name, j.ID)
 		}
 		groups[g.Name] = true
-		v.group(at, j.ID, g)
+		v.group(at, j, g)
 	}
 	return v.ps
 }
 
-func (v *validator) group(at loc, jobID string, g *Group) {
+// portSet is the ports a group declares: label -> where ("the group", or "task \"x\"").
+type portSet map[string]string
+
+func (ps portSet) labels() string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	set := make(map[string]bool, len(ps))
+	for l := range ps {
+		set[l] = true
+	}
+	return joinSorted(set)
+}
+
+func (v *validator) group(at loc, j *Job, g *Group) {
 	if g.Count < 0 {
 		v.add(at.attr("count"), "Invalid count", "count must be 0 or more, got %d", g.Count)
 	}
+	if j.Type == JobTypeSystem && g.Count > 1 {
+		v.add(at.attr("count"), "Invalid count", "a system job runs one copy on every node: count may be 0 or 1, got %d", g.Count)
+	}
 	v.meta(at.attr("meta"), g.Meta)
+	v.placement(at, j.Type, g.Constraints, g.Affinities, g.Spreads)
+	if g.Restart != nil {
+		v.restart(at.single("restart"), g.Restart)
+	}
+	if g.Reschedule != nil {
+		if j.Type == JobTypeSystem {
+			v.add(at.single("reschedule"), "Reschedule not allowed", "a system job runs on every node, so its allocations are never rescheduled elsewhere: remove the reschedule block")
+		} else {
+			v.reschedule(at.single("reschedule"), g.Reschedule)
+		}
+	}
+	// An update or restart inherited whole from the level above was
+	// checked there; checking the copy would report its problems twice.
+	if g.Update != nil && (j.Update == nil || *g.Update != *j.Update) {
+		if j.Type == JobTypeBatch {
+			v.add(at.single("update"), "Update not allowed", "batch jobs have no rolling updates: remove the update block (service and system jobs take one)")
+		} else {
+			v.update(at.single("update"), g.Update)
+		}
+	}
+	if g.Disconnect != nil {
+		v.disconnect(at.single("disconnect"), g.Disconnect, j.Type)
+	}
+
+	// Port labels and static ports are unique in the group: all its tasks
+	// run on one node and share its ports.
+	groupPorts := portSet{}
+	static := map[int]string{}
+	v.networks(at, g.Networks, "the group", groupPorts, static)
+	taskPorts := make([]portSet, len(g.Tasks))
+	all := portSet{}
+	for l, w := range groupPorts {
+		all[l] = w
+	}
+	for ti, t := range g.Tasks {
+		if t == nil {
+			continue
+		}
+		rl := at.block("task", ti, t.Name).single("resources")
+		owner := fmt.Sprintf("task %q", t.Name)
+		own := portSet{}
+		v.networks(rl, t.Resources.Networks, owner, own, static)
+		for ni, n := range t.Resources.Networks {
+			if n == nil {
+				continue
+			}
+			for pi, p := range n.Ports {
+				if p == nil {
+					continue
+				}
+				if prev, dup := all[p.Label]; dup && prev != owner {
+					v.add(rl.nth("network", ni).block("port", pi, p.Label), "Duplicate port", "port %q is also declared by %s; port labels are unique in a group", p.Label, prev)
+					continue
+				}
+				all[p.Label] = owner
+			}
+		}
+		taskPorts[ti] = own
+	}
+
+	for si, s := range g.Services {
+		sl := at.nth("service", si)
+		if s == nil {
+			v.add(sl, "Missing service", "service %d is null", si)
+			continue
+		}
+		v.service(sl, s, serviceScope{derived: j.ID + "-" + g.Name, how: "<job>-<group>", ports: all,
+			where: "this group's or its tasks'", add: "network { port %q {} } to the group"})
+	}
+
 	if len(g.Tasks) == 0 {
 		v.add(at, "Missing task", "group %q needs at least one task", g.Name)
 	}
 	tasks := map[string]bool{}
+	main := 0
 	for ti, t := range g.Tasks {
 		if t == nil {
 			v.add(at.nth("task", ti), "Missing task", "task %d is null", ti)
@@ -124,42 +223,92 @@ func (v *validator) group(at loc, jobID string, g *Group) {
 			v.add(tl, "Duplicate task", "task %q is defined more than once in group %q", t.Name, g.Name)
 		}
 		tasks[t.Name] = true
-		v.task(tl, t, jobID+"-"+g.Name+"-"+t.Name)
+		if t.Lifecycle == nil {
+			main++
+		}
+		usable := portSet{}
+		for l, w := range groupPorts {
+			usable[l] = w
+		}
+		for l, w := range taskPorts[ti] {
+			usable[l] = w
+		}
+		v.task(tl, t, g.Restart, j.ID+"-"+g.Name+"-"+t.Name, taskPorts[ti], usable, all)
+	}
+	if main == 0 && len(g.Tasks) > 0 {
+		v.add(at, "Missing main task", "every task of group %q has a lifecycle hook; a group needs at least one main task (without lifecycle)", g.Name)
 	}
 }
 
-func (v *validator) task(at loc, t *Task, derived string) {
+// task checks t. groupRestart is the policy it may have inherited; own
+// are its own ports, usable its own and its group's (what its services,
+// docker ports and wasm modes may name), all every port of the group (what
+// runtime variables may name).
+func (v *validator) task(at loc, t *Task, groupRestart *RestartPolicy, derived string, own, usable, all portSet) {
+	cl := at.single("config")
 	switch t.Driver {
 	case DriverWasm:
-		v.wasmConfig(at.single("config"), &t.Config)
+		v.wasmConfig(cl, &t.Config, own)
 	case DriverDocker:
-		v.dockerConfig(at.single("config"), &t.Config)
+		v.dockerConfig(cl, &t.Config, usable)
 	case "":
 		v.add(at.attr("driver"), "Missing driver", "task %q needs a driver; supported: %s", t.Name, supportedDriver)
 	default:
 		v.add(at.attr("driver"), "Unsupported driver", "driver %q is not supported; supported: %s", t.Driver, supportedDriver)
 	}
+	for i, a := range t.Config.Args {
+		v.template(cl.attr("args").elem(i), a, refRuntime, all)
+	}
+	v.template(cl.attr("command"), t.Config.Command, refRuntime, all)
 	for _, k := range slices.Sorted(maps.Keys(t.Env)) {
+		el := at.attr("env").entry(k)
 		if k == "" || strings.ContainsAny(k, "=\x00") {
-			v.add(at.attr("env").entry(k), "Invalid environment variable", "environment variable name %q must be non-empty, without '=' or NUL", k)
+			v.add(el, "Invalid environment variable", "environment variable name %q must be non-empty, without '=' or NUL", k)
 		}
+		v.template(el, t.Env[k], refRuntime, all)
 	}
 	v.meta(at.attr("meta"), t.Meta)
-	if t.Restart != nil {
+	if t.Restart != nil && (groupRestart == nil || *t.Restart != *groupRestart) {
 		v.restart(at.single("restart"), t.Restart)
 	}
-	ports := v.resources(at.single("resources"), &t.Resources)
+	v.resources(at.single("resources"), &t.Resources)
+	if t.KillTimeout < 0 {
+		v.add(at.attr("kill_timeout"), "Invalid kill_timeout", "kill_timeout must not be negative, got %s", t.KillTimeout)
+	}
+	if lc := t.Lifecycle; lc != nil {
+		ll := at.single("lifecycle")
+		switch lc.Hook {
+		case HookPrestart, HookPoststart:
+		case HookPoststop:
+			if lc.Sidecar {
+				v.add(ll.attr("sidecar"), "Invalid lifecycle", "a poststop task runs after the main tasks end, so it cannot be a sidecar")
+			}
+		case "":
+			v.add(ll.attr("hook"), "Missing lifecycle hook", "lifecycle needs a hook: %s, %s or %s", HookPrestart, HookPoststart, HookPoststop)
+		default:
+			v.add(ll.attr("hook"), "Invalid lifecycle hook", "unknown hook %q; supported: %s, %s, %s", lc.Hook, HookPrestart, HookPoststart, HookPoststop)
+		}
+	}
+	commandMode := t.Driver == DriverWasm && t.Config.Mode == ModeCommand
 	for si, s := range t.Services {
 		sl := at.nth("service", si)
 		if s == nil {
 			v.add(sl, "Missing service", "service %d is null", si)
 			continue
 		}
-		v.service(sl, s, derived, ports)
+		v.service(sl, s, serviceScope{derived: derived, how: "<job>-<group>-<task>", ports: usable,
+			where: "this task's or its group's", add: "resources { network { port %q {} } }"})
+		if commandMode {
+			for ci, c := range s.Checks {
+				if c != nil {
+					v.add(sl.nth("check", ci), "Check of a command task", "a wasm task in mode \"command\" cannot accept connections (WASI preview 1 has no sockets unless the agent opens one, which modes \"http\" and \"listener\" do), so its services cannot be checked")
+				}
+			}
+		}
 	}
 }
 
-func (v *validator) wasmConfig(at loc, c *TaskConfig) {
+func (v *validator) wasmConfig(at loc, c *TaskConfig, own portSet) {
 	switch {
 	case c.Module == "":
 		v.add(at.attr("module"), "Missing module", `a wasm task needs config { module = "name@version" } (or "sha256:<digest>")`)
@@ -169,37 +318,105 @@ func (v *validator) wasmConfig(at loc, c *TaskConfig) {
 		}
 	}
 	switch c.Mode {
-	case ModeHTTP:
+	case ModeHTTP, ModeListener:
+		if len(own) == 0 {
+			v.add(at.attr("mode"), "Missing port", "mode %q serves on a port: declare one in the task's resources { network { port \"http\" {} } } (the task's first port is the one served)", c.Mode)
+		}
+	case ModeCommand:
 	case "":
 		v.add(at.attr("mode"), "Missing mode", "a wasm task needs config { mode = ... }; supported: %s", supportedModes)
-	case ModeCommand, ModeListener:
-		v.add(at.attr("mode"), "Unsupported mode", "mode %q is not supported yet; supported: %s", c.Mode, supportedModes)
 	default:
 		v.add(at.attr("mode"), "Invalid mode", "unknown mode %q; supported: %s", c.Mode, supportedModes)
+	}
+	modeOnly := func(name, mode string, set bool) {
+		if set && c.Mode != mode && c.Mode != "" {
+			v.add(at.attr(name), "Option of another mode", "%s applies to mode %q only; this task's mode is %q", name, mode, c.Mode)
+		}
+	}
+	modeOnly("max_request_time", ModeHTTP, c.MaxRequestTime != 0)
+	modeOnly("max_concurrency", ModeHTTP, c.MaxConcurrency != 0)
+	modeOnly("max_runtime", ModeCommand, c.MaxRuntime != 0)
+	if c.MaxRequestTime < 0 {
+		v.add(at.attr("max_request_time"), "Invalid max_request_time", "max_request_time must not be negative, got %s", c.MaxRequestTime)
+	}
+	if c.MaxConcurrency < 0 {
+		v.add(at.attr("max_concurrency"), "Invalid max_concurrency", "max_concurrency must be 0 (no bound) or more, got %d", c.MaxConcurrency)
+	}
+	if c.MaxRuntime < 0 {
+		v.add(at.attr("max_runtime"), "Invalid max_runtime", "max_runtime must not be negative, got %s", c.MaxRuntime)
+	}
+	targets := map[string]bool{}
+	for mi, m := range c.Mounts {
+		ml := at.nth("mount", mi)
+		if m == nil {
+			v.add(ml, "Missing mount", "mount %d is null", mi)
+			continue
+		}
+		if err := absPath(m.Source); err != nil {
+			v.add(ml.attr("source"), "Invalid mount source", "source (a host directory) %v", err)
+		}
+		if err := absPath(m.Target); err != nil {
+			v.add(ml.attr("target"), "Invalid mount target", "target (the directory the module sees) %v", err)
+		} else if targets[m.Target] {
+			v.add(ml.attr("target"), "Duplicate mount target", "target %q is mounted twice", m.Target)
+		}
+		targets[m.Target] = true
 	}
 	if c.ModuleDigest != "" {
 		if err := ValidDigest(c.ModuleDigest); err != nil {
 			v.add(at.attr("module_digest"), "Invalid module digest", "%v", err)
 		}
 	}
-	if c.Image != "" {
-		v.add(at.attr("image"), "Option of another driver", "image is a docker option; a wasm task takes module, mode and args")
+	for _, o := range []struct {
+		name string
+		set  bool
+	}{{"image", c.Image != ""}, {"command", c.Command != ""}, {"ports", len(c.Ports) > 0}} {
+		if o.set {
+			v.add(at.attr(o.name), "Option of another driver", "%s is a docker option; a wasm task takes module, mode, args, max_request_time, max_concurrency, max_runtime and mount", o.name)
+		}
 	}
 }
 
-func (v *validator) dockerConfig(at loc, c *TaskConfig) {
+func absPath(p string) error {
+	switch {
+	case p == "":
+		return errors.New("must not be empty")
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("%q must be an absolute path", p)
+	case slices.Contains(strings.Split(p, "/"), ".."):
+		return fmt.Errorf("%q must not contain \"..\"", p)
+	}
+	return nil
+}
+
+func (v *validator) dockerConfig(at loc, c *TaskConfig, usable portSet) {
 	switch {
 	case c.Image == "":
 		v.add(at.attr("image"), "Missing image", `a docker task needs config { image = "..." }`)
 	case strings.IndexFunc(c.Image, unicode.IsSpace) >= 0:
 		v.add(at.attr("image"), "Invalid image", "image %q contains white space", c.Image)
 	}
+	seen := map[string]bool{}
+	for i, p := range c.Ports {
+		pl := at.attr("ports").elem(i)
+		switch {
+		case usable[p] == "":
+			v.add(pl, "Undeclared port", "port %q is not declared in this task's or its group's network blocks (declared: %s); add network { port %q {} } to the group", p, usable.labels(), p)
+		case seen[p]:
+			v.add(pl, "Duplicate port", "port %q is listed twice", p)
+		}
+		seen[p] = true
+	}
 	for _, o := range []struct {
 		name string
 		set  bool
-	}{{"module", c.Module != ""}, {"mode", c.Mode != ""}, {"args", len(c.Args) > 0}, {"module_digest", c.ModuleDigest != ""}} {
+	}{
+		{"module", c.Module != ""}, {"mode", c.Mode != ""}, {"module_digest", c.ModuleDigest != ""},
+		{"max_request_time", c.MaxRequestTime != 0}, {"max_concurrency", c.MaxConcurrency != 0},
+		{"max_runtime", c.MaxRuntime != 0}, {"mount", len(c.Mounts) > 0},
+	} {
 		if o.set {
-			v.add(at.attr(o.name), "Option of another driver", "%s is a wasm option; a docker task takes image", o.name)
+			v.add(at.attr(o.name), "Option of another driver", "%s is a wasm option; a docker task takes image, args, command and ports", o.name)
 		}
 	}
 }
@@ -210,8 +427,8 @@ func (v *validator) restart(at loc, r *RestartPolicy) {
 		v.add(at.attr("attempts"), "Invalid restart attempts", "attempts must be 0 or more, got %d", r.Attempts)
 		ok = false
 	}
-	if r.Interval <= 0 {
-		v.add(at.attr("interval"), "Invalid restart interval", "interval must be greater than 0, got %s", r.Interval)
+	if r.Interval.D() < minRestartInterval {
+		v.add(at.attr("interval"), "Invalid restart interval", "interval must be at least %s, got %s", minRestartInterval, r.Interval)
 		ok = false
 	}
 	if r.Delay < 0 {
@@ -229,17 +446,85 @@ func (v *validator) restart(at loc, r *RestartPolicy) {
 	}
 }
 
-// resources checks t's resources and returns its port labels.
-func (v *validator) resources(at loc, r *Resources) map[string]bool {
-	if r.CPU < 1 {
-		v.add(at.attr("cpu"), "Invalid cpu", "cpu must be at least 1 MHz, got %d", r.CPU)
+func (v *validator) reschedule(at loc, r *Reschedule) {
+	if r.Attempts < 0 {
+		v.add(at.attr("attempts"), "Invalid reschedule attempts", "attempts must be 0 or more, got %d", r.Attempts)
 	}
-	if r.MemoryMB < minMemoryMB {
-		v.add(at.attr("memory"), "Invalid memory", "memory must be at least %d MB, got %d", minMemoryMB, r.MemoryMB)
+	if r.Interval < 0 {
+		v.add(at.attr("interval"), "Invalid reschedule interval", "interval must not be negative, got %s", r.Interval)
 	}
-	labels := map[string]bool{}
-	static := map[int]string{}
-	for ni, n := range r.Networks {
+	switch r.DelayFunction {
+	case DelayConstant, DelayExponential, DelayFibonacci:
+	default:
+		v.add(at.attr("delay_function"), "Invalid delay function", "unknown delay_function %q; supported: %s, %s, %s", r.DelayFunction, DelayConstant, DelayExponential, DelayFibonacci)
+	}
+	if r.Attempts <= 0 && !r.Unlimited {
+		return // rescheduling is off: the timings are not used
+	}
+	if r.Attempts > 0 {
+		if r.Interval <= 0 {
+			v.add(at.attr("interval"), "Invalid reschedule interval", "attempts = %d counts reschedules within an interval: set interval, like \"1h\"", r.Attempts)
+		}
+		if r.Unlimited {
+			v.add(at.attr("unlimited"), "Ambiguous reschedule policy", "attempts = %d and unlimited = true contradict each other: set unlimited = false, or remove attempts", r.Attempts)
+		}
+	}
+	if r.Delay.D() < minRescheduleDelay {
+		v.add(at.attr("delay"), "Invalid reschedule delay", "delay must be at least %s, got %s", minRescheduleDelay, r.Delay)
+	} else if r.DelayFunction != DelayConstant && r.MaxDelay < r.Delay {
+		v.add(at.attr("max_delay"), "Invalid reschedule max_delay", "with delay_function %q the delay grows up to max_delay, which must be at least the delay %s, got %s", r.DelayFunction, r.Delay, r.MaxDelay)
+	}
+}
+
+func (v *validator) update(at loc, u *Update) {
+	if u.MaxParallel < 0 {
+		v.add(at.attr("max_parallel"), "Invalid max_parallel", "max_parallel must be 0 (replace all at once) or more, got %d", u.MaxParallel)
+	}
+	if u.Stagger <= 0 {
+		v.add(at.attr("stagger"), "Invalid stagger", "stagger must be greater than 0, got %s", u.Stagger)
+	}
+	if u.MinHealthyTime < 0 {
+		v.add(at.attr("min_healthy_time"), "Invalid min_healthy_time", "min_healthy_time must not be negative, got %s", u.MinHealthyTime)
+	}
+	switch {
+	case u.HealthyDeadline <= 0:
+		v.add(at.attr("healthy_deadline"), "Invalid healthy_deadline", "healthy_deadline must be greater than 0, got %s", u.HealthyDeadline)
+	case u.MinHealthyTime >= u.HealthyDeadline:
+		v.add(at.attr("min_healthy_time"), "Invalid min_healthy_time", "min_healthy_time %s must be shorter than healthy_deadline %s", u.MinHealthyTime, u.HealthyDeadline)
+	}
+	if u.Canary < 0 {
+		v.add(at.attr("canary"), "Invalid canary", "canary must be 0 or more, got %d", u.Canary)
+	}
+	if u.AutoPromote && u.Canary <= 0 {
+		v.add(at.attr("auto_promote"), "Invalid auto_promote", "auto_promote promotes canaries: set canary to 1 or more")
+	}
+}
+
+func (v *validator) disconnect(at loc, d *Disconnect, jobType string) {
+	if d.LostAfter < 0 {
+		v.add(at.attr("lost_after"), "Invalid lost_after", "lost_after must not be negative, got %s", d.LostAfter)
+	}
+	if d.StopOnClientAfter < 0 {
+		v.add(at.attr("stop_after"), "Invalid stop_after", "stop_after must not be negative, got %s", d.StopOnClientAfter)
+	}
+	if d.LostAfter > 0 && d.StopOnClientAfter > 0 {
+		v.add(at.attr("stop_after"), "Conflicting disconnect settings", "lost_after keeps tasks running while the node is away and stop_after stops them: set one of the two")
+	}
+	if d.StopOnClientAfter > 0 && jobType == JobTypeSystem {
+		v.add(at.attr("stop_after"), "Invalid stop_after", "stop_after applies to service and batch jobs, not system jobs")
+	}
+	switch d.Reconcile {
+	case ReconcileBestScore, ReconcileKeepOriginal, ReconcileKeepReplacement, ReconcileLongestRunning:
+	default:
+		v.add(at.attr("reconcile"), "Invalid reconcile", "unknown reconcile %q; supported: %s, %s, %s, %s", d.Reconcile,
+			ReconcileBestScore, ReconcileKeepOriginal, ReconcileKeepReplacement, ReconcileLongestRunning)
+	}
+}
+
+// networks checks ns and adds their ports to labels (label -> owner) and
+// static (port -> label), reporting a label or a static port already there.
+func (v *validator) networks(at loc, ns []*Network, owner string, labels portSet, static map[int]string) {
+	for ni, n := range ns {
 		nl := at.nth("network", ni)
 		if n == nil {
 			v.add(nl, "Missing network", "network %d is null", ni)
@@ -254,14 +539,16 @@ func (v *validator) resources(at loc, r *Resources) map[string]bool {
 				continue
 			}
 			pl := nl.block("port", pi, p.Label)
-			if v.name(pl, "port label", p.Label) && labels[p.Label] {
-				v.add(pl, "Duplicate port", "port %q is declared more than once in this task", p.Label)
+			if v.name(pl, "port label", p.Label) {
+				if _, dup := labels[p.Label]; dup {
+					v.add(pl, "Duplicate port", "port %q is declared more than once in %s", p.Label, owner)
+				}
+				labels[p.Label] = owner
 			}
-			labels[p.Label] = true
 			if p.Static < 0 || p.Static > maxPort {
 				v.add(pl.attr("static"), "Invalid port", "static must be between 1 and %d, got %d", maxPort, p.Static)
 			} else if other, dup := static[p.Static]; dup && p.Static != 0 {
-				v.add(pl.attr("static"), "Duplicate static port", "static port %d is also used by port %q", p.Static, other)
+				v.add(pl.attr("static"), "Duplicate static port", "static port %d is also used by port %q; the tasks of a group share one node's ports", p.Static, other)
 			} else if p.Static != 0 {
 				static[p.Static] = p.Label
 			}
@@ -270,15 +557,33 @@ func (v *validator) resources(at loc, r *Resources) map[string]bool {
 			}
 		}
 	}
-	return labels
 }
 
-// service checks s; derived is the name Canonicalize gives a service without one.
-func (v *validator) service(at loc, s *Service, derived string, ports map[string]bool) {
+// resources checks a task's cpu and memory.
+func (v *validator) resources(at loc, r *Resources) {
+	if r.CPU < 1 {
+		v.add(at.attr("cpu"), "Invalid cpu", "cpu must be at least 1 MHz, got %d", r.CPU)
+	}
+	if r.MemoryMB < minMemoryMB {
+		v.add(at.attr("memory"), "Invalid memory", "memory must be at least %d MB, got %d", minMemoryMB, r.MemoryMB)
+	}
+}
+
+// serviceScope is what a service's checks depend on: derived is the name
+// Canonicalize gives a service without one (how: its pattern), ports what
+// its port may name (where: those ports, for the message; add: the block
+// to suggest).
+type serviceScope struct {
+	derived, how string
+	ports        portSet
+	where, add   string
+}
+
+func (v *validator) service(at loc, s *Service, sc serviceScope) {
 	if err := validDNSLabel(s.Name); err != nil {
 		hint := ""
-		if s.Name == derived {
-			hint = fmt.Sprintf(" (the name is derived as <job>-<group>-<task>; set service { name = %q } or rename)", strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(derived)))
+		if s.Name == sc.derived {
+			hint = fmt.Sprintf(" (the name is derived as %s; set service { name = %q } or rename)", sc.how, strings.Trim(strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(sc.derived)), "-"))
 		}
 		v.add(at.attr("name"), "Invalid service name", "%v%s", err, hint)
 	}
@@ -290,12 +595,8 @@ func (v *validator) service(at loc, s *Service, derived string, ports map[string
 	switch {
 	case s.Port == "" && len(s.Checks) > 0:
 		v.add(at.attr("port"), "Missing port", "service %q has checks, so it needs a port to check", s.Name)
-	case s.Port != "" && !ports[s.Port]:
-		declared := "none"
-		if len(ports) > 0 {
-			declared = joinSorted(ports)
-		}
-		v.add(at.attr("port"), "Undeclared port", "port %q is not declared in this task's network blocks (declared: %s); add resources { network { port %q {} } }", s.Port, declared, s.Port)
+	case s.Port != "" && sc.ports[s.Port] == "":
+		v.add(at.attr("port"), "Undeclared port", "port %q is not declared in %s network blocks (declared: %s); add "+sc.add, s.Port, sc.where, sc.ports.labels(), s.Port)
 	}
 	for ci, c := range s.Checks {
 		cl := at.nth("check", ci)
@@ -306,7 +607,6 @@ func (v *validator) service(at loc, s *Service, derived string, ports map[string
 		v.check(cl, c)
 	}
 }
-
 func (v *validator) check(at loc, c *Check) {
 	switch c.Type {
 	case CheckHTTP:
@@ -333,6 +633,29 @@ func (v *validator) check(at loc, c *Check) {
 		v.add(at.attr("timeout"), "Invalid check timeout", "timeout must be greater than 0, got %s", c.Timeout)
 	case c.Interval.D() >= minCheckEvery && c.Timeout > c.Interval:
 		v.add(at.attr("timeout"), "Invalid check timeout", "timeout %s must not be longer than the interval %s", c.Timeout, c.Interval)
+	}
+}
+
+// template checks a string that may hold runtime references (see
+// template.go); ports are the labels STRATA_PORT_<label> and the like
+// may name.
+func (v *validator) template(at loc, s string, kind refKind, ports portSet) {
+	if !strings.Contains(s, "${") {
+		return
+	}
+	refs, err := templateRefs(s)
+	if err != nil {
+		v.add(at, "Invalid template", "%q: %v", s, err)
+		return
+	}
+	for _, ref := range refs {
+		if msg := checkRef(ref, kind); msg != "" {
+			v.add(at, "Invalid reference", "%s", msg)
+			continue
+		}
+		if label, ok := portOfRef(ref); ok && kind == refRuntime && ports[label] == "" {
+			v.add(at, "Undeclared port", "${%s} names port %q, which this group does not declare (declared: %s)", ref, label, ports.labels())
+		}
 	}
 }
 

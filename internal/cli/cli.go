@@ -54,6 +54,9 @@ func commands() []command {
 		{"node drain", "Move a node's allocations elsewhere: node drain -enable [-deadline D] NODE | -disable NODE", runNodeDrain},
 		{"operator raft list-peers", "List the servers of the Raft configuration", runRaftListPeers},
 		{"operator raft remove-peer", "Remove a server: remove-peer -peer-id ID | -peer-address ADDR", runRaftRemovePeer},
+		{"job init", "Write a commented example job: job init [FILE] (default example.hcl)", runJobInit},
+		{"fmt", "Rewrite job files in canonical HCL layout: fmt [-check] FILE...", runFmt},
+		{"inspect", "Print a job file as canonical JSON, defaults filled: inspect FILE.hcl", runInspect},
 	}
 }
 

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -17,27 +16,10 @@ import (
 	"github.com/strata-run/strata/spec"
 )
 
-// parseJobFile reads and parses a job file, printing diagnostics with
-// the offending source lines when it is invalid.
-func parseJobFile(env *Env, path string) (*spec.Job, error) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	job, err := spec.Parse(path, src)
-	if err != nil {
-		var diags spec.Diagnostics
-		if errors.As(err, &diags) {
-			diags.Format(env.Stderr, map[string][]byte{path: src}, false)
-			return nil, &exitError{code: 1, msg: fmt.Sprintf("%s is not a valid job file (%d problem(s))", path, len(diags))}
-		}
-		return nil, err
-	}
-	return job, nil
-}
 
 func runValidate(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "validate")
+	vars := addVarFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -45,7 +27,7 @@ func runValidate(ctx context.Context, env *Env, args []string) error {
 	if len(pos) != 1 {
 		return usageError("validate takes one job file")
 	}
-	job, err := parseJobFile(env, pos[0])
+	job, err := vars.parseJob(env, pos[0])
 	if err != nil {
 		return err
 	}
@@ -58,6 +40,7 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	addr := addressFlag(fs, env)
 	detach := fs.Bool("detach", false, "return as soon as the job is registered")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the allocations to run")
+	vars := addVarFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -65,7 +48,7 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	if len(pos) != 1 {
 		return usageError("run takes one job file")
 	}
-	job, err := parseJobFile(env, pos[0])
+	job, err := vars.parseJob(env, pos[0])
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ job "hello" {
       driver = "wasm"
       config {
         module = "hello@0.1.0"
-        mode   = "http"
+        mode   = "command"
         image  = "nginx:1.27"
       }
     }

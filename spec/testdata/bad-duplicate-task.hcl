@@ -4,7 +4,7 @@ job "hello" {
       driver = "wasm"
       config {
         module = "hello@0.1.0"
-        mode   = "http"
+        mode   = "command"
       }
     }
     task "hello" {

@@ -1,4 +1,4 @@
-# Job files are static: no variables, no functions, whole numbers only.
+# Only declared variables, no functions, whole numbers only.
 job "hello" {
   priority = var.priority
   group "web" {

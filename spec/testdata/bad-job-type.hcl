@@ -1,11 +1,11 @@
 job "nightly" {
-  type = "batch"
+  type = "sysbatch"
   group "work" {
     task "run" {
       driver = "wasm"
       config {
         module = "run@1.0.0"
-        mode   = "http"
+        mode   = "command"
       }
     }
   }

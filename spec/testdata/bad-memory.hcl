@@ -9,6 +9,9 @@ job "hello" {
       resources {
         cpu    = 100
         memory = 5
+        network {
+          port "http" {}
+        }
       }
     }
   }

@@ -4,13 +4,20 @@ job "hello" {
       driver = "wasm"
       config {
         module = "worker@1.0.0"
-        mode   = "command"
+        mode   = "cgi"
       }
     }
     task "server" {
       driver = "wasm"
       config {
         module = "server@1.0.0"
+      }
+    }
+    task "portless" {
+      driver = "wasm"
+      config {
+        module = "server@1.0.0"
+        mode   = "listener"
       }
     }
   }

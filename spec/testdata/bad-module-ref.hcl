@@ -4,21 +4,21 @@ job "refs" {
       driver = "wasm"
       config {
         module = "hello"
-        mode   = "http"
+        mode   = "command"
       }
     }
     task "not-semver" {
       driver = "wasm"
       config {
         module = "hello@latest"
-        mode   = "http"
+        mode   = "command"
       }
     }
     task "short-digest" {
       driver = "wasm"
       config {
         module = "sha256:xyz"
-        mode   = "http"
+        mode   = "command"
       }
     }
   }

@@ -12,6 +12,9 @@ job "hello" {
       }
       resources {
         memory = 5
+        network {
+          port "http" {}
+        }
       }
     }
   }

@@ -1,15 +1,14 @@
 job "hello" {
   group "web" {
-    # Nomad knows constraint; this version does not yet.
-    constraint {
-      attribute = "${attr.kernel.name}"
-      value     = "linux"
+    # Nomad knows vault; Strata does not.
+    vault {
+      policies = ["web"]
     }
     task "hello" {
       driver = "wasm"
       config {
         module = "hello@0.1.0"
-        mode   = "http"
+        mode   = "command"
       }
     }
   }
