@@ -8,7 +8,7 @@ DNS_ADDR  ?= 127.0.0.1:8600
 # go test flags; CI adds nothing, a developer may add -run or -count.
 TESTFLAGS ?=
 
-WASM_EXAMPLES := examples/hello/hello.wasm
+WASM_EXAMPLES := examples/hello/hello.wasm examples/server/server.wasm examples/worker/worker.wasm examples/tiny/tiny.wasm
 
 .PHONY: all build examples run test bench fuzz clean
 
@@ -55,3 +55,16 @@ bench:
 
 clean:
 	rm -rf bin $(WASM_EXAMPLES)
+
+examples/server/server.wasm: $(wildcard examples/server/*.go)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -o $@ ./examples/server
+
+examples/worker/worker.wasm: $(wildcard examples/worker/*.go)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -o $@ ./examples/worker
+
+# tiny.wasm is written by hand (tiny.wat) and committed. It is assembled by
+# wabt's wat2wasm where installed, else by the encoder in its test: the same
+# bytes either way (TestTinyWasm checks).
+examples/tiny/tiny.wasm: examples/tiny/tiny.wat
+	if command -v wat2wasm >/dev/null 2>&1; then wat2wasm -o $@ $<; \
+	else $(GO) test ./examples/tiny -run TestTinyWasm -update; fi

@@ -13,8 +13,18 @@
 // endpoints are reported on the control stream, and re-sent in full after
 // a reconnect. Tasks keep running while the link is down.
 //
-// The agent makes no placement decisions. This version runs the wasm
-// driver in http mode; the command and listener modes, the docker
-// driver, local allocation state in bbolt, join tokens and mutual TLS
-// grow here next.
+// The wasm driver (wasm_driver.go) runs a task in one of wasmhost's three
+// modes: http (WAGI, an instance per request on the task's port),
+// listener (a long-lived instance serving the port itself) and command
+// (run to exit; exit 0 completes the task, anything else goes through
+// the restart policy). stdout and stderr go to rotated files under
+// <DataDir>/allocs/<alloc>/logs/.
+//
+// The agent keeps the last allocation set it was sent in its own bbolt
+// file (agent.db) and runs it at start, before any server answers; it
+// learns every server's address at registration and keeps them; it
+// enforces disconnect.stop_on_client_after itself.
+//
+// The agent makes no placement decisions. Not built yet: the docker
+// driver, join tokens and mutual TLS, task events, log streaming.
 package edge

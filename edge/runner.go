@@ -2,12 +2,10 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/strata-run/strata/internal/wire"
 	"github.com/strata-run/strata/spec"
-	"github.com/strata-run/strata/wasmhost"
 )
 
 // allocRunner runs one allocation's tasks and reports their state. It
@@ -90,11 +87,14 @@ func (r *allocRunner) publish() {
 	r.mu.Lock()
 	st := wire.AllocStatus{AllocID: r.alloc.ID, ClientStatus: "running"}
 	var descs []string
+	complete := 0
 	for _, t := range r.alloc.Tasks {
 		ts := r.tasks[t.Name]
 		switch {
 		case ts.state == "failed":
 			st.ClientStatus = "failed"
+		case ts.state == "complete":
+			complete++ // a finished command task does not hold the others back
 		case ts.state != "running" && st.ClientStatus != "failed":
 			st.ClientStatus = "pending"
 		}
@@ -104,6 +104,9 @@ func (r *allocRunner) publish() {
 		st.Endpoints = append(st.Endpoints, ts.endpoints...)
 	}
 	r.mu.Unlock()
+	if complete == len(r.alloc.Tasks) {
+		st.ClientStatus = "complete"
+	}
 	st.Description = strings.Join(descs, "; ")
 	r.a.report(st)
 }
@@ -160,56 +163,13 @@ func jitter(d time.Duration) time.Duration {
 	return rand.N(d/4 + 1)
 }
 
-// runTaskOnce starts the task and serves it until it fails or the
-// runner is stopped.
+// runTaskOnce runs one attempt of the task: until it fails, the runner is
+// stopped, or (command mode) it completes. See wasm_driver.go.
 func (r *allocRunner) runTaskOnce(t *spec.Task) error {
 	if t.Driver != "wasm" {
 		return fmt.Errorf("driver %q is not available on this agent", t.Driver)
 	}
-	if t.Config.Mode != "http" {
-		return fmt.Errorf("wasm mode %q is not supported by this agent (supported: http)", t.Config.Mode)
-	}
-	ports := r.taskPorts(t)
-	if len(ports) == 0 {
-		return errors.New("http mode needs a port: declare network { port \"http\" {} } in the task's resources")
-	}
-	b, err := r.a.fetchModule(r.ctx, t.Config.ModuleDigest)
-	if err != nil {
-		return fmt.Errorf("fetch module %s: %w", t.Config.Module, err)
-	}
-	mod, err := r.a.host.Compile(r.ctx, t.Config.ModuleDigest, b)
-	if err != nil {
-		return fmt.Errorf("compile module %s: %w", t.Config.Module, err)
-	}
-	addr := net.JoinHostPort(r.a.cfg.BindAddr, strconv.Itoa(ports[0].Value))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	srv := &http.Server{
-		Handler: r.a.host.HTTPHandler(mod, wasmhost.HTTPConfig{
-			Name: t.Name, Args: t.Config.Args, Env: r.taskEnv(t, ports),
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	r.log.Info("task started", "task", t.Name, "addr", addr)
-
-	checks := newTaskChecks(r, t, ports)
-	checks.start()
-	defer checks.stop()
-
-	select {
-	case <-r.ctx.Done():
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		srv.Shutdown(ctx)
-		cancel()
-		<-serveErr
-		return nil
-	case err := <-serveErr:
-		return fmt.Errorf("http server on %s: %w", addr, err)
-	}
+	return r.runWasmTask(t)
 }
 
 // taskPorts are the allocation's ports that the task declared.

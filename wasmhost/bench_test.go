@@ -2,12 +2,16 @@ package wasmhost
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
 )
 
 // benchRequest serves one GET through handler, failing the benchmark on a
@@ -35,7 +39,7 @@ var browserHeaders = map[string]string{
 // The hot path on the smallest module: instantiate, run, parse, respond.
 func BenchmarkHTTPTiny(b *testing.B) {
 	h := newHost(b)
-	handler := h.HTTPHandler(mustCompile(b, h, okModule), HTTPConfig{Name: "tiny", Env: map[string]string{"A": "1", "B": "2"}})
+	handler := mustHandler(b, h, mustCompile(b, h, okModule), HTTPConfig{Name: "tiny", Env: map[string]string{"A": "1", "B": "2"}})
 	for _, headers := range []int{0, len(browserHeaders)} {
 		b.Run(fmt.Sprintf("headers=%d", headers), func(b *testing.B) {
 			req := httptest.NewRequest(http.MethodGet, "/x?y=1", nil)
@@ -55,7 +59,7 @@ func BenchmarkHTTPTiny(b *testing.B) {
 // The same for examples/hello: dominated by the Go runtime's start-up.
 func BenchmarkHTTPHello(b *testing.B) {
 	h, m := sharedGoModule(b, helloPkg)
-	handler := h.HTTPHandler(m, HTTPConfig{Name: "hello"})
+	handler := mustHandler(b, h, m, HTTPConfig{Name: "hello"})
 	req := httptest.NewRequest(http.MethodGet, "/x", nil)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -63,17 +67,18 @@ func BenchmarkHTTPHello(b *testing.B) {
 	}
 }
 
-// The per-request environment alone (wazero clones its config per variable).
-func BenchmarkWithEnv(b *testing.B) {
+// The per-request environment alone (ours: one byte slice, read by our own
+// environ_get; wazero's WithEnv cloned its whole config per variable).
+func BenchmarkBuildEnv(b *testing.B) {
 	h := newHost(b)
-	hh := h.HTTPHandler(mustCompile(b, h, okModule), HTTPConfig{Name: "tiny"}).(*httpHandler)
+	hh := mustHandler(b, h, mustCompile(b, h, okModule), HTTPConfig{Name: "tiny"}).(*httpHandler)
 	req := httptest.NewRequest(http.MethodGet, "/x?y=1", nil)
 	for k, v := range browserHeaders {
 		req.Header.Set(k, v)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		hh.withEnv(hh.base, req, 0)
+		hh.buildEnv(&instState{}, req, 0)
 	}
 }
 
@@ -120,5 +125,74 @@ func BenchmarkTightLoop(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/iterations, "ns/iteration")
 		})
+	}
+}
+
+// What WithCloseOnContextDone costs one instance, start to end, on the tiny
+// module and on examples/hello (which loops in the Go runtime's start-up):
+// the same runtime, WASI, module rewriting and memory as a Host, with and
+// without it.
+func BenchmarkCloseOnContextDone(b *testing.B) {
+	hello := goModule(b, helloPkg)
+	for _, mod := range []struct {
+		name string
+		bin  []byte
+	}{{"tiny", okModule}, {"hello", hello}} {
+		for _, closeOnDone := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/closeOnContextDone=%v", mod.name, closeOnDone), func(b *testing.B) {
+				ctx := context.Background()
+				r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(closeOnDone))
+				defer r.Close(ctx)
+				if _, err := instantiateWASI(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+				cm, err := r.CompileModule(ctx, coalesceData(mod.bin))
+				if err != nil {
+					b.Fatal(err)
+				}
+				cfg := wazero.NewModuleConfig().WithName("").WithStdout(io.Discard).WithRandSource(rand.Reader)
+				b.ReportAllocs()
+				for b.Loop() {
+					st := &instState{mem: newLinearMemory(64 << 20)}
+					st.addEnv("PATH_INFO", "/x")
+					ictx := experimental.WithMemoryAllocator(context.WithValue(ctx, instKey{}, st), st.mem.allocator())
+					m, err := r.InstantiateModule(ictx, cm, cfg)
+					if err != nil {
+						b.Fatal(err)
+					}
+					m.Close(ctx)
+					st.mem.release()
+				}
+			})
+		}
+	}
+}
+
+// The listener mode's per-request cost: examples/server, one keep-alive
+// client over loopback TCP.
+func BenchmarkListenerRequest(b *testing.B) {
+	h, m := sharedGoModule(b, serverPkg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	listening := make(chan struct{})
+	go func() {
+		done <- h.RunListener(ctx, m, ListenerConfig{Addr: addr, OnListening: func() { close(listening) }})
+	}()
+	defer func() { cancel(); <-done }()
+	<-listening
+	client := &http.Client{}
+	for b.Loop() {
+		resp, err := client.Get("http://" + addr + "/x")
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
 	}
 }

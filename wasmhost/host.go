@@ -12,9 +12,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/api"
 )
 
 // Errors returned by this package. Validation failures wrap ErrInvalidModule,
@@ -30,10 +31,13 @@ type Config struct {
 	CacheDir string       // wazero on-disk compilation cache dir; "" = no disk cache
 	Logger   *slog.Logger // nil = discard
 
-	// runtimeConfig replaces wazero.NewRuntimeConfig() as the base of the
-	// runtime's config. Tests only: under the race detector they run Go
-	// modules on the interpreter, as compiling them is 10× slower there.
-	runtimeConfig wazero.RuntimeConfig
+	// Interpreter runs modules on wazero's interpreter instead of its
+	// compiler: compiling is quick (no machine code), running is one to two
+	// orders of magnitude slower. For tests under the race detector, where
+	// the compiler, instrumented, takes 20–60 s on a Go module; and for
+	// platforms the compiler does not support (where wazero falls back to it
+	// anyway).
+	Interpreter bool
 }
 
 // Host owns one wazero runtime and the compiled modules of one agent. It is
@@ -48,6 +52,40 @@ type Host struct {
 
 	compiles atomic.Int64 // CompileModule calls actually made (tests read it)
 	closed   atomic.Bool
+
+	// closing ends when Close starts: it stops every running instance,
+	// including those waiting in a poll, which no close flag reaches.
+	closing      context.Context
+	closeRunning context.CancelFunc
+
+	stopGrace    time.Duration // how long a stopped listener gets before forceClose; how long Close waits for instances
+	listenerWASI api.Module    // what listener instances import as wasi_snapshot_preview1
+
+	runMu   sync.Mutex
+	running int           // instances running (enter/leave)
+	drained chan struct{} // closed by leave when running drops to 0 during Close
+}
+
+// enter counts an instance in; false once the Host is closing.
+func (h *Host) enter() bool {
+	h.runMu.Lock()
+	defer h.runMu.Unlock()
+	if h.closed.Load() {
+		return false
+	}
+	h.running++
+	return true
+}
+
+// leave counts an instance out.
+func (h *Host) leave() {
+	h.runMu.Lock()
+	defer h.runMu.Unlock()
+	h.running--
+	if h.running == 0 && h.drained != nil {
+		close(h.drained)
+		h.drained = nil
+	}
 }
 
 // compileCall is one compile of one digest; done is closed when mod or err is
@@ -61,10 +99,11 @@ type compileCall struct {
 // Module is a compiled module, shared read-only by every instance made from it.
 // It lives until the Host is closed.
 type Module struct {
-	host     *Host
-	digest   string
-	size     int
-	compiled wazero.CompiledModule
+	host      *Host
+	digest    string
+	size      int
+	minMemory int64 // declared initial linear memory, bytes
+	compiled  wazero.CompiledModule
 }
 
 // Digest returns the module's "sha256:<hex>" digest.
@@ -77,7 +116,8 @@ func (m *Module) Size() int { return m.size }
 // platform supports it, with WithCloseOnContextDone(true) so instances stop when
 // their context ends (this makes tight loops much slower: see
 // BenchmarkTightLoop; correctness first), and wasi_snapshot_preview1
-// instantiated once.
+// instantiated once (wazero's, with our environ_get, environ_sizes_get and
+// poll_oneoff: see instantiateWASI).
 func New(ctx context.Context, cfg Config) (*Host, error) {
 	log := cfg.Logger
 	if log == nil {
@@ -85,9 +125,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	log = log.With("component", "wasmhost")
 
-	rc := cfg.runtimeConfig
-	if rc == nil {
-		rc = wazero.NewRuntimeConfig()
+	rc := wazero.NewRuntimeConfig()
+	if cfg.Interpreter {
+		rc = wazero.NewRuntimeConfigInterpreter()
 	}
 	rc = rc.WithCloseOnContextDone(true)
 	var cache wazero.CompilationCache
@@ -100,27 +140,58 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		rc = rc.WithCompilationCache(cache)
 	}
 	r := wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
+	listenerWASI, err := instantiateWASI(ctx, r)
+	if err != nil {
 		_ = r.Close(ctx)
 		if cache != nil {
 			_ = cache.Close(ctx)
 		}
 		return nil, fmt.Errorf("wasmhost: instantiate wasi_snapshot_preview1: %w", err)
 	}
+	closing, closeRunning := context.WithCancel(context.Background())
 	return &Host{
-		log:     log,
-		runtime: r,
-		cache:   cache,
-		modules: make(map[string]*compileCall),
+		log:          log,
+		runtime:      r,
+		cache:        cache,
+		modules:      make(map[string]*compileCall),
+		closing:      closing,
+		closeRunning: closeRunning,
+		stopGrace:    2 * time.Second,
+		listenerWASI: listenerWASI,
 	}, nil
 }
 
-// Close closes the runtime, every compiled module and every running instance
-// (requests in flight get 503), then the compilation cache. Files already in
-// CacheDir stay for the next Host.
+// Close stops every running instance (requests in flight get 503, listeners
+// and commands ErrClosed) and waits for them, up to a grace period, then
+// closes the runtime, every compiled module and the compilation cache. Files
+// already in CacheDir stay for the next Host.
 func (h *Host) Close(ctx context.Context) error {
+	h.runMu.Lock()
 	if !h.closed.CompareAndSwap(false, true) {
+		h.runMu.Unlock()
 		return nil
+	}
+	var drained chan struct{}
+	if h.running > 0 {
+		drained = make(chan struct{})
+		h.drained = drained
+	}
+	h.runMu.Unlock()
+
+	// Stop the running instances and let them end by themselves: closing the
+	// runtime under a running instance races with it inside wazero (it frees
+	// the instance's state while a host call reads it). One that does not end
+	// in time (blocked in a host call) is closed under anyway.
+	h.closeRunning()
+	if drained != nil {
+		t := time.NewTimer(h.stopGrace)
+		select {
+		case <-drained:
+		case <-t.C:
+			h.log.Warn("closing the runtime with instances still running", "grace", h.stopGrace)
+		case <-ctx.Done():
+		}
+		t.Stop()
 	}
 	err := h.runtime.Close(ctx)
 	if h.cache != nil {
@@ -188,7 +259,7 @@ func (h *Host) compile(ctx context.Context, digest string, b []byte) (*Module, e
 		return nil, err
 	}
 	h.compiles.Add(1)
-	cm, err := h.runtime.CompileModule(ctx, b)
+	cm, err := h.runtime.CompileModule(ctx, coalesceData(b))
 	if err != nil {
 		if h.closed.Load() {
 			return nil, ErrClosed
@@ -205,8 +276,13 @@ func (h *Host) compile(ctx context.Context, digest string, b []byte) (*Module, e
 		_ = cm.Close(ctx)
 		return nil, err
 	}
+	minPages, err := memoryMin(b)
+	if err != nil {
+		_ = cm.Close(ctx)
+		return nil, invalidf(err, "reading memory section: %v", err)
+	}
 	h.log.Debug("module compiled", "digest", digest, "bytes", len(b))
-	return &Module{host: h, digest: digest, size: len(b), compiled: cm}, nil
+	return &Module{host: h, digest: digest, size: len(b), minMemory: int64(minPages) * pageSize, compiled: cm}, nil
 }
 
 // verifyDigest checks that digest is "sha256:<64 lowercase hex>" and names b.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestCompileOncePerDigest(t *testing.T) {
@@ -133,7 +134,7 @@ func TestCompilationCacheDir(t *testing.T) {
 	}
 	defer h2.Close(ctx)
 	m := mustCompile(t, h2, okModule)
-	rec := do(h2.HTTPHandler(m, HTTPConfig{Name: "tiny"}), http.MethodGet, "/", nil)
+	rec := do(mustHandler(t, h2, m, HTTPConfig{Name: "tiny"}), http.MethodGet, "/", nil)
 	if rec.Code != http.StatusOK || rec.Body.String() != "ok\n" {
 		t.Fatalf("second host: %d %q", rec.Code, rec.Body)
 	}
@@ -164,7 +165,7 @@ func TestClosedHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := mustCompile(t, h, okModule)
-	handler := h.HTTPHandler(m, HTTPConfig{})
+	handler := mustHandler(t, h, m, HTTPConfig{})
 	if err := h.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -198,4 +199,32 @@ func TestHTTPHandlerForeignModule(t *testing.T) {
 		}
 	}()
 	h2.HTTPHandler(m, HTTPConfig{})
+}
+
+// Closing the Host ends instances that wait in poll_oneoff: a request gets
+// 503, a listener returns ErrClosed.
+func TestCloseWhileWaiting(t *testing.T) {
+	h, err := New(context.Background(), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleeper := mustHandler(t, h, mustCompile(t, h, pollModule(pollSub{fd: -1, timeout: time.Hour})), HTTPConfig{MaxRequestTime: time.Hour})
+	listener := mustCompile(t, h, pollModule(pollSub{fd: 3}))
+	code := make(chan int, 1)
+	go func() { code <- do(sleeper, http.MethodGet, "/", nil).Code }()
+	listening := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- h.RunListener(context.Background(), listener, ListenerConfig{Addr: "127.0.0.1:0", OnListening: func() { close(listening) }})
+	}()
+	<-listening
+	if err := h.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if c := <-code; c != http.StatusServiceUnavailable {
+		t.Errorf("sleeping request after Close: %d, want 503", c)
+	}
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Errorf("listener after Close: %v, want ErrClosed", err)
+	}
 }

@@ -3,20 +3,17 @@ package wasmhost
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/sys"
 )
 
 // Defaults of HTTPConfig.
@@ -33,6 +30,17 @@ type HTTPConfig struct {
 	Env            map[string]string // task env, added to the CGI env (request variables win on a clash)
 	MaxRequestTime time.Duration     // 0 = 30s default; on expiry the instance is stopped and client gets 504
 	Stderr         io.Writer         // module stderr; nil = discard. Writes are serialised across instances.
+
+	// MaxConcurrency bounds the instances running at once (0 = no bound).
+	// A request over it waits, first come first served, for a free slot
+	// until its MaxRequestTime ends, and gets 503 if none frees in time; at
+	// most MaxQueue requests wait, the next get 503 at once.
+	MaxConcurrency int
+	// MaxQueue bounds the requests waiting for a slot; 0 = 4×MaxConcurrency.
+	MaxQueue int
+
+	// Limits: memory per instance, mounts, clocks (off by default: see Limits).
+	Limits
 
 	// MaxBodyBytes bounds the request body, which is read in full before the
 	// instance starts (so CONTENT_LENGTH is exact and the module never blocks on
@@ -56,73 +64,86 @@ const (
 // Each instance gets: argv [cfg.Name, cfg.Args...]; the task env plus the CGI
 // variables of RFC 3875 and WAGI (REQUEST_METHOD, PATH_INFO, QUERY_STRING,
 // X_FULL_URL, …); the request body on stdin; stdout captured and parsed as a
-// CGI response; stderr to cfg.Stderr. No filesystem, no sockets.
+// CGI response; stderr to cfg.Stderr. No sockets; a filesystem only through
+// cfg.Mounts; deterministic clocks unless cfg.RealClock.
 //
 // Every request header becomes HTTP_<NAME> (upper case, '-' → '_', repeated
 // values joined), Authorization included: Strata does no authentication of its
-// own, so the module is where it happens. The one exception is Proxy, which
-// would become HTTP_PROXY ("httpoxy"). The task owns its whole port, so
+// own, so the module is where it happens. Two exceptions: Proxy, which would
+// become HTTP_PROXY ("httpoxy"), and names with '_', which would be
+// indistinguishable from the same name with '-' (Apache drops them too). The
+// task owns its whole port, so
 // X_MATCHED_ROUTE is "/...", PATH_INFO is the whole decoded path and SCRIPT_NAME
 // is "/"+cfg.Name (identifying the script, as early WAGI did, not a URL prefix).
 // REMOTE_HOST is REMOTE_ADDR: no reverse lookups.
 //
-// Clocks are real (wall and monotonic; a sleep ends early when the request
-// does) and random_get reads crypto/rand: wazero's defaults are a fake clock
-// and a deterministic random source, which would make crypto/rand in the
-// module predictable.
+// random_get reads crypto/rand: wazero's default is a deterministic random
+// source, which would make crypto/rand in the module predictable. A sleep ends
+// early when the request does.
 //
 // Status codes of its own: 502 for output that is not a CGI response, 500 when
-// the module traps or exits non-zero (proc_exit(0) is success), 504 when
-// MaxRequestTime passes (the instance is stopped), 503 once the Host is closed,
-// 413/408/400 for a request body too large, too slow or unreadable. The reason
-// goes to the Host's logger, a short text to the client.
+// the module traps, exits non-zero (proc_exit(0) is success) or outgrows
+// MaxMemory (the instance is stopped), 504 when MaxRequestTime passes (the
+// instance is stopped), 503 once the Host is closed or when MaxConcurrency is
+// reached and no slot frees in time (with Retry-After: 1), 413/408/400 for a
+// request body too large, too slow or unreadable. The reason goes to the Host's
+// logger, a short text to the client.
 //
-// HTTPHandler panics if m was compiled by another Host.
-func (h *Host) HTTPHandler(m *Module, cfg HTTPConfig) http.Handler {
+// HTTPHandler returns an error for a bad configuration: a mount whose source
+// is not a directory, a module whose initial memory is over MaxMemory
+// (ErrMemoryLimit). It panics if m was compiled by another Host.
+func (h *Host) HTTPHandler(m *Module, cfg HTTPConfig) (http.Handler, error) {
 	if m == nil || m.host != h {
 		panic("wasmhost: HTTPHandler: module was not compiled by this Host")
 	}
+	if err := m.CheckMemory(cfg.MaxMemory); err != nil {
+		return nil, err
+	}
 	hh := &httpHandler{
-		host:    h,
-		mod:     m,
-		log:     h.log.With("task", cfg.Name, "digest", m.digest),
-		maxTime: orDefault(cfg.MaxRequestTime, DefaultMaxRequestTime),
-		maxBody: orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
-		maxResp: orDefault(cfg.MaxResponseBytes, DefaultMaxResponseBytes),
+		host:      h,
+		mod:       m,
+		log:       h.log.With("task", cfg.Name, "digest", m.digest),
+		maxTime:   orDefault(cfg.MaxRequestTime, DefaultMaxRequestTime),
+		maxBody:   orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
+		maxResp:   orDefault(cfg.MaxResponseBytes, DefaultMaxResponseBytes),
+		maxMemory: cfg.MaxMemory,
+	}
+	if cfg.MaxConcurrency > 0 {
+		hh.slots = make(chan struct{}, cfg.MaxConcurrency)
+		queue := cfg.MaxQueue
+		if queue <= 0 {
+			queue = 4 * cfg.MaxConcurrency
+		}
+		hh.queue = make(chan struct{}, queue)
 	}
 
 	// The static part of every instance's config, built once. It carries no
-	// environment on purpose: wazero's ModuleConfig.WithEnv appends to a slice
-	// that a derived config shares with its parent, so two requests deriving
-	// from one base that already had env vars could race on its spare capacity.
-	// Env goes in per request, starting from an empty slice.
+	// environment: ours is one byte slice per request, read by our own
+	// environ_get (instantiateWASI), where wazero's ModuleConfig.WithEnv
+	// clones the config for every variable.
 	var stderr io.Writer = io.Discard
 	if cfg.Stderr != nil {
 		stderr = &lockedWriter{w: cfg.Stderr}
 	}
-	hh.base = wazero.NewModuleConfig().
-		WithName(""). // anonymous: any number of instances at once
-		WithArgs(append([]string{cfg.Name}, cfg.Args...)...).
-		WithStderr(stderr).
-		WithSysWalltime().
-		WithSysNanotime().
-		WithRandSource(rand.Reader)
+	base, err := baseConfig(cfg.Name, cfg.Args, nil, stderr, cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	hh.base = base
 
-	keys := make([]string, 0, len(cfg.Env))
-	for k := range cfg.Env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !validEnv(k, cfg.Env[k]) {
-			hh.log.Warn("task env variable dropped: a name must be non-empty without '=' or NUL, a value without NUL", "name", k)
-			continue
-		}
-		hh.staticEnv = append(hh.staticEnv, k, cfg.Env[k])
-	}
 	scriptName := ""
 	if cfg.Name != "" {
 		scriptName = "/" + strings.TrimPrefix(cfg.Name, "/")
+	}
+	hh.staticHTTP = map[string]bool{}
+	for i, kv := 0, newStaticEnv(cfg.Env, hh.log); i < len(kv); i += 2 {
+		if requestVars[kv[i]] {
+			continue // set by every request, which wins
+		}
+		if strings.HasPrefix(kv[i], "HTTP_") {
+			hh.staticHTTP[kv[i]] = true
+		}
+		hh.staticEnv = append(hh.staticEnv, kv[i], kv[i+1])
 	}
 	hh.staticEnv = append(hh.staticEnv,
 		"GATEWAY_INTERFACE", "CGI/1.1",
@@ -130,18 +151,32 @@ func (h *Host) HTTPHandler(m *Module, cfg HTTPConfig) http.Handler {
 		"SCRIPT_NAME", scriptName,
 		"X_MATCHED_ROUTE", matchedRoute,
 	)
-	return hh
+	return hh, nil
+}
+
+// requestVars are the variables every request sets, after the static ones.
+var requestVars = map[string]bool{
+	"GATEWAY_INTERFACE": true, "SERVER_SOFTWARE": true, "SCRIPT_NAME": true, "X_MATCHED_ROUTE": true,
+	"REQUEST_METHOD": true, "SERVER_PROTOCOL": true, "SERVER_NAME": true, "SERVER_PORT": true,
+	"PATH_INFO": true, "PATH_TRANSLATED": true, "X_RAW_PATH_INFO": true, "QUERY_STRING": true,
+	"X_FULL_URL": true, "REMOTE_ADDR": true, "REMOTE_HOST": true, "AUTH_TYPE": true,
+	"REMOTE_USER": true, "CONTENT_LENGTH": true, "CONTENT_TYPE": true, "HTTP_HOST": true,
 }
 
 type httpHandler struct {
-	host      *Host
-	mod       *Module
-	log       *slog.Logger
-	maxTime   time.Duration
-	maxBody   int64
-	maxResp   int64
-	base      wazero.ModuleConfig
-	staticEnv []string // name, value pairs: the task env, then the fixed CGI variables
+	host       *Host
+	mod        *Module
+	log        *slog.Logger
+	maxTime    time.Duration
+	maxBody    int64
+	maxResp    int64
+	maxMemory  int64
+	base       wazero.ModuleConfig
+	staticEnv  []string        // name, value pairs: the task env, then the fixed CGI variables
+	staticHTTP map[string]bool // task env names starting with HTTP_, which a header may override
+
+	slots chan struct{} // nil: no MaxConcurrency
+	queue chan struct{} // requests waiting for a slot
 }
 
 // orDefault returns v, or def when v is zero or negative.
@@ -167,41 +202,42 @@ func (hh *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hh.fail(w, code, "reading request body: "+err.Error())
 		return
 	}
+	if hh.slots != nil {
+		release, ok := hh.acquire(ctx)
+		if !ok {
+			if r.Context().Err() != nil {
+				return // the client left while waiting
+			}
+			w.Header().Set("Retry-After", "1")
+			hh.fail(w, http.StatusServiceUnavailable, fmt.Sprintf("%d requests running (MaxConcurrency) and no slot free in time", cap(hh.slots)))
+			return
+		}
+		defer release()
+	}
 
 	stdout := &limitedBuffer{max: hh.maxResp}
 	cfg := hh.base.
 		WithStdin(bytes.NewReader(body)).
-		WithStdout(stdout).
-		WithNanosleep(sleepUntilDone(ctx))
-	cfg = hh.withEnv(cfg, r, len(body))
+		WithStdout(stdout)
+	st := &instState{mem: newLinearMemory(hh.maxMemory), log: hh.log}
+	hh.buildEnv(st, r, len(body))
 
-	mod, runErr := hh.host.runtime.InstantiateModule(ctx, hh.mod.compiled, cfg)
-	if mod != nil {
-		_ = mod.Close(context.WithoutCancel(ctx))
-	}
-
-	var exit *sys.ExitError
-	if errors.As(runErr, &exit) && exit.ExitCode() == 0 {
-		runErr = nil // proc_exit(0) is success (wazero reports it so already; be sure)
-	}
+	start := time.Now()
+	runErr := hh.host.runInstance(ctx, hh.mod, cfg, st)
+	runErr = hh.host.exitOf(r.Context(), runErr, st, time.Since(start), hh.maxTime, nil)
+	var exit *ExitError
 	switch {
-	case hh.host.closed.Load():
-		// Closing the runtime ends running instances with exit code 0, which
-		// would otherwise pass for success with a truncated response.
+	case errors.Is(runErr, ErrClosed):
 		hh.fail(w, http.StatusServiceUnavailable, "host closed during the request")
 		return
-	case errors.As(runErr, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded:
-		hh.fail(w, http.StatusGatewayTimeout, fmt.Sprintf("stopped after %s (MaxRequestTime)", hh.maxTime))
-		return
-	case runErr != nil && r.Context().Err() != nil,
-		errors.As(runErr, &exit) && exit.ExitCode() == sys.ExitCodeContextCanceled:
+	case runErr != nil && r.Context().Err() != nil:
 		hh.log.Debug("request canceled by the client; instance stopped", "path", r.URL.Path, "err", runErr)
 		return
-	case errors.As(runErr, &exit):
-		hh.fail(w, http.StatusInternalServerError, fmt.Sprintf("module exited with code %d", exit.ExitCode()))
+	case errors.As(runErr, &exit) && exit.Kind == ExitTimeout:
+		hh.fail(w, http.StatusGatewayTimeout, fmt.Sprintf("stopped after %s (MaxRequestTime)", hh.maxTime))
 		return
 	case runErr != nil:
-		hh.fail(w, http.StatusInternalServerError, "module failed: "+runErr.Error())
+		hh.fail(w, http.StatusInternalServerError, strings.TrimPrefix(runErr.Error(), "wasmhost: "))
 		return
 	case stdout.overflow:
 		hh.fail(w, http.StatusBadGateway, fmt.Sprintf("response larger than %d bytes (MaxResponseBytes)", hh.maxResp))
@@ -265,19 +301,48 @@ func (hh *httpHandler) readBody(r *http.Request, rc *http.ResponseController, de
 	return b, 0, nil
 }
 
-// withEnv adds the environment of one request to cfg: the static variables,
-// then the request's CGI variables, then one HTTP_<NAME> per request header.
-//
-// wazero clones the config on every WithEnv (a map copy each), which makes this
-// the costliest part of setting up an instance; see BenchmarkHTTPTiny.
-func (hh *httpHandler) withEnv(cfg wazero.ModuleConfig, r *http.Request, contentLength int) wazero.ModuleConfig {
-	set := func(k, v string) {
-		if validEnv(k, v) {
-			cfg = cfg.WithEnv(k, v)
+// acquire waits for a free instance slot until ctx ends. The wait is bounded
+// in length too: when MaxQueue requests already wait, it fails at once.
+func (hh *httpHandler) acquire(ctx context.Context) (release func(), ok bool) {
+	select {
+	case hh.slots <- struct{}{}:
+		return func() { <-hh.slots }, true
+	default:
+	}
+	select {
+	case hh.queue <- struct{}{}:
+	default:
+		return nil, false
+	}
+	defer func() { <-hh.queue }()
+	select {
+	case hh.slots <- struct{}{}:
+		return func() { <-hh.slots }, true
+	case <-ctx.Done():
+		return nil, false
+	}
+}
+
+// buildEnv writes the environment of one request into st: the static
+// variables, then the request's CGI variables, then one HTTP_<NAME> per
+// request header. A header overrides a task env variable of the same name.
+func (hh *httpHandler) buildEnv(st *instState, r *http.Request, contentLength int) {
+	var override map[string]bool // task env HTTP_* names a header replaces; rare
+	if len(hh.staticHTTP) > 0 {
+		for name := range r.Header {
+			if n := headerEnvName(name); hh.staticHTTP[n] {
+				if override == nil {
+					override = map[string]bool{}
+				}
+				override[n] = true
+			}
 		}
 	}
+	st.env = make([]byte, 0, 1024)
 	for i := 0; i < len(hh.staticEnv); i += 2 {
-		cfg = cfg.WithEnv(hh.staticEnv[i], hh.staticEnv[i+1])
+		if !override[hh.staticEnv[i]] {
+			st.addEnv(hh.staticEnv[i], hh.staticEnv[i+1])
+		}
 	}
 
 	scheme, defaultPort := "http", "80"
@@ -299,34 +364,33 @@ func (hh *httpHandler) withEnv(cfg wazero.ModuleConfig, r *http.Request, content
 		authType, remoteUser = "Basic", user
 	}
 
-	set("REQUEST_METHOD", r.Method)
-	set("SERVER_PROTOCOL", r.Proto)
-	set("SERVER_NAME", serverName)
-	set("SERVER_PORT", serverPort)
-	set("PATH_INFO", r.URL.Path)
-	set("PATH_TRANSLATED", r.URL.Path)
-	set("X_RAW_PATH_INFO", r.URL.EscapedPath())
-	set("QUERY_STRING", r.URL.RawQuery)
-	set("X_FULL_URL", scheme+"://"+r.Host+r.URL.RequestURI())
-	set("REMOTE_ADDR", remoteAddr)
-	set("REMOTE_HOST", remoteAddr) // no reverse lookups: RFC 3875 §4.1.9 allows REMOTE_ADDR
-	set("AUTH_TYPE", authType)
-	set("REMOTE_USER", remoteUser)
-	set("CONTENT_LENGTH", strconv.Itoa(contentLength))
-	set("CONTENT_TYPE", r.Header.Get("Content-Type"))
-	set("HTTP_HOST", r.Host) // net/http moves Host out of r.Header
+	st.addEnv("REQUEST_METHOD", r.Method)
+	st.addEnv("SERVER_PROTOCOL", r.Proto)
+	st.addEnv("SERVER_NAME", serverName)
+	st.addEnv("SERVER_PORT", serverPort)
+	st.addEnv("PATH_INFO", r.URL.Path)
+	st.addEnv("PATH_TRANSLATED", r.URL.Path)
+	st.addEnv("X_RAW_PATH_INFO", r.URL.EscapedPath())
+	st.addEnv("QUERY_STRING", r.URL.RawQuery)
+	st.addEnv("X_FULL_URL", scheme+"://"+r.Host+r.URL.RequestURI())
+	st.addEnv("REMOTE_ADDR", remoteAddr)
+	st.addEnv("REMOTE_HOST", remoteAddr) // no reverse lookups: RFC 3875 §4.1.9 allows REMOTE_ADDR
+	st.addEnv("AUTH_TYPE", authType)
+	st.addEnv("REMOTE_USER", remoteUser)
+	st.addEnv("CONTENT_LENGTH", strconv.Itoa(contentLength))
+	st.addEnv("CONTENT_TYPE", r.Header.Get("Content-Type"))
+	st.addEnv("HTTP_HOST", r.Host) // net/http moves Host out of r.Header
 
 	for name, values := range r.Header {
-		if name == "Proxy" {
-			continue // "httpoxy": HTTP_PROXY would set the module's outbound proxy
+		if name == "Proxy" || strings.IndexByte(name, '_') >= 0 {
+			continue // "httpoxy", and names that would clash with their '-' spelling
 		}
 		sep := ", "
 		if name == "Cookie" {
 			sep = "; "
 		}
-		set(headerEnvName(name), strings.Join(values, sep))
+		st.addEnv(headerEnvName(name), strings.Join(values, sep))
 	}
-	return cfg
 }
 
 // headerEnvName maps a header name to its CGI variable: "X-Foo" → "HTTP_X_FOO".
@@ -359,20 +423,6 @@ func splitHostPort(hostport string) (host, port string) {
 		return h, p
 	}
 	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), ""
-}
-
-// sleepUntilDone is the instance's nanosleep (WASI poll_oneoff on a clock): a
-// real sleep that ends early when ctx does, so a sleeping instance cannot
-// outlive its request.
-func sleepUntilDone(ctx context.Context) sys.Nanosleep {
-	return func(ns int64) {
-		t := time.NewTimer(time.Duration(ns))
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		}
-	}
 }
 
 // limitedBuffer is an instance's stdout: it keeps up to max bytes and fails

@@ -16,7 +16,7 @@ import (
 // TestHelloExample runs examples/hello, built for wasip1, through the handler.
 func TestHelloExample(t *testing.T) {
 	h, m := sharedGoModule(t, helloPkg)
-	handler := h.HTTPHandler(m, HTTPConfig{Name: "hello"})
+	handler := mustHandler(t, h, m, HTTPConfig{Name: "hello"})
 	for _, tc := range []struct{ target, want string }{
 		{"/x", "hello from /x\n"},
 		{"/", "hello from /\n"},
@@ -41,7 +41,7 @@ func TestHelloExample(t *testing.T) {
 // Through a real server and client: the request and response travel over TCP.
 func TestHelloOverTCP(t *testing.T) {
 	h, m := sharedGoModule(t, helloPkg)
-	srv := httptest.NewServer(h.HTTPHandler(m, HTTPConfig{Name: "hello"}))
+	srv := httptest.NewServer(mustHandler(t, h, m, HTTPConfig{Name: "hello"}))
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL + "/x")
 	if err != nil {
@@ -76,7 +76,7 @@ func parseEcho(t *testing.T, body string) (env map[string]string, args []string,
 
 func TestCGIEnvironment(t *testing.T) {
 	h, m := sharedGoModule(t, envechoPkg)
-	handler := h.HTTPHandler(m, HTTPConfig{
+	handler := mustHandler(t, h, m, HTTPConfig{
 		Name: "echo",
 		Args: []string{"-v", "two words"},
 		Env:  map[string]string{"DB_HOST": "db01.example.com", "REQUEST_METHOD": "task env loses", "BAD=NAME": "dropped"},
@@ -150,7 +150,7 @@ func TestCGIEnvironment(t *testing.T) {
 
 func TestCGIEnvironmentDefaults(t *testing.T) {
 	h, m := sharedGoModule(t, envechoPkg)
-	handler := h.HTTPHandler(m, HTTPConfig{})
+	handler := mustHandler(t, h, m, HTTPConfig{})
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.Host = "[2001:db8::1]"
 	rec := httptest.NewRecorder()
@@ -181,8 +181,8 @@ func TestCGIEnvironmentDefaults(t *testing.T) {
 // Requests served at once each see their own environment and stdin.
 func TestConcurrentRequests(t *testing.T) {
 	h, echo := sharedGoModule(t, envechoPkg)
-	echoHandler := h.HTTPHandler(echo, HTTPConfig{Name: "echo", Env: map[string]string{"A": "1", "B": "2"}})
-	tiny := h.HTTPHandler(mustCompile(t, h, okModule), HTTPConfig{Name: "tiny"})
+	echoHandler := mustHandler(t, h, echo, HTTPConfig{Name: "echo", Env: map[string]string{"A": "1", "B": "2"}})
+	tiny := mustHandler(t, h, mustCompile(t, h, okModule), HTTPConfig{Name: "tiny"})
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
@@ -230,7 +230,7 @@ func TestHandlerStatuses(t *testing.T) {
 		{"no Content-Type", writeModule("X-Only: 1\n\nbody", -1), http.StatusBadGateway, "502 Bad Gateway\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			handler := h.HTTPHandler(mustCompile(t, h, tc.module), HTTPConfig{Name: tc.name})
+			handler := mustHandler(t, h, mustCompile(t, h, tc.module), HTTPConfig{Name: tc.name})
 			rec := do(handler, http.MethodGet, "/", nil)
 			if rec.Code != tc.wantCode || rec.Body.String() != tc.wantBody {
 				t.Fatalf("got %d %q, want %d %q", rec.Code, rec.Body, tc.wantCode, tc.wantBody)
@@ -246,7 +246,7 @@ func TestHandlerStatuses(t *testing.T) {
 // same handler, and the Host, go on serving.
 func TestMaxRequestTime(t *testing.T) {
 	h := newHost(t)
-	handler := h.HTTPHandler(mustCompile(t, h, loopIfBodyModule), HTTPConfig{Name: "loop", MaxRequestTime: 100 * time.Millisecond})
+	handler := mustHandler(t, h, mustCompile(t, h, loopIfBodyModule), HTTPConfig{Name: "loop", MaxRequestTime: 100 * time.Millisecond})
 	for range 2 {
 		if rec := do(handler, http.MethodPost, "/", strings.NewReader("spin")); rec.Code != http.StatusGatewayTimeout {
 			t.Fatalf("POST (loops): %d %q, want 504", rec.Code, rec.Body)
@@ -255,7 +255,7 @@ func TestMaxRequestTime(t *testing.T) {
 			t.Fatalf("GET after a timeout: %d %q, want 200", rec.Code, rec.Body)
 		}
 	}
-	loop := h.HTTPHandler(mustCompile(t, h, loopModule), HTTPConfig{Name: "loop", MaxRequestTime: 10 * time.Millisecond})
+	loop := mustHandler(t, h, mustCompile(t, h, loopModule), HTTPConfig{Name: "loop", MaxRequestTime: 10 * time.Millisecond})
 	if rec := do(loop, http.MethodGet, "/", nil); rec.Code != http.StatusGatewayTimeout {
 		t.Fatalf("loop module: %d %q, want 504", rec.Code, rec.Body)
 	}
@@ -265,7 +265,7 @@ func TestMaxRequestTime(t *testing.T) {
 // both stopped; a short sleep and a non-zero exit behave.
 func TestMaxRequestTimeGo(t *testing.T) {
 	h, m := sharedGoModule(t, envechoPkg)
-	handler := h.HTTPHandler(m, HTTPConfig{Name: "echo", MaxRequestTime: time.Second})
+	handler := mustHandler(t, h, m, HTTPConfig{Name: "echo", MaxRequestTime: time.Second})
 	for _, target := range []string{"/?loop=1", "/?sleep=1h"} {
 		if rec := do(handler, http.MethodGet, target, nil); rec.Code != http.StatusGatewayTimeout {
 			t.Fatalf("GET %s: %d %q, want 504", target, rec.Code, rec.Body)
@@ -273,7 +273,7 @@ func TestMaxRequestTimeGo(t *testing.T) {
 	}
 	// A generous limit for the rest, so that a loaded machine (or the race
 	// detector's interpreter) cannot turn them into 504s.
-	handler = h.HTTPHandler(m, HTTPConfig{Name: "echo"})
+	handler = mustHandler(t, h, m, HTTPConfig{Name: "echo"})
 	if rec := do(handler, http.MethodGet, "/?exit=3", nil); rec.Code != http.StatusInternalServerError {
 		t.Fatalf("GET /?exit=3: %d %q, want 500", rec.Code, rec.Body)
 	}
@@ -285,7 +285,7 @@ func TestMaxRequestTimeGo(t *testing.T) {
 // A client that goes away stops the instance; nothing is written.
 func TestClientCancel(t *testing.T) {
 	h := newHost(t)
-	handler := h.HTTPHandler(mustCompile(t, h, loopModule), HTTPConfig{Name: "loop"})
+	handler := mustHandler(t, h, mustCompile(t, h, loopModule), HTTPConfig{Name: "loop"})
 	ctx, cancel := context.WithCancel(context.Background())
 	req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
 	rec := httptest.NewRecorder()
@@ -304,7 +304,7 @@ func TestClientCancel(t *testing.T) {
 func TestBodyLimits(t *testing.T) {
 	h := newHost(t)
 	m := mustCompile(t, h, okModule)
-	handler := h.HTTPHandler(m, HTTPConfig{MaxBodyBytes: 4})
+	handler := mustHandler(t, h, m, HTTPConfig{MaxBodyBytes: 4})
 
 	if rec := do(handler, http.MethodPost, "/", strings.NewReader("12345")); rec.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("5-byte body with Content-Length: %d, want 413", rec.Code)
@@ -335,7 +335,7 @@ func (errReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
 
 func TestMaxResponseBytes(t *testing.T) {
 	h := newHost(t)
-	handler := h.HTTPHandler(mustCompile(t, h, okModule), HTTPConfig{MaxResponseBytes: 10})
+	handler := mustHandler(t, h, mustCompile(t, h, okModule), HTTPConfig{MaxResponseBytes: 10})
 	if rec := do(handler, http.MethodGet, "/", nil); rec.Code != http.StatusBadGateway {
 		t.Errorf("response over MaxResponseBytes: %d, want 502", rec.Code)
 	}
@@ -353,11 +353,115 @@ func TestStderr(t *testing.T) {
 	b = bytes.Clone(b)
 	b[i+1] = 2
 	var stderr bytes.Buffer
-	handler := h.HTTPHandler(mustCompile(t, h, b), HTTPConfig{Stderr: &stderr})
+	handler := mustHandler(t, h, mustCompile(t, h, b), HTTPConfig{Stderr: &stderr})
 	if rec := do(handler, http.MethodGet, "/", nil); rec.Code != http.StatusBadGateway {
 		t.Errorf("module writing only to stderr: %d, want 502", rec.Code)
 	}
 	if stderr.String() != okResponse {
 		t.Errorf("stderr %q, want %q", stderr.String(), okResponse)
+	}
+}
+
+// An instance that outgrows MaxMemory is stopped: 500, and the handler goes
+// on serving.
+func TestHTTPMemoryLimit(t *testing.T) {
+	h := newHost(t)
+	grow := mustHandler(t, h, mustCompile(t, h, growModule), HTTPConfig{Limits: Limits{MaxMemory: 4 << 20}})
+	if rec := do(grow, http.MethodGet, "/", nil); rec.Code != http.StatusInternalServerError {
+		t.Fatalf("growing past MaxMemory: %d %q, want 500", rec.Code, rec.Body)
+	}
+
+	h2, m := sharedGoModule(t, envechoPkg)
+	echo := mustHandler(t, h2, m, HTTPConfig{Limits: Limits{MaxMemory: 32 << 20}})
+	if rec := do(echo, http.MethodGet, "/?alloc=64", nil); rec.Code != http.StatusInternalServerError {
+		t.Fatalf("Go module allocating 64 MiB under 32: %d %q, want 500", rec.Code, rec.Body)
+	}
+	if rec := do(echo, http.MethodGet, "/?alloc=8", nil); rec.Code != http.StatusOK {
+		t.Fatalf("Go module allocating 8 MiB under 32: %d %q, want 200", rec.Code, rec.Body)
+	}
+}
+
+// While one request spins until its MaxRequestTime, others are served.
+func TestHTTPLoopDoesNotBlockOthers(t *testing.T) {
+	h := newHost(t)
+	loop := mustHandler(t, h, mustCompile(t, h, loopModule), HTTPConfig{Name: "loop", MaxRequestTime: 500 * time.Millisecond})
+	ok := mustHandler(t, h, mustCompile(t, h, okModule), HTTPConfig{Name: "ok"})
+	looped := make(chan int, 1)
+	go func() { looped <- do(loop, http.MethodGet, "/", nil).Code }()
+	for i := range 20 {
+		if rec := do(ok, http.MethodGet, "/", nil); rec.Code != http.StatusOK {
+			t.Fatalf("request %d beside a spinning one: %d", i, rec.Code)
+		}
+	}
+	if code := <-looped; code != http.StatusGatewayTimeout {
+		t.Fatalf("spinning request: %d, want 504", code)
+	}
+}
+
+// MaxConcurrency: requests over it wait for a slot, bounded in number
+// (MaxQueue) and in time (their MaxRequestTime), then get 503.
+func TestHTTPMaxConcurrency(t *testing.T) {
+	h := newHost(t)
+	m := mustCompile(t, h, okModule)
+	hh := mustHandler(t, h, m, HTTPConfig{MaxConcurrency: 1, MaxQueue: 1, MaxRequestTime: 50 * time.Millisecond}).(*httpHandler)
+	if rec := do(hh, http.MethodGet, "/", nil); rec.Code != http.StatusOK {
+		t.Fatalf("free slot: %d", rec.Code)
+	}
+
+	hh.slots <- struct{}{} // an instance is running
+	rec := do(hh, http.MethodGet, "/", nil)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" {
+		t.Fatalf("no slot before the deadline: %d %v, want 503 with Retry-After", rec.Code, rec.Header())
+	}
+	hh.queue <- struct{}{} // and a request is waiting
+	if rec := do(hh, http.MethodGet, "/", nil); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("queue full: %d, want 503", rec.Code)
+	}
+	<-hh.queue
+
+	// A waiting request gets the slot once it frees.
+	hh2 := mustHandler(t, h, m, HTTPConfig{MaxConcurrency: 1}).(*httpHandler)
+	hh2.slots <- struct{}{}
+	done := make(chan int)
+	go func() { done <- do(hh2, http.MethodGet, "/", nil).Code }()
+	<-hh2.slots
+	if code := <-done; code != http.StatusOK {
+		t.Fatalf("after the slot freed: %d, want 200", code)
+	}
+
+	// Under load, every request is served, never more than MaxConcurrency at once.
+	hh3 := mustHandler(t, h, m, HTTPConfig{MaxConcurrency: 2, MaxQueue: 16, MaxRequestTime: time.Minute})
+	var wg sync.WaitGroup
+	codes := make(chan int, 16)
+	for range 16 {
+		wg.Go(func() { codes <- do(hh3, http.MethodGet, "/", nil).Code })
+	}
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		if code != http.StatusOK {
+			t.Errorf("under load: %d", code)
+		}
+	}
+}
+
+// A header overrides a task env variable of the same name; header names with
+// '_' are dropped (they would be ambiguous with '-').
+func TestHTTPEnvOverride(t *testing.T) {
+	h, m := sharedGoModule(t, envechoPkg)
+	handler := mustHandler(t, h, m, HTTPConfig{Env: map[string]string{"HTTP_X_A": "task", "HTTP_X_B": "task", "PATH_INFO": "task"}})
+	req := httptest.NewRequest(http.MethodGet, "/p", nil)
+	req.Header.Set("X-A", "header")
+	req.Header["X_C"] = []string{"underscore"}
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, req)
+	env, _, _ := parseEcho(t, rec.Body.String())
+	for k, want := range map[string]string{"HTTP_X_A": "header", "HTTP_X_B": "task", "PATH_INFO": "/p"} {
+		if env[k] != want {
+			t.Errorf("%s = %q, want %q", k, env[k], want)
+		}
+	}
+	if v, ok := env["HTTP_X_C"]; ok {
+		t.Errorf("HTTP_X_C = %q: a header name with '_' reached the module", v)
 	}
 }

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/tetratelabs/wazero"
 )
 
 // The Go test modules (examples/hello and testdata/envecho) are built with
@@ -38,9 +36,17 @@ var (
 		once sync.Once
 		host *Host
 		err  error
-		mods map[string]*Module // compiled Go modules by package path
+
+		mu   sync.Mutex
+		mods map[string]*compiled // Go modules by package path
 	}
 )
+
+type compiled struct {
+	once sync.Once
+	mod  *Module
+	err  error
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -78,6 +84,8 @@ func fileExists(p string) bool {
 
 const (
 	helloPkg   = "../examples/hello"
+	serverPkg  = "../examples/server"
+	workerPkg  = "../examples/worker"
 	envechoPkg = "./testdata/envecho"
 )
 
@@ -108,34 +116,36 @@ func goModule(tb testing.TB, pkg string) []byte {
 	return b
 }
 
-// sharedGoModule returns the shared Host and pkg compiled on it.
+// sharedGoModule returns the shared Host and pkg compiled on it, once per
+// test binary.
 func sharedGoModule(tb testing.TB, pkg string) (*Host, *Module) {
 	tb.Helper()
-	hello, envecho := goModule(tb, helloPkg), goModule(tb, envechoPkg)
+	b := goModule(tb, pkg)
 	shared.once.Do(func() {
-		ctx := context.Background()
-		cfg := Config{CacheDir: filepath.Join(testTmpDir(tb), "shared-cache")}
-		if raceEnabled {
-			cfg.runtimeConfig = wazero.NewRuntimeConfigInterpreter()
-		}
-		shared.host, shared.err = New(ctx, cfg)
-		if shared.err != nil {
-			return
-		}
-		shared.mods = map[string]*Module{}
-		for p, b := range map[string][]byte{helloPkg: hello, envechoPkg: envecho} {
-			m, err := shared.host.Compile(ctx, Digest(b), b)
-			if err != nil {
-				shared.err = fmt.Errorf("compile %s: %w", p, err)
-				return
-			}
-			shared.mods[p] = m
-		}
+		cfg := Config{CacheDir: filepath.Join(testTmpDir(tb), "shared-cache"), Interpreter: raceEnabled}
+		shared.host, shared.err = New(context.Background(), cfg)
+		shared.mods = map[string]*compiled{}
 	})
 	if shared.err != nil {
 		tb.Fatal(shared.err)
 	}
-	return shared.host, shared.mods[pkg]
+	shared.mu.Lock()
+	c, ok := shared.mods[pkg]
+	if !ok {
+		c = &compiled{}
+		shared.mods[pkg] = c
+	}
+	shared.mu.Unlock()
+	c.once.Do(func() {
+		c.mod, c.err = shared.host.Compile(context.Background(), Digest(b), b)
+		if c.err != nil {
+			c.err = fmt.Errorf("compile %s: %w", pkg, c.err)
+		}
+	})
+	if c.err != nil {
+		tb.Fatal(c.err)
+	}
+	return shared.host, c.mod
 }
 
 // newHost returns a Host without disk cache, closed at the end of the test.
@@ -180,4 +190,14 @@ func do(handler http.Handler, method, target string, body io.Reader) *httptest.R
 	rec := httptest.NewRecorder()
 	handler.ServeHTTP(rec, req)
 	return rec
+}
+
+// mustHandler returns h's HTTP handler for m.
+func mustHandler(tb testing.TB, h *Host, m *Module, cfg HTTPConfig) http.Handler {
+	tb.Helper()
+	handler, err := h.HTTPHandler(m, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return handler
 }

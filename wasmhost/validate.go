@@ -278,10 +278,37 @@ func (r *reader) name() string {
 	return s
 }
 
-func (r *reader) limits() {
+func (r *reader) limits() (min uint32) {
 	flags := r.byte()
-	r.u32() // min
+	min = r.u32()
 	if flags&0x01 != 0 {
 		r.u32() // max
 	}
+	return min
+}
+
+// memoryMin returns the initial size in pages of b's memory (its memory
+// section's first entry; imported memories are refused elsewhere), 0 if it
+// has none. b has been decoded and validated by wazero already.
+func memoryMin(b []byte) (uint32, error) {
+	r := &reader{b: b, off: 8}
+	for r.off < len(r.b) {
+		id := r.byte()
+		size := r.u32()
+		if r.err != nil || size > uint32(len(r.b)-r.off) {
+			return 0, fmt.Errorf("section at offset %d overruns the module", r.off)
+		}
+		if id != 5 { // not the memory section
+			r.off += int(size)
+			continue
+		}
+		sec := &reader{b: r.b[:r.off+int(size)], off: r.off}
+		n := sec.u32()
+		var min uint32
+		if n > 0 {
+			min = sec.limits()
+		}
+		return min, sec.err
+	}
+	return 0, nil
 }

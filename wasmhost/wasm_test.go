@@ -1,5 +1,10 @@
 package wasmhost
 
+import (
+	"encoding/binary"
+	"time"
+)
+
 // A minimal WebAssembly binary encoder for hand-assembled test modules, and the
 // modules the tests use. Only what the tests need: types, imports, functions,
 // one memory, exports, code and active data segments.
@@ -22,8 +27,11 @@ const (
 	opLocalTee    byte = 0x22
 	opI32Load     byte = 0x28
 	opI32Store    byte = 0x36
+	opI32Load8U   byte = 0x2d
 	opI32Const    byte = 0x41
+	opI32Eq       byte = 0x46
 	opI32Sub      byte = 0x6b
+	opMemoryGrow  byte = 0x40 // followed by memory index 0x00
 	blockEmpty    byte = 0x40
 )
 
@@ -57,12 +65,13 @@ type dataSegment struct {
 }
 
 type testModule struct {
-	types   []funcType
-	imports []wasmImport
-	funcs   []wasmFunc
-	memory  bool // one page, exported as "memory"
-	exports []wasmExport
-	data    []dataSegment
+	types    []funcType
+	imports  []wasmImport
+	funcs    []wasmFunc
+	memory   bool   // exported as "memory"
+	memPages uint32 // its initial size; 0 = 1 page
+	exports  []wasmExport
+	data     []dataSegment
 }
 
 func (m testModule) encode() []byte {
@@ -102,7 +111,7 @@ func (m testModule) encode() []byte {
 
 	exports := m.exports
 	if m.memory {
-		section(5, 1, []byte{0x00, 0x01}) // min 1 page, no max
+		section(5, 1, append([]byte{0x00}, uleb(max(m.memPages, 1))...)) // no max
 		exports = append(exports, wasmExport{name: "memory", kind: externMemory, idx: 0})
 	}
 
@@ -287,3 +296,162 @@ var countdownModule = testModule{
 		{name: "run", kind: externFunc, idx: 1},
 	},
 }.encode()
+
+// growModule grows its memory 16 pages (1 MiB) at a time until memory.grow
+// fails, then traps, as a C program's failed malloc would abort.
+var growModule = startModule([]byte{
+	opLoop, blockEmpty,
+	opI32Const, 16, opMemoryGrow, 0x00,
+	opI32Const, 0x7f, opI32Eq, // -1: the grow failed
+	opIf, blockEmpty, opUnreachable, opEnd,
+	opBr, 0x00,
+	opEnd,
+})
+
+// bigModule declares pages pages of initial memory and does nothing.
+func bigModule(pages uint32) []byte {
+	return testModule{
+		types:    []funcType{typeStart},
+		funcs:    []wasmFunc{{typ: 0}},
+		memory:   true,
+		memPages: pages,
+		exports:  []wasmExport{{name: "_start", kind: externFunc, idx: 0}},
+	}.encode()
+}
+
+// pollSub is one poll_oneoff subscription of pollModule: a relative
+// monotonic clock of timeout, or (fd >= 0) a read on fd.
+type pollSub struct {
+	fd      int32
+	timeout time.Duration
+}
+
+// pollModule calls poll_oneoff once with subs, then writes to stdout the
+// number of events (u32) and the events (32 bytes each, as WASI lays them
+// out). If the first event is a successful read on fd 3 (the listener in
+// listener mode), it accepts the connection and writes "hi" to it.
+func pollModule(subs ...pollSub) []byte {
+	const in, out, nevents, iovs, iovHi, nwritten, connFd, hi = 0, 512, 1024, 1200, 1216, 1300, 1400, 1500
+	var subBytes []byte
+	for i, s := range subs {
+		b := make([]byte, 48)
+		binary.LittleEndian.PutUint64(b, uint64(100+i)) // userdata
+		if s.fd >= 0 {
+			b[8] = 1 // fd_read
+			binary.LittleEndian.PutUint32(b[16:], uint32(s.fd))
+		} else {
+			b[8] = 0                                 // clock
+			binary.LittleEndian.PutUint32(b[16:], 1) // monotonic
+			binary.LittleEndian.PutUint64(b[24:], uint64(s.timeout))
+		}
+		subBytes = append(subBytes, b...)
+	}
+	iov := make([]byte, 24)
+	binary.LittleEndian.PutUint32(iov[0:], nevents)
+	binary.LittleEndian.PutUint32(iov[4:], 4)
+	binary.LittleEndian.PutUint32(iov[8:], out)
+	binary.LittleEndian.PutUint32(iov[12:], uint32(32*len(subs)))
+	binary.LittleEndian.PutUint32(iov[16:], hi) // iovHi
+	binary.LittleEndian.PutUint32(iov[20:], 2)
+
+	call := func(idx byte) []byte { return []byte{opCall, idx, opDrop} }
+	body := concat(
+		i32Const(in), i32Const(out), i32Const(int32(len(subs))), i32Const(nevents), call(1), // poll_oneoff
+		i32Const(1), i32Const(iovs), i32Const(2), i32Const(nwritten), call(0), // fd_write(stdout)
+		// errno (u16 at 8) 0 and type (u8 at 10) fd_read: the u32 at 8 is 0x10000.
+		i32Const(out+8), []byte{opI32Load, 0x02, 0x00}, i32Const(eventTypeFdRead<<16), []byte{opI32Eq},
+		[]byte{opIf, blockEmpty},
+		i32Const(3), i32Const(0), i32Const(connFd), call(2), // sock_accept(3, 0, &connFd)
+		i32Const(connFd), []byte{opI32Load, 0x02, 0x00}, i32Const(iovHi), i32Const(1), i32Const(nwritten), call(0),
+		[]byte{opEnd},
+	)
+	return testModule{
+		types: []funcType{typeFdWrite, {params: []byte{i32, i32, i32}, results: []byte{i32}}, typeStart},
+		imports: []wasmImport{
+			funcImport(wasi, "fd_write", 0),
+			funcImport(wasi, "poll_oneoff", 0),
+			funcImport(wasi, "sock_accept", 1),
+		},
+		funcs:   []wasmFunc{{typ: 2, body: body}},
+		memory:  true,
+		exports: []wasmExport{{name: "_start", kind: externFunc, idx: 3}},
+		data: []dataSegment{
+			{offset: in, bytes: subBytes},
+			{offset: iovs, bytes: iov},
+			{offset: hi, bytes: []byte("hi")},
+		},
+	}.encode()
+}
+
+// acceptModule reads its environment size (so the host sees the instance),
+// then accepts on fd 3 in blocking mode, which waits in the host for a client.
+var acceptModule = testModule{
+	types: []funcType{
+		{params: []byte{i32, i32}, results: []byte{i32}},
+		{params: []byte{i32, i32, i32}, results: []byte{i32}},
+		typeStart,
+	},
+	imports: []wasmImport{
+		funcImport(wasi, "environ_sizes_get", 0),
+		funcImport(wasi, "sock_accept", 1),
+	},
+	funcs: []wasmFunc{{typ: 2, body: concat(
+		i32Const(0), i32Const(4), []byte{opCall, 0x00, opDrop},
+		i32Const(3), i32Const(0), i32Const(8), []byte{opCall, 0x01, opDrop},
+	)}},
+	memory:  true,
+	exports: []wasmExport{{name: "_start", kind: externFunc, idx: 2}},
+}.encode()
+
+// connModule accepts one connection on fd 3 (blocking), writes "hi" to it,
+// closes it if closeConn, then either reads from it (blocking) if read, or
+// sleeps an hour in poll_oneoff.
+func connModule(closeConn, read bool) []byte {
+	const connFd, iov, hi, nwritten, sub, evt, nev, buf = 0, 8, 16, 24, 64, 128, 192, 256
+	call := func(idx byte) []byte { return []byte{opCall, idx, opDrop} }
+	sleep := make([]byte, 48) // a relative monotonic clock of an hour
+	binary.LittleEndian.PutUint32(sleep[16:], 1)
+	binary.LittleEndian.PutUint64(sleep[24:], uint64(time.Hour))
+	iovs := make([]byte, 8)
+	binary.LittleEndian.PutUint32(iovs, hi)
+	binary.LittleEndian.PutUint32(iovs[4:], 2)
+	loadConn := concat(i32Const(connFd), []byte{opI32Load, 0x02, 0x00})
+	body := concat(
+		i32Const(3), i32Const(0), i32Const(connFd), call(0), // sock_accept
+		loadConn, i32Const(iov), i32Const(1), i32Const(nwritten), call(1), // fd_write(conn, "hi")
+	)
+	if closeConn {
+		body = concat(body, loadConn, call(2)) // fd_close
+	}
+	if read {
+		// fd_read(conn, iov{buf, 2}): the iovec at iov now points at buf.
+		body = concat(body,
+			i32Const(iov), i32Const(buf), []byte{opI32Store, 0x02, 0x00},
+			loadConn, i32Const(iov), i32Const(1), i32Const(nwritten), call(4))
+	} else {
+		body = concat(body, i32Const(sub), i32Const(evt), i32Const(1), i32Const(nev), call(3)) // poll_oneoff
+	}
+	return testModule{
+		types: []funcType{
+			{params: []byte{i32, i32, i32}, results: []byte{i32}},
+			typeFdWrite,
+			{params: []byte{i32}, results: []byte{i32}},
+			typeStart,
+		},
+		imports: []wasmImport{
+			funcImport(wasi, "sock_accept", 0),
+			funcImport(wasi, "fd_write", 1),
+			funcImport(wasi, "fd_close", 2),
+			funcImport(wasi, "poll_oneoff", 1),
+			funcImport(wasi, "fd_read", 1),
+		},
+		funcs:   []wasmFunc{{typ: 3, body: body}},
+		memory:  true,
+		exports: []wasmExport{{name: "_start", kind: externFunc, idx: 5}},
+		data: []dataSegment{
+			{offset: iov, bytes: iovs},
+			{offset: hi, bytes: []byte("hi")},
+			{offset: sub, bytes: sleep},
+		},
+	}.encode()
+}

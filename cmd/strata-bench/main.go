@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"sort"
+	"time"
 
 	"github.com/strata-run/strata/internal/bench"
 )
@@ -17,6 +18,7 @@ var subcommands = map[string]func(ctx context.Context, args []string) error{
 	"deploy": runDeploy,
 	"place":  runPlace,
 	"c1m":    runC1M,
+	"wasm":   runWasm,
 }
 
 func main() {
@@ -89,4 +91,22 @@ func runC1M(ctx context.Context, args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 	return bench.C1M(ctx, cfg)
+}
+
+// runWasm is `strata-bench wasm`: see bench.Wasm.
+func runWasm(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("wasm", flag.ExitOnError)
+	cfg := bench.WasmConfig{Out: os.Stdout, Concurrency: []int{2, 32}}
+	fs.StringVar(&cfg.Tiny, "tiny", "examples/tiny/tiny.wasm", "the tiny WAGI module")
+	fs.StringVar(&cfg.Hello, "hello", "examples/hello/hello.wasm", "the Go WAGI module")
+	fs.StringVar(&cfg.Server, "server", "examples/server/server.wasm", "the Go listener module")
+	fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measured time per load point")
+	fs.Int64Var(&cfg.Budget, "budget", 4<<30, "RSS budget for the density figures, bytes")
+	fs.IntVar(&cfg.MaxListeners, "max-listeners", 300, "listener instances to start at most for density")
+	fs.IntVar(&cfg.MaxHTTPTasks, "max-http-tasks", 2000, "idle http tasks to start at most for density")
+	fs.IntVar(&cfg.DistinctModules, "distinct-modules", 4, "distinct Go modules to compile for the per-module cost")
+	fs.DurationVar(&cfg.MaxTime, "max-time", 3*time.Minute, "time bound of each density measurement")
+	fs.StringVar(&cfg.Skip, "skip", "", "parts to skip: compile,http,listener,density")
+	fs.Parse(args)
+	return bench.Wasm(ctx, cfg)
 }

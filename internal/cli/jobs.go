@@ -16,7 +16,6 @@ import (
 	"github.com/strata-run/strata/spec"
 )
 
-
 func runValidate(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "validate")
 	vars := addVarFlags(fs)

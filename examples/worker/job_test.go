@@ -1,0 +1,18 @@
+package main
+
+import (
+	"os"
+	"testing"
+
+	"github.com/strata-run/strata/spec"
+)
+
+func TestJobFile(t *testing.T) {
+	b, err := os.ReadFile("worker.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := spec.Parse("worker.hcl", b); err != nil {
+		t.Fatal(err)
+	}
+}
