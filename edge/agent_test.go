@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,5 +77,42 @@ func TestLearnedServersPersist(t *testing.T) {
 	known, _ := b.local.servers()
 	if len(known) != 1 || known[0] != "127.0.0.2:4702" {
 		t.Fatalf("after restart the learned server is %v", known)
+	}
+}
+
+func TestResolveTaskRuntimeReferences(t *testing.T) {
+	a := newTestAgent(t)
+	al := offlineAlloc("r1", 0)
+	al.Ports = []wire.Port{{Label: "http", Value: 23456}}
+	r := newAllocRunner(a, al)
+	task := &spec.Task{Name: "t",
+		Env: map[string]string{
+			"PORT": "${STRATA_PORT_http}",
+			"ADDR": "${NOMAD_ADDR_http}",
+			"DC":   "${node.datacenter}",
+			"LIT":  "$${not_a_ref}",
+			"MIX":  "http://${STRATA_ADDR_http}/x",
+		},
+		Config: spec.TaskConfig{Args: []string{"-port=${NOMAD_PORT_http}", "-job=${STRATA_JOB_NAME}"}},
+	}
+	got, err := r.resolveTask(task, al.Ports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"PORT": "23456", "ADDR": "127.0.0.1:23456", "DC": "dc1", "LIT": "${not_a_ref}", "MIX": "http://127.0.0.1:23456/x"}
+	for k, v := range want {
+		if got.Env[k] != v {
+			t.Errorf("env %s = %q, want %q", k, got.Env[k], v)
+		}
+	}
+	if got.Config.Args[0] != "-port=23456" || got.Config.Args[1] != "-job=j" {
+		t.Errorf("args = %q", got.Config.Args)
+	}
+	if task.Env["PORT"] != "${STRATA_PORT_http}" {
+		t.Error("resolveTask changed the job's own task")
+	}
+	task.Env = map[string]string{"X": "${STRATA_PORT_nosuch}"}
+	if _, err := r.resolveTask(task, al.Ports); err == nil || !strings.Contains(err.Error(), "STRATA_PORT_nosuch") {
+		t.Fatalf("unknown reference: %v, want an error naming it", err)
 	}
 }

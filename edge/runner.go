@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -185,9 +186,10 @@ func (r *allocRunner) taskPorts(t *spec.Task) []wire.Port {
 	return out
 }
 
-// taskEnv is the task's env plus Strata's runtime variables.
-func (r *allocRunner) taskEnv(t *spec.Task, ports []wire.Port) map[string]string {
-	env := map[string]string{
+// runtimeVars are the variables a task sees and its env and args may
+// reference: Strata's, and Nomad's names for the same values.
+func (r *allocRunner) runtimeVars(t *spec.Task, ports []wire.Port) map[string]string {
+	vars := map[string]string{
 		"STRATA_ALLOC_ID":   r.alloc.ID,
 		"STRATA_ALLOC_NAME": r.alloc.Name,
 		"STRATA_JOB_NAME":   r.alloc.JobID,
@@ -195,11 +197,70 @@ func (r *allocRunner) taskEnv(t *spec.Task, ports []wire.Port) map[string]string
 		"STRATA_TASK_NAME":  t.Name,
 	}
 	for _, p := range ports {
-		env["STRATA_PORT_"+p.Label] = strconv.Itoa(p.Value)
-		env["STRATA_ADDR_"+p.Label] = net.JoinHostPort(r.a.cfg.BindAddr, strconv.Itoa(p.Value))
+		vars["STRATA_PORT_"+p.Label] = strconv.Itoa(p.Value)
+		vars["STRATA_ADDR_"+p.Label] = net.JoinHostPort(r.a.cfg.BindAddr, strconv.Itoa(p.Value))
+		vars["NOMAD_HOST_PORT_"+p.Label] = strconv.Itoa(p.Value)
+		vars["NOMAD_IP_"+p.Label] = r.a.cfg.BindAddr
 	}
+	for k, v := range maps.Clone(vars) {
+		if rest, ok := strings.CutPrefix(k, "STRATA_"); ok {
+			vars["NOMAD_"+rest] = v
+		}
+	}
+	return vars
+}
+
+// taskEnv is the task's env (already resolved) plus the runtime variables.
+func (r *allocRunner) taskEnv(t *spec.Task, ports []wire.Port) map[string]string {
+	env := r.runtimeVars(t, ports)
 	for k, v := range t.Env {
 		env[k] = v
 	}
 	return env
+}
+
+// resolveTask returns a copy of t whose env values and args have their
+// runtime references (${STRATA_PORT_http}, ${node.datacenter},
+// ${attr.…}, ${meta.…}) resolved with spec.Interpolate; a reference the
+// agent cannot resolve fails the task, naming it.
+func (r *allocRunner) resolveTask(t *spec.Task, ports []wire.Port) (*spec.Task, error) {
+	vars := r.runtimeVars(t, ports)
+	resolve := func(ref string) (string, bool) {
+		if v, ok := vars[ref]; ok {
+			return v, true
+		}
+		switch {
+		case ref == "node.datacenter":
+			return r.a.cfg.Datacenter, true
+		case ref == "node.unique.name":
+			return r.a.cfg.NodeName, true
+		case ref == "node.unique.id":
+			return r.a.nodeID, true
+		case strings.HasPrefix(ref, "attr."):
+			v, ok := r.a.fp.attributes[strings.TrimPrefix(ref, "attr.")]
+			return v, ok
+		case strings.HasPrefix(ref, "meta."):
+			v, ok := r.a.cfg.Meta[strings.TrimPrefix(ref, "meta.")]
+			return v, ok
+		}
+		return "", false
+	}
+	c := *t
+	c.Env = make(map[string]string, len(t.Env))
+	for k, v := range t.Env {
+		out, err := spec.Interpolate(v, resolve)
+		if err != nil {
+			return nil, fmt.Errorf("env %s: %w", k, err)
+		}
+		c.Env[k] = out
+	}
+	c.Config.Args = make([]string, len(t.Config.Args))
+	for i, a := range t.Config.Args {
+		out, err := spec.Interpolate(a, resolve)
+		if err != nil {
+			return nil, fmt.Errorf("args[%d]: %w", i, err)
+		}
+		c.Config.Args[i] = out
+	}
+	return &c, nil
 }

@@ -79,6 +79,12 @@ func (r *allocRunner) runWasmTask(t *spec.Task) error {
 	defer stdout.Close()
 	defer stderr.Close()
 
+	// Runtime references in env and args (${STRATA_PORT_http}, …) are
+	// resolved here, per allocation.
+	t, err = r.resolveTask(t, ports)
+	if err != nil {
+		return err
+	}
 	switch mode {
 	case spec.ModeHTTP:
 		return r.runHTTP(t, mod, ports, lim, stderr)
