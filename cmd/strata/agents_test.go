@@ -19,11 +19,7 @@ func TestAgentsServeAndFailOver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts server and agent processes")
 	}
-	buildArtifacts(t)
-	srv := newServerProc(t, "server")
-	srv.start("-bootstrap-expect", "1")
-	waitClusterLeader(t, []*serverProc{srv})
-	agentAddr, pin := serverAgentAddr(t, srv)
+	srv, agentAddr, pin := startSingleServer(t)
 	dnsAddr := srv.args[slices.Index(srv.args, "-dns-addr")+1]
 
 	agents := map[string]*agentProc{}
@@ -131,11 +127,7 @@ func TestAgentRestoresTasksWithoutServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts server and agent processes")
 	}
-	buildArtifacts(t)
-	srv := newServerProc(t, "server")
-	srv.start("-bootstrap-expect", "1")
-	waitClusterLeader(t, []*serverProc{srv})
-	agentAddr, pin := serverAgentAddr(t, srv)
+	srv, agentAddr, pin := startSingleServer(t)
 	agent := &agentProc{t: t, args: []string{"agent", "-servers", agentAddr, "-ca-pin", pin, "-data-dir", t.TempDir(),
 		"-node-name", "edge-1", "-log-level", "warn"}}
 	agent.start()
@@ -181,6 +173,18 @@ func TestAgentRestoresTasksWithoutServer(t *testing.T) {
 	if code, body, err := httpGet("http://" + addr + "/again"); err != nil || code != 200 || body != "hello from /again\n" {
 		t.Fatalf("after reconnect: %d %q %v", code, body, err)
 	}
+}
+
+// startSingleServer starts a one-server cluster and returns it with the
+// agents' address and CA pin it printed.
+func startSingleServer(t *testing.T) (*serverProc, string, string) {
+	t.Helper()
+	buildArtifacts(t)
+	srv := newServerProc(t, "server")
+	srv.start("-bootstrap-expect", "1")
+	waitClusterLeader(t, []*serverProc{srv})
+	addr, pin := serverAgentAddr(t, srv)
+	return srv, addr, pin
 }
 
 // serverAgentAddr reads the agents' address and CA pin a server printed.
