@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"fmt"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -17,16 +16,8 @@ import (
 // its layout cannot be fixed without guessing; a file that parses but is
 // not a valid job is formatted (run Parse to check it).
 func FormatSource(filename string, src []byte) ([]byte, error) {
-	if len(src) > MaxFileSize {
-		start := hcl.Pos{Line: 1, Column: 1}
-		return nil, Diagnostics{{
-			Summary: "File too large",
-			Detail:  fmt.Sprintf("a job file may be at most %d bytes (1 MiB); this one is %d", MaxFileSize, len(src)),
-			Range:   &hcl.Range{Filename: filename, Start: start, End: start},
-		}}
-	}
-	if diags := checkNesting(filename, src); diags.HasErrors() {
-		return nil, fromHCL(diags)
+	if err := checkInput(filename, src); err != nil {
+		return nil, err
 	}
 	if _, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos); diags.HasErrors() {
 		return nil, sorted(fromHCL(diags))

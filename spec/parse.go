@@ -25,20 +25,29 @@ func Parse(filename string, src []byte) (*Job, error) {
 	return ParseWithVars(filename, src, Vars{})
 }
 
-// ParseWithVars is Parse with values for the file's variables (see Vars).
-// A problem in a variable file carries a range in that file; a problem
-// with a -var flag has no range and names the flag.
-func ParseWithVars(filename string, src []byte, vars Vars) (*Job, error) {
+// checkInput refuses, before any parsing, a file larger than MaxFileSize
+// or nested deeper than hclsyntax can parse without overflowing its stack.
+func checkInput(filename string, src []byte) error {
 	if len(src) > MaxFileSize {
 		start := hcl.Pos{Line: 1, Column: 1}
-		return nil, Diagnostics{{
+		return Diagnostics{{
 			Summary: "File too large",
 			Detail:  fmt.Sprintf("a job file may be at most %d bytes (1 MiB); this one is %d", MaxFileSize, len(src)),
 			Range:   &hcl.Range{Filename: filename, Start: start, End: start},
 		}}
 	}
 	if hds := checkNesting(filename, src); hds.HasErrors() {
-		return nil, fromHCL(hds)
+		return fromHCL(hds)
+	}
+	return nil
+}
+
+// ParseWithVars is Parse with values for the file's variables (see Vars).
+// A problem in a variable file carries a range in that file; a problem
+// with a -var flag has no range and names the flag.
+func ParseWithVars(filename string, src []byte, vars Vars) (*Job, error) {
+	if err := checkInput(filename, src); err != nil {
+		return nil, err
 	}
 	file, hds := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if hds.HasErrors() {

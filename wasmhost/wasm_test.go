@@ -143,32 +143,10 @@ func (m testModule) encode() []byte {
 	return out
 }
 
-func uleb(v uint32) []byte {
-	var b []byte
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v != 0 {
-			c |= 0x80
-		}
-		b = append(b, c)
-		if v == 0 {
-			return b
-		}
-	}
-}
+// uleb and sleb are the package's own LEB128 encoders (coalesce.go).
+func uleb(v uint32) []byte { return uleb32(v) }
 
-func sleb(v int32) []byte {
-	var b []byte
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
+func sleb(v int32) []byte { return sleb32(v) }
 
 func vec(b []byte) []byte  { return append(uleb(uint32(len(b))), b...) }
 func name(s string) []byte { return vec([]byte(s)) }
