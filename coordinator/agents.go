@@ -273,12 +273,25 @@ func (a *agentEndpoint) allocStatus(reg *wire.Register, st *wire.AllocStatus) er
 	return nil
 }
 
-// pushAllocs sends the node's allocations now and after every change.
+// pushAllocs sends the node's allocations now and after every change. It
+// wakes on every commit but reads the node's allocations only when a
+// commit wrote one of them.
 func (a *agentEndpoint) pushAllocs(ctx context.Context, nodeID string, ctrl *quic.Stream, mu *sync.Mutex) error {
 	var last []wire.Alloc
+	var seen uint64
 	first := true
 	for {
 		watch := a.s.store.Watch()
+		changes := a.s.store.NodeAllocChanges(nodeID)
+		if !first && changes == seen {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-watch:
+			}
+			continue
+		}
+		seen = changes
 		idx := a.s.store.Index()
 		allocs, err := a.nodeAllocs(nodeID)
 		if err != nil {

@@ -1,7 +1,6 @@
 package coordinator
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/strata-run/strata/internal/fsutil"
+	"github.com/strata-run/strata/wasmhost"
 )
 
 // blobStore keeps module bytes content-addressed on disk:
@@ -26,11 +26,8 @@ func newBlobStore(dir string) (*blobStore, error) {
 	return &blobStore{dir: dir}, nil
 }
 
-// Digest returns "sha256:<hex>" of b.
-func Digest(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
+// Digest returns "sha256:<hex>" of b (the module digest, as wasmhost computes it).
+func Digest(b []byte) string { return wasmhost.Digest(b) }
 
 func (b *blobStore) path(digest string) (string, error) {
 	hexPart, ok := strings.CutPrefix(digest, "sha256:")

@@ -171,6 +171,7 @@ func (fx *effects) wrote(a *Alloc) {
 		fx.pending = map[string]*Alloc{}
 	}
 	fx.pending[a.ID] = a
+	fx.delta(a.NodeID).allocWritten = true
 }
 
 func (fx *effects) eval(e *Eval) {

@@ -663,6 +663,10 @@ func (s *Store) NodeStates() ([]*sched.NodeState, error) {
 	return s.usage.snapshot(), nil
 }
 
+// NodeAllocChanges counts the committed batches that wrote allocations on
+// a node (from memory; it restarts at 0 with the process).
+func (s *Store) NodeAllocChanges(nodeID string) uint64 { return s.usage.allocChanges(nodeID) }
+
 // NodeCount is the number of registered nodes (from memory).
 func (s *Store) NodeCount() int { return s.usage.count() }
 

@@ -20,19 +20,21 @@ import (
 type usageIndex struct {
 	mu       sync.RWMutex
 	nodes    map[string]*sched.NodeState
-	order    []string        // node IDs, sorted: snapshots are deterministic
-	draining map[string]bool // nodes with a drain in progress
-	live     int             // allocations holding resources, cluster-wide
+	order    []string          // node IDs, sorted: snapshots are deterministic
+	draining map[string]bool   // nodes with a drain in progress
+	live     int               // allocations holding resources, cluster-wide
+	changes  map[string]uint64 // node ID -> count of batches that wrote its allocations
 }
 
 // usageDelta is one batch's change to one node.
 type usageDelta struct {
-	node     *sched.Node // new node record, nil if unchanged
-	drain    *bool       // drain started (true) or ended (false), nil if unchanged
-	res      sched.Resources
-	allocs   int // change in allocations holding resources
-	addPorts []int
-	delPorts []int
+	node         *sched.Node // new node record, nil if unchanged
+	drain        *bool       // drain started (true) or ended (false), nil if unchanged
+	res          sched.Resources
+	allocs       int  // change in allocations holding resources
+	allocWritten bool // an allocation on the node was written
+	addPorts     []int
+	delPorts     []int
 }
 
 // holds reports whether an allocation holds resources on its node.
@@ -115,6 +117,12 @@ func (u *usageIndex) publish(deltas map[string]*usageDelta) {
 		}
 		ns.Used = ns.Used.Add(d.res)
 		u.live += d.allocs
+		if d.allocWritten {
+			if u.changes == nil {
+				u.changes = map[string]uint64{}
+			}
+			u.changes[id]++
+		}
 		if len(d.addPorts) > 0 || len(d.delPorts) > 0 || ns.UsedPorts == nil {
 			ports := make(map[int]bool, len(ns.UsedPorts)+len(d.addPorts))
 			maps.Copy(ports, ns.UsedPorts)
@@ -135,6 +143,14 @@ func (u *usageIndex) drainingNodes() []string {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
 	return slices.Sorted(maps.Keys(u.draining))
+}
+
+// allocChanges counts the batches that wrote allocations on a node: a
+// node's agent needs a new allocation set only when it moved.
+func (u *usageIndex) allocChanges(id string) uint64 {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	return u.changes[id]
 }
 
 // liveAllocs is the number of allocations holding resources.

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -9,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/strata-run/strata/internal/fsutil"
+	"github.com/strata-run/strata/wasmhost"
 )
 
 // moduleCache keeps downloaded modules on disk by digest. Every read is
@@ -58,8 +58,7 @@ func (c *moduleCache) put(digest string, b []byte) error {
 }
 
 func checkDigest(digest string, b []byte) error {
-	sum := sha256.Sum256(b)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); got != digest {
+	if got := wasmhost.Digest(b); got != digest {
 		return fmt.Errorf("edge: module bytes hash to %s, expected %s", got, digest)
 	}
 	return nil

@@ -7,14 +7,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/strata-run/strata/internal/testwasm"
 	"github.com/strata-run/strata/internal/wire"
 	"github.com/strata-run/strata/spec"
 	"github.com/strata-run/strata/wasmhost"
@@ -25,36 +23,14 @@ import (
 // interpreter, which compiles the Go examples in a second or two where the
 // compiler (race-instrumented under -race) takes much longer.
 
-var goBuilds sync.Map // package → *goBuild
-
-type goBuild struct {
-	once sync.Once
-	b    []byte
-	err  error
-}
-
 // wasip1Module builds a Go package for wasip1 once per test binary.
 func wasip1Module(t *testing.T, pkg string) []byte {
 	t.Helper()
-	v, _ := goBuilds.LoadOrStore(pkg, &goBuild{})
-	gb := v.(*goBuild)
-	gb.once.Do(func() {
-		out := filepath.Join(os.TempDir(), "strata-edge-test-"+filepath.Base(pkg)+".wasm")
-		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		cmd := exec.Command(gobin, "build", "-o", out, pkg)
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			gb.err = err
-			gb.b = msg
-			return
-		}
-		gb.b, gb.err = os.ReadFile(out)
-		os.Remove(out)
-	})
-	if gb.err != nil {
-		t.Fatalf("build %s: %v\n%s", pkg, gb.err, gb.b)
+	b, err := testwasm.Build("", pkg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return gb.b
+	return b
 }
 
 // testAgent is an agent with a wasm host and a module cache, and no server.

@@ -3,14 +3,13 @@ package wasmhost
 import (
 	"context"
 	"fmt"
+	"github.com/strata-run/strata/internal/testwasm"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -27,10 +26,6 @@ import (
 var (
 	tmpDir     string
 	tmpDirOnce sync.Once
-
-	goModules     = map[string][]byte{} // by package path, see goModule
-	goModulesErr  = map[string]error{}
-	goModulesLock sync.Mutex
 
 	shared struct {
 		once sync.Once
@@ -69,14 +64,6 @@ func testTmpDir(tb testing.TB) string {
 	return tmpDir
 }
 
-// goTool returns the go command that is running these tests.
-func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
-		return p
-	}
-	return "go"
-}
-
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
@@ -93,26 +80,10 @@ const (
 // the module bytes.
 func goModule(tb testing.TB, pkg string) []byte {
 	tb.Helper()
-	goModulesLock.Lock()
-	defer goModulesLock.Unlock()
-	if b, ok := goModules[pkg]; ok {
-		return b
-	}
-	if err, ok := goModulesErr[pkg]; ok {
-		tb.Fatal(err)
-	}
-	out := filepath.Join(testTmpDir(tb), strings.NewReplacer("/", "_", ".", "_").Replace(pkg)+".wasm")
-	cmd := exec.Command(goTool(), "build", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		goModulesErr[pkg] = fmt.Errorf("GOOS=wasip1 GOARCH=wasm go build %s: %v\n%s", pkg, err, msg)
-		tb.Fatal(goModulesErr[pkg])
-	}
-	b, err := os.ReadFile(out)
+	b, err := testwasm.Build("", pkg)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	goModules[pkg] = b
 	return b
 }
 

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +20,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/strata-run/strata/internal/testwasm"
 )
 
 // The end-to-end tests build the real binary and the example module,
@@ -34,15 +35,6 @@ var (
 	buildErr  error
 )
 
-func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
-		return p
-	}
-	return "go"
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
 func buildArtifacts(t *testing.T) {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -54,17 +46,15 @@ func buildArtifacts(t *testing.T) {
 		strataBin = filepath.Join(dir, "strata")
 		helloWasm = filepath.Join(dir, "hello.wasm")
 		root := repoRoot()
-		cmd := exec.Command(goTool(), "build", "-o", strataBin, "./cmd/strata")
+		cmd := exec.Command(testwasm.GoTool(), "build", "-o", strataBin, "./cmd/strata")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build strata: %v\n%s", err, out)
 			return
 		}
-		cmd = exec.Command(goTool(), "build", "-o", helloWasm, "./examples/hello")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build hello.wasm: %v\n%s", err, out)
+		var b []byte
+		if b, buildErr = testwasm.Build(root, "./examples/hello"); buildErr == nil {
+			buildErr = os.WriteFile(helloWasm, b, 0o644)
 		}
 	})
 	if buildErr != nil {
