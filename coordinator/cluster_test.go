@@ -99,9 +99,9 @@ func TestInProcessClusterForwardsWrites(t *testing.T) {
 		return e != nil && e.Status == EvalBlocked
 	})
 	// One cluster CA for every server: agents pin one fingerprint.
-	waitState(t, follower, "the CA replicated", 10*time.Second, func() bool { return follower.CAPin() != "" })
 	for _, s := range servers {
-		if s.CAPin() != leader.CAPin() || s.CAPin() == "" {
+		waitState(t, s, "the CA replicated", 10*time.Second, func() bool { return s.CAPin() != "" })
+		if s.CAPin() != leader.CAPin() {
 			t.Fatalf("server CA pins differ: %q vs leader %q", s.CAPin(), leader.CAPin())
 		}
 	}
