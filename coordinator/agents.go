@@ -45,6 +45,12 @@ func newAgentEndpoint(s *Server, addr string) (*agentEndpoint, error) {
 		GetCertificate: s.certs.get,
 		NextProtos:     []string{wire.ALPN},
 		MinVersion:     tls.VersionTLS13,
+		// Mutual TLS, with one exception: an agent that has not joined
+		// yet has no certificate and may only send Join (see handle).
+		// The CA is read from the replicated state at each handshake,
+		// so this is a custom check rather than ClientCAs.
+		ClientAuth:            tls.RequestClientCert,
+		VerifyPeerCertificate: s.certs.verifyAgentCert,
 	}
 	qc := &quic.Config{
 		MaxIdleTimeout:  30 * time.Second,
@@ -102,11 +108,15 @@ func (a *agentEndpoint) handle(ctx context.Context, conn *quic.Conn) {
 	if err != nil {
 		return
 	}
-	reg, err := a.register(ctrl, conn)
+	peer := conn.ConnectionState().TLS.PeerCertificates
+	if len(peer) == 0 {
+		a.join(ctrl, conn, log)
+		return
+	}
+	reg, err := a.register(ctrl, peer[0].Subject.CommonName)
 	if err != nil {
 		log.Warn("agent registration failed", "err", err)
-		wire.Write(ctrl, wire.TypeError, wire.Error{Message: err.Error()})
-		conn.CloseWithError(closeProtocol, truncate(err.Error(), 200))
+		refuseConn(ctrl, conn, err)
 		return
 	}
 	log = log.With("node", reg.Name, "node_id", reg.NodeID)
@@ -139,7 +149,69 @@ func (a *agentEndpoint) handle(ctx context.Context, conn *quic.Conn) {
 	log.Info("agent disconnected")
 }
 
-func (a *agentEndpoint) register(ctrl *quic.Stream, conn *quic.Conn) (*wire.Register, error) {
+// join serves a connection without a client certificate: its one frame
+// must be Join; the answer is the agent's certificate or the reason not.
+// The connection is closed either way: the agent reconnects with the
+// certificate.
+func (a *agentEndpoint) join(ctrl *quic.Stream, conn *quic.Conn, log *slog.Logger) {
+	var j wire.Join
+	err := func() error {
+		ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
+		t, payload, err := wire.Read(ctrl)
+		if err != nil {
+			return fmt.Errorf("reading Join: %w", err)
+		}
+		if t != wire.TypeJoin {
+			return fmt.Errorf("this agent presented no client certificate, so its first frame must be Join, got %s: start it with -join-token (see `strata agent token create`)", t)
+		}
+		if err := wire.Decode(t, payload, &j); err != nil {
+			return err
+		}
+		if j.NodeID == "" || j.Name == "" {
+			return errors.New("Join needs NodeID and Name")
+		}
+		cert, err := a.s.join(j.Token, j.NodeID, j.CSR)
+		if err != nil {
+			return err
+		}
+		if err := wire.Write(ctrl, wire.TypeJoined, wire.Joined{CertPEM: cert}); err != nil {
+			return err
+		}
+		log.Info("agent joined", "node", j.Name, "node_id", j.NodeID)
+		return nil
+	}()
+	if err != nil {
+		log.Warn("agent join refused", "node", j.Name, "node_id", j.NodeID, "err", err)
+		refuseConn(ctrl, conn, err)
+		return
+	}
+	ctrl.Close()
+	select {
+	case <-conn.Context().Done():
+	case <-time.After(time.Second):
+	}
+	conn.CloseWithError(closeNormal, "")
+}
+
+// refuseConn tells the agent why it is refused, in an Error frame and in
+// the connection's close reason, and closes the connection. The frame is
+// given up to a second to arrive before the close would discard it (an
+// agent closes first once it has read it).
+func refuseConn(ctrl *quic.Stream, conn *quic.Conn, err error) {
+	var nl *NotLeaderError
+	temporary := errors.As(err, &nl) || errors.Is(err, ErrNotLeader) || errors.Is(err, errNoCA)
+	wire.Write(ctrl, wire.TypeError, wire.Error{Message: err.Error(), Temporary: temporary})
+	ctrl.Close()
+	select {
+	case <-conn.Context().Done():
+	case <-time.After(time.Second):
+	}
+	conn.CloseWithError(closeProtocol, truncate(err.Error(), 200))
+}
+
+// register reads the Register frame of an agent whose certificate names
+// certNode: the agent can only register as that node.
+func (a *agentEndpoint) register(ctrl *quic.Stream, certNode string) (*wire.Register, error) {
 	ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
 	t, payload, err := wire.Read(ctrl)
 	if err != nil {
@@ -155,6 +227,9 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, conn *quic.Conn) (*wire.Regi
 	}
 	if reg.NodeID == "" || reg.Name == "" {
 		return nil, errors.New("Register needs NodeID and Name")
+	}
+	if reg.NodeID != certNode {
+		return nil, fmt.Errorf("this agent's certificate is for node %s but it registers as node %s", certNode, reg.NodeID)
 	}
 	if net.ParseIP(reg.Address) == nil {
 		return nil, fmt.Errorf("Register: address %q is not an IP", reg.Address)

@@ -2,10 +2,15 @@ package coordinator
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"strings"
 	"testing"
@@ -39,11 +44,15 @@ func startTestServer(t *testing.T) *Server {
 	return s
 }
 
+// dialAgent connects as node "n1", with a client certificate got by
+// joining with a token.
 func dialAgent(t *testing.T, s *Server) *quic.Conn {
 	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(s.CACertPEM())
-	tc := &tls.Config{RootCAs: pool, ServerName: "server.strata", NextProtos: []string{wire.ALPN}}
+	return dialTLS(t, s, agentTLS(t, s, "n1"))
+}
+
+func dialTLS(t *testing.T, s *Server, tc *tls.Config) *quic.Conn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	conn, err := quic.DialAddr(ctx, s.AgentAddr(), tc, &quic.Config{})
@@ -52,6 +61,67 @@ func dialAgent(t *testing.T, s *Server) *quic.Conn {
 	}
 	t.Cleanup(func() { conn.CloseWithError(0, "") })
 	return conn
+}
+
+// serverTLS trusts the cluster CA and presents no certificate.
+func serverTLS(s *Server) *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.CACertPEM())
+	return &tls.Config{RootCAs: pool, ServerName: "server.strata", NextProtos: []string{wire.ALPN}}
+}
+
+// joinAs runs the Join exchange with token for nodeID and returns the
+// server's answer: a certificate, or the Error frame's message.
+func joinAs(t *testing.T, s *Server, token, nodeID string) (*tls.Certificate, *wire.Error) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: nodeID}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := dialTLS(t, s, serverTLS(s))
+	st, err := conn.OpenStreamSync(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire.Write(st, wire.TypeJoin, wire.Join{Token: token, NodeID: nodeID, Name: nodeID, CSR: csr})
+	st.SetReadDeadline(time.Now().Add(10 * time.Second))
+	typ, payload, err := wire.Read(st)
+	if err != nil {
+		t.Fatalf("join %s: %v", nodeID, err)
+	}
+	if typ == wire.TypeError {
+		var e wire.Error
+		wire.Decode(typ, payload, &e)
+		return nil, &e
+	}
+	var j wire.Joined
+	if typ != wire.TypeJoined || wire.Decode(typ, payload, &j) != nil {
+		t.Fatalf("join %s: got %s", nodeID, typ)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	cert, err := tls.X509KeyPair(j.CertPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	if err != nil {
+		t.Fatalf("join %s: the certificate does not match the key: %v", nodeID, err)
+	}
+	return &cert, nil
+}
+
+// agentTLS joins nodeID with a fresh one-time token and returns the
+// mutual-TLS config it then dials with.
+func agentTLS(t *testing.T, s *Server, nodeID string) *tls.Config {
+	t.Helper()
+	tok, err := s.CreateJoinToken(JoinTokenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, refusal := joinAs(t, s, tok.Secret, nodeID)
+	if refusal != nil {
+		t.Fatalf("join %s refused: %s", nodeID, refusal.Message)
+	}
+	tc := serverTLS(s)
+	tc.Certificates = []tls.Certificate{*cert}
+	return tc
 }
 
 // Garbage on the control stream closes that agent's connection with a

@@ -175,3 +175,28 @@ func (c *Client) DrainNode(ctx context.Context, node string, enable bool, deadli
 	_, err = c.do(ctx, http.MethodPut, "/v1/node/"+url.PathEscape(node)+"/drain", bytes.NewReader(body), &n)
 	return &n, err
 }
+
+// CreateJoinToken creates an agent join token; its Secret is shown only
+// in this answer.
+func (c *Client) CreateJoinToken(ctx context.Context, req JoinTokenRequest) (*NewJoinToken, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var out NewJoinToken
+	_, err = c.do(ctx, http.MethodPost, "/v1/agent/tokens", bytes.NewReader(b), &out)
+	return &out, err
+}
+
+// JoinTokens lists the join tokens (without secrets).
+func (c *Client) JoinTokens(ctx context.Context) ([]JoinToken, error) {
+	var out []JoinToken
+	_, err := c.do(ctx, http.MethodGet, "/v1/agent/tokens", nil, &out)
+	return out, err
+}
+
+// RevokeJoinToken deletes a join token.
+func (c *Client) RevokeJoinToken(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/agent/token/"+url.PathEscape(id), nil, nil)
+	return err
+}

@@ -32,6 +32,9 @@ const (
 	cmdNodeStatus     cmdType = 8
 	cmdNodeDrain      cmdType = 9
 	cmdCASet          cmdType = 10
+	cmdTokenCreate    cmdType = 11
+	cmdTokenUse       cmdType = 12
+	cmdTokenRevoke    cmdType = 13
 )
 
 // Commands. Apply must be deterministic, so the proposer stamps every ID
@@ -278,6 +281,12 @@ func applyCmd(tx *bolt.Tx, index uint64, data []byte, fx *effects) (any, error) 
 			}
 			return nil, putJSON(meta, keyCA, &c.CA)
 		})
+	case cmdTokenCreate:
+		return decodeThen(t, payload, func(c *tokenCreateCmd) (any, error) { return nil, applyTokenCreate(tx, c) })
+	case cmdTokenUse:
+		return decodeThen(t, payload, func(c *tokenUseCmd) (any, error) { return nil, applyTokenUse(tx, c) })
+	case cmdTokenRevoke:
+		return decodeThen(t, payload, func(c *tokenRevokeCmd) (any, error) { return nil, applyTokenRevoke(tx, c) })
 	case cmdEvalUpsert:
 		return decodeThen(t, payload, func(c *evalUpsertCmd) (any, error) {
 			for _, e := range c.Evals {

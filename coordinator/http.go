@@ -45,6 +45,9 @@ func (s *Server) Handler() http.Handler {
 	read("GET /v1/catalog/services", s.handleServices)
 	read("GET /v1/catalog/service/{name}", s.handleService)
 	mux.HandleFunc("PUT /v1/node/{id}/drain", s.handleNodeDrain)
+	mux.HandleFunc("POST /v1/agent/tokens", s.handleTokenCreate)
+	read("GET /v1/agent/tokens", s.handleTokens)
+	mux.HandleFunc("DELETE /v1/agent/token/{id}", s.handleTokenRevoke)
 	mux.HandleFunc("GET /v1/operator/raft/configuration", s.handleRaftConfiguration)
 	mux.HandleFunc("DELETE /v1/operator/raft/peer", s.handleRaftRemovePeer)
 	return mux

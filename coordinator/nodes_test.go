@@ -2,8 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"sync"
 	"testing"
 	"time"
@@ -38,11 +36,10 @@ func connectFakeAgent(t *testing.T, s *Server, id, addr string) *fakeAgent {
 
 func connectAgent(t *testing.T, s *Server, id, addr string, autoRun bool) *fakeAgent {
 	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(s.CACertPEM())
+	tc := agentTLS(t, s, id)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := quic.DialAddr(ctx, s.AgentAddr(), &tls.Config{RootCAs: pool, ServerName: "server.strata", NextProtos: []string{wire.ALPN}}, &quic.Config{})
+	conn, err := quic.DialAddr(ctx, s.AgentAddr(), tc, &quic.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

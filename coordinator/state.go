@@ -36,7 +36,7 @@ var (
 	bucketServices     = []byte("services") // service \x00 alloc ID \x00 n -> registry.Endpoint
 
 	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketJobVersions, bucketModules,
-		bucketNodes, bucketAllocs, bucketAllocsByJob, bucketAllocsByNode, bucketEvals, bucketServices}
+		bucketNodes, bucketAllocs, bucketAllocsByJob, bucketAllocsByNode, bucketEvals, bucketServices, bucketTokens}
 
 	keyIndex  = []byte("index")
 	keyCA     = []byte("ca") // ClusterCA

@@ -32,6 +32,9 @@ type Config struct {
 	// CAPin is "sha256:<hex>" of the cluster CA certificate. The agent
 	// refuses a server whose certificate chain does not end in it.
 	CAPin string
+	// JoinToken ("<id>.<secret>") is spent once to get the agent's client
+	// certificate; an agent that has one (in DataDir) needs no token.
+	JoinToken string
 	// DataDir holds node-id, modules/ (downloaded modules) and
 	// wasm-cache/ (compiled code).
 	DataDir    string
@@ -53,6 +56,7 @@ type Agent struct {
 	mods   *moduleCache
 	local  *localState
 	fp     fingerprint
+	cert   *tls.Certificate // client certificate; nil until joined (Run's goroutine only)
 
 	serversMu sync.Mutex
 	servers   []string // the flags' servers, then those learned from the cluster
@@ -111,6 +115,13 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	cert, err := loadIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if cert == nil && cfg.JoinToken == "" {
+		return nil, errors.New("edge: this agent has not joined the cluster yet: start it with -join-token (create one on a server with `strata agent token create`)")
+	}
 	local, err := openLocalState(filepath.Join(cfg.DataDir, "agent.db"))
 	if err != nil {
 		return nil, err
@@ -121,7 +132,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("edge: wasm host: %w", err)
 	}
 	a := &Agent{
-		cfg: cfg, log: cfg.Logger.With("component", "agent"), nodeID: id, host: host, mods: mods, local: local,
+		cfg: cfg, log: cfg.Logger.With("component", "agent"), nodeID: id, host: host, mods: mods, local: local, cert: cert,
 		fp:       fingerprintHost(),
 		connCh:   make(chan struct{}),
 		runners:  map[string]*allocRunner{},
@@ -159,7 +170,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	offlineSince := time.Now()
 	for i := 0; ; i++ {
 		server := a.serverList()[i%len(a.serverList())]
-		err := a.session(ctx, server)
+		var err error
+		if a.cert == nil {
+			a.cert, err = a.join(ctx, server)
+			var refused *joinRefusedError
+			var pin *pinMismatchError
+			if errors.As(err, &refused) || errors.As(err, &pin) {
+				return err // the same token or pin cannot succeed later
+			}
+		}
+		if a.cert != nil {
+			err = a.session(ctx, server)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -237,18 +259,29 @@ type refusedError struct{ msg string }
 
 func (e *refusedError) Error() string { return "refused by server: " + e.msg }
 
-func (a *Agent) tlsConfig() *tls.Config {
+// tlsConfig is the client side of the link: the server must chain to the
+// pinned CA; cert, if any, is presented for mutual TLS. The returned
+// error pointer holds the pin check's failure after a failed dial, which
+// quic-go reports only as a TLS alert.
+func (a *Agent) tlsConfig(cert *tls.Certificate) (*tls.Config, *error) {
 	pin, _ := parsePin(a.cfg.CAPin)
-	return &tls.Config{
+	pinErr := new(error)
+	tc := &tls.Config{
 		NextProtos: []string{wire.ALPN},
 		MinVersion: tls.VersionTLS13,
 		// The server's name is not checked: servers are identified by the
 		// pinned cluster CA, which VerifyPeerCertificate enforces.
 		InsecureSkipVerify: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			return verifyPinned(raw, pin)
+			err := verifyPinned(raw, pin)
+			*pinErr = err
+			return err
 		},
 	}
+	if cert != nil {
+		tc.Certificates = []tls.Certificate{*cert}
+	}
+	return tc, pinErr
 }
 
 // verifyPinned checks that the chain's leaf is signed by a CA certificate
@@ -299,13 +332,17 @@ func cutPrefix(s, p string) (string, bool) {
 
 // session runs one connection to one server until it fails or ctx ends.
 func (a *Agent) session(ctx context.Context, server string) error {
+	tc, pinErr := a.tlsConfig(a.cert)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, err := quic.DialAddr(dctx, server, a.tlsConfig(), &quic.Config{
+	conn, err := quic.DialAddr(dctx, server, tc, &quic.Config{
 		MaxIdleTimeout:  30 * time.Second,
 		KeepAlivePeriod: 5 * time.Second,
 	})
 	cancel()
 	if err != nil {
+		if *pinErr != nil {
+			return &pinMismatchError{*pinErr}
+		}
 		return fmt.Errorf("dial %s: %w", server, err)
 	}
 	defer conn.CloseWithError(0, "")

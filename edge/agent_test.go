@@ -12,7 +12,7 @@ import (
 
 func newTestAgent(t *testing.T) *Agent {
 	t.Helper()
-	a, err := New(context.Background(), Config{Servers: []string{"127.0.0.1:1"}, CAPin: "sha256:0000000000000000000000000000000000000000000000000000000000000000", DataDir: t.TempDir(), NodeName: "t"})
+	a, err := New(context.Background(), Config{Servers: []string{"127.0.0.1:1"}, CAPin: "sha256:0000000000000000000000000000000000000000000000000000000000000000", JoinToken: "unused.never-dialled", DataDir: t.TempDir(), NodeName: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestStopOnClientAfter(t *testing.T) {
 func TestLearnedServersPersist(t *testing.T) {
 	dir := t.TempDir()
 	pin := "sha256:0000000000000000000000000000000000000000000000000000000000000000"
-	a, err := New(context.Background(), Config{Servers: []string{"127.0.0.1:1"}, CAPin: pin, DataDir: dir, NodeName: "t"})
+	a, err := New(context.Background(), Config{Servers: []string{"127.0.0.1:1"}, CAPin: pin, JoinToken: "unused.never-dialled", DataDir: dir, NodeName: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestLearnedServersPersist(t *testing.T) {
 		t.Fatalf("servers = %v", got)
 	}
 	a.shutdown()
-	b, err := New(context.Background(), Config{Servers: []string{"127.0.0.1:1"}, CAPin: pin, DataDir: dir, NodeName: "t"})
+	b, err := New(context.Background(), Config{Servers: []string{"127.0.0.1:1"}, CAPin: pin, JoinToken: "unused.never-dialled", DataDir: dir, NodeName: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}

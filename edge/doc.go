@@ -4,7 +4,11 @@
 // want on it, and runs them.
 //
 // The agent dials out, so it works behind NAT, and identifies servers by
-// a pinned cluster CA (Config.CAPin), not by host name. Modules are
+// a pinned cluster CA (Config.CAPin), not by host name. It joins once
+// with a token (Config.JoinToken): it sends a certificate request made
+// with its own key and keeps the client certificate it gets back
+// (agent.crt, agent.key in DataDir); every later connection is mutual
+// TLS, and the certificate names the node. Modules are
 // fetched by digest on their own QUIC stream, verified against the
 // sha256, and cached on disk; compiled code is cached by wasmhost. Each
 // allocation has a runner that starts its tasks under the task's restart
@@ -26,5 +30,5 @@
 // enforces disconnect.stop_on_client_after itself.
 //
 // The agent makes no placement decisions. Not built yet: the docker
-// driver, join tokens and mutual TLS, task events, log streaming.
+// driver, task events, log streaming.
 package edge

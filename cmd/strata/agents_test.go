@@ -24,7 +24,7 @@ func TestAgentsServeAndFailOver(t *testing.T) {
 
 	agents := map[string]*agentProc{}
 	for _, a := range []struct{ name, ip string }{{"edge-1", "127.0.0.1"}, {"edge-2", "127.0.0.2"}} {
-		p := &agentProc{t: t, args: []string{"agent", "-servers", agentAddr, "-ca-pin", pin, "-data-dir", t.TempDir(),
+		p := &agentProc{t: t, args: []string{"agent", "-servers", agentAddr, "-ca-pin", pin, "-join-token", joinToken(t, srv), "-data-dir", t.TempDir(),
 			"-node-name", a.name, "-bind", a.ip, "-log-level", "warn"}}
 		p.start()
 		agents[a.name] = p
@@ -128,7 +128,7 @@ func TestAgentRestoresTasksWithoutServer(t *testing.T) {
 		t.Skip("starts server and agent processes")
 	}
 	srv, agentAddr, pin := startSingleServer(t)
-	agent := &agentProc{t: t, args: []string{"agent", "-servers", agentAddr, "-ca-pin", pin, "-data-dir", t.TempDir(),
+	agent := &agentProc{t: t, args: []string{"agent", "-servers", agentAddr, "-ca-pin", pin, "-join-token", joinToken(t, srv), "-data-dir", t.TempDir(),
 		"-node-name", "edge-1", "-log-level", "warn"}}
 	agent.start()
 	d := &devProc{t: t, httpAddr: srv.httpAddr, dnsAddr: srv.args[slices.Index(srv.args, "-dns-addr")+1], out: srv.out}
@@ -173,6 +173,19 @@ func TestAgentRestoresTasksWithoutServer(t *testing.T) {
 	if code, body, err := httpGet("http://" + addr + "/again"); err != nil || code != 200 || body != "hello from /again\n" {
 		t.Fatalf("after reconnect: %d %q %v", code, body, err)
 	}
+}
+
+// joinToken creates a one-time join token with the CLI and returns its
+// secret. (An agent keeps the certificate it gets with it, so a restart
+// on the same data dir does not spend another.)
+func joinToken(t *testing.T, srv *serverProc) string {
+	t.Helper()
+	d := &devProc{t: t, httpAddr: srv.httpAddr, out: srv.out}
+	m := regexp.MustCompile(`-join-token (\S+)`).FindStringSubmatch(d.mustCLI("agent", "token", "create"))
+	if m == nil {
+		t.Fatal("`strata agent token create` printed no -join-token")
+	}
+	return m[1]
 }
 
 // startSingleServer starts a one-server cluster and returns it with the

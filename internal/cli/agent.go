@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"text/tabwriter"
+	"time"
 
+	"github.com/strata-run/strata/coordinator"
 	"github.com/strata-run/strata/edge"
 )
 
@@ -26,6 +29,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "agent")
 	servers := fs.String("servers", "", "comma-separated agent (QUIC) addresses of the servers (required)")
 	pin := fs.String("ca-pin", "", "sha256:<hex> of the cluster CA certificate, as `strata server` prints it (required)")
+	token := fs.String("join-token", "", "join token from `strata agent token create` (needed until the agent has joined once)")
 	dc := fs.String("datacenter", "dc1", "the node's datacenter")
 	dataDir := fs.String("data-dir", "", "data directory (required)")
 	name := fs.String("node-name", "", "node name (default: host name)")
@@ -52,7 +56,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	agent, err := edge.New(ctx, edge.Config{
-		Servers: addrs, CAPin: *pin, DataDir: *dataDir, NodeName: *name,
+		Servers: addrs, CAPin: *pin, JoinToken: *token, DataDir: *dataDir, NodeName: *name,
 		Datacenter: *dc, BindAddr: *bind, Meta: meta, Logger: logger,
 	})
 	if err != nil {
@@ -60,4 +64,87 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "==> Strata agent %s starting (node %s, datacenter %s, servers %s)\n", *name, agent.NodeID(), *dc, strings.Join(addrs, ","))
 	return agent.Run(ctx)
+}
+
+func runTokenCreate(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "agent token create")
+	addr := addressFlag(fs, env)
+	reusable := fs.Bool("reusable", false, "the token may join any number of agents (default: one agent)")
+	ttl := fs.Duration("ttl", 0, "the token expires after this long (0: never)")
+	desc := fs.String("description", "", "a note shown by `strata agent token list`")
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError("usage: strata agent token create [-reusable] [-ttl 24h] [-description TEXT]")
+	}
+	req := coordinator.JoinTokenRequest{Reusable: *reusable, Description: *desc}
+	if *ttl > 0 {
+		req.TTL = ttl.String()
+	}
+	tok, err := client(*addr).CreateJoinToken(ctx, req)
+	if err != nil {
+		return err
+	}
+	kind := "one-time"
+	if tok.Reusable {
+		kind = "reusable"
+	}
+	expires := "never"
+	if tok.ExpireTime != 0 {
+		expires = time.Unix(0, tok.ExpireTime).UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(env.Stdout, "Token ID:  %s (%s, expires %s)\n", tok.ID, kind, expires)
+	fmt.Fprintf(env.Stdout, "The secret is shown only now. On the edge host, run:\n\n")
+	fmt.Fprintf(env.Stdout, "  strata agent -servers %s -join-token %s -ca-pin %s -data-dir /var/lib/strata -node-name NAME -bind IP\n",
+		strings.Join(tok.Servers, ","), tok.Secret, tok.CAPin)
+	return nil
+}
+
+func runTokenList(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "agent token list")
+	addr := addressFlag(fs, env)
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError("agent token list takes no arguments")
+	}
+	toks, err := client(*addr).JoinTokens(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tType\tUses\tLast Node\tCreated\tExpires\tDescription")
+	for _, t := range toks {
+		kind, expires, last := "one-time", "never", "-"
+		if t.Reusable {
+			kind = "reusable"
+		}
+		if t.ExpireTime != 0 {
+			expires = time.Unix(0, t.ExpireTime).UTC().Format(time.RFC3339)
+		}
+		if t.LastNodeID != "" {
+			last = short(t.LastNodeID)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.ID, kind, t.Uses, last,
+			time.Unix(0, t.CreateTime).UTC().Format(time.RFC3339), expires, t.Description)
+	}
+	return tw.Flush()
+}
+
+func runTokenRevoke(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "agent token revoke")
+	addr := addressFlag(fs, env)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("usage: strata agent token revoke TOKEN_ID")
+	}
+	id, _, _ := strings.Cut(pos[0], ".") // accept the whole token too
+	if err := client(*addr).RevokeJoinToken(ctx, id); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "Join token %s revoked: no agent can join with it. Agents that joined with it keep their certificates.\n", id)
+	return nil
 }

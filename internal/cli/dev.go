@@ -54,9 +54,20 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 
+	// The dev agent joins like any other, with a one-time token, the
+	// first time its data dir is used.
+	agentDir := filepath.Join(*dataDir, "agent")
+	var token string
+	if !edge.HasJoined(agentDir) {
+		tok, err := srv.CreateJoinToken(coordinator.JoinTokenRequest{Description: "strata dev agent"})
+		if err != nil {
+			return fmt.Errorf("creating the dev agent's join token: %w", err)
+		}
+		token = tok.Secret
+	}
 	agent, err := edge.New(ctx, edge.Config{
-		Servers: []string{srv.AgentAddr()}, CAPin: srv.CAPin(),
-		DataDir: filepath.Join(*dataDir, "agent"), NodeName: *nodeName, Logger: logger,
+		Servers: []string{srv.AgentAddr()}, CAPin: srv.CAPin(), JoinToken: token,
+		DataDir: agentDir, NodeName: *nodeName, Logger: logger,
 	})
 	if err != nil {
 		return err

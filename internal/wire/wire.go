@@ -22,14 +22,19 @@ type Type byte
 
 // Message types. Values are part of the protocol: never renumber.
 const (
-	TypeRegister    Type = 1 // agent -> server, Register
-	TypeRegistered  Type = 2 // server -> agent, Registered
-	TypeHeartbeat   Type = 3 // agent -> server, Heartbeat
-	TypeAllocs      Type = 4 // server -> agent, Allocs
-	TypeAllocStatus Type = 5 // agent -> server, AllocStatus
-	TypeFetchModule Type = 6 // agent -> server, FetchModule
-	TypeModule      Type = 7 // server -> agent, ModuleHeader
-	TypeError       Type = 8 // either way, Error; the sender closes after it
+	TypeRegister    Type = 1  // agent -> server, Register
+	TypeRegistered  Type = 2  // server -> agent, Registered
+	TypeHeartbeat   Type = 3  // agent -> server, Heartbeat
+	TypeAllocs      Type = 4  // server -> agent, Allocs
+	TypeAllocStatus Type = 5  // agent -> server, AllocStatus
+	TypeFetchModule Type = 6  // agent -> server, FetchModule
+	TypeModule      Type = 7  // server -> agent, ModuleHeader
+	TypeError       Type = 8  // either way, Error; the sender closes after it
+	TypeJoin        Type = 9  // agent -> server, Join: first frame of a connection without a client certificate
+	TypeJoined      Type = 10 // server -> agent, Joined; the server then closes the connection
+
+	// typeMax is the highest type this version knows; Read refuses others.
+	typeMax = TypeJoined
 )
 
 func (t Type) String() string {
@@ -50,6 +55,10 @@ func (t Type) String() string {
 		return "Module"
 	case TypeError:
 		return "Error"
+	case TypeJoin:
+		return "Join"
+	case TypeJoined:
+		return "Joined"
 	}
 	return fmt.Sprintf("Type(%d)", byte(t))
 }
@@ -95,7 +104,7 @@ func Read(r io.Reader) (Type, []byte, error) {
 		return 0, nil, fmt.Errorf("wire: truncated frame: %w", err)
 	}
 	t := Type(buf[0])
-	if t < TypeRegister || t > TypeError {
+	if t < TypeRegister || t > typeMax {
 		return 0, nil, fmt.Errorf("wire: unknown message type %d", buf[0])
 	}
 	return t, buf[1:], nil
@@ -199,4 +208,27 @@ type ModuleHeader struct {
 // Error is sent before closing a stream for a reason the peer should show.
 type Error struct {
 	Message string `json:"Message"`
+	// Temporary says the same request may succeed later (e.g. the
+	// cluster has no leader); otherwise the refusal is final.
+	Temporary bool `json:"Temporary,omitempty"`
+}
+
+// Join is an agent's request for a client certificate. It is the only
+// frame a server accepts on a connection whose agent presented no client
+// certificate. The key stays on the agent: it sends a certificate signing
+// request, and the server answers with the certificate signed by the
+// cluster CA for NodeID, or an Error.
+type Join struct {
+	// Token is "<id>.<secret>" as `strata agent token create` printed it.
+	Token  string `json:"Token"`
+	NodeID string `json:"NodeID"`
+	Name   string `json:"Name"`
+	// CSR is a DER PKCS #10 request signed by the agent's key.
+	CSR []byte `json:"CSR"`
+}
+
+// Joined carries the agent's client certificate (PEM). The agent keeps it
+// in its data dir and presents it on every later connection.
+type Joined struct {
+	CertPEM []byte `json:"CertPEM"`
 }

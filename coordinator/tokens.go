@@ -1,0 +1,371 @@
+package coordinator
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Agents join the cluster with a token and leave with a certificate.
+//
+// An operator creates a join token (`strata agent token create`); the
+// servers keep only its SHA-256 in Raft. A new agent dials a server
+// without a client certificate, sends Join{token, CSR} as its only
+// frame, and gets back a client certificate for its node ID signed by the
+// cluster CA. Every later connection presents that certificate, so the
+// QUIC link is mutual TLS and the node ID a server believes is the one in
+// the certificate, not the one an agent claims. A one-time token is spent
+// by the Raft write that records its use, so two agents racing with the
+// same token cannot both join.
+
+// JoinToken is a stored join token. The secret is never stored, only its
+// SHA-256 (SecretHash, not shown by the API).
+type JoinToken struct {
+	ID          string `json:"ID"`
+	SecretHash  string `json:"SecretHash,omitempty"`
+	Reusable    bool   `json:"Reusable"`
+	Description string `json:"Description,omitempty"`
+	CreateTime  int64  `json:"CreateTime"`           // unix nanoseconds
+	ExpireTime  int64  `json:"ExpireTime,omitempty"` // unix nanoseconds; 0 = never
+	Uses        int    `json:"Uses"`
+	// LastNodeID is the node that last joined with the token.
+	LastNodeID string `json:"LastNodeID,omitempty"`
+}
+
+// public is the token as the API shows it: without its secret's hash.
+func (t JoinToken) public() JoinToken {
+	t.SecretHash = ""
+	return t
+}
+
+// JoinTokenRequest asks for a new token.
+type JoinTokenRequest struct {
+	Reusable    bool   `json:"Reusable"`
+	TTL         string `json:"TTL,omitempty"` // a duration, e.g. "24h"; "" = never expires
+	Description string `json:"Description,omitempty"`
+}
+
+// NewJoinToken is a created token with its secret, shown once.
+type NewJoinToken struct {
+	JoinToken
+	// Secret is "<id>.<secret>": what `strata agent -join-token` takes.
+	Secret string `json:"Secret"`
+	// Servers are the agent (QUIC) addresses an agent can dial.
+	Servers []string `json:"Servers"`
+	// CAPin is the cluster CA pin the agent must use.
+	CAPin string `json:"CAPin"`
+}
+
+// agentCertLifetime is how long an agent's client certificate is valid.
+// An agent joins again with a new token after that.
+const agentCertLifetime = 365 * 24 * time.Hour
+
+var bucketTokens = []byte("join_tokens") // token ID -> JoinToken
+
+type tokenCreateCmd struct {
+	Token JoinToken `json:"Token"`
+}
+
+// tokenUseCmd spends a token for a node. The FSM checks the token again
+// (it may have been used or revoked since the proposer looked).
+type tokenUseCmd struct {
+	ID         string `json:"ID"`
+	SecretHash string `json:"SecretHash"`
+	NodeID     string `json:"NodeID"`
+	Time       int64  `json:"Time"`
+}
+
+type tokenRevokeCmd struct {
+	ID string `json:"ID"`
+}
+
+func applyTokenCreate(tx *bolt.Tx, c *tokenCreateCmd) error {
+	b := tx.Bucket(bucketTokens)
+	if b.Get([]byte(c.Token.ID)) != nil {
+		return refuse("join token %s already exists", c.Token.ID)
+	}
+	return putJSON(b, []byte(c.Token.ID), &c.Token)
+}
+
+func applyTokenUse(tx *bolt.Tx, c *tokenUseCmd) error {
+	b := tx.Bucket(bucketTokens)
+	var tok JoinToken
+	ok, err := getJSON(b, []byte(c.ID), &tok)
+	if err != nil {
+		return err
+	}
+	if err := tok.check(ok, c.ID, c.SecretHash, c.Time); err != nil {
+		return refusal{err}
+	}
+	tok.Uses++
+	tok.LastNodeID = c.NodeID
+	return putJSON(b, []byte(c.ID), &tok)
+}
+
+func applyTokenRevoke(tx *bolt.Tx, c *tokenRevokeCmd) error {
+	b := tx.Bucket(bucketTokens)
+	if b.Get([]byte(c.ID)) == nil {
+		return refuse("join token %s does not exist", c.ID)
+	}
+	return b.Delete([]byte(c.ID))
+}
+
+// errJoinRefused marks every reason a join token is not accepted.
+var errJoinRefused = errors.New("join refused")
+
+// check says whether a presented token may join now. found is whether
+// the ID exists.
+func (t *JoinToken) check(found bool, id, secretHash string, now int64) error {
+	switch {
+	case !found:
+		return fmt.Errorf("%w: join token %s does not exist (never created, or revoked)", errJoinRefused, id)
+	case subtle.ConstantTimeCompare([]byte(t.SecretHash), []byte(secretHash)) != 1:
+		return fmt.Errorf("%w: wrong secret for join token %s", errJoinRefused, id)
+	case t.ExpireTime != 0 && now >= t.ExpireTime:
+		return fmt.Errorf("%w: join token %s expired at %s", errJoinRefused, id, time.Unix(0, t.ExpireTime).UTC().Format(time.RFC3339))
+	case !t.Reusable && t.Uses > 0:
+		return fmt.Errorf("%w: join token %s is one-time and was already used by node %s; create another", errJoinRefused, id, t.LastNodeID)
+	}
+	return nil
+}
+
+// splitToken splits "<id>.<secret>" and hashes the secret.
+func splitToken(s string) (id, secretHash string, err error) {
+	id, secret, ok := strings.Cut(strings.TrimSpace(s), ".")
+	if !ok || id == "" || secret == "" {
+		return "", "", fmt.Errorf("%w: a join token looks like <id>.<secret>, as `strata agent token create` prints it", errJoinRefused)
+	}
+	sum := sha256.Sum256([]byte(secret))
+	return id, hex.EncodeToString(sum[:]), nil
+}
+
+// JoinTokens lists the tokens, without their secrets' hashes.
+func (s *Store) JoinTokens() ([]JoinToken, error) {
+	var out []JoinToken
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
+			var t JoinToken
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("join token %s: %w", k, err)
+			}
+			out = append(out, t.public())
+			return nil
+		})
+	})
+	return out, err
+}
+
+func (s *Store) joinToken(id string) (*JoinToken, error) {
+	var tok *JoinToken
+	err := s.view(func(tx *bolt.Tx) error {
+		var t JoinToken
+		ok, err := getJSON(tx.Bucket(bucketTokens), []byte(id), &t)
+		if ok {
+			tok = &t
+		}
+		return err
+	})
+	return tok, err
+}
+
+// CreateJoinToken creates a join token and returns it with its secret,
+// which is not stored and cannot be shown again.
+func (s *Server) CreateJoinToken(req JoinTokenRequest) (*NewJoinToken, error) {
+	now := time.Now()
+	tok := JoinToken{Reusable: req.Reusable, Description: req.Description, CreateTime: now.UnixNano()}
+	if req.TTL != "" {
+		ttl, err := time.ParseDuration(req.TTL)
+		if err != nil || ttl <= 0 {
+			return nil, badRequest{fmt.Errorf("token TTL %q: want a positive duration like \"24h\"", req.TTL)}
+		}
+		tok.ExpireTime = now.Add(ttl).UnixNano()
+	}
+	if len(req.Description) > 256 {
+		return nil, badRequest{errors.New("token description: at most 256 bytes")}
+	}
+	var idb [4]byte
+	var secret [24]byte
+	if _, err := rand.Read(idb[:]); err != nil {
+		return nil, err
+	}
+	if _, err := rand.Read(secret[:]); err != nil {
+		return nil, err
+	}
+	tok.ID = hex.EncodeToString(idb[:])
+	full := tok.ID + "." + hex.EncodeToString(secret[:])
+	_, tok.SecretHash, _ = splitToken(full)
+	if _, _, err := s.apply(cmdTokenCreate, &tokenCreateCmd{Token: tok}); err != nil {
+		return nil, err
+	}
+	return &NewJoinToken{JoinToken: tok.public(), Secret: full, Servers: s.agentAddrs(), CAPin: s.CAPin()}, nil
+}
+
+// RevokeJoinToken deletes a token: no agent can join with it any more.
+// Agents that joined with it keep their certificates.
+func (s *Server) RevokeJoinToken(id string) error {
+	tok, err := s.store.joinToken(id)
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		return fmt.Errorf("join token %s: %w", id, ErrNotFound)
+	}
+	_, _, err = s.apply(cmdTokenRevoke, &tokenRevokeCmd{ID: id})
+	return err
+}
+
+// agentAddrs are the agent endpoints of this server and its known peers.
+func (s *Server) agentAddrs() []string {
+	out := []string{s.AgentAddr()}
+	for _, p := range s.Peers() {
+		if p.AgentAddr != "" && p.AgentAddr != out[0] {
+			out = append(out, p.AgentAddr)
+		}
+	}
+	return out
+}
+
+// join spends a token and signs the agent's certificate request. The
+// token is checked against local state first, so a wrong token costs no
+// Raft write.
+func (s *Server) join(token, nodeID string, csrDER []byte) ([]byte, error) {
+	id, hash, err := splitToken(token)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := s.store.joinToken(id)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UnixNano()
+	var t JoinToken
+	if tok != nil {
+		t = *tok
+	}
+	if err := t.check(tok != nil, id, hash, now); err != nil {
+		return nil, err
+	}
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return nil, fmt.Errorf("%w: malformed certificate request: %v", errJoinRefused, err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("%w: certificate request signature: %v", errJoinRefused, err)
+	}
+	if _, _, err := s.apply(cmdTokenUse, &tokenUseCmd{ID: id, SecretHash: hash, NodeID: nodeID, Time: now}); err != nil {
+		return nil, err
+	}
+	return s.certs.signAgent(csr, nodeID)
+}
+
+// signAgent issues a client certificate for nodeID over the request's key.
+func (c *serverCerts) signAgent(csr *x509.CertificateRequest, nodeID string) ([]byte, error) {
+	ca, err := c.store.CA()
+	if err != nil {
+		return nil, err
+	}
+	if ca == nil {
+		return nil, errNoCA
+	}
+	caCert, caKey, err := ca.parse()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: randSerial(),
+		Subject:      pkix.Name{CommonName: nodeID, OrganizationalUnit: []string{agentOU}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(agentCertLifetime),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, csr.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("signing the agent certificate: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+// agentOU marks agent client certificates.
+const agentOU = "strata-agent"
+
+// verifyAgentCert is the agent endpoint's client-certificate check: a
+// certificate, if given, must chain to the cluster CA, be for client
+// authentication and name a node. An agent with no certificate may only
+// join (handle enforces that).
+func (c *serverCerts) verifyAgentCert(raw [][]byte, _ [][]*x509.Certificate) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	ca, err := c.store.CA()
+	if err != nil {
+		return err
+	}
+	if ca == nil {
+		return errNoCA
+	}
+	caCert, _, err := ca.parse()
+	if err != nil {
+		return err
+	}
+	leaf, err := x509.ParseCertificate(raw[0])
+	if err != nil {
+		return fmt.Errorf("agent certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return fmt.Errorf("agent certificate: %w", err)
+	}
+	if leaf.Subject.CommonName == "" || len(leaf.Subject.OrganizationalUnit) != 1 || leaf.Subject.OrganizationalUnit[0] != agentOU {
+		return errors.New("agent certificate: not a Strata agent certificate")
+	}
+	return nil
+}
+
+func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
+	var req JoinTokenRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+		writeError(w, badRequest{fmt.Errorf("malformed token request: %w", err)})
+		return
+	}
+	tok, err := s.CreateJoinToken(req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.store.Index(), tok)
+}
+
+func (s *Server) handleTokens(w http.ResponseWriter, r *http.Request) {
+	toks, err := s.store.JoinTokens()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if toks == nil {
+		toks = []JoinToken{}
+	}
+	writeJSON(w, http.StatusOK, s.store.Index(), toks)
+}
+
+func (s *Server) handleTokenRevoke(w http.ResponseWriter, r *http.Request) {
+	if err := s.RevokeJoinToken(r.PathValue("id")); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.store.Index(), map[string]string{"Revoked": r.PathValue("id")})
+}
