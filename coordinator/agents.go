@@ -25,7 +25,7 @@ import (
 // endpoint closes.
 type agentEndpoint struct {
 	s   *Server
-	ln  *quic.Listener
+	ln  *quic.EarlyListener
 	log *slog.Logger
 
 	mu    sync.Mutex
@@ -55,8 +55,12 @@ func newAgentEndpoint(s *Server, addr string) (*agentEndpoint, error) {
 	qc := &quic.Config{
 		MaxIdleTimeout:  30 * time.Second,
 		KeepAlivePeriod: 10 * time.Second,
+		// A reconnecting agent resumes its TLS session and sends Register
+		// in its first flight. handle acts on nothing before the
+		// handshake completes, so a replayed 0-RTT flight does nothing.
+		Allow0RTT: true,
 	}
-	ln, err := quic.ListenAddr(addr, tc, qc)
+	ln, err := quic.ListenAddrEarly(addr, tc, qc)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: agent endpoint on %s: %w", addr, err)
 	}
@@ -104,6 +108,15 @@ func (a *agentEndpoint) handle(ctx context.Context, conn *quic.Conn) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	log := a.log.With("remote", conn.RemoteAddr().String())
+	// The listener hands over connections before their handshake ends
+	// (for 0-RTT); the agent's identity is known only once it has.
+	select {
+	case <-conn.HandshakeComplete():
+	case <-conn.Context().Done():
+		return
+	case <-ctx.Done():
+		return
+	}
 	ctrl, err := conn.AcceptStream(ctx)
 	if err != nil {
 		return
@@ -379,6 +392,7 @@ func (a *agentEndpoint) pushAllocs(ctx context.Context, nodeID string, ctrl *qui
 			if err != nil {
 				return err
 			}
+			a.log.Debug("allocations pushed", "node_id", nodeID, "index", idx, "allocs", len(allocs))
 			last, first = allocs, false
 		}
 		select {

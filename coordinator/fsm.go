@@ -230,6 +230,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	f.store.allocs.publish(fx.pending)
 	f.store.usage.publish(fx.usage)
+	// Wake watchers again now that the in-memory indexes show the batch:
+	// one woken by the commit itself may have read them just before
+	// (an agent's push loop then missed its new allocations until the
+	// next unrelated write).
+	f.store.notify()
 	if f.onApply != nil && (len(fx.evals) > 0 || fx.capacity) {
 		f.onApply(fx)
 	}

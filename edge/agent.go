@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -57,6 +58,12 @@ type Agent struct {
 	local  *localState
 	fp     fingerprint
 	cert   *tls.Certificate // client certificate; nil until joined (Run's goroutine only)
+	// tickets keeps TLS session tickets across reconnects, so a
+	// reconnect resumes and sends Register in its first flight (0-RTT).
+	tickets tls.ClientSessionCache
+	// sessions and zeroRTT count registrations and those whose Register
+	// went out as 0-RTT data.
+	sessions, zeroRTT atomic.Int64
 
 	serversMu sync.Mutex
 	servers   []string // the flags' servers, then those learned from the cluster
@@ -134,6 +141,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, log: cfg.Logger.With("component", "agent"), nodeID: id, host: host, mods: mods, local: local, cert: cert,
 		fp:       fingerprintHost(),
+		tickets:  tls.NewLRUClientSessionCache(8),
 		connCh:   make(chan struct{}),
 		runners:  map[string]*allocRunner{},
 		statuses: map[string]wire.AllocStatus{}, dirty: map[string]bool{},
@@ -280,6 +288,7 @@ func (a *Agent) tlsConfig(cert *tls.Certificate) (*tls.Config, *error) {
 	}
 	if cert != nil {
 		tc.Certificates = []tls.Certificate{*cert}
+		tc.ClientSessionCache = a.tickets
 	}
 	return tc, pinErr
 }
@@ -330,14 +339,88 @@ func cutPrefix(s, p string) (string, bool) {
 	return s, false
 }
 
+// dialServer dials one QUIC connection on its own UDP socket and
+// transport. The transport uses 8-byte connection IDs: quic-go's DialAddr
+// gives clients zero-length ones, and then a server has no connection ID
+// to validate a new path with, so a NAT rebinding or a change of network
+// would kill the connection instead of migrating it. release closes the
+// connection, the transport and the socket.
+func dialServer(ctx context.Context, server string, tc *tls.Config, qc *quic.Config, early bool) (*quic.Conn, func(), error) {
+	raddr, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		return nil, nil, err
+	}
+	udp, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := &quic.Transport{Conn: udp, ConnectionIDLength: 8}
+	closeAll := func() {
+		tr.Close()
+		udp.Close()
+	}
+	dial := tr.Dial
+	if early {
+		dial = tr.DialEarly
+	}
+	conn, err := dial(ctx, raddr, tc, qc)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return conn, func() {
+		conn.CloseWithError(0, "")
+		closeAll()
+	}, nil
+}
+
+// register opens the control stream and registers the node.
+func (a *Agent) register(ctx context.Context, conn *quic.Conn) (*quic.Stream, *wire.Registered, error) {
+	ctrl, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	reg := wire.Register{
+		NodeID: a.nodeID, Name: a.cfg.NodeName, Datacenter: a.cfg.Datacenter, Address: a.cfg.BindAddr,
+		CPU: a.fp.cpuMHz, MemoryMB: a.fp.memoryMB, Drivers: a.fp.drivers, Attributes: a.fp.attributes, Meta: a.cfg.Meta,
+	}
+	if err := wire.Write(ctrl, wire.TypeRegister, reg); err != nil {
+		return nil, nil, err
+	}
+	ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
+	t, payload, err := wire.Read(ctrl)
+	if err != nil {
+		if errors.Is(err, quic.Err0RTTRejected) {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("waiting for Registered: %w", err)
+	}
+	ctrl.SetReadDeadline(time.Time{})
+	if t == wire.TypeError {
+		var e wire.Error
+		wire.Decode(t, payload, &e)
+		return nil, nil, &refusedError{msg: e.Message}
+	}
+	var ack wire.Registered
+	if t != wire.TypeRegistered {
+		return nil, nil, fmt.Errorf("expected Registered, got %s", t)
+	}
+	if err := wire.Decode(t, payload, &ack); err != nil {
+		return nil, nil, err
+	}
+	return ctrl, &ack, nil
+}
+
 // session runs one connection to one server until it fails or ctx ends.
 func (a *Agent) session(ctx context.Context, server string) error {
 	tc, pinErr := a.tlsConfig(a.cert)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, err := quic.DialAddr(dctx, server, tc, &quic.Config{
+	// Early: with a session ticket from an earlier connection to this
+	// server, Register leaves in the first flight (0-RTT).
+	conn, release, err := dialServer(dctx, server, tc, &quic.Config{
 		MaxIdleTimeout:  30 * time.Second,
 		KeepAlivePeriod: 5 * time.Second,
-	})
+	}, true)
 	cancel()
 	if err != nil {
 		if *pinErr != nil {
@@ -345,37 +428,25 @@ func (a *Agent) session(ctx context.Context, server string) error {
 		}
 		return fmt.Errorf("dial %s: %w", server, err)
 	}
-	defer conn.CloseWithError(0, "")
-	ctrl, err := conn.OpenStreamSync(ctx)
+	defer release()
+	ctrl, ack, err := a.register(ctx, conn)
+	if errors.Is(err, quic.Err0RTTRejected) {
+		// The server would not take 0-RTT (e.g. it restarted and lost its
+		// ticket keys): the same connection goes on as a full handshake.
+		if conn, err = conn.NextConnection(ctx); err != nil {
+			return err
+		}
+		ctrl, ack, err = a.register(ctx, conn)
+	}
 	if err != nil {
 		return err
 	}
-	reg := wire.Register{
-		NodeID: a.nodeID, Name: a.cfg.NodeName, Datacenter: a.cfg.Datacenter, Address: a.cfg.BindAddr,
-		CPU: a.fp.cpuMHz, MemoryMB: a.fp.memoryMB, Drivers: a.fp.drivers, Attributes: a.fp.attributes, Meta: a.cfg.Meta,
+	a.sessions.Add(1)
+	used0RTT := conn.ConnectionState().Used0RTT
+	if used0RTT {
+		a.zeroRTT.Add(1)
 	}
-	if err := wire.Write(ctrl, wire.TypeRegister, reg); err != nil {
-		return err
-	}
-	ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
-	t, payload, err := wire.Read(ctrl)
-	if err != nil {
-		return fmt.Errorf("waiting for Registered: %w", err)
-	}
-	ctrl.SetReadDeadline(time.Time{})
-	if t == wire.TypeError {
-		var e wire.Error
-		wire.Decode(t, payload, &e)
-		return &refusedError{msg: e.Message}
-	}
-	var ack wire.Registered
-	if t != wire.TypeRegistered {
-		return fmt.Errorf("expected Registered, got %s", t)
-	}
-	if err := wire.Decode(t, payload, &ack); err != nil {
-		return err
-	}
-	a.log.Info("registered", "server", server, "node_id", a.nodeID)
+	a.log.Info("registered", "server", server, "node_id", a.nodeID, "zero_rtt", used0RTT)
 	a.learnServers(ack.Servers, true)
 	a.setConn(conn)
 	defer a.setConn(nil)
@@ -435,6 +506,7 @@ func (a *Agent) readAllocs(ctx context.Context, ctrl *quic.Stream) error {
 			if err := wire.Decode(t, payload, &m); err != nil {
 				return err
 			}
+			a.log.Debug("allocations received", "index", m.Index, "allocs", len(m.Allocs))
 			if err := a.local.save(m.Allocs); err != nil {
 				a.log.Error("saving local state", "err", err)
 			}

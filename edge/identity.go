@@ -90,7 +90,7 @@ func (a *Agent) join(ctx context.Context, server string) (*tls.Certificate, erro
 	}
 	tc, pinErr := a.tlsConfig(nil)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, err := quic.DialAddr(dctx, server, tc, &quic.Config{MaxIdleTimeout: 30 * time.Second})
+	conn, release, err := dialServer(dctx, server, tc, &quic.Config{MaxIdleTimeout: 30 * time.Second}, false)
 	cancel()
 	if err != nil {
 		if *pinErr != nil {
@@ -98,7 +98,7 @@ func (a *Agent) join(ctx context.Context, server string) (*tls.Certificate, erro
 		}
 		return nil, fmt.Errorf("dial %s: %w", server, err)
 	}
-	defer conn.CloseWithError(0, "")
+	defer release()
 	st, err := conn.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, err
