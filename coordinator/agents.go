@@ -275,7 +275,10 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, certNode string) (*wire.Regi
 	if err := a.s.heartbeat(context.Background(), reg.NodeID); err != nil {
 		a.log.Debug("forwarding heartbeat", "err", err)
 	}
-	servers := []string{a.s.AgentAddr()}
+	var servers []string
+	if self := a.s.AgentAdvertiseAddr(); self != "" {
+		servers = append(servers, self)
+	}
 	for _, p := range a.s.Peers() {
 		if p.AgentAddr != "" {
 			servers = append(servers, p.AgentAddr)

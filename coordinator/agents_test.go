@@ -12,6 +12,8 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,5 +208,72 @@ func TestModuleDownloadOfUnknownDigest(t *testing.T) {
 	wire.Decode(typ, payload, &hdr)
 	if !strings.Contains(hdr.Error, "not stored") {
 		t.Fatalf("header = %+v, want an error saying the module is not stored", hdr)
+	}
+}
+
+// Agents learn where to reach the server from Registered.Servers: the
+// advertised address when one is set (an agent behind NAT or a relay must
+// not be sent around it), the bound one otherwise, and never an
+// unspecified IP, which would name the agent's own host.
+func TestRegisteredTellsAgentsTheAdvertisedAddress(t *testing.T) {
+	cases := []struct {
+		name, bind, advertise string
+		want                  func(s *Server) []string
+	}{
+		{"bound address", "127.0.0.1:0", "", func(s *Server) []string { return []string{s.AgentAddr()} }},
+		{"advertised address", "127.0.0.1:0", "gw.example:4702", func(*Server) []string { return []string{"gw.example:4702"} }},
+		{"unspecified bind", "0.0.0.0:0", "", func(*Server) []string { return nil }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := New(Config{DataDir: t.TempDir(), Bootstrap: true, DevMode: true, AgentAddr: c.bind, AgentAdvertise: c.advertise})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				s.Shutdown(ctx)
+			})
+			for deadline := time.Now().Add(10 * time.Second); !s.IsLeader() || s.CAPin() == ""; {
+				if time.Now().After(deadline) {
+					t.Fatal("no leadership (and cluster CA) within 10s")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			_, port, _ := net.SplitHostPort(s.AgentAddr())
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(s.CACertPEM())
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			conn, err := quic.DialAddr(ctx, net.JoinHostPort("127.0.0.1", port),
+				&tls.Config{RootCAs: pool, ServerName: "server.strata", NextProtos: []string{wire.ALPN}}, &quic.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.CloseWithError(0, "")
+			st, err := conn.OpenStreamSync(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wire.Write(st, wire.TypeRegister, wire.Register{NodeID: "n1", Name: "n1", Address: "127.0.0.1"})
+			typ, payload, err := wire.Read(st)
+			if err != nil || typ != wire.TypeRegistered {
+				t.Fatalf("register: %v %v", typ, err)
+			}
+			var ack wire.Registered
+			wire.Decode(typ, payload, &ack)
+			if want := c.want(s); !slices.Equal(ack.Servers, want) {
+				t.Fatalf("Registered.Servers = %q, want %q", ack.Servers, want)
+			}
+		})
+	}
+}
+
+func TestAgentAdvertiseMustNameAHost(t *testing.T) {
+	for _, adv := range []string{"0.0.0.0:4702", "[::]:4702", ":4702", "gw.example", "gw.example:0"} {
+		if _, err := New(Config{DataDir: t.TempDir(), Bootstrap: true, DevMode: true, AgentAdvertise: adv}); err == nil {
+			t.Errorf("AgentAdvertise %q accepted", adv)
+		}
 	}
 }

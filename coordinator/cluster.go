@@ -36,7 +36,7 @@ type ServerInfo struct {
 	ID        string `json:"ID"`
 	RaftAddr  string `json:"RaftAddr"`
 	HTTPAddr  string `json:"HTTPAddr,omitempty"`
-	AgentAddr string `json:"AgentAddr,omitempty"`
+	AgentAddr string `json:"AgentAddr,omitempty"` // as advertised to agents; "" if none
 	// Bootstrapped: this server has Raft state (it is part of a cluster).
 	Bootstrapped bool   `json:"Bootstrapped"`
 	Leader       string `json:"Leader,omitempty"` // the leader's Raft address, if known
@@ -92,7 +92,7 @@ func errorKind(err error) string {
 // info describes this server.
 func (s *Server) info() *ServerInfo {
 	si := &ServerInfo{
-		ID: s.cfg.NodeID, RaftAddr: s.RaftAddr(), HTTPAddr: s.cfg.HTTPAddr, AgentAddr: s.AgentAddr(),
+		ID: s.cfg.NodeID, RaftAddr: s.RaftAddr(), HTTPAddr: s.cfg.HTTPAddr, AgentAddr: s.AgentAdvertiseAddr(),
 		Bootstrapped: s.bootstrapped(), Leader: s.Leader(),
 	}
 	for _, p := range s.Peers() {

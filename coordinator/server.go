@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -37,6 +38,12 @@ type Config struct {
 	RaftAddr string
 	// AgentAddr is the QUIC (UDP) address agents dial; default 127.0.0.1:0.
 	AgentAddr string
+	// AgentAdvertise is the address agents are told to reach this server
+	// at (Registered.Servers, and through other servers): set it when
+	// agents reach the server through NAT, a proxy or a name. Default: the
+	// bound AgentAddr, unless its IP is unspecified (0.0.0.0, ::), which
+	// names no host to a remote agent; then this server is not advertised.
+	AgentAdvertise string
 	// Bootstrap makes a fresh server bootstrap a single-voter cluster.
 	Bootstrap bool
 	// BootstrapExpect: a fresh server waits until this many servers know
@@ -133,6 +140,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.AgentAddr == "" {
 		cfg.AgentAddr = "127.0.0.1:0"
+	}
+	if cfg.AgentAdvertise != "" && advertisable(cfg.AgentAdvertise) == "" {
+		return nil, fmt.Errorf("coordinator: agent advertise address %q must be host:port with a specific host", cfg.AgentAdvertise)
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.NumCPU()
@@ -324,6 +334,29 @@ func (s *Server) Store() *Store { return s.store }
 
 // AgentAddr is the bound QUIC address agents dial.
 func (s *Server) AgentAddr() string { return s.agents.Addr() }
+
+// AgentAdvertiseAddr is the address agents are told to reach this server
+// at; "" when there is none to tell (bound to an unspecified IP and no
+// AgentAdvertise).
+func (s *Server) AgentAdvertiseAddr() string {
+	if s.cfg.AgentAdvertise != "" {
+		return s.cfg.AgentAdvertise
+	}
+	return advertisable(s.AgentAddr())
+}
+
+// advertisable returns addr if it is host:port naming a specific host,
+// else "".
+func advertisable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" || port == "0" {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return ""
+	}
+	return addr
+}
 
 // RaftAddr is the bound Raft address.
 func (s *Server) RaftAddr() string { return string(s.trans.LocalAddr()) }

@@ -111,6 +111,17 @@ func (p *agentProc) start() {
 	p.t.Cleanup(p.kill)
 }
 
+// startAgent starts an agent process for node name, its tasks bound to
+// bind, dialing servers (comma-separated) with the cluster's CA pin;
+// extra flags come last and win.
+func startAgent(t *testing.T, srv *serverProc, name, bind, servers, pin string, extra ...string) *agentProc {
+	t.Helper()
+	p := &agentProc{t: t, args: append([]string{"agent", "-servers", servers, "-ca-pin", pin, "-join-token", joinToken(t, srv), "-data-dir", t.TempDir(),
+		"-node-name", name, "-bind", bind, "-log-level", "warn"}, extra...)}
+	p.start()
+	return p
+}
+
 func (p *agentProc) kill() {
 	if p.cmd == nil {
 		return
@@ -188,13 +199,13 @@ func joinToken(t *testing.T, srv *serverProc) string {
 	return m[1]
 }
 
-// startSingleServer starts a one-server cluster and returns it with the
-// agents' address and CA pin it printed.
-func startSingleServer(t *testing.T) (*serverProc, string, string) {
+// startSingleServer starts a one-server cluster (with extra flags) and
+// returns it with the agents' address and CA pin it printed.
+func startSingleServer(t *testing.T, extra ...string) (*serverProc, string, string) {
 	t.Helper()
 	buildArtifacts(t)
 	srv := newServerProc(t, "server")
-	srv.start("-bootstrap-expect", "1")
+	srv.start(append([]string{"-bootstrap-expect", "1"}, extra...)...)
 	waitClusterLeader(t, []*serverProc{srv})
 	addr, pin := serverAgentAddr(t, srv)
 	return srv, addr, pin

@@ -97,6 +97,7 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	httpAddr := fs.String("http-addr", "", "HTTP API address (default BIND:4700)")
 	raftAddr := fs.String("raft-addr", "", "Raft and server RPC address (default BIND:4701)")
 	agentAddr := fs.String("agent-addr", "", "QUIC address agents connect to (default BIND:4702)")
+	agentAdvertise := fs.String("agent-advertise", "", "address agents are told to reach this server at (default: the agent address as bound, unless its IP is 0.0.0.0 or ::)")
 	dnsAddr := fs.String("dns-addr", "", "DNS address, UDP and TCP (default BIND:8600)")
 	expect := fs.Int("bootstrap-expect", 1, "bootstrap the cluster once this many servers know of each other")
 	join := fs.String("join", "", "comma-separated Raft addresses of other servers")
@@ -130,7 +131,8 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	}
 	sv, err := startServing(coordinator.Config{
 		DataDir: *dataDir, RaftAddr: orDefault(raftAddr, "4701"), AgentAddr: orDefault(agentAddr, "4702"),
-		Bootstrap: *expect == 1 && len(joins) == 0, BootstrapExpect: *expect, Join: joins, Logger: logger,
+		AgentAdvertise: *agentAdvertise,
+		Bootstrap:      *expect == 1 && len(joins) == 0, BootstrapExpect: *expect, Join: joins, Logger: logger,
 	}, orDefault(httpAddr, "4700"), orDefault(dnsAddr, "8600"), logger)
 	if err != nil {
 		return err

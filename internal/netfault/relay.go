@@ -12,10 +12,10 @@ import (
 // own upstream socket and relays the answers back to the client's last
 // address.
 type Relay struct {
-	front  *net.UDPConn
-	server *net.UDPAddr
+	front *net.UDPConn
 
 	mu      sync.Mutex
+	server  *net.UDPAddr // nil until SetServer when NewRelay had none
 	up      *net.UDPConn // current upstream socket
 	client  *net.UDPAddr // last address the client sent from
 	closed  bool
@@ -25,12 +25,11 @@ type Relay struct {
 }
 
 // NewRelay listens on listen (e.g. "127.0.0.1:0") and relays to server.
+// server may be "" and set later with SetServer (when the server must be
+// told the relay's address before it starts); until then datagrams from
+// the client are dropped.
 func NewRelay(listen, server string) (*Relay, error) {
 	la, err := net.ResolveUDPAddr("udp", listen)
-	if err != nil {
-		return nil, err
-	}
-	sa, err := net.ResolveUDPAddr("udp", server)
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +37,13 @@ func NewRelay(listen, server string) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Relay{front: front, server: sa}
+	r := &Relay{front: front}
+	if server != "" {
+		if err := r.SetServer(server); err != nil {
+			front.Close()
+			return nil, err
+		}
+	}
 	if err := r.Rebind(); err != nil {
 		front.Close()
 		return nil, err
@@ -46,6 +51,18 @@ func NewRelay(listen, server string) (*Relay, error) {
 	r.wg.Add(1)
 	go r.forwardUp()
 	return r, nil
+}
+
+// SetServer sets where the relay forwards to.
+func (r *Relay) SetServer(server string) error {
+	sa, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.server = sa
+	r.mu.Unlock()
+	return nil
 }
 
 // Addr is where the client should send.
@@ -115,9 +132,11 @@ func (r *Relay) forwardUp() {
 		}
 		r.mu.Lock()
 		r.client = from
-		up := r.up
+		up, server := r.up, r.server
 		r.mu.Unlock()
-		up.WriteToUDP(buf[:n], r.server)
+		if server != nil {
+			up.WriteToUDP(buf[:n], server)
+		}
 	}
 }
 
