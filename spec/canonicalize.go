@@ -126,9 +126,10 @@ func Canonicalize(j *Job) {
 	}
 }
 
-// present reports whether the attribute at key was written in the source
-// file. It is nil for a job that did not come from HCL.
-type present func(key string) bool
+// present reports whether the attribute name of the block at in was
+// written in the source file. It is nil for a job that did not come from
+// HCL.
+type present func(in loc, name string) bool
 
 // canon applies defaults. With written == nil a field is unset when it is
 // zero and zero is invalid for it; with a written func (Parse), a field is
@@ -136,9 +137,9 @@ type present func(key string) bool
 // stays 0 and Validate reports it.
 type canon struct{ written present }
 
-func (c canon) unset(at loc, zero, zeroValid bool) bool {
+func (c canon) unset(in loc, name string, zero, zeroValid bool) bool {
 	if c.written != nil {
-		return !c.written(at.key)
+		return !c.written(in, name)
 	}
 	return zero && !zeroValid
 }
@@ -148,13 +149,13 @@ func canonicalize(j *Job, written present) {
 	c := canon{written}
 	root := rootLoc()
 
-	if c.unset(root.attr("type"), j.Type == "", false) {
+	if c.unset(root, "type", j.Type == "", false) {
 		j.Type = defaultType
 	}
-	if c.unset(root.attr("region"), j.Region == "", false) {
+	if c.unset(root, "region", j.Region == "", false) {
 		j.Region = defaultRegion
 	}
-	if c.unset(root.attr("priority"), j.Priority == 0, false) {
+	if c.unset(root, "priority", j.Priority == 0, false) {
 		j.Priority = defaultPriority
 	}
 	j.Datacenters = nilIfEmpty(j.Datacenters)
@@ -173,7 +174,7 @@ func canonicalize(j *Job, written present) {
 			continue
 		}
 		gl := root.block("group", gi, g.Name)
-		if c.unset(gl.attr("count"), g.Count == 0, true) {
+		if c.unset(gl, "count", g.Count == 0, true) {
 			g.Count = defaultCount
 		}
 		g.Meta = nilIfEmptyMap(g.Meta)
@@ -207,7 +208,7 @@ func canonicalize(j *Job, written present) {
 				r := defaultReplace
 				d.Replace = &r
 			}
-			if c.unset(gl.single("disconnect").attr("reconcile"), d.Reconcile == "", false) {
+			if c.unset(gl.single("disconnect"), "reconcile", d.Reconcile == "", false) {
 				d.Reconcile = defaultReconcile
 			}
 		}
@@ -234,15 +235,15 @@ func canonicalize(j *Job, written present) {
 			}
 
 			res, rl := &t.Resources, tl.single("resources")
-			if c.unset(rl.attr("cpu"), res.CPU == 0, false) {
+			if c.unset(rl, "cpu", res.CPU == 0, false) {
 				res.CPU = defaultCPU
 			}
-			if c.unset(rl.attr("memory"), res.MemoryMB == 0, false) {
+			if c.unset(rl, "memory", res.MemoryMB == 0, false) {
 				res.MemoryMB = defaultMemoryMB
 			}
 			res.Networks = networks(res.Networks)
 			t.Services = c.services(tl, t.Services, j.ID+"-"+g.Name+"-"+t.Name)
-			if c.unset(tl.attr("kill_timeout"), t.KillTimeout == 0, false) {
+			if c.unset(tl, "kill_timeout", t.KillTimeout == 0, false) {
 				t.KillTimeout = Duration(defaultKillTimeout)
 			}
 		}
@@ -251,41 +252,41 @@ func canonicalize(j *Job, written present) {
 
 // restart fills r's unset fields from parent.
 func (c canon) restart(r *RestartPolicy, at loc, parent *RestartPolicy) {
-	if c.unset(at.attr("attempts"), r.Attempts == 0, true) {
+	if c.unset(at, "attempts", r.Attempts == 0, true) {
 		r.Attempts = parent.Attempts
 	}
-	if c.unset(at.attr("interval"), r.Interval == 0, false) {
+	if c.unset(at, "interval", r.Interval == 0, false) {
 		r.Interval = parent.Interval
 	}
-	if c.unset(at.attr("delay"), r.Delay == 0, true) {
+	if c.unset(at, "delay", r.Delay == 0, true) {
 		r.Delay = parent.Delay
 	}
-	if c.unset(at.attr("mode"), r.Mode == "", false) {
+	if c.unset(at, "mode", r.Mode == "", false) {
 		r.Mode = parent.Mode
 	}
 }
 
 // update fills u's unset fields from parent.
 func (c canon) update(u *Update, at loc, parent *Update) {
-	if c.unset(at.attr("max_parallel"), u.MaxParallel == 0, true) {
+	if c.unset(at, "max_parallel", u.MaxParallel == 0, true) {
 		u.MaxParallel = parent.MaxParallel
 	}
-	if c.unset(at.attr("stagger"), u.Stagger == 0, false) {
+	if c.unset(at, "stagger", u.Stagger == 0, false) {
 		u.Stagger = parent.Stagger
 	}
-	if c.unset(at.attr("min_healthy_time"), u.MinHealthyTime == 0, true) {
+	if c.unset(at, "min_healthy_time", u.MinHealthyTime == 0, true) {
 		u.MinHealthyTime = parent.MinHealthyTime
 	}
-	if c.unset(at.attr("healthy_deadline"), u.HealthyDeadline == 0, false) {
+	if c.unset(at, "healthy_deadline", u.HealthyDeadline == 0, false) {
 		u.HealthyDeadline = parent.HealthyDeadline
 	}
-	if c.unset(at.attr("canary"), u.Canary == 0, true) {
+	if c.unset(at, "canary", u.Canary == 0, true) {
 		u.Canary = parent.Canary
 	}
-	if c.unset(at.attr("auto_revert"), !u.AutoRevert, true) {
+	if c.unset(at, "auto_revert", !u.AutoRevert, true) {
 		u.AutoRevert = parent.AutoRevert
 	}
-	if c.unset(at.attr("auto_promote"), !u.AutoPromote, true) {
+	if c.unset(at, "auto_promote", !u.AutoPromote, true) {
 		u.AutoPromote = parent.AutoPromote
 	}
 }
@@ -297,23 +298,23 @@ func (c canon) update(u *Update, at loc, parent *Update) {
 // (unlimited = true) it would be the contradiction Validate rejects, which
 // is Nomad's behaviour and a trap nobody means to set.
 func (c canon) reschedule(r *Reschedule, at loc, def *Reschedule) {
-	if c.unset(at.attr("attempts"), r.Attempts == 0, true) {
+	if c.unset(at, "attempts", r.Attempts == 0, true) {
 		r.Attempts = def.Attempts
 	}
-	if c.unset(at.attr("interval"), r.Interval == 0, true) {
+	if c.unset(at, "interval", r.Interval == 0, true) {
 		r.Interval = def.Interval
 	}
-	if c.unset(at.attr("delay"), r.Delay == 0, false) {
+	if c.unset(at, "delay", r.Delay == 0, false) {
 		r.Delay = def.Delay
 	}
-	if c.unset(at.attr("delay_function"), r.DelayFunction == "", false) {
+	if c.unset(at, "delay_function", r.DelayFunction == "", false) {
 		r.DelayFunction = def.DelayFunction
 	}
-	if c.unset(at.attr("max_delay"), r.MaxDelay == 0, r.DelayFunction == DelayConstant) {
+	if c.unset(at, "max_delay", r.MaxDelay == 0, r.DelayFunction == DelayConstant) {
 		r.MaxDelay = def.MaxDelay
 	}
-	if c.unset(at.attr("unlimited"), !r.Unlimited, true) {
-		r.Unlimited = def.Unlimited && !(c.written != nil && c.written(at.attr("attempts").key) && r.Attempts > 0)
+	if c.unset(at, "unlimited", !r.Unlimited, true) {
+		r.Unlimited = def.Unlimited && !(c.written != nil && c.written(at, "attempts") && r.Attempts > 0)
 	}
 }
 
@@ -322,7 +323,7 @@ func (c canon) constraints(at loc, cs []*Constraint) []*Constraint {
 		if k == nil {
 			continue
 		}
-		if c.unset(at.nth("constraint", i).attr("operator"), k.Operator == "", false) {
+		if c.unset(at.nth("constraint", i), "operator", k.Operator == "", false) {
 			k.Operator = defaultOperator
 		}
 		if k.Operator == opSetContainsAll {
@@ -338,13 +339,13 @@ func (c canon) affinities(at loc, as []*Affinity) []*Affinity {
 			continue
 		}
 		al := at.nth("affinity", i)
-		if c.unset(al.attr("operator"), a.Operator == "", false) {
+		if c.unset(al, "operator", a.Operator == "", false) {
 			a.Operator = defaultOperator
 		}
 		if a.Operator == opSetContainsAll {
 			a.Operator = OpSetContains
 		}
-		if c.unset(al.attr("weight"), a.Weight == 0, false) {
+		if c.unset(al, "weight", a.Weight == 0, false) {
 			a.Weight = defaultWeight
 		}
 	}
@@ -356,7 +357,7 @@ func (c canon) spreads(at loc, ss []*Spread) []*Spread {
 		if s == nil {
 			continue
 		}
-		if c.unset(at.nth("spread", i).attr("weight"), s.Weight == 0, false) {
+		if c.unset(at.nth("spread", i), "weight", s.Weight == 0, false) {
 			s.Weight = defaultWeight
 		}
 		s.Targets = nilIfEmpty(s.Targets)
@@ -380,7 +381,7 @@ func (c canon) services(at loc, ss []*Service, derived string) []*Service {
 			continue
 		}
 		sl := at.nth("service", si)
-		if c.unset(sl.attr("name"), s.Name == "", false) {
+		if c.unset(sl, "name", s.Name == "", false) {
 			s.Name = derived
 		}
 		s.Tags = nilIfEmpty(s.Tags)
@@ -390,10 +391,10 @@ func (c canon) services(at loc, ss []*Service, derived string) []*Service {
 				continue
 			}
 			cl := sl.nth("check", ci)
-			if c.unset(cl.attr("interval"), k.Interval == 0, false) {
+			if c.unset(cl, "interval", k.Interval == 0, false) {
 				k.Interval = Duration(defaultCheckInterval)
 			}
-			if c.unset(cl.attr("timeout"), k.Timeout == 0, false) {
+			if c.unset(cl, "timeout", k.Timeout == 0, false) {
 				k.Timeout = Duration(defaultCheckTimeout)
 				if k.Interval > 0 && k.Interval < k.Timeout {
 					k.Timeout = k.Interval

@@ -21,11 +21,8 @@ type converter struct {
 
 // block records a block and, through its body, the attributes written in it.
 func (c *converter) block(at loc, def hcl.Range, body hcl.Body) {
-	b := indexedBlock{def: def}
-	if sb, ok := body.(*hclsyntax.Body); ok {
-		b.attrs = sb.Attributes
-	}
-	c.ix.blocks[at.key] = b
+	sb, _ := body.(*hclsyntax.Body)
+	c.ix.blocks[at.key()] = indexedBlock{def: def, body: sb}
 }
 
 func (c *converter) errorAt(key, summary, detail string) {
@@ -36,47 +33,50 @@ func (c *converter) errorAt(key, summary, detail string) {
 	c.diags = append(c.diags, d)
 }
 
-// duration parses a duration attribute; an absent one is zero.
-func (c *converter) duration(at loc, s string) Duration {
+// duration parses the duration attribute name of the block at in; an
+// absent one is zero.
+func (c *converter) duration(in loc, name, s string) Duration {
 	if s == "" {
-		if c.ix.has(at.key) {
-			c.errorAt(at.key, "Invalid duration", `invalid duration "": use a number and a unit, like "30s", "5m" or "1h"`)
+		if c.ix.writtenIn(in, name) {
+			c.errorAt(in.attr(name).key(), "Invalid duration", `invalid duration "": use a number and a unit, like "30s", "5m" or "1h"`)
 		}
 		return 0
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		c.errorAt(at.key, "Invalid duration", strings.TrimPrefix(err.Error(), "time: ")+`; use a number and a unit, like "30s", "5m" or "1h"`)
+		c.errorAt(in.attr(name).key(), "Invalid duration", strings.TrimPrefix(err.Error(), "time: ")+`; use a number and a unit, like "30s", "5m" or "1h"`)
 		return 0
 	}
 	return Duration(d)
 }
 
 // strMap merges the attribute form (meta = {...}) and the block form
-// (meta {...}) of a string map; writing both is an error.
-func (c *converter) strMap(at loc, attr map[string]string, blk *rawMap) map[string]string {
+// (meta {...}) of the string map name in the block at in; writing both is
+// an error.
+func (c *converter) strMap(in loc, name string, attr map[string]string, blk *rawMap) map[string]string {
 	if blk == nil {
 		return attr
 	}
+	at := in.attr(name)
 	if attr != nil {
 		c.duplicateMap(at, blk)
 	}
-	c.ix.ranges[at.key] = blk.DefRange
+	c.ix.ranges[at.key()] = blk.DefRange
 	m := make(map[string]string, len(blk.Attrs))
-	for name, a := range blk.Attrs {
-		c.ix.ranges[at.entry(name).key] = a.Expr.Range()
+	for k, a := range blk.Attrs {
+		c.ix.ranges[at.entry(k).key()] = a.Expr.Range()
 		var v string
 		if ds := c.scope.decode(a.Expr, &v); ds.HasErrors() {
 			c.diags = append(c.diags, ds...)
 			continue
 		}
-		m[name] = v
+		m[k] = v
 	}
 	return m
 }
 
 func (c *converter) duplicateMap(at loc, blk *rawMap) {
-	name := at.key[strings.LastIndex(at.key, " > ")+3:]
+	name := at.n.name // an attribute
 	c.diags = append(c.diags, &hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  "Duplicate " + name,
@@ -85,8 +85,13 @@ func (c *converter) duplicateMap(at loc, blk *rawMap) {
 	})
 }
 
-// env reads the environment, whose values are templates, in either form.
-func (c *converter) env(at loc, attr hcl.Expression, blk *rawMap) map[string]string {
+// env reads the environment of the task at in, whose values are
+// templates, in either form.
+func (c *converter) env(in loc, attr hcl.Expression, blk *rawMap) map[string]string {
+	if attr == nil && blk == nil {
+		return nil
+	}
+	at := in.attr("env")
 	var m map[string]string
 	if attr != nil {
 		pairs, ds := hcl.ExprMap(attr)
@@ -113,7 +118,7 @@ func (c *converter) env(at loc, attr hcl.Expression, blk *rawMap) map[string]str
 					continue
 				}
 				seen[key] = p.Key.Range()
-				c.ix.ranges[at.entry(key).key] = p.Value.Range()
+				c.ix.ranges[at.entry(key).key()] = p.Value.Range()
 				if v, ok := c.template(p.Value); ok {
 					m[key] = v
 				}
@@ -126,10 +131,10 @@ func (c *converter) env(at loc, attr hcl.Expression, blk *rawMap) map[string]str
 	if attr != nil {
 		c.duplicateMap(at, blk)
 	}
-	c.ix.ranges[at.key] = blk.DefRange
+	c.ix.ranges[at.key()] = blk.DefRange
 	m = make(map[string]string, len(blk.Attrs))
 	for name, a := range blk.Attrs {
-		c.ix.ranges[at.entry(name).key] = a.Expr.Range()
+		c.ix.ranges[at.entry(name).key()] = a.Expr.Range()
 		if v, ok := c.template(a.Expr); ok {
 			m[name] = v
 		}
@@ -176,11 +181,11 @@ func (c *converter) job(r *rawJob) *Job {
 		Region:      r.Region,
 		Datacenters: r.Datacenters,
 		Priority:    r.Priority,
-		Meta:        c.strMap(at.attr("meta"), r.Meta, r.MetaBlock),
+		Meta:        c.strMap(at, "meta", r.Meta, r.MetaBlock),
 		Constraints: c.constraints(at, r.Constraints),
 		Affinities:  c.affinities(at, r.Affinities),
 		Spreads:     c.spreads(at, r.Spreads),
-		Update:      c.update(at.single("update"), r.Update),
+		Update:      c.update(at, r.Update),
 	}
 	for gi, rg := range r.Groups {
 		j.Groups = append(j.Groups, c.group(at.block("group", gi, rg.Name), rg))
@@ -193,14 +198,14 @@ func (c *converter) group(at loc, r *rawGroup) *Group {
 	g := &Group{
 		Name:        r.Name,
 		Count:       r.Count,
-		Meta:        c.strMap(at.attr("meta"), r.Meta, r.MetaBlock),
+		Meta:        c.strMap(at, "meta", r.Meta, r.MetaBlock),
 		Constraints: c.constraints(at, r.Constraints),
 		Affinities:  c.affinities(at, r.Affinities),
 		Spreads:     c.spreads(at, r.Spreads),
-		Restart:     c.restart(at.single("restart"), r.Restart),
-		Reschedule:  c.reschedule(at.single("reschedule"), r.Reschedule),
-		Update:      c.update(at.single("update"), r.Update),
-		Disconnect:  c.disconnect(at.single("disconnect"), r.Disconnect),
+		Restart:     c.restart(at, r.Restart),
+		Reschedule:  c.reschedule(at, r.Reschedule),
+		Update:      c.update(at, r.Update),
+		Disconnect:  c.disconnect(at, r.Disconnect),
 		Networks:    c.networks(at, r.Networks),
 		Services:    c.services(at, r.Services),
 	}
@@ -215,11 +220,11 @@ func (c *converter) task(at loc, r *rawTask) *Task {
 	t := &Task{
 		Name:        r.Name,
 		Driver:      r.Driver,
-		Env:         c.env(at.attr("env"), r.Env, r.EnvBlock),
-		Meta:        c.strMap(at.attr("meta"), r.Meta, r.MetaBlock),
-		Restart:     c.restart(at.single("restart"), r.Restart),
+		Env:         c.env(at, r.Env, r.EnvBlock),
+		Meta:        c.strMap(at, "meta", r.Meta, r.MetaBlock),
+		Restart:     c.restart(at, r.Restart),
 		Services:    c.services(at, r.Services),
-		KillTimeout: c.duration(at.attr("kill_timeout"), r.KillTimeout),
+		KillTimeout: c.duration(at, "kill_timeout", r.KillTimeout),
 	}
 	if rc := r.Config; rc != nil {
 		cl := at.single("config")
@@ -228,9 +233,9 @@ func (c *converter) task(at loc, r *rawTask) *Task {
 			Module:         rc.Module,
 			Mode:           rc.Mode,
 			Args:           c.templateList(rc.Args),
-			MaxRequestTime: c.duration(cl.attr("max_request_time"), rc.MaxRequestTime),
+			MaxRequestTime: c.duration(cl, "max_request_time", rc.MaxRequestTime),
 			MaxConcurrency: rc.MaxConcurrency,
-			MaxRuntime:     c.duration(cl.attr("max_runtime"), rc.MaxRuntime),
+			MaxRuntime:     c.duration(cl, "max_runtime", rc.MaxRuntime),
 			Image:          rc.Image,
 			Command:        c.templateAttr(rc.Command),
 			Ports:          rc.Ports,
@@ -279,8 +284,8 @@ func (c *converter) services(at loc, rs []*rawService) []*Service {
 			s.Checks = append(s.Checks, &Check{
 				Type:     rc.Type,
 				Path:     rc.Path,
-				Interval: c.duration(cl.attr("interval"), rc.Interval),
-				Timeout:  c.duration(cl.attr("timeout"), rc.Timeout),
+				Interval: c.duration(cl, "interval", rc.Interval),
+				Timeout:  c.duration(cl, "timeout", rc.Timeout),
 			})
 		}
 		ss = append(ss, s)
@@ -288,60 +293,64 @@ func (c *converter) services(at loc, rs []*rawService) []*Service {
 	return ss
 }
 
-func (c *converter) restart(at loc, r *rawRestart) *RestartPolicy {
+func (c *converter) restart(in loc, r *rawRestart) *RestartPolicy {
 	if r == nil {
 		return nil
 	}
+	at := in.single("restart")
 	c.block(at, r.DefRange, r.Body)
 	return &RestartPolicy{
 		Attempts: r.Attempts,
-		Interval: c.duration(at.attr("interval"), r.Interval),
-		Delay:    c.duration(at.attr("delay"), r.Delay),
+		Interval: c.duration(at, "interval", r.Interval),
+		Delay:    c.duration(at, "delay", r.Delay),
 		Mode:     r.Mode,
 	}
 }
 
-func (c *converter) reschedule(at loc, r *rawReschedule) *Reschedule {
+func (c *converter) reschedule(in loc, r *rawReschedule) *Reschedule {
 	if r == nil {
 		return nil
 	}
+	at := in.single("reschedule")
 	c.block(at, r.DefRange, r.Body)
 	return &Reschedule{
 		Attempts:      r.Attempts,
-		Interval:      c.duration(at.attr("interval"), r.Interval),
-		Delay:         c.duration(at.attr("delay"), r.Delay),
+		Interval:      c.duration(at, "interval", r.Interval),
+		Delay:         c.duration(at, "delay", r.Delay),
 		DelayFunction: r.DelayFunction,
-		MaxDelay:      c.duration(at.attr("max_delay"), r.MaxDelay),
+		MaxDelay:      c.duration(at, "max_delay", r.MaxDelay),
 		Unlimited:     r.Unlimited,
 	}
 }
 
-func (c *converter) update(at loc, r *rawUpdate) *Update {
+func (c *converter) update(in loc, r *rawUpdate) *Update {
 	if r == nil {
 		return nil
 	}
+	at := in.single("update")
 	c.block(at, r.DefRange, r.Body)
 	return &Update{
 		MaxParallel:     r.MaxParallel,
-		Stagger:         c.duration(at.attr("stagger"), r.Stagger),
-		MinHealthyTime:  c.duration(at.attr("min_healthy_time"), r.MinHealthyTime),
-		HealthyDeadline: c.duration(at.attr("healthy_deadline"), r.HealthyDeadline),
+		Stagger:         c.duration(at, "stagger", r.Stagger),
+		MinHealthyTime:  c.duration(at, "min_healthy_time", r.MinHealthyTime),
+		HealthyDeadline: c.duration(at, "healthy_deadline", r.HealthyDeadline),
 		Canary:          r.Canary,
 		AutoRevert:      r.AutoRevert,
 		AutoPromote:     r.AutoPromote,
 	}
 }
 
-func (c *converter) disconnect(at loc, r *rawDisconnect) *Disconnect {
+func (c *converter) disconnect(in loc, r *rawDisconnect) *Disconnect {
 	if r == nil {
 		return nil
 	}
+	at := in.single("disconnect")
 	c.block(at, r.DefRange, r.Body)
 	return &Disconnect{
-		LostAfter:         c.duration(at.attr("lost_after"), r.LostAfter),
+		LostAfter:         c.duration(at, "lost_after", r.LostAfter),
 		Replace:           r.Replace,
 		Reconcile:         r.Reconcile,
-		StopOnClientAfter: c.duration(at.attr("stop_after"), r.StopAfter),
+		StopOnClientAfter: c.duration(at, "stop_after", r.StopAfter),
 	}
 }
 

@@ -73,14 +73,26 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// bigJob writes a job of groups × tasks tasks, each with a config, env,
-// restart, resources with a port, and a service with a check. Port labels
-// are unique in a group, as the tasks of a group share a node.
+// bigJob writes a job of groups × tasks tasks as an operator would: each
+// task is the one `strata job init` writes (a wasm HTTP task with a
+// config, env, resources with a port, and a health-checked service), less
+// its blank lines and comments, with args added: 27 lines, 20 of them not
+// a lone closing brace, about 500 bytes. The restart policy is written
+// once per group, where the tasks inherit it: repeating it in each of a
+// group's ten tasks would be bulk nobody writes. Port labels are unique in
+// a group, as the tasks of a group share a node.
 func bigJob(groups, tasks int) []byte {
 	var b bytes.Buffer
 	b.WriteString("job \"big\" {\n  datacenters = [\"dc1\", \"dc2\"]\n")
 	for g := range groups {
-		fmt.Fprintf(&b, "  group \"g%d\" {\n    count = 3\n", g)
+		fmt.Fprintf(&b, `  group "g%d" {
+    count = 3
+    restart {
+      attempts = 3
+      interval = "10m"
+      delay    = "20s"
+    }
+`, g)
 		for t := range tasks {
 			fmt.Fprintf(&b, `    task "t%d" {
       driver = "wasm"
@@ -91,11 +103,6 @@ func bigJob(groups, tasks int) []byte {
       }
       env {
         INDEX = "%d"
-      }
-      restart {
-        attempts = 3
-        interval = "10m"
-        delay    = "20s"
       }
       resources {
         cpu    = 200
@@ -141,6 +148,8 @@ func TestBigJob(t *testing.T) {
 	checkCanonicalRoundTrip(t, job)
 }
 
+// BenchmarkParse1000Tasks is issue #3's "under 50 ms"; docs/RATIONALE.md
+// (spec) has the figure and why hclsyntax alone is above it.
 func BenchmarkParse1000Tasks(b *testing.B) {
 	src := bigJob(100, 10)
 	b.SetBytes(int64(len(src)))
@@ -157,7 +166,7 @@ func BenchmarkParse1000Tasks(b *testing.B) {
 func BenchmarkParseInvalid1000Tasks(b *testing.B) {
 	src := bigJob(100, 10)
 	src = bytes.ReplaceAll(src, []byte("memory = 64"), []byte("memory = 5"))
-	src = bytes.ReplaceAll(src, []byte(`interval = "10m"`), []byte(`interval = "10q"`))
+	src = bytes.ReplaceAll(src, []byte(`interval = "15s"`), []byte(`interval = "15q"`))
 	b.ReportAllocs()
 	for b.Loop() {
 		_, err := Parse("big.hcl", src)
@@ -176,6 +185,23 @@ func BenchmarkParseSyntaxOnly1000Tasks(b *testing.B) {
 	for b.Loop() {
 		if _, ds := hclsyntax.ParseConfig(src, "big.hcl", hcl.InitialPos); ds.HasErrors() {
 			b.Fatal(ds)
+		}
+	}
+}
+
+// BenchmarkParseDecodeOnly1000Tasks is what Parse adds to
+// BenchmarkParseSyntaxOnly1000Tasks: decoding, conversion,
+// canonicalization and validation of the parsed file.
+func BenchmarkParseDecodeOnly1000Tasks(b *testing.B) {
+	src := bigJob(100, 10)
+	f, ds := hclsyntax.ParseConfig(src, "big.hcl", hcl.InitialPos)
+	if ds.HasErrors() {
+		b.Fatal(ds)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeFile("big.hcl", src, f.Body, Vars{}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,50 +14,106 @@ import (
 // two tasks share a label; path is for people and uses labels
 // (`group "web" > task "hello" > driver`). Parse's index maps keys to
 // source ranges; Diagnostic.Path shows paths.
-type loc struct{ key, path string }
+//
+// A loc is a chain of steps up to the job, and both strings are built only
+// when asked for (the key once per step, then kept): converting,
+// canonicalizing and validating a 1,000-task job name some 100,000 places,
+// and building both strings for each was a third of Parse's own
+// allocations. The zero loc is the job.
+type loc struct{ n *locStep }
 
-func rootLoc() loc { return loc{key: "job"} }
-
-func (l loc) String() string {
-	if l.path == "" {
-		return "job"
-	}
-	return l.path
+type locStep struct {
+	up    loc
+	kind  locKind
+	name  string // attribute, block type or map key
+	label string // of a labelled block
+	i     int    // of a block or a list element
+	key   string // built by loc.key
 }
 
-func (l loc) add(key, path string) loc {
-	if l.path != "" {
-		path = l.path + " > " + path
+type locKind uint8
+
+const (
+	locAttr  locKind = iota // an attribute or a singleton block: "name"
+	locBlock                // a labelled block: key "type[i]", path `type "label"`
+	locNth                  // an unlabelled block: "type[i]"
+	locElem                 // a list element: "[i]", without a separator
+	locEntry                // a map entry: key "k", path `["k"]`, without a separator
+)
+
+func rootLoc() loc { return loc{} }
+
+func (l loc) String() string {
+	if p := l.path(); p != "" {
+		return p
 	}
-	return loc{key: l.key + " > " + key, path: path}
+	return "job"
+}
+
+func (l loc) step(kind locKind, name, label string, i int) loc {
+	return loc{&locStep{up: l, kind: kind, name: name, label: label, i: i}}
 }
 
 // attr is an attribute, or a singleton block (config, restart, resources).
-func (l loc) attr(name string) loc { return l.add(name, name) }
+func (l loc) attr(name string) loc { return l.step(locAttr, name, "", 0) }
 
 // single is a block that appears at most once.
 func (l loc) single(typ string) loc { return l.attr(typ) }
 
 // block is the i-th labelled block of its type.
-func (l loc) block(typ string, i int, label string) loc {
-	return l.add(typ+"["+strconv.Itoa(i)+"]", typ+" "+strconv.Quote(label))
-}
+func (l loc) block(typ string, i int, label string) loc { return l.step(locBlock, typ, label, i) }
 
 // nth is the i-th unlabelled block of its type.
-func (l loc) nth(typ string, i int) loc {
-	s := typ + "[" + strconv.Itoa(i) + "]"
-	return l.add(s, s)
-}
+func (l loc) nth(typ string, i int) loc { return l.step(locNth, typ, "", i) }
 
 // elem is the i-th element of a list attribute.
-func (l loc) elem(i int) loc {
-	s := "[" + strconv.Itoa(i) + "]"
-	return loc{key: l.key + s, path: l.path + s}
-}
+func (l loc) elem(i int) loc { return l.step(locElem, "", "", i) }
 
 // entry is the entry k of a map (env, meta).
-func (l loc) entry(k string) loc {
-	return loc{key: l.key + " > " + k, path: l.path + "[" + strconv.Quote(k) + "]"}
+func (l loc) entry(k string) loc { return l.step(locEntry, k, "", 0) }
+
+func (l loc) key() string {
+	s := l.n
+	if s == nil {
+		return "job"
+	}
+	if s.key == "" {
+		up := s.up.key()
+		switch s.kind {
+		case locAttr, locEntry:
+			s.key = up + " > " + s.name
+		case locBlock, locNth:
+			s.key = up + " > " + s.name + "[" + strconv.Itoa(s.i) + "]"
+		case locElem:
+			s.key = up + "[" + strconv.Itoa(s.i) + "]"
+		}
+	}
+	return s.key
+}
+
+// path is "" for the job itself.
+func (l loc) path() string {
+	s := l.n
+	if s == nil {
+		return ""
+	}
+	var own string
+	switch s.kind {
+	case locElem:
+		return s.up.path() + "[" + strconv.Itoa(s.i) + "]"
+	case locEntry:
+		return s.up.path() + "[" + strconv.Quote(s.name) + "]"
+	case locBlock:
+		own = s.name + " " + strconv.Quote(s.label)
+	case locNth:
+		own = s.name + "[" + strconv.Itoa(s.i) + "]"
+	default: // locAttr
+		own = s.name
+	}
+	if up := s.up.path(); up != "" {
+		return up + " > " + own
+	}
+	return own
 }
 
 // index maps loc keys to the source range of what is written there: an
@@ -73,8 +130,8 @@ type index struct {
 }
 
 type indexedBlock struct {
-	def   hcl.Range
-	attrs hclsyntax.Attributes // nil for a body that is not hclsyntax's
+	def  hcl.Range
+	body *hclsyntax.Body // nil for a body that is not hclsyntax's
 }
 
 func newIndex(blocks int) index {
@@ -83,6 +140,22 @@ func newIndex(blocks int) index {
 
 // has reports whether key is written in the file.
 func (ix index) has(key string) bool { _, ok := ix.exact(key); return ok }
+
+// writtenIn is has(in.attr(name).key()), without building the key when
+// the block at in is recorded.
+func (ix index) writtenIn(in loc, name string) bool {
+	if b, ok := ix.blocks[in.key()]; ok && b.body != nil {
+		if _, ok := b.body.Attributes[name]; ok {
+			return true
+		}
+		// Only a block of that type, recorded or with its range in ranges
+		// (meta, env), could be written there under that key.
+		if !slices.ContainsFunc(b.body.Blocks, func(blk *hclsyntax.Block) bool { return blk.Type == name }) {
+			return false
+		}
+	}
+	return ix.has(in.key() + " > " + name)
+}
 
 // exact returns the range of key if it is written in the file.
 func (ix index) exact(key string) (hcl.Range, bool) {
@@ -108,7 +181,10 @@ func (ix index) exact(key string) (hcl.Range, bool) {
 	if !ok {
 		return hcl.Range{}, false
 	}
-	a, ok := b.attrs[name]
+	if b.body == nil {
+		return hcl.Range{}, false
+	}
+	a, ok := b.body.Attributes[name]
 	if !ok {
 		return hcl.Range{}, false
 	}

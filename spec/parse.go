@@ -53,8 +53,13 @@ func ParseWithVars(filename string, src []byte, vars Vars) (*Job, error) {
 	if hds.HasErrors() {
 		return nil, sorted(fromHCL(hds))
 	}
+	return decodeFile(filename, src, file.Body, vars)
+}
 
-	content, hds := file.Body.Content(fileSchema)
+// decodeFile is ParseWithVars after the syntax: body is the file's, parsed
+// without errors.
+func decodeFile(filename string, src []byte, body hcl.Body, vars Vars) (*Job, error) {
+	content, hds := body.Content(fileSchema)
 	for _, d := range hds {
 		if d.Summary == "Unsupported argument" || d.Summary == "Unsupported block type" {
 			d.Detail += expected(fileSchema, false)
@@ -67,7 +72,7 @@ func ParseWithVars(filename string, src []byte, vars Vars) (*Job, error) {
 		case "variable":
 			var rv rawVariable
 			// A declaration may not refer to variables: an empty scope.
-			hds = append(hds, decoder{&scope{}}.decodeBlock(b, reflect.ValueOf(&rv).Elem())...)
+			hds = append(hds, decoder{sc: &scope{}}.decodeBlock(b, reflect.ValueOf(&rv).Elem())...)
 			rawVars = append(rawVars, &rv)
 		case "job":
 			jobs = append(jobs, b)
@@ -76,7 +81,7 @@ func ParseWithVars(filename string, src []byte, vars Vars) (*Job, error) {
 	sc, ds := newScope(rawVars, vars)
 	hds = append(hds, ds...)
 	if len(jobs) == 0 {
-		r := file.Body.MissingItemRange()
+		r := body.MissingItemRange()
 		hds = append(hds, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  "Missing job block",
@@ -94,18 +99,18 @@ func ParseWithVars(filename string, src []byte, vars Vars) (*Job, error) {
 		})
 	}
 	var rj rawJob
-	hds = append(hds, decoder{sc}.decodeBlock(jobs[0], reflect.ValueOf(&rj).Elem())...)
+	hds = append(hds, decoder{sc: sc}.decodeBlock(jobs[0], reflect.ValueOf(&rj).Elem())...)
 
 	c := &converter{ix: newIndex(len(src) / 64), scope: sc, src: src} // about one block per 64 bytes of a typical file
 	job := c.job(&rj)
 	hds = append(hds, c.diags...)
-	canonicalize(job, c.ix.has)
+	canonicalize(job, c.ix.writtenIn)
 
 	diags := fromHCL(hds)
 	decoded := newRangeSet(filename, diags, sc.quiet)
 	for _, p := range validate(job) {
 		d := &Diagnostic{Path: p.at.String(), Summary: p.summary, Detail: p.detail}
-		if r, ok := c.ix.lookup(p.at.key); ok {
+		if r, ok := c.ix.lookup(p.at.key()); ok {
 			if decoded.overlaps(r) {
 				continue // already reported while decoding: a value that did not decode is zero here
 			}
