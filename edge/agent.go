@@ -418,7 +418,11 @@ func (a *Agent) session(ctx context.Context, server string) error {
 	// Early: with a session ticket from an earlier connection to this
 	// server, Register leaves in the first flight (0-RTT).
 	conn, release, err := dialServer(dctx, server, tc, &quic.Config{
-		MaxIdleTimeout:  30 * time.Second,
+		// The agent gives up on a silent server after 15 s (the server
+		// allows 30): after a partition heals, a session the server has
+		// already closed is noticed that much sooner, so the agent
+		// reconnects and stops what the cluster replaced.
+		MaxIdleTimeout:  15 * time.Second,
 		KeepAlivePeriod: 5 * time.Second,
 	}, true)
 	cancel()
