@@ -14,6 +14,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/strata-run/strata/internal/wire"
+	"github.com/strata-run/strata/sched"
 )
 
 func startTestServer(t *testing.T) *Server {
@@ -136,5 +137,48 @@ func TestModuleDownloadOfUnknownDigest(t *testing.T) {
 	wire.Decode(typ, payload, &hdr)
 	if !strings.Contains(hdr.Error, "not stored") {
 		t.Fatalf("header = %+v, want an error saying the module is not stored", hdr)
+	}
+}
+
+// Task states reach the allocation through Raft, but a report that
+// changes nothing (the agent resends after a reconnect) is no Raft write,
+// and an update without task states (a node marked lost) keeps them.
+func TestAllocStatusTaskStates(t *testing.T) {
+	s := startTestServer(t)
+	reg := &wire.Register{NodeID: "n1", Name: "n1", Address: "127.0.0.1"}
+	alloc := &sched.Allocation{ID: "a1", JobID: "web", Group: "g", NodeID: "n1", DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientPending}
+	if _, _, err := s.apply(cmdPlanApply, &planApplyCmd{Place: []*sched.Allocation{alloc}}); err != nil {
+		t.Fatal(err)
+	}
+	states := func(events ...string) map[string]*wire.TaskState {
+		ts := &wire.TaskState{State: wire.TaskRunning}
+		for i, e := range events {
+			ts.Append(wire.TaskEvent{Type: e, Time: int64(i + 1)})
+		}
+		return map[string]*wire.TaskState{"t": ts}
+	}
+	report := func(st wire.AllocStatus) uint64 {
+		t.Helper()
+		if err := s.agents.allocStatus(reg, &st); err != nil {
+			t.Fatal(err)
+		}
+		return s.store.Index()
+	}
+	first := report(wire.AllocStatus{AllocID: "a1", ClientStatus: "running", TaskStates: states("Received", "Started")})
+	if again := report(wire.AllocStatus{AllocID: "a1", ClientStatus: "running", TaskStates: states("Received", "Started")}); again != first {
+		t.Fatalf("an unchanged report was written to Raft: index %d -> %d", first, again)
+	}
+	if next := report(wire.AllocStatus{AllocID: "a1", ClientStatus: "running", TaskStates: states("Received", "Started", "Terminated")}); next == first {
+		t.Fatal("a new event was not written")
+	}
+	a, _ := s.store.Alloc("a1")
+	if got := a.TaskStates["t"]; got == nil || len(got.Events) != 3 || got.Events[2].Type != "Terminated" {
+		t.Fatalf("stored task states %+v", a.TaskStates)
+	}
+	if _, _, err := s.apply(cmdAllocUpdate, &allocUpdateCmd{NodeID: "n1", Updates: []allocUpdate{{AllocID: "a1", ClientStatus: sched.ClientLost}}}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := s.store.Alloc("a1"); a.ClientStatus != sched.ClientLost || len(a.TaskStates["t"].Events) != 3 {
+		t.Fatalf("after the node was lost: %s, %+v", a.ClientStatus, a.TaskStates)
 	}
 }
