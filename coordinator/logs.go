@@ -75,7 +75,12 @@ func (s *Server) AllocLogs(ctx context.Context, req LogRequest) (io.ReadCloser, 
 		return nil, fmt.Errorf("%w: node %s (%s) is down; its logs can be read once it reconnects", ErrNodeUnavailable, name, short8(al.NodeID))
 	}
 	if conn := s.agents.conn(al.NodeID); conn != nil {
-		return s.agents.openLogs(ctx, conn, req)
+		rc, err := s.agents.openLogs(ctx, conn, req)
+		if err == nil || conn.Context().Err() == nil {
+			return rc, err
+		}
+		// The connection ended just now: the agent may be on another
+		// server already, or on none.
 	}
 	peers, err := s.RaftPeers()
 	if err != nil {
@@ -269,7 +274,12 @@ func (s *Server) serveLogsRPC(c net.Conn, body json.RawMessage, reply func(any, 
 	stop := context.AfterFunc(ctx, func() { rc.Close() })
 	defer stop()
 	defer rc.Close()
-	reply(nil, nil)
+	// The answer without reply's trailing newline: the log's bytes follow
+	// the JSON object at once.
+	ok, _ := json.Marshal(rpcResponse{})
+	if _, err := c.Write(ok); err != nil {
+		return
+	}
 	c.SetDeadline(time.Time{})
 	io.Copy(c, rc)
 }

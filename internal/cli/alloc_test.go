@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -44,10 +45,13 @@ func (l *lockedBuffer) String() string {
 
 // waitFor polls cond (at the process boundary: a real server and agent)
 // until it holds or max passes.
-func waitFor(t *testing.T, max time.Duration, what string, cond func() bool) {
+func waitFor(t *testing.T, max time.Duration, what string, cond func() bool, state ...func() string) {
 	t.Helper()
 	for deadline := time.Now().Add(max); !cond(); {
 		if time.Now().After(deadline) {
+			for _, s := range state {
+				what += "; " + s()
+			}
 			t.Fatalf("%s: not within %s", what, max)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -67,7 +71,15 @@ func TestAllocLogsAndStatusEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	srv, err := coordinator.New(coordinator.Config{DataDir: filepath.Join(dir, "server"), Bootstrap: true, DevMode: true})
+	// The server's and agent's logs, shown if the test fails.
+	var logs lockedBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server and agent logs:\n%s", logs.String())
+		}
+	})
+	srv, err := coordinator.New(coordinator.Config{DataDir: filepath.Join(dir, "server"), Bootstrap: true, DevMode: true, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +95,7 @@ func TestAllocLogsAndStatusEndToEnd(t *testing.T) {
 	t.Cleanup(api.Close)
 
 	agent, err := edge.New(context.Background(), edge.Config{Servers: []string{srv.AgentAddr()}, CAPin: srv.CAPin(),
-		DataDir: filepath.Join(dir, "agent"), NodeName: "edge-1"})
+		DataDir: filepath.Join(dir, "agent"), NodeName: "edge-1", Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +154,12 @@ func TestAllocLogsAndStatusEndToEnd(t *testing.T) {
 		}
 		return false
 	}
-	waitFor(t, 5*time.Minute, "the first attempt ends and is restarted", func() bool { return hasEvent("Restarting") })
+	waitFor(t, 5*time.Minute, "the first attempt ends and is restarted", func() bool { return hasEvent("Restarting") }, func() string {
+		if alloc == nil {
+			return "no allocation"
+		}
+		return fmt.Sprintf("allocation %s: %s %q, tasks %s", alloc.ID, alloc.ClientStatus, alloc.ClientDescription, mustJSON(t, alloc.TaskStates))
+	})
 	prefix := alloc.ID[:6]
 
 	// `strata status JOB` lists the allocation by its short ID.
