@@ -30,6 +30,7 @@ type agentEndpoint struct {
 
 	mu    sync.Mutex
 	conns map[*quic.Conn]struct{}
+	nodes map[string]*quic.Conn // registered connections by node ID (log streams open on them)
 	wg    sync.WaitGroup
 }
 
@@ -64,7 +65,7 @@ func newAgentEndpoint(s *Server, addr string) (*agentEndpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: agent endpoint on %s: %w", addr, err)
 	}
-	return &agentEndpoint{s: s, ln: ln, log: s.log.With("part", "agents"), conns: map[*quic.Conn]struct{}{}}, nil
+	return &agentEndpoint{s: s, ln: ln, log: s.log.With("part", "agents"), conns: map[*quic.Conn]struct{}{}, nodes: map[string]*quic.Conn{}}, nil
 }
 
 // Addr is the bound UDP address.
@@ -103,7 +104,8 @@ func (a *agentEndpoint) close() {
 }
 
 // handle runs one agent connection: the first stream is the control
-// stream; every later stream is a module download.
+// stream; every later stream the agent opens is a module download. The
+// server opens streams of its own for log reads (logs.go).
 func (a *agentEndpoint) handle(ctx context.Context, conn *quic.Conn) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -134,6 +136,16 @@ func (a *agentEndpoint) handle(ctx context.Context, conn *quic.Conn) {
 	}
 	log = log.With("node", reg.Name, "node_id", reg.NodeID)
 	log.Info("agent connected")
+	a.mu.Lock()
+	a.nodes[reg.NodeID] = conn // a reconnect replaces an older connection
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		if a.nodes[reg.NodeID] == conn {
+			delete(a.nodes, reg.NodeID)
+		}
+		a.mu.Unlock()
+	}()
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -329,7 +341,10 @@ func (a *agentEndpoint) allocStatus(reg *wire.Register, st *wire.AllocStatus) er
 	default:
 		return fmt.Errorf("AllocStatus: unknown client status %q", st.ClientStatus)
 	}
-	u := allocUpdate{AllocID: st.AllocID, ClientStatus: st.ClientStatus, Description: st.Description}
+	u := allocUpdate{AllocID: st.AllocID, ClientStatus: st.ClientStatus, Description: st.Description, TaskStates: st.TaskStates}
+	if len(u.TaskStates) == 0 {
+		u.TaskStates = nil
+	}
 	for _, e := range st.Endpoints {
 		u.Endpoints = append(u.Endpoints, registry.Endpoint{
 			Service: e.Service, Tags: e.Tags, AllocID: st.AllocID,
@@ -342,7 +357,7 @@ func (a *agentEndpoint) allocStatus(reg *wire.Register, st *wire.AllocStatus) er
 		return err
 	}
 	if before != nil && before.ClientStatus == u.ClientStatus && before.ClientDescription == u.Description &&
-		reflect.DeepEqual(before.Endpoints, u.Endpoints) {
+		reflect.DeepEqual(before.Endpoints, u.Endpoints) && (u.TaskStates == nil || reflect.DeepEqual(before.TaskStates, u.TaskStates)) {
 		return nil // nothing new: keep it out of the Raft log
 	}
 	if _, _, err := a.s.apply(cmdAllocUpdate, &allocUpdateCmd{NodeID: reg.NodeID, Updates: []allocUpdate{u}}); err != nil {

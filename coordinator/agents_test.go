@@ -21,6 +21,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/strata-run/strata/internal/wire"
+	"github.com/strata-run/strata/sched"
 )
 
 func startTestServer(t *testing.T) *Server {
@@ -242,12 +243,9 @@ func TestRegisteredTellsAgentsTheAdvertisedAddress(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 			_, port, _ := net.SplitHostPort(s.AgentAddr())
-			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM(s.CACertPEM())
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			conn, err := quic.DialAddr(ctx, net.JoinHostPort("127.0.0.1", port),
-				&tls.Config{RootCAs: pool, ServerName: "server.strata", NextProtos: []string{wire.ALPN}}, &quic.Config{})
+			conn, err := quic.DialAddr(ctx, net.JoinHostPort("127.0.0.1", port), agentTLS(t, s, "n1"), &quic.Config{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -275,5 +273,48 @@ func TestAgentAdvertiseMustNameAHost(t *testing.T) {
 		if _, err := New(Config{DataDir: t.TempDir(), Bootstrap: true, DevMode: true, AgentAdvertise: adv}); err == nil {
 			t.Errorf("AgentAdvertise %q accepted", adv)
 		}
+	}
+}
+
+// Task states reach the allocation through Raft, but a report that
+// changes nothing (the agent resends after a reconnect) is no Raft write,
+// and an update without task states (a node marked lost) keeps them.
+func TestAllocStatusTaskStates(t *testing.T) {
+	s := startTestServer(t)
+	reg := &wire.Register{NodeID: "n1", Name: "n1", Address: "127.0.0.1"}
+	alloc := &sched.Allocation{ID: "a1", JobID: "web", Group: "g", NodeID: "n1", DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientPending}
+	if _, _, err := s.apply(cmdPlanApply, &planApplyCmd{Place: []*sched.Allocation{alloc}}); err != nil {
+		t.Fatal(err)
+	}
+	states := func(events ...string) map[string]*wire.TaskState {
+		ts := &wire.TaskState{State: wire.TaskRunning}
+		for i, e := range events {
+			ts.Append(wire.TaskEvent{Type: e, Time: int64(i + 1)})
+		}
+		return map[string]*wire.TaskState{"t": ts}
+	}
+	report := func(st wire.AllocStatus) uint64 {
+		t.Helper()
+		if err := s.agents.allocStatus(reg, &st); err != nil {
+			t.Fatal(err)
+		}
+		return s.store.Index()
+	}
+	first := report(wire.AllocStatus{AllocID: "a1", ClientStatus: "running", TaskStates: states("Received", "Started")})
+	if again := report(wire.AllocStatus{AllocID: "a1", ClientStatus: "running", TaskStates: states("Received", "Started")}); again != first {
+		t.Fatalf("an unchanged report was written to Raft: index %d -> %d", first, again)
+	}
+	if next := report(wire.AllocStatus{AllocID: "a1", ClientStatus: "running", TaskStates: states("Received", "Started", "Terminated")}); next == first {
+		t.Fatal("a new event was not written")
+	}
+	a, _ := s.store.Alloc("a1")
+	if got := a.TaskStates["t"]; got == nil || len(got.Events) != 3 || got.Events[2].Type != "Terminated" {
+		t.Fatalf("stored task states %+v", a.TaskStates)
+	}
+	if _, _, err := s.apply(cmdAllocUpdate, &allocUpdateCmd{NodeID: "n1", Updates: []allocUpdate{{AllocID: "a1", ClientStatus: sched.ClientLost}}}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := s.store.Alloc("a1"); a.ClientStatus != sched.ClientLost || len(a.TaskStates["t"].Events) != 3 {
+		t.Fatalf("after the node was lost: %s, %+v", a.ClientStatus, a.TaskStates)
 	}
 }

@@ -124,6 +124,61 @@ func (c *Client) JobAllocs(ctx context.Context, id string, index uint64, wait ti
 	return &r, idx, err
 }
 
+// Allocs lists the allocations whose ID starts with prefix.
+func (c *Client) Allocs(ctx context.Context, prefix string) ([]*Alloc, error) {
+	var as []*Alloc
+	_, err := c.do(ctx, http.MethodGet, "/v1/allocations?prefix="+url.QueryEscape(prefix), nil, &as)
+	return as, err
+}
+
+// Alloc returns an allocation by its full ID.
+func (c *Client) Alloc(ctx context.Context, id string) (*Alloc, error) {
+	var a Alloc
+	_, err := c.do(ctx, http.MethodGet, "/v1/allocation/"+url.PathEscape(id), nil, &a)
+	return &a, err
+}
+
+// AllocLogs opens a task's log (see Server.AllocLogs); close the reader
+// to stop a followed log.
+func (c *Client) AllocLogs(ctx context.Context, req LogRequest) (io.ReadCloser, error) {
+	q := url.Values{}
+	if req.Task != "" {
+		q.Set("task", req.Task)
+	}
+	if req.Type != "" {
+		q.Set("type", req.Type)
+	}
+	if req.Follow {
+		q.Set("follow", "true")
+	}
+	if req.TailLines > 0 {
+		q.Set("tail", strconv.Itoa(req.TailLines))
+	}
+	path := "/v1/client/allocation/" + url.PathEscape(req.AllocID) + "/logs?" + q.Encode()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Address+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.HTTP.Do(hreq)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) && ctx.Err() == nil {
+			return nil, fmt.Errorf("cannot reach the Strata API at %s (is `strata dev` or a server running? set -address or STRATA_ADDR): %w", c.Address, ue.Err)
+		}
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var e APIError
+		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+			return nil, &APIStatusError{Status: resp.StatusCode, Message: e.Error}
+		}
+		return nil, &APIStatusError{Status: resp.StatusCode, Message: fmt.Sprintf("GET %s: %s", path, resp.Status)}
+	}
+	return resp.Body, nil
+}
+
 // StopJob stops a job.
 func (c *Client) StopJob(ctx context.Context, id string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/job/"+url.PathEscape(id), nil, nil)

@@ -27,7 +27,7 @@ type rpcRequest struct {
 type rpcResponse struct {
 	Body  json.RawMessage `json:"Body,omitempty"`
 	Error string          `json:"Error,omitempty"`
-	Kind  string          `json:"Kind,omitempty"` // not-leader, module-exists, not-found, refused
+	Kind  string          `json:"Kind,omitempty"` // not-leader, module-exists, not-found, refused, node-not-connected, node-unavailable
 	Size  int64           `json:"Size,omitempty"` // "blob": raw bytes that follow
 }
 
@@ -69,6 +69,10 @@ func (e *remoteError) Is(target error) bool {
 		return target == ErrModuleExists
 	case "not-found":
 		return target == ErrNotFound
+	case "node-not-connected":
+		return target == errNodeNotConnected
+	case "node-unavailable":
+		return target == ErrNodeUnavailable
 	}
 	return false
 }
@@ -81,6 +85,10 @@ func errorKind(err error) string {
 		return "module-exists"
 	case errors.Is(err, ErrNotFound):
 		return "not-found"
+	case errors.Is(err, errNodeNotConnected):
+		return "node-not-connected"
+	case errors.Is(err, ErrNodeUnavailable):
+		return "node-unavailable"
 	}
 	var r refusal
 	if errors.As(err, &r) {
@@ -176,6 +184,8 @@ func (s *Server) serveRPC(c net.Conn) {
 			out.Result, _ = json.Marshal(res)
 		}
 		reply(out, nil)
+	case "logs":
+		s.serveLogsRPC(c, req.Body, reply)
 	case "blob":
 		var digest string
 		json.Unmarshal(req.Body, &digest)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -89,6 +90,9 @@ type allocUpdate struct {
 	ClientStatus string              `json:"ClientStatus"`
 	Description  string              `json:"Description,omitempty"`
 	Endpoints    []registry.Endpoint `json:"Endpoints,omitempty"`
+	// TaskStates replaces the allocation's task states when set; an
+	// update without them (a node marked down) keeps the last reported.
+	TaskStates map[string]*TaskState `json:"TaskStates,omitempty"`
 }
 
 // nodeStatusCmd marks a node down (or up) with what happens to its
@@ -162,6 +166,7 @@ func (fx *effects) alloc(tx *bolt.Tx, id string) (*Alloc, error) {
 			c := *a
 			c.Ports = slices.Clone(a.Ports)
 			c.Endpoints = slices.Clone(a.Endpoints)
+			c.TaskStates = maps.Clone(a.TaskStates) // the states themselves are replaced, never changed
 			return &c, nil
 		}
 	}
@@ -563,6 +568,9 @@ func applyAllocUpdate(tx *bolt.Tx, index uint64, c *allocUpdateCmd, fx *effects)
 		wasTerminal := a.Terminal()
 		a.ClientStatus, a.ClientDescription, a.ModifyIndex = u.ClientStatus, u.Description, index
 		a.Endpoints = u.Endpoints
+		if len(u.TaskStates) > 0 {
+			a.TaskStates = u.TaskStates
+		}
 		if a.Terminal() {
 			a.Endpoints = nil // a stopping or finished alloc is never discoverable
 			if !wasTerminal {

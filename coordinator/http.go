@@ -39,6 +39,9 @@ func (s *Server) Handler() http.Handler {
 	read("GET /v1/job/{id}/allocations", s.handleJobAllocs)
 	read("GET /v1/job/{id}/versions", s.handleJobVersions)
 	read("GET /v1/evaluation/{id}", s.handleEval)
+	read("GET /v1/allocations", s.handleAllocs)
+	read("GET /v1/allocation/{id}", s.handleAlloc)
+	mux.HandleFunc("GET /v1/client/allocation/{id}/logs", s.handleAllocLogs)
 	mux.HandleFunc("PUT /v1/module/{name}/{version}", s.handleModulePush)
 	read("GET /v1/modules", s.handleModules)
 	read("GET /v1/nodes", s.handleNodes)
@@ -166,6 +169,8 @@ func writeError(w http.ResponseWriter, err error) {
 		status = http.StatusServiceUnavailable
 	case errors.Is(err, ErrNotFound):
 		status = http.StatusNotFound
+	case errors.Is(err, ErrNodeUnavailable):
+		status = http.StatusBadGateway
 	}
 	writeJSON(w, status, 0, APIError{Error: err.Error()})
 }
@@ -544,6 +549,87 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 }
 
 func newEvalID() string { return fsutil.NewID() }
+
+// handleAllocs lists allocations, those whose ID starts with ?prefix= if
+// given (how the CLI resolves a short ID).
+func (s *Server) handleAllocs(w http.ResponseWriter, r *http.Request) {
+	s.blockingWait(r)
+	idx := s.store.Index()
+	allocs, err := s.store.AllocsByPrefix(r.URL.Query().Get("prefix"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if allocs == nil {
+		allocs = []*Alloc{}
+	}
+	writeJSON(w, http.StatusOK, idx, allocs)
+}
+
+// handleAlloc is one allocation with its task states and events.
+func (s *Server) handleAlloc(w http.ResponseWriter, r *http.Request) {
+	s.blockingWait(r)
+	idx := s.store.Index()
+	a, err := s.store.Alloc(r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if a == nil {
+		writeError(w, fmt.Errorf("allocation %q: %w", r.PathValue("id"), ErrNotFound))
+		return
+	}
+	writeJSON(w, http.StatusOK, idx, a)
+}
+
+// handleAllocLogs streams a task's log from its agent:
+// ?task=NAME (optional for one task), ?type=stdout|stderr, ?follow=true,
+// ?tail=N lines. Errors before the first byte are JSON with a status; the
+// log itself is text/plain, flushed as it arrives. The agent stops
+// streaming when the client goes away.
+func (s *Server) handleAllocLogs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req := LogRequest{AllocID: r.PathValue("id"), Task: q.Get("task"), Type: q.Get("type")}
+	var err error
+	if v := q.Get("follow"); v != "" {
+		if req.Follow, err = strconv.ParseBool(v); err != nil {
+			writeError(w, badRequest{fmt.Errorf("follow=%q: want true or false", v)})
+			return
+		}
+	}
+	if v := q.Get("tail"); v != "" {
+		if req.TailLines, err = strconv.Atoi(v); err != nil || req.TailLines < 0 {
+			writeError(w, badRequest{fmt.Errorf("tail=%q: want a number of lines", v)})
+			return
+		}
+	}
+	rc, err := s.AllocLogs(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	stop := context.AfterFunc(r.Context(), func() { rc.Close() })
+	defer stop()
+	defer rc.Close()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	rcw := http.NewResponseController(w)
+	rcw.Flush()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := rc.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			rcw.Flush()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
 
 // DrainRequest is the body of PUT /v1/node/{id}/drain.
 type DrainRequest struct {

@@ -103,6 +103,7 @@ type Server struct {
 	leaderCh chan bool     // Raft's NotifyCh
 	leading  atomic.Bool   // the leader's duties run (set before pending evals load)
 
+	life   context.Context // ends at Shutdown
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -191,7 +192,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	s.life, s.cancel = ctx, cancel
 	if s.agents, err = newAgentEndpoint(s, cfg.AgentAddr); err != nil {
 		cancel()
 		s.raft.Shutdown().Error()

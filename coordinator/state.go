@@ -88,6 +88,9 @@ type NodeRecord struct {
 type Alloc struct {
 	sched.Allocation
 	Endpoints []registry.Endpoint `json:"Endpoints,omitempty"`
+	// TaskStates is each task's state and recent events as its agent last
+	// reported them (by task name).
+	TaskStates map[string]*TaskState `json:"TaskStates,omitempty"`
 	// UnknownSince is when the allocation's node was found disconnected
 	// (unix nanoseconds); set while ClientStatus is "unknown".
 	UnknownSince int64 `json:"UnknownSince,omitempty"`
@@ -529,6 +532,25 @@ func (s *Store) Alloc(id string) (*Alloc, error) {
 		return err
 	})
 	return a, err
+}
+
+// AllocsByPrefix returns the allocations whose ID starts with prefix
+// (every one for ""), sorted by ID.
+func (s *Store) AllocsByPrefix(prefix string) ([]*Alloc, error) {
+	var out []*Alloc
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAllocs).Cursor()
+		p := []byte(prefix)
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			var a Alloc
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("%w: allocation %q: %v", ErrCorruptState, k, err)
+			}
+			out = append(out, &a)
+		}
+		return nil
+	})
+	return out, err
 }
 
 func getAlloc(tx *bolt.Tx, id []byte) (*Alloc, error) {

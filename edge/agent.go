@@ -83,6 +83,8 @@ type Agent struct {
 	statuses  map[string]wire.AllocStatus // latest per alloc
 	dirty     map[string]bool             // not yet sent on the current session
 	statReady chan struct{}               // 1-buffered wake-up for the writer
+
+	logStreams atomic.Int64 // log streams being served (logs.go)
 }
 
 // New prepares an agent: data dir, node identity, wasm host, fingerprint.
@@ -252,10 +254,10 @@ func (a *Agent) stopOfflineAllocs(offline time.Duration) {
 		}
 		a.log.Warn("stopping allocation: no server reachable for longer than stop_on_client_after",
 			"alloc", r.alloc.Name, "offline", offline.Round(time.Second), "limit", limit)
-		r.stop()
+		desc := fmt.Sprintf("stopped by the agent after %s without a server (stop_on_client_after)", offline.Round(time.Second))
+		r.stop(desc)
 		delete(a.runners, id)
-		a.report(wire.AllocStatus{AllocID: id, ClientStatus: "complete",
-			Description: fmt.Sprintf("stopped by the agent after %s without a server (stop_on_client_after)", offline.Round(time.Second))})
+		a.report(wire.AllocStatus{AllocID: id, ClientStatus: "complete", Description: desc, TaskStates: r.taskStates()})
 	}
 }
 
@@ -462,11 +464,17 @@ func (a *Agent) session(ctx context.Context, server string) error {
 	errc := make(chan error, 2)
 	go func() { errc <- a.readAllocs(sctx, ctrl) }()
 	go func() { errc <- a.writeControl(sctx, ctrl, time.Duration(ack.HeartbeatMillis)*time.Millisecond) }()
+	streamsDone := make(chan struct{})
+	go func() {
+		defer close(streamsDone)
+		a.acceptStreams(sctx, conn) // log streams the server opens
+	}()
 	err = <-errc
 	scancel()
 	ctrl.CancelRead(0)
 	ctrl.Close()
 	<-errc
+	<-streamsDone
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -604,13 +612,16 @@ func (a *Agent) reconcile(ctx context.Context, desired []wire.Alloc) {
 	}
 	a.runMu.Lock()
 	defer a.runMu.Unlock()
+	final := map[string]map[string]*wire.TaskState{} // task states of the runners stopped here
 	for id, r := range a.runners {
 		al, ok := want[id]
 		if !ok || al.DesiredStatus != "run" {
-			r.stop()
+			r.stop("stopped by the coordinator")
 			delete(a.runners, id)
+			final[id] = r.taskStates()
 			if !ok {
 				a.forgetStatus(id)
+				a.forgetTaskStates(id)
 			}
 		}
 	}
@@ -619,7 +630,7 @@ func (a *Agent) reconcile(ctx context.Context, desired []wire.Alloc) {
 			// Stopped by the server while we were not running it (or
 			// after the runner above was stopped): confirm it is done.
 			if _, ok := a.runners[id]; !ok {
-				a.confirmStopped(al)
+				a.confirmStopped(al, final[id])
 			}
 			continue
 		}
@@ -629,7 +640,7 @@ func (a *Agent) reconcile(ctx context.Context, desired []wire.Alloc) {
 		if a.finished(id) {
 			continue // an allocation ID never runs again once it ended here
 		}
-		r := newAllocRunner(a, al)
+		r := newAllocRunner(a, al, a.storedTaskStates(id))
 		a.runners[id] = r
 		a.wg.Add(1)
 		go func() {
@@ -648,21 +659,49 @@ func (a *Agent) finished(id string) bool {
 }
 
 // confirmStopped reports a stopped allocation complete once, so the
-// server can free its resources.
-func (a *Agent) confirmStopped(al wire.Alloc) {
+// server can free its resources; states are its tasks' final states when
+// a runner was just stopped (else the last reported ones are kept).
+func (a *Agent) confirmStopped(al wire.Alloc, states map[string]*wire.TaskState) {
 	a.statMu.Lock()
 	st, ok := a.statuses[al.ID]
 	a.statMu.Unlock()
 	if ok && (st.ClientStatus == "complete" || st.ClientStatus == "failed") {
 		return
 	}
-	a.report(wire.AllocStatus{AllocID: al.ID, ClientStatus: "complete", Description: "stopped by the coordinator"})
+	if states == nil {
+		states = st.TaskStates
+	}
+	a.report(wire.AllocStatus{AllocID: al.ID, ClientStatus: "complete", Description: "stopped by the coordinator", TaskStates: states})
+}
+
+// storedTaskStates are an allocation's task states kept in local state
+// (from before an agent restart), or nil.
+func (a *Agent) storedTaskStates(id string) map[string]*wire.TaskState {
+	if a.local == nil {
+		return nil
+	}
+	states, err := a.local.taskStates(id)
+	if err != nil {
+		a.log.Warn("reading stored task states", "alloc_id", id, "err", err)
+	}
+	return states
+}
+
+// forgetTaskStates drops an allocation's stored task states once the
+// servers no longer list it (they hold its last reported states).
+func (a *Agent) forgetTaskStates(id string) {
+	if a.local == nil {
+		return
+	}
+	if err := a.local.deleteTaskStates(id); err != nil {
+		a.log.Warn("deleting task states", "alloc_id", id, "err", err)
+	}
 }
 
 func (a *Agent) shutdown() {
 	a.runMu.Lock()
 	for id, r := range a.runners {
-		r.stop()
+		r.stop("the agent is shutting down")
 		delete(a.runners, id)
 	}
 	a.runMu.Unlock()

@@ -84,7 +84,7 @@ func TestResolveTaskRuntimeReferences(t *testing.T) {
 	a := newTestAgent(t)
 	al := offlineAlloc("r1", 0)
 	al.Ports = []wire.Port{{Label: "http", Value: 23456}}
-	r := newAllocRunner(a, al)
+	r := newAllocRunner(a, al, nil)
 	task := &spec.Task{Name: "t",
 		Env: map[string]string{
 			"PORT": "${STRATA_PORT_http}",

@@ -29,6 +29,14 @@
 // learns every server's address at registration and keeps them; it
 // enforces disconnect.stop_on_client_after itself.
 //
+// Each task's state and recent events (Nomad's names: Received, Started,
+// Terminated, Restarting, Not Restarting, Killed, Driver Failure) are
+// recorded by pure functions (events.go), kept in agent.db so they survive
+// a restart, and reported with the allocation's status. The server reads
+// a task's log by opening a stream on the agent's connection (logs.go);
+// the agent streams the log file, and with follow what is appended, until
+// the server resets the stream.
+//
 // The agent makes no placement decisions. Not built yet: the docker
-// driver, task events, log streaming.
+// driver.
 package edge

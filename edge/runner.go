@@ -26,31 +26,44 @@ type allocRunner struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu    sync.Mutex
-	tasks map[string]*taskState
+	mu         sync.Mutex
+	tasks      map[string]*taskState
+	stopReason string // why the runner was stopped, for Killed events
+
+	saveMu sync.Mutex // orders the writes of task states to local state
 }
 
 type taskState struct {
 	state     string // pending, running, failed, complete
 	desc      string
 	endpoints []wire.Endpoint
+	hist      wire.TaskState // Nomad-style state and events, reported and persisted
 }
 
-func newAllocRunner(a *Agent, al wire.Alloc) *allocRunner {
+// newAllocRunner prepares al's runner; restored are the task states kept
+// in local state from before an agent restart, if any.
+func newAllocRunner(a *Agent, al wire.Alloc, restored map[string]*wire.TaskState) *allocRunner {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &allocRunner{
 		a: a, alloc: al, ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		log:   a.log.With("alloc", al.Name, "alloc_id", al.ID),
 		tasks: map[string]*taskState{},
 	}
+	now := time.Now()
 	for _, t := range al.Tasks {
-		r.tasks[t.Name] = &taskState{state: "pending", desc: "received"}
+		ts := &taskState{state: "pending", desc: "received"}
+		if old := restored[t.Name]; old != nil {
+			ts.hist = *old.Clone()
+		}
+		taskReceived(&ts.hist, now, restored[t.Name] != nil)
+		r.tasks[t.Name] = ts
 	}
 	return r
 }
 
 func (r *allocRunner) run() {
 	defer close(r.done)
+	r.persist()
 	r.publish()
 	var wg sync.WaitGroup
 	for _, t := range r.alloc.Tasks {
@@ -63,19 +76,71 @@ func (r *allocRunner) run() {
 	wg.Wait()
 }
 
-// stop ends every task and waits for them.
-func (r *allocRunner) stop() {
+// stop ends every task and waits for them; reason goes into their Killed
+// events.
+func (r *allocRunner) stop(reason string) {
+	r.mu.Lock()
+	if r.stopReason == "" {
+		r.stopReason = reason
+	}
+	r.mu.Unlock()
 	r.cancel()
 	<-r.done
 }
 
+// setTask sets a task's allocation-level state (no event).
 func (r *allocRunner) setTask(name, state, desc string, eps []wire.Endpoint) {
 	r.mu.Lock()
-	r.tasks[name] = &taskState{state: state, desc: desc, endpoints: eps}
+	ts := r.tasks[name]
+	ts.state, ts.desc, ts.endpoints = state, desc, eps
+	if state == "failed" && r.stopReason == "" {
+		r.stopReason = fmt.Sprintf("sibling task %q failed", name)
+	}
 	r.mu.Unlock()
 	r.publish()
 	if state == "failed" {
 		r.cancel() // one failed task fails the allocation: stop its siblings
+	}
+}
+
+// record applies an event to a task's history (and, if state != "", sets
+// its allocation-level state and description as setTask does), then
+// persists and reports it.
+func (r *allocRunner) record(name, state, desc string, event func(h *wire.TaskState, now time.Time)) {
+	r.mu.Lock()
+	ts := r.tasks[name]
+	event(&ts.hist, time.Now())
+	r.mu.Unlock()
+	r.persist()
+	if state != "" {
+		r.setTask(name, state, desc, nil)
+		return
+	}
+	r.publish()
+}
+
+// taskStates is a deep copy of every task's history.
+func (r *allocRunner) taskStates() map[string]*wire.TaskState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]*wire.TaskState, len(r.tasks))
+	for name, ts := range r.tasks {
+		out[name] = ts.hist.Clone()
+	}
+	return out
+}
+
+// persist writes the task histories to local state, so they survive an
+// agent restart. Events are rare (a restart waits at least its delay), so
+// one bbolt write per event is cheap.
+func (r *allocRunner) persist() {
+	if r.a.local == nil {
+		return
+	}
+	r.saveMu.Lock()
+	defer r.saveMu.Unlock()
+	if err := r.a.local.saveTaskStates(r.alloc.ID, r.taskStates()); err != nil {
+		r.log.Warn("saving task states", "err", err)
 	}
 }
 
@@ -86,7 +151,7 @@ func (r *allocRunner) publish() {
 		return // being stopped: the agent reports the stop
 	}
 	r.mu.Lock()
-	st := wire.AllocStatus{AllocID: r.alloc.ID, ClientStatus: "running"}
+	st := wire.AllocStatus{AllocID: r.alloc.ID, ClientStatus: "running", TaskStates: map[string]*wire.TaskState{}}
 	var descs []string
 	complete := 0
 	for _, t := range r.alloc.Tasks {
@@ -103,6 +168,7 @@ func (r *allocRunner) publish() {
 			descs = append(descs, t.Name+": "+ts.desc)
 		}
 		st.Endpoints = append(st.Endpoints, ts.endpoints...)
+		st.TaskStates[t.Name] = ts.hist.Clone()
 	}
 	r.mu.Unlock()
 	if complete == len(r.alloc.Tasks) {
@@ -123,6 +189,10 @@ func (r *allocRunner) anyFailed() bool {
 	return false
 }
 
+// defaultRestart is the restart policy of a task without one (Nomad's
+// service defaults).
+var defaultRestart = &spec.RestartPolicy{Attempts: 2, Interval: spec.Duration(30 * time.Minute), Delay: spec.Duration(15 * time.Second), Mode: "fail"}
+
 // runTask runs one task under its restart policy: each failure to start
 // or serve is retried after the policy's delay, at most Attempts times
 // within Interval; then mode "fail" fails the task and mode "delay" waits
@@ -130,29 +200,64 @@ func (r *allocRunner) anyFailed() bool {
 func (r *allocRunner) runTask(t *spec.Task) {
 	policy := t.Restart
 	if policy == nil {
-		policy = &spec.RestartPolicy{Attempts: 2, Interval: spec.Duration(30 * time.Minute), Delay: spec.Duration(15 * time.Second), Mode: "fail"}
+		policy = defaultRestart
 	}
 	tracker := newRestartTracker(policy)
 	for {
 		err := r.runTaskOnce(t)
 		if r.ctx.Err() != nil {
+			r.killed(t.Name)
 			return
 		}
 		delay, ok := tracker.next(time.Now())
 		if !ok {
-			r.setTask(t.Name, "failed", fmt.Sprintf("%v; not restarting: %d attempts in %s exhausted", err, policy.Attempts, policy.Interval), nil)
 			r.log.Error("task failed", "task", t.Name, "err", err)
+			r.record(t.Name, "failed", fmt.Sprintf("%v; not restarting: %d attempts in %s exhausted", err, policy.Attempts, policy.Interval),
+				func(h *wire.TaskState, now time.Time) {
+					taskEnded(h, now, err)
+					taskNotRestarting(h, now, policy)
+				})
 			return
 		}
 		delay += jitter(delay)
 		r.log.Warn("task failed, restarting", "task", t.Name, "err", err, "in", delay)
-		r.setTask(t.Name, "pending", fmt.Sprintf("restarting in %s after: %v", delay.Round(time.Millisecond), err), nil)
+		r.record(t.Name, "pending", fmt.Sprintf("restarting in %s after: %v", delay.Round(time.Millisecond), err),
+			func(h *wire.TaskState, now time.Time) {
+				taskEnded(h, now, err)
+				taskRestarting(h, now, delay)
+			})
 		select {
 		case <-r.ctx.Done():
+			r.killed(t.Name)
 			return
 		case <-time.After(delay):
 		}
 	}
+}
+
+// killed records that a stopped runner ended a task that was not dead.
+func (r *allocRunner) killed(name string) {
+	r.mu.Lock()
+	reason := r.stopReason
+	if reason == "" {
+		reason = "stopped"
+	}
+	changed := taskKilled(&r.tasks[name].hist, time.Now(), reason)
+	r.mu.Unlock()
+	if changed {
+		r.persist()
+		r.publish() // reported only when a sibling failed; a stop is reported by the agent
+	}
+}
+
+// started records that an attempt of a task runs. It does not report:
+// the caller's next setTask (or its checks' first publish) does, so a
+// start costs one status report, as before events.
+func (r *allocRunner) started(name, msg string) {
+	r.mu.Lock()
+	taskStarted(&r.tasks[name].hist, time.Now(), msg)
+	r.mu.Unlock()
+	r.persist()
 }
 
 // jitter adds up to 25% of d, as Nomad does, so tasks failing together do

@@ -14,14 +14,16 @@ import (
 
 // localState is the agent's own bbolt file: the last allocation set the
 // servers sent, so that after a restart the agent runs its tasks at once,
-// before (or without) reaching a server.
+// before (or without) reaching a server, and their tasks' states and
+// events, so that their history survives the restart.
 type localState struct {
 	db *bolt.DB
 }
 
 var (
-	bucketAllocs  = []byte("allocs")  // alloc ID -> wire.Alloc
-	bucketServers = []byte("servers") // agent address of a server -> nil
+	bucketAllocs     = []byte("allocs")      // alloc ID -> wire.Alloc
+	bucketServers    = []byte("servers")     // agent address of a server -> nil
+	bucketTaskStates = []byte("task-states") // alloc ID -> map[task]wire.TaskState
 )
 
 // ErrCorruptLocalState is returned when the agent's state file cannot be trusted.
@@ -39,6 +41,9 @@ func openLocalState(path string) (*localState, error) {
 		if _, err := tx.CreateBucketIfNotExists(bucketServers); err != nil {
 			return err
 		}
+		if _, err := tx.CreateBucketIfNotExists(bucketTaskStates); err != nil {
+			return err
+		}
 		_, err := tx.CreateBucketIfNotExists(bucketAllocs)
 		return err
 	}); err != nil {
@@ -48,7 +53,8 @@ func openLocalState(path string) (*localState, error) {
 	return &localState{db: db}, nil
 }
 
-// save replaces the stored allocation set.
+// save replaces the stored allocation set, and drops the task states of
+// allocations no longer in it.
 func (l *localState) save(allocs []wire.Alloc) error {
 	return l.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket(bucketAllocs); err != nil {
@@ -67,7 +73,56 @@ func (l *localState) save(allocs []wire.Alloc) error {
 				return err
 			}
 		}
+		var gone [][]byte
+		ts := tx.Bucket(bucketTaskStates)
+		if err := ts.ForEach(func(k, _ []byte) error {
+			if b.Get(k) == nil {
+				gone = append(gone, k)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range gone {
+			if err := ts.Delete(k); err != nil {
+				return err
+			}
+		}
 		return nil
+	})
+}
+
+// saveTaskStates replaces an allocation's stored task states.
+func (l *localState) saveTaskStates(allocID string, states map[string]*wire.TaskState) error {
+	raw, err := json.Marshal(states)
+	if err != nil {
+		return err
+	}
+	return l.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTaskStates).Put([]byte(allocID), raw)
+	})
+}
+
+// taskStates returns an allocation's stored task states, or nil.
+func (l *localState) taskStates(allocID string) (map[string]*wire.TaskState, error) {
+	var out map[string]*wire.TaskState
+	err := l.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketTaskStates).Get([]byte(allocID))
+		if v == nil {
+			return nil
+		}
+		if err := json.Unmarshal(v, &out); err != nil {
+			return fmt.Errorf("%w: task states of %q: %v", ErrCorruptLocalState, allocID, err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// deleteTaskStates forgets an allocation's task states.
+func (l *localState) deleteTaskStates(allocID string) error {
+	return l.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTaskStates).Delete([]byte(allocID))
 	})
 }
 

@@ -128,6 +128,7 @@ func (r *allocRunner) runHTTP(t *spec.Task, mod *wasmhost.Module, ports []wire.P
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	r.log.Info("task started", "task", t.Name, "mode", t.Config.Mode, "addr", addr)
+	r.started(t.Name, "Serving http on "+addr)
 
 	checks := newTaskChecks(r, t, ports)
 	checks.start()
@@ -162,6 +163,7 @@ func (r *allocRunner) runListener(t *spec.Task, mod *wasmhost.Module, ports []wi
 	select {
 	case <-listening:
 		r.log.Info("task started", "task", t.Name, "mode", t.Config.Mode, "addr", addr)
+		r.started(t.Name, "Listening on "+addr)
 		checks := newTaskChecks(r, t, ports)
 		checks.start()
 		err = <-done
@@ -178,6 +180,7 @@ func (r *allocRunner) runListener(t *spec.Task, mod *wasmhost.Module, ports []wi
 }
 
 func (r *allocRunner) runCommand(t *spec.Task, mod *wasmhost.Module, ports []wire.Port, lim wasmhost.Limits, stdout, stderr *wasmhost.LogFile) error {
+	r.started(t.Name, "Task started by the agent")
 	r.setTask(t.Name, "running", "", nil)
 	r.log.Info("task started", "task", t.Name, "mode", t.Config.Mode)
 	start := time.Now()
@@ -193,14 +196,15 @@ func (r *allocRunner) runCommand(t *spec.Task, mod *wasmhost.Module, ports []wir
 	if err != nil {
 		return fmt.Errorf("command: %w", err)
 	}
-	r.completeTask(t.Name, fmt.Sprintf("exited 0 after %s", time.Since(start).Round(time.Millisecond)))
+	r.completeTask(t.Name, time.Since(start))
 	<-r.ctx.Done() // complete: nothing to restart; wait to be stopped
 	return nil
 }
 
 // completeTask marks a task complete; publish reports the allocation
 // complete once every task is.
-func (r *allocRunner) completeTask(name, desc string) {
+func (r *allocRunner) completeTask(name string, ran time.Duration) {
+	desc := fmt.Sprintf("exited 0 after %s", ran.Round(time.Millisecond))
 	r.log.Info("task complete", "task", name, "desc", desc)
-	r.setTask(name, "complete", desc, nil)
+	r.record(name, "complete", desc, func(h *wire.TaskState, now time.Time) { taskCompleted(h, now, ran) })
 }

@@ -107,7 +107,7 @@ func startTask(t *testing.T, a *Agent, task *spec.Task) *taskRun {
 		ln.Close()
 		al.Ports = []wire.Port{{Label: "http", Value: ln.Addr().(*net.TCPAddr).Port}}
 	}
-	tr.r = newAllocRunner(a, al)
+	tr.r = newAllocRunner(a, al, nil)
 	go func() {
 		defer close(tr.finished)
 		tr.err = tr.r.runTaskOnce(task)

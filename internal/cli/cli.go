@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/strata-run/strata/coordinator"
 )
@@ -17,6 +18,15 @@ import (
 type Env struct {
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
+	// Location is the time zone times are shown in; nil is time.Local.
+	Location *time.Location
+}
+
+func (e *Env) location() *time.Location {
+	if e.Location == nil {
+		return time.Local
+	}
+	return e.Location
 }
 
 // exitError carries an exit code; its message has already been printed
@@ -53,6 +63,8 @@ func commands() []command {
 		{"agent token create", "Create a join token and print the agent command line: agent token create [-reusable] [-ttl D]", runTokenCreate},
 		{"agent token list", "List join tokens", runTokenList},
 		{"agent token revoke", "Revoke a join token: agent token revoke ID", runTokenRevoke},
+		{"alloc status", "Show an allocation, its tasks' states and recent events: alloc status ALLOC (ID or unique prefix)", runAllocStatus},
+		{"alloc logs", "Print a task's stdout (or -stderr): alloc logs [-f] [-stderr] [-tail N] ALLOC [TASK]", runAllocLogs},
 		{"node status", "List the agents' nodes", runNodeStatus},
 		{"node drain", "Move a node's allocations elsewhere: node drain -enable [-deadline D] NODE | -disable NODE", runNodeDrain},
 		{"operator raft list-peers", "List the servers of the Raft configuration", runRaftListPeers},

@@ -71,11 +71,16 @@ func startServing(cfg coordinator.Config, httpAddr, dnsAddr string, logger *slog
 		defer c()
 		dns.Shutdown(ctx)
 	})
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Requests' contexts end at shutdown, so followed logs (which never
+	// end on their own) do not hold Shutdown up.
+	baseCtx, endRequests := context.WithCancel(context.Background())
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return baseCtx }}
 	serve := func() {
 		go func() { sv.httpDone <- hs.Serve(httpLn) }()
 	}
 	closers = append(closers, func() {
+		endRequests()
 		ctx, c := context.WithTimeout(context.Background(), 5*time.Second)
 		defer c()
 		if err := hs.Shutdown(ctx); errors.Is(err, http.ErrServerClosed) || err == nil {

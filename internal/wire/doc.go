@@ -10,6 +10,9 @@
 //   - one stream per module download: FetchModule from the agent, then a
 //     ModuleHeader frame and exactly ModuleHeader.Size raw bytes from the
 //     server. A large download therefore never sits in front of a heartbeat.
+//   - one stream per log read, the only streams the server opens: LogRequest
+//     from the server, then a LogHeader frame and raw log bytes from the
+//     agent until the log ends or (Follow) the server resets the stream.
 //
 // A frame is a 4-byte big-endian length, a 1-byte message type and a JSON
 // payload; the length covers type and payload. Frames larger than MaxFrame

@@ -32,10 +32,13 @@ const (
 	TypeError       Type = 8  // either way, Error; the sender closes after it
 	TypeJoin        Type = 9  // agent -> server, Join: first frame of a connection without a client certificate
 	TypeJoined      Type = 10 // server -> agent, Joined; the server then closes the connection
-
-	// typeMax is the highest type this version knows; Read refuses others.
-	typeMax = TypeJoined
+	TypeLogRequest  Type = 11 // server -> agent, LogRequest, on a stream the server opens
+	TypeLogHeader   Type = 12 // agent -> server, LogHeader, then raw log bytes
 )
+
+// MaxType is the highest message type this version knows; Read rejects
+// frames of a higher type.
+const MaxType = TypeLogHeader
 
 func (t Type) String() string {
 	switch t {
@@ -59,6 +62,10 @@ func (t Type) String() string {
 		return "Join"
 	case TypeJoined:
 		return "Joined"
+	case TypeLogRequest:
+		return "LogRequest"
+	case TypeLogHeader:
+		return "LogHeader"
 	}
 	return fmt.Sprintf("Type(%d)", byte(t))
 }
@@ -104,7 +111,7 @@ func Read(r io.Reader) (Type, []byte, error) {
 		return 0, nil, fmt.Errorf("wire: truncated frame: %w", err)
 	}
 	t := Type(buf[0])
-	if t < TypeRegister || t > typeMax {
+	if t < TypeRegister || t > MaxType {
 		return 0, nil, fmt.Errorf("wire: unknown message type %d", buf[0])
 	}
 	return t, buf[1:], nil
@@ -182,6 +189,81 @@ type AllocStatus struct {
 	ClientStatus string     `json:"ClientStatus"` // pending, running, complete, failed
 	Description  string     `json:"Description,omitempty"`
 	Endpoints    []Endpoint `json:"Endpoints,omitempty"`
+	// TaskStates is each task's state and recent events, by task name.
+	TaskStates map[string]*TaskState `json:"TaskStates,omitempty"`
+}
+
+// Task states, Nomad's.
+const (
+	TaskPending = "pending" // not started yet, or waiting to restart
+	TaskRunning = "running"
+	TaskDead    = "dead" // finished, failed or killed; Failed tells which
+)
+
+// Task event types, Nomad's names.
+const (
+	EventReceived      = "Received"       // the agent took the task
+	EventStarted       = "Started"        // an attempt started
+	EventDriverFailure = "Driver Failure" // an attempt could not start (fetch, compile, listen)
+	EventTerminated    = "Terminated"     // a started attempt ended (exit code, trap, limit)
+	EventRestarting    = "Restarting"     // the restart policy restarts it after RestartDelay
+	EventNotRestarting = "Not Restarting" // the restart policy gave up
+	EventKilled        = "Killed"         // stopped on purpose; Message says why
+)
+
+// MaxTaskEvents is how many events a task keeps, newest last (Nomad's 10).
+const MaxTaskEvents = 10
+
+// TaskState is one task's life on the agent. Times are unix nanoseconds
+// stamped by the agent.
+type TaskState struct {
+	State      string      `json:"State"` // pending, running, dead
+	Failed     bool        `json:"Failed,omitempty"`
+	Restarts   int         `json:"Restarts,omitempty"`
+	StartedAt  int64       `json:"StartedAt,omitempty"`  // last start
+	FinishedAt int64       `json:"FinishedAt,omitempty"` // when it last became dead
+	Events     []TaskEvent `json:"Events,omitempty"`     // oldest first, at most MaxTaskEvents
+}
+
+// TaskEvent is one thing that happened to a task.
+type TaskEvent struct {
+	Type    string `json:"Type"`
+	Time    int64  `json:"Time"`
+	Message string `json:"Message,omitempty"` // for people: exit code, trap, reason, delay
+	// ExitCode is the module's exit code, for Terminated after an exit.
+	ExitCode *int `json:"ExitCode,omitempty"`
+	// RestartDelayMillis is the wait before the restart, for Restarting.
+	RestartDelayMillis int64 `json:"RestartDelayMillis,omitempty"`
+	// FailsTask: this event made the task fail (Not Restarting).
+	FailsTask bool `json:"FailsTask,omitempty"`
+}
+
+// Append adds e, dropping the oldest events beyond MaxTaskEvents.
+func (s *TaskState) Append(e TaskEvent) {
+	s.Events = append(s.Events, e)
+	if n := len(s.Events) - MaxTaskEvents; n > 0 {
+		s.Events = append(s.Events[:0:0], s.Events[n:]...)
+	}
+}
+
+// Clone returns a deep copy of s.
+func (s *TaskState) Clone() *TaskState {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.Events = make([]TaskEvent, len(s.Events))
+	for i, e := range s.Events {
+		if e.ExitCode != nil {
+			code := *e.ExitCode
+			e.ExitCode = &code
+		}
+		c.Events[i] = e
+	}
+	if len(c.Events) == 0 {
+		c.Events = nil
+	}
+	return &c
 }
 
 // Endpoint is a service instance the agent serves for an allocation.
@@ -203,6 +285,26 @@ type ModuleHeader struct {
 	Digest string `json:"Digest"`
 	Size   int64  `json:"Size"`
 	Error  string `json:"Error,omitempty"`
+}
+
+// LogRequest opens a log stream: the server opens a new stream on the
+// agent's connection and sends it; the agent answers with a LogHeader and,
+// unless the header carries an error, the log's bytes. With Follow the
+// agent keeps sending what the task appends until the server closes or
+// resets its side of the stream.
+type LogRequest struct {
+	AllocID string `json:"AllocID"`
+	Task    string `json:"Task"`
+	Type    string `json:"Type"` // "stdout" or "stderr"
+	Follow  bool   `json:"Follow,omitempty"`
+	// TailLines > 0 starts that many lines before the end; 0 sends the
+	// whole current log file.
+	TailLines int `json:"TailLines,omitempty"`
+}
+
+// LogHeader answers a LogRequest; raw bytes follow unless Error is set.
+type LogHeader struct {
+	Error string `json:"Error,omitempty"`
 }
 
 // Error is sent before closing a stream for a reason the peer should show.

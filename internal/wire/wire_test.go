@@ -37,6 +37,65 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// Task states and events, and the log frames, travel intact.
+func TestRoundTripTaskStatesAndLogs(t *testing.T) {
+	code := 3
+	in := AllocStatus{AllocID: "a", ClientStatus: "pending", TaskStates: map[string]*TaskState{
+		"t": {State: TaskPending, Restarts: 1, StartedAt: 10, FinishedAt: 20, Events: []TaskEvent{
+			{Type: EventReceived, Time: 1},
+			{Type: EventTerminated, Time: 20, Message: "exit code 3", ExitCode: &code},
+			{Type: EventRestarting, Time: 21, RestartDelayMillis: 1500},
+		}},
+	}}
+	frames := []struct {
+		typ Type
+		in  any
+		out any
+	}{
+		{TypeAllocStatus, in, &AllocStatus{}},
+		{TypeLogRequest, LogRequest{AllocID: "a", Task: "t", Type: "stderr", Follow: true, TailLines: 5}, &LogRequest{}},
+		{TypeLogHeader, LogHeader{Error: "no such task"}, &LogHeader{}},
+	}
+	for _, f := range frames {
+		var buf bytes.Buffer
+		if err := Write(&buf, f.typ, f.in); err != nil {
+			t.Fatal(err)
+		}
+		typ, payload, err := Read(&buf)
+		if err != nil || typ != f.typ {
+			t.Fatalf("Read = %v, %v; want %s", typ, err, f.typ)
+		}
+		if err := Decode(typ, payload, f.out); err != nil {
+			t.Fatal(err)
+		}
+		if got := reflect.ValueOf(f.out).Elem().Interface(); !reflect.DeepEqual(got, f.in) {
+			t.Fatalf("%s round trip: %+v != %+v", f.typ, got, f.in)
+		}
+	}
+	if TypeLogRequest.String() != "LogRequest" || TypeLogHeader.String() != "LogHeader" {
+		t.Fatalf("names: %s %s", TypeLogRequest, TypeLogHeader)
+	}
+}
+
+// A task keeps its newest MaxTaskEvents events; a clone shares nothing.
+func TestTaskStateAppendAndClone(t *testing.T) {
+	var s TaskState
+	for i := range MaxTaskEvents + 5 {
+		s.Append(TaskEvent{Type: EventRestarting, Time: int64(i)})
+	}
+	if len(s.Events) != MaxTaskEvents || s.Events[0].Time != 5 || s.Events[MaxTaskEvents-1].Time != MaxTaskEvents+4 {
+		t.Fatalf("events kept: %d, first %d, last %d", len(s.Events), s.Events[0].Time, s.Events[len(s.Events)-1].Time)
+	}
+	code := 1
+	s.Events[0].ExitCode = &code
+	c := s.Clone()
+	c.Events[1].Type = "changed"
+	*c.Events[0].ExitCode = 7
+	if s.Events[1].Type != EventRestarting || *s.Events[0].ExitCode != 1 {
+		t.Fatal("Clone shares events with the original")
+	}
+}
+
 func TestReadRejects(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -46,6 +105,8 @@ func TestReadRejects(t *testing.T) {
 		{"empty frame", []byte{0, 0, 0, 0}, "empty frame"},
 		{"too large", []byte{0x7f, 0, 0, 0, 1}, "frame too large"},
 		{"unknown type", []byte{0, 0, 0, 1, 99}, "unknown message type 99"},
+		{"type past MaxType", []byte{0, 0, 0, 1, byte(MaxType + 1)}, "unknown message type 13"},
+		{"type zero", []byte{0, 0, 0, 1, 0}, "unknown message type 0"},
 		{"truncated payload", []byte{0, 0, 0, 5, 1, '{'}, "truncated frame"},
 		{"truncated header", []byte{0, 0}, "unexpected EOF"},
 	}
