@@ -128,15 +128,23 @@ func (a *agentEndpoint) handle(ctx context.Context, conn *quic.Conn) {
 		a.serveDownloads(ctx, conn, log)
 	}()
 	err = a.readControl(ctx, reg, ctrl)
+	stopped := ctx.Err() != nil // by the server's shutdown or a failed push, not by the agent
 	cancel()
 	switch {
-	case err == nil || errors.Is(err, io.EOF) || ctx.Err() != nil:
+	case err == nil || errors.Is(err, io.EOF) || stopped || closedByAgent(err):
 		conn.CloseWithError(closeNormal, "")
 	default:
 		log.Warn("agent control stream", "err", err)
 		conn.CloseWithError(closeProtocol, truncate(err.Error(), 200))
 	}
 	log.Info("agent disconnected")
+}
+
+// closedByAgent reports whether err is the agent closing its connection
+// without an error, as it does when it stops.
+func closedByAgent(err error) bool {
+	var ae *quic.ApplicationError
+	return errors.As(err, &ae) && ae.Remote && ae.ErrorCode == closeNormal
 }
 
 func (a *agentEndpoint) register(ctrl *quic.Stream, conn *quic.Conn) (*wire.Register, error) {
@@ -400,7 +408,14 @@ func (a *agentEndpoint) sendModule(st *quic.Stream) error {
 		return wire.Write(st, wire.TypeModule, wire.ModuleHeader{Digest: req.Digest, Error: err.Error()})
 	}
 	defer f.Close()
-	if err := wire.Write(st, wire.TypeModule, wire.ModuleHeader{Digest: req.Digest, Size: size}); err != nil {
+	if req.Offset < 0 || req.Offset > size {
+		return wire.Write(st, wire.TypeModule, wire.ModuleHeader{Digest: req.Digest, Size: size,
+			Error: fmt.Sprintf("offset %d is outside the module's %d bytes", req.Offset, size)})
+	}
+	if _, err := f.Seek(req.Offset, io.SeekStart); err != nil {
+		return err
+	}
+	if err := wire.Write(st, wire.TypeModule, wire.ModuleHeader{Digest: req.Digest, Size: size, Offset: req.Offset}); err != nil {
 		return err
 	}
 	_, err = io.Copy(st, f)

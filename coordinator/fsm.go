@@ -227,6 +227,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	f.store.allocs.publish(fx.pending)
 	f.store.usage.publish(fx.usage)
+	f.store.notify() // after the in-memory views: a woken watcher reads them current
 	if f.onApply != nil && (len(fx.evals) > 0 || fx.capacity) {
 		f.onApply(fx)
 	}

@@ -7,9 +7,11 @@
 //   - the control stream, the first one the agent opens: Register, then
 //     Heartbeat and AllocStatus frames from the agent, Registered and Allocs
 //     frames from the server;
-//   - one stream per module download: FetchModule from the agent, then a
-//     ModuleHeader frame and exactly ModuleHeader.Size raw bytes from the
-//     server. A large download therefore never sits in front of a heartbeat.
+//   - one stream per module download: FetchModule{Digest, Offset} from the
+//     agent, then a ModuleHeader frame and exactly Size-Offset raw bytes
+//     (the module from Offset on) from the server. A large download
+//     therefore never sits in front of a heartbeat, and a broken one
+//     resumes where it stopped.
 //
 // A frame is a 4-byte big-endian length, a 1-byte message type and a JSON
 // payload; the length covers type and payload. Frames larger than MaxFrame

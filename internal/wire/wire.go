@@ -30,6 +30,12 @@ const (
 	TypeFetchModule Type = 6 // agent -> server, FetchModule
 	TypeModule      Type = 7 // server -> agent, ModuleHeader
 	TypeError       Type = 8 // either way, Error; the sender closes after it
+
+	// 9-10 are reserved (Join, Joined) and 11-12 (logs).
+
+	// MaxType is the highest message type this version knows; Read
+	// refuses any above it.
+	MaxType = TypeError
 )
 
 func (t Type) String() string {
@@ -95,7 +101,7 @@ func Read(r io.Reader) (Type, []byte, error) {
 		return 0, nil, fmt.Errorf("wire: truncated frame: %w", err)
 	}
 	t := Type(buf[0])
-	if t < TypeRegister || t > TypeError {
+	if t < TypeRegister || t > MaxType {
 		return 0, nil, fmt.Errorf("wire: unknown message type %d", buf[0])
 	}
 	return t, buf[1:], nil
@@ -183,16 +189,21 @@ type Endpoint struct {
 	Healthy bool     `json:"Healthy"`
 }
 
-// FetchModule asks for a module's bytes by digest.
+// FetchModule asks for a module's bytes by digest, from Offset on: an
+// agent resuming a broken download asks for what its partial file lacks.
 type FetchModule struct {
 	Digest string `json:"Digest"` // "sha256:<hex>"
+	Offset int64  `json:"Offset,omitempty"`
 }
 
-// ModuleHeader precedes Size raw module bytes; Error is set instead when
-// the server does not have the module.
+// ModuleHeader precedes the module's bytes from Offset to Size (Size is
+// the whole module's length, so Size-Offset raw bytes follow); Error is
+// set instead when the server does not have the module or Offset is past
+// its end.
 type ModuleHeader struct {
 	Digest string `json:"Digest"`
 	Size   int64  `json:"Size"`
+	Offset int64  `json:"Offset,omitempty"`
 	Error  string `json:"Error,omitempty"`
 }
 
