@@ -180,6 +180,20 @@ func TestDownloadRefusesCorruptBytes(t *testing.T) {
 	if want := []int64{20_000, 0}; !reflect.DeepEqual(srv.offsets, want) {
 		t.Fatalf("offsets asked = %v, want %v", srv.offsets, want)
 	}
+
+	// A partial longer than the module cannot be a prefix of it: the
+	// server refuses the offset, the partial goes, the next attempt
+	// starts over.
+	c = newTestCache(t, t.TempDir(), 1<<30)
+	p, _ = c.path(digest)
+	os.WriteFile(p+partialSuffix, append(bytes.Clone(data), "extra"...), 0o600)
+	srv = &fakeServer{data: data}
+	if got, err := c.fetch(ctx, digest, srv.open); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("fetch over a too-long partial: %v", err)
+	}
+	if want := []int64{int64(len(data)) + 5, 0}; !reflect.DeepEqual(srv.offsets, want) {
+		t.Fatalf("offsets asked = %v, want %v", srv.offsets, want)
+	}
 }
 
 // A link that keeps failing without progress ends the fetch.

@@ -123,14 +123,15 @@ type fleet struct {
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
 
-	mu       sync.Mutex
-	received map[string]int       // job ID -> agents that received an allocation of it
-	lastRecv map[string]time.Time // job ID -> when the last of them did
-	verified int                  // module downloads whose sha256 matched
-	modBytes int64                // bytes of those downloads
-	lastDone time.Time            // when the last of them finished
-	failures []error              // downloads that failed, links that broke
-	changed  chan struct{}        // 1-buffered: something above changed
+	mu        sync.Mutex
+	received  map[string]int       // job ID -> agents that received an allocation of it
+	lastRecv  map[string]time.Time // job ID -> when the last of them did
+	firstRecv map[string]time.Time // job ID -> when the first did
+	verified  int                  // module downloads whose sha256 matched
+	modBytes  int64                // bytes of those downloads
+	lastDone  time.Time            // when the last of them finished
+	failures  []error              // downloads that failed, links that broke
+	changed   chan struct{}        // 1-buffered: something above changed
 }
 
 // simAgent is one simulated agent of a fleet.
@@ -162,7 +163,7 @@ func startFleet(ctx context.Context, link SimLink, n int, prefix string, fetchMo
 	const dialConcurrency = 32
 	fctx, cancel := context.WithCancel(context.Background())
 	f := &fleet{fetchModules: fetchModules, cancel: cancel, received: map[string]int{},
-		lastRecv: map[string]time.Time{}, changed: make(chan struct{}, 1)}
+		lastRecv: map[string]time.Time{}, firstRecv: map[string]time.Time{}, changed: make(chan struct{}, 1)}
 	f.agents = make([]*simAgent, n)
 	sem := make(chan struct{}, dialConcurrency)
 	errc := make(chan error, n)
@@ -320,6 +321,9 @@ func (a *simAgent) readAllocs(ctx context.Context, wg *sync.WaitGroup) error {
 			a.f.mu.Lock()
 			a.f.received[al.JobID]++
 			a.f.lastRecv[al.JobID] = now
+			if _, ok := a.f.firstRecv[al.JobID]; !ok {
+				a.f.firstRecv[al.JobID] = now
+			}
 			a.f.mu.Unlock()
 			a.f.notify()
 			digest := moduleOf(al)
