@@ -106,7 +106,8 @@ func newModuleCache(dir string, budget int64, log *slog.Logger) (*moduleCache, e
 		c.clock++
 		f.e.used = c.clock
 	}
-	c.evictLocked("")
+	// No eviction yet: until the agent's first reconcile says which
+	// modules its restored allocations use, any of them may be needed.
 	return c, nil
 }
 

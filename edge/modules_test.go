@@ -289,6 +289,10 @@ func TestModuleCacheEviction(t *testing.T) {
 		os.Chtimes(p, mt, mt)
 	}
 	c = newTestCache(t, dir, 150)
+	if got := present(c); got != "abd" {
+		t.Fatalf("cached after a restart, before the allocations are known = %q, want all of abd", got)
+	}
+	c.setInUse(map[string]bool{}) // the agent's first reconcile
 	if got := present(c); got != "a" {
 		t.Fatalf("cached after a restart with a 150-byte budget = %q, want a (the most recent)", got)
 	}
