@@ -163,9 +163,10 @@ func (a *agentEndpoint) handle(ctx context.Context, conn *quic.Conn) {
 		a.serveDownloads(ctx, conn, log)
 	}()
 	err = a.readControl(ctx, reg, ctrl)
+	stopped := ctx.Err() != nil // by the server's shutdown or a failed push, not by the agent
 	cancel()
 	switch {
-	case err == nil || errors.Is(err, io.EOF) || ctx.Err() != nil:
+	case err == nil || errors.Is(err, io.EOF) || stopped || closedByAgent(err):
 		conn.CloseWithError(closeNormal, "")
 	default:
 		log.Warn("agent control stream", "err", err)
@@ -232,6 +233,13 @@ func refuseConn(ctrl *quic.Stream, conn *quic.Conn, err error) {
 	case <-time.After(time.Second):
 	}
 	conn.CloseWithError(closeProtocol, truncate(err.Error(), 200))
+}
+
+// closedByAgent reports whether err is the agent closing its connection
+// without an error, as it does when it stops.
+func closedByAgent(err error) bool {
+	var ae *quic.ApplicationError
+	return errors.As(err, &ae) && ae.Remote && ae.ErrorCode == closeNormal
 }
 
 // register reads the Register frame of an agent whose certificate names
@@ -507,7 +515,14 @@ func (a *agentEndpoint) sendModule(st *quic.Stream) error {
 		return wire.Write(st, wire.TypeModule, wire.ModuleHeader{Digest: req.Digest, Error: err.Error()})
 	}
 	defer f.Close()
-	if err := wire.Write(st, wire.TypeModule, wire.ModuleHeader{Digest: req.Digest, Size: size}); err != nil {
+	if req.Offset < 0 || req.Offset > size {
+		return wire.Write(st, wire.TypeModule, wire.ModuleHeader{Digest: req.Digest, Size: size,
+			Error: fmt.Sprintf("offset %d is outside the module's %d bytes", req.Offset, size)})
+	}
+	if _, err := f.Seek(req.Offset, io.SeekStart); err != nil {
+		return err
+	}
+	if err := wire.Write(st, wire.TypeModule, wire.ModuleHeader{Digest: req.Digest, Size: size, Offset: req.Offset}); err != nil {
 		return err
 	}
 	_, err = io.Copy(st, f)

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,6 +15,8 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -316,5 +319,54 @@ func TestAllocStatusTaskStates(t *testing.T) {
 	}
 	if a, _ := s.store.Alloc("a1"); a.ClientStatus != sched.ClientLost || len(a.TaskStates["t"].Events) != 3 {
 		t.Fatalf("after the node was lost: %s, %+v", a.ClientStatus, a.TaskStates)
+	}
+}
+
+// A download names an offset: the server sends the module from there
+// (a resumed download), and refuses an offset past the end.
+func TestModuleDownloadFromOffset(t *testing.T) {
+	s := startTestServer(t)
+	b, err := os.ReadFile("../examples/tiny/tiny.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := s.PushModule(context.Background(), "tiny", "1.0.0", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := dialAgent(t, s)
+	ctrl, _ := conn.OpenStreamSync(context.Background())
+	wire.Write(ctrl, wire.TypeRegister, wire.Register{NodeID: "n1", Name: "n1", Address: "127.0.0.1"})
+	if typ, _, err := wire.Read(ctrl); err != nil || typ != wire.TypeRegistered {
+		t.Fatalf("register: %v %v", typ, err)
+	}
+	fetch := func(offset int64) (wire.ModuleHeader, []byte) {
+		t.Helper()
+		st, err := conn.OpenStreamSync(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire.Write(st, wire.TypeFetchModule, wire.FetchModule{Digest: m.Digest, Offset: offset})
+		st.Close()
+		typ, payload, err := wire.Read(st)
+		if err != nil || typ != wire.TypeModule {
+			t.Fatalf("download: %v %v", typ, err)
+		}
+		var hdr wire.ModuleHeader
+		wire.Decode(typ, payload, &hdr)
+		rest, err := io.ReadAll(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hdr, rest
+	}
+	for _, off := range []int64{0, 10, int64(len(b))} {
+		hdr, rest := fetch(off)
+		if hdr.Error != "" || hdr.Size != int64(len(b)) || hdr.Offset != off || !bytes.Equal(rest, b[off:]) {
+			t.Fatalf("from %d: header %+v and %d bytes, want the module's last %d", off, hdr, len(rest), len(b)-int(off))
+		}
+	}
+	if hdr, rest := fetch(int64(len(b)) + 1); !strings.Contains(hdr.Error, "outside") || len(rest) != 0 {
+		t.Fatalf("past the end: header %+v, %d bytes", hdr, len(rest))
 	}
 }

@@ -55,7 +55,7 @@ func (b *blobStore) Put(data []byte) (string, error) {
 
 // Open returns the blob with its size. A blob whose bytes no longer match
 // its digest is reported, never served.
-func (b *blobStore) Open(digest string) (io.ReadCloser, int64, error) {
+func (b *blobStore) Open(digest string) (io.ReadSeekCloser, int64, error) {
 	p, err := b.path(digest)
 	if err != nil {
 		return nil, 0, err

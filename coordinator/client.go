@@ -80,6 +80,14 @@ func (c *Client) Leader(ctx context.Context) (string, error) {
 	return s, err
 }
 
+// HeartbeatStats returns what the server saw of agents' heartbeats while
+// it led.
+func (c *Client) HeartbeatStats(ctx context.Context) (*HeartbeatStats, error) {
+	var s HeartbeatStats
+	_, err := c.do(ctx, http.MethodGet, "/v1/status/heartbeats", nil, &s)
+	return &s, err
+}
+
 // PushModule uploads a module version.
 func (c *Client) PushModule(ctx context.Context, name, version string, b []byte) (*Module, error) {
 	var m Module

@@ -41,6 +41,42 @@ func (d deadlines) expired(now time.Time) []string {
 	return out
 }
 
+// HeartbeatStats is what a leader saw of the agents' heartbeats, over
+// every term it led since the server started.
+type HeartbeatStats struct {
+	// Beats counts heartbeats that re-armed a node's deadline.
+	Beats uint64 `json:"Beats"`
+	// NodesDown counts nodes marked down for missing their deadline.
+	NodesDown uint64 `json:"NodesDown"`
+	// MinMarginMillis is the least time that was left before a node's
+	// deadline when its next heartbeat arrived; negative means one came
+	// late (after its node was due to be marked down).
+	MinMarginMillis int64 `json:"MinMarginMillis"`
+	// TTLMillis is the TTL agents are currently given, GraceMillis what is
+	// added to it before a node is marked down.
+	TTLMillis   int64 `json:"TTLMillis"`
+	GraceMillis int64 `json:"GraceMillis"`
+}
+
+func (h *HeartbeatStats) observe(margin time.Duration) {
+	ms := margin.Milliseconds()
+	if h.Beats == 0 || ms < h.MinMarginMillis {
+		h.MinMarginMillis = ms
+	}
+	h.Beats++
+}
+
+// HeartbeatStats returns the leader's heartbeat counters: with them a
+// test or benchmark sees a missed deadline even if the node came back.
+func (s *Server) HeartbeatStats() HeartbeatStats {
+	s.hbMu.Lock()
+	defer s.hbMu.Unlock()
+	st := s.hbStats
+	st.TTLMillis = s.heartbeatTTL(s.store.NodeCount()).Milliseconds()
+	st.GraceMillis = s.cfg.HeartbeatGrace.Milliseconds()
+	return st
+}
+
 // heartbeatTTL is the TTL given to nodes when the cluster has n of them.
 func (s *Server) heartbeatTTL(n int) time.Duration {
 	ttl := s.cfg.MinHeartbeatTTL
@@ -54,9 +90,18 @@ func (s *Server) heartbeatTTL(n int) time.Duration {
 // the leader, which owns the timers.
 func (s *Server) heartbeat(ctx context.Context, nodeID string) error {
 	if s.IsLeader() {
+		now := time.Now()
+		// Agents are told to beat at a third of the TTL for the cluster's
+		// size when they register; as it grows, so must the deadline
+		// (never shrinking: an agent keeps the interval it was told).
+		ttl := s.heartbeatTTL(s.store.NodeCount())
 		s.hbMu.Lock()
+		s.nodeTTL = max(s.nodeTTL, ttl)
 		if s.hb != nil {
-			s.hb.set(nodeID, time.Now().Add(s.nodeTTL+s.cfg.HeartbeatGrace))
+			if old, ok := s.hb[nodeID]; ok {
+				s.hbStats.observe(old.Sub(now))
+			}
+			s.hb.set(nodeID, now.Add(s.nodeTTL+s.cfg.HeartbeatGrace))
 		}
 		s.hbMu.Unlock()
 		return nil
@@ -169,6 +214,9 @@ func (s *Server) markNodeDown(id string, lost deadlines) error {
 		cmd.Evals = append(cmd.Evals, &Eval{ID: newEvalID(), JobID: job, TriggeredBy: "node-down", Status: EvalPending})
 	}
 	s.log.Warn("node down: missed its heartbeats", "node", n.Name, "node_id", id, "allocs", len(cmd.Allocs))
+	s.hbMu.Lock()
+	s.hbStats.NodesDown++
+	s.hbMu.Unlock()
 	_, _, err = s.apply(cmdNodeStatus, cmd)
 	return err
 }

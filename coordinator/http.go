@@ -31,6 +31,7 @@ func (s *Server) Handler() http.Handler {
 	read := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.readMode(h)) }
 	mux.HandleFunc("GET /v1/status/leader", s.handleLeader)
 	mux.HandleFunc("GET /v1/status/peers", s.handlePeers)
+	mux.HandleFunc("GET /v1/status/heartbeats", s.handleHeartbeats)
 	read("GET /v1/jobs", s.handleJobs)
 	mux.HandleFunc("PUT /v1/jobs", s.handleJobRegister)
 	mux.HandleFunc("POST /v1/jobs", s.handleJobRegister)
@@ -224,6 +225,12 @@ func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, 0, leader)
+}
+
+// handleHeartbeats serves this server's HeartbeatStats (counted while it
+// leads).
+func (s *Server) handleHeartbeats(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, 0, s.HeartbeatStats())
 }
 
 // JobListEntry is one row of GET /v1/jobs.

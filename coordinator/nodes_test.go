@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -234,11 +235,41 @@ func deadNodeScenario(t *testing.T, hb Config) {
 	if n, _ := s.store.Node(victim.id); n.Status != sched.NodeDown {
 		t.Fatalf("node status %s, want down", n.Status)
 	}
+	if hb := s.HeartbeatStats(); hb.NodesDown != 1 || hb.Beats == 0 || hb.MinMarginMillis <= 0 {
+		t.Fatalf("heartbeat stats %+v: want one node down and the survivor's beats on time", hb)
+	}
 	if al, _ := s.store.Alloc(first.ID); al.ClientStatus != sched.ClientLost {
 		t.Fatalf("original alloc %s, want lost", al.ClientStatus)
 	}
 	if eps := s.store.Endpoints("web-g-t"); len(eps) != 0 {
 		t.Fatalf("a lost allocation is still discoverable: %+v", eps)
+	}
+}
+
+// Nodes registered after the leader started are told a longer TTL as
+// the cluster grows (heartbeatTTL); their deadlines must grow with it, or
+// an agent beating at the interval it was given is marked down.
+func TestHeartbeatDeadlineGrowsWithTheCluster(t *testing.T) {
+	s := startHeartbeatServer(t, Config{})
+	nodes := make([]sched.Node, 600)
+	for i := range nodes {
+		nodes[i] = sched.Node{ID: fmt.Sprintf("n%03d", i), Name: fmt.Sprintf("n%03d", i), Datacenter: "dc1",
+			Address: "127.0.0.1", Status: sched.NodeReady, Eligible: true}
+	}
+	if err := s.RegisterNodes(context.Background(), nodes); err != nil {
+		t.Fatal(err)
+	}
+	ttl := s.heartbeatTTL(len(nodes))
+	if ttl <= s.cfg.MinHeartbeatTTL {
+		t.Fatalf("TTL for %d nodes = %s: the test needs more nodes", len(nodes), ttl)
+	}
+	before := time.Now()
+	s.Heartbeat(context.Background(), "n000")
+	s.hbMu.Lock()
+	deadline := s.hb["n000"]
+	s.hbMu.Unlock()
+	if want := before.Add(ttl + s.cfg.HeartbeatGrace); deadline.Before(want) {
+		t.Fatalf("deadline %s after the heartbeat, want at least the TTL agents are told (%s) + grace", deadline.Sub(before), ttl)
 	}
 }
 

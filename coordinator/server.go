@@ -94,7 +94,8 @@ type Server struct {
 
 	hbMu    sync.Mutex
 	hb      deadlines     // leader only: node ID -> heartbeat deadline
-	nodeTTL time.Duration // leader only: the TTL nodes were given
+	nodeTTL time.Duration // leader only: the longest TTL nodes were given
+	hbStats HeartbeatStats
 
 	peersMu sync.Mutex
 	peers   map[string]*ServerInfo // other servers we heard from, by ID

@@ -255,14 +255,14 @@ func (s *Store) view(fn func(tx *bolt.Tx) error) error {
 	return s.db.View(fn)
 }
 
+// update runs fn in a write transaction. It does not wake watchers: the
+// caller calls notify once the in-memory views (alloc cache, usage
+// index) show the commit too, or a watcher woken early reads them stale
+// and waits for a commit that already happened.
 func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	err := s.db.Update(fn)
-	if err == nil {
-		s.notify()
-	}
-	return err
+	return s.db.Update(fn)
 }
 
 func appliedIndex(tx *bolt.Tx) uint64 {

@@ -317,3 +317,34 @@ func TestPlacementNeverOverwritesAnAllocation(t *testing.T) {
 		t.Fatalf("live allocations = %d, want 1", s.LiveAllocs())
 	}
 }
+
+// Watchers are woken only once the in-memory views show the commit: an
+// agent's push loop, woken by a plan, must see its node's allocation
+// counter moved, or it waits for a commit that already happened. The
+// test holds the watch lock, so the apply stops at its wake-up: by then
+// the counter must have moved.
+func TestWatchersWakeAfterTheUsageIndex(t *testing.T) {
+	st, _ := openTestStore(t)
+	f := &fsm{store: st}
+	f.ApplyBatch([]*raft.Log{{Index: 1, Type: raft.LogCommand, Data: mustCmd(t, cmdNodeRegister,
+		&nodeRegisterCmd{Node: sched.Node{ID: "n", Name: "n", Status: sched.NodeReady, Eligible: true,
+			Capacity: sched.Resources{CPU: 1000, MemoryMB: 1000}}})}})
+	before := st.NodeAllocChanges("n")
+	st.watchM.Lock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.ApplyBatch([]*raft.Log{{Index: 2, Type: raft.LogCommand, Data: mustCmd(t, cmdPlanApply, &planApplyCmd{
+			Place: []*sched.Allocation{{ID: "a", JobID: "j", Group: "g", NodeID: "n", DesiredStatus: sched.DesiredRun,
+				Resources: sched.Resources{CPU: 1, MemoryMB: 1}}}})}})
+	}()
+	moved := false
+	for deadline := time.Now().Add(5 * time.Second); !moved && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		moved = st.NodeAllocChanges("n") != before
+	}
+	st.watchM.Unlock()
+	<-done
+	if !moved {
+		t.Fatal("the allocation counter moved only after watchers were woken")
+	}
+}

@@ -44,8 +44,15 @@ type Config struct {
 	// BindAddr is the IP tasks listen on and advertise; default 127.0.0.1.
 	BindAddr string
 	Meta     map[string]string
-	Logger   *slog.Logger
+	// ModuleCacheMB bounds the downloaded modules kept on disk (default
+	// 1024): past it, the least recently used ones that no current
+	// allocation references are removed.
+	ModuleCacheMB int
+	Logger        *slog.Logger
 }
+
+// DefaultModuleCacheMB is Config.ModuleCacheMB's default.
+const DefaultModuleCacheMB = 1024
 
 // Agent is an edge agent: one QUIC session to a coordinator, the local
 // allocation runners, and the wasm host.
@@ -113,6 +120,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if cfg.ModuleCacheMB == 0 {
+		cfg.ModuleCacheMB = DefaultModuleCacheMB
+	}
+	if cfg.ModuleCacheMB < 0 {
+		return nil, fmt.Errorf("edge: module cache size %d MB is negative", cfg.ModuleCacheMB)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
@@ -120,7 +133,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge: node identity: %w", err)
 	}
-	mods, err := newModuleCache(filepath.Join(cfg.DataDir, "modules"))
+	mods, err := newModuleCache(filepath.Join(cfg.DataDir, "modules"), int64(cfg.ModuleCacheMB)<<20,
+		cfg.Logger.With("component", "agent", "part", "modules"))
 	if err != nil {
 		return nil, err
 	}
@@ -489,23 +503,6 @@ func (a *Agent) setConn(c *quic.Conn) {
 	a.connMu.Unlock()
 }
 
-// currentConn waits for a live session.
-func (a *Agent) currentConn(ctx context.Context) (*quic.Conn, error) {
-	for {
-		a.connMu.Lock()
-		c, ch := a.conn, a.connCh
-		a.connMu.Unlock()
-		if c != nil {
-			return c, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-ch:
-		}
-	}
-}
-
 func (a *Agent) readAllocs(ctx context.Context, ctrl *quic.Stream) error {
 	for {
 		t, payload, err := wire.Read(ctrl)
@@ -607,9 +604,20 @@ func (a *Agent) forgetStatus(id string) {
 // reconcile brings the local runners to the server's desired set.
 func (a *Agent) reconcile(ctx context.Context, desired []wire.Alloc) {
 	want := make(map[string]wire.Alloc, len(desired))
+	modules := map[string]bool{}
 	for _, al := range desired {
 		want[al.ID] = al
+		if al.DesiredStatus != "run" {
+			continue
+		}
+		for _, t := range al.Tasks {
+			if t.Config.ModuleDigest != "" {
+				modules[t.Config.ModuleDigest] = true
+			}
+		}
 	}
+	// Before any runner starts fetching: what they need is never evicted.
+	a.mods.setInUse(modules)
 	a.runMu.Lock()
 	defer a.runMu.Unlock()
 	final := map[string]map[string]*wire.TaskState{} // task states of the runners stopped here
@@ -711,50 +719,76 @@ func (a *Agent) shutdown() {
 }
 
 // fetchModule returns a module's bytes from the local cache, downloading
-// it from the server on its own stream when absent.
+// what is missing from the server on its own stream; a download broken
+// with the link resumes on the next session.
 func (a *Agent) fetchModule(ctx context.Context, digest string) ([]byte, error) {
-	if b, err := a.mods.get(digest); err == nil {
-		return b, nil
-	}
-	conn, err := a.currentConn(ctx)
+	return a.mods.fetch(ctx, digest, a.openDownload)
+}
+
+// openDownload asks the server for digest's bytes from offset on a new
+// stream of a live session, waiting for one if the link is down.
+func (a *Agent) openDownload(ctx context.Context, digest string, offset int64) (wire.ModuleHeader, io.ReadCloser, error) {
+	conn, err := a.liveConn(ctx)
 	if err != nil {
-		return nil, err
+		return wire.ModuleHeader{}, nil, err
 	}
 	st, err := conn.OpenStreamSync(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("open download stream: %w", err)
+		return wire.ModuleHeader{}, nil, fmt.Errorf("open download stream: %w", err)
 	}
-	defer st.Close()
 	stop := context.AfterFunc(ctx, func() { st.CancelRead(0) })
-	defer stop()
-	if err := wire.Write(st, wire.TypeFetchModule, wire.FetchModule{Digest: digest}); err != nil {
-		return nil, err
+	body := &downloadStream{st: st, stop: stop}
+	if err := wire.Write(st, wire.TypeFetchModule, wire.FetchModule{Digest: digest, Offset: offset}); err != nil {
+		body.Close()
+		return wire.ModuleHeader{}, nil, err
 	}
+	st.Close() // nothing more to send
 	t, payload, err := wire.Read(st)
 	if err != nil {
-		return nil, fmt.Errorf("download %s: %w", digest, err)
+		body.Close()
+		return wire.ModuleHeader{}, nil, err
 	}
 	var hdr wire.ModuleHeader
 	if t != wire.TypeModule {
-		return nil, fmt.Errorf("download %s: expected Module frame, got %s", digest, t)
+		body.Close()
+		return hdr, nil, fmt.Errorf("expected Module frame, got %s", t)
 	}
 	if err := wire.Decode(t, payload, &hdr); err != nil {
-		return nil, err
+		body.Close()
+		return hdr, nil, err
 	}
-	if hdr.Error != "" {
-		return nil, fmt.Errorf("download %s: server: %s", digest, hdr.Error)
+	return hdr, body, nil
+}
+
+// downloadStream is a download's byte stream; Close abandons what is unread.
+type downloadStream struct {
+	st   *quic.Stream
+	stop func() bool
+}
+
+func (d *downloadStream) Read(p []byte) (int, error) { return d.st.Read(p) }
+
+func (d *downloadStream) Close() error {
+	d.stop()
+	d.st.CancelRead(0)
+	return d.st.Close()
+}
+
+// liveConn waits for a session whose connection is not closed.
+func (a *Agent) liveConn(ctx context.Context) (*quic.Conn, error) {
+	for {
+		a.connMu.Lock()
+		c, ch := a.conn, a.connCh
+		a.connMu.Unlock()
+		if c != nil && c.Context().Err() == nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ch:
+		}
 	}
-	if hdr.Size < 0 || hdr.Size > maxModuleSize {
-		return nil, fmt.Errorf("download %s: size %d out of range", digest, hdr.Size)
-	}
-	b := make([]byte, hdr.Size)
-	if _, err := io.ReadFull(st, b); err != nil {
-		return nil, fmt.Errorf("download %s: %w", digest, err)
-	}
-	if err := a.mods.put(digest, b); err != nil {
-		return nil, err
-	}
-	return b, nil
 }
 
 const maxModuleSize = 256 << 20

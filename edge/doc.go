@@ -8,9 +8,12 @@
 // with a token (Config.JoinToken): it sends a certificate request made
 // with its own key and keeps the client certificate it gets back
 // (agent.crt, agent.key in DataDir); every later connection is mutual
-// TLS, and the certificate names the node. Modules are
-// fetched by digest on their own QUIC stream, verified against the
-// sha256, and cached on disk; compiled code is cached by wasmhost. Each
+// TLS, and the certificate names the node. Modules are fetched by digest on their own QUIC stream into a partial file that a
+// broken download resumes from (on the next session, or after a
+// restart), verified against the sha256 over the whole file before use,
+// and cached on disk within Config.ModuleCacheMB: past it the least
+// recently used modules that no current allocation references are
+// removed. Compiled code is cached by wasmhost. Each
 // allocation has a runner that starts its tasks under the task's restart
 // policy (attempts within interval, delay with up to 25% jitter, mode
 // fail or delay) and runs its services' health checks; status and

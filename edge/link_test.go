@@ -181,7 +181,7 @@ func TestReconnectUsesZeroRTT(t *testing.T) {
 	if n := f.agent.zeroRTT.Load(); n != 0 {
 		t.Fatalf("the first connection used 0-RTT (%d): it had no ticket", n)
 	}
-	conn, err := f.agent.currentConn(context.Background())
+	conn, err := f.agent.liveConn(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

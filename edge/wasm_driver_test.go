@@ -42,7 +42,7 @@ func testAgent(t *testing.T) *Agent {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close(context.Background()) })
-	mods, err := newModuleCache(filepath.Join(dir, "modules"))
+	mods, err := newModuleCache(filepath.Join(dir, "modules"), DefaultModuleCacheMB<<20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

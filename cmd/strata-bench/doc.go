@@ -17,4 +17,16 @@
 // registered through Raft (bbolt on disk), jobs submitted through the
 // HTTP API, measured until every allocation is committed; it prints peak
 // RSS and, last, placements_per_sec.
+//
+//	strata-bench agents -strata bin/strata -agents 1000 [-steady 30s] [-module-mb 20]
+//
+// agents runs `strata server` as a child process and that many simulated
+// agents in the bench process, each on its own QUIC connection over
+// loopback speaking the real protocol. It prints the time until all are
+// registered, the server's CPU and RSS (from /proc/<pid>) during steady
+// heartbeating, and, last, push_all_ms: from submitting one job with an
+// allocation on every node until every agent has received it. With
+// -module-mb the job's module is padded to that size and every agent
+// downloads and verifies it while heartbeating; no node may be marked
+// down.
 package main

@@ -19,6 +19,7 @@ var subcommands = map[string]func(ctx context.Context, args []string) error{
 	"place":  runPlace,
 	"c1m":    runC1M,
 	"wasm":   runWasm,
+	"agents": runAgents,
 }
 
 func main() {
@@ -109,4 +110,17 @@ func runWasm(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Skip, "skip", "", "parts to skip: compile,http,listener,density")
 	fs.Parse(args)
 	return bench.Wasm(ctx, cfg)
+}
+
+// runAgents is `strata-bench agents`: see bench.Agents.
+func runAgents(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("agents", flag.ExitOnError)
+	cfg := bench.AgentsConfig{Out: os.Stdout}
+	fs.StringVar(&cfg.Strata, "strata", "bin/strata", "strata binary, run as the server")
+	fs.IntVar(&cfg.Agents, "agents", 1000, "simulated agents, each on its own QUIC connection")
+	fs.DurationVar(&cfg.Steady, "steady", 30*time.Second, "how long steady heartbeating is measured")
+	fs.StringVar(&cfg.Tiny, "tiny", "examples/tiny/tiny.wasm", "the job's module")
+	fs.IntVar(&cfg.ModuleMB, "module-mb", 0, "pad the module to this many MiB and have every agent download and verify it")
+	fs.Parse(args)
+	return bench.Agents(ctx, cfg)
 }

@@ -77,7 +77,7 @@ func Wasm(ctx context.Context, cfg WasmConfig) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	out := &report{w: cfg.Out}
+	out := &report{w: cfg.Out, prefix: "wasm_"}
 	fmt.Fprintf(cfg.Out, "GOMAXPROCS=%d, %s, load generator in-process\n", runtime.GOMAXPROCS(0), loadavg())
 
 	cacheDir := filepath.Join(tmp, "cache")
@@ -155,12 +155,13 @@ func Wasm(ctx context.Context, cfg WasmConfig) error {
 
 // report collects key=value lines, printed at the end.
 type report struct {
-	w  io.Writer
-	kv []string
+	w      io.Writer
+	prefix string // of every key
+	kv     []string
 }
 
 func (r *report) set(key string, format string, args ...any) {
-	r.kv = append(r.kv, "wasm_"+key+"="+fmt.Sprintf(format, args...))
+	r.kv = append(r.kv, r.prefix+key+"="+fmt.Sprintf(format, args...))
 }
 
 func (r *report) load(key, what string, res loadResult) {

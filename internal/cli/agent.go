@@ -34,6 +34,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	dataDir := fs.String("data-dir", "", "data directory (required)")
 	name := fs.String("node-name", "", "node name (default: host name)")
 	bind := fs.String("bind", "127.0.0.1", "IP its tasks listen on and advertise")
+	cacheMB := fs.Int("module-cache-mb", edge.DefaultModuleCacheMB, "disk budget of downloaded modules, MiB: past it the least recently used ones no allocation needs are removed")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	meta := metaFlag{}
 	fs.Var(meta, "meta", "node metadata key=value, repeatable")
@@ -44,6 +45,9 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	}
 	if *servers == "" || *pin == "" || *dataDir == "" {
 		return usageError("agent needs -servers, -ca-pin and -data-dir")
+	}
+	if *cacheMB <= 0 {
+		return usageError("-module-cache-mb must be positive, got %d", *cacheMB)
 	}
 	logger, err := newLogger(env.Stderr, *logLevel)
 	if err != nil {
@@ -57,7 +61,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	}
 	agent, err := edge.New(ctx, edge.Config{
 		Servers: addrs, CAPin: *pin, JoinToken: *token, DataDir: *dataDir, NodeName: *name,
-		Datacenter: *dc, BindAddr: *bind, Meta: meta, Logger: logger,
+		Datacenter: *dc, BindAddr: *bind, Meta: meta, ModuleCacheMB: *cacheMB, Logger: logger,
 	})
 	if err != nil {
 		return err

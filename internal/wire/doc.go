@@ -7,9 +7,11 @@
 //   - the control stream, the first one the agent opens: Register, then
 //     Heartbeat and AllocStatus frames from the agent, Registered and Allocs
 //     frames from the server;
-//   - one stream per module download: FetchModule from the agent, then a
-//     ModuleHeader frame and exactly ModuleHeader.Size raw bytes from the
-//     server. A large download therefore never sits in front of a heartbeat.
+//   - one stream per module download: FetchModule{Digest, Offset} from the
+//     agent, then a ModuleHeader frame and exactly Size-Offset raw bytes
+//     (the module from Offset on) from the server. A large download
+//     therefore never sits in front of a heartbeat, and a broken one
+//     resumes where it stopped.
 //   - one stream per log read, the only streams the server opens: LogRequest
 //     from the server, then a LogHeader frame and raw log bytes from the
 //     agent until the log ends or (Follow) the server resets the stream.

@@ -274,16 +274,21 @@ type Endpoint struct {
 	Healthy bool     `json:"Healthy"`
 }
 
-// FetchModule asks for a module's bytes by digest.
+// FetchModule asks for a module's bytes by digest, from Offset on: an
+// agent resuming a broken download asks for what its partial file lacks.
 type FetchModule struct {
 	Digest string `json:"Digest"` // "sha256:<hex>"
+	Offset int64  `json:"Offset,omitempty"`
 }
 
-// ModuleHeader precedes Size raw module bytes; Error is set instead when
-// the server does not have the module.
+// ModuleHeader precedes the module's bytes from Offset to Size (Size is
+// the whole module's length, so Size-Offset raw bytes follow); Error is
+// set instead when the server does not have the module or Offset is past
+// its end.
 type ModuleHeader struct {
 	Digest string `json:"Digest"`
 	Size   int64  `json:"Size"`
+	Offset int64  `json:"Offset,omitempty"`
 	Error  string `json:"Error,omitempty"`
 }
 

@@ -150,3 +150,31 @@ func FuzzRead(f *testing.F) {
 		Decode(typ, payload, &v)
 	})
 }
+
+// Read knows the types up to MaxType and no further; a resumed download
+// carries its offset both ways.
+func TestTypeBoundAndOffsets(t *testing.T) {
+	if _, _, err := Read(bytes.NewReader([]byte{0, 0, 0, 3, byte(MaxType), '{', '}'})); err != nil {
+		t.Fatalf("type MaxType refused: %v", err)
+	}
+	if _, _, err := Read(bytes.NewReader([]byte{0, 0, 0, 3, byte(MaxType) + 1, '{', '}'})); err == nil {
+		t.Fatal("a type past MaxType was accepted")
+	}
+	var buf bytes.Buffer
+	Write(&buf, TypeFetchModule, FetchModule{Digest: "sha256:x", Offset: 1 << 40})
+	Write(&buf, TypeModule, ModuleHeader{Digest: "sha256:x", Size: 1<<40 + 5, Offset: 1 << 40})
+	var req FetchModule
+	var hdr ModuleHeader
+	for _, v := range []any{&req, &hdr} {
+		typ, payload, err := Read(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Decode(typ, payload, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if req.Offset != 1<<40 || hdr.Offset != 1<<40 || hdr.Size != 1<<40+5 {
+		t.Fatalf("offsets lost: %+v %+v", req, hdr)
+	}
+}
