@@ -17,8 +17,9 @@ import (
 	"github.com/strata-run/strata/spec"
 )
 
-// A Raft log entry is one command-type byte followed by a JSON payload.
-// Values are persisted in the log: never renumber.
+// A Raft log entry is one command-type byte followed by a JSON payload
+// (a plan: the binary form of codec.go). Values are persisted in the
+// log: never renumber.
 type cmdType byte
 
 const (
@@ -26,12 +27,13 @@ const (
 	cmdJobStop        cmdType = 2
 	cmdModuleRegister cmdType = 3
 	cmdNodeRegister   cmdType = 4
-	cmdPlanApply      cmdType = 5
+	cmdPlanApplyJSON  cmdType = 5 // retired: plans are binary (cmdPlanApply)
 	cmdAllocUpdate    cmdType = 6
 	cmdEvalUpsert     cmdType = 7
 	cmdNodeStatus     cmdType = 8
 	cmdNodeDrain      cmdType = 9
 	cmdCASet          cmdType = 10
+	cmdPlanApply      cmdType = 11
 )
 
 // Commands. Apply must be deterministic, so the proposer stamps every ID
@@ -120,8 +122,16 @@ type evalUpsertCmd struct {
 // different bytes: versions are immutable.
 var ErrModuleExists = errors.New("coordinator: module version exists with a different digest")
 
+// encodePayload is a command's payload: binary for a plan, JSON otherwise.
+func encodePayload(v any) ([]byte, error) {
+	if c, ok := v.(*planApplyCmd); ok {
+		return encodePlanCmd(c)
+	}
+	return json.Marshal(v)
+}
+
 func encodeCmd(t cmdType, v any) ([]byte, error) {
-	payload, err := json.Marshal(v)
+	payload, err := encodePayload(v)
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +270,13 @@ func applyCmd(tx *bolt.Tx, index uint64, data []byte, fx *effects) (any, error) 
 			return nil, applyNodeRegister(tx, index, c, fx)
 		})
 	case cmdPlanApply:
-		return decodeThen(t, payload, func(c *planApplyCmd) (any, error) { return nil, applyPlan(tx, index, c, fx) })
+		c, err := decodePlanCmd(payload)
+		if err != nil {
+			return nil, refuse("coordinator: malformed command %d: %v", t, err)
+		}
+		return nil, applyPlan(tx, index, c, fx)
+	case cmdPlanApplyJSON:
+		return nil, refuse("coordinator: command %d is a plan in the retired JSON encoding", t)
 	case cmdAllocUpdate:
 		return decodeThen(t, payload, func(c *allocUpdateCmd) (any, error) { return nil, applyAllocUpdate(tx, index, c, fx) })
 	case cmdNodeStatus:
@@ -464,20 +480,19 @@ func indexKey(owner, id string) []byte {
 	return append(k, id...)
 }
 
+// putAlloc writes an allocation's record in its binary form.
 func putAlloc(tx *bolt.Tx, a *Alloc) error {
-	if err := putJSON(tx.Bucket(bucketAllocs), []byte(a.ID), a); err != nil {
-		return err
-	}
-	return indexAlloc(tx, a)
+	return tx.Bucket(bucketAllocs).Put([]byte(a.ID), appendAllocRecord(nil, a))
 }
 
-// indexAlloc adds a new allocation to the by-job and by-node indexes
-// (an allocation never changes job or node, so updates skip this).
-func indexAlloc(tx *bolt.Tx, a *Alloc) error {
-	if err := tx.Bucket(bucketAllocsByJob).Put(indexKey(a.JobID, a.ID), nil); err != nil {
+// putNewAlloc writes a new allocation and adds it to the by-job index
+// (an allocation never changes job or node, so updates skip this). The
+// by-node index is in memory (usageIndex), rebuilt at open.
+func putNewAlloc(tx *bolt.Tx, a *Alloc) error {
+	if err := putAlloc(tx, a); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketAllocsByNode).Put(indexKey(a.NodeID, a.ID), nil)
+	return tx.Bucket(bucketAllocsByJob).Put(indexKey(a.JobID, a.ID), nil)
 }
 
 func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd, fx *effects) error {
@@ -499,7 +514,7 @@ func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd, fx *effects) error {
 		a.DesiredStatus, a.DesiredDesc, a.ModifyIndex = sched.DesiredStop, s.Desc, index
 		fx.allocChanged(&before, a)
 		a.Endpoints = nil
-		if err := putJSON(tx.Bucket(bucketAllocs), []byte(a.ID), a); err != nil {
+		if err := putAlloc(tx, a); err != nil {
 			return err
 		}
 		fx.wrote(a)
@@ -512,11 +527,12 @@ func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd, fx *effects) error {
 		}
 		a := &Alloc{Allocation: *p}
 		a.CreateIndex, a.ModifyIndex = index, index
-		if err := putAlloc(tx, a); err != nil {
+		if err := putNewAlloc(tx, a); err != nil {
 			return err
 		}
 		fx.wrote(a)
 		fx.allocChanged(nil, a)
+		fx.delta(a.NodeID).newAllocs = append(fx.delta(a.NodeID).newAllocs, a.ID)
 	}
 	if c.Eval != nil {
 		fx.eval(c.Eval)
@@ -558,7 +574,7 @@ func applyAllocUpdate(tx *bolt.Tx, index uint64, c *allocUpdateCmd, fx *effects)
 		if err := setEndpoints(tx, a.ID, old, a.Endpoints); err != nil {
 			return err
 		}
-		if err := putJSON(tx.Bucket(bucketAllocs), []byte(a.ID), a); err != nil {
+		if err := putAlloc(tx, a); err != nil {
 			return err
 		}
 		fx.wrote(a)

@@ -24,19 +24,21 @@ import (
 
 // Buckets of the state database. Keys inside are documented at each use.
 var (
-	bucketMeta         = []byte("meta")         // "index" -> uint64 last applied Raft index
-	bucketJobs         = []byte("jobs")         // job ID -> JobRecord
-	bucketJobVersions  = []byte("job_versions") // job ID \x00 BE uint64 version -> spec.Job
-	bucketModules      = []byte("modules")      // name@version -> Module
-	bucketNodes        = []byte("nodes")        // node ID -> NodeRecord
-	bucketAllocs       = []byte("allocs")       // alloc ID -> Alloc
-	bucketAllocsByJob  = []byte("allocs_by_job")
-	bucketAllocsByNode = []byte("allocs_by_node")
-	bucketEvals        = []byte("evals")    // eval ID -> Eval
-	bucketServices     = []byte("services") // service \x00 alloc ID \x00 n -> registry.Endpoint
+	bucketMeta        = []byte("meta")          // "index" -> uint64 last applied Raft index
+	bucketJobs        = []byte("jobs")          // job ID -> JobRecord
+	bucketJobVersions = []byte("job_versions")  // job ID \x00 BE uint64 version -> spec.Job
+	bucketModules     = []byte("modules")       // name@version -> Module
+	bucketNodes       = []byte("nodes")         // node ID -> NodeRecord
+	bucketAllocs      = []byte("allocs")        // alloc ID -> Alloc, binary (appendAllocRecord)
+	bucketAllocsByJob = []byte("allocs_by_job") // job ID \x00 alloc ID -> nil
+	bucketEvals       = []byte("evals")         // eval ID -> Eval
+	bucketServices    = []byte("services")      // service \x00 alloc ID \x00 n -> registry.Endpoint
 
+	// Allocations by node are indexed in memory (usageIndex), not here:
+	// a plan spreads over hundreds of nodes, so a bbolt index by node
+	// dirtied a random page per placement.
 	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketJobVersions, bucketModules,
-		bucketNodes, bucketAllocs, bucketAllocsByJob, bucketAllocsByNode, bucketEvals, bucketServices}
+		bucketNodes, bucketAllocs, bucketAllocsByJob, bucketEvals, bucketServices}
 
 	keyIndex  = []byte("index")
 	keyCA     = []byte("ca") // ClusterCA
@@ -44,8 +46,9 @@ var (
 )
 
 // stateFormat is written into meta/format; a file without it, or with
-// another value, is not a Strata state file.
-const stateFormat = "strata-state-v1"
+// another value, is not a Strata state file. v2: allocations are binary
+// records and have no bbolt index by node.
+const stateFormat = "strata-state-v2"
 
 // JobRecord is a job as stored: its current version and life-cycle status.
 type JobRecord struct {
@@ -139,8 +142,7 @@ func OpenStore(path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, db: db, watch: make(chan struct{}), allocs: allocCache{m: map[string]*Alloc{}},
-		usage: usageIndex{nodes: map[string]*sched.NodeState{}, draining: map[string]bool{}}}
+	s := &Store{path: path, db: db, watch: make(chan struct{}), allocs: allocCache{m: map[string]*Alloc{}}}
 	if err := db.View(s.usage.rebuild); err != nil {
 		db.Close()
 		return nil, err
@@ -184,6 +186,9 @@ func openStateDB(path string) (db *bolt.DB, err error) {
 				return err
 			}
 		} else if f := meta.Get(keyFormat); string(f) != stateFormat {
+			if strings.HasPrefix(string(f), "strata-state-") {
+				return fmt.Errorf("%w: %s has format %q, want %q: it was written by another Strata version, which this one cannot read (there is no migration); move it aside to start with an empty state", ErrCorruptState, path, f, stateFormat)
+			}
 			return fmt.Errorf("%w: %s has format %q, want %q", ErrCorruptState, path, f, stateFormat)
 		}
 		for _, b := range allBuckets {
@@ -532,12 +537,15 @@ func (s *Store) Alloc(id string) (*Alloc, error) {
 }
 
 func getAlloc(tx *bolt.Tx, id []byte) (*Alloc, error) {
-	var a Alloc
-	ok, err := getJSON(tx.Bucket(bucketAllocs), id, &a)
-	if !ok || err != nil {
-		return nil, err
+	raw := tx.Bucket(bucketAllocs).Get(id)
+	if raw == nil {
+		return nil, nil
 	}
-	return &a, nil
+	a, err := decodeAllocRecord(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: allocation %q: %v", ErrCorruptState, id, err)
+	}
+	return a, nil
 }
 
 // allocsByIndex reads the allocations listed under prefix in an index bucket.
@@ -570,13 +578,24 @@ func (s *Store) JobAllocs(jobID string) ([]*Alloc, error) {
 	return out, err
 }
 
-// NodeAllocs returns a node's allocations.
+// NodeAllocs returns a node's allocations (listed by the in-memory
+// index, which holds committed allocations only; allocations are never
+// deleted, so each is in bbolt).
 func (s *Store) NodeAllocs(nodeID string) ([]*Alloc, error) {
-	var out []*Alloc
+	ids := s.usage.nodeAllocs(nodeID)
+	out := make([]*Alloc, 0, len(ids))
 	err := s.view(func(tx *bolt.Tx) error {
-		var err error
-		out, err = allocsByIndex(tx, bucketAllocsByNode, nodeID)
-		return err
+		for _, id := range ids {
+			a, err := getAlloc(tx, []byte(id))
+			if err != nil {
+				return err
+			}
+			if a == nil {
+				return fmt.Errorf("%w: node %s lists missing allocation %q", ErrCorruptState, nodeID, id)
+			}
+			out = append(out, a)
+		}
+		return nil
 	})
 	sortAllocs(out)
 	return out, err

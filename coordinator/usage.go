@@ -20,10 +20,11 @@ import (
 type usageIndex struct {
 	mu       sync.RWMutex
 	nodes    map[string]*sched.NodeState
-	order    []string          // node IDs, sorted: snapshots are deterministic
-	draining map[string]bool   // nodes with a drain in progress
-	live     int               // allocations holding resources, cluster-wide
-	changes  map[string]uint64 // node ID -> count of batches that wrote its allocations
+	order    []string            // node IDs, sorted: snapshots are deterministic
+	draining map[string]bool     // nodes with a drain in progress
+	live     int                 // allocations holding resources, cluster-wide
+	changes  map[string]uint64   // node ID -> count of batches that wrote its allocations
+	byNode   map[string][]string // node ID -> IDs of every allocation placed on it
 }
 
 // usageDelta is one batch's change to one node.
@@ -31,8 +32,9 @@ type usageDelta struct {
 	node         *sched.Node // new node record, nil if unchanged
 	drain        *bool       // drain started (true) or ended (false), nil if unchanged
 	res          sched.Resources
-	allocs       int  // change in allocations holding resources
-	allocWritten bool // an allocation on the node was written
+	allocs       int      // change in allocations holding resources
+	allocWritten bool     // an allocation on the node was written
+	newAllocs    []string // allocations placed on the node
 	addPorts     []int
 	delPorts     []int
 }
@@ -117,6 +119,9 @@ func (u *usageIndex) publish(deltas map[string]*usageDelta) {
 		}
 		ns.Used = ns.Used.Add(d.res)
 		u.live += d.allocs
+		if len(d.newAllocs) > 0 {
+			u.byNode[id] = append(u.byNode[id], d.newAllocs...)
+		}
 		if d.allocWritten {
 			if u.changes == nil {
 				u.changes = map[string]uint64{}
@@ -136,6 +141,13 @@ func (u *usageIndex) publish(deltas map[string]*usageDelta) {
 		}
 		u.nodes[id] = ns
 	}
+}
+
+// nodeAllocs returns the IDs of every allocation placed on a node.
+func (u *usageIndex) nodeAllocs(id string) []string {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	return slices.Clone(u.byNode[id])
 }
 
 // drainingNodes returns the IDs of nodes being drained.
@@ -191,6 +203,7 @@ func (u *usageIndex) get(id string) *sched.NodeState {
 func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 	nodes := map[string]*sched.NodeState{}
 	draining := map[string]bool{}
+	byNode := map[string][]string{}
 	live := 0
 	err := tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
 		var n NodeRecord
@@ -208,10 +221,11 @@ func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 		return err
 	}
 	err = tx.Bucket(bucketAllocs).ForEach(func(k, v []byte) error {
-		var a Alloc
-		if err := json.Unmarshal(v, &a); err != nil {
+		a, err := decodeAllocRecord(v)
+		if err != nil {
 			return fmt.Errorf("%w: allocation %q: %v", ErrCorruptState, k, err)
 		}
+		byNode[a.NodeID] = append(byNode[a.NodeID], a.ID)
 		if a.Terminal() {
 			return nil
 		}
@@ -231,7 +245,7 @@ func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 		return err
 	}
 	u.mu.Lock()
-	u.nodes, u.order, u.draining, u.live = nodes, slices.Sorted(maps.Keys(nodes)), draining, live
+	u.nodes, u.order, u.draining, u.live, u.byNode = nodes, slices.Sorted(maps.Keys(nodes)), draining, live, byNode
 	u.mu.Unlock()
 	return nil
 }
