@@ -13,9 +13,10 @@ import (
 // Allocations are the bulk of both the state file and the Raft log (a
 // million of them in the C1M benchmark), so they have a compact binary
 // form instead of JSON: varints, and length-prefixed strings. Stored
-// allocations write their strings inline; a plan command writes each
-// distinct string once in a table and refers to it by number (a plan's
-// allocations share the job, evaluation, group and status strings).
+// allocations write their strings inline. A plan command writes the
+// strings its allocations share (job, evaluation, group, node, statuses)
+// once, in a table, and refers to them by number; the strings unique to
+// each allocation (ID, name) stay inline.
 //
 // Every field is written, in declaration order; TestAllocCodecCoversEveryField
 // fails when a field is added to sched.Allocation or Alloc and not here.
@@ -39,9 +40,15 @@ func (e *encoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
 func (e *encoder) varint(v int64)   { e.buf = binary.AppendVarint(e.buf, v) }
 
 func (e *encoder) str(s string) {
+	e.uvarint(uint64(len(s)))
+	e.buf = append(e.buf, s...)
+}
+
+// shared writes a string many records of a plan repeat: inline without
+// a table.
+func (e *encoder) shared(s string) {
 	if e.table == nil {
-		e.uvarint(uint64(len(s)))
-		e.buf = append(e.buf, s...)
+		e.str(s)
 		return
 	}
 	i, ok := e.table[s]
@@ -55,26 +62,26 @@ func (e *encoder) str(s string) {
 
 func (e *encoder) allocation(a *sched.Allocation) {
 	e.str(a.ID)
-	e.str(a.EvalID)
+	e.shared(a.EvalID)
 	e.str(a.Name)
-	e.str(a.JobID)
+	e.shared(a.JobID)
 	e.uvarint(a.JobVersion)
-	e.str(a.Group)
+	e.shared(a.Group)
 	e.varint(int64(a.Index))
-	e.str(a.NodeID)
-	e.str(a.NodeName)
+	e.shared(a.NodeID)
+	e.shared(a.NodeName)
 	e.varint(int64(a.Resources.CPU))
 	e.varint(int64(a.Resources.MemoryMB))
 	e.uvarint(uint64(len(a.Ports)))
 	for _, p := range a.Ports {
-		e.str(p.Label)
+		e.shared(p.Label)
 		e.varint(int64(p.Value))
 		e.varint(int64(p.To))
 	}
-	e.str(a.DesiredStatus)
-	e.str(a.DesiredDesc)
-	e.str(a.ClientStatus)
-	e.str(a.ClientDescription)
+	e.shared(a.DesiredStatus)
+	e.shared(a.DesiredDesc)
+	e.shared(a.ClientStatus)
+	e.shared(a.ClientDescription)
 	e.uvarint(a.CreateIndex)
 	e.uvarint(a.ModifyIndex)
 }
@@ -155,9 +162,12 @@ func (d *decoder) bytes(field string) []byte {
 	return v
 }
 
-func (d *decoder) str(field string) string {
+func (d *decoder) str(field string) string { return string(d.bytes(field)) }
+
+// shared reads what encoder.shared wrote.
+func (d *decoder) shared(field string) string {
 	if d.table == nil {
-		return string(d.bytes(field))
+		return d.str(field)
 	}
 	at := d.off
 	i := d.uvarint(field)
@@ -193,26 +203,26 @@ func (d *decoder) end() {
 
 func (d *decoder) allocation(a *sched.Allocation) {
 	a.ID = d.str("ID")
-	a.EvalID = d.str("EvalID")
+	a.EvalID = d.shared("EvalID")
 	a.Name = d.str("Name")
-	a.JobID = d.str("JobID")
+	a.JobID = d.shared("JobID")
 	a.JobVersion = d.uvarint("JobVersion")
-	a.Group = d.str("Group")
+	a.Group = d.shared("Group")
 	a.Index = d.int("Index")
-	a.NodeID = d.str("NodeID")
-	a.NodeName = d.str("NodeName")
+	a.NodeID = d.shared("NodeID")
+	a.NodeName = d.shared("NodeName")
 	a.Resources.CPU = d.int("Resources.CPU")
 	a.Resources.MemoryMB = d.int("Resources.MemoryMB")
 	if n := d.count("Ports"); n > 0 {
 		a.Ports = make([]sched.PortMapping, n)
 		for i := range a.Ports {
-			a.Ports[i] = sched.PortMapping{Label: d.str("Ports.Label"), Value: d.int("Ports.Value"), To: d.int("Ports.To")}
+			a.Ports[i] = sched.PortMapping{Label: d.shared("Ports.Label"), Value: d.int("Ports.Value"), To: d.int("Ports.To")}
 		}
 	}
-	a.DesiredStatus = d.str("DesiredStatus")
-	a.DesiredDesc = d.str("DesiredDesc")
-	a.ClientStatus = d.str("ClientStatus")
-	a.ClientDescription = d.str("ClientDescription")
+	a.DesiredStatus = d.shared("DesiredStatus")
+	a.DesiredDesc = d.shared("DesiredDesc")
+	a.ClientStatus = d.shared("ClientStatus")
+	a.ClientDescription = d.shared("ClientDescription")
 	a.CreateIndex = d.uvarint("CreateIndex")
 	a.ModifyIndex = d.uvarint("ModifyIndex")
 }
@@ -297,13 +307,13 @@ func encodePlanCmd(c *planApplyCmd) ([]byte, error) {
 			return nil, err
 		}
 	}
-	body := encoder{buf: make([]byte, 0, 64+48*len(c.Place)), table: map[string]uint64{}}
+	body := encoder{buf: make([]byte, 0, 64+len(evalJSON)+128*len(c.Place)), table: make(map[string]uint64, 16+len(c.Place))}
 	body.uvarint(uint64(len(evalJSON)))
 	body.buf = append(body.buf, evalJSON...)
 	body.uvarint(uint64(len(c.Stop)))
 	for _, s := range c.Stop {
 		body.str(s.ID)
-		body.str(s.Desc)
+		body.shared(s.Desc)
 	}
 	body.uvarint(uint64(len(c.Place)))
 	for _, a := range c.Place {
@@ -344,7 +354,7 @@ func decodePlanCmd(b []byte) (*planApplyCmd, error) {
 	if n := d.count("Stop"); n > 0 {
 		c.Stop = make([]allocStop, n)
 		for i := range c.Stop {
-			c.Stop[i] = allocStop{ID: d.str("Stop.ID"), Desc: d.str("Stop.Desc")}
+			c.Stop[i] = allocStop{ID: d.str("Stop.ID"), Desc: d.shared("Stop.Desc")}
 		}
 	}
 	if n := d.count("Place"); n > 0 {

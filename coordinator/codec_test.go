@@ -146,10 +146,10 @@ func TestCorruptRecordsAreRefusedByField(t *testing.T) {
 		{"count beyond the record", func() error { _, err := decodeAllocRecord([]byte{allocRecordV1, 0xff, 0x01}); return err }, "ID at byte 1: count 255 exceeds"},
 		{"string not in the table", func() error {
 			// version, one string "a", no eval, no stops, one placement
-			// whose ID refers to string 5.
-			_, err := decodePlanCmd([]byte{planCmdV1, 1, 1, 'a', 0, 0, 1, 5})
+			// whose ID is "x" and whose EvalID refers to string 5.
+			_, err := decodePlanCmd([]byte{planCmdV1, 1, 1, 'a', 0, 0, 1, 1, 'x', 5})
 			return err
-		}, "ID at byte 7: string 5 not in the table of 1"},
+		}, "EvalID at byte 9: string 5 not in the table of 1"},
 		{"bad eval", func() error { _, err := decodePlanCmd([]byte{planCmdV1, 0, 2, '{', '"', 0, 0}); return err }, "plan: Eval"},
 		{"bad boolean", func() error {
 			b := appendAllocRecord(nil, &Alloc{Endpoints: []registry.Endpoint{{Healthy: true}}})

@@ -156,6 +156,9 @@ type effects struct {
 	cache   *allocCache
 	pending map[string]*Alloc // allocations written by this batch, not yet committed
 	usage   map[string]*usageDelta
+
+	arena        arena  // keys and values written to bbolt by this batch
+	scratch, key []byte // encoding buffers, copied into the arena
 }
 
 // alloc returns an allocation for the FSM to change: a copy, from this
@@ -473,26 +476,42 @@ func upsertEval(tx *bolt.Tx, index uint64, e *Eval) error {
 	return putJSON(evals, []byte(e.ID), &v)
 }
 
-func indexKey(owner, id string) []byte {
-	k := make([]byte, 0, len(owner)+1+len(id))
-	k = append(k, owner...)
-	k = append(k, 0)
-	return append(k, id...)
-}
-
 // putAlloc writes an allocation's record in its binary form.
-func putAlloc(tx *bolt.Tx, a *Alloc) error {
-	return tx.Bucket(bucketAllocs).Put([]byte(a.ID), appendAllocRecord(nil, a))
+func (fx *effects) putAlloc(tx *bolt.Tx, a *Alloc) error {
+	fx.scratch = appendAllocRecord(fx.scratch[:0], a)
+	return tx.Bucket(bucketAllocs).Put(fx.arena.add(append(fx.key[:0], a.ID...)), fx.arena.add(fx.scratch))
 }
 
 // putNewAlloc writes a new allocation and adds it to the by-job index
 // (an allocation never changes job or node, so updates skip this). The
 // by-node index is in memory (usageIndex), rebuilt at open.
-func putNewAlloc(tx *bolt.Tx, a *Alloc) error {
-	if err := putAlloc(tx, a); err != nil {
+func (fx *effects) putNewAlloc(tx *bolt.Tx, a *Alloc) error {
+	if err := fx.putAlloc(tx, a); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketAllocsByJob).Put(indexKey(a.JobID, a.ID), nil)
+	fx.key = append(append(append(fx.key[:0], a.JobID...), 0), a.ID...)
+	return tx.Bucket(bucketAllocsByJob).Put(fx.arena.add(fx.key), nil)
+}
+
+// arenaChunk is the size of the arena's blocks.
+const arenaChunk = 64 << 10
+
+// arena holds the keys and values a batch hands to bbolt, which keeps
+// references to them until the transaction commits: one allocation per
+// 64 KiB instead of two or three per allocation written.
+type arena struct{ buf []byte }
+
+// add returns a copy of b that lives as long as the arena.
+func (ar *arena) add(b []byte) []byte {
+	if len(b) > arenaChunk/8 {
+		return slices.Clone(b)
+	}
+	if cap(ar.buf)-len(ar.buf) < len(b) {
+		ar.buf = make([]byte, 0, arenaChunk)
+	}
+	start := len(ar.buf)
+	ar.buf = append(ar.buf, b...)
+	return ar.buf[start:len(ar.buf):len(ar.buf)]
 }
 
 func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd, fx *effects) error {
@@ -514,25 +533,25 @@ func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd, fx *effects) error {
 		a.DesiredStatus, a.DesiredDesc, a.ModifyIndex = sched.DesiredStop, s.Desc, index
 		fx.allocChanged(&before, a)
 		a.Endpoints = nil
-		if err := putAlloc(tx, a); err != nil {
+		if err := fx.putAlloc(tx, a); err != nil {
 			return err
 		}
 		fx.wrote(a)
 	}
+	allocs := tx.Bucket(bucketAllocs)
 	for _, p := range c.Place {
-		if existing, err := fx.alloc(tx, p.ID); err != nil {
-			return err
-		} else if existing != nil {
+		if fx.pending[p.ID] != nil || allocs.Get([]byte(p.ID)) != nil {
 			continue // an allocation ID is placed once; never overwrite one
 		}
 		a := &Alloc{Allocation: *p}
 		a.CreateIndex, a.ModifyIndex = index, index
-		if err := putNewAlloc(tx, a); err != nil {
+		if err := fx.putNewAlloc(tx, a); err != nil {
 			return err
 		}
 		fx.wrote(a)
 		fx.allocChanged(nil, a)
-		fx.delta(a.NodeID).newAllocs = append(fx.delta(a.NodeID).newAllocs, a.ID)
+		d := fx.delta(a.NodeID)
+		d.newAllocs = append(d.newAllocs, a.ID)
 	}
 	if c.Eval != nil {
 		fx.eval(c.Eval)
@@ -574,7 +593,7 @@ func applyAllocUpdate(tx *bolt.Tx, index uint64, c *allocUpdateCmd, fx *effects)
 		if err := setEndpoints(tx, a.ID, old, a.Endpoints); err != nil {
 			return err
 		}
-		if err := putAlloc(tx, a); err != nil {
+		if err := fx.putAlloc(tx, a); err != nil {
 			return err
 		}
 		fx.wrote(a)

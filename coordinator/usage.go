@@ -21,6 +21,7 @@ type usageIndex struct {
 	mu       sync.RWMutex
 	nodes    map[string]*sched.NodeState
 	order    []string            // node IDs, sorted: snapshots are deterministic
+	list     []*sched.NodeState  // nodes[order[i]], for snapshots without a map lookup per node
 	draining map[string]bool     // nodes with a drain in progress
 	live     int                 // allocations holding resources, cluster-wide
 	changes  map[string]uint64   // node ID -> count of batches that wrote its allocations
@@ -97,10 +98,13 @@ func (u *usageIndex) publish(deltas map[string]*usageDelta) {
 	for id, d := range deltas {
 		old := u.nodes[id]
 		ns := &sched.NodeState{}
+		pos, found := slices.BinarySearch(u.order, id)
+		if !found {
+			u.order = slices.Insert(u.order, pos, id)
+			u.list = slices.Insert(u.list, pos, nil)
+		}
 		if old != nil {
 			*ns = *old
-		} else if i, found := slices.BinarySearch(u.order, id); !found {
-			u.order = slices.Insert(u.order, i, id)
 		}
 		if d.drain != nil {
 			if *d.drain {
@@ -140,6 +144,7 @@ func (u *usageIndex) publish(deltas map[string]*usageDelta) {
 			ns.UsedPorts = ports
 		}
 		u.nodes[id] = ns
+		u.list[pos] = ns
 	}
 }
 
@@ -183,9 +188,9 @@ func (u *usageIndex) count() int {
 func (u *usageIndex) snapshot() []*sched.NodeState {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
-	out := make([]*sched.NodeState, 0, len(u.order))
-	for _, id := range u.order {
-		if ns := u.nodes[id]; ns != nil && ns.Node.Name != "" {
+	out := make([]*sched.NodeState, 0, len(u.list))
+	for _, ns := range u.list {
+		if ns.Node.Name != "" {
 			out = append(out, ns)
 		}
 	}
@@ -245,7 +250,12 @@ func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 		return err
 	}
 	u.mu.Lock()
-	u.nodes, u.order, u.draining, u.live, u.byNode = nodes, slices.Sorted(maps.Keys(nodes)), draining, live, byNode
+	order := slices.Sorted(maps.Keys(nodes))
+	list := make([]*sched.NodeState, len(order))
+	for i, id := range order {
+		list[i] = nodes[id]
+	}
+	u.nodes, u.order, u.list, u.draining, u.live, u.byNode = nodes, order, list, draining, live, byNode
 	u.mu.Unlock()
 	return nil
 }
