@@ -205,6 +205,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	results := make([]any, len(logs))
 	fx := &effects{cache: &f.store.allocs}
 	err := f.store.update(func(tx *bolt.Tx) error {
+		// Allocation IDs are time-ordered, so these buckets grow at their
+		// end: fill pages instead of splitting them in half (bbolt's
+		// default), which left the state file twice its size.
+		tx.Bucket(bucketAllocs).FillPercent = allocFillPercent
+		tx.Bucket(bucketAllocsByJob).FillPercent = allocFillPercent
 		applied := appliedIndex(tx)
 		last := applied
 		for i, l := range logs {
@@ -245,6 +250,10 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	return results
 }
+
+// allocFillPercent is how full bbolt packs a page of allocations before
+// it starts the next one.
+const allocFillPercent = 0.9
 
 // refusal wraps an error that refuses one command without failing the batch.
 type refusal struct{ err error }
