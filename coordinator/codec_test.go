@@ -235,3 +235,17 @@ func FuzzDecodePlanCmd(f *testing.F) {
 		}
 	})
 }
+
+func TestIDListRoundTrip(t *testing.T) {
+	want := []string{"a", "", strings.Repeat("x", 300), "0195f3c2-7a10-7000-8000-000000000000"}
+	var l idList
+	for _, id := range want {
+		l = l.add(id)
+	}
+	if got := l.ids(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("ids() = %q, want %q", got, want)
+	}
+	if got := idList(nil).ids(); got != nil {
+		t.Fatalf("empty list: %q", got)
+	}
+}

@@ -1,10 +1,12 @@
 package coordinator
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -19,13 +21,12 @@ import (
 // changes under it.
 type usageIndex struct {
 	mu       sync.RWMutex
-	nodes    map[string]*sched.NodeState
-	order    []string            // node IDs, sorted: snapshots are deterministic
-	list     []*sched.NodeState  // nodes[order[i]], for snapshots without a map lookup per node
-	draining map[string]bool     // nodes with a drain in progress
-	live     int                 // allocations holding resources, cluster-wide
-	changes  map[string]uint64   // node ID -> count of batches that wrote its allocations
-	byNode   map[string][]string // node ID -> IDs of every allocation placed on it
+	list     []*sched.NodeState // every node, sorted by ID: snapshots are deterministic
+	pos      map[string]int     // node ID -> its index in list
+	draining map[string]bool    // nodes with a drain in progress
+	live     int                // allocations holding resources, cluster-wide
+	changes  map[string]uint64  // node ID -> count of batches that wrote its allocations
+	byNode   map[string]idList  // node ID -> IDs of every allocation placed on it
 }
 
 // usageDelta is one batch's change to one node.
@@ -95,16 +96,16 @@ func (u *usageIndex) publish(deltas map[string]*usageDelta) {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	added := false
 	for id, d := range deltas {
-		old := u.nodes[id]
 		ns := &sched.NodeState{}
-		pos, found := slices.BinarySearch(u.order, id)
-		if !found {
-			u.order = slices.Insert(u.order, pos, id)
-			u.list = slices.Insert(u.list, pos, nil)
-		}
-		if old != nil {
-			*ns = *old
+		pos, found := u.pos[id]
+		if found {
+			*ns = *u.list[pos]
+		} else {
+			pos, added = len(u.list), true
+			u.pos[id] = pos
+			u.list = append(u.list, nil)
 		}
 		if d.drain != nil {
 			if *d.drain {
@@ -124,7 +125,11 @@ func (u *usageIndex) publish(deltas map[string]*usageDelta) {
 		ns.Used = ns.Used.Add(d.res)
 		u.live += d.allocs
 		if len(d.newAllocs) > 0 {
-			u.byNode[id] = append(u.byNode[id], d.newAllocs...)
+			l := u.byNode[id]
+			for _, a := range d.newAllocs {
+				l = l.add(a)
+			}
+			u.byNode[id] = l
 		}
 		if d.allocWritten {
 			if u.changes == nil {
@@ -143,8 +148,18 @@ func (u *usageIndex) publish(deltas map[string]*usageDelta) {
 			}
 			ns.UsedPorts = ports
 		}
-		u.nodes[id] = ns
 		u.list[pos] = ns
+	}
+	if added {
+		u.sort()
+	}
+}
+
+// sort orders list by node ID and renumbers pos.
+func (u *usageIndex) sort() {
+	slices.SortFunc(u.list, func(a, b *sched.NodeState) int { return strings.Compare(a.Node.ID, b.Node.ID) })
+	for i, ns := range u.list {
+		u.pos[ns.Node.ID] = i
 	}
 }
 
@@ -152,7 +167,7 @@ func (u *usageIndex) publish(deltas map[string]*usageDelta) {
 func (u *usageIndex) nodeAllocs(id string) []string {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
-	return slices.Clone(u.byNode[id])
+	return u.byNode[id].ids()
 }
 
 // drainingNodes returns the IDs of nodes being drained.
@@ -181,7 +196,7 @@ func (u *usageIndex) liveAllocs() int {
 func (u *usageIndex) count() int {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
-	return len(u.order)
+	return len(u.list)
 }
 
 // snapshot returns every registered node's state, sorted by ID.
@@ -201,14 +216,17 @@ func (u *usageIndex) snapshot() []*sched.NodeState {
 func (u *usageIndex) get(id string) *sched.NodeState {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
-	return u.nodes[id]
+	if pos, ok := u.pos[id]; ok {
+		return u.list[pos]
+	}
+	return nil
 }
 
 // rebuild loads the index from the state database (at open and restore).
 func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 	nodes := map[string]*sched.NodeState{}
 	draining := map[string]bool{}
-	byNode := map[string][]string{}
+	byNode := map[string]idList{}
 	live := 0
 	err := tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
 		var n NodeRecord
@@ -230,7 +248,7 @@ func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 		if err != nil {
 			return fmt.Errorf("%w: allocation %q: %v", ErrCorruptState, k, err)
 		}
-		byNode[a.NodeID] = append(byNode[a.NodeID], a.ID)
+		byNode[a.NodeID] = byNode[a.NodeID].add(a.ID)
 		if a.Terminal() {
 			return nil
 		}
@@ -250,12 +268,32 @@ func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 		return err
 	}
 	u.mu.Lock()
-	order := slices.Sorted(maps.Keys(nodes))
-	list := make([]*sched.NodeState, len(order))
-	for i, id := range order {
-		list[i] = nodes[id]
-	}
-	u.nodes, u.order, u.list, u.draining, u.live, u.byNode = nodes, order, list, draining, live, byNode
-	u.mu.Unlock()
+	defer u.mu.Unlock()
+	u.list, u.pos = slices.Collect(maps.Values(nodes)), map[string]int{}
+	u.sort()
+	u.draining, u.live, u.byNode = draining, live, byNode
 	return nil
+}
+
+// idList is a list of IDs packed in one byte slice (each a uvarint
+// length, then the bytes): a million allocation IDs are a few thousand
+// objects the garbage collector need not scan, not a million strings.
+type idList []byte
+
+// add appends id. Like append, it may reuse l's array: callers hold the
+// lock that guards l.
+func (l idList) add(id string) idList {
+	l = binary.AppendUvarint(l, uint64(len(id)))
+	return append(l, id...)
+}
+
+// ids unpacks the list.
+func (l idList) ids() []string {
+	var out []string
+	for len(l) > 0 {
+		n, k := binary.Uvarint(l)
+		out = append(out, string(l[k:k+int(n)]))
+		l = l[k+int(n):]
+	}
+	return out
 }
