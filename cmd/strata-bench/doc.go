@@ -16,5 +16,6 @@
 // c1m is Nomad's C1M through a real coordinator: simulated nodes
 // registered through Raft (bbolt on disk), jobs submitted through the
 // HTTP API, measured until every allocation is committed; it prints peak
-// RSS and, last, placements_per_sec.
+// RSS and, last, placements_per_sec. -cpuprofile and -memprofile write
+// a CPU and an allocation profile of the run (go tool pprof -top).
 package main
