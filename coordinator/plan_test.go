@@ -190,3 +190,58 @@ func TestAllocCacheDropsOldest(t *testing.T) {
 		}
 	}
 }
+
+// The plan applier stamps every placement with a fresh time-ordered ID:
+// IDs increase in proposal order across plans, so bbolt appends them,
+// and what is committed is what was stamped.
+func TestPlanApplierStampsOrderedIDs(t *testing.T) {
+	s := startHeartbeatServer(t, Config{})
+	ctx := context.Background()
+	for _, id := range []string{"one", "two"} {
+		j := sizedJob(id, 10)
+		j.Groups[0].Count = 20
+		if _, _, err := s.apply(cmdJobRegister, &jobRegisterCmd{Job: j}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RegisterNodes(ctx, []sched.Node{{ID: "a", Name: "a", Datacenter: "dc1", Address: "127.0.0.1",
+		Drivers: map[string]bool{"docker": true}, Capacity: sched.Resources{CPU: 1000, MemoryMB: 4096},
+		Status: sched.NodeReady, Eligible: true}}); err != nil {
+		t.Fatal(err)
+	}
+	var stamped []string
+	for _, job := range []string{"one", "two"} {
+		e := &Eval{ID: "e-" + job, JobID: job, Status: EvalPending}
+		req, err := s.scheduleRequest(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := sched.Schedule(req)
+		if err != nil || len(plan.Place) != 20 {
+			t.Fatalf("plan for %s: %d placements, %v", job, len(plan.Place), err)
+		}
+		if rej, err := s.applyPlan(plan, e); err != nil || rej != 0 {
+			t.Fatalf("plan for %s: rejected %d, %v", job, rej, err)
+		}
+		for _, p := range plan.Place {
+			stamped = append(stamped, p.ID)
+		}
+		committed := map[string]bool{}
+		for _, a := range liveAllocs(t, s, job) {
+			committed[a.ID] = true
+		}
+		for _, p := range plan.Place {
+			if !committed[p.ID] {
+				t.Fatalf("%s: stamped ID %s was not committed", job, p.ID)
+			}
+		}
+	}
+	if !slices.IsSorted(stamped) || len(slices.Compact(slices.Clone(stamped))) != len(stamped) {
+		t.Fatalf("IDs are not strictly increasing in proposal order: %v", stamped)
+	}
+	for _, id := range stamped {
+		if id[14] != '7' {
+			t.Fatalf("%s is not a UUIDv7 (the scheduler's own IDs are v4)", id)
+		}
+	}
+}
