@@ -46,8 +46,8 @@ type ServerInfo struct {
 }
 
 type applyRequest struct {
-	Type    cmdType         `json:"Type"`
-	Payload json.RawMessage `json:"Payload"`
+	Type    cmdType `json:"Type"`
+	Payload []byte  `json:"Payload"` // a command's payload (binary for a plan)
 }
 
 type applyResponse struct {

@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -286,6 +285,7 @@ func (s *Server) applyPlan(plan *sched.Plan, e *Eval) (int, error) {
 		for _, port := range p.Ports {
 			n.UsedPorts[port.Value] = true
 		}
+		p.ID = s.allocIDs.next()
 		cmd.Place = append(cmd.Place, p)
 	}
 	status := EvalComplete
@@ -298,7 +298,7 @@ func (s *Server) applyPlan(plan *sched.Plan, e *Eval) (int, error) {
 	done := *e
 	done.Status, done.Failed = status, plan.Failed
 	cmd.Eval = &done
-	payload, err := json.Marshal(cmd)
+	payload, err := encodePlanCmd(cmd)
 	if err != nil {
 		return 0, err
 	}

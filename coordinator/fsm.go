@@ -18,8 +18,9 @@ import (
 	"github.com/strata-run/strata/spec"
 )
 
-// A Raft log entry is one command-type byte followed by a JSON payload.
-// Values are persisted in the log: never renumber.
+// A Raft log entry is one command-type byte followed by a JSON payload
+// (a plan: the binary form of codec.go). Values are persisted in the
+// log: never renumber.
 type cmdType byte
 
 const (
@@ -27,7 +28,7 @@ const (
 	cmdJobStop        cmdType = 2
 	cmdModuleRegister cmdType = 3
 	cmdNodeRegister   cmdType = 4
-	cmdPlanApply      cmdType = 5
+	cmdPlanApplyJSON  cmdType = 5 // retired: plans are binary (cmdPlanApply)
 	cmdAllocUpdate    cmdType = 6
 	cmdEvalUpsert     cmdType = 7
 	cmdNodeStatus     cmdType = 8
@@ -36,6 +37,7 @@ const (
 	cmdTokenCreate    cmdType = 11
 	cmdTokenUse       cmdType = 12
 	cmdTokenRevoke    cmdType = 13
+	cmdPlanApply      cmdType = 14
 )
 
 // Commands. Apply must be deterministic, so the proposer stamps every ID
@@ -127,8 +129,16 @@ type evalUpsertCmd struct {
 // different bytes: versions are immutable.
 var ErrModuleExists = errors.New("coordinator: module version exists with a different digest")
 
+// encodePayload is a command's payload: binary for a plan, JSON otherwise.
+func encodePayload(v any) ([]byte, error) {
+	if c, ok := v.(*planApplyCmd); ok {
+		return encodePlanCmd(c)
+	}
+	return json.Marshal(v)
+}
+
 func encodeCmd(t cmdType, v any) ([]byte, error) {
-	payload, err := json.Marshal(v)
+	payload, err := encodePayload(v)
 	if err != nil {
 		return nil, err
 	}
@@ -153,6 +163,9 @@ type effects struct {
 	cache   *allocCache
 	pending map[string]*Alloc // allocations written by this batch, not yet committed
 	usage   map[string]*usageDelta
+
+	arena        arena  // keys and values written to bbolt by this batch
+	scratch, key []byte // encoding buffers, copied into the arena
 }
 
 // alloc returns an allocation for the FSM to change: a copy, from this
@@ -200,6 +213,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	results := make([]any, len(logs))
 	fx := &effects{cache: &f.store.allocs}
 	err := f.store.update(func(tx *bolt.Tx) error {
+		// Allocation IDs are time-ordered, so these buckets grow at their
+		// end: fill pages instead of splitting them in half (bbolt's
+		// default), which left the state file twice its size.
+		tx.Bucket(bucketAllocs).FillPercent = allocFillPercent
+		tx.Bucket(bucketAllocsByJob).FillPercent = allocFillPercent
 		applied := appliedIndex(tx)
 		last := applied
 		for i, l := range logs {
@@ -235,16 +253,16 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	f.store.allocs.publish(fx.pending)
 	f.store.usage.publish(fx.usage)
-	// Wake watchers again now that the in-memory indexes show the batch:
-	// one woken by the commit itself may have read them just before
-	// (an agent's push loop then missed its new allocations until the
-	// next unrelated write).
-	f.store.notify()
+	f.store.notify() // after the in-memory views: a woken watcher reads them current
 	if f.onApply != nil && (len(fx.evals) > 0 || fx.capacity) {
 		f.onApply(fx)
 	}
 	return results
 }
+
+// allocFillPercent is how full bbolt packs a page of allocations before
+// it starts the next one.
+const allocFillPercent = 0.9
 
 // refusal wraps an error that refuses one command without failing the batch.
 type refusal struct{ err error }
@@ -273,7 +291,13 @@ func applyCmd(tx *bolt.Tx, index uint64, data []byte, fx *effects) (any, error) 
 			return nil, applyNodeRegister(tx, index, c, fx)
 		})
 	case cmdPlanApply:
-		return decodeThen(t, payload, func(c *planApplyCmd) (any, error) { return nil, applyPlan(tx, index, c, fx) })
+		c, err := decodePlanCmd(payload)
+		if err != nil {
+			return nil, refuse("coordinator: malformed command %d: %v", t, err)
+		}
+		return nil, applyPlan(tx, index, c, fx)
+	case cmdPlanApplyJSON:
+		return nil, refuse("coordinator: command %d is a plan in the retired JSON encoding", t)
 	case cmdAllocUpdate:
 		return decodeThen(t, payload, func(c *allocUpdateCmd) (any, error) { return nil, applyAllocUpdate(tx, index, c, fx) })
 	case cmdNodeStatus:
@@ -476,27 +500,42 @@ func upsertEval(tx *bolt.Tx, index uint64, e *Eval) error {
 	return putJSON(evals, []byte(e.ID), &v)
 }
 
-func indexKey(owner, id string) []byte {
-	k := make([]byte, 0, len(owner)+1+len(id))
-	k = append(k, owner...)
-	k = append(k, 0)
-	return append(k, id...)
+// putAlloc writes an allocation's record in its binary form.
+func (fx *effects) putAlloc(tx *bolt.Tx, a *Alloc) error {
+	fx.scratch = appendAllocRecord(fx.scratch[:0], a)
+	return tx.Bucket(bucketAllocs).Put(fx.arena.add(append(fx.key[:0], a.ID...)), fx.arena.add(fx.scratch))
 }
 
-func putAlloc(tx *bolt.Tx, a *Alloc) error {
-	if err := putJSON(tx.Bucket(bucketAllocs), []byte(a.ID), a); err != nil {
+// putNewAlloc writes a new allocation and adds it to the by-job index
+// (an allocation never changes job or node, so updates skip this). The
+// by-node index is in memory (usageIndex), rebuilt at open.
+func (fx *effects) putNewAlloc(tx *bolt.Tx, a *Alloc) error {
+	if err := fx.putAlloc(tx, a); err != nil {
 		return err
 	}
-	return indexAlloc(tx, a)
+	fx.key = append(append(append(fx.key[:0], a.JobID...), 0), a.ID...)
+	return tx.Bucket(bucketAllocsByJob).Put(fx.arena.add(fx.key), nil)
 }
 
-// indexAlloc adds a new allocation to the by-job and by-node indexes
-// (an allocation never changes job or node, so updates skip this).
-func indexAlloc(tx *bolt.Tx, a *Alloc) error {
-	if err := tx.Bucket(bucketAllocsByJob).Put(indexKey(a.JobID, a.ID), nil); err != nil {
-		return err
+// arenaChunk is the size of the arena's blocks.
+const arenaChunk = 64 << 10
+
+// arena holds the keys and values a batch hands to bbolt, which keeps
+// references to them until the transaction commits: one allocation per
+// 64 KiB instead of two or three per allocation written.
+type arena struct{ buf []byte }
+
+// add returns a copy of b that lives as long as the arena.
+func (ar *arena) add(b []byte) []byte {
+	if len(b) > arenaChunk/8 {
+		return slices.Clone(b)
 	}
-	return tx.Bucket(bucketAllocsByNode).Put(indexKey(a.NodeID, a.ID), nil)
+	if cap(ar.buf)-len(ar.buf) < len(b) {
+		ar.buf = make([]byte, 0, arenaChunk)
+	}
+	start := len(ar.buf)
+	ar.buf = append(ar.buf, b...)
+	return ar.buf[start:len(ar.buf):len(ar.buf)]
 }
 
 func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd, fx *effects) error {
@@ -518,24 +557,25 @@ func applyPlan(tx *bolt.Tx, index uint64, c *planApplyCmd, fx *effects) error {
 		a.DesiredStatus, a.DesiredDesc, a.ModifyIndex = sched.DesiredStop, s.Desc, index
 		fx.allocChanged(&before, a)
 		a.Endpoints = nil
-		if err := putJSON(tx.Bucket(bucketAllocs), []byte(a.ID), a); err != nil {
+		if err := fx.putAlloc(tx, a); err != nil {
 			return err
 		}
 		fx.wrote(a)
 	}
+	allocs := tx.Bucket(bucketAllocs)
 	for _, p := range c.Place {
-		if existing, err := fx.alloc(tx, p.ID); err != nil {
-			return err
-		} else if existing != nil {
+		if fx.pending[p.ID] != nil || allocs.Get([]byte(p.ID)) != nil {
 			continue // an allocation ID is placed once; never overwrite one
 		}
 		a := &Alloc{Allocation: *p}
 		a.CreateIndex, a.ModifyIndex = index, index
-		if err := putAlloc(tx, a); err != nil {
+		if err := fx.putNewAlloc(tx, a); err != nil {
 			return err
 		}
 		fx.wrote(a)
 		fx.allocChanged(nil, a)
+		d := fx.delta(a.NodeID)
+		d.newAllocs = append(d.newAllocs, a.ID)
 	}
 	if c.Eval != nil {
 		fx.eval(c.Eval)
@@ -580,7 +620,7 @@ func applyAllocUpdate(tx *bolt.Tx, index uint64, c *allocUpdateCmd, fx *effects)
 		if err := setEndpoints(tx, a.ID, old, a.Endpoints); err != nil {
 			return err
 		}
-		if err := putJSON(tx.Bucket(bucketAllocs), []byte(a.ID), a); err != nil {
+		if err := fx.putAlloc(tx, a); err != nil {
 			return err
 		}
 		fx.wrote(a)

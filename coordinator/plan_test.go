@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -135,6 +136,112 @@ func TestUsageIndexMatchesState(t *testing.T) {
 		}
 		if !reflect.DeepEqual(st.usage.drainingNodes(), fromDisk.drainingNodes()) {
 			t.Fatalf("step %d: draining %v, state %v", step, st.usage.drainingNodes(), fromDisk.drainingNodes())
+		}
+		for _, n := range nodes {
+			got, want := st.usage.nodeAllocs(n), fromDisk.nodeAllocs(n)
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("step %d node %s: allocations %v in the index, %v in the state", step, n, got, want)
+			}
+		}
+	}
+}
+
+// Nodes join in any order; snapshots list them sorted by ID, and each
+// node's later changes land on its own entry.
+func TestUsageIndexKeepsNodesSorted(t *testing.T) {
+	u := usageIndex{pos: map[string]int{}, draining: map[string]bool{}, byNode: map[string]idList{}}
+	for i, id := range []string{"c", "a", "d", "b"} {
+		u.publish(map[string]*usageDelta{id: {node: &sched.Node{ID: id, Name: id}, res: sched.Resources{CPU: i + 1}}})
+	}
+	u.publish(map[string]*usageDelta{"a": {res: sched.Resources{CPU: 10}}, "d": {res: sched.Resources{CPU: 10}}})
+	var got []string
+	for _, ns := range u.snapshot() {
+		got = append(got, fmt.Sprintf("%s:%d", ns.Node.ID, ns.Used.CPU))
+	}
+	if want := []string{"a:12", "b:4", "c:1", "d:13"}; !slices.Equal(got, want) {
+		t.Fatalf("snapshot %v, want %v", got, want)
+	}
+	if ns := u.get("b"); ns == nil || ns.Used.CPU != 4 {
+		t.Fatalf("get(b) = %+v", ns)
+	}
+}
+
+// The allocation cache drops its oldest entries past allocCacheMax.
+func TestAllocCacheDropsOldest(t *testing.T) {
+	c := allocCache{m: map[string]*Alloc{}}
+	for i := range allocCacheMax + 10 {
+		id := fmt.Sprint(i)
+		c.publish(map[string]*Alloc{id: {Allocation: sched.Allocation{ID: id}}})
+	}
+	c.publish(map[string]*Alloc{"15": {}}) // an update keeps its place
+	if len(c.m) != allocCacheMax {
+		t.Fatalf("%d entries, want %d", len(c.m), allocCacheMax)
+	}
+	for _, id := range []string{"0", "9"} {
+		if c.get(id) != nil {
+			t.Fatalf("%s should have been dropped", id)
+		}
+	}
+	for _, id := range []string{"10", "15", fmt.Sprint(allocCacheMax + 9)} {
+		if c.get(id) == nil {
+			t.Fatalf("%s should still be cached", id)
+		}
+	}
+}
+
+// The plan applier stamps every placement with a fresh time-ordered ID:
+// IDs increase in proposal order across plans, so bbolt appends them,
+// and what is committed is what was stamped.
+func TestPlanApplierStampsOrderedIDs(t *testing.T) {
+	s := startHeartbeatServer(t, Config{})
+	ctx := context.Background()
+	for _, id := range []string{"one", "two"} {
+		j := sizedJob(id, 10)
+		j.Groups[0].Count = 20
+		if _, _, err := s.apply(cmdJobRegister, &jobRegisterCmd{Job: j}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RegisterNodes(ctx, []sched.Node{{ID: "a", Name: "a", Datacenter: "dc1", Address: "127.0.0.1",
+		Drivers: map[string]bool{"docker": true}, Capacity: sched.Resources{CPU: 1000, MemoryMB: 4096},
+		Status: sched.NodeReady, Eligible: true}}); err != nil {
+		t.Fatal(err)
+	}
+	var stamped []string
+	for _, job := range []string{"one", "two"} {
+		e := &Eval{ID: "e-" + job, JobID: job, Status: EvalPending}
+		req, err := s.scheduleRequest(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := sched.Schedule(req)
+		if err != nil || len(plan.Place) != 20 {
+			t.Fatalf("plan for %s: %d placements, %v", job, len(plan.Place), err)
+		}
+		if rej, err := s.applyPlan(plan, e); err != nil || rej != 0 {
+			t.Fatalf("plan for %s: rejected %d, %v", job, rej, err)
+		}
+		for _, p := range plan.Place {
+			stamped = append(stamped, p.ID)
+		}
+		committed := map[string]bool{}
+		for _, a := range liveAllocs(t, s, job) {
+			committed[a.ID] = true
+		}
+		for _, p := range plan.Place {
+			if !committed[p.ID] {
+				t.Fatalf("%s: stamped ID %s was not committed", job, p.ID)
+			}
+		}
+	}
+	if !slices.IsSorted(stamped) || len(slices.Compact(slices.Clone(stamped))) != len(stamped) {
+		t.Fatalf("IDs are not strictly increasing in proposal order: %v", stamped)
+	}
+	for _, id := range stamped {
+		if id[14] != '7' {
+			t.Fatalf("%s is not a UUIDv7 (the scheduler's own IDs are v4)", id)
 		}
 	}
 }

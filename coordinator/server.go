@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -91,6 +90,7 @@ type Server struct {
 
 	planMu   sync.Mutex    // the plan applier: one plan checked at a time
 	inflight inflightPlans // plans proposed, not yet applied
+	allocIDs *idGen        // stamps placements' IDs, in commit order
 
 	hbMu    sync.Mutex
 	hb      deadlines     // leader only: node ID -> heartbeat deadline
@@ -173,7 +173,8 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.NodeID = id
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "coordinator"), peers: map[string]*ServerInfo{}, ready: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "coordinator"), peers: map[string]*ServerInfo{}, ready: make(chan struct{}),
+		allocIDs: newIDGen(time.Now)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -393,7 +394,7 @@ func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader }
 // It returns the FSM's result; a command the FSM refused returns its error.
 // On a follower the write is forwarded to the leader.
 func (s *Server) apply(t cmdType, v any) (any, uint64, error) {
-	payload, err := json.Marshal(v)
+	payload, err := encodePayload(v)
 	if err != nil {
 		return nil, 0, err
 	}

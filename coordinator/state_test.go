@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-run/strata/registry"
 	"github.com/strata-run/strata/sched"
@@ -220,6 +221,39 @@ func TestCorruptStateFileIsNamedNotEmptied(t *testing.T) {
 				t.Fatal("the corrupt file was modified")
 			}
 		})
+	}
+}
+
+// A state file of another format version is refused by name, untouched.
+func TestOlderStateFormatIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		m, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		return m.Put(keyFormat, []byte("strata-state-v1"))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	st, err := OpenStore(path)
+	if err == nil {
+		st.Close()
+		t.Fatal("opened a strata-state-v1 file")
+	}
+	if !errors.Is(err, ErrCorruptState) || !strings.Contains(err.Error(), `has format "strata-state-v1", want "strata-state-v2"`) ||
+		!strings.Contains(err.Error(), "no migration") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("error %q does not name the file, both formats and the way out", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Fatal("the refused file was modified")
 	}
 }
 

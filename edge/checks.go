@@ -18,12 +18,14 @@ import (
 // healthy while its task runs; one with checks is healthy once all its
 // checks last passed. One goroutine per check, owned here.
 type taskChecks struct {
-	r      *allocRunner
-	task   *spec.Task
-	addr   string
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	r       *allocRunner
+	task    *spec.Task
+	addr    string
+	ctx     context.Context
+	cancel  context.CancelFunc
+	restart context.CancelCauseFunc // ends the attempt (check_restart)
+	started time.Time               // check_restart.grace counts from here
+	wg      sync.WaitGroup
 
 	mu      sync.Mutex
 	eps     []wire.Endpoint
@@ -31,9 +33,9 @@ type taskChecks struct {
 	client  *http.Client
 }
 
-func newTaskChecks(r *allocRunner, t *spec.Task, ports []wire.Port) *taskChecks {
-	ctx, cancel := context.WithCancel(r.ctx)
-	c := &taskChecks{r: r, task: t, addr: r.a.cfg.BindAddr, ctx: ctx, cancel: cancel,
+func newTaskChecks(at attempt, r *allocRunner, t *spec.Task, ports []wire.Port) *taskChecks {
+	ctx, cancel := context.WithCancel(at.ctx)
+	c := &taskChecks{r: r, task: t, addr: r.a.cfg.BindAddr, ctx: ctx, cancel: cancel, restart: at.restart, started: time.Now(),
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
 	for _, s := range t.Services {
 		port := 0
@@ -81,6 +83,7 @@ func (c *taskChecks) loop(si, ci int, chk *spec.Check, port int) {
 	}
 	t := time.NewTimer(0)
 	defer t.Stop()
+	failures := 0 // in a row
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -90,6 +93,19 @@ func (c *taskChecks) loop(si, ci int, chk *spec.Check, port int) {
 		err := c.probe(chk, port)
 		if err != nil && c.ctx.Err() == nil {
 			c.r.log.Debug("check failing", "task", c.task.Name, "service", c.eps[si].Service, "err", err)
+		}
+		if err == nil {
+			failures = 0
+		} else if cr := chk.CheckRestart; cr != nil && cr.Limit > 0 && time.Since(c.started) >= cr.Grace.D() {
+			// Failures during the grace period do not count (Nomad's rule).
+			failures++
+			if failures >= cr.Limit && c.ctx.Err() == nil {
+				reason := fmt.Sprintf("healthcheck: %s check %d of service %q failed %d times in a row: %v", chk.Type, ci+1, c.eps[si].Service, failures, err)
+				c.r.log.Warn("restarting task", "task", c.task.Name, "reason", reason)
+				c.r.record(c.task.Name, "", "", func(h *wire.TaskState, now time.Time) { taskRestartSignaled(h, now, reason) })
+				c.restart(&checkRestartError{reason: reason})
+				return
+			}
 		}
 		c.mu.Lock()
 		changed := c.passing[si][ci] != (err == nil)

@@ -57,6 +57,12 @@ func taskEnded(ts *wire.TaskState, now time.Time, err error) {
 	ts.Append(ev)
 }
 
+// taskRestartSignaled: a health check failed check_restart.limit times
+// in a row; the attempt is ended and goes through the restart policy.
+func taskRestartSignaled(ts *wire.TaskState, now time.Time, reason string) {
+	ts.Append(eventAt(now, wire.EventRestartSignal, reason))
+}
+
 // describeExit is an ExitError without the package prefix, in Nomad's
 // words where it has some.
 func describeExit(e *wasmhost.ExitError) string {

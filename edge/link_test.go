@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -191,4 +192,79 @@ func TestReconnectUsesZeroRTT(t *testing.T) {
 		t.Fatalf("the reconnect did not use 0-RTT (zero-RTT sessions: %d)", n)
 	}
 	f.deployTiny(t)
+}
+
+// A service whose check never passes, with check_restart: the agent
+// restarts the task through its restart policy, and the allocation's
+// task events, as the coordinator stores them, show why.
+func TestCheckRestartRestartsTheTask(t *testing.T) {
+	f := newLinkFixture(t)
+	mod, err := os.ReadFile(filepath.Join("..", "examples", "tiny", "tiny.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.srv.PushModule(context.Background(), "tiny", "0.1.0", mod); err != nil {
+		t.Fatal(err)
+	}
+	// The task serves on "http"; nothing listens on "admin", so the
+	// admin service's tcp check always fails.
+	job, err := spec.Parse("flaky.hcl", []byte(`
+job "flaky" {
+  group "web" {
+    task "tiny" {
+      driver = "wasm"
+      config {
+        module = "tiny@0.1.0"
+        mode   = "http"
+      }
+      restart {
+        attempts = 5
+        interval = "1m"
+        delay    = "100ms"
+        mode     = "fail"
+      }
+      resources {
+        network {
+          port "http" {}
+          port "admin" {}
+        }
+      }
+      service {
+        name = "flaky-admin"
+        port = "admin"
+        check {
+          type     = "tcp"
+          interval = "1s"
+          timeout  = "200ms"
+          check_restart {
+            limit = 2
+            grace = "0s"
+          }
+        }
+      }
+    }
+  }
+}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.RegisterJob(job); err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	waitFor(t, "a check restart in the allocation's events", 30*time.Second, func() bool {
+		allocs, _ := f.srv.Store().JobAllocs("flaky")
+		if len(allocs) != 1 || allocs[0].TaskStates["tiny"] == nil {
+			return false
+		}
+		ts := allocs[0].TaskStates["tiny"]
+		events = events[:0]
+		for _, e := range ts.Events {
+			events = append(events, e.Type)
+		}
+		return ts.Restarts >= 1 && slices.Contains(events, "Restart Signaled")
+	})
+	if !slices.Contains(events, "Restarting") {
+		t.Fatalf("events %v: the restart should go through the restart policy", events)
+	}
 }

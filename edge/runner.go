@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -275,8 +276,29 @@ func (r *allocRunner) runTaskOnce(t *spec.Task) error {
 	if t.Driver != "wasm" {
 		return fmt.Errorf("driver %q is not available on this agent", t.Driver)
 	}
-	return r.runWasmTask(t)
+	ctx, cancel := context.WithCancelCause(r.ctx)
+	defer cancel(nil)
+	at := attempt{ctx: ctx, restart: cancel}
+	err := r.runWasmTask(at, t)
+	var cr *checkRestartError
+	if r.ctx.Err() == nil && errors.As(context.Cause(ctx), &cr) {
+		return cr // the driver saw a cancelled attempt; the check said why
+	}
+	return err
 }
+
+// attempt is one run of a task: drivers run under ctx, and the task's
+// checks end it early with restart (check_restart).
+type attempt struct {
+	ctx     context.Context
+	restart context.CancelCauseFunc
+}
+
+// checkRestartError ends an attempt whose check failed
+// check_restart.limit times in a row.
+type checkRestartError struct{ reason string }
+
+func (e *checkRestartError) Error() string { return e.reason }
 
 // taskPorts are the allocation's ports that the task declared.
 func (r *allocRunner) taskPorts(t *spec.Task) []wire.Port {

@@ -46,7 +46,7 @@ const (
 // runWasmTask runs one attempt of a wasm task. It returns nil when the
 // runner was stopped (or a command completed and the runner then stopped),
 // an error saying why otherwise.
-func (r *allocRunner) runWasmTask(t *spec.Task) error {
+func (r *allocRunner) runWasmTask(at attempt, t *spec.Task) error {
 	mode := t.Config.Mode
 	switch mode {
 	case spec.ModeHTTP, spec.ModeListener, spec.ModeCommand:
@@ -57,11 +57,11 @@ func (r *allocRunner) runWasmTask(t *spec.Task) error {
 	if mode != spec.ModeCommand && len(ports) == 0 {
 		return fmt.Errorf("mode %s needs a port: declare network { port \"http\" {} } in the task's resources", mode)
 	}
-	b, err := r.a.fetchModule(r.ctx, t.Config.ModuleDigest)
+	b, err := r.a.fetchModule(at.ctx, t.Config.ModuleDigest)
 	if err != nil {
 		return fmt.Errorf("fetch module %s: %w", t.Config.Module, err)
 	}
-	mod, err := r.a.host.Compile(r.ctx, t.Config.ModuleDigest, b)
+	mod, err := r.a.host.Compile(at.ctx, t.Config.ModuleDigest, b)
 	if err != nil {
 		return fmt.Errorf("compile module %s: %w", t.Config.Module, err)
 	}
@@ -87,11 +87,11 @@ func (r *allocRunner) runWasmTask(t *spec.Task) error {
 	}
 	switch mode {
 	case spec.ModeHTTP:
-		return r.runHTTP(t, mod, ports, lim, stderr)
+		return r.runHTTP(at, t, mod, ports, lim, stderr)
 	case spec.ModeListener:
-		return r.runListener(t, mod, ports, lim, stdout, stderr)
+		return r.runListener(at, t, mod, ports, lim, stdout, stderr)
 	default:
-		return r.runCommand(t, mod, ports, lim, stdout, stderr)
+		return r.runCommand(at, t, mod, ports, lim, stdout, stderr)
 	}
 }
 
@@ -109,7 +109,7 @@ func (r *allocRunner) taskLogs(t *spec.Task) (stdout, stderr *wasmhost.LogFile, 
 	return stdout, stderr, nil
 }
 
-func (r *allocRunner) runHTTP(t *spec.Task, mod *wasmhost.Module, ports []wire.Port, lim wasmhost.Limits, stderr *wasmhost.LogFile) error {
+func (r *allocRunner) runHTTP(at attempt, t *spec.Task, mod *wasmhost.Module, ports []wire.Port, lim wasmhost.Limits, stderr *wasmhost.LogFile) error {
 	handler, err := r.a.host.HTTPHandler(mod, wasmhost.HTTPConfig{
 		Name: t.Name, Args: t.Config.Args, Env: r.taskEnv(t, ports), Stderr: stderr,
 		MaxRequestTime: t.Config.MaxRequestTime.D(),
@@ -130,12 +130,12 @@ func (r *allocRunner) runHTTP(t *spec.Task, mod *wasmhost.Module, ports []wire.P
 	r.log.Info("task started", "task", t.Name, "mode", t.Config.Mode, "addr", addr)
 	r.started(t.Name, "Serving http on "+addr)
 
-	checks := newTaskChecks(r, t, ports)
+	checks := newTaskChecks(at, r, t, ports)
 	checks.start()
 	defer checks.stop()
 
 	select {
-	case <-r.ctx.Done():
+	case <-at.ctx.Done():
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		srv.Shutdown(ctx)
 		cancel()
@@ -146,12 +146,12 @@ func (r *allocRunner) runHTTP(t *spec.Task, mod *wasmhost.Module, ports []wire.P
 	}
 }
 
-func (r *allocRunner) runListener(t *spec.Task, mod *wasmhost.Module, ports []wire.Port, lim wasmhost.Limits, stdout, stderr *wasmhost.LogFile) error {
+func (r *allocRunner) runListener(at attempt, t *spec.Task, mod *wasmhost.Module, ports []wire.Port, lim wasmhost.Limits, stdout, stderr *wasmhost.LogFile) error {
 	addr := net.JoinHostPort(r.a.cfg.BindAddr, strconv.Itoa(ports[0].Value))
 	listening := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- r.a.host.RunListener(r.ctx, mod, wasmhost.ListenerConfig{
+		done <- r.a.host.RunListener(at.ctx, mod, wasmhost.ListenerConfig{
 			Name: t.Name, Args: t.Config.Args, Env: r.taskEnv(t, ports),
 			Stdout: stdout, Stderr: stderr,
 			Addr:        addr,
@@ -164,13 +164,13 @@ func (r *allocRunner) runListener(t *spec.Task, mod *wasmhost.Module, ports []wi
 	case <-listening:
 		r.log.Info("task started", "task", t.Name, "mode", t.Config.Mode, "addr", addr)
 		r.started(t.Name, "Listening on "+addr)
-		checks := newTaskChecks(r, t, ports)
+		checks := newTaskChecks(at, r, t, ports)
 		checks.start()
 		err = <-done
 		checks.stop()
 	case err = <-done:
 	}
-	if r.ctx.Err() != nil {
+	if at.ctx.Err() != nil {
 		return nil
 	}
 	if err == nil { // RunListener returns nil only when stopped
@@ -179,18 +179,18 @@ func (r *allocRunner) runListener(t *spec.Task, mod *wasmhost.Module, ports []wi
 	return fmt.Errorf("listener on %s: %w", addr, err)
 }
 
-func (r *allocRunner) runCommand(t *spec.Task, mod *wasmhost.Module, ports []wire.Port, lim wasmhost.Limits, stdout, stderr *wasmhost.LogFile) error {
+func (r *allocRunner) runCommand(at attempt, t *spec.Task, mod *wasmhost.Module, ports []wire.Port, lim wasmhost.Limits, stdout, stderr *wasmhost.LogFile) error {
 	r.started(t.Name, "Task started by the agent")
 	r.setTask(t.Name, "running", "", nil)
 	r.log.Info("task started", "task", t.Name, "mode", t.Config.Mode)
 	start := time.Now()
-	err := r.a.host.RunCommand(r.ctx, mod, wasmhost.CommandConfig{
+	err := r.a.host.RunCommand(at.ctx, mod, wasmhost.CommandConfig{
 		Name: t.Name, Args: t.Config.Args, Env: r.taskEnv(t, ports),
 		Stdout: stdout, Stderr: stderr,
 		MaxRuntime: t.Config.MaxRuntime.D(),
 		Limits:     lim,
 	})
-	if r.ctx.Err() != nil {
+	if at.ctx.Err() != nil {
 		return nil
 	}
 	if err != nil {

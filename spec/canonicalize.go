@@ -70,11 +70,13 @@ const (
 	defaultMemoryMB      = 300
 	defaultCheckInterval = 10 * time.Second
 	defaultCheckTimeout  = 2 * time.Second // or the interval, if shorter
-	defaultKillTimeout   = 5 * time.Second
-	defaultOperator      = OpEqual
-	defaultWeight        = 50 // affinity and spread
-	defaultReconcile     = ReconcileBestScore
-	defaultReplace       = true
+
+	defaultCheckRestartGrace = time.Second // Nomad's
+	defaultKillTimeout       = 5 * time.Second
+	defaultOperator          = OpEqual
+	defaultWeight            = 50 // affinity and spread
+	defaultReconcile         = ReconcileBestScore
+	defaultReplace           = true
 )
 
 // defaultUpdate is the rolling update of service and system groups.
@@ -399,6 +401,9 @@ func (c canon) services(at loc, ss []*Service, derived string) []*Service {
 				if k.Interval > 0 && k.Interval < k.Timeout {
 					k.Timeout = k.Interval
 				}
+			}
+			if cr := k.CheckRestart; cr != nil && c.unset(cl.single("check_restart"), "grace", cr.Grace == 0, false) {
+				cr.Grace = Duration(defaultCheckRestartGrace)
 			}
 		}
 	}

@@ -281,12 +281,18 @@ func (c *converter) services(at loc, rs []*rawService) []*Service {
 		for ci, rc := range rs.Checks {
 			cl := sl.nth("check", ci)
 			c.block(cl, rc.DefRange, rc.Body)
-			s.Checks = append(s.Checks, &Check{
+			k := &Check{
 				Type:     rc.Type,
 				Path:     rc.Path,
 				Interval: c.duration(cl, "interval", rc.Interval),
 				Timeout:  c.duration(cl, "timeout", rc.Timeout),
-			})
+			}
+			if cr := rc.CheckRestart; cr != nil {
+				crl := cl.single("check_restart")
+				c.block(crl, cr.DefRange, cr.Body)
+				k.CheckRestart = &CheckRestart{Limit: cr.Limit, Grace: c.duration(crl, "grace", cr.Grace)}
+			}
+			s.Checks = append(s.Checks, k)
 		}
 		ss = append(ss, s)
 	}

@@ -223,10 +223,19 @@ type rawService struct {
 }
 
 type rawCheck struct {
-	Type     string `hcl:"type,optional"`
-	Path     string `hcl:"path,optional"`
-	Interval string `hcl:"interval,optional"`
-	Timeout  string `hcl:"timeout,optional"`
+	Type         string           `hcl:"type,optional"`
+	Path         string           `hcl:"path,optional"`
+	Interval     string           `hcl:"interval,optional"`
+	Timeout      string           `hcl:"timeout,optional"`
+	CheckRestart *rawCheckRestart `hcl:"check_restart,block"`
+
+	Body     hcl.Body  `hcl:",body"`
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+type rawCheckRestart struct {
+	Limit int    `hcl:"limit,optional"`
+	Grace string `hcl:"grace,optional"`
 
 	Body     hcl.Body  `hcl:",body"`
 	DefRange hcl.Range `hcl:",def_range"`

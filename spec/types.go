@@ -196,6 +196,16 @@ type Check struct {
 	Path     string   `json:"Path,omitempty"`
 	Interval Duration `json:"Interval"`
 	Timeout  Duration `json:"Timeout"`
+	// CheckRestart, if set, restarts the task when the check fails.
+	CheckRestart *CheckRestart `json:"CheckRestart,omitempty"`
+}
+
+// CheckRestart restarts a task whose check failed Limit times in a row,
+// counting from Grace after the task started (Nomad's check_restart).
+// The restart goes through the task's restart policy like any failure.
+type CheckRestart struct {
+	Limit int      `json:"Limit"` // consecutive failures; 0 never restarts
+	Grace Duration `json:"Grace"` // default 1s
 }
 
 // RestartPolicy says what the agent does when a task exits or fails.

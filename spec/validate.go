@@ -634,6 +634,15 @@ func (v *validator) check(at loc, c *Check) {
 	case c.Interval.D() >= minCheckEvery && c.Timeout > c.Interval:
 		v.add(at.attr("timeout"), "Invalid check timeout", "timeout %s must not be longer than the interval %s", c.Timeout, c.Interval)
 	}
+	if cr := c.CheckRestart; cr != nil {
+		crl := at.single("check_restart")
+		if cr.Limit < 0 {
+			v.add(crl.attr("limit"), "Invalid check_restart limit", "limit is a number of consecutive failures (0 never restarts), got %d", cr.Limit)
+		}
+		if cr.Grace < 0 {
+			v.add(crl.attr("grace"), "Invalid check_restart grace", "grace must not be negative, got %s", cr.Grace)
+		}
+	}
 }
 
 // template checks a string that may hold runtime references (see

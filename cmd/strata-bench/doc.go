@@ -16,7 +16,8 @@
 // c1m is Nomad's C1M through a real coordinator: simulated nodes
 // registered through Raft (bbolt on disk), jobs submitted through the
 // HTTP API, measured until every allocation is committed; it prints peak
-// RSS and, last, placements_per_sec.
+// RSS and, last, placements_per_sec. -cpuprofile and -memprofile write
+// a CPU and an allocation profile of the run (go tool pprof -top).
 //
 //	strata-bench agents -strata bin/strata -agents 1000 [-steady 30s] [-module-mb 20]
 //

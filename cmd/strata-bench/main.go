@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"time"
@@ -79,7 +80,17 @@ func runC1M(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Workers, "workers", 0, "scheduler workers (default: the coordinator's)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "data directory (default: a temporary one, removed after)")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of the run to this file")
 	fs.Parse(args)
+	if *memProfile != "" {
+		runtime.MemProfileRate = 64 << 10
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	if *profile != "" {
 		f, err := os.Create(*profile)
 		if err != nil {

@@ -65,7 +65,13 @@ func TestModuleFanoutKeepsHeartbeats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every agent's first heartbeat is due within a third of the TTL; a
+	// download that finished sooner (a small module under -race) must not
+	// leave the check below with nothing to look at.
 	hb := srv.HeartbeatStats()
+	for deadline := time.Now().Add(fanoutMinTTL); hb.Beats < agents && time.Now().Before(deadline); hb = srv.HeartbeatStats() {
+		time.Sleep(100 * time.Millisecond)
+	}
 	t.Logf("%d MiB to %d agents: allocations received after %s, modules verified after %s, statuses back after %s; heartbeats %+v",
 		len(module)>>20, agents, r.pushAll, r.modulesAll, r.statusAll, hb)
 	if f.verified != agents || r.moduleBytes != int64(agents*len(module)) {

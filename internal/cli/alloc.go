@@ -26,7 +26,7 @@ func resolveAlloc(ctx context.Context, c *coordinator.Client, id string) (*coord
 	}
 	switch len(allocs) {
 	case 0:
-		return nil, &exitError{code: 1, msg: fmt.Sprintf("no allocation with ID or ID prefix %q (see `strata status JOB` for a job's allocations)", id)}
+		return nil, &exitError{code: 1, msg: fmt.Sprintf("no allocation with ID or ID prefix %q, or ending in it (see `strata status JOB` for a job's allocations)", id)}
 	case 1:
 		return allocs[0], nil
 	}
@@ -152,7 +152,7 @@ func runAllocLogs(ctx context.Context, env *Env, args []string) error {
 	}
 	defer rc.Close()
 	if _, err := io.Copy(env.Stdout, rc); err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("log stream of allocation %s ended: %w", short(a.ID), err)
+		return fmt.Errorf("log stream of allocation %s ended: %w", shortAlloc(a.ID), err)
 	}
 	return nil
 }

@@ -164,7 +164,7 @@ func TestAllocLogsAndStatusEndToEnd(t *testing.T) {
 		}
 		return fmt.Sprintf("allocation %s: %s %q, tasks %s", alloc.ID, alloc.ClientStatus, alloc.ClientDescription, mustJSON(t, alloc.TaskStates))
 	})
-	prefix := alloc.ID[:6]
+	prefix := alloc.ID[len(alloc.ID)-6:] // the random end: time-ordered IDs share their start
 
 	// `strata status JOB` lists the allocation by its short ID.
 	if code, out, stderr := runMain(t, env, "status", "printer"); code != 0 || !strings.Contains(out, alloc.ID[:8]) {

@@ -155,7 +155,7 @@ func describeAlloc(a *coordinator.Alloc, nodeAddr string) string {
 	if a.ClientDescription != "" && a.ClientStatus != sched.ClientRunning {
 		desc = ": " + a.ClientDescription
 	}
-	return fmt.Sprintf("Allocation %s %s on node %s %s: %s%s%s", short(a.ID), a.Name, a.NodeName, strings.Join(ports, " "), a.ClientStatus, health, desc)
+	return fmt.Sprintf("Allocation %s %s on node %s %s: %s%s%s", shortAlloc(a.ID), a.Name, a.NodeName, strings.Join(ports, " "), a.ClientStatus, health, desc)
 }
 
 func nodeAddrs(ctx context.Context, c *coordinator.Client) map[string]string {
@@ -182,6 +182,17 @@ func sortedKeys[V any](m map[string]V) []string {
 func short(id string) string {
 	if len(id) > 8 {
 		return id[:8]
+	}
+	return id
+}
+
+// shortAlloc is how an allocation ID is shown: its last 8 characters.
+// Allocation IDs are time-ordered, so the first ones are shared by every
+// allocation placed in the same minute; the last ones are random, and
+// `strata alloc status|logs` take them (or any unique start or end).
+func shortAlloc(id string) string {
+	if len(id) > 8 {
+		return id[len(id)-8:]
 	}
 	return id
 }
@@ -241,7 +252,7 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 			for _, p := range a.Ports {
 				addrs = append(addrs, p.Label+"="+net.JoinHostPort(nodes[a.NodeID], strconv.Itoa(p.Value)))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", short(a.ID), a.Name, a.JobVersion, a.NodeName,
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", shortAlloc(a.ID), a.Name, a.JobVersion, a.NodeName,
 				a.DesiredStatus, a.ClientStatus, strings.Join(addrs, " "))
 		}
 		return nil

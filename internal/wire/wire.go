@@ -202,13 +202,14 @@ const (
 
 // Task event types, Nomad's names.
 const (
-	EventReceived      = "Received"       // the agent took the task
-	EventStarted       = "Started"        // an attempt started
-	EventDriverFailure = "Driver Failure" // an attempt could not start (fetch, compile, listen)
-	EventTerminated    = "Terminated"     // a started attempt ended (exit code, trap, limit)
-	EventRestarting    = "Restarting"     // the restart policy restarts it after RestartDelay
-	EventNotRestarting = "Not Restarting" // the restart policy gave up
-	EventKilled        = "Killed"         // stopped on purpose; Message says why
+	EventReceived      = "Received"         // the agent took the task
+	EventStarted       = "Started"          // an attempt started
+	EventDriverFailure = "Driver Failure"   // an attempt could not start (fetch, compile, listen)
+	EventTerminated    = "Terminated"       // a started attempt ended (exit code, trap, limit)
+	EventRestarting    = "Restarting"       // the restart policy restarts it after RestartDelay
+	EventNotRestarting = "Not Restarting"   // the restart policy gave up
+	EventKilled        = "Killed"           // stopped on purpose; Message says why
+	EventRestartSignal = "Restart Signaled" // a check_restart limit was reached
 )
 
 // MaxTaskEvents is how many events a task keeps, newest last (Nomad's 10).

@@ -27,6 +27,14 @@ job "hello" {
           type     = "grpc"
           interval = "100ms"
         }
+        check {
+          type = "tcp"
+          check_restart {
+            limit           = -1
+            grace           = "-5s"
+            ignore_warnings = true
+          }
+        }
       }
       restart {
         attempts = 10

@@ -168,12 +168,19 @@ job "full" {
         check {
           type     = "tcp"
           interval = "1s"
+          check_restart {
+            limit = 2
+          }
         }
         check {
           type     = "http"
           path     = "/ready"
           interval = "30s"
           timeout  = "30s"
+          check_restart {
+            limit = 3
+            grace = "90s"
+          }
         }
       }
       service {

@@ -1,0 +1,385 @@
+package coordinator
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/strata-run/strata/registry"
+	"github.com/strata-run/strata/sched"
+)
+
+// Allocations are the bulk of both the state file and the Raft log (a
+// million of them in the C1M benchmark), so they have a compact binary
+// form instead of JSON: varints, and length-prefixed strings. Stored
+// allocations write their strings inline. A plan command writes the
+// strings its allocations share (job, evaluation, group, node, statuses)
+// once, in a table, and refers to them by number; the strings unique to
+// each allocation (ID, name) stay inline.
+//
+// Every field is written, in declaration order; TestAllocCodecCoversEveryField
+// fails when a field is added to sched.Allocation or Alloc and not here.
+
+// allocRecordV1 is the first byte of a stored allocation.
+const allocRecordV1 = 1
+
+// planCmdV1 is the first byte of a binary plan command's payload.
+const planCmdV1 = 1
+
+// ErrCorruptRecord is wrapped by every decoding error of the binary forms.
+var ErrCorruptRecord = errors.New("coordinator: corrupt binary record")
+
+type encoder struct {
+	buf   []byte
+	table map[string]uint64 // nil: strings inline
+	strs  []string          // the table, in index order
+}
+
+func (e *encoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
+func (e *encoder) varint(v int64)   { e.buf = binary.AppendVarint(e.buf, v) }
+
+func (e *encoder) str(s string) {
+	e.uvarint(uint64(len(s)))
+	e.buf = append(e.buf, s...)
+}
+
+// shared writes a string many records of a plan repeat: inline without
+// a table.
+func (e *encoder) shared(s string) {
+	if e.table == nil {
+		e.str(s)
+		return
+	}
+	i, ok := e.table[s]
+	if !ok {
+		i = uint64(len(e.strs))
+		e.table[s] = i
+		e.strs = append(e.strs, s)
+	}
+	e.uvarint(i)
+}
+
+func (e *encoder) allocation(a *sched.Allocation) {
+	e.str(a.ID)
+	e.shared(a.EvalID)
+	e.str(a.Name)
+	e.shared(a.JobID)
+	e.uvarint(a.JobVersion)
+	e.shared(a.Group)
+	e.varint(int64(a.Index))
+	e.shared(a.NodeID)
+	e.shared(a.NodeName)
+	e.varint(int64(a.Resources.CPU))
+	e.varint(int64(a.Resources.MemoryMB))
+	e.uvarint(uint64(len(a.Ports)))
+	for _, p := range a.Ports {
+		e.shared(p.Label)
+		e.varint(int64(p.Value))
+		e.varint(int64(p.To))
+	}
+	e.shared(a.DesiredStatus)
+	e.shared(a.DesiredDesc)
+	e.shared(a.ClientStatus)
+	e.shared(a.ClientDescription)
+	e.uvarint(a.CreateIndex)
+	e.uvarint(a.ModifyIndex)
+}
+
+// decoder reads what encoder wrote. The first error sticks: later reads
+// return zero values, and err names the field where it happened.
+type decoder struct {
+	what  string // "allocation" or "plan", for errors
+	b     []byte
+	off   int
+	table []string // nil: strings inline
+	err   error
+}
+
+func (d *decoder) fail(field, format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s: %s at byte %d: %s", ErrCorruptRecord, d.what, field, d.off, fmt.Sprintf(format, args...))
+	}
+}
+
+func (d *decoder) uvarint(field string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		d.fail(field, "truncated or overlong varint")
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) varint(field string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b[d.off:])
+	if n <= 0 {
+		d.fail(field, "truncated or overlong varint")
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+// int reads a signed varint that must fit an int.
+func (d *decoder) int(field string) int {
+	v := d.varint(field)
+	if int64(int(v)) != v {
+		d.fail(field, "%d overflows int", v)
+		return 0
+	}
+	return int(v)
+}
+
+// count reads a slice length; each element takes at least one byte, so
+// a count beyond the bytes left is corrupt (and never allocated).
+func (d *decoder) count(field string) int {
+	at := d.off
+	n := d.uvarint(field)
+	if d.err == nil && n > uint64(len(d.b)-d.off) {
+		left := len(d.b) - d.off
+		d.off = at // report the field's offset
+		d.fail(field, "count %d exceeds the %d bytes left", n, left)
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) bytes(field string) []byte {
+	n := d.count(field)
+	if d.err != nil {
+		return nil
+	}
+	v := d.b[d.off : d.off+n]
+	d.off += n
+	return v
+}
+
+func (d *decoder) str(field string) string { return string(d.bytes(field)) }
+
+// shared reads what encoder.shared wrote.
+func (d *decoder) shared(field string) string {
+	if d.table == nil {
+		return d.str(field)
+	}
+	at := d.off
+	i := d.uvarint(field)
+	if d.err != nil {
+		return ""
+	}
+	if i >= uint64(len(d.table)) {
+		d.off = at
+		d.fail(field, "string %d not in the table of %d", i, len(d.table))
+		return ""
+	}
+	return d.table[i]
+}
+
+func (d *decoder) byte(field string) byte {
+	if d.err != nil {
+		return 0
+	}
+	if d.off >= len(d.b) {
+		d.fail(field, "truncated")
+		return 0
+	}
+	d.off++
+	return d.b[d.off-1]
+}
+
+// end fails unless every byte was read.
+func (d *decoder) end() {
+	if d.err == nil && d.off != len(d.b) {
+		d.fail("end", "%d trailing bytes", len(d.b)-d.off)
+	}
+}
+
+func (d *decoder) allocation(a *sched.Allocation) {
+	a.ID = d.str("ID")
+	a.EvalID = d.shared("EvalID")
+	a.Name = d.str("Name")
+	a.JobID = d.shared("JobID")
+	a.JobVersion = d.uvarint("JobVersion")
+	a.Group = d.shared("Group")
+	a.Index = d.int("Index")
+	a.NodeID = d.shared("NodeID")
+	a.NodeName = d.shared("NodeName")
+	a.Resources.CPU = d.int("Resources.CPU")
+	a.Resources.MemoryMB = d.int("Resources.MemoryMB")
+	if n := d.count("Ports"); n > 0 {
+		a.Ports = make([]sched.PortMapping, n)
+		for i := range a.Ports {
+			a.Ports[i] = sched.PortMapping{Label: d.shared("Ports.Label"), Value: d.int("Ports.Value"), To: d.int("Ports.To")}
+		}
+	}
+	a.DesiredStatus = d.shared("DesiredStatus")
+	a.DesiredDesc = d.shared("DesiredDesc")
+	a.ClientStatus = d.shared("ClientStatus")
+	a.ClientDescription = d.shared("ClientDescription")
+	a.CreateIndex = d.uvarint("CreateIndex")
+	a.ModifyIndex = d.uvarint("ModifyIndex")
+}
+
+// appendAllocRecord appends a's stored form to buf.
+func appendAllocRecord(buf []byte, a *Alloc) []byte {
+	e := encoder{buf: append(buf, allocRecordV1)}
+	e.allocation(&a.Allocation)
+	e.uvarint(uint64(len(a.Endpoints)))
+	for _, ep := range a.Endpoints {
+		e.str(ep.Service)
+		e.uvarint(uint64(len(ep.Tags)))
+		for _, t := range ep.Tags {
+			e.str(t)
+		}
+		e.str(ep.AllocID)
+		e.str(ep.NodeID)
+		e.str(ep.NodeName)
+		e.str(ep.Address)
+		e.varint(int64(ep.Port))
+		healthy := byte(0)
+		if ep.Healthy {
+			healthy = 1
+		}
+		e.buf = append(e.buf, healthy)
+	}
+	e.varint(a.UnknownSince)
+	// Task states and events change rarely and are read by people, not
+	// the scheduler: JSON inside the record, empty when there are none.
+	var states []byte
+	if len(a.TaskStates) > 0 {
+		states, _ = json.Marshal(a.TaskStates) // maps of plain structs: cannot fail
+	}
+	e.str(string(states))
+	return e.buf
+}
+
+// decodeAllocRecord decodes a stored allocation.
+func decodeAllocRecord(b []byte) (*Alloc, error) {
+	if len(b) == 0 || b[0] != allocRecordV1 {
+		if len(b) > 0 && b[0] == '{' {
+			return nil, fmt.Errorf("%w: allocation is JSON (an older state format), want binary version %d", ErrCorruptRecord, allocRecordV1)
+		}
+		return nil, fmt.Errorf("%w: allocation record does not start with version byte %d", ErrCorruptRecord, allocRecordV1)
+	}
+	d := decoder{what: "allocation", b: b, off: 1}
+	a := &Alloc{}
+	d.allocation(&a.Allocation)
+	if n := d.count("Endpoints"); n > 0 {
+		a.Endpoints = make([]registry.Endpoint, n)
+		for i := range a.Endpoints {
+			ep := &a.Endpoints[i]
+			ep.Service = d.str("Endpoints.Service")
+			if nt := d.count("Endpoints.Tags"); nt > 0 {
+				ep.Tags = make([]string, nt)
+				for j := range ep.Tags {
+					ep.Tags[j] = d.str("Endpoints.Tags")
+				}
+			}
+			ep.AllocID = d.str("Endpoints.AllocID")
+			ep.NodeID = d.str("Endpoints.NodeID")
+			ep.NodeName = d.str("Endpoints.NodeName")
+			ep.Address = d.str("Endpoints.Address")
+			ep.Port = d.int("Endpoints.Port")
+			switch h := d.byte("Endpoints.Healthy"); h {
+			case 0, 1:
+				ep.Healthy = h == 1
+			default:
+				d.fail("Endpoints.Healthy", "boolean byte %d", h)
+			}
+		}
+	}
+	a.UnknownSince = d.varint("UnknownSince")
+	if states := d.bytes("TaskStates"); len(states) > 0 && d.err == nil {
+		if err := json.Unmarshal(states, &a.TaskStates); err != nil {
+			d.fail("TaskStates", "%v", err)
+		}
+	}
+	d.end()
+	if d.err != nil {
+		return nil, d.err
+	}
+	return a, nil
+}
+
+// encodePlanCmd is a plan command's payload: version, string table, the
+// evaluation (JSON: one per plan, and it carries the failure
+// explanations), the stops, then the placements.
+func encodePlanCmd(c *planApplyCmd) ([]byte, error) {
+	var evalJSON []byte
+	if c.Eval != nil {
+		var err error
+		if evalJSON, err = json.Marshal(c.Eval); err != nil {
+			return nil, err
+		}
+	}
+	body := encoder{buf: make([]byte, 0, 64+len(evalJSON)+128*len(c.Place)), table: make(map[string]uint64, 16+len(c.Place))}
+	body.uvarint(uint64(len(evalJSON)))
+	body.buf = append(body.buf, evalJSON...)
+	body.uvarint(uint64(len(c.Stop)))
+	for _, s := range c.Stop {
+		body.str(s.ID)
+		body.shared(s.Desc)
+	}
+	body.uvarint(uint64(len(c.Place)))
+	for _, a := range c.Place {
+		body.allocation(a)
+	}
+	size := 1 + binary.MaxVarintLen64 + len(body.buf)
+	for _, s := range body.strs {
+		size += binary.MaxVarintLen64 + len(s)
+	}
+	out := encoder{buf: make([]byte, 0, size)}
+	out.buf = append(out.buf, planCmdV1)
+	out.uvarint(uint64(len(body.strs)))
+	for _, s := range body.strs {
+		out.str(s)
+	}
+	return append(out.buf, body.buf...), nil
+}
+
+// decodePlanCmd decodes encodePlanCmd's payload.
+func decodePlanCmd(b []byte) (*planApplyCmd, error) {
+	if len(b) == 0 || b[0] != planCmdV1 {
+		return nil, fmt.Errorf("%w: plan does not start with version byte %d", ErrCorruptRecord, planCmdV1)
+	}
+	d := decoder{what: "plan", b: b, off: 1}
+	n := d.count("strings")
+	table := make([]string, 0, n)
+	for range n {
+		table = append(table, d.str("strings"))
+	}
+	d.table = table
+	c := &planApplyCmd{}
+	if ev := d.bytes("Eval"); len(ev) > 0 {
+		c.Eval = &Eval{}
+		if err := json.Unmarshal(ev, c.Eval); err != nil {
+			d.fail("Eval", "%v", err)
+		}
+	}
+	if n := d.count("Stop"); n > 0 {
+		c.Stop = make([]allocStop, n)
+		for i := range c.Stop {
+			c.Stop[i] = allocStop{ID: d.str("Stop.ID"), Desc: d.shared("Stop.Desc")}
+		}
+	}
+	if n := d.count("Place"); n > 0 {
+		c.Place = make([]*sched.Allocation, n)
+		backing := make([]sched.Allocation, n)
+		for i := range c.Place {
+			d.allocation(&backing[i])
+			c.Place[i] = &backing[i]
+		}
+	}
+	d.end()
+	if d.err != nil {
+		return nil, d.err
+	}
+	return c, nil
+}
