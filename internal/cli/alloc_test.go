@@ -167,7 +167,7 @@ func TestAllocLogsAndStatusEndToEnd(t *testing.T) {
 	prefix := alloc.ID[len(alloc.ID)-6:] // the random end: time-ordered IDs share their start
 
 	// `strata status JOB` lists the allocation by its short ID.
-	if code, out, stderr := runMain(t, env, "status", "printer"); code != 0 || !strings.Contains(out, alloc.ID[:8]) {
+	if code, out, stderr := runMain(t, env, "status", "printer"); code != 0 || !strings.Contains(out, shortAlloc(alloc.ID)) {
 		t.Fatalf("status printer: exit %d\n%s%s", code, out, stderr)
 	}
 
