@@ -45,7 +45,8 @@ run: build examples
 	wait $$dev
 
 # Every test, with the race detector. The end-to-end tests build the
-# binary and the example modules themselves.
+# binary and the example modules themselves, and the docker tests their
+# image (through the Docker Engine, which they need; no registry).
 test:
 	$(GO) vet ./...
 	$(GO) test -race -timeout 20m $(TESTFLAGS) ./...

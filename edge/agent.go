@@ -43,7 +43,12 @@ type Config struct {
 	Datacenter string // default "dc1"
 	// BindAddr is the IP tasks listen on and advertise; default 127.0.0.1.
 	BindAddr string
-	Meta     map[string]string
+	// DockerHost is the Docker Engine's address for the docker driver
+	// ("unix:///var/run/docker.sock", "tcp://host:2375"); "" means
+	// $DOCKER_HOST, else the default socket. The driver is offered when the
+	// Engine answers at start.
+	DockerHost string
+	Meta       map[string]string
 	// ModuleCacheMB bounds the downloaded modules kept on disk (default
 	// 1024): past it, the least recently used ones that no current
 	// allocation references are removed.
@@ -64,6 +69,7 @@ type Agent struct {
 	mods   *moduleCache
 	local  *localState
 	fp     fingerprint
+	docker *dockerDriver    // nil when no Docker Engine answered at start
 	cert   *tls.Certificate // client certificate; nil until joined (Run's goroutine only)
 	// tickets keeps TLS session tickets across reconnects, so a
 	// reconnect resumes and sends Register in its first flight (0-RTT).
@@ -164,6 +170,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		statReady:  make(chan struct{}, 1),
 		registered: make(chan struct{}),
 	}
+	if a.docker = connectDocker(ctx, cfg.DockerHost, a.log); a.docker != nil {
+		a.fp.addDriver("docker", a.docker.version.Version)
+	}
 	a.learnServers(cfg.Servers, false)
 	if known, err := local.servers(); err == nil {
 		a.learnServers(known, false)
@@ -182,6 +191,7 @@ func (a *Agent) NodeID() string { return a.nodeID }
 // Tasks keep running while the link is down.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.shutdown()
+	a.removeStaleContainers(ctx)
 	// Run what the servers last asked for, from local state, before any
 	// server answers: a rebooted edge host serves again at once.
 	if stored, err := a.local.load(); err != nil {

@@ -27,6 +27,15 @@
 // the restart policy). stdout and stderr go to rotated files under
 // <DataDir>/allocs/<alloc>/logs/.
 //
+// The docker driver (docker_driver.go, over internal/docker) runs a task
+// as a container of a local image: one container per attempt, labelled
+// with its allocation, task and node, ports published on BindAddr, memory
+// and CPU from the task's resources, logs followed into the same files,
+// the exit code into the restart policy; a stopped task's container is
+// stopped with its kill_timeout and removed. docker is offered when a
+// Docker Engine answers at start (Config.DockerHost, $DOCKER_HOST); the
+// agent then removes the containers a previous run of it left.
+//
 // The agent keeps the last allocation set it was sent in its own bbolt
 // file (agent.db) and runs it at start, before any server answers; it
 // learns every server's address at registration and keeps them; it
@@ -40,6 +49,6 @@
 // the agent streams the log file, and with follow what is appended, until
 // the server resets the stream.
 //
-// The agent makes no placement decisions. Not built yet: the docker
-// driver.
+// The agent makes no placement decisions. Not built yet: adopting a
+// previous run's containers.
 package edge

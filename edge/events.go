@@ -47,11 +47,20 @@ func taskEnded(ts *wire.TaskState, now time.Time, err error) {
 	}
 	ev := eventAt(now, wire.EventTerminated, err.Error())
 	var exit *wasmhost.ExitError
-	if errors.As(err, &exit) {
+	var cexit *containerExitError
+	switch {
+	case errors.As(err, &exit):
 		ev.Message = describeExit(exit)
 		if exit.Kind == wasmhost.ExitCode {
 			code := int(exit.Code)
 			ev.ExitCode = &code
+		}
+	case errors.As(err, &cexit):
+		code := cexit.Code
+		ev.ExitCode = &code
+		ev.Message = fmt.Sprintf("Exit Code: %d", code)
+		if cexit.OOMKilled {
+			ev.Message += `, Exit Message: "OOM Killed"`
 		}
 	}
 	ts.Append(ev)

@@ -22,8 +22,8 @@ func fingerprintHost() fingerprint {
 	fp := fingerprint{
 		cpuMHz:   int(mhz * float64(cores)),
 		memoryMB: memoryMB(),
-		// wasm runs in-process and is always available. docker is not
-		// offered until the Docker driver exists.
+		// wasm runs in-process and is always available; docker is added
+		// by New when a Docker Engine answers.
 		drivers: map[string]bool{"wasm": true},
 		attributes: map[string]string{
 			"kernel.name":     runtime.GOOS,
@@ -35,6 +35,16 @@ func fingerprintHost() fingerprint {
 		},
 	}
 	return fp
+}
+
+// addDriver offers a driver, with the attributes driver.<name> = "1" and
+// driver.<name>.version (constraints may use both).
+func (fp *fingerprint) addDriver(name, version string) {
+	fp.drivers[name] = true
+	fp.attributes["driver."+name] = "1"
+	if version != "" {
+		fp.attributes["driver."+name+".version"] = version
+	}
 }
 
 // cpuMHz is the first "cpu MHz" of /proc/cpuinfo; 1000 when unknown

@@ -25,7 +25,7 @@ type linkFixture struct {
 	agent *Agent
 }
 
-func newLinkFixture(t *testing.T) *linkFixture {
+func newLinkFixture(t *testing.T, opts ...func(*Config)) *linkFixture {
 	t.Helper()
 	logger := testLogger(t)
 	srv, err := coordinator.New(coordinator.Config{DataDir: t.TempDir(), Bootstrap: true, DevMode: true,
@@ -53,8 +53,12 @@ func newLinkFixture(t *testing.T) *linkFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(relay.Close)
-	a, err := New(context.Background(), Config{Servers: []string{relay.Addr()}, CAPin: srv.CAPin(), JoinToken: tok.Secret,
-		DataDir: t.TempDir(), NodeName: "edge-link", BindAddr: "127.0.0.1", Logger: logger})
+	cfg := Config{Servers: []string{relay.Addr()}, CAPin: srv.CAPin(), JoinToken: tok.Secret,
+		DataDir: t.TempDir(), NodeName: "edge-link", BindAddr: "127.0.0.1", Logger: logger}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -271,15 +271,21 @@ func jitter(d time.Duration) time.Duration {
 }
 
 // runTaskOnce runs one attempt of the task: until it fails, the runner is
-// stopped, or (command mode) it completes. See wasm_driver.go.
+// stopped, or (command mode, a container) it completes. See
+// wasm_driver.go and docker_driver.go.
 func (r *allocRunner) runTaskOnce(t *spec.Task) error {
-	if t.Driver != "wasm" {
-		return fmt.Errorf("driver %q is not available on this agent", t.Driver)
-	}
 	ctx, cancel := context.WithCancelCause(r.ctx)
 	defer cancel(nil)
 	at := attempt{ctx: ctx, restart: cancel}
-	err := r.runWasmTask(at, t)
+	var err error
+	switch t.Driver {
+	case "wasm":
+		err = r.runWasmTask(at, t)
+	case "docker":
+		err = r.runDockerTask(at, t)
+	default:
+		return fmt.Errorf("driver %q is not available on this agent", t.Driver)
+	}
 	var cr *checkRestartError
 	if r.ctx.Err() == nil && errors.As(context.Cause(ctx), &cr) {
 		return cr // the driver saw a cancelled attempt; the check said why
@@ -346,7 +352,7 @@ func (r *allocRunner) taskEnv(t *spec.Task, ports []wire.Port) map[string]string
 	return env
 }
 
-// resolveTask returns a copy of t whose env values and args have their
+// resolveTask returns a copy of t whose env values, args and command have their
 // runtime references (${STRATA_PORT_http}, ${node.datacenter},
 // ${attr.…}, ${meta.…}) resolved with spec.Interpolate; a reference the
 // agent cannot resolve fails the task, naming it.
@@ -389,5 +395,10 @@ func (r *allocRunner) resolveTask(t *spec.Task, ports []wire.Port) (*spec.Task, 
 		}
 		c.Config.Args[i] = out
 	}
+	command, err := spec.Interpolate(t.Config.Command, resolve)
+	if err != nil {
+		return nil, fmt.Errorf("command: %w", err)
+	}
+	c.Config.Command = command
 	return &c, nil
 }

@@ -13,13 +13,14 @@ const module = "github.com/strata-run/strata/"
 // allowed lists, for each package, the packages of this module it may
 // import directly. A package not listed may import anything.
 var allowed = map[string][]string{
-	"spec":          {},
-	"sched":         {"spec"},
-	"wasmhost":      {},
-	"registry":      {},
-	"internal/wire": {"spec"},
-	"edge":          {"spec", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck"},
-	"coordinator":   {"spec", "sched", "registry", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck"},
+	"spec":            {},
+	"sched":           {"spec"},
+	"wasmhost":        {},
+	"registry":        {},
+	"internal/wire":   {"spec"},
+	"edge":            {"spec", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "internal/docker"},
+	"internal/docker": {},
+	"coordinator":     {"spec", "sched", "registry", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck"},
 }
 
 func TestImportDirection(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -231,7 +232,7 @@ func runNodeStatus(ctx context.Context, env *Env, args []string) error {
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
-	fmt.Fprintln(tw, "ID\tName\tDatacenter\tAddress\tStatus\tEligibility\tDrain")
+	fmt.Fprintln(tw, "ID\tName\tDatacenter\tAddress\tStatus\tEligibility\tDrain\tDrivers")
 	for _, n := range nodes {
 		elig, drain := "eligible", "false"
 		if !n.Eligible {
@@ -240,7 +241,14 @@ func runNodeStatus(ctx context.Context, env *Env, args []string) error {
 		if n.Drain != nil {
 			drain = "true"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(n.ID), n.Name, n.Datacenter, n.Address, n.Status, elig, drain)
+		var drivers []string
+		for d, healthy := range n.Drivers {
+			if healthy {
+				drivers = append(drivers, d)
+			}
+		}
+		slices.Sort(drivers)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(n.ID), n.Name, n.Datacenter, n.Address, n.Status, elig, drain, strings.Join(drivers, ","))
 	}
 	return nil
 }

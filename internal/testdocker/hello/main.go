@@ -1,0 +1,94 @@
+// Command hello is the program of the test image strata-test/hello
+// (package testdocker builds it, static, into a FROM scratch image). It
+// is what a container task needs to show: it serves HTTP, writes to
+// stdout and stderr, exits with a chosen code, and stops on SIGTERM.
+//
+//	hello [serve]   serve HTTP on :$PORT (default 8080) until SIGTERM
+//	hello exit N    print a line on stdout and on stderr, exit with code N
+//	hello eat MB    allocate and touch MB MiB, then sleep (to be OOM-killed)
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	args := os.Args[1:]
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		serve()
+	case "exit":
+		code := 0
+		if len(args) > 0 {
+			code, _ = strconv.Atoi(args[0])
+		}
+		fmt.Printf("hello: exiting with code %d\n", code)
+		fmt.Fprintf(os.Stderr, "hello: stderr before exit %d\n", code)
+		os.Exit(code)
+	case "eat":
+		mb := 256
+		if len(args) > 0 {
+			mb, _ = strconv.Atoi(args[0])
+		}
+		fmt.Printf("hello: eating %d MiB\n", mb)
+		var keep [][]byte
+		for range mb {
+			b := make([]byte, 1<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			keep = append(keep, b)
+		}
+		fmt.Printf("hello: ate %d MiB\n", len(keep))
+		time.Sleep(time.Hour)
+	default:
+		fmt.Fprintf(os.Stderr, "hello: unknown command %q\n", cmd)
+		os.Exit(2)
+	}
+}
+
+func serve() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+		env := os.Environ()
+		sort.Strings(env)
+		fmt.Fprintln(w, strings.Join(env, "\n"))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(os.Stderr, "hello: %s %s\n", r.Method, r.URL.Path)
+		fmt.Fprintf(w, "hello from %s\n", r.URL.Path)
+	})
+	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	fmt.Printf("hello: serving on :%s\n", port)
+	select {
+	case err := <-errc:
+		fmt.Fprintf(os.Stderr, "hello: %v\n", err)
+		os.Exit(1)
+	case <-ctx.Done():
+	}
+	fmt.Println("hello: stopping on SIGTERM")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+}
