@@ -508,8 +508,15 @@ func (s *Server) fetchBlob(ctx context.Context, addr, digest string) error {
 	if resp.Size < 0 || resp.Size > MaxModuleSize {
 		return fmt.Errorf("server %s: module size %d out of range", addr, resp.Size)
 	}
+	// json.Encoder ends the header with a newline, which the decoder
+	// leaves unread: the module's bytes start after it.
+	r := io.MultiReader(dec.Buffered(), c)
+	var nl [1]byte
+	if _, err := io.ReadFull(r, nl[:]); err != nil || nl[0] != '\n' {
+		return fmt.Errorf("server %s: module %s: no newline after the header (%q, %v)", addr, digest, nl[0], err)
+	}
 	b := make([]byte, resp.Size)
-	if _, err := io.ReadFull(io.MultiReader(dec.Buffered(), c), b); err != nil {
+	if _, err := io.ReadFull(r, b); err != nil {
 		return fmt.Errorf("server %s: module %s: %w", addr, digest, err)
 	}
 	if got := Digest(b); got != digest {

@@ -1,9 +1,12 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -213,5 +216,44 @@ func TestLateJoinAndRemovePeer(t *testing.T) {
 	}
 	if err := follower.RemovePeer("no-such-server"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("removing an unknown server = %v, want ErrNotFound", err)
+	}
+}
+
+// A module pushed to one server is copied by another when it needs it,
+// byte for byte (the digest is checked).
+func TestBlobCopiedFromPeer(t *testing.T) {
+	servers := startInProcessCluster(t, 2)
+	b, err := os.ReadFile("../examples/tiny/tiny.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holder, other *Server
+	for _, s := range servers {
+		if s.IsLeader() {
+			holder = s
+		} else {
+			other = s
+		}
+	}
+	m, _, err := holder.PushModule(context.Background(), "tiny", "1.0.0", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.blobs.Has(m.Digest) {
+		t.Fatal("the follower has the blob before asking for it")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := other.fetchBlobFromPeers(ctx, m.Digest); err != nil {
+		t.Fatalf("copying the module from the leader: %v", err)
+	}
+	f, size, err := other.blobs.Open(m.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, _ := io.ReadAll(f)
+	if size != int64(len(b)) || !bytes.Equal(got, b) {
+		t.Fatalf("copied %d bytes, want the %d pushed", len(got), len(b))
 	}
 }
