@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-run/strata/coordinator"
 	"github.com/strata-run/strata/internal/netfault"
+	"github.com/strata-run/strata/internal/testutil"
 	"github.com/strata-run/strata/spec"
 )
 
@@ -81,7 +82,7 @@ func newLinkFixture(t *testing.T, opts ...func(*Config)) *linkFixture {
 
 // testLogger shows the agent's log when a test fails.
 func testLogger(t *testing.T) *slog.Logger {
-	var buf syncBuffer
+	var buf testutil.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log:\n%s", buf.String())
@@ -167,8 +168,14 @@ func TestLinkSurvivesAddressChange(t *testing.T) {
 	if after := f.relay.UpstreamAddr(); after == before {
 		t.Fatalf("rebind kept the address %s", after)
 	}
-	// Three heartbeat TTLs (1s + 1s grace) pass on the new path.
-	time.Sleep(6 * time.Second)
+	// Heartbeats keep arriving over the new path (every TTL/3 ≈ 333ms):
+	// wait for ten, more than three TTLs' worth, then the node must still
+	// be ready and never have been marked down.
+	beats := f.srv.HeartbeatStats().Beats
+	waitFor(t, "ten heartbeats over the new path", 20*time.Second, func() bool { return f.srv.HeartbeatStats().Beats >= beats+10 })
+	if hb := f.srv.HeartbeatStats(); hb.NodesDown != 0 || hb.MinMarginMillis <= 0 {
+		t.Fatalf("heartbeats after the address change: %+v, want none late and no node down", hb)
+	}
 	node, err := f.srv.Store().Node(f.agent.NodeID())
 	if err != nil || node == nil || node.Status != "ready" {
 		t.Fatalf("node after the address change: %+v %v, want ready", node, err)

@@ -6,10 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/strata-run/strata/internal/testutil"
 	"github.com/strata-run/strata/internal/wire"
 )
 
@@ -40,24 +40,6 @@ func TestTailOffset(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log stream's receiving end, read while it is written.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A followed log sends what is appended, follows the file across a
 // rotation, and ends when its context does.
 func TestSendLogsFollowsAcrossRotation(t *testing.T) {
@@ -70,7 +52,7 @@ func TestSendLogsFollowsAcrossRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out testutil.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- a.sendLogs(ctx, wire.LogRequest{AllocID: "al1", Task: "task", Type: "stdout", Follow: true, TailLines: 1}, &out, 5*time.Millisecond)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-run/strata/internal/testutil"
 )
 
 // A server and two agent processes: the example job with count 2 lands
@@ -96,12 +98,12 @@ type agentProc struct {
 	t    *testing.T
 	args []string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testutil.Buffer
 	done chan error
 }
 
 func (p *agentProc) start() {
-	p.out, p.done = &syncBuffer{}, make(chan error, 1)
+	p.out, p.done = &testutil.Buffer{}, make(chan error, 1)
 	p.cmd = exec.Command(strataBin, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/strata-run/strata/internal/testutil"
 )
 
 // Cluster tests run real `strata server` processes on loopback and kill
@@ -27,7 +29,7 @@ type serverProc struct {
 	args     []string
 	mu       sync.Mutex // guards cmd: workers check alive while another kills
 	cmd      *exec.Cmd
-	out      *syncBuffer
+	out      *testutil.Buffer
 	done     chan error
 }
 
@@ -46,7 +48,7 @@ func newServerProc(t *testing.T, name string) *serverProc {
 
 func (p *serverProc) start(extra ...string) {
 	p.t.Helper()
-	p.out = &syncBuffer{}
+	p.out = &testutil.Buffer{}
 	p.done = make(chan error, 1)
 	cmd := exec.Command(strataBin, append(slices.Clone(p.args), extra...)...)
 	cmd.Stdout, cmd.Stderr = p.out, p.out

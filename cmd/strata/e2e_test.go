@@ -21,6 +21,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/strata-run/strata/internal/testutil"
 	"github.com/strata-run/strata/internal/testwasm"
 )
 
@@ -91,33 +92,16 @@ func freePort(t *testing.T) int {
 type devProc struct {
 	t        *testing.T
 	cmd      *exec.Cmd
-	out      *syncBuffer
+	out      *testutil.Buffer
 	httpAddr string
 	dnsAddr  string
 	done     chan error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func startDev(t *testing.T, dataDir string, httpPort, dnsPort int) *devProc {
 	t.Helper()
 	d := &devProc{
-		t: t, out: &syncBuffer{},
+		t: t, out: &testutil.Buffer{},
 		httpAddr: fmt.Sprintf("127.0.0.1:%d", httpPort),
 		dnsAddr:  fmt.Sprintf("127.0.0.1:%d", dnsPort),
 		done:     make(chan error, 1),

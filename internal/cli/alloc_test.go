@@ -18,30 +18,13 @@ import (
 
 	"github.com/strata-run/strata/coordinator"
 	"github.com/strata-run/strata/edge"
+	"github.com/strata-run/strata/internal/testutil"
 	"github.com/strata-run/strata/internal/testwasm"
 	"github.com/strata-run/strata/sched"
 	"github.com/strata-run/strata/spec"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
-// lockedBuffer is a command's stdout read while the command runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // waitFor polls cond (at the process boundary: a real server and agent)
 // until it holds or max passes.
@@ -72,7 +55,7 @@ func TestAllocLogsAndStatusEndToEnd(t *testing.T) {
 	}
 	dir := t.TempDir()
 	// The server's and agent's logs, shown if the test fails.
-	var logs lockedBuffer
+	var logs testutil.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -185,7 +168,7 @@ func TestAllocLogsAndStatusEndToEnd(t *testing.T) {
 
 	// -f: the restarted task's lines arrive on the open stream.
 	fctx, stopFollow := context.WithCancel(ctx)
-	var fout, ferr lockedBuffer
+	var fout, ferr testutil.Buffer
 	followed := make(chan int, 1)
 	go func() {
 		followed <- Main(fctx, &Env{Stdout: &fout, Stderr: &ferr, Getenv: func(k string) string { return env[k] }}, []string{"alloc", "logs", "-f", prefix})
