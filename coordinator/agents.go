@@ -10,6 +10,7 @@ import (
 	"net"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -25,7 +26,7 @@ import (
 // endpoint closes.
 type agentEndpoint struct {
 	s   *Server
-	ln  *quic.EarlyListener
+	ln  *quic.Listener
 	log *slog.Logger
 
 	mu    sync.Mutex
@@ -56,12 +57,8 @@ func newAgentEndpoint(s *Server, addr string) (*agentEndpoint, error) {
 	qc := &quic.Config{
 		MaxIdleTimeout:  30 * time.Second,
 		KeepAlivePeriod: 10 * time.Second,
-		// A reconnecting agent resumes its TLS session and sends Register
-		// in its first flight. handle acts on nothing before the
-		// handshake completes, so a replayed 0-RTT flight does nothing.
-		Allow0RTT: true,
 	}
-	ln, err := quic.ListenAddrEarly(addr, tc, qc)
+	ln, err := quic.ListenAddr(addr, tc, qc)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: agent endpoint on %s: %w", addr, err)
 	}
@@ -110,15 +107,6 @@ func (a *agentEndpoint) handle(ctx context.Context, conn *quic.Conn) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	log := a.log.With("remote", conn.RemoteAddr().String())
-	// The listener hands over connections before their handshake ends
-	// (for 0-RTT); the agent's identity is known only once it has.
-	select {
-	case <-conn.HandshakeComplete():
-	case <-conn.Context().Done():
-		return
-	case <-ctx.Done():
-		return
-	}
 	ctrl, err := conn.AcceptStream(ctx)
 	if err != nil {
 		return
@@ -128,7 +116,7 @@ func (a *agentEndpoint) handle(ctx context.Context, conn *quic.Conn) {
 		a.join(ctrl, conn, log)
 		return
 	}
-	reg, err := a.register(ctrl, peer[0].Subject.CommonName)
+	reg, every, err := a.register(ctrl, peer[0].Subject.CommonName)
 	if err != nil {
 		log.Warn("agent registration failed", "err", err)
 		refuseConn(ctrl, conn, err)
@@ -150,11 +138,13 @@ func (a *agentEndpoint) handle(ctx context.Context, conn *quic.Conn) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	var writeMu sync.Mutex // the reader answers nothing, but keep writes serialised
+	var told atomic.Int64  // the heartbeat interval the agent was last told
+	told.Store(int64(every))
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		defer cancel()
-		if err := a.pushAllocs(ctx, reg.NodeID, ctrl, &writeMu); err != nil && ctx.Err() == nil {
+		if err := a.pushAllocs(ctx, reg.NodeID, ctrl, &writeMu, &told); err != nil && ctx.Err() == nil {
 			log.Warn("pushing allocations", "err", err)
 		}
 	}()
@@ -162,7 +152,7 @@ func (a *agentEndpoint) handle(ctx context.Context, conn *quic.Conn) {
 		defer wg.Done()
 		a.serveDownloads(ctx, conn, log)
 	}()
-	err = a.readControl(ctx, reg, ctrl)
+	err = a.readControl(ctx, reg, ctrl, &told)
 	stopped := ctx.Err() != nil // by the server's shutdown or a failed push, not by the agent
 	cancel()
 	switch {
@@ -244,28 +234,28 @@ func closedByAgent(err error) bool {
 
 // register reads the Register frame of an agent whose certificate names
 // certNode: the agent can only register as that node.
-func (a *agentEndpoint) register(ctrl *quic.Stream, certNode string) (*wire.Register, error) {
+func (a *agentEndpoint) register(ctrl *quic.Stream, certNode string) (*wire.Register, time.Duration, error) {
 	ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
 	t, payload, err := wire.Read(ctrl)
 	if err != nil {
-		return nil, fmt.Errorf("reading Register: %w", err)
+		return nil, 0, fmt.Errorf("reading Register: %w", err)
 	}
 	ctrl.SetReadDeadline(time.Time{})
 	if t != wire.TypeRegister {
-		return nil, fmt.Errorf("first frame must be Register, got %s", t)
+		return nil, 0, fmt.Errorf("first frame must be Register, got %s", t)
 	}
 	var reg wire.Register
 	if err := wire.Decode(t, payload, &reg); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if reg.NodeID == "" || reg.Name == "" {
-		return nil, errors.New("Register needs NodeID and Name")
+		return nil, 0, errors.New("Register needs NodeID and Name")
 	}
 	if reg.NodeID != certNode {
-		return nil, fmt.Errorf("this agent's certificate is for node %s but it registers as node %s", certNode, reg.NodeID)
+		return nil, 0, fmt.Errorf("this agent's certificate is for node %s but it registers as node %s", certNode, reg.NodeID)
 	}
 	if net.ParseIP(reg.Address) == nil {
-		return nil, fmt.Errorf("Register: address %q is not an IP", reg.Address)
+		return nil, 0, fmt.Errorf("Register: address %q is not an IP", reg.Address)
 	}
 	if reg.Datacenter == "" {
 		reg.Datacenter = "dc1"
@@ -279,7 +269,7 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, certNode string) (*wire.Regi
 	}
 	old, err := a.s.store.Node(reg.NodeID)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if old != nil {
 		node.Eligible = old.Eligible // eligibility is the operator's, not the agent's
@@ -289,7 +279,7 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, certNode string) (*wire.Regi
 	node.ComputedClass = sched.ComputeClass(&node)
 	if old == nil || !reflect.DeepEqual(old.Node, node) {
 		if _, _, err := a.s.apply(cmdNodeRegister, &nodeRegisterCmd{Node: node, Time: time.Now().UnixNano()}); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	if err := a.s.heartbeat(context.Background(), reg.NodeID); err != nil {
@@ -304,8 +294,9 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, certNode string) (*wire.Regi
 			servers = append(servers, p.AgentAddr)
 		}
 	}
-	return &reg, wire.Write(ctrl, wire.TypeRegistered, wire.Registered{
-		NodeID: reg.NodeID, HeartbeatMillis: a.heartbeatEvery().Milliseconds(), Servers: servers,
+	every := a.heartbeatEvery()
+	return &reg, every, wire.Write(ctrl, wire.TypeRegistered, wire.Registered{
+		NodeID: reg.NodeID, HeartbeatMillis: every.Milliseconds(), Servers: servers,
 	})
 }
 
@@ -314,11 +305,35 @@ func (a *agentEndpoint) heartbeatEvery() time.Duration {
 	return a.s.heartbeatTTL(a.s.store.NodeCount()) / heartbeatsPerTTLOnAgent
 }
 
+// retuneHeartbeat tells the agent a longer heartbeat interval once the
+// cluster has grown past a quarter more than the TTL it was told: agents
+// that registered into a small cluster would otherwise keep beating at
+// its pace (1000 agents registered one by one from nothing: 356 beats/s
+// instead of the 50-150/s the TTL aims for). The agent beats at once on
+// a change, then at the new pace, and each step at most doubles the
+// interval, so no beat lands after the deadline the leader armed at the
+// previous one; the leader's deadlines follow the largest TTL it has seen.
+func (a *agentEndpoint) retuneHeartbeat(ctrl *quic.Stream, mu *sync.Mutex, told *atomic.Int64) error {
+	cur := time.Duration(told.Load())
+	want := a.heartbeatEvery()
+	if want*4 <= cur*5 {
+		return nil
+	}
+	next := min(want, 2*cur)
+	mu.Lock()
+	err := wire.Write(ctrl, wire.TypeHeartbeatInterval, wire.HeartbeatInterval{Millis: next.Milliseconds()})
+	mu.Unlock()
+	if err == nil {
+		told.Store(int64(next))
+	}
+	return err
+}
+
 // readControl reads heartbeats and status reports until the stream ends.
-func (a *agentEndpoint) readControl(ctx context.Context, reg *wire.Register, ctrl *quic.Stream) error {
-	silence := a.heartbeatEvery()*heartbeatsPerTTLOnAgent + a.s.cfg.HeartbeatGrace
+func (a *agentEndpoint) readControl(ctx context.Context, reg *wire.Register, ctrl *quic.Stream, told *atomic.Int64) error {
 	for {
 		// Silent past TTL + grace: the connection is dead; the agent redials.
+		silence := time.Duration(told.Load())*heartbeatsPerTTLOnAgent + a.s.cfg.HeartbeatGrace
 		ctrl.SetReadDeadline(time.Now().Add(silence))
 		t, payload, err := wire.Read(ctrl)
 		if err != nil {
@@ -390,12 +405,15 @@ func (a *agentEndpoint) allocStatus(reg *wire.Register, st *wire.AllocStatus) er
 // pushAllocs sends the node's allocations now and after every change. It
 // wakes on every commit but reads the node's allocations only when a
 // commit wrote one of them.
-func (a *agentEndpoint) pushAllocs(ctx context.Context, nodeID string, ctrl *quic.Stream, mu *sync.Mutex) error {
+func (a *agentEndpoint) pushAllocs(ctx context.Context, nodeID string, ctrl *quic.Stream, mu *sync.Mutex, told *atomic.Int64) error {
 	var last []wire.Alloc
 	var seen uint64
 	first := true
 	for {
 		watch := a.s.store.Watch()
+		if err := a.retuneHeartbeat(ctrl, mu, told); err != nil {
+			return err
+		}
 		changes := a.s.store.NodeAllocChanges(nodeID)
 		if !first && changes == seen {
 			select {

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -368,5 +369,70 @@ func TestModuleDownloadFromOffset(t *testing.T) {
 	}
 	if hdr, rest := fetch(int64(len(b)) + 1); !strings.Contains(hdr.Error, "outside") || len(rest) != 0 {
 		t.Fatalf("past the end: header %+v, %d bytes", hdr, len(rest))
+	}
+}
+
+// As the cluster grows, a connected agent is told to beat more slowly,
+// at most doubling its interval at a time, up to a third of the TTL the
+// cluster's size now calls for; the server waits for it accordingly.
+func TestHeartbeatIntervalFollowsClusterSize(t *testing.T) {
+	s := startHeartbeatServer(t, Config{MinHeartbeatTTL: time.Second, HeartbeatGrace: time.Second})
+	conn := dialTLS(t, s, agentTLS(t, s, "n1"))
+	st, _ := conn.OpenStreamSync(context.Background())
+	wire.Write(st, wire.TypeRegister, wire.Register{NodeID: "n1", Name: "n1", Address: "127.0.0.1"})
+	typ, payload, err := wire.Read(st)
+	var ack wire.Registered
+	if err != nil || typ != wire.TypeRegistered || wire.Decode(typ, payload, &ack) != nil {
+		t.Fatalf("register: %v %v", typ, err)
+	}
+	if ack.HeartbeatMillis != 333 {
+		t.Fatalf("told to beat every %dms, want 333 (TTL 1s / 3)", ack.HeartbeatMillis)
+	}
+	// 400 nodes: the TTL becomes 8s (50 beats/s), an interval of 2.67s.
+	var nodes []sched.Node
+	for i := range 400 {
+		id := fmt.Sprintf("sim-%d", i)
+		nodes = append(nodes, sched.Node{ID: id, Name: id, Datacenter: "dc1", Address: "127.0.0.1", Status: sched.NodeReady, Eligible: true})
+	}
+	if err := s.RegisterNodes(context.Background(), nodes); err != nil {
+		t.Fatal(err)
+	}
+	var told []int64
+	last := ack.HeartbeatMillis
+	go func() { // keep the node alive meanwhile, at the interval it was told first
+		for range 40 {
+			if wire.Write(st, wire.TypeHeartbeat, wire.Heartbeat{}) != nil {
+				return
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}()
+	// Read until the server has nothing more to say for 1.5s.
+	for {
+		st.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+		typ, payload, err := wire.Read(st)
+		if err != nil {
+			break
+		}
+		if typ != wire.TypeHeartbeatInterval {
+			continue // the Allocs push
+		}
+		var hi wire.HeartbeatInterval
+		wire.Decode(typ, payload, &hi)
+		if hi.Millis > 2*last || hi.Millis <= last {
+			t.Fatalf("interval %dms after %dms: want a rise of at most double", hi.Millis, last)
+		}
+		told, last = append(told, hi.Millis), hi.Millis
+		// Each commit re-evaluates: register one more node.
+		if err := s.RegisterNodes(context.Background(), []sched.Node{{ID: fmt.Sprintf("more-%d", len(told)), Name: "more", Datacenter: "dc1", Address: "127.0.0.1", Status: sched.NodeReady, Eligible: true}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Within a quarter of the target (smaller changes are not sent).
+	if last < 2667*4/5 || last > 2700 {
+		t.Fatalf("intervals told %v: want them to reach 2134-2700ms (TTL 8s / 3 = 2667ms)", told)
+	}
+	if n, _ := s.store.Node("n1"); n == nil || n.Status != sched.NodeReady {
+		t.Fatalf("the agent's node after the interval grew: %+v, want ready", n)
 	}
 }

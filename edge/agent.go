@@ -72,11 +72,13 @@ type Agent struct {
 	docker *dockerDriver    // nil when no Docker Engine answered at start
 	cert   *tls.Certificate // client certificate; nil until joined (Run's goroutine only)
 	// tickets keeps TLS session tickets across reconnects, so a
-	// reconnect resumes and sends Register in its first flight (0-RTT).
+	// reconnect resumes the TLS session (no certificate exchange).
 	tickets tls.ClientSessionCache
-	// sessions and zeroRTT count registrations and those whose Register
-	// went out as 0-RTT data.
-	sessions, zeroRTT atomic.Int64
+	// sessions and resumed count registrations and those on a resumed
+	// TLS session.
+	sessions, resumed atomic.Int64
+	// beatEvery is the heartbeat interval the server last asked for.
+	beatEvery atomic.Int64
 
 	serversMu sync.Mutex
 	servers   []string // the flags' servers, then those learned from the cluster
@@ -371,7 +373,7 @@ func cutPrefix(s, p string) (string, bool) {
 // to validate a new path with, so a NAT rebinding or a change of network
 // would kill the connection instead of migrating it. release closes the
 // connection, the transport and the socket.
-func dialServer(ctx context.Context, server string, tc *tls.Config, qc *quic.Config, early bool) (*quic.Conn, func(), error) {
+func dialServer(ctx context.Context, server string, tc *tls.Config, qc *quic.Config) (*quic.Conn, func(), error) {
 	raddr, err := net.ResolveUDPAddr("udp", server)
 	if err != nil {
 		return nil, nil, err
@@ -385,11 +387,7 @@ func dialServer(ctx context.Context, server string, tc *tls.Config, qc *quic.Con
 		tr.Close()
 		udp.Close()
 	}
-	dial := tr.Dial
-	if early {
-		dial = tr.DialEarly
-	}
-	conn, err := dial(ctx, raddr, tc, qc)
+	conn, err := tr.Dial(ctx, raddr, tc, qc)
 	if err != nil {
 		closeAll()
 		return nil, nil, err
@@ -416,9 +414,6 @@ func (a *Agent) register(ctx context.Context, conn *quic.Conn) (*quic.Stream, *w
 	ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
 	t, payload, err := wire.Read(ctrl)
 	if err != nil {
-		if errors.Is(err, quic.Err0RTTRejected) {
-			return nil, nil, err
-		}
 		return nil, nil, fmt.Errorf("waiting for Registered: %w", err)
 	}
 	ctrl.SetReadDeadline(time.Time{})
@@ -441,8 +436,6 @@ func (a *Agent) register(ctx context.Context, conn *quic.Conn) (*quic.Stream, *w
 func (a *Agent) session(ctx context.Context, server string) error {
 	tc, pinErr := a.tlsConfig(a.cert)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	// Early: with a session ticket from an earlier connection to this
-	// server, Register leaves in the first flight (0-RTT).
 	conn, release, err := dialServer(dctx, server, tc, &quic.Config{
 		// The agent gives up on a silent server after 15 s (the server
 		// allows 30): after a partition heals, a session the server has
@@ -450,7 +443,7 @@ func (a *Agent) session(ctx context.Context, server string) error {
 		// reconnects and stops what the cluster replaced.
 		MaxIdleTimeout:  15 * time.Second,
 		KeepAlivePeriod: 5 * time.Second,
-	}, true)
+	})
 	cancel()
 	if err != nil {
 		if *pinErr != nil {
@@ -460,23 +453,15 @@ func (a *Agent) session(ctx context.Context, server string) error {
 	}
 	defer release()
 	ctrl, ack, err := a.register(ctx, conn)
-	if errors.Is(err, quic.Err0RTTRejected) {
-		// The server would not take 0-RTT (e.g. it restarted and lost its
-		// ticket keys): the same connection goes on as a full handshake.
-		if conn, err = conn.NextConnection(ctx); err != nil {
-			return err
-		}
-		ctrl, ack, err = a.register(ctx, conn)
-	}
 	if err != nil {
 		return err
 	}
 	a.sessions.Add(1)
-	used0RTT := conn.ConnectionState().Used0RTT
-	if used0RTT {
-		a.zeroRTT.Add(1)
+	resumed := conn.ConnectionState().TLS.DidResume
+	if resumed {
+		a.resumed.Add(1)
 	}
-	a.log.Info("registered", "server", server, "node_id", a.nodeID, "zero_rtt", used0RTT)
+	a.log.Info("registered", "server", server, "node_id", a.nodeID, "resumed", resumed)
 	a.learnServers(ack.Servers, true)
 	a.setConn(conn)
 	defer a.setConn(nil)
@@ -486,8 +471,11 @@ func (a *Agent) session(ctx context.Context, server string) error {
 	sctx, scancel := context.WithCancel(ctx)
 	defer scancel()
 	errc := make(chan error, 2)
-	go func() { errc <- a.readAllocs(sctx, ctrl) }()
-	go func() { errc <- a.writeControl(sctx, ctrl, time.Duration(ack.HeartbeatMillis)*time.Millisecond) }()
+	retune := make(chan time.Duration, 1) // the server's new heartbeat interval, latest only
+	go func() { errc <- a.readAllocs(sctx, ctrl, retune) }()
+	go func() {
+		errc <- a.writeControl(sctx, ctrl, time.Duration(ack.HeartbeatMillis)*time.Millisecond, retune)
+	}()
 	streamsDone := make(chan struct{})
 	go func() {
 		defer close(streamsDone)
@@ -513,7 +501,7 @@ func (a *Agent) setConn(c *quic.Conn) {
 	a.connMu.Unlock()
 }
 
-func (a *Agent) readAllocs(ctx context.Context, ctrl *quic.Stream) error {
+func (a *Agent) readAllocs(ctx context.Context, ctrl *quic.Stream, retune chan time.Duration) error {
 	for {
 		t, payload, err := wire.Read(ctrl)
 		if err != nil {
@@ -530,6 +518,19 @@ func (a *Agent) readAllocs(ctx context.Context, ctrl *quic.Stream) error {
 				a.log.Error("saving local state", "err", err)
 			}
 			a.reconcile(ctx, m.Allocs)
+		case wire.TypeHeartbeatInterval:
+			var hi wire.HeartbeatInterval
+			if err := wire.Decode(t, payload, &hi); err != nil {
+				return err
+			}
+			if hi.Millis <= 0 {
+				return fmt.Errorf("server sent a heartbeat interval of %dms", hi.Millis)
+			}
+			select { // keep only the latest
+			case <-retune:
+			default:
+			}
+			retune <- time.Duration(hi.Millis) * time.Millisecond
 		case wire.TypeError:
 			var e wire.Error
 			wire.Decode(t, payload, &e)
@@ -542,10 +543,11 @@ func (a *Agent) readAllocs(ctx context.Context, ctrl *quic.Stream) error {
 
 // writeControl is the only writer of the control stream: heartbeats on a
 // ticker, status reports as they change.
-func (a *Agent) writeControl(ctx context.Context, ctrl *quic.Stream, every time.Duration) error {
+func (a *Agent) writeControl(ctx context.Context, ctrl *quic.Stream, every time.Duration, retune <-chan time.Duration) error {
 	if every <= 0 {
 		every = time.Second
 	}
+	a.beatEvery.Store(int64(every))
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -562,6 +564,15 @@ func (a *Agent) writeControl(ctx context.Context, ctrl *quic.Stream, every time.
 			if err := wire.Write(ctrl, wire.TypeHeartbeat, wire.Heartbeat{}); err != nil {
 				return err
 			}
+		case d := <-retune:
+			// Beat now, then at the new pace: a reset ticker would
+			// otherwise add the new interval to the time already waited.
+			a.log.Debug("heartbeat interval changed", "from", time.Duration(a.beatEvery.Load()), "to", d)
+			if err := wire.Write(ctrl, wire.TypeHeartbeat, wire.Heartbeat{}); err != nil {
+				return err
+			}
+			a.beatEvery.Store(int64(d))
+			tick.Reset(d)
 		case <-a.statReady:
 		}
 	}

@@ -90,7 +90,7 @@ func (a *Agent) join(ctx context.Context, server string) (*tls.Certificate, erro
 	}
 	tc, pinErr := a.tlsConfig(nil)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, release, err := dialServer(dctx, server, tc, &quic.Config{MaxIdleTimeout: 30 * time.Second}, false)
+	conn, release, err := dialServer(dctx, server, tc, &quic.Config{MaxIdleTimeout: 30 * time.Second})
 	cancel()
 	if err != nil {
 		if *pinErr != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/strata-run/strata/coordinator"
 	"github.com/strata-run/strata/internal/netfault"
 	"github.com/strata-run/strata/internal/testutil"
+	"github.com/strata-run/strata/sched"
 	"github.com/strata-run/strata/spec"
 )
 
@@ -187,11 +188,11 @@ func TestLinkSurvivesAddressChange(t *testing.T) {
 }
 
 // A reconnect to a server the agent has talked to resumes the TLS session
-// and sends Register as 0-RTT data, and the session is a working one.
-func TestReconnectUsesZeroRTT(t *testing.T) {
+// (no certificate exchange), and the resumed session is a working one.
+func TestReconnectResumesTLS(t *testing.T) {
 	f := newLinkFixture(t)
-	if n := f.agent.zeroRTT.Load(); n != 0 {
-		t.Fatalf("the first connection used 0-RTT (%d): it had no ticket", n)
+	if n := f.agent.resumed.Load(); n != 0 {
+		t.Fatalf("the first connection was resumed (%d): it had no ticket", n)
 	}
 	conn, err := f.agent.liveConn(context.Background())
 	if err != nil {
@@ -199,8 +200,8 @@ func TestReconnectUsesZeroRTT(t *testing.T) {
 	}
 	conn.CloseWithError(0, "test: drop the link")
 	waitFor(t, "the agent to reconnect", 20*time.Second, func() bool { return f.agent.sessions.Load() == 2 })
-	if n := f.agent.zeroRTT.Load(); n != 1 {
-		t.Fatalf("the reconnect did not use 0-RTT (zero-RTT sessions: %d)", n)
+	if n := f.agent.resumed.Load(); n != 1 {
+		t.Fatalf("the reconnect did not resume the TLS session (resumed sessions: %d)", n)
 	}
 	f.deployTiny(t)
 }
@@ -278,4 +279,30 @@ job "flaky" {
 	if !slices.Contains(events, "Restarting") {
 		t.Fatalf("events %v: the restart should go through the restart policy", events)
 	}
+}
+
+// The agent takes the longer heartbeat interval the server sends as the
+// cluster grows.
+func TestAgentFollowsHeartbeatInterval(t *testing.T) {
+	f := newLinkFixture(t)
+	waitFor(t, "the first interval", 10*time.Second, func() bool { return f.agent.beatEvery.Load() > 0 })
+	if first := time.Duration(f.agent.beatEvery.Load()); first != 333*time.Millisecond {
+		t.Fatalf("registered with an interval of %s, want 333ms (TTL 1s / 3)", first)
+	}
+	var nodes []sched.Node
+	for i := range 300 { // TTL 6s: an interval of 2s
+		id := fmt.Sprintf("sim-%d", i)
+		nodes = append(nodes, sched.Node{ID: id, Name: id, Datacenter: "dc1", Address: "127.0.0.1", Status: sched.NodeReady, Eligible: true})
+	}
+	if err := f.srv.RegisterNodes(context.Background(), nodes); err != nil {
+		t.Fatal(err)
+	}
+	// Within a quarter of 2s (smaller changes are not sent), never above.
+	waitFor(t, "an interval of 1.6-2s", 10*time.Second, func() bool {
+		d := time.Duration(f.agent.beatEvery.Load())
+		if d > 2*time.Second {
+			t.Fatalf("interval %s: more than the TTL allows", d)
+		}
+		return d >= 1600*time.Millisecond
+	})
 }

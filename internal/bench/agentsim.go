@@ -205,7 +205,8 @@ type simAgent struct {
 
 	mu      sync.Mutex
 	pending []wire.AllocStatus
-	wake    chan struct{} // 1-buffered: pending grew
+	wake    chan struct{}      // 1-buffered: pending grew
+	retune  chan time.Duration // 1-buffered: the server's new heartbeat interval
 	seen    map[string]bool
 }
 
@@ -240,7 +241,7 @@ func startFleet(ctx context.Context, link SimLink, n int, prefix string, fetchMo
 				return
 			}
 			a := &simAgent{f: f, reg: reg, conn: conn, ctrl: ctrl, every: time.Duration(ack.HeartbeatMillis) * time.Millisecond,
-				wake: make(chan struct{}, 1), seen: map[string]bool{}}
+				wake: make(chan struct{}, 1), retune: make(chan time.Duration, 1), seen: map[string]bool{}}
 			f.agents[i] = a
 			f.wg.Go(func() { a.run(fctx) })
 		})
@@ -343,6 +344,11 @@ func (a *simAgent) writeControl(ctx context.Context) error {
 			if err := wire.Write(a.ctrl, wire.TypeHeartbeat, wire.Heartbeat{}); err != nil {
 				return err
 			}
+		case d := <-a.retune: // beat now, then at the new pace, as edge.Agent does
+			if err := wire.Write(a.ctrl, wire.TypeHeartbeat, wire.Heartbeat{}); err != nil {
+				return err
+			}
+			tick.Reset(d)
 		case <-a.wake:
 		}
 	}
@@ -365,6 +371,18 @@ func (a *simAgent) readAllocs(ctx context.Context, wg *sync.WaitGroup) error {
 		t, payload, err := wire.Read(a.ctrl)
 		if err != nil {
 			return err
+		}
+		if t == wire.TypeHeartbeatInterval {
+			var hi wire.HeartbeatInterval
+			if err := wire.Decode(t, payload, &hi); err != nil || hi.Millis <= 0 {
+				return fmt.Errorf("bad %s frame: %v", t, err)
+			}
+			select { // keep only the latest, as edge.Agent does
+			case <-a.retune:
+			default:
+			}
+			a.retune <- time.Duration(hi.Millis) * time.Millisecond
+			continue
 		}
 		if t != wire.TypeAllocs {
 			return fmt.Errorf("unexpected %s frame", t)

@@ -22,23 +22,24 @@ type Type byte
 
 // Message types. Values are part of the protocol: never renumber.
 const (
-	TypeRegister    Type = 1  // agent -> server, Register
-	TypeRegistered  Type = 2  // server -> agent, Registered
-	TypeHeartbeat   Type = 3  // agent -> server, Heartbeat
-	TypeAllocs      Type = 4  // server -> agent, Allocs
-	TypeAllocStatus Type = 5  // agent -> server, AllocStatus
-	TypeFetchModule Type = 6  // agent -> server, FetchModule
-	TypeModule      Type = 7  // server -> agent, ModuleHeader
-	TypeError       Type = 8  // either way, Error; the sender closes after it
-	TypeJoin        Type = 9  // agent -> server, Join: first frame of a connection without a client certificate
-	TypeJoined      Type = 10 // server -> agent, Joined; the server then closes the connection
-	TypeLogRequest  Type = 11 // server -> agent, LogRequest, on a stream the server opens
-	TypeLogHeader   Type = 12 // agent -> server, LogHeader, then raw log bytes
+	TypeRegister          Type = 1  // agent -> server, Register
+	TypeRegistered        Type = 2  // server -> agent, Registered
+	TypeHeartbeat         Type = 3  // agent -> server, Heartbeat
+	TypeAllocs            Type = 4  // server -> agent, Allocs
+	TypeAllocStatus       Type = 5  // agent -> server, AllocStatus
+	TypeFetchModule       Type = 6  // agent -> server, FetchModule
+	TypeModule            Type = 7  // server -> agent, ModuleHeader
+	TypeError             Type = 8  // either way, Error; the sender closes after it
+	TypeJoin              Type = 9  // agent -> server, Join: first frame of a connection without a client certificate
+	TypeJoined            Type = 10 // server -> agent, Joined; the server then closes the connection
+	TypeLogRequest        Type = 11 // server -> agent, LogRequest, on a stream the server opens
+	TypeLogHeader         Type = 12 // agent -> server, LogHeader, then raw log bytes
+	TypeHeartbeatInterval Type = 13 // server -> agent, HeartbeatInterval, on the control stream
 )
 
 // MaxType is the highest message type this version knows; Read rejects
 // frames of a higher type.
-const MaxType = TypeLogHeader
+const MaxType = TypeHeartbeatInterval
 
 func (t Type) String() string {
 	switch t {
@@ -66,6 +67,8 @@ func (t Type) String() string {
 		return "LogRequest"
 	case TypeLogHeader:
 		return "LogHeader"
+	case TypeHeartbeatInterval:
+		return "HeartbeatInterval"
 	}
 	return fmt.Sprintf("Type(%d)", byte(t))
 }
@@ -146,6 +149,13 @@ type Registered struct {
 	// Servers are the agent addresses of the servers this one knows, so
 	// the agent can fail over to servers it was not told of.
 	Servers []string `json:"Servers,omitempty"`
+}
+
+// HeartbeatInterval tells a connected agent to beat at a new interval:
+// the cluster grew since it registered, and the servers spread
+// heartbeats over a longer TTL.
+type HeartbeatInterval struct {
+	Millis int64 `json:"Millis"`
 }
 
 // Heartbeat keeps the node alive. It carries nothing yet.
