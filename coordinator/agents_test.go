@@ -19,6 +19,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,6 +119,13 @@ func joinAs(t *testing.T, s *Server, token, nodeID string) (*tls.Certificate, *w
 // mutual-TLS config it then dials with.
 func agentTLS(t *testing.T, s *Server, nodeID string) *tls.Config {
 	t.Helper()
+	// An agent joins once and keeps its certificate: a fake agent that
+	// reconnects dials with the one it got (a second join for a
+	// registered node is refused).
+	key := agentCertKey{s, nodeID}
+	if tc, ok := agentCerts.Load(key); ok {
+		return tc.(*tls.Config).Clone()
+	}
 	tok, err := s.CreateJoinToken(JoinTokenRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -128,8 +136,18 @@ func agentTLS(t *testing.T, s *Server, nodeID string) *tls.Config {
 	}
 	tc := serverTLS(s)
 	tc.Certificates = []tls.Certificate{*cert}
-	return tc
+	agentCerts.Store(key, tc)
+	t.Cleanup(func() { agentCerts.Delete(key) })
+	return tc.Clone()
 }
+
+type agentCertKey struct {
+	s    *Server
+	node string
+}
+
+// agentCerts are the fake agents' client configurations, by server and node.
+var agentCerts sync.Map
 
 // Garbage on the control stream closes that agent's connection with a
 // reason; the server keeps serving other agents.

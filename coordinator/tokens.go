@@ -258,6 +258,15 @@ func (s *Server) join(token, nodeID string, csrDER []byte) ([]byte, error) {
 	if err := t.check(tok != nil, id, hash, now); err != nil {
 		return nil, err
 	}
+	// A token buys a certificate for a new node, not for one that exists:
+	// otherwise anyone with a token could take over a registered node's
+	// identity. (An agent that lost its certificate but kept its node ID
+	// starts again with an empty data dir, as a new node.)
+	if n, err := s.store.Node(nodeID); err != nil {
+		return nil, err
+	} else if n != nil {
+		return nil, fmt.Errorf("%w: node %s (%s) is already registered; an agent that lost its certificate must start with an empty data dir, as a new node", errJoinRefused, nodeID, n.Name)
+	}
 	csr, err := x509.ParseCertificateRequest(csrDER)
 	if err != nil {
 		return nil, fmt.Errorf("%w: malformed certificate request: %v", errJoinRefused, err)

@@ -202,3 +202,20 @@ func TestAllocsByPrefixOrSuffix(t *testing.T) {
 		}
 	}
 }
+
+// A token cannot buy a certificate for a node that is registered: that
+// would hand its identity to whoever holds a token.
+func TestJoinCannotTakeOverARegisteredNode(t *testing.T) {
+	s := startTestServer(t)
+	conn := dialTLS(t, s, agentTLS(t, s, "n1"))
+	st, _ := conn.OpenStreamSync(context.Background())
+	wire.Write(st, wire.TypeRegister, wire.Register{NodeID: "n1", Name: "edge-1", Address: "127.0.0.1"})
+	if typ, _, err := wire.Read(st); err != nil || typ != wire.TypeRegistered {
+		t.Fatalf("register: %v %v", typ, err)
+	}
+	tok := mustToken(t, s, JoinTokenRequest{Reusable: true})
+	wantRefused(t, s, tok.Secret, "n1", "node n1 (edge-1) is already registered")
+	if toks, _ := s.store.JoinTokens(); len(toks) != 2 || (toks[0].ID == tok.ID && toks[0].Uses != 0) || (toks[1].ID == tok.ID && toks[1].Uses != 0) {
+		t.Fatalf("tokens after the refused join: %+v, want the reusable one unspent", toks)
+	}
+}
