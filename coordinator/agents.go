@@ -201,28 +201,28 @@ func (a *agentEndpoint) join(ctrl *quic.Stream, conn *quic.Conn, log *slog.Logge
 		refuseConn(ctrl, conn, err)
 		return
 	}
-	ctrl.Close()
-	select {
-	case <-conn.Context().Done():
-	case <-time.After(time.Second):
-	}
-	conn.CloseWithError(closeNormal, "")
+	closeAfterReply(ctrl, conn, closeNormal, "")
 }
 
 // refuseConn tells the agent why it is refused, in an Error frame and in
-// the connection's close reason, and closes the connection. The frame is
-// given up to a second to arrive before the close would discard it (an
-// agent closes first once it has read it).
+// the connection's close reason, and closes the connection.
 func refuseConn(ctrl *quic.Stream, conn *quic.Conn, err error) {
 	var nl *NotLeaderError
 	temporary := errors.As(err, &nl) || errors.Is(err, ErrNotLeader) || errors.Is(err, errNoCA)
 	wire.Write(ctrl, wire.TypeError, wire.Error{Message: err.Error(), Temporary: temporary})
+	closeAfterReply(ctrl, conn, closeProtocol, truncate(err.Error(), 200))
+}
+
+// closeAfterReply closes a connection whose last frame was just written:
+// the frame gets up to a second to arrive before the close would discard
+// it (the agent closes first once it has read it).
+func closeAfterReply(ctrl *quic.Stream, conn *quic.Conn, code quic.ApplicationErrorCode, reason string) {
 	ctrl.Close()
 	select {
 	case <-conn.Context().Done():
 	case <-time.After(time.Second):
 	}
-	conn.CloseWithError(closeProtocol, truncate(err.Error(), 200))
+	conn.CloseWithError(code, reason)
 }
 
 // closedByAgent reports whether err is the agent closing its connection

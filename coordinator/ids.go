@@ -3,7 +3,7 @@ package coordinator
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
+	"github.com/google/uuid"
 	"sync"
 	"time"
 )
@@ -51,15 +51,5 @@ func (g *idGen) next() string {
 	b[6] = 0x70 | byte(seq>>8)
 	b[7] = byte(seq)
 	b[8] = b[8]&0x3f | 0x80
-	var h [36]byte
-	hex.Encode(h[0:8], b[0:4])
-	h[8] = '-'
-	hex.Encode(h[9:13], b[4:6])
-	h[13] = '-'
-	hex.Encode(h[14:18], b[6:8])
-	h[18] = '-'
-	hex.Encode(h[19:23], b[8:10])
-	h[23] = '-'
-	hex.Encode(h[24:], b[10:])
-	return string(h[:])
+	return uuid.UUID(b).String()
 }

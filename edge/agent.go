@@ -2,10 +2,8 @@ package edge
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -110,8 +108,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("edge: DataDir is required")
 	}
-	if _, err := parsePin(cfg.CAPin); err != nil {
-		return nil, err
+	if _, err := wire.ParsePin(cfg.CAPin); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
 	}
 	if cfg.Datacenter == "" {
 		cfg.Datacenter = "dc1"
@@ -300,7 +298,7 @@ func (e *refusedError) Error() string { return "refused by server: " + e.msg }
 // error pointer holds the pin check's failure after a failed dial, which
 // quic-go reports only as a TLS alert.
 func (a *Agent) tlsConfig(cert *tls.Certificate) (*tls.Config, *error) {
-	pin, _ := parsePin(a.cfg.CAPin)
+	pin, _ := wire.ParsePin(a.cfg.CAPin)
 	pinErr := new(error)
 	tc := &tls.Config{
 		NextProtos: []string{wire.ALPN},
@@ -309,7 +307,7 @@ func (a *Agent) tlsConfig(cert *tls.Certificate) (*tls.Config, *error) {
 		// pinned cluster CA, which VerifyPeerCertificate enforces.
 		InsecureSkipVerify: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			err := verifyPinned(raw, pin)
+			err := wire.VerifyPinned(raw, pin)
 			*pinErr = err
 			return err
 		},
@@ -319,52 +317,6 @@ func (a *Agent) tlsConfig(cert *tls.Certificate) (*tls.Config, *error) {
 		tc.ClientSessionCache = a.tickets
 	}
 	return tc, pinErr
-}
-
-// verifyPinned checks that the chain's leaf is signed by a CA certificate
-// in the chain whose SHA-256 is pin.
-func verifyPinned(raw [][]byte, pin []byte) error {
-	if len(raw) == 0 {
-		return errors.New("server sent no certificate")
-	}
-	var ca *x509.Certificate
-	for _, r := range raw[1:] {
-		sum := sha256.Sum256(r)
-		if string(sum[:]) == string(pin) {
-			c, err := x509.ParseCertificate(r)
-			if err != nil {
-				return err
-			}
-			ca = c
-		}
-	}
-	if ca == nil {
-		return fmt.Errorf("server certificate is not from the pinned cluster CA sha256:%s (wrong -ca-pin, or the wrong cluster)", hex.EncodeToString(pin))
-	}
-	leaf, err := x509.ParseCertificate(raw[0])
-	if err != nil {
-		return err
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-	return err
-}
-
-func parsePin(s string) ([]byte, error) {
-	h, ok := cutPrefix(s, "sha256:")
-	b, err := hex.DecodeString(h)
-	if !ok || err != nil || len(b) != sha256.Size {
-		return nil, fmt.Errorf("edge: CA pin %q must be sha256:<64 hex digits>", s)
-	}
-	return b, nil
-}
-
-func cutPrefix(s, p string) (string, bool) {
-	if len(s) >= len(p) && s[:len(p)] == p {
-		return s[len(p):], true
-	}
-	return s, false
 }
 
 // dialServer dials one QUIC connection on its own UDP socket and

@@ -2,13 +2,7 @@ package edge
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -78,16 +72,6 @@ func (e *pinMismatchError) Unwrap() error { return e.err }
 // stores it. It returns a *joinRefusedError or *pinMismatchError when
 // retrying cannot help.
 func (a *Agent) join(ctx context.Context, server string) (*tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject: pkix.Name{CommonName: a.nodeID},
-	}, key)
-	if err != nil {
-		return nil, err
-	}
 	tc, pinErr := a.tlsConfig(nil)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	conn, release, err := dialServer(dctx, server, tc, &quic.Config{MaxIdleTimeout: 30 * time.Second})
@@ -103,58 +87,28 @@ func (a *Agent) join(ctx context.Context, server string) (*tls.Certificate, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := wire.Write(st, wire.TypeJoin, wire.Join{Token: a.cfg.JoinToken, NodeID: a.nodeID, Name: a.cfg.NodeName, CSR: csr}); err != nil {
-		return nil, err
-	}
 	st.SetReadDeadline(time.Now().Add(30 * time.Second))
-	t, payload, err := wire.Read(st)
-	if err != nil {
-		return nil, fmt.Errorf("waiting for Joined from %s: %w", server, err)
+	certPEM, keyPEM, err := wire.RequestCertificate(st, a.cfg.JoinToken, a.nodeID, a.cfg.NodeName)
+	var refusal *wire.Refusal
+	switch {
+	case errors.As(err, &refusal) && refusal.Temporary:
+		return nil, fmt.Errorf("server %s cannot take the join now: %s", server, refusal.Message)
+	case errors.As(err, &refusal):
+		return nil, &joinRefusedError{msg: refusal.Message}
+	case err != nil:
+		return nil, fmt.Errorf("joining through %s: %w", server, err)
 	}
-	switch t {
-	case wire.TypeError:
-		var e wire.Error
-		wire.Decode(t, payload, &e)
-		if e.Temporary {
-			return nil, fmt.Errorf("server %s cannot take the join now: %s", server, e.Message)
-		}
-		return nil, &joinRefusedError{msg: e.Message}
-	case wire.TypeJoined:
-	default:
-		return nil, fmt.Errorf("expected Joined from %s, got %s", server, t)
-	}
-	var j wire.Joined
-	if err := wire.Decode(t, payload, &j); err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(j.CertPEM)
-	if block == nil {
-		return nil, fmt.Errorf("server %s sent no PEM certificate", server)
-	}
-	leaf, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("server %s sent a bad certificate: %w", server, err)
-	}
-	pub, ok := leaf.PublicKey.(*ecdsa.PublicKey)
-	if !ok || !pub.Equal(&key.PublicKey) || leaf.Subject.CommonName != a.nodeID {
-		return nil, fmt.Errorf("server %s sent a certificate that is not for this agent's key and node ID", server)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 	// Key first: a certificate on disk always has its key beside it.
 	if err := fsutil.WriteFileSync(filepath.Join(a.cfg.DataDir, keyFile), keyPEM, 0o600); err != nil {
 		return nil, fmt.Errorf("edge: saving the agent key: %w", err)
 	}
-	if err := fsutil.WriteFileSync(filepath.Join(a.cfg.DataDir, certFile), j.CertPEM, 0o600); err != nil {
+	if err := fsutil.WriteFileSync(filepath.Join(a.cfg.DataDir, certFile), certPEM, 0o600); err != nil {
 		return nil, fmt.Errorf("edge: saving the agent certificate: %w", err)
 	}
-	cert, err := tls.X509KeyPair(j.CertPEM, keyPEM)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, err
 	}
-	a.log.Info("joined the cluster", "server", server, "node_id", a.nodeID, "expires", leaf.NotAfter.UTC().Format(time.RFC3339))
+	a.log.Info("joined the cluster", "server", server, "node_id", a.nodeID)
 	return &cert, nil
 }

@@ -2,7 +2,7 @@ package sched
 
 import (
 	"encoding/binary"
-	"encoding/hex"
+	"github.com/google/uuid"
 	"math/rand/v2"
 	"slices"
 )
@@ -189,15 +189,5 @@ func newUUID(r *rand.Rand) string {
 	binary.BigEndian.PutUint64(b[8:], r.Uint64())
 	b[6] = b[6]&0x0f | 0x40 // version 4
 	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:36], b[10:16])
-	return string(s[:])
+	return uuid.UUID(b).String()
 }

@@ -2,19 +2,12 @@ package bench
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -38,9 +31,9 @@ type SimLink struct {
 // stream and the server's answer. It is the only code here that knows how
 // an agent proves itself to a server.
 func dialAndRegister(ctx context.Context, link SimLink, reg wire.Register) (*quic.Conn, *quic.Stream, *wire.Registered, error) {
-	pin, err := hex.DecodeString(strings.TrimPrefix(link.CAPin, "sha256:"))
-	if err != nil || len(pin) != sha256.Size {
-		return nil, nil, nil, fmt.Errorf("bench: CA pin %q must be sha256:<64 hex digits>", link.CAPin)
+	pin, err := wire.ParsePin(link.CAPin)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("bench: %w", err)
 	}
 	tc := &tls.Config{
 		NextProtos: []string{wire.ALPN},
@@ -48,7 +41,7 @@ func dialAndRegister(ctx context.Context, link SimLink, reg wire.Register) (*qui
 		// Servers are identified by the pinned CA, not by name.
 		InsecureSkipVerify: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			return verifyPinnedChain(raw, pin)
+			return wire.VerifyPinned(raw, pin)
 		},
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -102,14 +95,6 @@ func dialAndRegister(ctx context.Context, link SimLink, reg wire.Register) (*qui
 // simJoin spends the link's join token for reg's node and returns its
 // client certificate.
 func simJoin(ctx context.Context, link SimLink, tc *tls.Config, reg wire.Register) (*tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: reg.NodeID}}, key)
-	if err != nil {
-		return nil, err
-	}
 	conn, err := quic.DialAddr(ctx, link.AgentAddr, tc, &quic.Config{MaxIdleTimeout: 30 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("dial %s to join: %w", link.AgentAddr, err)
@@ -119,57 +104,14 @@ func simJoin(ctx context.Context, link SimLink, tc *tls.Config, reg wire.Registe
 	if err != nil {
 		return nil, err
 	}
-	if err := wire.Write(st, wire.TypeJoin, wire.Join{Token: link.JoinToken, NodeID: reg.NodeID, Name: reg.Name, CSR: csr}); err != nil {
-		return nil, err
-	}
 	deadline, _ := ctx.Deadline()
 	st.SetReadDeadline(deadline)
-	t, payload, err := wire.Read(st)
+	certPEM, keyPEM, err := wire.RequestCertificate(st, link.JoinToken, reg.NodeID, reg.Name)
 	if err != nil {
-		return nil, fmt.Errorf("waiting for Joined: %w", err)
+		return nil, fmt.Errorf("join: %w", err)
 	}
-	if t == wire.TypeError {
-		var e wire.Error
-		wire.Decode(t, payload, &e)
-		return nil, fmt.Errorf("join refused: %s", e.Message)
-	}
-	var j wire.Joined
-	if t != wire.TypeJoined || wire.Decode(t, payload, &j) != nil {
-		return nil, fmt.Errorf("expected Joined, got %s", t)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := tls.X509KeyPair(j.CertPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
-	if err != nil {
-		return nil, fmt.Errorf("joined with a certificate that does not match the key: %w", err)
-	}
-	return &cert, nil
-}
-
-// verifyPinnedChain checks that the leaf is signed by a certificate of
-// the chain whose SHA-256 is pin.
-func verifyPinnedChain(raw [][]byte, pin []byte) error {
-	if len(raw) < 2 {
-		return errors.New("server sent no CA certificate")
-	}
-	pool := x509.NewCertPool()
-	for _, r := range raw[1:] {
-		if sum := sha256.Sum256(r); string(sum[:]) == string(pin) {
-			ca, err := x509.ParseCertificate(r)
-			if err != nil {
-				return err
-			}
-			pool.AddCert(ca)
-		}
-	}
-	leaf, err := x509.ParseCertificate(raw[0])
-	if err != nil {
-		return err
-	}
-	_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-	return err
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	return &cert, err
 }
 
 // fleet is N simulated agents in this process, each with its own QUIC

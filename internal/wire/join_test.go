@@ -1,4 +1,4 @@
-package edge
+package wire
 
 import (
 	"crypto/ecdsa"
@@ -45,24 +45,24 @@ func TestVerifyPinned(t *testing.T) {
 	other, otherKey := makeCA(t, "other")
 	pin := sha256.Sum256(ca.Raw)
 
-	if err := verifyPinned([][]byte{makeLeaf(t, ca, caKey), ca.Raw}, pin[:]); err != nil {
+	if err := VerifyPinned([][]byte{makeLeaf(t, ca, caKey), ca.Raw}, pin[:]); err != nil {
 		t.Fatalf("chain from the pinned CA refused: %v", err)
 	}
-	err := verifyPinned([][]byte{makeLeaf(t, other, otherKey), other.Raw}, pin[:])
+	err := VerifyPinned([][]byte{makeLeaf(t, other, otherKey), other.Raw}, pin[:])
 	if err == nil || !strings.Contains(err.Error(), "pinned cluster CA") {
 		t.Fatalf("chain from another CA: %v, want refusal naming the pin", err)
 	}
 	// A leaf not signed by the pinned CA, even if the CA is sent along.
-	err = verifyPinned([][]byte{makeLeaf(t, other, otherKey), ca.Raw}, pin[:])
+	err = VerifyPinned([][]byte{makeLeaf(t, other, otherKey), ca.Raw}, pin[:])
 	if err == nil {
 		t.Fatal("leaf signed by another CA accepted because the pinned CA was in the chain")
 	}
-	if err := verifyPinned(nil, pin[:]); err == nil {
+	if err := VerifyPinned(nil, pin[:]); err == nil {
 		t.Fatal("empty chain accepted")
 	}
 	for _, bad := range []string{"", "sha256:xyz", "md5:" + strings.Repeat("a", 64), "sha256:" + strings.Repeat("a", 10)} {
-		if _, err := parsePin(bad); err == nil {
-			t.Errorf("parsePin(%q) accepted", bad)
+		if _, err := ParsePin(bad); err == nil {
+			t.Errorf("ParsePin(%q) accepted", bad)
 		}
 	}
 }
