@@ -20,6 +20,9 @@
 // payload; the length covers type and payload. Frames larger than MaxFrame
 // or of unknown type are protocol errors that close the stream.
 //
-// The package owns the framing and the message types only; it does no I/O
-// beyond the reader or writer it is handed.
+// The package owns the framing and the message types, and the agent's
+// side of the link's security (join.go): the CA pin check a server's
+// certificate must pass, and RequestCertificate, the Join exchange that
+// turns a token into a client certificate. It does no I/O beyond the
+// reader or writer it is handed.
 package wire
