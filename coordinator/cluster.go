@@ -355,14 +355,6 @@ func (s *Server) RemovePeer(id string) error {
 	return fmt.Errorf("server %q: %w (see `strata operator raft list-peers`)", id, ErrNotFound)
 }
 
-// Peer is one server of the Raft configuration.
-type Peer struct {
-	ID      string `json:"ID"`
-	Address string `json:"Address"`
-	Voter   bool   `json:"Voter"`
-	Leader  bool   `json:"Leader"`
-}
-
 // RaftPeers lists the Raft configuration as this server knows it.
 func (s *Server) RaftPeers() ([]Peer, error) {
 	f := s.raft.GetConfiguration()

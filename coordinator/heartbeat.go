@@ -41,24 +41,8 @@ func (d deadlines) expired(now time.Time) []string {
 	return out
 }
 
-// HeartbeatStats is what a leader saw of the agents' heartbeats, over
-// every term it led since the server started.
-type HeartbeatStats struct {
-	// Beats counts heartbeats that re-armed a node's deadline.
-	Beats uint64 `json:"Beats"`
-	// NodesDown counts nodes marked down for missing their deadline.
-	NodesDown uint64 `json:"NodesDown"`
-	// MinMarginMillis is the least time that was left before a node's
-	// deadline when its next heartbeat arrived; negative means one came
-	// late (after its node was due to be marked down).
-	MinMarginMillis int64 `json:"MinMarginMillis"`
-	// TTLMillis is the TTL agents are currently given, GraceMillis what is
-	// added to it before a node is marked down.
-	TTLMillis   int64 `json:"TTLMillis"`
-	GraceMillis int64 `json:"GraceMillis"`
-}
-
-func (h *HeartbeatStats) observe(margin time.Duration) {
+// observeBeat counts a heartbeat that arrived margin before its deadline.
+func observeBeat(h *HeartbeatStats, margin time.Duration) {
 	ms := margin.Milliseconds()
 	if h.Beats == 0 || ms < h.MinMarginMillis {
 		h.MinMarginMillis = ms
@@ -99,7 +83,7 @@ func (s *Server) heartbeat(ctx context.Context, nodeID string) error {
 		s.nodeTTL = max(s.nodeTTL, ttl)
 		if s.hb != nil {
 			if old, ok := s.hb[nodeID]; ok {
-				s.hbStats.observe(old.Sub(now))
+				observeBeat(&s.hbStats, old.Sub(now))
 			}
 			s.hb.set(nodeID, now.Add(s.nodeTTL+s.cfg.HeartbeatGrace))
 		}

@@ -141,11 +141,6 @@ func (s *Server) handleRaftRemovePeer(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, 0, map[string]string{"Removed": id})
 }
 
-// APIError is the body of every error response.
-type APIError struct {
-	Error string `json:"error"`
-}
-
 func writeJSON(w http.ResponseWriter, status int, index uint64, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	if index > 0 {
@@ -233,14 +228,6 @@ func (s *Server) handleHeartbeats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, 0, s.HeartbeatStats())
 }
 
-// JobListEntry is one row of GET /v1/jobs.
-type JobListEntry struct {
-	ID      string         `json:"ID"`
-	Version uint64         `json:"Version"`
-	Status  string         `json:"Status"`  // running, pending, dead
-	Summary map[string]int `json:"Summary"` // client status -> count, non-stopped allocs
-}
-
 func (s *Server) handleJobs(w http.ResponseWriter, r *http.Request) {
 	s.blockingWait(r)
 	idx := s.store.Index()
@@ -273,20 +260,6 @@ func (s *Server) handleJobs(w http.ResponseWriter, r *http.Request) {
 		out = append(out, e)
 	}
 	writeJSON(w, http.StatusOK, idx, out)
-}
-
-// JobRegisterResponse answers a job registration.
-type JobRegisterResponse struct {
-	JobID   string `json:"JobID"`
-	Version uint64 `json:"Version"`
-	Changed bool   `json:"Changed"`
-	EvalID  string `json:"EvalID,omitempty"`
-	Index   uint64 `json:"Index"`
-}
-
-// JobRegisterRequest is the body of PUT /v1/jobs.
-type JobRegisterRequest struct {
-	Job *spec.Job `json:"Job"`
 }
 
 func (s *Server) handleJobRegister(w http.ResponseWriter, r *http.Request) {
@@ -387,15 +360,6 @@ func (s *Server) handleJobStop(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, idx, map[string]any{"JobID": id, "EvalID": evalID, "Index": idx})
-}
-
-// JobAllocsResponse is GET /v1/job/{id}/allocations: the allocations and
-// the latest evaluation (whose FailedTGAllocs explain unplaced copies).
-type JobAllocsResponse struct {
-	Allocations []*Alloc `json:"Allocations"`
-	LatestEval  *Eval    `json:"LatestEval,omitempty"`
-	Stopped     bool     `json:"Stopped"`
-	Version     uint64   `json:"Version"`
 }
 
 func (s *Server) handleJobAllocs(w http.ResponseWriter, r *http.Request) {
@@ -636,12 +600,6 @@ func (s *Server) handleAllocLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-}
-
-// DrainRequest is the body of PUT /v1/node/{id}/drain.
-type DrainRequest struct {
-	Enable   bool   `json:"Enable"`
-	Deadline string `json:"Deadline,omitempty"` // Go duration; "" or "0": no deadline
 }
 
 func (s *Server) handleNodeDrain(w http.ResponseWriter, r *http.Request) {

@@ -3,9 +3,10 @@ package coordinator
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"github.com/google/uuid"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // idGen stamps allocation IDs in the plan applier: UUIDv7 (RFC 9562),

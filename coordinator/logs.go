@@ -17,18 +17,6 @@ import (
 	"github.com/strata-run/strata/sched"
 )
 
-// TaskState is a task's state on its agent: pending, running or dead,
-// whether it failed, its restarts, and its newest events (at most
-// wire.MaxTaskEvents, oldest first). Times are unix nanoseconds.
-type TaskState = wire.TaskState
-
-// TaskEvent is one event of a task, with Nomad's event names (Received,
-// Started, Terminated, Restarting, Not Restarting, Killed, Driver Failure).
-type TaskEvent = wire.TaskEvent
-
-// LogRequest asks for a task's stdout or stderr (see AllocLogs).
-type LogRequest = wire.LogRequest
-
 // ErrNodeUnavailable: the node holding an allocation is down or not
 // connected to any server, so nothing can be read from it.
 var ErrNodeUnavailable = errors.New("node unavailable")

@@ -31,42 +31,10 @@ import (
 // by the Raft write that records its use, so two agents racing with the
 // same token cannot both join.
 
-// JoinToken is a stored join token. The secret is never stored, only its
-// SHA-256 (SecretHash, not shown by the API).
-type JoinToken struct {
-	ID          string `json:"ID"`
-	SecretHash  string `json:"SecretHash,omitempty"`
-	Reusable    bool   `json:"Reusable"`
-	Description string `json:"Description,omitempty"`
-	CreateTime  int64  `json:"CreateTime"`           // unix nanoseconds
-	ExpireTime  int64  `json:"ExpireTime,omitempty"` // unix nanoseconds; 0 = never
-	Uses        int    `json:"Uses"`
-	// LastNodeID is the node that last joined with the token.
-	LastNodeID string `json:"LastNodeID,omitempty"`
-}
-
 // public is the token as the API shows it: without its secret's hash.
-func (t JoinToken) public() JoinToken {
+func publicToken(t JoinToken) JoinToken {
 	t.SecretHash = ""
 	return t
-}
-
-// JoinTokenRequest asks for a new token.
-type JoinTokenRequest struct {
-	Reusable    bool   `json:"Reusable"`
-	TTL         string `json:"TTL,omitempty"` // a duration, e.g. "24h"; "" = never expires
-	Description string `json:"Description,omitempty"`
-}
-
-// NewJoinToken is a created token with its secret, shown once.
-type NewJoinToken struct {
-	JoinToken
-	// Secret is "<id>.<secret>": what `strata agent -join-token` takes.
-	Secret string `json:"Secret"`
-	// Servers are the agent (QUIC) addresses an agent can dial.
-	Servers []string `json:"Servers"`
-	// CAPin is the cluster CA pin the agent must use.
-	CAPin string `json:"CAPin"`
 }
 
 // agentCertLifetime is how long an agent's client certificate is valid.
@@ -107,7 +75,7 @@ func applyTokenUse(tx *bolt.Tx, c *tokenUseCmd) error {
 	if err != nil {
 		return err
 	}
-	if err := tok.check(ok, c.ID, c.SecretHash, c.Time); err != nil {
+	if err := checkToken(&tok, ok, c.ID, c.SecretHash, c.Time); err != nil {
 		return refusal{err}
 	}
 	tok.Uses++
@@ -128,7 +96,7 @@ var errJoinRefused = errors.New("join refused")
 
 // check says whether a presented token may join now. found is whether
 // the ID exists.
-func (t *JoinToken) check(found bool, id, secretHash string, now int64) error {
+func checkToken(t *JoinToken, found bool, id, secretHash string, now int64) error {
 	switch {
 	case !found:
 		return fmt.Errorf("%w: join token %s does not exist (never created, or revoked)", errJoinRefused, id)
@@ -161,7 +129,7 @@ func (s *Store) JoinTokens() ([]JoinToken, error) {
 			if err := json.Unmarshal(v, &t); err != nil {
 				return fmt.Errorf("join token %s: %w", k, err)
 			}
-			out = append(out, t.public())
+			out = append(out, publicToken(t))
 			return nil
 		})
 	})
@@ -210,7 +178,7 @@ func (s *Server) CreateJoinToken(req JoinTokenRequest) (*NewJoinToken, error) {
 	if _, _, err := s.apply(cmdTokenCreate, &tokenCreateCmd{Token: tok}); err != nil {
 		return nil, err
 	}
-	return &NewJoinToken{JoinToken: tok.public(), Secret: full, Servers: s.agentAddrs(), CAPin: s.CAPin()}, nil
+	return &NewJoinToken{JoinToken: publicToken(tok), Secret: full, Servers: s.agentAddrs(), CAPin: s.CAPin()}, nil
 }
 
 // RevokeJoinToken deletes a token: no agent can join with it any more.
@@ -255,7 +223,7 @@ func (s *Server) join(token, nodeID string, csrDER []byte) ([]byte, error) {
 	if tok != nil {
 		t = *tok
 	}
-	if err := t.check(tok != nil, id, hash, now); err != nil {
+	if err := checkToken(&t, tok != nil, id, hash, now); err != nil {
 		return nil, err
 	}
 	// A token buys a certificate for a new node, not for one that exists:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/strata-run/strata/coordinator/api"
 	"github.com/strata-run/strata/internal/wire"
 	"github.com/strata-run/strata/sched"
 )
@@ -158,7 +159,7 @@ func TestTokenAPI(t *testing.T) {
 	s := startTestServer(t)
 	hs := httptest.NewServer(s.Handler())
 	defer hs.Close()
-	c := NewClient(hs.URL)
+	c := api.NewClient(hs.URL)
 	ctx := context.Background()
 	tok, err := c.CreateJoinToken(ctx, JoinTokenRequest{Reusable: true, TTL: "24h"})
 	if err != nil {
@@ -178,7 +179,7 @@ func TestTokenAPI(t *testing.T) {
 	if err := c.RevokeJoinToken(ctx, tok.ID); err != nil {
 		t.Fatal(err)
 	}
-	var se *APIStatusError
+	var se *api.StatusError
 	if err := c.RevokeJoinToken(ctx, tok.ID); !errors.As(err, &se) || se.Status != http.StatusNotFound {
 		t.Fatalf("second revoke: %v, want 404", err)
 	}

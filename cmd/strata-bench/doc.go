@@ -30,4 +30,12 @@
 // -module-mb the job's module is padded to that size and every agent
 // downloads and verifies it while heartbeating; no node may be marked
 // down.
+//
+// Each measurement drives real Strata components and prints figures,
+// last a line `<metric>=<value>` that scripts can read. agentsim.go
+// simulates edge agents: each is its own QUIC connection speaking the
+// real protocol (dialAndRegister is the one function that knows how an
+// agent authenticates). agents.go runs `strata server` as a child
+// process, so its CPU and RSS are its own, against a fleet of them.
+// Nothing in Strata imports this command.
 package main

@@ -10,8 +10,6 @@ import (
 	"runtime/pprof"
 	"sort"
 	"time"
-
-	"github.com/strata-run/strata/internal/bench"
 )
 
 // subcommands maps a name to its flag parsing and run.
@@ -47,7 +45,7 @@ func main() {
 
 func runDeploy(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("deploy", flag.ExitOnError)
-	cfg := bench.DeployConfig{Out: os.Stdout}
+	cfg := DeployConfig{Out: os.Stdout}
 	fs.StringVar(&cfg.Strata, "strata", "bin/strata", "strata binary")
 	fs.StringVar(&cfg.Address, "address", "http://127.0.0.1:4700", "HTTP API of a running strata dev")
 	fs.StringVar(&cfg.DNS, "dns", "127.0.0.1:8600", "its DNS server")
@@ -57,22 +55,22 @@ func runDeploy(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Path, "path", "/x", "path to request")
 	fs.IntVar(&cfg.Runs, "runs", 6, "number of deploys (the first is reported apart: it may compile the module)")
 	fs.Parse(args)
-	_, err := bench.Deploy(ctx, cfg)
+	_, err := Deploy(ctx, cfg)
 	return err
 }
 
 func runPlace(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("place", flag.ExitOnError)
-	cfg := bench.PlaceConfig{Out: os.Stdout}
+	cfg := PlaceConfig{Out: os.Stdout}
 	fs.IntVar(&cfg.Nodes, "nodes", 5000, "simulated nodes")
 	fs.IntVar(&cfg.Allocs, "allocs", 100000, "allocations to place (in jobs of at most 1000)")
 	fs.Parse(args)
-	return bench.Place(cfg)
+	return Place(cfg)
 }
 
 func runC1M(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("c1m", flag.ExitOnError)
-	cfg := bench.C1MConfig{Out: os.Stdout}
+	cfg := C1MConfig{Out: os.Stdout}
 	fs.IntVar(&cfg.Nodes, "nodes", 5000, "simulated nodes registered through Raft")
 	fs.IntVar(&cfg.Jobs, "jobs", 1000, "jobs submitted through the HTTP API")
 	fs.IntVar(&cfg.Count, "count", 1000, "allocations per job")
@@ -102,13 +100,13 @@ func runC1M(ctx context.Context, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return bench.C1M(ctx, cfg)
+	return C1M(ctx, cfg)
 }
 
-// runWasm is `strata-bench wasm`: see bench.Wasm.
+// runWasm is `strata-bench wasm`: see Wasm.
 func runWasm(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("wasm", flag.ExitOnError)
-	cfg := bench.WasmConfig{Out: os.Stdout, Concurrency: []int{2, 32}}
+	cfg := WasmConfig{Out: os.Stdout, Concurrency: []int{2, 32}}
 	fs.StringVar(&cfg.Tiny, "tiny", "examples/tiny/tiny.wasm", "the tiny WAGI module")
 	fs.StringVar(&cfg.Hello, "hello", "examples/hello/hello.wasm", "the Go WAGI module")
 	fs.StringVar(&cfg.Server, "server", "examples/server/server.wasm", "the Go listener module")
@@ -120,18 +118,18 @@ func runWasm(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.MaxTime, "max-time", 3*time.Minute, "time bound of each density measurement")
 	fs.StringVar(&cfg.Skip, "skip", "", "parts to skip: compile,http,listener,density")
 	fs.Parse(args)
-	return bench.Wasm(ctx, cfg)
+	return Wasm(ctx, cfg)
 }
 
-// runAgents is `strata-bench agents`: see bench.Agents.
+// runAgents is `strata-bench agents`: see Agents.
 func runAgents(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("agents", flag.ExitOnError)
-	cfg := bench.AgentsConfig{Out: os.Stdout}
+	cfg := AgentsConfig{Out: os.Stdout}
 	fs.StringVar(&cfg.Strata, "strata", "bin/strata", "strata binary, run as the server")
 	fs.IntVar(&cfg.Agents, "agents", 1000, "simulated agents, each on its own QUIC connection")
 	fs.DurationVar(&cfg.Steady, "steady", 30*time.Second, "how long steady heartbeating is measured")
 	fs.StringVar(&cfg.Tiny, "tiny", "examples/tiny/tiny.wasm", "the job's module")
 	fs.IntVar(&cfg.ModuleMB, "module-mb", 0, "pad the module to this many MiB and have every agent download and verify it")
 	fs.Parse(args)
-	return bench.Agents(ctx, cfg)
+	return Agents(ctx, cfg)
 }

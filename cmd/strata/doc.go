@@ -1,5 +1,12 @@
-// Command strata is Strata's single binary: `strata dev` (coordinator,
-// agent and DNS in one process on loopback), and the CLI that talks to
-// the HTTP API (`module push`, `run`, `status`, `stop`, `validate`).
-// It holds no logic: main calls internal/cli.
+// Command strata is Strata's single binary and its command line.
+//
+// `strata dev` wires a coordinator, an agent, the HTTP API and the DNS
+// server into one process on loopback; `strata server` and `strata agent`
+// start one role each. Every other subcommand is a client of the HTTP API
+// (through package coordinator/api, which does not link the server):
+// flag parsing, one or a few API calls, and what the user reads.
+//
+// This package wires and prints. It must not hold scheduling, state or
+// protocol logic: what a command needs beyond formatting belongs to the
+// package that owns it, reached through the API.
 package main

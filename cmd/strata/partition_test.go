@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-run/strata/coordinator"
+	"github.com/strata-run/strata/coordinator/structs"
+
 	"github.com/strata-run/strata/internal/netfault"
 	"github.com/strata-run/strata/registry"
 )
@@ -96,8 +97,8 @@ func (c *partitionCluster) waitReady(n int) {
 	}
 }
 
-func (c *partitionCluster) nodes() []*coordinator.NodeRecord {
-	var ns []*coordinator.NodeRecord
+func (c *partitionCluster) nodes() []*structs.NodeRecord {
+	var ns []*structs.NodeRecord
 	c.d.getJSON("/v1/nodes", &ns)
 	return ns
 }
@@ -111,8 +112,8 @@ func (c *partitionCluster) nodeStatus(name string) string {
 	return ""
 }
 
-func (c *partitionCluster) allocs() []*coordinator.Alloc {
-	var r coordinator.JobAllocsResponse
+func (c *partitionCluster) allocs() []*structs.Alloc {
+	var r structs.JobAllocsResponse
 	c.d.getJSON("/v1/job/hello/allocations", &r)
 	return r.Allocations
 }
@@ -141,7 +142,7 @@ func (c *partitionCluster) assertRelayOnly() {
 	}
 }
 
-func describe(allocs []*coordinator.Alloc) string {
+func describe(allocs []*structs.Alloc) string {
 	var b strings.Builder
 	for _, a := range allocs {
 		fmt.Fprintf(&b, "  %s on %s desired=%s client=%s (%s)\n", a.ID, a.NodeName, a.DesiredStatus, a.ClientStatus, a.ClientDescription)
@@ -274,7 +275,7 @@ func TestPartitionReplacesThenStopsOriginal(t *testing.T) {
 	if st := c.nodeStatus("edge-1"); st != "down" {
 		t.Fatalf("replaced while the partitioned node is %q, want down", st)
 	}
-	var orig *coordinator.Alloc
+	var orig *structs.Alloc
 	for _, a := range c.allocs() {
 		if a.ID == c.alloc {
 			orig = a

@@ -1,4 +1,4 @@
-package bench
+package main
 
 import (
 	"bufio"
@@ -14,7 +14,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/strata-run/strata/coordinator"
+	"github.com/strata-run/strata/coordinator/api"
+	"github.com/strata-run/strata/coordinator/structs"
+
 	"github.com/strata-run/strata/sched"
 	"github.com/strata-run/strata/spec"
 )
@@ -60,7 +62,7 @@ func Agents(ctx context.Context, cfg AgentsConfig) error {
 	out := &report{w: cfg.Out}
 	fmt.Fprintf(cfg.Out, "server pid %d, agents %s, HTTP %s; %d simulated agents in this process, %s\n",
 		srv.pid, srv.link.AgentAddr, srv.httpAddr, cfg.Agents, loadavg())
-	client := coordinator.NewClient("http://" + srv.httpAddr)
+	client := api.NewClient("http://" + srv.httpAddr)
 
 	t0 := time.Now()
 	f, err := startFleet(ctx, srv.link, cfg.Agents, "sim", cfg.ModuleMB > 0)
@@ -179,7 +181,7 @@ type rollout struct {
 // one job with an allocation on each of the fleet's n nodes (count = n
 // with distinct_hosts: the scheduler has no system jobs) and waits for
 // the agents to receive them and the server to have every status back.
-func allocateEverywhere(ctx context.Context, c *coordinator.Client, f *fleet, jobID string, module []byte, n int) (rollout, error) {
+func allocateEverywhere(ctx context.Context, c *api.Client, f *fleet, jobID string, module []byte, n int) (rollout, error) {
 	var r rollout
 	name := "bench-" + jobID
 	if _, err := c.PushModule(ctx, name, "1.0.0", module); err != nil {
@@ -284,7 +286,7 @@ func (f *fleet) failed() error {
 
 // checkHeartbeats fails if the server marked any node down or holds one
 // that is not ready.
-func checkHeartbeats(hb *coordinator.HeartbeatStats, c *coordinator.Client, ctx context.Context, n int) error {
+func checkHeartbeats(hb *structs.HeartbeatStats, c *api.Client, ctx context.Context, n int) error {
 	if hb.NodesDown > 0 {
 		return fmt.Errorf("the server marked %d nodes down for missed heartbeats", hb.NodesDown)
 	}
@@ -371,7 +373,7 @@ func startServerProcess(ctx context.Context, strata, dir string) (*serverProcess
 			return nil, ctx.Err()
 		}
 	}
-	tok, err := coordinator.NewClient(p.httpAddr).CreateJoinToken(ctx, coordinator.JoinTokenRequest{Reusable: true, Description: "strata-bench simulated agents"})
+	tok, err := api.NewClient(p.httpAddr).CreateJoinToken(ctx, structs.JoinTokenRequest{Reusable: true, Description: "strata-bench simulated agents"})
 	if err != nil {
 		p.stop()
 		return nil, fmt.Errorf("creating the simulated agents' join token: %w", err)

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/strata-run/strata/coordinator"
+	"github.com/strata-run/strata/coordinator/api"
 )
 
 // Env is what a command reads and writes, so tests can run commands in-process.
@@ -164,4 +164,4 @@ func addressFlag(fs *flag.FlagSet, env *Env) *string {
 	return fs.String("address", def, "HTTP API address (env STRATA_ADDR)")
 }
 
-func client(addr string) *coordinator.Client { return coordinator.NewClient(addr) }
+func client(addr string) *api.Client { return api.NewClient(addr) }

@@ -1,6 +1,6 @@
 //go:build !race
 
-package bench
+package main
 
 const (
 	fanoutModuleMB = 20

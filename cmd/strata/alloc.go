@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"context"
@@ -10,11 +10,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/strata-run/strata/coordinator"
+	"github.com/strata-run/strata/coordinator/api"
+	"github.com/strata-run/strata/coordinator/structs"
 )
 
 // resolveAlloc finds the allocation whose ID is id or starts with it.
-func resolveAlloc(ctx context.Context, c *coordinator.Client, id string) (*coordinator.Alloc, error) {
+func resolveAlloc(ctx context.Context, c *api.Client, id string) (*structs.Alloc, error) {
 	allocs, err := c.Allocs(ctx, id)
 	if err != nil {
 		return nil, err
@@ -61,7 +62,7 @@ func runAllocStatus(ctx context.Context, env *Env, args []string) error {
 
 // printAllocStatus writes Nomad's `alloc status` layout: the allocation,
 // then each task's state and its recent events, newest first.
-func printAllocStatus(w io.Writer, a *coordinator.Alloc, loc *time.Location) {
+func printAllocStatus(w io.Writer, a *structs.Alloc, loc *time.Location) {
 	orNone := func(s string) string {
 		if s == "" {
 			return "<none>"
@@ -139,7 +140,7 @@ func runAllocLogs(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	req := coordinator.LogRequest{AllocID: a.ID, Type: "stdout", Follow: *follow, TailLines: *tail}
+	req := structs.LogRequest{AllocID: a.ID, Type: "stdout", Follow: *follow, TailLines: *tail}
 	if *stderr {
 		req.Type = "stderr"
 	}

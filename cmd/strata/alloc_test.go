@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"bytes"
@@ -15,6 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/strata-run/strata/coordinator/api"
+	"github.com/strata-run/strata/coordinator/structs"
 
 	"github.com/strata-run/strata/coordinator"
 	"github.com/strata-run/strata/edge"
@@ -74,10 +77,10 @@ func TestAllocLogsAndStatusEndToEnd(t *testing.T) {
 	if err := waitLeader(context.Background(), srv, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	api := httptest.NewServer(srv.Handler())
-	t.Cleanup(api.Close)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
 
-	tok, err := srv.CreateJoinToken(coordinator.JoinTokenRequest{})
+	tok, err := srv.CreateJoinToken(structs.JoinTokenRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +111,7 @@ func TestAllocLogsAndStatusEndToEnd(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	c := coordinator.NewClient(api.URL)
+	c := api.NewClient(hs.URL)
 	if _, err := c.PushModule(ctx, "printer", "0.1.0", module); err != nil {
 		t.Fatal(err)
 	}
@@ -122,8 +125,8 @@ func TestAllocLogsAndStatusEndToEnd(t *testing.T) {
 	if _, err := c.RegisterJob(ctx, job); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"STRATA_ADDR": api.URL}
-	var alloc *coordinator.Alloc
+	env := map[string]string{"STRATA_ADDR": hs.URL}
+	var alloc *structs.Alloc
 	hasEvent := func(typ string) bool {
 		r, _, err := c.JobAllocs(ctx, "printer", 0, 0)
 		if err != nil || len(r.Allocations) == 0 {
@@ -231,12 +234,12 @@ func TestAllocStatusOutput(t *testing.T) {
 	t0 := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC).UnixNano()
 	at := func(s int) int64 { return t0 + int64(s)*int64(time.Second) }
 	one, two := 1, 0
-	allocs := []*coordinator.Alloc{{
+	allocs := []*structs.Alloc{{
 		Allocation: sched.Allocation{ID: "3f2a9c1e-1111-4222-8333-444455556666", Name: "printer.g[0]", JobID: "printer", Group: "g",
 			NodeID: "9e8d7c6b-0000-4000-8000-000000000000", NodeName: "edge-1", DesiredStatus: "run", ClientStatus: "failed",
 			ClientDescription: "print: module exited with code 1; not restarting: 1 attempts in 1h0m0s exhausted"},
-		TaskStates: map[string]*coordinator.TaskState{
-			"print": {State: "dead", Failed: true, Restarts: 1, StartedAt: at(5), FinishedAt: at(6), Events: []coordinator.TaskEvent{
+		TaskStates: map[string]*structs.TaskState{
+			"print": {State: "dead", Failed: true, Restarts: 1, StartedAt: at(5), FinishedAt: at(6), Events: []structs.TaskEvent{
 				{Type: "Received", Time: at(0), Message: "Task received by the agent"},
 				{Type: "Started", Time: at(1), Message: "Task started by the agent"},
 				{Type: "Terminated", Time: at(2), Message: "Exit Code: 1, stderr: printer: attempt 1 failing", ExitCode: &one},
@@ -245,7 +248,7 @@ func TestAllocStatusOutput(t *testing.T) {
 				{Type: "Terminated", Time: at(6), Message: "Exit Code: 1, stderr: printer: attempt 2 failing", ExitCode: &one},
 				{Type: "Not Restarting", Time: at(6), Message: `Exceeded allowed attempts 1 in interval 1h0m0s and mode is "fail"`, FailsTask: true},
 			}},
-			"sidecar": {State: "dead", StartedAt: at(1), FinishedAt: at(2), Events: []coordinator.TaskEvent{
+			"sidecar": {State: "dead", StartedAt: at(1), FinishedAt: at(2), Events: []structs.TaskEvent{
 				{Type: "Received", Time: at(0), Message: "Task received by the agent"},
 				{Type: "Terminated", Time: at(2), Message: "Exit Code: 0, after 1s", ExitCode: &two},
 			}},
@@ -253,12 +256,12 @@ func TestAllocStatusOutput(t *testing.T) {
 	}, {
 		Allocation: sched.Allocation{ID: "3f2b0000-1111-4222-8333-444455556666", Name: "printer.g[1]", NodeName: "edge-2", ClientStatus: "running"},
 	}}
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/allocations" {
 			http.NotFound(w, r)
 			return
 		}
-		var out []*coordinator.Alloc
+		var out []*structs.Alloc
 		for _, a := range allocs {
 			if strings.HasPrefix(a.ID, r.URL.Query().Get("prefix")) {
 				out = append(out, a)
@@ -267,11 +270,11 @@ func TestAllocStatusOutput(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, mustJSON(t, out))
 	}))
-	defer api.Close()
+	defer hs.Close()
 	run := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
 		code := Main(context.Background(), &Env{Stdout: &out, Stderr: &errb, Location: time.UTC,
-			Getenv: func(k string) string { return map[string]string{"STRATA_ADDR": api.URL}[k] }}, args)
+			Getenv: func(k string) string { return map[string]string{"STRATA_ADDR": hs.URL}[k] }}, args)
 		return code, out.String(), errb.String()
 	}
 

@@ -1,4 +1,4 @@
-package coordinator
+package api
 
 import (
 	"bytes"
@@ -13,11 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/registry"
 	"github.com/strata-run/strata/spec"
 )
 
-// Client is a small client of the HTTP API, used by the CLI.
+// Client calls one Strata server's HTTP API.
 type Client struct {
 	Address string // e.g. http://127.0.0.1:4700
 	HTTP    *http.Client
@@ -31,13 +32,13 @@ func NewClient(address string) *Client {
 	return &Client{Address: strings.TrimRight(address, "/"), HTTP: &http.Client{}}
 }
 
-// APIStatusError is a non-2xx answer from the API.
-type APIStatusError struct {
+// StatusError is a non-2xx answer from the API.
+type StatusError struct {
 	Status  int
 	Message string
 }
 
-func (e *APIStatusError) Error() string { return e.Message }
+func (e *StatusError) Error() string { return e.Message }
 
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) (uint64, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.Address+path, body)
@@ -59,11 +60,11 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ou
 		return 0, err
 	}
 	if resp.StatusCode/100 != 2 {
-		var e APIError
+		var e structs.APIError
 		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			return 0, &APIStatusError{Status: resp.StatusCode, Message: e.Error}
+			return 0, &StatusError{Status: resp.StatusCode, Message: e.Error}
 		}
-		return 0, &APIStatusError{Status: resp.StatusCode, Message: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
+		return 0, &StatusError{Status: resp.StatusCode, Message: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -82,73 +83,73 @@ func (c *Client) Leader(ctx context.Context) (string, error) {
 
 // HeartbeatStats returns what the server saw of agents' heartbeats while
 // it led.
-func (c *Client) HeartbeatStats(ctx context.Context) (*HeartbeatStats, error) {
-	var s HeartbeatStats
+func (c *Client) HeartbeatStats(ctx context.Context) (*structs.HeartbeatStats, error) {
+	var s structs.HeartbeatStats
 	_, err := c.do(ctx, http.MethodGet, "/v1/status/heartbeats", nil, &s)
 	return &s, err
 }
 
 // PushModule uploads a module version.
-func (c *Client) PushModule(ctx context.Context, name, version string, b []byte) (*Module, error) {
-	var m Module
+func (c *Client) PushModule(ctx context.Context, name, version string, b []byte) (*structs.Module, error) {
+	var m structs.Module
 	_, err := c.do(ctx, http.MethodPut, "/v1/module/"+url.PathEscape(name)+"/"+url.PathEscape(version), bytes.NewReader(b), &m)
 	return &m, err
 }
 
 // Modules lists module versions.
-func (c *Client) Modules(ctx context.Context) ([]*Module, error) {
-	var ms []*Module
+func (c *Client) Modules(ctx context.Context) ([]*structs.Module, error) {
+	var ms []*structs.Module
 	_, err := c.do(ctx, http.MethodGet, "/v1/modules", nil, &ms)
 	return ms, err
 }
 
 // RegisterJob submits a job.
-func (c *Client) RegisterJob(ctx context.Context, job *spec.Job) (*JobRegisterResponse, error) {
-	body, err := json.Marshal(JobRegisterRequest{Job: job})
+func (c *Client) RegisterJob(ctx context.Context, job *spec.Job) (*structs.JobRegisterResponse, error) {
+	body, err := json.Marshal(structs.JobRegisterRequest{Job: job})
 	if err != nil {
 		return nil, err
 	}
-	var r JobRegisterResponse
+	var r structs.JobRegisterResponse
 	_, err = c.do(ctx, http.MethodPut, "/v1/jobs", bytes.NewReader(body), &r)
 	return &r, err
 }
 
 // Jobs lists jobs.
-func (c *Client) Jobs(ctx context.Context) ([]JobListEntry, error) {
-	var js []JobListEntry
+func (c *Client) Jobs(ctx context.Context) ([]structs.JobListEntry, error) {
+	var js []structs.JobListEntry
 	_, err := c.do(ctx, http.MethodGet, "/v1/jobs", nil, &js)
 	return js, err
 }
 
 // JobAllocs returns a job's allocations; with index > 0 it blocks until
 // the state passes index or wait elapses.
-func (c *Client) JobAllocs(ctx context.Context, id string, index uint64, wait time.Duration) (*JobAllocsResponse, uint64, error) {
+func (c *Client) JobAllocs(ctx context.Context, id string, index uint64, wait time.Duration) (*structs.JobAllocsResponse, uint64, error) {
 	path := "/v1/job/" + url.PathEscape(id) + "/allocations"
 	if index > 0 {
 		path += fmt.Sprintf("?index=%d&wait=%s", index, wait)
 	}
-	var r JobAllocsResponse
+	var r structs.JobAllocsResponse
 	idx, err := c.do(ctx, http.MethodGet, path, nil, &r)
 	return &r, idx, err
 }
 
 // Allocs lists the allocations whose ID starts with prefix.
-func (c *Client) Allocs(ctx context.Context, prefix string) ([]*Alloc, error) {
-	var as []*Alloc
+func (c *Client) Allocs(ctx context.Context, prefix string) ([]*structs.Alloc, error) {
+	var as []*structs.Alloc
 	_, err := c.do(ctx, http.MethodGet, "/v1/allocations?prefix="+url.QueryEscape(prefix), nil, &as)
 	return as, err
 }
 
 // Alloc returns an allocation by its full ID.
-func (c *Client) Alloc(ctx context.Context, id string) (*Alloc, error) {
-	var a Alloc
+func (c *Client) Alloc(ctx context.Context, id string) (*structs.Alloc, error) {
+	var a structs.Alloc
 	_, err := c.do(ctx, http.MethodGet, "/v1/allocation/"+url.PathEscape(id), nil, &a)
 	return &a, err
 }
 
 // AllocLogs opens a task's log (see Server.AllocLogs); close the reader
 // to stop a followed log.
-func (c *Client) AllocLogs(ctx context.Context, req LogRequest) (io.ReadCloser, error) {
+func (c *Client) AllocLogs(ctx context.Context, req structs.LogRequest) (io.ReadCloser, error) {
 	q := url.Values{}
 	if req.Task != "" {
 		q.Set("task", req.Task)
@@ -178,11 +179,11 @@ func (c *Client) AllocLogs(ctx context.Context, req LogRequest) (io.ReadCloser, 
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var e APIError
+		var e structs.APIError
 		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			return nil, &APIStatusError{Status: resp.StatusCode, Message: e.Error}
+			return nil, &StatusError{Status: resp.StatusCode, Message: e.Error}
 		}
-		return nil, &APIStatusError{Status: resp.StatusCode, Message: fmt.Sprintf("GET %s: %s", path, resp.Status)}
+		return nil, &StatusError{Status: resp.StatusCode, Message: fmt.Sprintf("GET %s: %s", path, resp.Status)}
 	}
 	return resp.Body, nil
 }
@@ -194,8 +195,8 @@ func (c *Client) StopJob(ctx context.Context, id string) error {
 }
 
 // Nodes lists nodes.
-func (c *Client) Nodes(ctx context.Context) ([]*NodeRecord, error) {
-	var ns []*NodeRecord
+func (c *Client) Nodes(ctx context.Context) ([]*structs.NodeRecord, error) {
+	var ns []*structs.NodeRecord
 	_, err := c.do(ctx, http.MethodGet, "/v1/nodes", nil, &ns)
 	return ns, err
 }
@@ -208,8 +209,8 @@ func (c *Client) Service(ctx context.Context, name string) ([]registry.Endpoint,
 }
 
 // RaftPeers lists the Raft configuration.
-func (c *Client) RaftPeers(ctx context.Context) ([]Peer, error) {
-	var ps []Peer
+func (c *Client) RaftPeers(ctx context.Context) ([]structs.Peer, error) {
+	var ps []structs.Peer
 	_, err := c.do(ctx, http.MethodGet, "/v1/operator/raft/configuration", nil, &ps)
 	return ps, err
 }
@@ -225,8 +226,8 @@ func (c *Client) RemoveRaftPeer(ctx context.Context, idOrAddr string) error {
 }
 
 // DrainNode starts or ends a node drain.
-func (c *Client) DrainNode(ctx context.Context, node string, enable bool, deadline time.Duration) (*NodeRecord, error) {
-	req := DrainRequest{Enable: enable}
+func (c *Client) DrainNode(ctx context.Context, node string, enable bool, deadline time.Duration) (*structs.NodeRecord, error) {
+	req := structs.DrainRequest{Enable: enable}
 	if deadline > 0 {
 		req.Deadline = deadline.String()
 	}
@@ -234,26 +235,26 @@ func (c *Client) DrainNode(ctx context.Context, node string, enable bool, deadli
 	if err != nil {
 		return nil, err
 	}
-	var n NodeRecord
+	var n structs.NodeRecord
 	_, err = c.do(ctx, http.MethodPut, "/v1/node/"+url.PathEscape(node)+"/drain", bytes.NewReader(body), &n)
 	return &n, err
 }
 
 // CreateJoinToken creates an agent join token; its Secret is shown only
 // in this answer.
-func (c *Client) CreateJoinToken(ctx context.Context, req JoinTokenRequest) (*NewJoinToken, error) {
+func (c *Client) CreateJoinToken(ctx context.Context, req structs.JoinTokenRequest) (*structs.NewJoinToken, error) {
 	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
-	var out NewJoinToken
+	var out structs.NewJoinToken
 	_, err = c.do(ctx, http.MethodPost, "/v1/agent/tokens", bytes.NewReader(b), &out)
 	return &out, err
 }
 
 // JoinTokens lists the join tokens (without secrets).
-func (c *Client) JoinTokens(ctx context.Context) ([]JoinToken, error) {
-	var out []JoinToken
+func (c *Client) JoinTokens(ctx context.Context) ([]structs.JoinToken, error) {
+	var out []structs.JoinToken
 	_, err := c.do(ctx, http.MethodGet, "/v1/agent/tokens", nil, &out)
 	return out, err
 }

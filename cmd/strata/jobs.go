@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/strata-run/strata/coordinator"
+	"github.com/strata-run/strata/coordinator/api"
+	"github.com/strata-run/strata/coordinator/structs"
+
 	"github.com/strata-run/strata/sched"
 	"github.com/strata-run/strata/spec"
 )
@@ -72,7 +74,7 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 // watchJob follows a job's allocations with blocking queries, printing
 // each change, until every wanted copy of version runs (exit 0), one
 // fails or cannot be placed (exit 1), or ctx ends.
-func watchJob(ctx context.Context, env *Env, c *coordinator.Client, job *spec.Job, version, index uint64) error {
+func watchJob(ctx context.Context, env *Env, c *api.Client, job *spec.Job, version, index uint64) error {
 	want := 0
 	for _, g := range job.Groups {
 		want += g.Count
@@ -108,7 +110,7 @@ func watchJob(ctx context.Context, env *Env, c *coordinator.Client, job *spec.Jo
 				return &exitError{code: 1, msg: fmt.Sprintf("allocation %s failed: %s", a.Name, a.ClientDescription)}
 			}
 		}
-		if e := r.LatestEval; e != nil && e.Status == coordinator.EvalBlocked && len(e.Failed) > 0 {
+		if e := r.LatestEval; e != nil && e.Status == structs.EvalBlocked && len(e.Failed) > 0 {
 			var msgs []string
 			for _, g := range sortedKeys(e.Failed) {
 				msgs = append(msgs, fmt.Sprintf("group %q: %d unplaced: %s", g, e.Failed[g].Missing, e.Failed[g]))
@@ -125,7 +127,7 @@ func watchJob(ctx context.Context, env *Env, c *coordinator.Client, job *spec.Jo
 }
 
 // printServices lists where each service of the version answers.
-func printServices(env *Env, allocs []*coordinator.Alloc, version uint64, nodes map[string]string) {
+func printServices(env *Env, allocs []*structs.Alloc, version uint64, nodes map[string]string) {
 	for _, a := range allocs {
 		if a.JobVersion != version || a.DesiredStatus != sched.DesiredRun {
 			continue
@@ -137,7 +139,7 @@ func printServices(env *Env, allocs []*coordinator.Alloc, version uint64, nodes 
 	}
 }
 
-func describeAlloc(a *coordinator.Alloc, nodeAddr string) string {
+func describeAlloc(a *structs.Alloc, nodeAddr string) string {
 	var ports []string
 	for _, p := range a.Ports {
 		ports = append(ports, p.Label+"="+net.JoinHostPort(nodeAddr, strconv.Itoa(p.Value)))
@@ -158,7 +160,7 @@ func describeAlloc(a *coordinator.Alloc, nodeAddr string) string {
 	return fmt.Sprintf("Allocation %s %s on node %s %s: %s%s%s", shortAlloc(a.ID), a.Name, a.NodeName, strings.Join(ports, " "), a.ClientStatus, health, desc)
 }
 
-func nodeAddrs(ctx context.Context, c *coordinator.Client) map[string]string {
+func nodeAddrs(ctx context.Context, c *api.Client) map[string]string {
 	out := map[string]string{}
 	nodes, err := c.Nodes(ctx)
 	if err != nil {

@@ -1,4 +1,4 @@
-package bench
+package main
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/strata-run/strata/coordinator/structs"
 
 	"github.com/strata-run/strata/coordinator"
 	"github.com/strata-run/strata/sched"
@@ -193,7 +195,7 @@ func submitJobs(ctx context.Context, addr string, cfg C1MConfig) error {
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				body, _ := json.Marshal(coordinator.JobRegisterRequest{Job: c1mJob(i, cfg.Count)})
+				body, _ := json.Marshal(structs.JobRegisterRequest{Job: c1mJob(i, cfg.Count)})
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPut, addr+"/v1/jobs", bytes.NewReader(body))
 				resp, err := client.Do(req)
 				if err != nil {

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/strata-run/strata/coordinator/structs"
 
 	"github.com/strata-run/strata/coordinator"
 	"github.com/strata-run/strata/edge"
@@ -59,7 +61,7 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	agentDir := filepath.Join(*dataDir, "agent")
 	var token string
 	if !edge.HasJoined(agentDir) {
-		tok, err := srv.CreateJoinToken(coordinator.JoinTokenRequest{Description: "strata dev agent"})
+		tok, err := srv.CreateJoinToken(structs.JoinTokenRequest{Description: "strata dev agent"})
 		if err != nil {
 			return fmt.Errorf("creating the dev agent's join token: %w", err)
 		}

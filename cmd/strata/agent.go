@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"context"
@@ -7,7 +7,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/strata-run/strata/coordinator"
+	"github.com/strata-run/strata/coordinator/structs"
+
 	"github.com/strata-run/strata/edge"
 )
 
@@ -81,7 +82,7 @@ func runTokenCreate(ctx context.Context, env *Env, args []string) error {
 	} else if len(pos) > 0 {
 		return usageError("usage: strata agent token create [-reusable] [-ttl 24h] [-description TEXT]")
 	}
-	req := coordinator.JoinTokenRequest{Reusable: *reusable, Description: *desc}
+	req := structs.JoinTokenRequest{Reusable: *reusable, Description: *desc}
 	if *ttl > 0 {
 		req.TTL = ttl.String()
 	}

@@ -1,4 +1,4 @@
-package bench
+package main
 
 import (
 	"context"
@@ -8,11 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-run/strata/coordinator/api"
+	"github.com/strata-run/strata/coordinator/structs"
+
 	"github.com/strata-run/strata/coordinator"
 )
 
 // startInProcessServer runs a single-server cluster with its HTTP API.
-func startInProcessServer(t *testing.T, minTTL time.Duration) (*coordinator.Server, *coordinator.Client) {
+func startInProcessServer(t *testing.T, minTTL time.Duration) (*coordinator.Server, *api.Client) {
 	t.Helper()
 	srv, err := coordinator.New(coordinator.Config{DataDir: t.TempDir(), Bootstrap: true, DevMode: true, MinHeartbeatTTL: minTTL,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
@@ -34,7 +37,7 @@ func startInProcessServer(t *testing.T, minTTL time.Duration) (*coordinator.Serv
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return srv, coordinator.NewClient(hs.URL)
+	return srv, api.NewClient(hs.URL)
 }
 
 // Issue 7 point 5: a 20 MB module reaches 50 agents, each checking its
@@ -52,7 +55,7 @@ func TestModuleFanoutKeepsHeartbeats(t *testing.T) {
 	srv, client := startInProcessServer(t, fanoutMinTTL)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	tok, err := srv.CreateJoinToken(coordinator.JoinTokenRequest{Reusable: true})
+	tok, err := srv.CreateJoinToken(structs.JoinTokenRequest{Reusable: true})
 	if err != nil {
 		t.Fatal(err)
 	}
