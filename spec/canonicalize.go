@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"slices"
 	"time"
 )
 
@@ -81,11 +82,16 @@ const (
 
 // defaultUpdate is the rolling update of service and system groups.
 var defaultUpdate = Update{
-	MaxParallel:     1,
-	Stagger:         Duration(30 * time.Second),
-	MinHealthyTime:  Duration(10 * time.Second),
-	HealthyDeadline: Duration(5 * time.Minute),
+	MaxParallel:      1,
+	Stagger:          Duration(30 * time.Second),
+	MinHealthyTime:   Duration(10 * time.Second),
+	HealthyDeadline:  Duration(5 * time.Minute),
+	ProgressDeadline: Duration(10 * time.Minute),
+	HealthCheck:      HealthChecks,
 }
+
+// defaultCanaryTags are a canary's service tags unless the service names its own.
+var defaultCanaryTags = []string{"canary"}
 
 // defaultRestart is Nomad's restart policy by job type.
 func defaultRestart(jobType string) RestartPolicy {
@@ -282,6 +288,12 @@ func (c canon) update(u *Update, at loc, parent *Update) {
 	if c.unset(at, "healthy_deadline", u.HealthyDeadline == 0, false) {
 		u.HealthyDeadline = parent.HealthyDeadline
 	}
+	if c.unset(at, "progress_deadline", u.ProgressDeadline == 0, false) {
+		u.ProgressDeadline = parent.ProgressDeadline
+	}
+	if c.unset(at, "health_check", u.HealthCheck == "", false) {
+		u.HealthCheck = parent.HealthCheck
+	}
 	if c.unset(at, "canary", u.Canary == 0, true) {
 		u.Canary = parent.Canary
 	}
@@ -387,6 +399,9 @@ func (c canon) services(at loc, ss []*Service, derived string) []*Service {
 			s.Name = derived
 		}
 		s.Tags = nilIfEmpty(s.Tags)
+		if c.unset(sl, "canary_tags", len(s.CanaryTags) == 0, false) {
+			s.CanaryTags = slices.Clone(defaultCanaryTags)
+		}
 		s.Checks = nilIfEmpty(s.Checks)
 		for ci, k := range s.Checks {
 			if k == nil {

@@ -196,18 +196,19 @@ func (c *converter) job(r *rawJob) *Job {
 func (c *converter) group(at loc, r *rawGroup) *Group {
 	c.block(at, r.DefRange, r.Body)
 	g := &Group{
-		Name:        r.Name,
-		Count:       r.Count,
-		Meta:        c.strMap(at, "meta", r.Meta, r.MetaBlock),
-		Constraints: c.constraints(at, r.Constraints),
-		Affinities:  c.affinities(at, r.Affinities),
-		Spreads:     c.spreads(at, r.Spreads),
-		Restart:     c.restart(at, r.Restart),
-		Reschedule:  c.reschedule(at, r.Reschedule),
-		Update:      c.update(at, r.Update),
-		Disconnect:  c.disconnect(at, r.Disconnect),
-		Networks:    c.networks(at, r.Networks),
-		Services:    c.services(at, r.Services),
+		Name:          r.Name,
+		Count:         r.Count,
+		Meta:          c.strMap(at, "meta", r.Meta, r.MetaBlock),
+		Constraints:   c.constraints(at, r.Constraints),
+		Affinities:    c.affinities(at, r.Affinities),
+		Spreads:       c.spreads(at, r.Spreads),
+		Restart:       c.restart(at, r.Restart),
+		Reschedule:    c.reschedule(at, r.Reschedule),
+		Update:        c.update(at, r.Update),
+		Disconnect:    c.disconnect(at, r.Disconnect),
+		ShutdownDelay: c.duration(at, "shutdown_delay", r.ShutdownDelay),
+		Networks:      c.networks(at, r.Networks),
+		Services:      c.services(at, r.Services),
 	}
 	for ti, rt := range r.Tasks {
 		g.Tasks = append(g.Tasks, c.task(at.block("task", ti, rt.Name), rt))
@@ -218,13 +219,14 @@ func (c *converter) group(at loc, r *rawGroup) *Group {
 func (c *converter) task(at loc, r *rawTask) *Task {
 	c.block(at, r.DefRange, r.Body)
 	t := &Task{
-		Name:        r.Name,
-		Driver:      r.Driver,
-		Env:         c.env(at, r.Env, r.EnvBlock),
-		Meta:        c.strMap(at, "meta", r.Meta, r.MetaBlock),
-		Restart:     c.restart(at, r.Restart),
-		Services:    c.services(at, r.Services),
-		KillTimeout: c.duration(at, "kill_timeout", r.KillTimeout),
+		Name:          r.Name,
+		Driver:        r.Driver,
+		Env:           c.env(at, r.Env, r.EnvBlock),
+		Meta:          c.strMap(at, "meta", r.Meta, r.MetaBlock),
+		Restart:       c.restart(at, r.Restart),
+		Services:      c.services(at, r.Services),
+		KillTimeout:   c.duration(at, "kill_timeout", r.KillTimeout),
+		ShutdownDelay: c.duration(at, "shutdown_delay", r.ShutdownDelay),
 	}
 	if rc := r.Config; rc != nil {
 		cl := at.single("config")
@@ -277,7 +279,7 @@ func (c *converter) services(at loc, rs []*rawService) []*Service {
 	for si, rs := range rs {
 		sl := at.nth("service", si)
 		c.block(sl, rs.DefRange, rs.Body)
-		s := &Service{Name: rs.Name, Tags: rs.Tags, Port: rs.Port}
+		s := &Service{Name: rs.Name, Tags: rs.Tags, CanaryTags: rs.CanaryTags, Port: rs.Port}
 		for ci, rc := range rs.Checks {
 			cl := sl.nth("check", ci)
 			c.block(cl, rc.DefRange, rc.Body)
@@ -336,13 +338,15 @@ func (c *converter) update(in loc, r *rawUpdate) *Update {
 	at := in.single("update")
 	c.block(at, r.DefRange, r.Body)
 	return &Update{
-		MaxParallel:     r.MaxParallel,
-		Stagger:         c.duration(at, "stagger", r.Stagger),
-		MinHealthyTime:  c.duration(at, "min_healthy_time", r.MinHealthyTime),
-		HealthyDeadline: c.duration(at, "healthy_deadline", r.HealthyDeadline),
-		Canary:          r.Canary,
-		AutoRevert:      r.AutoRevert,
-		AutoPromote:     r.AutoPromote,
+		MaxParallel:      r.MaxParallel,
+		Stagger:          c.duration(at, "stagger", r.Stagger),
+		MinHealthyTime:   c.duration(at, "min_healthy_time", r.MinHealthyTime),
+		HealthyDeadline:  c.duration(at, "healthy_deadline", r.HealthyDeadline),
+		ProgressDeadline: c.duration(at, "progress_deadline", r.ProgressDeadline),
+		HealthCheck:      r.HealthCheck,
+		Canary:           r.Canary,
+		AutoRevert:       r.AutoRevert,
+		AutoPromote:      r.AutoPromote,
 	}
 }
 

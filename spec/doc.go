@@ -65,7 +65,9 @@
 //	    stagger          = "30s"  > 0
 //	    min_healthy_time = "10s"  < healthy_deadline
 //	    healthy_deadline = "5m"   > 0
-//	    canary           = 0
+//	    progress_deadline = "10m" >= healthy_deadline: fail when nothing became healthy this long
+//	    health_check     = "checks"   checks (service checks pass, tasks run) | task_states
+//	    canary           = 0      new instances run beside the old until promoted; = count: blue/green
 //	    auto_revert      = false
 //	    auto_promote     = false  needs canary > 0
 //	  }
@@ -86,6 +88,7 @@
 //	      replace    = true       place a replacement meanwhile
 //	      reconcile  = "best_score"   on reconnect keep: best_score | keep_original |
 //	    }                             keep_replacement | longest_running
+//	    shutdown_delay = "0s"     between deregistering services and stopping tasks; tasks inherit it
 //	    network {                 zero or more: ports shared by the group's tasks
 //	      mbits = 10
 //	      port "http" { static = 8080  to = 80 }
@@ -118,6 +121,7 @@
 //	      service {               zero or more
 //	        name = "..."          a DNS label; default "<job>-<group>-<task>"
 //	        tags = ["prod"]
+//	        canary_tags = ["canary"]    the tags while an unpromoted canary (default ["canary"])
 //	        port = "http"         a port of this task or of its group; required when there are checks
 //	        check {               zero or more; not on a wasm task in mode command
 //	          type     = "http"   http (path required, starting with "/") | tcp
@@ -127,6 +131,7 @@
 //	        }
 //	      }
 //	      kill_timeout = "5s"
+//	      shutdown_delay = "0s"   0: the group's
 //	      lifecycle {             makes the task run around the main tasks
 //	        hook    = "prestart"  prestart | poststart | poststop
 //	        sidecar = false       keep it running (not with poststop)
@@ -169,9 +174,11 @@
 //	Affinity.Operator             "="                              absent / ""
 //	Affinity.Weight               50                               absent / 0
 //	Spread.Weight                 50                               absent / 0
-//	Update (written)              1 / 30s / 10s / 5m / 0 / false / false   per field: absent from HCL;
-//	                              (max_parallel, stagger, min_healthy_time,  JSON: Stagger, HealthyDeadline
-//	                              healthy_deadline, canary, auto_*)         when 0
+//	Update (written)              1 / 30s / 10s / 5m / 10m / checks /     per field: absent from HCL;
+//	                              0 / false / false (max_parallel, stagger,  JSON: Stagger, HealthyDeadline,
+//	                              min_healthy_time, healthy_deadline,        ProgressDeadline when 0,
+//	                              progress_deadline, health_check, canary,   HealthCheck when ""
+//	                              auto_*)
 //	Group.Update                  the job's update, else the default   no update block / null; batch: none
 //	Group.Count                   1                                absent from HCL only: 0 is a valid count
 //	Group.Restart                 none (tasks use the job type's)  no restart block
@@ -187,6 +194,8 @@
 //	                              service, system: 2 / 30m / 15s / "fail"   Interval, Mode when zero (JSON)
 //	                              batch:           3 / 24h / 15s / "fail"   (Attempts, Delay: a 0 is real)
 //	Task.KillTimeout              5s                               absent / 0
+//	Task.ShutdownDelay            0: the group's (Group.TaskShutdownDelay)
+//	Service.CanaryTags            ["canary"]                       absent / empty
 //	Resources.CPU                 100 (MHz)                        absent / 0
 //	Resources.MemoryMB            300 (MB)                         absent / 0
 //	Service.Name                  task: "<job>-<group>-<task>";    absent / ""

@@ -32,38 +32,40 @@ type rawJob struct {
 }
 
 type rawGroup struct {
-	Name        string            `hcl:"name,label"`
-	Count       int               `hcl:"count,optional"`
-	Meta        map[string]string `hcl:"meta,optional"`
-	MetaBlock   *rawMap           `hcl:"meta,block"`
-	Constraints []*rawConstraint  `hcl:"constraint,block"`
-	Affinities  []*rawAffinity    `hcl:"affinity,block"`
-	Spreads     []*rawSpread      `hcl:"spread,block"`
-	Restart     *rawRestart       `hcl:"restart,block"`
-	Reschedule  *rawReschedule    `hcl:"reschedule,block"`
-	Update      *rawUpdate        `hcl:"update,block"`
-	Disconnect  *rawDisconnect    `hcl:"disconnect,block"`
-	Networks    []*rawNetwork     `hcl:"network,block"`
-	Services    []*rawService     `hcl:"service,block"`
-	Tasks       []*rawTask        `hcl:"task,block"`
+	Name          string            `hcl:"name,label"`
+	Count         int               `hcl:"count,optional"`
+	Meta          map[string]string `hcl:"meta,optional"`
+	MetaBlock     *rawMap           `hcl:"meta,block"`
+	Constraints   []*rawConstraint  `hcl:"constraint,block"`
+	Affinities    []*rawAffinity    `hcl:"affinity,block"`
+	Spreads       []*rawSpread      `hcl:"spread,block"`
+	Restart       *rawRestart       `hcl:"restart,block"`
+	Reschedule    *rawReschedule    `hcl:"reschedule,block"`
+	Update        *rawUpdate        `hcl:"update,block"`
+	Disconnect    *rawDisconnect    `hcl:"disconnect,block"`
+	ShutdownDelay string            `hcl:"shutdown_delay,optional"`
+	Networks      []*rawNetwork     `hcl:"network,block"`
+	Services      []*rawService     `hcl:"service,block"`
+	Tasks         []*rawTask        `hcl:"task,block"`
 
 	Body     hcl.Body  `hcl:",body"`
 	DefRange hcl.Range `hcl:",def_range"`
 }
 
 type rawTask struct {
-	Name        string            `hcl:"name,label"`
-	Driver      string            `hcl:"driver,optional"`
-	Config      *rawConfig        `hcl:"config,block"`
-	Env         hcl.Expression    `hcl:"env,optional"`
-	EnvBlock    *rawMap           `hcl:"env,block"`
-	Restart     *rawRestart       `hcl:"restart,block"`
-	Resources   *rawResources     `hcl:"resources,block"`
-	Services    []*rawService     `hcl:"service,block"`
-	Meta        map[string]string `hcl:"meta,optional"`
-	MetaBlock   *rawMap           `hcl:"meta,block"`
-	KillTimeout string            `hcl:"kill_timeout,optional"`
-	Lifecycle   *rawLifecycle     `hcl:"lifecycle,block"`
+	Name          string            `hcl:"name,label"`
+	Driver        string            `hcl:"driver,optional"`
+	Config        *rawConfig        `hcl:"config,block"`
+	Env           hcl.Expression    `hcl:"env,optional"`
+	EnvBlock      *rawMap           `hcl:"env,block"`
+	Restart       *rawRestart       `hcl:"restart,block"`
+	Resources     *rawResources     `hcl:"resources,block"`
+	Services      []*rawService     `hcl:"service,block"`
+	Meta          map[string]string `hcl:"meta,optional"`
+	MetaBlock     *rawMap           `hcl:"meta,block"`
+	KillTimeout   string            `hcl:"kill_timeout,optional"`
+	ShutdownDelay string            `hcl:"shutdown_delay,optional"`
+	Lifecycle     *rawLifecycle     `hcl:"lifecycle,block"`
 
 	Body     hcl.Body  `hcl:",body"`
 	DefRange hcl.Range `hcl:",def_range"`
@@ -120,13 +122,15 @@ type rawReschedule struct {
 }
 
 type rawUpdate struct {
-	MaxParallel     int    `hcl:"max_parallel,optional"`
-	Stagger         string `hcl:"stagger,optional"`
-	MinHealthyTime  string `hcl:"min_healthy_time,optional"`
-	HealthyDeadline string `hcl:"healthy_deadline,optional"`
-	Canary          int    `hcl:"canary,optional"`
-	AutoRevert      bool   `hcl:"auto_revert,optional"`
-	AutoPromote     bool   `hcl:"auto_promote,optional"`
+	MaxParallel      int    `hcl:"max_parallel,optional"`
+	Stagger          string `hcl:"stagger,optional"`
+	MinHealthyTime   string `hcl:"min_healthy_time,optional"`
+	HealthyDeadline  string `hcl:"healthy_deadline,optional"`
+	ProgressDeadline string `hcl:"progress_deadline,optional"`
+	HealthCheck      string `hcl:"health_check,optional"`
+	Canary           int    `hcl:"canary,optional"`
+	AutoRevert       bool   `hcl:"auto_revert,optional"`
+	AutoPromote      bool   `hcl:"auto_promote,optional"`
 
 	Body     hcl.Body  `hcl:",body"`
 	DefRange hcl.Range `hcl:",def_range"`
@@ -213,10 +217,11 @@ type rawPort struct {
 }
 
 type rawService struct {
-	Name   string      `hcl:"name,optional"`
-	Tags   []string    `hcl:"tags,optional"`
-	Port   string      `hcl:"port,optional"`
-	Checks []*rawCheck `hcl:"check,block"`
+	Name       string      `hcl:"name,optional"`
+	Tags       []string    `hcl:"tags,optional"`
+	CanaryTags []string    `hcl:"canary_tags,optional"`
+	Port       string      `hcl:"port,optional"`
+	Checks     []*rawCheck `hcl:"check,block"`
 
 	Body     hcl.Body  `hcl:",body"`
 	DefRange hcl.Range `hcl:",def_range"`

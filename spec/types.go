@@ -35,6 +35,10 @@ type Group struct {
 	Reschedule  *Reschedule       `json:"Reschedule,omitempty"`
 	Update      *Update           `json:"Update,omitempty"` // overrides the job's
 	Disconnect  *Disconnect       `json:"Disconnect,omitempty"`
+	// ShutdownDelay is how long a stopping allocation waits between
+	// deregistering its services and stopping its tasks, so clients that
+	// resolved it just before finish their requests; its tasks inherit it.
+	ShutdownDelay Duration `json:"ShutdownDelay,omitempty"`
 	// Networks are the group's shared ports: every task may use them.
 	Networks []*Network `json:"Networks,omitempty"`
 	Services []*Service `json:"Services,omitempty"`
@@ -52,8 +56,10 @@ type Task struct {
 	Services  []*Service        `json:"Services,omitempty"`
 	Meta      map[string]string `json:"Meta,omitempty"`
 	// KillTimeout is how long a stopping task gets before it is killed.
-	KillTimeout Duration   `json:"KillTimeout,omitempty"`
-	Lifecycle   *Lifecycle `json:"Lifecycle,omitempty"`
+	KillTimeout Duration `json:"KillTimeout,omitempty"`
+	// ShutdownDelay: when 0, the group's (Group.TaskShutdownDelay).
+	ShutdownDelay Duration   `json:"ShutdownDelay,omitempty"`
+	Lifecycle     *Lifecycle `json:"Lifecycle,omitempty"`
 }
 
 // TaskConfig holds the driver-specific configuration. Fields that do not
@@ -125,10 +131,23 @@ type Update struct {
 	Stagger         Duration `json:"Stagger"`
 	MinHealthyTime  Duration `json:"MinHealthyTime"`
 	HealthyDeadline Duration `json:"HealthyDeadline"`
-	Canary          int      `json:"Canary,omitempty"`
-	AutoRevert      bool     `json:"AutoRevert,omitempty"`
-	AutoPromote     bool     `json:"AutoPromote,omitempty"`
+	// ProgressDeadline fails a deployment that has not made progress
+	// (an allocation of the new version becoming healthy) for this long.
+	ProgressDeadline Duration `json:"ProgressDeadline"`
+	// HealthCheck says what makes an allocation healthy: "checks" (its
+	// services' checks passing, and its tasks running) or "task_states"
+	// (its tasks running), for MinHealthyTime without interruption.
+	HealthCheck string `json:"HealthCheck"`
+	Canary      int    `json:"Canary,omitempty"`
+	AutoRevert  bool   `json:"AutoRevert,omitempty"`
+	AutoPromote bool   `json:"AutoPromote,omitempty"`
 }
+
+// Update.HealthCheck values.
+const (
+	HealthChecks     = "checks"
+	HealthTaskStates = "task_states"
+)
 
 // Reschedule says how failed allocations are replaced on other nodes.
 type Reschedule struct {
@@ -184,10 +203,13 @@ type Port struct {
 
 // Service registers a task's port in the discovery registry.
 type Service struct {
-	Name   string   `json:"Name"`
-	Tags   []string `json:"Tags,omitempty"`
-	Port   string   `json:"Port,omitempty"` // a port label of the task
-	Checks []*Check `json:"Checks,omitempty"`
+	Name string   `json:"Name"`
+	Tags []string `json:"Tags,omitempty"`
+	// CanaryTags replace Tags while the allocation is an unpromoted
+	// canary of a deployment; default ["canary"].
+	CanaryTags []string `json:"CanaryTags,omitempty"`
+	Port       string   `json:"Port,omitempty"` // a port label of the task
+	Checks     []*Check `json:"Checks,omitempty"`
 }
 
 // Check is a health check of a service.
@@ -272,6 +294,15 @@ func (g *Group) AllPorts() []*Port {
 		}
 	}
 	return ps
+}
+
+// TaskShutdownDelay is how long t waits between the deregistration of its
+// services and its stop: its own ShutdownDelay when set, else the group's.
+func (g *Group) TaskShutdownDelay(t *Task) time.Duration {
+	if t.ShutdownDelay > 0 {
+		return t.ShutdownDelay.D()
+	}
+	return g.ShutdownDelay.D()
 }
 
 // Lookup returns the group named name, or nil.

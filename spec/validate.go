@@ -161,6 +161,9 @@ func (v *validator) group(at loc, j *Job, g *Group) {
 	if g.Disconnect != nil {
 		v.disconnect(at.single("disconnect"), g.Disconnect, j.Type)
 	}
+	if g.ShutdownDelay < 0 {
+		v.add(at.attr("shutdown_delay"), "Invalid shutdown_delay", "shutdown_delay must not be negative, got %s", g.ShutdownDelay)
+	}
 
 	// Port labels and static ports are unique in the group: all its tasks
 	// run on one node and share its ports.
@@ -274,6 +277,9 @@ func (v *validator) task(at loc, t *Task, groupRestart *RestartPolicy, derived s
 	v.resources(at.single("resources"), &t.Resources)
 	if t.KillTimeout < 0 {
 		v.add(at.attr("kill_timeout"), "Invalid kill_timeout", "kill_timeout must not be negative, got %s", t.KillTimeout)
+	}
+	if t.ShutdownDelay < 0 {
+		v.add(at.attr("shutdown_delay"), "Invalid shutdown_delay", "shutdown_delay must not be negative, got %s", t.ShutdownDelay)
 	}
 	if lc := t.Lifecycle; lc != nil {
 		ll := at.single("lifecycle")
@@ -492,6 +498,19 @@ func (v *validator) update(at loc, u *Update) {
 	case u.MinHealthyTime >= u.HealthyDeadline:
 		v.add(at.attr("min_healthy_time"), "Invalid min_healthy_time", "min_healthy_time %s must be shorter than healthy_deadline %s", u.MinHealthyTime, u.HealthyDeadline)
 	}
+	switch {
+	case u.ProgressDeadline <= 0:
+		v.add(at.attr("progress_deadline"), "Invalid progress_deadline", "progress_deadline must be greater than 0, got %s", u.ProgressDeadline)
+	case u.HealthyDeadline > 0 && u.ProgressDeadline < u.HealthyDeadline:
+		v.add(at.attr("progress_deadline"), "Invalid progress_deadline", "progress_deadline %s must be at least healthy_deadline %s: a deployment makes progress when an allocation becomes healthy", u.ProgressDeadline, u.HealthyDeadline)
+	}
+	switch u.HealthCheck {
+	case HealthChecks, HealthTaskStates:
+	case "manual":
+		v.add(at.attr("health_check"), "Unsupported health_check", "health_check = \"manual\" is not supported: Strata has no API to set an allocation's health by hand; use \"checks\" or \"task_states\"")
+	default:
+		v.add(at.attr("health_check"), "Invalid health_check", "unknown health_check %q; supported: %s, %s", u.HealthCheck, HealthChecks, HealthTaskStates)
+	}
 	if u.Canary < 0 {
 		v.add(at.attr("canary"), "Invalid canary", "canary must be 0 or more, got %d", u.Canary)
 	}
@@ -587,11 +606,11 @@ func (v *validator) service(at loc, s *Service, sc serviceScope) {
 		}
 		v.add(at.attr("name"), "Invalid service name", "%v%s", err, hint)
 	}
-	for i, tag := range s.Tags {
-		if tag == "" || strings.IndexFunc(tag, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
-			v.add(at.attr("tags").elem(i), "Invalid tag", "tag %q must be non-empty, without white space", tag)
-		}
+	v.tags(at, "tags", s.Tags)
+	if len(s.CanaryTags) == 0 {
+		v.add(at.attr("canary_tags"), "Invalid canary_tags", "canary_tags must name at least one tag, so a canary is told apart from the version it replaces (default [\"canary\"])")
 	}
+	v.tags(at, "canary_tags", s.CanaryTags)
 	switch {
 	case s.Port == "" && len(s.Checks) > 0:
 		v.add(at.attr("port"), "Missing port", "service %q has checks, so it needs a port to check", s.Name)
@@ -607,6 +626,14 @@ func (v *validator) service(at loc, s *Service, sc serviceScope) {
 		v.check(cl, c)
 	}
 }
+func (v *validator) tags(at loc, attr string, tags []string) {
+	for i, tag := range tags {
+		if tag == "" || strings.IndexFunc(tag, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+			v.add(at.attr(attr).elem(i), "Invalid tag", "tag %q must be non-empty, without white space", tag)
+		}
+	}
+}
+
 func (v *validator) check(at loc, c *Check) {
 	switch c.Type {
 	case CheckHTTP:

@@ -305,7 +305,7 @@ func TestCanonicalizeJSONStrategies(t *testing.T) {
 		  "Tasks":[{"Name":"a","Driver":"docker","Config":{"Image":"x"}},
 		           {"Name":"b","Driver":"docker","Config":{"Image":"x"},"Restart":{"Attempts":0,"Mode":"delay"}}]}]}`)
 	g := j.Groups[0]
-	if want := (Update{MaxParallel: 0, Stagger: defaultUpdate.Stagger, MinHealthyTime: 0, HealthyDeadline: defaultUpdate.HealthyDeadline, AutoRevert: true}); *j.Update != want || *g.Update != want {
+	if want := (Update{MaxParallel: 0, Stagger: defaultUpdate.Stagger, MinHealthyTime: 0, HealthyDeadline: defaultUpdate.HealthyDeadline, ProgressDeadline: defaultUpdate.ProgressDeadline, HealthCheck: HealthChecks, AutoRevert: true}); *j.Update != want || *g.Update != want {
 		t.Errorf("update: job %+v group %+v, want %+v", *j.Update, *g.Update, want)
 	}
 	if a := j.Affinities[0]; a.Operator != "=" || a.Weight != 50 {
