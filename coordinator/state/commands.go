@@ -242,7 +242,8 @@ func (*TokenRevoke) Type() CmdType    { return CmdTokenRevoke }
 // the proposer.
 var (
 	// ErrNotFound: the command names a job, node or token that does not
-	// exist.
+	// exist. Its text has no package prefix: it ends messages the API
+	// shows, such as `job "web": not found`.
 	ErrNotFound = errors.New("not found")
 	// ErrModuleExists: a module version pushed again with different
 	// bytes; versions are immutable.
