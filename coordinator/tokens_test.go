@@ -16,7 +16,6 @@ import (
 	"github.com/strata-run/strata/coordinator/state"
 	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/internal/wire"
-	"github.com/strata-run/strata/sched"
 )
 
 func mustToken(t *testing.T, s *Server, req structs.JoinTokenRequest) *structs.NewJoinToken {
@@ -189,25 +188,6 @@ func TestTokenAPI(t *testing.T) {
 	var se *api.StatusError
 	if err := c.RevokeJoinToken(ctx, tok.ID); !errors.As(err, &se) || se.Status != http.StatusNotFound {
 		t.Fatalf("second revoke: %v, want 404", err)
-	}
-}
-
-// Allocation IDs are time-ordered, so people name an allocation by the
-// random end of its ID as readily as by its start.
-func TestAllocsByPrefixOrSuffix(t *testing.T) {
-	s := startTestServer(t)
-	place := []*sched.Allocation{
-		{ID: "0190aaaa-0000-7000-8000-00000000beef", JobID: "web", Group: "g", NodeID: "n1", DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientPending},
-		{ID: "0190aaaa-0000-7000-8000-00000000cafe", JobID: "web", Group: "g", NodeID: "n2", DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientPending},
-	}
-	if _, _, err := s.apply(&state.PlanApply{Place: place}); err != nil {
-		t.Fatal(err)
-	}
-	for q, want := range map[string]int{"0190aaaa": 2, "beef": 1, "00cafe": 1, "dead": 0, place[0].ID: 1} {
-		got, err := s.store.AllocsByPrefix(q)
-		if err != nil || len(got) != want {
-			t.Errorf("AllocsByPrefix(%q) = %d allocations, %v; want %d", q, len(got), err, want)
-		}
 	}
 }
 

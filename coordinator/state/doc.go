@@ -6,7 +6,7 @@
 //
 //   - the store (Open): the bbolt file, its format check (meta/format =
 //     strata-state-v2; a corrupt or foreign file is refused by name, never
-//     replaced), snapshots (Snapshot, WriteTo) and Restore, which checks a
+//     replaced), snapshots (Snapshot) and Restore, which checks a
 //     snapshot before it replaces anything;
 //   - the commands (Command, Encode): one type byte and a payload, JSON
 //     except the plan, whose allocations have a compact binary form

@@ -257,17 +257,6 @@ func (sn *Snapshot) Release() {
 	})
 }
 
-// WriteTo writes a consistent copy of the whole state (a bbolt file) to w.
-func (s *Store) WriteTo(w io.Writer) (int64, error) {
-	var n int64
-	err := s.view(func(tx *bolt.Tx) error {
-		var err error
-		n, err = tx.WriteTo(w)
-		return err
-	})
-	return n, err
-}
-
 // Restore replaces the state with a snapshot read from r. The snapshot is
 // written beside the state file and checked before it replaces anything;
 // a bad snapshot leaves the current state untouched.
