@@ -15,6 +15,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/strata-run/strata/coordinator/state"
 	"github.com/strata-run/strata/internal/wire"
 	"github.com/strata-run/strata/registry"
 	"github.com/strata-run/strata/sched"
@@ -278,7 +279,7 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, certNode string) (*wire.Regi
 	// the node's fingerprint is written.
 	node.ComputedClass = sched.ComputeClass(&node)
 	if old == nil || !reflect.DeepEqual(old.Node, node) {
-		if _, _, err := a.s.apply(cmdNodeRegister, &nodeRegisterCmd{Node: node, Time: time.Now().UnixNano()}); err != nil {
+		if _, _, err := a.s.apply(&state.NodeRegister{Node: node, Time: time.Now().UnixNano()}); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -364,7 +365,7 @@ func (a *agentEndpoint) allocStatus(reg *wire.Register, st *wire.AllocStatus) er
 	default:
 		return fmt.Errorf("AllocStatus: unknown client status %q", st.ClientStatus)
 	}
-	u := allocUpdate{AllocID: st.AllocID, ClientStatus: st.ClientStatus, Description: st.Description, TaskStates: st.TaskStates}
+	u := state.ClientUpdate{AllocID: st.AllocID, ClientStatus: st.ClientStatus, Description: st.Description, TaskStates: st.TaskStates}
 	if len(u.TaskStates) == 0 {
 		u.TaskStates = nil
 	}
@@ -383,7 +384,7 @@ func (a *agentEndpoint) allocStatus(reg *wire.Register, st *wire.AllocStatus) er
 		reflect.DeepEqual(before.Endpoints, u.Endpoints) && (u.TaskStates == nil || reflect.DeepEqual(before.TaskStates, u.TaskStates)) {
 		return nil // nothing new: keep it out of the Raft log
 	}
-	if _, _, err := a.s.apply(cmdAllocUpdate, &allocUpdateCmd{NodeID: reg.NodeID, Updates: []allocUpdate{u}}); err != nil {
+	if _, _, err := a.s.apply(&state.AllocUpdate{NodeID: reg.NodeID, Updates: []state.ClientUpdate{u}}); err != nil {
 		return err
 	}
 	if before != nil && before.ClientStatus == sched.ClientUnknown && u.ClientStatus == sched.ClientRunning {

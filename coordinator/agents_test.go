@@ -20,6 +20,8 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/strata-run/strata/coordinator/state"
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/internal/wire"
 	"github.com/strata-run/strata/sched"
 )
@@ -37,13 +39,7 @@ func startTestServer(t *testing.T) *Server {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !s.IsLeader() || s.CAPin() == "" {
-		if time.Now().After(deadline) {
-			t.Fatal("no leadership (and cluster CA) within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitLeading(t, s)
 	return s
 }
 
@@ -109,7 +105,7 @@ func agentTLS(t *testing.T, s *Server, nodeID string) *tls.Config {
 	if tc, ok := agentCerts.Load(key); ok {
 		return tc.(*tls.Config).Clone()
 	}
-	tok, err := s.CreateJoinToken(JoinTokenRequest{})
+	tok, err := s.CreateJoinToken(structs.JoinTokenRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,12 +237,7 @@ func TestRegisteredTellsAgentsTheAdvertisedAddress(t *testing.T) {
 				defer cancel()
 				s.Shutdown(ctx)
 			})
-			for deadline := time.Now().Add(10 * time.Second); !s.IsLeader() || s.CAPin() == ""; {
-				if time.Now().After(deadline) {
-					t.Fatal("no leadership (and cluster CA) within 10s")
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			waitLeading(t, s)
 			_, port, _ := net.SplitHostPort(s.AgentAddr())
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -288,7 +279,7 @@ func TestAllocStatusTaskStates(t *testing.T) {
 	s := startTestServer(t)
 	reg := &wire.Register{NodeID: "n1", Name: "n1", Address: "127.0.0.1"}
 	alloc := &sched.Allocation{ID: "a1", JobID: "web", Group: "g", NodeID: "n1", DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientPending}
-	if _, _, err := s.apply(cmdPlanApply, &planApplyCmd{Place: []*sched.Allocation{alloc}}); err != nil {
+	if _, _, err := s.apply(&state.PlanApply{Place: []*sched.Allocation{alloc}}); err != nil {
 		t.Fatal(err)
 	}
 	states := func(events ...string) map[string]*wire.TaskState {
@@ -316,7 +307,7 @@ func TestAllocStatusTaskStates(t *testing.T) {
 	if got := a.TaskStates["t"]; got == nil || len(got.Events) != 3 || got.Events[2].Type != "Terminated" {
 		t.Fatalf("stored task states %+v", a.TaskStates)
 	}
-	if _, _, err := s.apply(cmdAllocUpdate, &allocUpdateCmd{NodeID: "n1", Updates: []allocUpdate{{AllocID: "a1", ClientStatus: sched.ClientLost}}}); err != nil {
+	if _, _, err := s.apply(&state.AllocUpdate{NodeID: "n1", Updates: []state.ClientUpdate{{AllocID: "a1", ClientStatus: sched.ClientLost}}}); err != nil {
 		t.Fatal(err)
 	}
 	if a, _ := s.store.Alloc("a1"); a.ClientStatus != sched.ClientLost || len(a.TaskStates["t"].Events) != 3 {
@@ -401,11 +392,13 @@ func TestHeartbeatIntervalFollowsClusterSize(t *testing.T) {
 	var told []int64
 	last := ack.HeartbeatMillis
 	go func() { // keep the node alive meanwhile, at the interval it was told first
+		tick := time.NewTicker(300 * time.Millisecond)
+		defer tick.Stop()
 		for range 40 {
 			if wire.Write(st, wire.TypeHeartbeat, wire.Heartbeat{}) != nil {
 				return
 			}
-			time.Sleep(300 * time.Millisecond)
+			<-tick.C
 		}
 	}()
 	// Read until the server has nothing more to say for 1.5s.

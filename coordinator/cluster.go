@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/strata-run/strata/coordinator/state"
+	"github.com/strata-run/strata/coordinator/structs"
 )
 
 // Server-to-server RPC: one request per connection on the Raft port
@@ -27,7 +30,7 @@ type rpcRequest struct {
 type rpcResponse struct {
 	Body  json.RawMessage `json:"Body,omitempty"`
 	Error string          `json:"Error,omitempty"`
-	Kind  string          `json:"Kind,omitempty"` // not-leader, module-exists, not-found, refused, node-not-connected, node-unavailable
+	Kind  string          `json:"Kind,omitempty"` // not-leader, module-exists, not-found, node-not-connected, node-unavailable
 	Size  int64           `json:"Size,omitempty"` // "blob": raw bytes that follow
 }
 
@@ -46,8 +49,8 @@ type ServerInfo struct {
 }
 
 type applyRequest struct {
-	Type    cmdType `json:"Type"`
-	Payload []byte  `json:"Payload"` // a command's payload (binary for a plan)
+	Type    state.CmdType `json:"Type"`
+	Payload []byte        `json:"Payload"` // a command's payload (binary for a plan)
 }
 
 type applyResponse struct {
@@ -89,10 +92,6 @@ func errorKind(err error) string {
 		return "node-not-connected"
 	case errors.Is(err, ErrNodeUnavailable):
 		return "node-unavailable"
-	}
-	var r refusal
-	if errors.As(err, &r) {
-		return "refused"
 	}
 	return ""
 }
@@ -174,7 +173,7 @@ func (s *Server) serveRPC(c net.Conn) {
 			reply(nil, &NotLeaderError{Leader: s.Leader()}) // no second hop
 			return
 		}
-		res, idx, err := s.applyRaw(ar.Type, ar.Payload)
+		res, idx, err := s.propose(append([]byte{byte(ar.Type)}, ar.Payload...))()
 		if err != nil {
 			reply(nil, err)
 			return
@@ -246,15 +245,17 @@ func (s *Server) dialRPC(ctx context.Context, addr, method string, body any) (ne
 	return c, nil
 }
 
-// forwardApply sends a write to the leader and waits until this server
-// has applied it too, so the caller reads its own write here.
-func (s *Server) forwardApply(t cmdType, payload []byte) (any, uint64, error) {
+// forwardApply sends an encoded write (state.Encode) to the leader and
+// waits until this server has applied it too, so the caller reads its own
+// write here.
+func (s *Server) forwardApply(data []byte) (any, uint64, error) {
 	leader := s.Leader()
 	if leader == "" {
 		return nil, 0, &NotLeaderError{}
 	}
+	t := state.CmdType(data[0])
 	var out applyResponse
-	err := s.call(context.Background(), leader, "apply", applyRequest{Type: t, Payload: payload}, &out)
+	err := s.call(context.Background(), leader, "apply", applyRequest{Type: t, Payload: data[1:]}, &out)
 	var remote *remoteError
 	if errors.As(err, &remote) {
 		return nil, 0, err // the leader refused the write itself
@@ -267,8 +268,8 @@ func (s *Server) forwardApply(t cmdType, payload []byte) (any, uint64, error) {
 		return nil, 0, &NotLeaderError{Leader: leader, Cause: err}
 	}
 	var res any
-	if t == cmdJobRegister && out.Result != nil {
-		var r jobRegisterResult
+	if t == state.CmdJobRegister && out.Result != nil {
+		var r state.JobRegisterResult
 		if err := json.Unmarshal(out.Result, &r); err != nil {
 			return nil, 0, err
 		}
@@ -356,15 +357,15 @@ func (s *Server) RemovePeer(id string) error {
 }
 
 // RaftPeers lists the Raft configuration as this server knows it.
-func (s *Server) RaftPeers() ([]Peer, error) {
+func (s *Server) RaftPeers() ([]structs.Peer, error) {
 	f := s.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return nil, err
 	}
 	leader := s.Leader()
-	var out []Peer
+	var out []structs.Peer
 	for _, srv := range f.Configuration().Servers {
-		out = append(out, Peer{ID: string(srv.ID), Address: string(srv.Address),
+		out = append(out, structs.Peer{ID: string(srv.ID), Address: string(srv.Address),
 			Voter: srv.Suffrage == raft.Voter, Leader: string(srv.Address) == leader})
 	}
 	return out, nil

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-run/strata/coordinator/state"
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/sched"
 )
 
@@ -46,22 +48,21 @@ func startInProcessCluster(tb testing.TB, n int) []*Server {
 		}
 		wg.Wait()
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if l := leaderOf(servers); l != nil {
-			agreed := true
-			for _, s := range servers {
-				agreed = agreed && s.Leader() == l.RaftAddr()
-			}
-			if peers, _ := l.RaftPeers(); len(peers) == n && agreed {
-				return servers
+	events := clusterEvents(tb, servers...)
+	waitFor(tb, events, fmt.Sprintf("a %d-server cluster with a leader", n), 30*time.Second, func() bool {
+		l := leaderOf(servers)
+		if l == nil {
+			return false
+		}
+		for _, s := range servers {
+			if s.Leader() != l.RaftAddr() {
+				return false
 			}
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("no %d-server cluster with a leader within 30s", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		peers, _ := l.RaftPeers()
+		return len(peers) == n
+	})
+	return servers
 }
 
 func leaderOf(servers []*Server) *Server {
@@ -99,7 +100,7 @@ func TestInProcessClusterForwardsWrites(t *testing.T) {
 	// The evaluation ran on the leader (no nodes: blocked with a reason).
 	waitState(t, leader, "evaluation", 10*time.Second, func() bool {
 		e, _ := leader.Store().Eval(resp.EvalID)
-		return e != nil && e.Status == EvalBlocked
+		return e != nil && e.Status == structs.EvalBlocked
 	})
 	// One cluster CA for every server: agents pin one fingerprint.
 	for _, s := range servers {
@@ -109,11 +110,11 @@ func TestInProcessClusterForwardsWrites(t *testing.T) {
 		}
 	}
 	// A refusal by the leader reaches the caller with its sentinel intact.
-	if _, _, err := follower.apply(cmdJobStop, &jobStopCmd{JobID: "no-such-job"}); !errors.Is(err, ErrNotFound) {
+	if _, _, err := follower.apply(&state.JobStop{JobID: "no-such-job"}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("forwarded stop of a missing job = %v, want ErrNotFound", err)
 	}
 	peers, _ := follower.RaftPeers()
-	if len(peers) != 3 || !slices.ContainsFunc(peers, func(p Peer) bool { return p.Leader }) {
+	if len(peers) != 3 || !slices.ContainsFunc(peers, func(p structs.Peer) bool { return p.Leader }) {
 		t.Fatalf("peers = %+v", peers)
 	}
 }
@@ -132,7 +133,7 @@ func BenchmarkRaftWrites3Servers(b *testing.B) {
 		place = append(place, &sched.Allocation{ID: fmt.Sprintf("a%03d", i), JobID: "bench", Group: "g", NodeID: "n1",
 			DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientPending})
 	}
-	if _, _, err := leader.apply(cmdPlanApply, &planApplyCmd{Place: place}); err != nil {
+	if _, _, err := leader.apply(&state.PlanApply{Place: place}); err != nil {
 		b.Fatal(err)
 	}
 	lat := make([]time.Duration, b.N)
@@ -152,7 +153,7 @@ func BenchmarkRaftWrites3Servers(b *testing.B) {
 					return
 				}
 				t0 := time.Now()
-				_, _, err := leader.apply(cmdAllocUpdate, &allocUpdateCmd{NodeID: "n1", Updates: []allocUpdate{{
+				_, _, err := leader.apply(&state.AllocUpdate{NodeID: "n1", Updates: []state.ClientUpdate{{
 					AllocID: place[w].ID, ClientStatus: statuses[i%2], Description: fmt.Sprint(i)}}})
 				lat[i] = time.Since(t0)
 				if err != nil {
@@ -190,12 +191,11 @@ func TestLateJoinAndRemovePeer(t *testing.T) {
 		peers, err := s.RaftPeers()
 		return err == nil && len(peers) == n
 	}
-	for deadline := time.Now().Add(30 * time.Second); !hasPeers(leaderOf(servers), 4) || !hasPeers(late, 4); {
-		if time.Now().After(deadline) {
-			t.Fatal("the late server was not added within 30s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	events := clusterEvents(t, append(servers, late)...)
+	waitFor(t, events, "the late server added", 30*time.Second, func() bool {
+		l := leaderOf(servers)
+		return l != nil && hasPeers(l, 4) && hasPeers(late, 4)
+	})
 	// Writes reach the late server's state.
 	if _, err := late.RegisterJob(dockerJob("from-late", nil)); err != nil {
 		t.Fatalf("write through the late server: %v", err)

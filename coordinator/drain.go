@@ -5,37 +5,39 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/strata-run/strata/coordinator/state"
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/sched"
 	"github.com/strata-run/strata/spec"
 )
 
 // DrainNode starts (enable) or ends a drain of a node, by ID or name. A
 // deadline > 0 stops whatever is left on the node when it passes.
-func (s *Server) DrainNode(idOrName string, enable bool, deadline time.Duration) (*NodeRecord, error) {
+func (s *Server) DrainNode(idOrName string, enable bool, deadline time.Duration) (*structs.NodeRecord, error) {
 	n, err := s.findNode(idOrName)
 	if err != nil {
 		return nil, err
 	}
-	c := &nodeDrainCmd{NodeID: n.ID, Eligible: !enable}
+	c := &state.NodeDrain{NodeID: n.ID, Eligible: !enable}
 	if enable {
 		now := time.Now()
-		c.Drain = &Drain{Started: now.UnixNano()}
+		c.Drain = &structs.Drain{Started: now.UnixNano()}
 		if deadline > 0 {
 			c.Drain.Deadline = now.Add(deadline).UnixNano()
 		}
 	}
-	if _, _, err := s.apply(cmdNodeDrain, c); err != nil {
+	if _, _, err := s.apply(c); err != nil {
 		return nil, err
 	}
 	return s.store.Node(n.ID)
 }
 
-func (s *Server) findNode(idOrName string) (*NodeRecord, error) {
+func (s *Server) findNode(idOrName string) (*structs.NodeRecord, error) {
 	nodes, err := s.store.Nodes()
 	if err != nil {
 		return nil, err
 	}
-	var found *NodeRecord
+	var found *structs.NodeRecord
 	for _, n := range nodes {
 		if n.ID == idOrName {
 			return n, nil
@@ -61,7 +63,7 @@ func (s *Server) findNode(idOrName string) (*NodeRecord, error) {
 // drain and stays ineligible.
 func (s *Server) drainStep(now time.Time) error {
 	var errs []error
-	for _, id := range s.store.usage.drainingNodes() {
+	for _, id := range s.store.DrainingNodes() {
 		n, err := s.store.Node(id)
 		if err != nil {
 			return err
@@ -75,12 +77,12 @@ func (s *Server) drainStep(now time.Time) error {
 
 type groupKey struct{ job, group string }
 
-func (s *Server) drainNode(n *NodeRecord, now time.Time) error {
+func (s *Server) drainNode(n *structs.NodeRecord, now time.Time) error {
 	allocs, err := s.store.NodeAllocs(n.ID)
 	if err != nil {
 		return err
 	}
-	var live []*Alloc
+	var live []*structs.Alloc
 	for _, a := range allocs {
 		if !a.Terminal() {
 			live = append(live, a)
@@ -88,7 +90,7 @@ func (s *Server) drainNode(n *NodeRecord, now time.Time) error {
 	}
 	if len(live) == 0 {
 		s.log.Info("node drain complete", "node", n.Name)
-		_, _, err := s.apply(cmdNodeDrain, &nodeDrainCmd{NodeID: n.ID, Eligible: false})
+		_, _, err := s.apply(&state.NodeDrain{NodeID: n.ID, Eligible: false})
 		return err
 	}
 	pastDeadline := n.Drain.Deadline > 0 && now.UnixNano() > n.Drain.Deadline
@@ -97,7 +99,7 @@ func (s *Server) drainNode(n *NodeRecord, now time.Time) error {
 		desc = "node drain deadline"
 	}
 	budget := map[groupKey]int{}
-	byJob := map[string][]allocStop{}
+	byJob := map[string][]state.AllocStop{}
 	var order []string
 	for _, a := range live {
 		k := groupKey{a.JobID, a.Group}
@@ -117,14 +119,14 @@ func (s *Server) drainNode(n *NodeRecord, now time.Time) error {
 		if _, ok := byJob[a.JobID]; !ok {
 			order = append(order, a.JobID)
 		}
-		byJob[a.JobID] = append(byJob[a.JobID], allocStop{ID: a.ID, Desc: desc})
+		byJob[a.JobID] = append(byJob[a.JobID], state.AllocStop{ID: a.ID, Desc: desc})
 	}
 	// Each job's stops commit with the evaluation that replaces them, so
 	// the scheduler sees the stops when it runs.
 	for _, job := range order {
 		s.log.Info("draining", "node", n.Name, "job", job, "stopping", len(byJob[job]))
-		e := &Eval{ID: newEvalID(), JobID: job, TriggeredBy: "node-drain", Status: EvalPending}
-		if _, _, err := s.apply(cmdPlanApply, &planApplyCmd{Stop: byJob[job], Eval: e}); err != nil {
+		e := &structs.Eval{ID: newEvalID(), JobID: job, TriggeredBy: "node-drain", Status: structs.EvalPending}
+		if _, _, err := s.apply(&state.PlanApply{Stop: byJob[job], Eval: e}); err != nil {
 			return err
 		}
 	}
@@ -133,7 +135,7 @@ func (s *Server) drainNode(n *NodeRecord, now time.Time) error {
 
 // migrationBudget is how many more of a's group may stop now: the group's
 // max_parallel minus the copies not running (migrations in flight).
-func (s *Server) migrationBudget(a *Alloc) (int, error) {
+func (s *Server) migrationBudget(a *structs.Alloc) (int, error) {
 	rec, err := s.store.Job(a.JobID)
 	if err != nil || rec == nil || rec.Stopped {
 		return 0, err

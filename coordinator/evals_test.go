@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/strata-run/strata/coordinator/structs"
 )
 
 func TestEvalQueuePriorityAndInFlight(t *testing.T) {
@@ -11,10 +13,10 @@ func TestEvalQueuePriorityAndInFlight(t *testing.T) {
 	q := newEvalQueue(func(job string) int { return pri[job] })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	q.push(&Eval{ID: "1", JobID: "low", Status: EvalPending})
-	q.push(&Eval{ID: "2", JobID: "mid", Status: EvalPending})
-	q.push(&Eval{ID: "3", JobID: "high", Status: EvalPending})
-	q.push(&Eval{ID: "4", JobID: "mid", Status: EvalPending}) // supersedes 2
+	q.push(&structs.Eval{ID: "1", JobID: "low", Status: structs.EvalPending})
+	q.push(&structs.Eval{ID: "2", JobID: "mid", Status: structs.EvalPending})
+	q.push(&structs.Eval{ID: "3", JobID: "high", Status: structs.EvalPending})
+	q.push(&structs.Eval{ID: "4", JobID: "mid", Status: structs.EvalPending}) // supersedes 2
 	var got []string
 	for range 3 {
 		e, err := q.pop(ctx)
@@ -27,8 +29,8 @@ func TestEvalQueuePriorityAndInFlight(t *testing.T) {
 		t.Fatalf("pop order = %v, want [3 4 1] (priority, newest eval per job)", got)
 	}
 	// "high" is in flight: a new eval for it waits until done.
-	q.push(&Eval{ID: "5", JobID: "high", Status: EvalPending})
-	q.push(&Eval{ID: "6", JobID: "low", Status: EvalPending})
+	q.push(&structs.Eval{ID: "5", JobID: "high", Status: structs.EvalPending})
+	q.push(&structs.Eval{ID: "6", JobID: "low", Status: structs.EvalPending})
 	q.done("low")
 	e, _ := q.pop(ctx)
 	if e.ID != "6" {
@@ -43,13 +45,13 @@ func TestEvalQueuePriorityAndInFlight(t *testing.T) {
 	}
 	// Blocked evals wait for capacity.
 	q.done("high")
-	q.push(&Eval{ID: "7", JobID: "mid", Status: EvalBlocked})
+	q.push(&structs.Eval{ID: "7", JobID: "mid", Status: structs.EvalBlocked})
 	if e, err := q.pop(shortCtx(t)); err == nil {
 		t.Fatalf("popped blocked eval %s", e.ID)
 	}
 	q.done("mid")
 	q.unblock(1)
-	if e, err := q.pop(ctx); err != nil || e.ID != "7" || e.Status != EvalPending {
+	if e, err := q.pop(ctx); err != nil || e.ID != "7" || e.Status != structs.EvalPending {
 		t.Fatalf("unblocked = %+v %v", e, err)
 	}
 }
@@ -66,12 +68,12 @@ func shortCtx(t *testing.T) context.Context {
 func TestBlockedEvalAfterCapacityChangeRetries(t *testing.T) {
 	q := newEvalQueue(func(string) int { return 50 })
 	q.unblock(7) // a node registered at index 7
-	q.push(&Eval{ID: "late", JobID: "j", Status: EvalBlocked, SnapshotIndex: 5})
-	if e, err := q.pop(shortCtx(t)); err != nil || e.ID != "late" || e.Status != EvalPending {
+	q.push(&structs.Eval{ID: "late", JobID: "j", Status: structs.EvalBlocked, SnapshotIndex: 5})
+	if e, err := q.pop(shortCtx(t)); err != nil || e.ID != "late" || e.Status != structs.EvalPending {
 		t.Fatalf("blocked eval planned before the capacity change: %+v %v; want it retried", e, err)
 	}
 	q.done("j")
-	q.push(&Eval{ID: "current", JobID: "j", Status: EvalBlocked, SnapshotIndex: 8})
+	q.push(&structs.Eval{ID: "current", JobID: "j", Status: structs.EvalBlocked, SnapshotIndex: 8})
 	if e, err := q.pop(shortCtx(t)); err == nil {
 		t.Fatalf("blocked eval planned after the capacity change was retried: %+v", e)
 	}

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/strata-run/strata/coordinator/state"
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/sched"
 	"github.com/strata-run/strata/spec"
 )
@@ -42,7 +44,7 @@ func (d deadlines) expired(now time.Time) []string {
 }
 
 // observeBeat counts a heartbeat that arrived margin before its deadline.
-func observeBeat(h *HeartbeatStats, margin time.Duration) {
+func observeBeat(h *structs.HeartbeatStats, margin time.Duration) {
 	ms := margin.Milliseconds()
 	if h.Beats == 0 || ms < h.MinMarginMillis {
 		h.MinMarginMillis = ms
@@ -52,7 +54,7 @@ func observeBeat(h *HeartbeatStats, margin time.Duration) {
 
 // HeartbeatStats returns the leader's heartbeat counters: with them a
 // test or benchmark sees a missed deadline even if the node came back.
-func (s *Server) HeartbeatStats() HeartbeatStats {
+func (s *Server) HeartbeatStats() structs.HeartbeatStats {
 	s.hbMu.Lock()
 	defer s.hbMu.Unlock()
 	st := s.hbStats
@@ -155,7 +157,7 @@ func (s *Server) watchNodes(ctx context.Context) {
 }
 
 // disconnectOf returns the disconnect block of an allocation's group.
-func (s *Server) disconnectOf(a *Alloc) *spec.Disconnect {
+func (s *Server) disconnectOf(a *structs.Alloc) *spec.Disconnect {
 	j, err := s.store.JobVersion(a.JobID, a.JobVersion)
 	if err != nil || j == nil {
 		return nil
@@ -179,13 +181,13 @@ func (s *Server) markNodeDown(id string, lost deadlines) error {
 		return err
 	}
 	now := time.Now()
-	cmd := &nodeStatusCmd{NodeID: id, Status: sched.NodeDown, Time: now.UnixNano()}
+	cmd := &state.NodeStatus{NodeID: id, Status: sched.NodeDown, Time: now.UnixNano()}
 	jobs := map[string]bool{}
 	for _, a := range allocs {
 		if a.Terminal() {
 			continue
 		}
-		u := allocUpdate{AllocID: a.ID, ClientStatus: sched.ClientLost, Description: "node " + n.Name + " missed its heartbeats"}
+		u := state.ClientUpdate{AllocID: a.ID, ClientStatus: sched.ClientLost, Description: "node " + n.Name + " missed its heartbeats"}
 		if d := s.disconnectOf(a); d != nil && d.LostAfter > 0 {
 			u.ClientStatus = sched.ClientUnknown
 			u.Description = "node " + n.Name + " is disconnected; lost after " + d.LostAfter.String()
@@ -195,13 +197,13 @@ func (s *Server) markNodeDown(id string, lost deadlines) error {
 		jobs[a.JobID] = true
 	}
 	for job := range jobs {
-		cmd.Evals = append(cmd.Evals, &Eval{ID: newEvalID(), JobID: job, TriggeredBy: "node-down", Status: EvalPending})
+		cmd.Evals = append(cmd.Evals, &structs.Eval{ID: newEvalID(), JobID: job, TriggeredBy: "node-down", Status: structs.EvalPending})
 	}
 	s.log.Warn("node down: missed its heartbeats", "node", n.Name, "node_id", id, "allocs", len(cmd.Allocs))
 	s.hbMu.Lock()
 	s.hbStats.NodesDown++
 	s.hbMu.Unlock()
-	_, _, err = s.apply(cmdNodeStatus, cmd)
+	_, _, err = s.apply(cmd)
 	return err
 }
 
@@ -233,7 +235,7 @@ func (s *Server) loadUnknown(lost deadlines) {
 // declareLost turns unknown allocations lost (their lost_after passed)
 // and evaluates their jobs.
 func (s *Server) declareLost(ids []string) error {
-	byNode := map[string]*allocUpdateCmd{}
+	byNode := map[string]*state.AllocUpdate{}
 	jobs := map[string]bool{}
 	for _, id := range ids {
 		a, err := s.store.Alloc(id)
@@ -245,14 +247,14 @@ func (s *Server) declareLost(ids []string) error {
 		}
 		c := byNode[a.NodeID]
 		if c == nil {
-			c = &allocUpdateCmd{NodeID: a.NodeID}
+			c = &state.AllocUpdate{NodeID: a.NodeID}
 			byNode[a.NodeID] = c
 		}
-		c.Updates = append(c.Updates, allocUpdate{AllocID: id, ClientStatus: sched.ClientLost, Description: "disconnected longer than lost_after"})
+		c.Updates = append(c.Updates, state.ClientUpdate{AllocID: id, ClientStatus: sched.ClientLost, Description: "disconnected longer than lost_after"})
 		jobs[a.JobID] = true
 	}
 	for _, c := range byNode {
-		if _, _, err := s.apply(cmdAllocUpdate, c); err != nil {
+		if _, _, err := s.apply(c); err != nil {
 			return err
 		}
 	}

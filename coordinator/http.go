@@ -12,10 +12,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/strata-run/strata/internal/fsutil"
+	"github.com/strata-run/strata/coordinator/state"
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/registry"
 	"github.com/strata-run/strata/spec"
-	"github.com/strata-run/strata/wasmhost"
 )
 
 // MaxModuleSize bounds a pushed module.
@@ -168,15 +168,12 @@ func writeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrNodeUnavailable):
 		status = http.StatusBadGateway
 	}
-	writeJSON(w, status, 0, APIError{Error: err.Error()})
+	writeJSON(w, status, 0, structs.APIError{Error: err.Error()})
 }
 
 type badRequest struct{ error }
 
 func (b badRequest) Unwrap() error { return b.error }
-
-// ErrNotFound is returned for a job, evaluation or module that does not exist.
-var ErrNotFound = errors.New("not found")
 
 // blockingWait implements Consul/Nomad blocking queries: with ?index=N the
 // request waits (up to ?wait=, default 5m, max 10m) until the state index
@@ -236,14 +233,14 @@ func (s *Server) handleJobs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	out := []JobListEntry{}
+	out := []structs.JobListEntry{}
 	for _, j := range jobs {
 		allocs, err := s.store.JobAllocs(j.Job.ID)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		e := JobListEntry{ID: j.Job.ID, Version: j.Version, Summary: map[string]int{}}
+		e := structs.JobListEntry{ID: j.Job.ID, Version: j.Version, Summary: map[string]int{}}
 		for _, a := range allocs {
 			if a.DesiredStatus == "run" {
 				e.Summary[a.ClientStatus]++
@@ -263,7 +260,7 @@ func (s *Server) handleJobs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleJobRegister(w http.ResponseWriter, r *http.Request) {
-	var req JobRegisterRequest
+	var req structs.JobRegisterRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxJobSize))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -276,64 +273,6 @@ func (s *Server) handleJobRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp.Index, resp)
-}
-
-// RegisterJob validates a job, pins every module reference to a digest,
-// and commits it with an evaluation when it changed.
-func (s *Server) RegisterJob(job *spec.Job) (*JobRegisterResponse, error) {
-	if job == nil {
-		return nil, badRequest{errors.New("request has no Job")}
-	}
-	spec.Canonicalize(job)
-	if err := spec.Validate(job); err != nil {
-		return nil, badRequest{fmt.Errorf("invalid job: %w", err)}
-	}
-	if err := s.resolveModules(job); err != nil {
-		return nil, badRequest{err}
-	}
-	res, idx, err := s.apply(cmdJobRegister, &jobRegisterCmd{Job: job, SubmitTime: time.Now().UnixNano(), EvalID: newEvalID()})
-	if err != nil {
-		return nil, err
-	}
-	r := res.(*jobRegisterResult)
-	return &JobRegisterResponse{JobID: job.ID, Version: r.Version, Changed: r.Changed, EvalID: r.EvalID, Index: idx}, nil
-}
-
-// resolveModules fills ModuleDigest of every wasm task from the module
-// registry; a reference to a module that was never pushed is an error.
-func (s *Server) resolveModules(job *spec.Job) error {
-	var errs []error
-	for _, g := range job.Groups {
-		for _, t := range g.Tasks {
-			if t.Driver != "wasm" {
-				continue
-			}
-			name, version, digest, err := spec.ParseModuleRef(t.Config.Module)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("group %q task %q: %w", g.Name, t.Name, err))
-				continue
-			}
-			if digest == "" {
-				m, err := s.store.Module(name, version)
-				if err != nil {
-					return err
-				}
-				if m == nil {
-					errs = append(errs, fmt.Errorf("group %q task %q: module %s@%s does not exist; push it first with `strata module push FILE -name %s -version %s`",
-						g.Name, t.Name, name, version, name, version))
-					continue
-				}
-				digest = m.Digest
-			} else if m, err := s.store.ModuleByDigest(digest); err != nil {
-				return err
-			} else if m == nil && !s.blobs.Has(digest) {
-				errs = append(errs, fmt.Errorf("group %q task %q: no module with digest %s has been pushed", g.Name, t.Name, digest))
-				continue
-			}
-			t.Config.ModuleDigest = digest
-		}
-	}
-	return errors.Join(errs...)
 }
 
 func (s *Server) handleJob(w http.ResponseWriter, r *http.Request) {
@@ -354,7 +293,7 @@ func (s *Server) handleJob(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleJobStop(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	evalID := newEvalID()
-	_, idx, err := s.apply(cmdJobStop, &jobStopCmd{JobID: id, EvalID: evalID})
+	_, idx, err := s.apply(&state.JobStop{JobID: id, EvalID: evalID})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -380,9 +319,9 @@ func (s *Server) handleJobAllocs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	resp := JobAllocsResponse{Allocations: allocs, Stopped: rec.Stopped, Version: rec.Version}
+	resp := structs.JobAllocsResponse{Allocations: allocs, Stopped: rec.Stopped, Version: rec.Version}
 	if resp.Allocations == nil {
-		resp.Allocations = []*Alloc{}
+		resp.Allocations = []*structs.Alloc{}
 	}
 	if rec.LatestEvalID != "" {
 		if resp.LatestEval, err = s.store.Eval(rec.LatestEvalID); err != nil {
@@ -446,33 +385,6 @@ func (s *Server) handleModulePush(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, idx, m)
 }
 
-// PushModule validates and stores a module version. Versions are
-// immutable: the same name@version with other bytes is refused.
-func (s *Server) PushModule(ctx context.Context, name, version string, b []byte) (*Module, uint64, error) {
-	digest := Digest(b)
-	if old, err := s.store.Module(name, version); err != nil {
-		return nil, 0, err
-	} else if old != nil && old.Digest != digest {
-		return nil, 0, fmt.Errorf("%w: %s@%s is %s, the pushed file is %s; versions are immutable, push it as a new version",
-			ErrModuleExists, name, version, old.Digest, digest)
-	} else if old != nil {
-		return old, s.store.Index(), nil
-	}
-	if err := wasmhost.Validate(ctx, b); err != nil {
-		return nil, 0, badRequest{fmt.Errorf("%s@%s is not a module Strata can run: %w", name, version, err)}
-	}
-	if _, err := s.blobs.Put(b); err != nil {
-		return nil, 0, err
-	}
-	m := Module{Name: name, Version: version, Digest: digest, Size: int64(len(b)), PushTime: time.Now().UnixNano()}
-	_, idx, err := s.apply(cmdModuleRegister, &moduleRegisterCmd{Module: m})
-	if err != nil {
-		return nil, 0, err
-	}
-	stored, err := s.store.Module(name, version)
-	return stored, idx, err
-}
-
 func (s *Server) handleModules(w http.ResponseWriter, r *http.Request) {
 	s.blockingWait(r)
 	idx := s.store.Index()
@@ -482,7 +394,7 @@ func (s *Server) handleModules(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if mods == nil {
-		mods = []*Module{}
+		mods = []*structs.Module{}
 	}
 	writeJSON(w, http.StatusOK, idx, mods)
 }
@@ -496,7 +408,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if nodes == nil {
-		nodes = []*NodeRecord{}
+		nodes = []*structs.NodeRecord{}
 	}
 	writeJSON(w, http.StatusOK, idx, nodes)
 }
@@ -519,8 +431,6 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, idx, eps)
 }
 
-func newEvalID() string { return fsutil.NewID() }
-
 // handleAllocs lists allocations, those whose ID starts with ?prefix= if
 // given (how the CLI resolves a short ID).
 func (s *Server) handleAllocs(w http.ResponseWriter, r *http.Request) {
@@ -532,7 +442,7 @@ func (s *Server) handleAllocs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if allocs == nil {
-		allocs = []*Alloc{}
+		allocs = []*structs.Alloc{}
 	}
 	writeJSON(w, http.StatusOK, idx, allocs)
 }
@@ -560,7 +470,7 @@ func (s *Server) handleAlloc(w http.ResponseWriter, r *http.Request) {
 // streaming when the client goes away.
 func (s *Server) handleAllocLogs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	req := LogRequest{AllocID: r.PathValue("id"), Task: q.Get("task"), Type: q.Get("type")}
+	req := structs.LogRequest{AllocID: r.PathValue("id"), Task: q.Get("task"), Type: q.Get("type")}
 	var err error
 	if v := q.Get("follow"); v != "" {
 		if req.Follow, err = strconv.ParseBool(v); err != nil {
@@ -603,7 +513,7 @@ func (s *Server) handleAllocLogs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleNodeDrain(w http.ResponseWriter, r *http.Request) {
-	var req DrainRequest
+	var req structs.DrainRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
 		writeError(w, badRequest{fmt.Errorf("malformed drain request: %w", err)})
 		return

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/strata-run/strata/coordinator/structs"
 )
 
 // A blocking query returns when the state passes its index, not before.
@@ -21,7 +23,7 @@ func TestBlockingQuery(t *testing.T) {
 	// Its evaluation commits too (blocked: no nodes); then all is quiet.
 	waitState(t, s, "first evaluation", 10*time.Second, func() bool {
 		e, _ := s.store.Eval(first.EvalID)
-		return e != nil && e.Status == EvalBlocked
+		return e != nil && e.Status == structs.EvalBlocked
 	})
 	resp, err := http.Get(ts.URL + "/v1/jobs")
 	if err != nil {
@@ -33,7 +35,7 @@ func TestBlockingQuery(t *testing.T) {
 		t.Fatal("no X-Strata-Index on a read")
 	}
 	type result struct {
-		jobs []JobListEntry
+		jobs []structs.JobListEntry
 		idx  uint64
 		err  error
 	}
@@ -45,7 +47,7 @@ func TestBlockingQuery(t *testing.T) {
 			return
 		}
 		defer resp.Body.Close()
-		var js []JobListEntry
+		var js []structs.JobListEntry
 		err = json.NewDecoder(resp.Body).Decode(&js)
 		n, _ := strconv.ParseUint(resp.Header.Get("X-Strata-Index"), 10, 64)
 		done <- result{js, n, err}

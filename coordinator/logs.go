@@ -13,6 +13,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/internal/wire"
 	"github.com/strata-run/strata/sched"
 )
@@ -37,7 +38,7 @@ func (e *agentError) Is(target error) bool { return target == ErrNotFound }
 // over the Raft port). The reader ends with the log (or, with Follow,
 // when closed); closing it stops the agent's streaming. req.Task may be
 // empty for an allocation of one task.
-func (s *Server) AllocLogs(ctx context.Context, req LogRequest) (io.ReadCloser, error) {
+func (s *Server) AllocLogs(ctx context.Context, req structs.LogRequest) (io.ReadCloser, error) {
 	if req.Type == "" {
 		req.Type = "stdout"
 	}
@@ -98,7 +99,7 @@ func (s *Server) AllocLogs(ctx context.Context, req LogRequest) (io.ReadCloser, 
 }
 
 // allocTask resolves the task a log read names; "" is the group's only task.
-func (s *Server) allocTask(al *Alloc, task string) (string, error) {
+func (s *Server) allocTask(al *structs.Alloc, task string) (string, error) {
 	job, err := s.store.JobVersion(al.JobID, al.JobVersion)
 	if err != nil {
 		return "", err
@@ -153,7 +154,7 @@ const logHeaderTimeout = 30 * time.Second
 
 // openLogs opens a new stream on the agent's connection, sends req and
 // reads the agent's LogHeader.
-func (a *agentEndpoint) openLogs(ctx context.Context, conn *quic.Conn, req LogRequest) (io.ReadCloser, error) {
+func (a *agentEndpoint) openLogs(ctx context.Context, conn *quic.Conn, req structs.LogRequest) (io.ReadCloser, error) {
 	st, err := conn.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: opening a log stream to the agent: %v", ErrNodeUnavailable, err)
@@ -191,14 +192,14 @@ func (a *agentEndpoint) openLogs(ctx context.Context, conn *quic.Conn, req LogRe
 
 // logsRPC is the body of the server RPC "logs".
 type logsRPC struct {
-	NodeID  string     `json:"NodeID"`
-	Request LogRequest `json:"Request"`
+	NodeID  string             `json:"NodeID"`
+	Request structs.LogRequest `json:"Request"`
 }
 
 // forwardLogs asks the server at addr (a Raft address) for a log of a
 // node connected to it; the log's bytes follow its answer on the same
 // connection, which the returned reader closes.
-func (s *Server) forwardLogs(ctx context.Context, addr, nodeID string, req LogRequest) (io.ReadCloser, error) {
+func (s *Server) forwardLogs(ctx context.Context, addr, nodeID string, req structs.LogRequest) (io.ReadCloser, error) {
 	c, err := s.dialRPC(ctx, addr, "logs", logsRPC{NodeID: nodeID, Request: req})
 	if err != nil {
 		return nil, err

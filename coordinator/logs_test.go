@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-run/strata/coordinator/state"
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/internal/wire"
 	"github.com/strata-run/strata/sched"
 	"github.com/strata-run/strata/spec"
@@ -18,11 +20,8 @@ import (
 func TestAllocLogsForwardedToTheAgentsServer(t *testing.T) {
 	servers := startInProcessCluster(t, 2)
 	held, asked := servers[0], servers[1]
-	for deadline := time.Now().Add(30 * time.Second); held.CAPin() == "" || asked.CAPin() == ""; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no cluster CA within 30s")
-		}
-	}
+	events := clusterEvents(t, held, asked)
+	waitFor(t, events, "the cluster CA on both servers", 30*time.Second, func() bool { return held.CAPin() != "" && asked.CAPin() != "" })
 
 	// A fake agent on held: it answers one log read with a line, then
 	// waits for the server to reset the stream.
@@ -57,25 +56,21 @@ func TestAllocLogsForwardedToTheAgentsServer(t *testing.T) {
 
 	// A job of one task and its allocation on n1, through Raft.
 	job := &spec.Job{ID: "web", Type: "service", Groups: []*spec.Group{{Name: "g", Count: 0, Tasks: []*spec.Task{{Name: "t", Driver: "wasm"}}}}}
-	res, _, err := held.apply(cmdJobRegister, &jobRegisterCmd{Job: job, EvalID: newEvalID()})
+	res, _, err := held.apply(&state.JobRegister{Job: job, EvalID: newEvalID()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	alloc := &sched.Allocation{ID: "a1b2c3", JobID: "web", JobVersion: res.(*jobRegisterResult).Version, Group: "g",
+	alloc := &sched.Allocation{ID: "a1b2c3", JobID: "web", JobVersion: res.(*state.JobRegisterResult).Version, Group: "g",
 		NodeID: "n1", NodeName: "edge-1", DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientRunning}
-	if _, _, err := held.apply(cmdPlanApply, &planApplyCmd{Place: []*sched.Allocation{alloc}}); err != nil {
+	if _, _, err := held.apply(&state.PlanApply{Place: []*sched.Allocation{alloc}}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if a, _ := asked.store.Alloc("a1b2c3"); a != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("allocation not replicated within 30s")
-		}
-	}
+	waitFor(t, events, "the allocation replicated", 30*time.Second, func() bool {
+		a, _ := asked.store.Alloc("a1b2c3")
+		return a != nil
+	})
 
-	rc, err := asked.AllocLogs(context.Background(), LogRequest{AllocID: "a1b2c3", Follow: true})
+	rc, err := asked.AllocLogs(context.Background(), structs.LogRequest{AllocID: "a1b2c3", Follow: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,10 +92,10 @@ func TestAllocLogsForwardedToTheAgentsServer(t *testing.T) {
 	}
 
 	// Unknown task, unknown allocation, a node no server holds.
-	if _, err := asked.AllocLogs(context.Background(), LogRequest{AllocID: "a1b2c3", Task: "x"}); !errors.Is(err, ErrNotFound) {
+	if _, err := asked.AllocLogs(context.Background(), structs.LogRequest{AllocID: "a1b2c3", Task: "x"}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown task: %v", err)
 	}
-	if _, err := asked.AllocLogs(context.Background(), LogRequest{AllocID: "nope"}); !errors.Is(err, ErrNotFound) {
+	if _, err := asked.AllocLogs(context.Background(), structs.LogRequest{AllocID: "nope"}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown allocation: %v", err)
 	}
 	conn.CloseWithError(0, "")
@@ -109,7 +104,7 @@ func TestAllocLogsForwardedToTheAgentsServer(t *testing.T) {
 			t.Fatal("the server kept the closed connection")
 		}
 	}
-	_, err = asked.AllocLogs(context.Background(), LogRequest{AllocID: "a1b2c3"})
+	_, err = asked.AllocLogs(context.Background(), structs.LogRequest{AllocID: "a1b2c3"})
 	if !errors.Is(err, ErrNodeUnavailable) || !strings.Contains(err.Error(), "node edge-1 (n1) is not connected to any server") {
 		t.Fatalf("disconnected node: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/internal/wire"
 	"github.com/strata-run/strata/sched"
 	"github.com/strata-run/strata/spec"
@@ -153,12 +154,12 @@ func dockerJob(id string, d *spec.Disconnect) *spec.Job {
 	}}}
 }
 
-func liveAllocs(t *testing.T, s *Server, job string) []*Alloc {
+func liveAllocs(t *testing.T, s *Server, job string) []*structs.Alloc {
 	allocs, err := s.store.JobAllocs(job)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []*Alloc
+	var out []*structs.Alloc
 	for _, a := range allocs {
 		if !a.Terminal() {
 			out = append(out, a)
@@ -183,13 +184,7 @@ func startHeartbeatServer(t *testing.T, hb Config) *Server {
 		defer cancel()
 		s.Shutdown(ctx)
 	})
-	// Gaining leadership commits nothing to the state: poll for it.
-	for deadline := time.Now().Add(10 * time.Second); !(s.IsLeader() && s.leading.Load() && s.CAPin() != ""); {
-		if time.Now().After(deadline) {
-			t.Fatal("no leadership within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitLeading(t, s)
 	return s
 }
 
@@ -294,7 +289,7 @@ func TestDisconnectedNodeKeepsItsWork(t *testing.T) {
 	})
 	// The node-down evaluation has run and placed nothing.
 	waitState(t, s, "node-down evaluation done", 10*time.Second, func() bool {
-		evals, _ := s.store.Evals(EvalPending)
+		evals, _ := s.store.Evals(structs.EvalPending)
 		return len(evals) == 0
 	})
 	if live := liveAllocs(t, s, "edge"); len(live) != 1 || live[0].ID != orig.ID {
@@ -310,7 +305,7 @@ func TestDisconnectedNodeKeepsItsWork(t *testing.T) {
 		return al.ClientStatus == sched.ClientRunning && n.Status == sched.NodeReady
 	})
 	waitState(t, s, "reconnect evaluation done", 10*time.Second, func() bool {
-		evals, _ := s.store.Evals(EvalPending)
+		evals, _ := s.store.Evals(structs.EvalPending)
 		return len(evals) == 0
 	})
 	if live := liveAllocs(t, s, "edge"); len(live) != 1 || live[0].ID != orig.ID {

@@ -10,16 +10,15 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
-	"github.com/strata-run/strata/internal/boltcheck"
+	"github.com/strata-run/strata/coordinator/state"
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/internal/fsutil"
 	"github.com/strata-run/strata/sched"
 )
@@ -78,7 +77,7 @@ type Config struct {
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	store  *Store
+	store  *state.Store
 	raft   *raft.Raft
 	trans  *raft.NetworkTransport
 	mux    *muxLayer
@@ -95,7 +94,7 @@ type Server struct {
 	hbMu    sync.Mutex
 	hb      deadlines     // leader only: node ID -> heartbeat deadline
 	nodeTTL time.Duration // leader only: the longest TTL nodes were given
-	hbStats HeartbeatStats
+	hbStats structs.HeartbeatStats
 
 	peersMu sync.Mutex
 	peers   map[string]*ServerInfo // other servers we heard from, by ID
@@ -103,6 +102,8 @@ type Server struct {
 	ready    chan struct{} // closed once New has built everything
 	leaderCh chan bool     // Raft's NotifyCh
 	leading  atomic.Bool   // the leader's duties run (set before pending evals load)
+	dutiesM  sync.Mutex
+	duties   chan struct{} // closed while the leader's duties run (leaderDuties)
 
 	life   context.Context // ends at Shutdown
 	cancel context.CancelFunc
@@ -174,7 +175,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.NodeID = id
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "coordinator"), peers: map[string]*ServerInfo{}, ready: make(chan struct{}),
-		allocIDs: newIDGen(time.Now)}
+		duties: make(chan struct{}), allocIDs: newIDGen(time.Now)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -183,7 +184,7 @@ func New(cfg Config) (*Server, error) {
 	}()
 
 	var err error
-	if s.store, err = OpenStore(filepath.Join(cfg.DataDir, "state.db")); err != nil {
+	if s.store, err = state.Open(filepath.Join(cfg.DataDir, "state.db")); err != nil {
 		return nil, err
 	}
 	if s.blobs, err = newBlobStore(filepath.Join(cfg.DataDir, "modules")); err != nil {
@@ -215,87 +216,6 @@ func (s *Server) goRun(fn func()) {
 		defer s.wg.Done()
 		fn()
 	}()
-}
-
-func (s *Server) startRaft() error {
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(s.cfg.NodeID)
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
-	rc.BatchApplyCh = true
-	rc.MaxAppendEntries = 256
-	// The FSM is durable: do not rebuild it from the snapshot at start,
-	// replay only what is newer than its applied index.
-	rc.NoSnapshotRestoreOnStart = true
-	// Leadership changes reach leaderLoop only: a channel of our own, so
-	// no other reader can take a transition from it.
-	s.leaderCh = make(chan bool, 16)
-	rc.NotifyCh = s.leaderCh
-	if s.cfg.DevMode {
-		rc.HeartbeatTimeout = 150 * time.Millisecond
-		rc.ElectionTimeout = 150 * time.Millisecond
-		rc.LeaderLeaseTimeout = 100 * time.Millisecond
-		rc.CommitTimeout = 5 * time.Millisecond
-	}
-	dir := filepath.Join(s.cfg.DataDir, "raft")
-	logPath := filepath.Join(dir, "raft.db")
-	if err := boltcheck.Preflight(logPath); err != nil {
-		return fmt.Errorf("coordinator: raft log: %w", err)
-	}
-	var err error
-	s.logDB, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
-	if err != nil {
-		return fmt.Errorf("coordinator: open raft log %s: %w", filepath.Join(dir, "raft.db"), err)
-	}
-	snaps, err := raft.NewFileSnapshotStore(dir, 2, io.Discard)
-	if err != nil {
-		return fmt.Errorf("coordinator: snapshot store: %w", err)
-	}
-	if err := verifySnapshots(filepath.Join(dir, "snapshots"), snaps); err != nil {
-		return err
-	}
-	if s.mux, err = newMuxLayer(s.cfg.RaftAddr, s.serveRPC); err != nil {
-		return err
-	}
-	s.trans = newRaftTransport(s.mux)
-	hasState, err := raft.HasExistingState(s.logDB, s.logDB, snaps)
-	if err != nil {
-		return err
-	}
-	if s.cfg.Bootstrap && !hasState {
-		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: s.trans.LocalAddr()}}}
-		if err := raft.BootstrapCluster(rc, s.logDB, s.logDB, snaps, s.trans, conf); err != nil {
-			return fmt.Errorf("coordinator: bootstrap: %w", err)
-		}
-	}
-	s.evals = newEvalQueue(s.jobPriority)
-	// Recent entries stay in memory: the leader replicates from the
-	// cache instead of decoding them back out of bbolt.
-	logs, err := raft.NewLogCache(1024, s.logDB)
-	if err != nil {
-		return err
-	}
-	s.raft, err = raft.NewRaft(rc, &fsm{store: s.store, onApply: s.applied}, logs, s.logDB, snaps, s.trans)
-	if err != nil {
-		return fmt.Errorf("coordinator: start raft: %w", err)
-	}
-	return nil
-}
-
-// fixOwnAddress updates this server's address in a single-server
-// configuration after a restart on a new port (dev mode binds port 0).
-func (s *Server) fixOwnAddress() {
-	f := s.raft.GetConfiguration()
-	if f.Error() != nil {
-		return
-	}
-	id, addr := raft.ServerID(s.cfg.NodeID), s.trans.LocalAddr()
-	servers := f.Configuration().Servers
-	if len(servers) != 1 || servers[0].ID != id || servers[0].Address == addr {
-		return
-	}
-	if err := s.raft.AddVoter(id, addr, 0, 5*time.Second).Error(); err != nil {
-		s.log.Warn("updating own raft address", "addr", addr, "err", err)
-	}
 }
 
 // Shutdown stops the agent endpoint, the workers and Raft, then closes the stores.
@@ -333,7 +253,7 @@ func (s *Server) closeStores() {
 }
 
 // Store returns the state store (read-only use).
-func (s *Server) Store() *Store { return s.store }
+func (s *Server) Store() *state.Store { return s.store }
 
 // AgentAddr is the bound QUIC address agents dial.
 func (s *Server) AgentAddr() string { return s.agents.Addr() }
@@ -368,7 +288,7 @@ func (s *Server) RaftAddr() string { return string(s.trans.LocalAddr()) }
 // It is "" until a leader has created the CA.
 func (s *Server) CAPin() string {
 	if ca, err := s.store.CA(); err == nil && ca != nil {
-		return ca.Pin()
+		return caPin(ca)
 	}
 	return ""
 }
@@ -389,36 +309,6 @@ func (s *Server) Leader() string {
 
 // IsLeader reports whether this server is the Raft leader.
 func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader }
-
-// apply proposes one command and waits for it to be committed and applied.
-// It returns the FSM's result; a command the FSM refused returns its error.
-// On a follower the write is forwarded to the leader.
-func (s *Server) apply(t cmdType, v any) (any, uint64, error) {
-	payload, err := encodePayload(v)
-	if err != nil {
-		return nil, 0, err
-	}
-	if !s.IsLeader() {
-		return s.forwardApply(t, payload)
-	}
-	return s.applyRaw(t, payload)
-}
-
-// applyRaw proposes an encoded command on the leader.
-func (s *Server) applyRaw(t cmdType, payload []byte) (any, uint64, error) {
-	data := append([]byte{byte(t)}, payload...)
-	f := s.raft.Apply(data, 30*time.Second)
-	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return nil, 0, &NotLeaderError{Leader: s.Leader()}
-		}
-		return nil, 0, fmt.Errorf("coordinator: raft apply: %w", err)
-	}
-	if err, ok := f.Response().(error); ok {
-		return nil, f.Index(), err
-	}
-	return f.Response(), f.Index(), nil
-}
 
 // leaderLoop runs the leader-only work while this server leads.
 func (s *Server) leaderLoop(ctx context.Context) {
@@ -459,7 +349,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 // lead is the leader's duty: barrier, re-enqueue unfinished evaluations,
 // then run the scheduler worker until leadership ends.
 func (s *Server) lead(ctx context.Context) {
-	if err := s.raft.Barrier(30 * time.Second).Error(); err != nil {
+	if err := s.raft.Barrier(applyTimeout).Error(); err != nil {
 		s.log.Error("barrier after election failed", "err", err)
 		return
 	}
@@ -475,7 +365,7 @@ func (s *Server) lead(ctx context.Context) {
 	// Capacity may have changed while there was no leader: every blocked
 	// evaluation planned before now retries once.
 	s.evals.unblock(s.store.Index())
-	for _, status := range []string{EvalPending, EvalBlocked} {
+	for _, status := range []string{structs.EvalPending, structs.EvalBlocked} {
 		evals, err := s.store.Evals(status)
 		if err != nil {
 			s.log.Error("reading evaluations", "err", err)
@@ -499,7 +389,34 @@ func (s *Server) lead(ctx context.Context) {
 			s.runWorker(ctx)
 		}()
 	}
+	s.setDuties(true)
+	defer s.setDuties(false)
 	wg.Wait()
+}
+
+// leaderDuties returns a channel closed once this server runs the
+// leader's duties (the cluster CA exists, unfinished evaluations are
+// queued, the node watcher and the scheduler workers are started); once
+// they stop, a new call returns a new channel.
+func (s *Server) leaderDuties() <-chan struct{} {
+	s.dutiesM.Lock()
+	defer s.dutiesM.Unlock()
+	return s.duties
+}
+
+func (s *Server) setDuties(on bool) {
+	s.dutiesM.Lock()
+	defer s.dutiesM.Unlock()
+	select {
+	case <-s.duties:
+		if !on {
+			s.duties = make(chan struct{})
+		}
+	default:
+		if on {
+			close(s.duties)
+		}
+	}
 }
 
 // jobPriority is an evaluation's priority in the broker: its job's.
@@ -508,32 +425,6 @@ func (s *Server) jobPriority(jobID string) int {
 		return rec.Job.Priority
 	}
 	return 0
-}
-
-// verifySnapshots reads every stored snapshot through its CRC before Raft
-// starts. Raft itself would skip a snapshot whose metadata it cannot read
-// and, with NoSnapshotRestoreOnStart, never read the state at all; a bad
-// snapshot is refused here by name instead of surfacing when a follower
-// needs it.
-func verifySnapshots(dir string, snaps *raft.FileSnapshotStore) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if !e.IsDir() || strings.HasSuffix(e.Name(), ".tmp") {
-			continue // raft removes unfinished snapshots itself
-		}
-		_, rc, err := snaps.Open(e.Name())
-		if err != nil {
-			return fmt.Errorf("%w: snapshot %s: %v", ErrCorruptState, filepath.Join(dir, e.Name()), err)
-		}
-		rc.Close()
-	}
-	return nil
 }
 
 // RegisterNodes registers nodes directly through Raft, as their agents
@@ -547,7 +438,7 @@ func (s *Server) RegisterNodes(ctx context.Context, nodes []sched.Node) error {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem }()
-			_, _, err := s.apply(cmdNodeRegister, &nodeRegisterCmd{Node: n, Time: time.Now().UnixNano()})
+			_, _, err := s.apply(&state.NodeRegister{Node: n, Time: time.Now().UnixNano()})
 			if err == nil {
 				err = s.heartbeat(ctx, n.ID)
 			}

@@ -16,6 +16,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/strata-run/strata/coordinator/state"
 )
 
 // The cluster CA lives in the replicated state: the first leader creates
@@ -24,17 +26,11 @@ import (
 // for the whole cluster. (Consul keeps its Connect CA in Raft the same
 // way; the key is as protected as the servers' data dirs.)
 
-// ClusterCA is the CA as stored.
-type ClusterCA struct {
-	CertPEM []byte `json:"CertPEM"`
-	KeyPEM  []byte `json:"KeyPEM"`
-}
-
 // errNoCA: no leader has created the cluster CA yet.
 var errNoCA = errors.New("coordinator: the cluster CA does not exist yet (no leader has been elected)")
 
 // newClusterCA generates a CA key and self-signed certificate.
-func newClusterCA() (*ClusterCA, error) {
+func newClusterCA() (*state.ClusterCA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -56,13 +52,14 @@ func newClusterCA() (*ClusterCA, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ClusterCA{
+	return &state.ClusterCA{
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
 	}, nil
 }
 
-func (ca *ClusterCA) parse() (*x509.Certificate, *ecdsa.PrivateKey, error) {
+// parseCA reads the CA's certificate and key.
+func parseCA(ca *state.ClusterCA) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	block, _ := pem.Decode(ca.CertPEM)
 	if block == nil {
 		return nil, nil, errors.New("cluster CA: no PEM certificate")
@@ -82,8 +79,8 @@ func (ca *ClusterCA) parse() (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	return cert, key, nil
 }
 
-// Pin is "sha256:<hex>" of the CA certificate, which agents pin.
-func (ca *ClusterCA) Pin() string {
+// caPin is "sha256:<hex>" of the CA certificate, which agents pin.
+func caPin(ca *state.ClusterCA) string {
 	block, _ := pem.Decode(ca.CertPEM)
 	if block == nil {
 		return ""
@@ -95,7 +92,7 @@ func (ca *ClusterCA) Pin() string {
 // serverCerts issues this server's agent-endpoint certificate from the
 // cluster CA in the state, once per CA.
 type serverCerts struct {
-	store *Store
+	store *state.Store
 	mu    sync.Mutex
 	pin   string
 	cert  *tls.Certificate
@@ -112,10 +109,10 @@ func (c *serverCerts) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cert != nil && c.pin == ca.Pin() {
+	if c.cert != nil && c.pin == caPin(ca) {
 		return c.cert, nil
 	}
-	caCert, caKey, err := ca.parse()
+	caCert, caKey, err := parseCA(ca)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +135,7 @@ func (c *serverCerts) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		return nil, err
 	}
 	c.cert = &tls.Certificate{Certificate: [][]byte{der, caCert.Raw}, PrivateKey: key}
-	c.pin = ca.Pin()
+	c.pin = caPin(ca)
 	return c.cert, nil
 }
 
@@ -152,7 +149,7 @@ func (s *Server) ensureCA() error {
 	if err != nil {
 		return err
 	}
-	_, _, err = s.apply(cmdCASet, &caSetCmd{CA: *ca})
+	_, _, err = s.apply(&state.CASet{CA: *ca})
 	return err
 }
 

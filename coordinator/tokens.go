@@ -3,7 +3,6 @@ package coordinator
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
@@ -16,7 +15,8 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/strata-run/strata/coordinator/state"
+	"github.com/strata-run/strata/coordinator/structs"
 )
 
 // Agents join the cluster with a token and leave with a certificate.
@@ -31,8 +31,8 @@ import (
 // by the Raft write that records its use, so two agents racing with the
 // same token cannot both join.
 
-// public is the token as the API shows it: without its secret's hash.
-func publicToken(t JoinToken) JoinToken {
+// publicToken is the token as the API shows it: without its secret's hash.
+func publicToken(t structs.JoinToken) structs.JoinToken {
 	t.SecretHash = ""
 	return t
 }
@@ -41,119 +41,21 @@ func publicToken(t JoinToken) JoinToken {
 // An agent joins again with a new token after that.
 const agentCertLifetime = 365 * 24 * time.Hour
 
-var bucketTokens = []byte("join_tokens") // token ID -> JoinToken
-
-type tokenCreateCmd struct {
-	Token JoinToken `json:"Token"`
-}
-
-// tokenUseCmd spends a token for a node. The FSM checks the token again
-// (it may have been used or revoked since the proposer looked).
-type tokenUseCmd struct {
-	ID         string `json:"ID"`
-	SecretHash string `json:"SecretHash"`
-	NodeID     string `json:"NodeID"`
-	Time       int64  `json:"Time"`
-}
-
-type tokenRevokeCmd struct {
-	ID string `json:"ID"`
-}
-
-func applyTokenCreate(tx *bolt.Tx, c *tokenCreateCmd) error {
-	b := tx.Bucket(bucketTokens)
-	if b.Get([]byte(c.Token.ID)) != nil {
-		return refuse("join token %s already exists", c.Token.ID)
-	}
-	return putJSON(b, []byte(c.Token.ID), &c.Token)
-}
-
-func applyTokenUse(tx *bolt.Tx, c *tokenUseCmd) error {
-	b := tx.Bucket(bucketTokens)
-	var tok JoinToken
-	ok, err := getJSON(b, []byte(c.ID), &tok)
-	if err != nil {
-		return err
-	}
-	if err := checkToken(&tok, ok, c.ID, c.SecretHash, c.Time); err != nil {
-		return refusal{err}
-	}
-	tok.Uses++
-	tok.LastNodeID = c.NodeID
-	return putJSON(b, []byte(c.ID), &tok)
-}
-
-func applyTokenRevoke(tx *bolt.Tx, c *tokenRevokeCmd) error {
-	b := tx.Bucket(bucketTokens)
-	if b.Get([]byte(c.ID)) == nil {
-		return refuse("join token %s does not exist", c.ID)
-	}
-	return b.Delete([]byte(c.ID))
-}
-
-// errJoinRefused marks every reason a join token is not accepted.
-var errJoinRefused = errors.New("join refused")
-
-// check says whether a presented token may join now. found is whether
-// the ID exists.
-func checkToken(t *JoinToken, found bool, id, secretHash string, now int64) error {
-	switch {
-	case !found:
-		return fmt.Errorf("%w: join token %s does not exist (never created, or revoked)", errJoinRefused, id)
-	case subtle.ConstantTimeCompare([]byte(t.SecretHash), []byte(secretHash)) != 1:
-		return fmt.Errorf("%w: wrong secret for join token %s", errJoinRefused, id)
-	case t.ExpireTime != 0 && now >= t.ExpireTime:
-		return fmt.Errorf("%w: join token %s expired at %s", errJoinRefused, id, time.Unix(0, t.ExpireTime).UTC().Format(time.RFC3339))
-	case !t.Reusable && t.Uses > 0:
-		return fmt.Errorf("%w: join token %s is one-time and was already used by node %s; create another", errJoinRefused, id, t.LastNodeID)
-	}
-	return nil
-}
-
 // splitToken splits "<id>.<secret>" and hashes the secret.
 func splitToken(s string) (id, secretHash string, err error) {
 	id, secret, ok := strings.Cut(strings.TrimSpace(s), ".")
 	if !ok || id == "" || secret == "" {
-		return "", "", fmt.Errorf("%w: a join token looks like <id>.<secret>, as `strata agent token create` prints it", errJoinRefused)
+		return "", "", fmt.Errorf("%w: a join token looks like <id>.<secret>, as `strata agent token create` prints it", state.ErrJoinRefused)
 	}
 	sum := sha256.Sum256([]byte(secret))
 	return id, hex.EncodeToString(sum[:]), nil
 }
 
-// JoinTokens lists the tokens, without their secrets' hashes.
-func (s *Store) JoinTokens() ([]JoinToken, error) {
-	var out []JoinToken
-	err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
-			var t JoinToken
-			if err := json.Unmarshal(v, &t); err != nil {
-				return fmt.Errorf("join token %s: %w", k, err)
-			}
-			out = append(out, publicToken(t))
-			return nil
-		})
-	})
-	return out, err
-}
-
-func (s *Store) joinToken(id string) (*JoinToken, error) {
-	var tok *JoinToken
-	err := s.view(func(tx *bolt.Tx) error {
-		var t JoinToken
-		ok, err := getJSON(tx.Bucket(bucketTokens), []byte(id), &t)
-		if ok {
-			tok = &t
-		}
-		return err
-	})
-	return tok, err
-}
-
 // CreateJoinToken creates a join token and returns it with its secret,
 // which is not stored and cannot be shown again.
-func (s *Server) CreateJoinToken(req JoinTokenRequest) (*NewJoinToken, error) {
+func (s *Server) CreateJoinToken(req structs.JoinTokenRequest) (*structs.NewJoinToken, error) {
 	now := time.Now()
-	tok := JoinToken{Reusable: req.Reusable, Description: req.Description, CreateTime: now.UnixNano()}
+	tok := structs.JoinToken{Reusable: req.Reusable, Description: req.Description, CreateTime: now.UnixNano()}
 	if req.TTL != "" {
 		ttl, err := time.ParseDuration(req.TTL)
 		if err != nil || ttl <= 0 {
@@ -175,23 +77,23 @@ func (s *Server) CreateJoinToken(req JoinTokenRequest) (*NewJoinToken, error) {
 	tok.ID = hex.EncodeToString(idb[:])
 	full := tok.ID + "." + hex.EncodeToString(secret[:])
 	_, tok.SecretHash, _ = splitToken(full)
-	if _, _, err := s.apply(cmdTokenCreate, &tokenCreateCmd{Token: tok}); err != nil {
+	if _, _, err := s.apply(&state.TokenCreate{Token: tok}); err != nil {
 		return nil, err
 	}
-	return &NewJoinToken{JoinToken: publicToken(tok), Secret: full, Servers: s.agentAddrs(), CAPin: s.CAPin()}, nil
+	return &structs.NewJoinToken{JoinToken: publicToken(tok), Secret: full, Servers: s.agentAddrs(), CAPin: s.CAPin()}, nil
 }
 
 // RevokeJoinToken deletes a token: no agent can join with it any more.
 // Agents that joined with it keep their certificates.
 func (s *Server) RevokeJoinToken(id string) error {
-	tok, err := s.store.joinToken(id)
+	tok, err := s.store.JoinToken(id)
 	if err != nil {
 		return err
 	}
 	if tok == nil {
 		return fmt.Errorf("join token %s: %w", id, ErrNotFound)
 	}
-	_, _, err = s.apply(cmdTokenRevoke, &tokenRevokeCmd{ID: id})
+	_, _, err = s.apply(&state.TokenRevoke{ID: id})
 	return err
 }
 
@@ -214,16 +116,16 @@ func (s *Server) join(token, nodeID string, csrDER []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, err := s.store.joinToken(id)
+	tok, err := s.store.JoinToken(id)
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now().UnixNano()
-	var t JoinToken
+	var t structs.JoinToken
 	if tok != nil {
 		t = *tok
 	}
-	if err := checkToken(&t, tok != nil, id, hash, now); err != nil {
+	if err := state.CheckToken(&t, tok != nil, id, hash, now); err != nil {
 		return nil, err
 	}
 	// A token buys a certificate for a new node, not for one that exists:
@@ -233,16 +135,16 @@ func (s *Server) join(token, nodeID string, csrDER []byte) ([]byte, error) {
 	if n, err := s.store.Node(nodeID); err != nil {
 		return nil, err
 	} else if n != nil {
-		return nil, fmt.Errorf("%w: node %s (%s) is already registered; an agent that lost its certificate must start with an empty data dir, as a new node", errJoinRefused, nodeID, n.Name)
+		return nil, fmt.Errorf("%w: node %s (%s) is already registered; an agent that lost its certificate must start with an empty data dir, as a new node", state.ErrJoinRefused, nodeID, n.Name)
 	}
 	csr, err := x509.ParseCertificateRequest(csrDER)
 	if err != nil {
-		return nil, fmt.Errorf("%w: malformed certificate request: %v", errJoinRefused, err)
+		return nil, fmt.Errorf("%w: malformed certificate request: %v", state.ErrJoinRefused, err)
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("%w: certificate request signature: %v", errJoinRefused, err)
+		return nil, fmt.Errorf("%w: certificate request signature: %v", state.ErrJoinRefused, err)
 	}
-	if _, _, err := s.apply(cmdTokenUse, &tokenUseCmd{ID: id, SecretHash: hash, NodeID: nodeID, Time: now}); err != nil {
+	if _, _, err := s.apply(&state.TokenUse{ID: id, SecretHash: hash, NodeID: nodeID, Time: now}); err != nil {
 		return nil, err
 	}
 	return s.certs.signAgent(csr, nodeID)
@@ -257,7 +159,7 @@ func (c *serverCerts) signAgent(csr *x509.CertificateRequest, nodeID string) ([]
 	if ca == nil {
 		return nil, errNoCA
 	}
-	caCert, caKey, err := ca.parse()
+	caCert, caKey, err := parseCA(ca)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +196,7 @@ func (c *serverCerts) verifyAgentCert(raw [][]byte, _ [][]*x509.Certificate) err
 	if ca == nil {
 		return errNoCA
 	}
-	caCert, _, err := ca.parse()
+	caCert, _, err := parseCA(ca)
 	if err != nil {
 		return err
 	}
@@ -314,7 +216,7 @@ func (c *serverCerts) verifyAgentCert(raw [][]byte, _ [][]*x509.Certificate) err
 }
 
 func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
-	var req JoinTokenRequest
+	var req structs.JoinTokenRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
 		writeError(w, badRequest{fmt.Errorf("malformed token request: %w", err)})
 		return
@@ -334,7 +236,7 @@ func (s *Server) handleTokens(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if toks == nil {
-		toks = []JoinToken{}
+		toks = []structs.JoinToken{}
 	}
 	writeJSON(w, http.StatusOK, s.store.Index(), toks)
 }

@@ -13,11 +13,12 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/strata-run/strata/coordinator/api"
+	"github.com/strata-run/strata/coordinator/state"
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/internal/wire"
-	"github.com/strata-run/strata/sched"
 )
 
-func mustToken(t *testing.T, s *Server, req JoinTokenRequest) *NewJoinToken {
+func mustToken(t *testing.T, s *Server, req structs.JoinTokenRequest) *structs.NewJoinToken {
 	t.Helper()
 	tok, err := s.CreateJoinToken(req)
 	if err != nil {
@@ -40,7 +41,7 @@ func wantRefused(t *testing.T, s *Server, token, node, reason string) {
 func TestJoinTokens(t *testing.T) {
 	s := startTestServer(t)
 
-	once := mustToken(t, s, JoinTokenRequest{Description: "edge-1"})
+	once := mustToken(t, s, structs.JoinTokenRequest{Description: "edge-1"})
 	if once.CAPin != s.CAPin() || len(once.Servers) == 0 || once.Servers[0] != s.AgentAddr() {
 		t.Fatalf("created token = %+v: want the CA pin and this server's agent address for the command line", once)
 	}
@@ -54,11 +55,16 @@ func TestJoinTokens(t *testing.T) {
 	wantRefused(t, s, "ffffffff.0000", "n3", "does not exist")
 	wantRefused(t, s, "no-dot-here", "n3", "looks like <id>.<secret>")
 
-	short := mustToken(t, s, JoinTokenRequest{TTL: "1ms"})
-	time.Sleep(5 * time.Millisecond)
-	wantRefused(t, s, short.Secret, "n4", "expired")
+	// A token whose expiry has passed, stored as CreateJoinToken stores one.
+	const expired = "0e0e0e0e.5ec2e7"
+	expiredID, expiredHash, _ := splitToken(expired)
+	hourAgo := time.Now().Add(-time.Hour).UnixNano()
+	if _, _, err := s.apply(&state.TokenCreate{Token: structs.JoinToken{ID: expiredID, SecretHash: expiredHash, CreateTime: hourAgo - 1, ExpireTime: hourAgo}}); err != nil {
+		t.Fatal(err)
+	}
+	wantRefused(t, s, expired, "n4", "expired")
 
-	multi := mustToken(t, s, JoinTokenRequest{Reusable: true})
+	multi := mustToken(t, s, structs.JoinTokenRequest{Reusable: true})
 	for _, n := range []string{"r1", "r2", "r3"} {
 		if cert, refusal := joinAs(t, s, multi.Secret, n); cert == nil {
 			t.Fatalf("reusable token refused for %s: %s", n, refusal.Message)
@@ -87,7 +93,7 @@ func TestJoinTokens(t *testing.T) {
 			t.Fatalf("one-time token after use = %+v", tk)
 		}
 	}
-	if _, err := s.CreateJoinToken(JoinTokenRequest{TTL: "soon"}); err == nil || !strings.Contains(err.Error(), `"soon"`) {
+	if _, err := s.CreateJoinToken(structs.JoinTokenRequest{TTL: "soon"}); err == nil || !strings.Contains(err.Error(), `"soon"`) {
 		t.Fatalf("bad TTL: %v", err)
 	}
 }
@@ -96,7 +102,7 @@ func TestJoinTokens(t *testing.T) {
 // Raft write that spends the token decides.
 func TestOneTimeTokenRace(t *testing.T) {
 	s := startTestServer(t)
-	tok := mustToken(t, s, JoinTokenRequest{})
+	tok := mustToken(t, s, structs.JoinTokenRequest{})
 	type result struct{ ok bool }
 	results := make(chan result, 4)
 	for i := range 4 {
@@ -161,7 +167,7 @@ func TestTokenAPI(t *testing.T) {
 	defer hs.Close()
 	c := api.NewClient(hs.URL)
 	ctx := context.Background()
-	tok, err := c.CreateJoinToken(ctx, JoinTokenRequest{Reusable: true, TTL: "24h"})
+	tok, err := c.CreateJoinToken(ctx, structs.JoinTokenRequest{Reusable: true, TTL: "24h"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,25 +191,6 @@ func TestTokenAPI(t *testing.T) {
 	}
 }
 
-// Allocation IDs are time-ordered, so people name an allocation by the
-// random end of its ID as readily as by its start.
-func TestAllocsByPrefixOrSuffix(t *testing.T) {
-	s := startTestServer(t)
-	place := []*sched.Allocation{
-		{ID: "0190aaaa-0000-7000-8000-00000000beef", JobID: "web", Group: "g", NodeID: "n1", DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientPending},
-		{ID: "0190aaaa-0000-7000-8000-00000000cafe", JobID: "web", Group: "g", NodeID: "n2", DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientPending},
-	}
-	if _, _, err := s.apply(cmdPlanApply, &planApplyCmd{Place: place}); err != nil {
-		t.Fatal(err)
-	}
-	for q, want := range map[string]int{"0190aaaa": 2, "beef": 1, "00cafe": 1, "dead": 0, place[0].ID: 1} {
-		got, err := s.store.AllocsByPrefix(q)
-		if err != nil || len(got) != want {
-			t.Errorf("AllocsByPrefix(%q) = %d allocations, %v; want %d", q, len(got), err, want)
-		}
-	}
-}
-
 // A token cannot buy a certificate for a node that is registered: that
 // would hand its identity to whoever holds a token.
 func TestJoinCannotTakeOverARegisteredNode(t *testing.T) {
@@ -214,7 +201,7 @@ func TestJoinCannotTakeOverARegisteredNode(t *testing.T) {
 	if typ, _, err := wire.Read(st); err != nil || typ != wire.TypeRegistered {
 		t.Fatalf("register: %v %v", typ, err)
 	}
-	tok := mustToken(t, s, JoinTokenRequest{Reusable: true})
+	tok := mustToken(t, s, structs.JoinTokenRequest{Reusable: true})
 	wantRefused(t, s, tok.Secret, "n1", "node n1 (edge-1) is already registered")
 	if toks, _ := s.store.JoinTokens(); len(toks) != 2 || (toks[0].ID == tok.ID && toks[0].Uses != 0) || (toks[1].ID == tok.ID && toks[1].Uses != 0) {
 		t.Fatalf("tokens after the refused join: %+v, want the reusable one unspent", toks)

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/strata-run/strata/internal/testutil"
 )
 
 // serverGoroutines returns the stacks of goroutines that belong to a listening
@@ -35,22 +38,19 @@ func serverGoroutines() []string {
 	return found
 }
 
-// requireNoServerGoroutines polls briefly: a goroutine that has closed the done
-// channel Shutdown waits on still needs a moment to return. This is a socket test,
-// the one place a deadline-bound poll is acceptable.
+// requireNoServerGoroutines checks that no server goroutine is left. Shutdown
+// returns once they have signalled their end, but a goroutine that has closed
+// the channel Shutdown waits on still has to return, and nothing announces
+// that: like goleak, the check asks again, through the tests' one bounded
+// poll, with the stacks it last saw as the failure.
 func requireNoServerGoroutines(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		left := serverGoroutines()
-		if len(left) == 0 {
-			return
+	testutil.Eventually(t, 5*time.Second, "no DNS server goroutine left", func() error {
+		if left := serverGoroutines(); len(left) > 0 {
+			return fmt.Errorf("%d still running:\n%s", len(left), strings.Join(left, "\n\n"))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d server goroutines still running after Shutdown:\n%s", len(left), strings.Join(left, "\n\n"))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func exchange(t *testing.T, network, addr string, req *dns.Msg) *dns.Msg {

@@ -23,9 +23,9 @@ import (
 // Node.ComputedClass whenever the node registers or its datacenter,
 // class, drivers, attributes or meta change: a hash of those, leaving out
 // attribute and meta keys with the "unique." prefix. Map order does not
-// matter. A stale ComputedClass can make Schedule misjudge a node; Fits
-// never reads it, so the plan applier still refuses a placement on a node
-// that does not satisfy the constraints.
+// matter. A stale ComputedClass can make Schedule misjudge a node; a
+// Checker never reads it, so the plan applier still refuses a placement
+// on a node that does not satisfy the constraints.
 func ComputeClass(n *Node) string {
 	if n == nil {
 		return ""

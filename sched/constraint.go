@@ -195,7 +195,7 @@ func compileVersion(s string, semver bool) (*versionConstraints, bool) {
 
 // compileCache holds the regexps and version constraints compiled from
 // values with references, per resolved string, for one Schedule call.
-// A nil *compileCache compiles every time (Fits).
+// A nil *compileCache compiles every time.
 type compileCache struct {
 	res  map[string]*regexp.Regexp // nil value: does not compile
 	vers map[[2]string]*versionConstraints

@@ -119,8 +119,8 @@ func TestConstraintOperators(t *testing.T) {
 }
 
 // TestConstraintReasons checks constraints through Schedule (on a
-// one-node cluster: the explanation's reason) and through Fits (the same
-// reason), at job and group level.
+// one-node cluster: the explanation's reason) and through Checker.Fits
+// (the same reason), at job and group level.
 func TestConstraintReasons(t *testing.T) {
 	c := func(attr, op, value string) *spec.Constraint {
 		return &spec.Constraint{Attribute: attr, Operator: op, Value: value}
@@ -162,7 +162,7 @@ func TestConstraintReasons(t *testing.T) {
 			job.Constraints = tt.job
 			plan := mustSchedule(t, &Request{EvalID: "e", Job: job, Nodes: []*NodeState{ns}})
 			alloc := &Allocation{Group: "web", NodeID: "n1", Resources: Resources{CPU: 100, MemoryMB: 64}}
-			err := Fits(ns, alloc, job)
+			err := fits(ns, alloc, job)
 			if tt.reason == "" {
 				if len(plan.Place) != 1 || err != nil {
 					t.Fatalf("placed %d (failed %v), Fits %v; want feasible", len(plan.Place), plan.Failed, err)
@@ -388,8 +388,8 @@ func withClasses(ns ...*NodeState) []*NodeState {
 }
 
 // TestStaleComputedClass: the class cache trusts ComputedClass, so a node
-// whose class is stale is judged as its class; Fits, which the plan
-// applier runs, never reads the class and refuses the placement.
+// whose class is stale is judged as its class; the Checker, which the
+// plan applier runs, never reads the class and refuses the placement.
 func TestStaleComputedClass(t *testing.T) {
 	ns := withClasses(attrNode("n1"), attrNode("n2"))
 	ns[1].Node.Attributes["kernel.name"] = "windows" // changed without recomputing its class
@@ -402,7 +402,7 @@ func TestStaleComputedClass(t *testing.T) {
 		if a.NodeID == "n2" {
 			n = ns[1]
 		}
-		err := Fits(n, a, job)
+		err := fits(n, a, job)
 		if (a.NodeID == "n2") != (err != nil) {
 			t.Fatalf("%s on %s: Fits = %v", a.Name, a.NodeID, err)
 		}

@@ -2,7 +2,7 @@
 //
 // It is a pure function from a cluster snapshot, a job and the job's
 // existing allocations to a Plan (Schedule), plus the check the
-// coordinator's plan applier repeats at apply time (Fits). It owns:
+// coordinator's plan applier repeats at apply time (Checker). It owns:
 //
 //   - reconciliation: which existing allocations stay, which are stopped
 //     (job stopped, group removed, job updated, count reduced, node down)
@@ -64,9 +64,13 @@
 // and once per node and group otherwise (also when ComputedClass is
 // empty). distinct_hosts and capacity are checked on every visit.
 //
-// Fits re-checks, for one node: status and eligibility, datacenter, the
-// constraints (except distinct_hosts, which needs the job's other
-// allocations), drivers, resources and ports, with the same reasons.
+// There is one feasibility function (feasible.go): Schedule's pipeline
+// calls it for every node it visits, and Checker.Fits, the plan applier's
+// re-check, calls it for one node and the allocation's resources, then
+// checks the allocation's own ports ("port N in use", "assigned twice",
+// "out of range"). The re-check therefore rejects with the reasons above,
+// in the same order; it cannot see distinct_hosts (it needs the job's
+// other allocations) and never trusts a computed class.
 //
 // # Ranking
 //
@@ -101,7 +105,7 @@
 //
 // Allocations in Plan.Stop release their resources and ports for the
 // placements of the same plan, as in Nomad: the applier must apply a plan's
-// stops before re-checking its placements with Fits.
+// stops before re-checking its placements with a Checker.
 //
 // # Scope
 //

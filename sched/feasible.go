@@ -92,7 +92,7 @@ func (e *FitError) Error() string {
 // interpret (duplicate port labels, negative counts or resources).
 var ErrInvalidJob = errors.New("sched: invalid job")
 
-// ErrInvalidRequest is wrapped by errors about a malformed Request or Fits call.
+// ErrInvalidRequest is wrapped by errors about a malformed Request or Checker call.
 var ErrInvalidRequest = errors.New("sched: invalid request")
 
 // nodeStatusReason checks what depends on the node alone.
@@ -135,17 +135,6 @@ func driverReason(n *Node, g *groupAsk) reasonID {
 		}
 	}
 	return feasible
-}
-
-func driverProblem(n *Node, driver string) string {
-	healthy, ok := n.Drivers[driver]
-	switch {
-	case !ok:
-		return "missing driver " + driver
-	case !healthy:
-		return "unhealthy driver " + driver
-	}
-	return ""
 }
 
 // groupDrivers lists the drivers of g's tasks once each, in task order.
@@ -276,9 +265,10 @@ func distinctHostsCollision(d *nodeDelta, g *groupAsk) bool {
 }
 
 // capacityReason is the part of feasibility that changes as the plan
-// places allocations: resources, then static ports, then dynamic ports.
-func capacityReason(ns *NodeState, d *nodeDelta, g *groupAsk) reasonID {
-	if r := resourceReason(ns.Node.Capacity, ns.Used.Add(d.usedDelta()), g.res); r != feasible {
+// places allocations: resources (ask on top of what the node and the plan
+// so far use), then static ports, then dynamic ports.
+func capacityReason(ns *NodeState, d *nodeDelta, g *groupAsk, ask Resources) reasonID {
+	if r := resourceReason(ns.Node.Capacity, ns.Used.Add(d.usedDelta()), ask); r != feasible {
 		return r
 	}
 	for _, port := range g.staticPorts {
@@ -292,59 +282,88 @@ func capacityReason(ns *NodeState, d *nodeDelta, g *groupAsk) reasonID {
 	return feasible
 }
 
-// Fits reports whether a can be added to node n as n is now: the node is
-// ready, eligible and in one of the job's datacenters, it satisfies the
-// job's and the group's constraints, every driver of the allocation's
-// group is healthy there, the resources fit and none of the allocation's
-// ports is in use. The coordinator's plan applier calls it to re-check a
-// plan against current state.
-//
-// Fits sees one node, so it cannot re-check distinct_hosts (which depends
-// on the job's other allocations); spread and affinity are preferences,
-// not conditions, and are not re-checked either.
-//
-// A *FitError says why not, with the reason feasibility would give
-// (constraint reasons included); other errors (wrapping
-// ErrInvalidRequest) mean the arguments make no sense.
-func Fits(n *NodeState, a *Allocation, job *spec.Job) error {
-	if n == nil || n.Node == nil || a == nil || job == nil {
-		return fmt.Errorf("%w: Fits needs a node, an allocation and a job", ErrInvalidRequest)
+// feasibility is the scheduler's one feasibility check: whether node i
+// can take one more copy of group g asking res, in Nomad's order. First
+// what depends on the node alone (status and eligibility, datacenter,
+// the job's constraints, drivers, the group's constraints; cached per
+// node, and per computed class unless g.perNode), then distinct_hosts
+// (against the plan's overlay), then capacity (cpu, memory, static
+// ports, dynamic ports). Schedule's pipeline (evaluate) and the plan
+// applier's re-check (Checker.Fits) both call it, so they reject a node
+// for the same reason.
+func (p *placer) feasibility(i int, g *groupAsk, res Resources) reasonID {
+	if r := p.cachedStaticReason(i, g); r != feasible {
+		return r
 	}
-	g := job.Lookup(a.Group)
+	d := p.overlay.get(i)
+	if g.distinct != distinctNone && distinctHostsCollision(d, g) {
+		return rDistinctHosts
+	}
+	return capacityReason(p.nodes[i], d, g, res)
+}
+
+// Checker re-checks placements against nodes as they are when a plan is
+// applied, with the scheduler's own feasibility check (the same function
+// as Schedule's pipeline, so the same order and the same reasons). It is
+// built once per job version and used for every placement of a plan.
+//
+// A Checker sees one node at a time, so it cannot re-check
+// distinct_hosts (which depends on the job's other allocations); spread
+// and affinity are preferences, not conditions, and are not re-checked.
+// It never trusts a node's computed class: the constraints are evaluated
+// on the node itself, so a stale ComputedClass cannot slip a placement
+// past it. A Checker is not safe for concurrent use.
+type Checker struct {
+	p      *placer // over a one-node cluster: the node being checked
+	groups map[string]*groupAsk
+}
+
+// NewChecker compiles job's groups for Fits. Errors wrap ErrInvalidJob
+// (a job Schedule would refuse too) or ErrInvalidRequest (no job).
+func NewChecker(job *spec.Job) (*Checker, error) {
+	if job == nil {
+		return nil, fmt.Errorf("%w: NewChecker needs a job", ErrInvalidRequest)
+	}
+	asks, err := newGroupAsks(job)
+	if err != nil {
+		return nil, err
+	}
+	c := &Checker{groups: make(map[string]*groupAsk, len(asks))}
+	for _, g := range asks {
+		// The checker ranks nothing, and checks each node on its own.
+		g.affinities, g.affinitySum, g.spreads, g.perNode = nil, 0, nil, true
+		c.groups[g.group.Name] = g
+	}
+	c.p = newPlacer(&Request{Job: job, Nodes: make([]*NodeState, 1)}, asks)
+	return c, nil
+}
+
+// Fits reports whether a can be added to node n as n is now: the checks
+// of feasibility for a's group with a's resources, then a's own ports
+// (in range, not in use on the node, not assigned twice).
+//
+// A *FitError says why not, with the reason Schedule would give
+// (constraint reasons included) or, for a's ports, "port N in use",
+// "port N assigned twice" or "port N out of range"; other errors
+// (wrapping ErrInvalidRequest) mean the arguments make no sense.
+func (c *Checker) Fits(n *NodeState, a *Allocation) error {
+	if n == nil || n.Node == nil || a == nil {
+		return fmt.Errorf("%w: Fits needs a node and an allocation", ErrInvalidRequest)
+	}
+	g := c.groups[a.Group]
 	if g == nil {
-		return fmt.Errorf("%w: group %q not in job %q", ErrInvalidRequest, a.Group, job.ID)
+		return fmt.Errorf("%w: group %q not in job %q", ErrInvalidRequest, a.Group, c.p.job.ID)
 	}
 	fail := func(reason string) error { return &FitError{NodeID: n.Node.ID, Reason: reason} }
 	if a.NodeID != "" && a.NodeID != n.Node.ID {
 		return fail("allocation is for node " + a.NodeID)
 	}
-	if r := nodeStatusReason(n.Node); r != feasible {
-		return fail(fixedReasons[r])
+	c.p.nodes[0] = n
+	if g.static != nil {
+		g.static[0] = 0 // another node than last time: nothing cached
 	}
-	if !datacenterAllowed(job.Datacenters, n.Node.Datacenter) {
-		return fail(fixedReasons[rDatacenter])
-	}
-	checks, nJob, _ := compileConstraints(job, g)
-	for k := range checks[:nJob] {
-		if c := &checks[k]; !c.matches(n.Node, nil) {
-			return fail(c.reason)
-		}
-	}
-	for _, t := range g.Tasks {
-		if t == nil {
-			continue
-		}
-		if s := driverProblem(n.Node, t.Driver); s != "" {
-			return fail(s)
-		}
-	}
-	for k := range checks[nJob:] {
-		if c := &checks[nJob+k]; !c.matches(n.Node, nil) {
-			return fail(c.reason)
-		}
-	}
-	if r := resourceReason(n.Node.Capacity, n.Used, a.Resources); r != feasible {
-		return fail(fixedReasons[r])
+	if r := c.p.feasibility(0, g, a.Resources); r != feasible {
+		return fail(c.p.reasons.names[r])
 	}
 	return portsFit(n, a.Ports, fail)
 }

@@ -8,8 +8,9 @@ import (
 	"github.com/strata-run/strata/spec"
 )
 
-// TestFeasibilityReasons runs each checker through Schedule on a one-node
-// cluster and through Fits on an allocation of the same group.
+// TestFeasibilityReasons runs each check through Schedule on a one-node
+// cluster and through Checker.Fits on an allocation of the same group:
+// both give the same reason.
 func TestFeasibilityReasons(t *testing.T) {
 	web := func() *spec.Group {
 		return newGroup("web", 1, newTask("api", "wasm", 500, 256, staticPort("http", 8080), dynPort("admin")))
@@ -59,7 +60,7 @@ func TestFeasibilityReasons(t *testing.T) {
 				if len(plan.Place) != 1 || plan.Failed != nil {
 					t.Fatalf("want one placement, got %d, failed %v", len(plan.Place), plan.Failed)
 				}
-				if err := Fits(ns, plan.Place[0], job); err != nil {
+				if err := fits(ns, plan.Place[0], job); err != nil {
 					t.Fatalf("Fits rejects the placement: %v", err)
 				}
 				return
@@ -72,7 +73,8 @@ func TestFeasibilityReasons(t *testing.T) {
 			if e == nil || !maps.Equal(e.Reasons, want) || e.Missing != 1 || e.NodesEvaluated != 1 || e.NodesFeasible != 0 {
 				t.Fatalf("Failed[web] = %+v, want reasons %v", e, want)
 			}
-			// Fits agrees, for an allocation of the group with plausible ports.
+			// The applier's check gives the same reason, for an allocation
+			// of the group with plausible ports.
 			a := &Allocation{Group: "web", NodeID: "n1", Resources: groupResources(job.Groups[0]),
 				Ports: []PortMapping{{Label: "http", Value: 8080}, {Label: "admin", Value: 20000}}}
 			if job.Groups[0].Tasks[0].Resources.Networks[0].Ports[0].Static == 20500 {
@@ -80,8 +82,8 @@ func TestFeasibilityReasons(t *testing.T) {
 				a.Ports[1].Value = 20500 // the only free port: taken by the static one
 			}
 			var fe *FitError
-			if err := Fits(ns, a, job); !errors.As(err, &fe) {
-				t.Fatalf("Fits = %v, want a *FitError", err)
+			if err := fits(ns, a, job); !errors.As(err, &fe) || fe.Reason != tt.reason {
+				t.Fatalf("Fits = %v, want a *FitError %q", err, tt.reason)
 			}
 		})
 	}
@@ -127,7 +129,7 @@ func TestFits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Fits(tt.node, tt.alloc, job)
+			err := fits(tt.node, tt.alloc, job)
 			if tt.reason == "" {
 				if err != nil {
 					t.Fatalf("Fits = %v, want nil", err)
@@ -146,13 +148,45 @@ func TestFitsInvalidArguments(t *testing.T) {
 	job := newJob("j", newGroup("web", 1, newTask("api", "wasm", 1, 1)))
 	a := &Allocation{Group: "web"}
 	for name, err := range map[string]error{
-		"nil node":      Fits(nil, a, job),
-		"nil alloc":     Fits(newNode("n1"), nil, job),
-		"nil job":       Fits(newNode("n1"), a, nil),
-		"unknown group": Fits(newNode("n1"), &Allocation{Group: "db"}, job),
+		"nil node":      fits(nil, a, job),
+		"nil alloc":     fits(newNode("n1"), nil, job),
+		"nil job":       fits(newNode("n1"), a, nil),
+		"unknown group": fits(newNode("n1"), &Allocation{Group: "db"}, job),
 	} {
 		if !errors.Is(err, ErrInvalidRequest) {
 			t.Errorf("%s: err = %v, want ErrInvalidRequest", name, err)
+		}
+	}
+	// A job Schedule refuses cannot be checked against either.
+	bad := newJob("j", newGroup("g", 1, newTask("a", "wasm", 1, 1, staticPort("x", 80)), newTask("b", "wasm", 1, 1, staticPort("y", 80))))
+	if _, err := NewChecker(bad); !errors.Is(err, ErrInvalidJob) {
+		t.Errorf("NewChecker(invalid job) = %v, want ErrInvalidJob", err)
+	}
+}
+
+// One Checker serves every placement of a plan, on different nodes: what
+// it found on one node never leaks into the next.
+func TestCheckerReusedAcrossNodes(t *testing.T) {
+	job := newJob("j", newGroup("web", 1, newTask("api", "wasm", 500, 256)))
+	job.Constraints = []*spec.Constraint{{Attribute: "${attr.kernel.name}", Operator: "=", Value: "linux"}}
+	c, err := NewChecker(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linux, windows, full := attrNode("n1"), attrNode("n2"), attrNode("n3")
+	windows.Node.Attributes["kernel.name"] = "windows"
+	full.Used = Resources{CPU: 3600}
+	for _, step := range []struct {
+		ns     *NodeState
+		reason string
+	}{{linux, ""}, {windows, "constraint ${attr.kernel.name} = linux"}, {linux, ""}, {full, "cpu exhausted"}, {linux, ""}} {
+		err := c.Fits(step.ns, &Allocation{Group: "web", Resources: Resources{CPU: 500, MemoryMB: 256}})
+		var fe *FitError
+		switch {
+		case step.reason == "" && err != nil:
+			t.Fatalf("%s: %v, want it to fit", step.ns.Node.ID, err)
+		case step.reason != "" && (!errors.As(err, &fe) || fe.Reason != step.reason || fe.NodeID != step.ns.Node.ID):
+			t.Fatalf("%s: %v, want %q", step.ns.Node.ID, err, step.reason)
 		}
 	}
 }

@@ -134,7 +134,7 @@ func cloneAllocs(in []*Allocation) []*Allocation {
 }
 
 // applyPlan applies plan to a copy of nodes the way the coordinator does:
-// stops first, then each placement after checking it with Fits.
+// stops first, then each placement after checking it with a Checker.
 func applyPlan(t testing.TB, nodes []*NodeState, plan *Plan, job *spec.Job) map[string]*NodeState {
 	t.Helper()
 	byID := map[string]*NodeState{}
@@ -158,7 +158,7 @@ func applyPlan(t testing.TB, nodes []*NodeState, plan *Plan, job *spec.Job) map[
 		if ns == nil {
 			t.Fatalf("placement %s on unknown node %s", a.Name, a.NodeID)
 		}
-		if err := Fits(ns, a, job); err != nil {
+		if err := fits(ns, a, job); err != nil {
 			t.Fatalf("placement %s does not fit when applied: %v", a.Name, err)
 		}
 		ns.Used = ns.Used.Add(a.Resources)
@@ -171,3 +171,13 @@ func applyPlan(t testing.TB, nodes []*NodeState, plan *Plan, job *spec.Job) map[
 
 // fmtSscanf reads the index of a node named by nodes() ("n007").
 func fmtSscanf(id string, idx *int) (int, error) { return fmt.Sscanf(id, "n%03d", idx) }
+
+// fits checks one placement with a Checker built for job, as the
+// coordinator's plan applier does.
+func fits(n *NodeState, a *Allocation, job *spec.Job) error {
+	c, err := NewChecker(job)
+	if err != nil {
+		return err
+	}
+	return c.Fits(n, a)
+}

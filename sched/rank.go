@@ -188,21 +188,13 @@ func (p *placer) selectNode(g *groupAsk) selection {
 	return sel
 }
 
-// evaluate runs feasibility then ranking for node i: what depends on the
-// node alone (cached), distinct_hosts, then capacity, as in Nomad.
+// evaluate runs feasibility then ranking for node i.
 func (p *placer) evaluate(i int, g *groupAsk) (candidate, reasonID) {
-	if r := p.cachedStaticReason(i, g); r != feasible {
+	if r := p.feasibility(i, g, g.res); r != feasible {
 		return candidate{}, r
 	}
-	ns := p.nodes[i]
 	d := p.overlay.get(i)
-	if g.distinct != distinctNone && distinctHostsCollision(d, g) {
-		return candidate{}, rDistinctHosts
-	}
-	if r := capacityReason(ns, d, g); r != feasible {
-		return candidate{}, r
-	}
-	return candidate{node: i, delta: d, score: p.finalScore(i, ns, d, g)}, feasible
+	return candidate{node: i, delta: d, score: p.finalScore(i, p.nodes[i], d, g)}, feasible
 }
 
 func (p *placer) reject(r reasonID) {

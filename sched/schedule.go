@@ -79,8 +79,8 @@ func (p *placer) occupy(i int, g *groupAsk) *nodeDelta {
 // (Plan.Place, DesiredStatus run, ClientStatus pending). A group whose
 // copies found no node is explained in Plan.Failed and the other groups
 // are still placed. The plan's stops release their resources for its
-// placements, so an applier re-checking placements with Fits must apply
-// the stops first.
+// placements, so an applier re-checking placements with a Checker must
+// apply the stops first.
 //
 // Schedule does not modify req. The same Request yields the same Plan.
 // Errors wrap ErrInvalidRequest or ErrInvalidJob.

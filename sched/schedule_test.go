@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -293,8 +294,9 @@ func checkPlan(t *testing.T, req *Request, plan *Plan) {
 }
 
 // TestFitsAgreesWithFeasibility checks, for every node and group of random
-// clusters, that Fits accepts an allocation exactly when the scheduler's
-// feasibility pass accepts the node.
+// clusters, that Checker.Fits accepts an allocation exactly when the
+// scheduler's feasibility pass accepts the node, and otherwise gives the
+// same reason.
 func TestFitsAgreesWithFeasibility(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for i := range 100 {
@@ -306,13 +308,11 @@ func TestFitsAgreesWithFeasibility(t *testing.T) {
 		p := newPlacer(&Request{EvalID: "x", Job: job, Nodes: ns}, asks)
 		for ni, n := range ns {
 			for _, g := range asks {
-				reason := p.nodeStaticReason(ni, g)
-				if reason == feasible {
-					reason = capacityReason(n, nil, g)
-				}
+				reason := p.feasibility(ni, g, g.res)
 				a := &Allocation{NodeID: n.Node.ID, Group: g.group.Name, Resources: g.res, Ports: candidatePorts(n, g)}
-				err := Fits(n, a, job)
-				if (reason == feasible) != (err == nil) {
+				err := fits(n, a, job)
+				var fe *FitError
+				if (reason == feasible) != (err == nil) || (err != nil && (!errors.As(err, &fe) || fe.Reason != p.reasons.names[reason])) {
 					t.Fatalf("case %d node %d group %s: feasibility says %q, Fits says %v (ports %v)",
 						i, ni, g.group.Name, p.reasons.names[reason], err, a.Ports)
 				}

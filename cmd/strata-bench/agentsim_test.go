@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/strata-run/strata/coordinator/structs"
 
 	"github.com/strata-run/strata/coordinator"
+	"github.com/strata-run/strata/internal/testutil"
 )
 
 // startInProcessServer runs a single-server cluster with its HTTP API.
@@ -29,12 +31,13 @@ func startInProcessServer(t *testing.T, minTTL time.Duration) (*coordinator.Serv
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	for deadline := time.Now().Add(30 * time.Second); !srv.IsLeader() || srv.CAPin() == ""; {
-		if time.Now().After(deadline) {
-			t.Fatal("no leader (and cluster CA) within 30s")
+	// The leader commits the cluster CA: wait on the store's commits.
+	testutil.Await(t, 30*time.Second, "a leader with the cluster CA", srv.Store().Watch, func() error {
+		if !srv.IsLeader() || srv.CAPin() == "" {
+			return fmt.Errorf("leader %v, CA pin %q", srv.IsLeader(), srv.CAPin())
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	return srv, api.NewClient(hs.URL)
@@ -70,11 +73,18 @@ func TestModuleFanoutKeepsHeartbeats(t *testing.T) {
 	}
 	// Every agent's first heartbeat is due within a third of the TTL; a
 	// download that finished sooner (a small module under -race) must not
-	// leave the check below with nothing to look at.
-	hb := srv.HeartbeatStats()
-	for deadline := time.Now().Add(fanoutMinTTL); hb.Beats < agents && time.Now().Before(deadline); hb = srv.HeartbeatStats() {
-		time.Sleep(100 * time.Millisecond)
-	}
+	// leave the check below with nothing to look at. The leader counts
+	// heartbeats in memory and announces none (no commit, no hook), and
+	// they cross a real QUIC link: the count is asked for again, through
+	// the one bounded poll, for at most fanoutMinTTL (under -race 15s;
+	// otherwise 0, one look: 20 MB downloads outlast the first heartbeats).
+	var hb structs.HeartbeatStats
+	_ = testutil.Poll(fanoutMinTTL, 100*time.Millisecond, "a heartbeat from every agent", func() error { // late: the checks below say so
+		if hb = srv.HeartbeatStats(); hb.Beats < agents {
+			return fmt.Errorf("%d heartbeats", hb.Beats)
+		}
+		return nil
+	})
 	t.Logf("%d MiB to %d agents: allocations received after %s, modules verified after %s, statuses back after %s; heartbeats %+v",
 		len(module)>>20, agents, r.pushAll, r.modulesAll, r.statusAll, hb)
 	if f.verified != agents || r.moduleBytes != int64(agents*len(module)) {

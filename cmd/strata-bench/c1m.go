@@ -15,9 +15,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/strata-run/strata/coordinator/structs"
-
 	"github.com/strata-run/strata/coordinator"
+	"github.com/strata-run/strata/coordinator/state"
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/sched"
 	"github.com/strata-run/strata/spec"
 )
@@ -150,7 +150,7 @@ func C1M(ctx context.Context, cfg C1MConfig) error {
 	return nil
 }
 
-func verifyC1M(st *coordinator.Store, cfg C1MConfig) error {
+func verifyC1M(st *state.Store, cfg C1MConfig) error {
 	for i := range cfg.Jobs {
 		id := c1mJob(i, cfg.Count).ID
 		allocs, err := st.JobAllocs(id)
@@ -171,8 +171,7 @@ func verifyC1M(st *coordinator.Store, cfg C1MConfig) error {
 			return fmt.Errorf("verify: job %s has %d allocations, want %d", id, len(seen), cfg.Count)
 		}
 	}
-	nodes, _ := st.NodeStates()
-	for _, ns := range nodes {
+	for _, ns := range st.NodeStates() {
 		if ns.Used.CPU > ns.Node.Capacity.CPU || ns.Used.MemoryMB > ns.Node.Capacity.MemoryMB {
 			return fmt.Errorf("verify: node %s overcommitted: %+v of %+v", ns.Node.Name, ns.Used, ns.Node.Capacity)
 		}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,15 +34,7 @@ func TestAgentsServeAndFailOver(t *testing.T) {
 		agents[a.name] = p
 	}
 	d := &devProc{t: t, httpAddr: srv.httpAddr, dnsAddr: dnsAddr, out: srv.out}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if out := d.mustCLI("node", "status"); strings.Count(out, "ready") == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agents did not register:\n%s", d.mustCLI("node", "status"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitNodes(t, d, 2)
 	d.mustCLI("module", "push", helloWasm, "-name", "hello", "-version", "0.1.0")
 	src, _ := os.ReadFile(filepath.Join(repoRoot(), "examples", "hello", "hello.hcl"))
 	job := filepath.Join(t.TempDir(), "hello2.hcl")
@@ -78,20 +72,23 @@ func ip(hostport string) string {
 // the default heartbeat TTL is 5s + 3s grace).
 func waitAddrs(t *testing.T, d *devProc, ok func([]string) bool) []string {
 	t.Helper()
-	var last []string
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+	var addrs []string
+	err := testutil.Poll(60*time.Second, testutil.DefaultTick, "the service's DNS answers settle", func() error {
 		a, err := resolveSRV(t, d.dnsAddr, "hello-web-hello.service.strata")
-		if err == nil {
-			slices.Sort(a)
-			last = a
-			if ok(a) {
-				return a
-			}
+		if err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
+		slices.Sort(a)
+		if !ok(a) {
+			return fmt.Errorf("DNS answers %v", a)
+		}
+		addrs = a
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, d.mustCLI("status", "hello"))
 	}
-	t.Fatalf("DNS answers never settled; last %v\n%s", last, d.mustCLI("status", "hello"))
-	return nil
+	return addrs
 }
 
 type agentProc struct {
@@ -110,7 +107,16 @@ func (p *agentProc) start() {
 		p.t.Fatal(err)
 	}
 	go func() { p.done <- p.cmd.Wait() }()
+	logOnFailure(p.t, "agent "+p.name(), p.out)
 	p.t.Cleanup(p.kill)
+}
+
+// name is the agent's -node-name.
+func (p *agentProc) name() string {
+	if i := slices.Index(p.args, "-node-name"); i >= 0 && i+1 < len(p.args) {
+		return p.args[i+1]
+	}
+	return "(unnamed)"
 }
 
 // startAgent starts an agent process for node name, its tasks bound to
@@ -145,12 +151,7 @@ func TestAgentRestoresTasksWithoutServer(t *testing.T) {
 		"-node-name", "edge-1", "-log-level", "warn"}}
 	agent.start()
 	d := &devProc{t: t, httpAddr: srv.httpAddr, dnsAddr: srv.args[slices.Index(srv.args, "-dns-addr")+1], out: srv.out}
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(d.mustCLI("node", "status"), "ready"); {
-		if time.Now().After(deadline) {
-			t.Fatal("agent did not register")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitNodes(t, d, 1)
 	d.mustCLI("module", "push", helloWasm, "-name", "hello", "-version", "0.1.0")
 	d.mustCLI("run", filepath.Join(repoRoot(), "examples", "hello", "hello.hcl"))
 	addr := waitAddrs(t, d, func(a []string) bool { return len(a) == 1 })[0]
@@ -159,30 +160,27 @@ func TestAgentRestoresTasksWithoutServer(t *testing.T) {
 	srv.kill()
 	start := time.Now()
 	agent.start() // no server to talk to
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if code, _, err := httpGet("http://" + addr + "/back"); err == nil && code == 200 {
-			break
+	// A fine tick: the time is the measurement.
+	if err := testutil.Poll(30*time.Second, 10*time.Millisecond, "the task comes back from local state", func() error {
+		code, _, err := httpGet("http://" + addr + "/back")
+		if err == nil && code != 200 {
+			err = fmt.Errorf("GET /back: %d", code)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the task did not come back from local state within 30s:\n%s", agent.out)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 	t.Logf("agent restarted with no server reachable -> task serving again in %s", time.Since(start).Round(time.Millisecond))
 
 	// The server returns: the agent reconnects, one allocation, running.
 	srv.start()
 	waitClusterLeader(t, []*serverProc{srv})
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		st := d.mustCLI("status", "hello")
-		if strings.Count(st, "hello.web[") == 1 && strings.Contains(st, "running") {
-			break
+	testutil.Eventually(t, 60*time.Second, "one allocation, running, after the server returned", func() error {
+		if st := d.mustCLI("status", "hello"); strings.Count(st, "hello.web[") != 1 || !strings.Contains(st, "running") {
+			return fmt.Errorf("status:\n%s", st)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the server returned:\n%s", st)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if code, body, err := httpGet("http://" + addr + "/again"); err != nil || code != 200 || body != "hello from /again\n" {
 		t.Fatalf("after reconnect: %d %q %v", code, body, err)
 	}
@@ -213,17 +211,17 @@ func startSingleServer(t *testing.T, extra ...string) (*serverProc, string, stri
 	return srv, addr, pin
 }
 
-// serverAgentAddr reads the agents' address and CA pin a server printed.
+// serverAgentAddr reads the agents' address and CA pin a server printed,
+// waiting for the line as the server writes its output.
 func serverAgentAddr(t *testing.T, srv *serverProc) (string, string) {
 	t.Helper()
 	pinRe := regexp.MustCompile(`Agents:\s+(\S+) \(quic\), CA pin (sha256:[0-9a-f]{64})`)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if m := pinRe.FindStringSubmatch(srv.out.String()); m != nil {
-			return m[1], m[2]
+	var m []string
+	testutil.Await(t, 10*time.Second, "the server prints its agent address and CA pin", srv.out.Changed, func() error {
+		if m = pinRe.FindStringSubmatch(srv.out.String()); m == nil {
+			return errors.New("not printed yet")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not print its agent address and CA pin:\n%s", srv.out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return m[1], m[2]
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -56,6 +57,7 @@ func (p *serverProc) start(extra ...string) {
 		p.t.Fatal(err)
 	}
 	go func() { p.done <- cmd.Wait() }()
+	logOnFailure(p.t, p.name, p.out)
 	p.mu.Lock()
 	p.cmd = cmd
 	p.mu.Unlock()
@@ -95,41 +97,34 @@ func getLeader(addr string) string {
 	return l
 }
 
-// waitLeader waits until every live server reports the same leader and
-// returns the leading process.
+// waitClusterLeader waits until every live server reports the same
+// leader and returns the leading process.
 func waitClusterLeader(t *testing.T, procs []*serverProc) *serverProc {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		var leader string
-		agree := true
+	var leading *serverProc
+	testutil.Eventually(t, 60*time.Second, "every live server agrees on a leader", func() error {
+		seen := map[string]string{} // server -> the leader it reports
 		for _, p := range procs {
-			if !p.alive() {
-				continue
+			if p.alive() {
+				seen[p.name] = getLeader(p.httpAddr)
 			}
-			l := getLeader(p.httpAddr)
+		}
+		var leader string
+		for _, l := range seen {
 			if l == "" || (leader != "" && l != leader) {
-				agree = false
-				break
+				return fmt.Errorf("leaders reported: %v", seen)
 			}
 			leader = l
 		}
-		if agree && leader != "" {
-			for _, p := range procs {
-				if p.raftAddr == leader && p.alive() {
-					return p
-				}
+		for _, p := range procs {
+			if p.raftAddr == leader && p.alive() {
+				leading = p
+				return nil
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	for _, p := range procs {
-		if p.alive() {
-			t.Logf("%s output:\n%s", p.name, p.out)
-		}
-	}
-	t.Fatal("no agreed leader within 60s")
-	return nil
+		return fmt.Errorf("leaders reported: %v; no live server has that address", seen)
+	})
+	return leading
 }
 
 func jobJSON(id string) []byte {
@@ -227,20 +222,21 @@ func TestClusterLeaderKilledDuringSubmissions(t *testing.T) {
 				}
 				id := fmt.Sprintf("job-%03d", i)
 				// Each job is retried on the live servers in turn until
-				// acknowledged, for at most 30s.
-				deadline := time.Now().Add(30 * time.Second)
-				for attempt := 0; time.Now().Before(deadline); attempt++ {
-					p := procs[(int(i)+attempt+w)%len(procs)]
-					if !p.alive() {
-						continue
+				// acknowledged, for at most 30s (not acknowledged: counted below).
+				attempt := 0
+				if testutil.Poll(30*time.Second, 50*time.Millisecond, "submit "+id, func() error {
+					for range procs {
+						p := procs[(int(i)+attempt+w)%len(procs)]
+						attempt++
+						if p.alive() {
+							return submit(p.httpAddr, id)
+						}
 					}
-					if err := submit(p.httpAddr, id); err == nil {
-						mu.Lock()
-						acked[id] = true
-						mu.Unlock()
-						break
-					}
-					time.Sleep(50 * time.Millisecond)
+					return errors.New("no live server")
+				}) == nil {
+					mu.Lock()
+					acked[id] = true
+					mu.Unlock()
 				}
 				if submitted.Add(1) == killAt {
 					killOnce.Do(func() { leader.kill(); close(killed) })
@@ -285,16 +281,15 @@ func TestClusterLeaderKilledDuringSubmissions(t *testing.T) {
 
 	// The killed server restarts on its data dir and catches up.
 	leader.start()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if getLeader(leader.httpAddr) != "" && len(listJobs(t, leader.httpAddr, "stale")) == len(jobs) {
-			break
+	testutil.Eventually(t, 60*time.Second, "the restarted server catches up", func() error {
+		if l := getLeader(leader.httpAddr); l == "" {
+			return errors.New("it knows no leader")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("restarted server did not catch up within 60s:\n%s", leader.out)
+		if n := len(listJobs(t, leader.httpAddr, "stale")); n != len(jobs) {
+			return fmt.Errorf("it has %d of %d jobs", n, len(jobs))
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // failoverTime kills the leader and measures until a surviving server
@@ -304,16 +299,20 @@ func failoverTime(t *testing.T, procs []*serverProc, probe string) (time.Duratio
 	leader := waitClusterLeader(t, procs)
 	start := time.Now()
 	leader.kill()
-	deadline := start.Add(60 * time.Second)
-	for i := 0; time.Now().Before(deadline); i++ {
+	// A fine tick: the time is the measurement.
+	i := 0
+	err := testutil.Poll(60*time.Second, 5*time.Millisecond, "a write acknowledged after killing the leader", func() error {
 		p := procs[i%len(procs)]
-		if p.alive() && submit(p.httpAddr, probe) == nil {
-			return time.Since(start), leader
+		i++
+		if !p.alive() {
+			return errors.New("asked the killed server")
 		}
-		time.Sleep(5 * time.Millisecond)
+		return submit(p.httpAddr, probe)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no write acknowledged within 60s of killing the leader")
-	return 0, nil
+	return time.Since(start), leader
 }
 
 // The time from kill -9 of the leader to a new leader answering writes,
@@ -359,28 +358,24 @@ func TestClusterQuorum(t *testing.T) {
 	}
 	// A follower learns that an entry is committed from the leader's next
 	// message: wait until both survivors-to-be have applied it.
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if slices.Contains(jobIDs(listJobs(t, others[2].httpAddr, "stale")), "with-two-down") &&
-			slices.Contains(jobIDs(listJobs(t, others[3].httpAddr, "stale")), "with-two-down") {
-			break
+	testutil.Eventually(t, 30*time.Second, "the acknowledged write reaches every live server", func() error {
+		for _, p := range others[2:] {
+			if ids := jobIDs(listJobs(t, p.httpAddr, "stale")); !slices.Contains(ids, "with-two-down") {
+				return fmt.Errorf("%s has %v", p.name, ids)
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the acknowledged write did not reach every live server within 30s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	// Three down: no quorum.
 	others[1].kill()
-	// Wait until the survivors know they have no leader (bounded).
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if getLeader(others[2].httpAddr) == "" && getLeader(others[3].httpAddr) == "" {
-			break
+	testutil.Eventually(t, 30*time.Second, "the survivors know they have no leader", func() error {
+		for _, p := range others[2:] {
+			if l := getLeader(p.httpAddr); l != "" {
+				return fmt.Errorf("%s reports leader %s", p.name, l)
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("survivors still report a leader 30s after losing quorum")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	err := submit(others[2].httpAddr, "with-three-down")
 	if err == nil {
 		t.Fatal("a write was acknowledged with 3 of 5 servers down")
@@ -415,19 +410,23 @@ func TestClusterQuorum(t *testing.T) {
 	}
 }
 
+// submitAny registers a job through any live server, retrying for a few
+// seconds: a follower that has just learnt of a new leader may still
+// refuse to forward.
 func submitAny(procs []*serverProc, id string) error {
-	var err error
-	for range 3 {
+	return testutil.Poll(10*time.Second, 200*time.Millisecond, "submit "+id+" through a live server", func() error {
+		var errs []error
 		for _, p := range procs {
 			if p.alive() {
-				if err = submit(p.httpAddr, id); err == nil {
+				err := submit(p.httpAddr, id)
+				if err == nil {
 					return nil
 				}
+				errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return err
+		return errors.Join(errs...)
+	})
 }
 
 func jobIDs(js []jobEntry) []string {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-run/strata/internal/docker"
 	"github.com/strata-run/strata/internal/testdocker"
+	"github.com/strata-run/strata/internal/testutil"
 )
 
 // `strata dev` on a machine with a Docker Engine offers docker, runs a
@@ -41,13 +42,12 @@ func TestEndToEndDocker(t *testing.T) {
 	d := startDev(t, t.TempDir(), freePort(t), freePort(t))
 
 	var nodes string
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(nodes, "ready"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("no ready node:\n%s", nodes)
+	testutil.Eventually(t, 30*time.Second, "a ready node", func() error {
+		if nodes = d.mustCLI("node", "status"); !strings.Contains(nodes, "ready") {
+			return fmt.Errorf("node status:\n%s", nodes)
 		}
-		time.Sleep(50 * time.Millisecond)
-		nodes = d.mustCLI("node", "status")
-	}
+		return nil
+	})
 	if !strings.Contains(nodes, "Drivers") || !strings.Contains(nodes, "docker,wasm") {
 		t.Fatalf("node status does not offer docker:\n%s", nodes)
 	}
@@ -108,22 +108,17 @@ func TestEndToEndDocker(t *testing.T) {
 	}
 	// The container's output reaches the log file through the daemon's log
 	// stream: soon, not at once.
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		out := d.mustCLI("alloc", "logs", "-stderr", id, "hello")
-		if strings.Contains(out, "hello: GET /x") {
-			break
+	testutil.Eventually(t, 10*time.Second, "alloc logs -stderr shows the request", func() error {
+		if out := d.mustCLI("alloc", "logs", "-stderr", id, "hello"); !strings.Contains(out, "hello: GET /x") {
+			return fmt.Errorf("alloc logs -stderr:\n%s", out)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alloc logs -stderr:\n%s", out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	d.mustCLI("stop", job)
-	// Process boundary: poll with a deadline.
-	for deadline := time.Now().Add(30 * time.Second); len(jobContainers()) != 0; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the job's container is still there 30s after strata stop:\n%s", d.out)
+	testutil.Eventually(t, 30*time.Second, "the job's container is removed after strata stop", func() error {
+		if cs := jobContainers(); len(cs) != 0 {
+			return fmt.Errorf("containers %+v", cs)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -112,29 +112,38 @@ func startDev(t *testing.T, dataDir string, httpPort, dnsPort int) *devProc {
 		t.Fatal(err)
 	}
 	go func() { d.done <- d.cmd.Wait() }()
+	logOnFailure(t, "strata dev", d.out) // after the stop below: its output too
 	t.Cleanup(func() { d.stop() })
 
-	// Process boundary: poll the API until it answers, with a deadline.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get("http://" + d.httpAddr + "/v1/status/leader")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return d
-			}
-		}
+	// Process boundary: poll the API until it answers.
+	testutil.Eventually(t, 60*time.Second, "strata dev answers its API", func() error {
 		select {
 		case err := <-d.done:
 			d.done <- err
-			t.Fatalf("strata dev exited early: %v\n%s", err, d.out)
+			t.Fatalf("strata dev exited early: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("strata dev did not answer within 60s:\n%s", d.out)
+		resp, err := http.Get("http://" + d.httpAddr + "/v1/status/leader")
+		if err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("GET /v1/status/leader: %s", resp.Status)
+		}
+		return nil
+	})
+	return d
+}
+
+// logOnFailure logs a process's output when the test has failed, whatever
+// failed it: the output is where the reason is.
+func logOnFailure(t *testing.T, name string, out *testutil.Buffer) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, out)
+		}
+	})
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -146,12 +155,12 @@ func (d *devProc) stop() {
 	select {
 	case err := <-d.done:
 		if err != nil {
-			d.t.Errorf("strata dev exited with %v\n%s", err, d.out)
+			d.t.Errorf("strata dev exited with %v", err)
 		}
 	case <-time.After(30 * time.Second):
 		d.cmd.Process.Kill()
 		<-d.done
-		d.t.Errorf("strata dev did not stop within 30s of SIGTERM\n%s", d.out)
+		d.t.Errorf("strata dev did not stop within 30s of SIGTERM")
 	}
 }
 
@@ -183,7 +192,7 @@ func (d *devProc) mustCLI(args ...string) string {
 	d.t.Helper()
 	r := d.cli(args...)
 	if r.code != 0 {
-		d.t.Fatalf("strata %s: exit %d\nstdout:\n%s\nstderr:\n%s\ndev log:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr, d.out)
+		d.t.Fatalf("strata %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 	}
 	return r.stdout
 }
@@ -253,23 +262,20 @@ func httpGet(url string) (int, string, error) {
 // boundary: bounded by a deadline).
 func waitServing(t *testing.T, d *devProc, service, path string) string {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var lastErr error
-	for time.Now().Before(deadline) {
+	var body string
+	testutil.Eventually(t, 60*time.Second, service+" serves "+path, func() error {
 		addrs, err := resolveSRV(t, d.dnsAddr, service)
-		if err == nil {
-			code, body, err := httpGet("http://" + addrs[0] + path)
-			if err == nil && code == 200 {
-				return body
-			}
-			lastErr = fmt.Errorf("GET %s: %d %q %v", addrs[0], code, body, err)
-		} else {
-			lastErr = err
+		if err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s never served %s: %v\n%s", service, path, lastErr, d.out)
-	return ""
+		code, b, err := httpGet("http://" + addrs[0] + path)
+		if err == nil && code == 200 {
+			body = b
+			return nil
+		}
+		return fmt.Errorf("GET %s: %d %q %v", addrs[0], code, b, err)
+	})
+	return body
 }
 
 func TestEndToEndDeploy(t *testing.T) {
@@ -381,15 +387,11 @@ func TestEndToEndDeploy(t *testing.T) {
 			t.Fatalf("stop: %q", out)
 		}
 		// After stop the service leaves DNS.
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			if _, err := resolveSRV(t, d2.dnsAddr, "hello-web-hello.service.strata"); err != nil {
-				break
+		testutil.Eventually(t, 30*time.Second, "the stopped service leaves DNS", func() error {
+			if addrs, err := resolveSRV(t, d2.dnsAddr, "hello-web-hello.service.strata"); err == nil {
+				return fmt.Errorf("still resolves to %v", addrs)
 			}
-			if time.Now().After(deadline) {
-				t.Fatal("stopped service still resolves after 30s")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return nil
+		})
 	})
 }

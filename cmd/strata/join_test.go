@@ -3,12 +3,16 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-run/strata/internal/testutil"
 )
 
 // Agents join with a token and then use the certificate they got: the
@@ -52,12 +56,12 @@ func TestAgentJoin(t *testing.T) {
 	agent.kill()
 	agent.args = []string{"agent", "-servers", agentAddr, "-ca-pin", pin, "-data-dir", dir, "-node-name", "edge-1", "-log-level", "info"}
 	agent.start()
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(agent.out.String(), "msg=registered"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the agent restarted without a token did not register:\n%s", agent.out)
+	testutil.Await(t, 30*time.Second, "the agent restarted without a token logs its registration", agent.out.Changed, func() error {
+		if !strings.Contains(agent.out.String(), "msg=registered") {
+			return errors.New("no registered line yet")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if strings.Contains(agent.out.String(), "joined the cluster") {
 		t.Fatalf("the restarted agent joined again instead of using its certificate:\n%s", agent.out)
 	}
@@ -100,13 +104,10 @@ func TestAgentJoin(t *testing.T) {
 // waitNodes waits until n nodes are ready.
 func waitNodes(t *testing.T, d *devProc, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if out := d.mustCLI("node", "status"); strings.Count(out, "ready") == n {
-			return
+	testutil.Eventually(t, 30*time.Second, fmt.Sprintf("%d nodes ready", n), func() error {
+		if out := d.mustCLI("node", "status"); strings.Count(out, "ready") != n {
+			return fmt.Errorf("node status:\n%s", out)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d nodes did not become ready:\n%s", n, d.mustCLI("node", "status"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }

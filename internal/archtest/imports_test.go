@@ -24,15 +24,18 @@ var allowed = map[string][]string{
 	"internal/docker":     {},
 	"coordinator/structs": {"spec", "sched", "registry", "internal/wire"},
 	"coordinator/api":     {"spec", "registry", "coordinator/structs"},
-	"coordinator":         {"spec", "sched", "registry", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "coordinator/structs"},
+	"coordinator/state":   {"spec", "sched", "registry", "internal/boltcheck", "coordinator/structs"},
+	"coordinator":         {"spec", "sched", "registry", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "coordinator/structs", "coordinator/state"},
 }
 
 // neverLinked lists, for a package, third-party packages that must not
 // be among its transitive dependencies: the API client and the records
-// it carries must not link the server's machinery.
+// it carries must not link the server's machinery, and the state machine
+// is applied and tested without Raft or the network.
 var neverLinked = map[string][]string{
 	"coordinator/structs": {"github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/quic-go/quic-go", "net/http"},
 	"coordinator/api":     {"github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/quic-go/quic-go", "github.com/tetratelabs/wazero"},
+	"coordinator/state":   {"github.com/hashicorp/raft", "net/http", "github.com/quic-go/quic-go"},
 }
 
 // goList runs `go list` over the module with the given template.

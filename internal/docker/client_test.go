@@ -10,12 +10,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/strata-run/strata/internal/docker"
 	"github.com/strata-run/strata/internal/testdocker"
+	"github.com/strata-run/strata/internal/testutil"
 )
 
 // These tests run against the machine's Docker daemon (DOCKER_HOST or
@@ -186,22 +186,23 @@ func TestContainerServeAndStop(t *testing.T) {
 	if err := c.ContainerStart(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.Buffer
 	logsDone := make(chan error, 1)
 	go func() { logsDone <- c.ContainerLogs(ctx, id, &stdout, &stderr) }()
 
+	// The program says it serves once it listens, and the daemon has
+	// published the port before starting it: wait for that line as the
+	// followed log delivers it, then ask once.
+	testutil.Await(t, 20*time.Second, "the container says it serves", stdout.Changed, func() error {
+		if out := stdout.String(); !strings.Contains(out, "hello: serving on :8081\n") {
+			return fmt.Errorf("stdout so far %q", out)
+		}
+		return nil
+	})
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	var body string
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		b, err := get(url + "/x")
-		if err == nil {
-			body = b
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s/x: %v", url, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	body, err := get(url + "/x")
+	if err != nil {
+		t.Fatalf("GET %s/x once the container serves: %v", url, err)
 	}
 	if body != "hello from /x\n" {
 		t.Fatalf("body %q", body)
@@ -320,21 +321,4 @@ func get(url string) (string, error) {
 		return "", fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
 	}
 	return string(b), err
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -3,7 +3,8 @@
 // is what a container task needs to show: it serves HTTP, writes to
 // stdout and stderr, exits with a chosen code, and stops on SIGTERM.
 //
-//	hello [serve]   serve HTTP on :$PORT (default 8080) until SIGTERM
+//	hello [serve]   serve HTTP on :$PORT (default 8080) until SIGTERM; it
+//	                prints "hello: serving on :PORT" once it listens
 //	hello exit N    print a line on stdout and on stderr, exit with code N
 //	hello eat MB    allocate and touch MB MiB, then sleep (to be OOM-killed)
 package main
@@ -11,6 +12,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -77,9 +79,16 @@ func serve() {
 		fmt.Fprintf(os.Stderr, "hello: %s %s\n", r.Method, r.URL.Path)
 		fmt.Fprintf(w, "hello from %s\n", r.URL.Path)
 	})
-	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Listen before saying so: a test may wait for this line instead of
+	// polling the port.
+	ln, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hello: %v\n", err)
+		os.Exit(1)
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	go func() { errc <- srv.Serve(ln) }()
 	fmt.Printf("hello: serving on :%s\n", port)
 	select {
 	case err := <-errc:

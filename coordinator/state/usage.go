@@ -1,4 +1,4 @@
-package coordinator
+package state
 
 import (
 	"bytes"
@@ -12,12 +12,13 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/sched"
 )
 
 // usageIndex is the scheduler's view of the cluster kept in memory: every
 // node with what its non-terminal allocations hold. Values are immutable:
-// the FSM computes changes during a batch and publishes new values after
+// Apply computes changes during a batch and publishes new values after
 // the batch commits, so a scheduler's snapshot (a slice of pointers) never
 // changes under it.
 type usageIndex struct {
@@ -43,28 +44,29 @@ type usageDelta struct {
 }
 
 // holds reports whether an allocation holds resources on its node.
-func holds(a *Alloc) bool { return a != nil && !a.Terminal() }
+func holds(a *structs.Alloc) bool { return a != nil && !a.Terminal() }
 
-func (fx *effects) delta(nodeID string) *usageDelta {
-	if fx.usage == nil {
-		fx.usage = map[string]*usageDelta{}
+// delta returns the batch's change to a node.
+func (b *batch) delta(nodeID string) *usageDelta {
+	if b.usage == nil {
+		b.usage = map[string]*usageDelta{}
 	}
-	d := fx.usage[nodeID]
+	d := b.usage[nodeID]
 	if d == nil {
 		d = &usageDelta{}
-		fx.usage[nodeID] = d
+		b.usage[nodeID] = d
 	}
 	return d
 }
 
 // allocChanged records an allocation's move between holding and not
 // holding resources (before is nil for a new allocation).
-func (fx *effects) allocChanged(before, after *Alloc) {
+func (b *batch) allocChanged(before, after *structs.Alloc) {
 	was, is := holds(before), holds(after)
 	if was == is {
 		return
 	}
-	d := fx.delta(after.NodeID)
+	d := b.delta(after.NodeID)
 	sign := 1
 	if was {
 		sign = -1
@@ -82,9 +84,9 @@ func (fx *effects) allocChanged(before, after *Alloc) {
 }
 
 // nodeChanged records a node record written by the batch.
-func (fx *effects) nodeChanged(rec *NodeRecord) {
+func (b *batch) nodeChanged(rec *structs.NodeRecord) {
 	c := rec.Node
-	d := fx.delta(c.ID)
+	d := b.delta(c.ID)
 	d.node = &c
 	draining := rec.Drain != nil
 	d.drain = &draining
@@ -248,7 +250,7 @@ func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 	byNode := map[string]idList{}
 	live := 0
 	err := tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
-		var n NodeRecord
+		var n structs.NodeRecord
 		if err := json.Unmarshal(v, &n); err != nil {
 			return fmt.Errorf("%w: node %q: %v", ErrCorruptState, k, err)
 		}

@@ -1,4 +1,4 @@
-package coordinator
+package state
 
 import (
 	"encoding/binary"
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/registry"
 	"github.com/strata-run/strata/sched"
 )
@@ -19,7 +20,8 @@ import (
 // each allocation (ID, name) stay inline.
 //
 // Every field is written, in declaration order; TestAllocCodecCoversEveryField
-// fails when a field is added to sched.Allocation or Alloc and not here.
+// fails when a field is added to sched.Allocation or structs.Alloc and not
+// here.
 
 // allocRecordV1 is the first byte of a stored allocation.
 const allocRecordV1 = 1
@@ -28,7 +30,7 @@ const allocRecordV1 = 1
 const planCmdV1 = 1
 
 // ErrCorruptRecord is wrapped by every decoding error of the binary forms.
-var ErrCorruptRecord = errors.New("coordinator: corrupt binary record")
+var ErrCorruptRecord = errors.New("state: corrupt binary record")
 
 type encoder struct {
 	buf   []byte
@@ -228,7 +230,7 @@ func (d *decoder) allocation(a *sched.Allocation) {
 }
 
 // appendAllocRecord appends a's stored form to buf.
-func appendAllocRecord(buf []byte, a *Alloc) []byte {
+func appendAllocRecord(buf []byte, a *structs.Alloc) []byte {
 	e := encoder{buf: append(buf, allocRecordV1)}
 	e.allocation(&a.Allocation)
 	e.uvarint(uint64(len(a.Endpoints)))
@@ -261,7 +263,7 @@ func appendAllocRecord(buf []byte, a *Alloc) []byte {
 }
 
 // decodeAllocRecord decodes a stored allocation.
-func decodeAllocRecord(b []byte) (*Alloc, error) {
+func decodeAllocRecord(b []byte) (*structs.Alloc, error) {
 	if len(b) == 0 || b[0] != allocRecordV1 {
 		if len(b) > 0 && b[0] == '{' {
 			return nil, fmt.Errorf("%w: allocation is JSON (an older state format), want binary version %d", ErrCorruptRecord, allocRecordV1)
@@ -269,7 +271,7 @@ func decodeAllocRecord(b []byte) (*Alloc, error) {
 		return nil, fmt.Errorf("%w: allocation record does not start with version byte %d", ErrCorruptRecord, allocRecordV1)
 	}
 	d := decoder{what: "allocation", b: b, off: 1}
-	a := &Alloc{}
+	a := &structs.Alloc{}
 	d.allocation(&a.Allocation)
 	if n := d.count("Endpoints"); n > 0 {
 		a.Endpoints = make([]registry.Endpoint, n)
@@ -308,10 +310,10 @@ func decodeAllocRecord(b []byte) (*Alloc, error) {
 	return a, nil
 }
 
-// encodePlanCmd is a plan command's payload: version, string table, the
-// evaluation (JSON: one per plan, and it carries the failure
+// appendPlanCmd appends a plan command's payload to dst: version, string
+// table, the evaluation (JSON: one per plan, and it carries the failure
 // explanations), the stops, then the placements.
-func encodePlanCmd(c *planApplyCmd) ([]byte, error) {
+func appendPlanCmd(dst []byte, c *PlanApply) ([]byte, error) {
 	var evalJSON []byte
 	if c.Eval != nil {
 		var err error
@@ -331,11 +333,11 @@ func encodePlanCmd(c *planApplyCmd) ([]byte, error) {
 	for _, a := range c.Place {
 		body.allocation(a)
 	}
-	size := 1 + binary.MaxVarintLen64 + len(body.buf)
+	size := len(dst) + 1 + binary.MaxVarintLen64 + len(body.buf)
 	for _, s := range body.strs {
 		size += binary.MaxVarintLen64 + len(s)
 	}
-	out := encoder{buf: make([]byte, 0, size)}
+	out := encoder{buf: append(make([]byte, 0, size), dst...)}
 	out.buf = append(out.buf, planCmdV1)
 	out.uvarint(uint64(len(body.strs)))
 	for _, s := range body.strs {
@@ -344,8 +346,8 @@ func encodePlanCmd(c *planApplyCmd) ([]byte, error) {
 	return append(out.buf, body.buf...), nil
 }
 
-// decodePlanCmd decodes encodePlanCmd's payload.
-func decodePlanCmd(b []byte) (*planApplyCmd, error) {
+// decodePlanCmd decodes appendPlanCmd's payload.
+func decodePlanCmd(b []byte) (*PlanApply, error) {
 	if len(b) == 0 || b[0] != planCmdV1 {
 		return nil, fmt.Errorf("%w: plan does not start with version byte %d", ErrCorruptRecord, planCmdV1)
 	}
@@ -356,17 +358,17 @@ func decodePlanCmd(b []byte) (*planApplyCmd, error) {
 		table = append(table, d.str("strings"))
 	}
 	d.table = table
-	c := &planApplyCmd{}
+	c := &PlanApply{}
 	if ev := d.bytes("Eval"); len(ev) > 0 {
-		c.Eval = &Eval{}
+		c.Eval = &structs.Eval{}
 		if err := json.Unmarshal(ev, c.Eval); err != nil {
 			d.fail("Eval", "%v", err)
 		}
 	}
 	if n := d.count("Stop"); n > 0 {
-		c.Stop = make([]allocStop, n)
+		c.Stop = make([]AllocStop, n)
 		for i := range c.Stop {
-			c.Stop[i] = allocStop{ID: d.str("Stop.ID"), Desc: d.shared("Stop.Desc")}
+			c.Stop[i] = AllocStop{ID: d.str("Stop.ID"), Desc: d.shared("Stop.Desc")}
 		}
 	}
 	if n := d.count("Place"); n > 0 {

@@ -1,4 +1,4 @@
-package coordinator
+package state
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/registry"
 	"github.com/strata-run/strata/sched"
 )
@@ -62,7 +63,7 @@ func fillRandom(t *testing.T, v reflect.Value, r *rand.Rand) {
 func TestAllocCodecCoversEveryField(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range 200 {
-		var a Alloc
+		var a structs.Alloc
 		fillRandom(t, reflect.ValueOf(&a).Elem(), r)
 		got, err := decodeAllocRecord(appendAllocRecord(nil, &a))
 		if err != nil {
@@ -75,7 +76,7 @@ func TestAllocCodecCoversEveryField(t *testing.T) {
 }
 
 func TestAllocRecordZeroValue(t *testing.T) {
-	a := &Alloc{}
+	a := &structs.Alloc{}
 	got, err := decodeAllocRecord(appendAllocRecord(nil, a))
 	if err != nil {
 		t.Fatal(err)
@@ -85,10 +86,10 @@ func TestAllocRecordZeroValue(t *testing.T) {
 	}
 }
 
-func testPlan(t *testing.T, r *rand.Rand) *planApplyCmd {
-	c := &planApplyCmd{
-		Stop: []allocStop{{ID: "old-1", Desc: "job updated"}, {ID: "old-2", Desc: "job updated"}},
-		Eval: &Eval{ID: "e1", JobID: "j", Status: EvalBlocked, SnapshotIndex: 7,
+func testPlan(t *testing.T, r *rand.Rand) *PlanApply {
+	c := &PlanApply{
+		Stop: []AllocStop{{ID: "old-1", Desc: "job updated"}, {ID: "old-2", Desc: "job updated"}},
+		Eval: &structs.Eval{ID: "e1", JobID: "j", Status: structs.EvalBlocked, SnapshotIndex: 7,
 			Failed: map[string]*sched.Explanation{"g": {NodesEvaluated: 3}}},
 	}
 	for i := range 50 {
@@ -105,8 +106,8 @@ func testPlan(t *testing.T, r *rand.Rand) *planApplyCmd {
 
 func TestPlanCmdRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, c := range []*planApplyCmd{testPlan(t, r), {}, {Stop: []allocStop{{ID: "x"}}}} {
-		b, err := encodePlanCmd(c)
+	for _, c := range []*PlanApply{testPlan(t, r), {}, {Stop: []AllocStop{{ID: "x"}}}} {
+		b, err := appendPlanCmd(nil, c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,10 +125,10 @@ func TestPlanCmdRoundTrip(t *testing.T) {
 // record, the field and the offset; none panics or decodes silently.
 func TestCorruptRecordsAreRefusedByField(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	var a Alloc
+	var a structs.Alloc
 	fillRandom(t, reflect.ValueOf(&a).Elem(), r)
 	rec := appendAllocRecord(nil, &a)
-	plan, err := encodePlanCmd(testPlan(t, r))
+	plan, err := appendPlanCmd(nil, testPlan(t, r))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestCorruptRecordsAreRefusedByField(t *testing.T) {
 		}, "EvalID at byte 9: string 5 not in the table of 1"},
 		{"bad eval", func() error { _, err := decodePlanCmd([]byte{planCmdV1, 0, 2, '{', '"', 0, 0}); return err }, "plan: Eval"},
 		{"bad boolean", func() error {
-			b := appendAllocRecord(nil, &Alloc{Endpoints: []registry.Endpoint{{Healthy: true}}})
+			b := appendAllocRecord(nil, &structs.Alloc{Endpoints: []registry.Endpoint{{Healthy: true}}})
 			b[len(b)-3] = 7 // Healthy, before UnknownSince and the (empty) TaskStates
 			_, err := decodeAllocRecord(b)
 			return err
@@ -179,35 +180,33 @@ func TestCorruptRecordsAreRefusedByField(t *testing.T) {
 	}
 }
 
-// The FSM refuses a malformed plan as a command (the batch goes on) and
+// Apply refuses a malformed plan as a command (the batch goes on) and
 // the retired JSON plan by name.
-func TestFSMRefusesMalformedPlans(t *testing.T) {
-	s, _ := openTestStore(t)
-	f := &fsm{store: s}
-	res := f.ApplyBatch(logs(
-		append([]byte{byte(cmdPlanApply)}, planCmdV1, 3),
+func TestApplyRefusesMalformedPlans(t *testing.T) {
+	h := newHarness(t)
+	res, _ := h.applyRaw(
+		append([]byte{byte(CmdPlanApply)}, planCmdV1, 3),
 		append([]byte{byte(cmdPlanApplyJSON)}, `{"Place":[]}`...),
-		mustCmd(t, cmdPlanApply, &planApplyCmd{Place: []*sched.Allocation{{ID: "a1", JobID: "j", NodeID: "n1"}}}),
-	))
+		mustEncode(t, &PlanApply{Place: []*sched.Allocation{{ID: "a1", JobID: "j", NodeID: "n1"}}}),
+	)
 	for i, want := range []string{"malformed command 14", "retired JSON encoding"} {
-		err, _ := res[i].(error)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Fatalf("result %d: %v, want an error containing %q", i, res[i], want)
+		if err := res[i].Err; err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("result %d: %+v, want an error containing %q", i, res[i], want)
 		}
 	}
-	if res[2] != nil {
-		t.Fatalf("valid plan: %v", res[2])
+	if res[2].Err != nil {
+		t.Fatalf("valid plan: %v", res[2].Err)
 	}
-	if a, err := s.Alloc("a1"); err != nil || a == nil || a.CreateIndex != 3 {
+	if a, err := h.st.Alloc("a1"); err != nil || a == nil || a.CreateIndex != 3 {
 		t.Fatalf("the valid plan's allocation: %+v, %v", a, err)
 	}
-	if got, err := s.NodeAllocs("n1"); err != nil || len(got) != 1 || got[0].ID != "a1" {
+	if got, err := h.st.NodeAllocs("n1"); err != nil || len(got) != 1 || got[0].ID != "a1" {
 		t.Fatalf("NodeAllocs(n1) = %+v, %v", got, err)
 	}
 }
 
 func FuzzDecodeAllocRecord(f *testing.F) {
-	f.Add(appendAllocRecord(nil, &Alloc{Allocation: sched.Allocation{ID: "a", Ports: []sched.PortMapping{{Label: "http", Value: 8080}}},
+	f.Add(appendAllocRecord(nil, &structs.Alloc{Allocation: sched.Allocation{ID: "a", Ports: []sched.PortMapping{{Label: "http", Value: 8080}}},
 		Endpoints: []registry.Endpoint{{Service: "s", Tags: []string{"t"}}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := decodeAllocRecord(b)
@@ -225,8 +224,8 @@ func FuzzDecodeAllocRecord(f *testing.F) {
 }
 
 func FuzzDecodePlanCmd(f *testing.F) {
-	b, _ := encodePlanCmd(&planApplyCmd{Place: []*sched.Allocation{{ID: "a", JobID: "j"}, {ID: "b", JobID: "j"}},
-		Stop: []allocStop{{ID: "c", Desc: "d"}}, Eval: &Eval{ID: "e"}})
+	b, _ := appendPlanCmd(nil, &PlanApply{Place: []*sched.Allocation{{ID: "a", JobID: "j"}, {ID: "b", JobID: "j"}},
+		Stop: []AllocStop{{ID: "c", Desc: "d"}}, Eval: &structs.Eval{ID: "e"}})
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodePlanCmd(b)
@@ -236,7 +235,7 @@ func FuzzDecodePlanCmd(f *testing.F) {
 			}
 			return
 		}
-		enc, err := encodePlanCmd(c)
+		enc, err := appendPlanCmd(nil, c)
 		if err != nil {
 			t.Fatal(err)
 		}

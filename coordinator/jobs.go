@@ -1,0 +1,112 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/strata-run/strata/coordinator/state"
+	"github.com/strata-run/strata/coordinator/structs"
+	"github.com/strata-run/strata/internal/fsutil"
+	"github.com/strata-run/strata/spec"
+	"github.com/strata-run/strata/wasmhost"
+)
+
+// Jobs and modules: what the HTTP API's writes call, validated here and
+// committed through Raft.
+
+// ErrNotFound is returned for a job, evaluation, node, token or module
+// that does not exist (the state's sentinel: its refusals wrap it too).
+var ErrNotFound = state.ErrNotFound
+
+// ErrModuleExists is returned when a module version is pushed again with
+// different bytes: versions are immutable.
+var ErrModuleExists = state.ErrModuleExists
+
+func newEvalID() string { return fsutil.NewID() }
+
+// RegisterJob validates a job, pins every module reference to a digest,
+// and commits it with an evaluation when it changed.
+func (s *Server) RegisterJob(job *spec.Job) (*structs.JobRegisterResponse, error) {
+	if job == nil {
+		return nil, badRequest{errors.New("request has no Job")}
+	}
+	spec.Canonicalize(job)
+	if err := spec.Validate(job); err != nil {
+		return nil, badRequest{fmt.Errorf("invalid job: %w", err)}
+	}
+	if err := s.resolveModules(job); err != nil {
+		return nil, badRequest{err}
+	}
+	res, idx, err := s.apply(&state.JobRegister{Job: job, SubmitTime: time.Now().UnixNano(), EvalID: newEvalID()})
+	if err != nil {
+		return nil, err
+	}
+	r := res.(*state.JobRegisterResult)
+	return &structs.JobRegisterResponse{JobID: job.ID, Version: r.Version, Changed: r.Changed, EvalID: r.EvalID, Index: idx}, nil
+}
+
+// resolveModules fills ModuleDigest of every wasm task from the module
+// registry; a reference to a module that was never pushed is an error.
+func (s *Server) resolveModules(job *spec.Job) error {
+	var errs []error
+	for _, g := range job.Groups {
+		for _, t := range g.Tasks {
+			if t.Driver != "wasm" {
+				continue
+			}
+			name, version, digest, err := spec.ParseModuleRef(t.Config.Module)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("group %q task %q: %w", g.Name, t.Name, err))
+				continue
+			}
+			if digest == "" {
+				m, err := s.store.Module(name, version)
+				if err != nil {
+					return err
+				}
+				if m == nil {
+					errs = append(errs, fmt.Errorf("group %q task %q: module %s@%s does not exist; push it first with `strata module push FILE -name %s -version %s`",
+						g.Name, t.Name, name, version, name, version))
+					continue
+				}
+				digest = m.Digest
+			} else if m, err := s.store.ModuleByDigest(digest); err != nil {
+				return err
+			} else if m == nil && !s.blobs.Has(digest) {
+				errs = append(errs, fmt.Errorf("group %q task %q: no module with digest %s has been pushed", g.Name, t.Name, digest))
+				continue
+			}
+			t.Config.ModuleDigest = digest
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// PushModule validates and stores a module version. Versions are
+// immutable: the same name@version with other bytes is refused.
+func (s *Server) PushModule(ctx context.Context, name, version string, b []byte) (*structs.Module, uint64, error) {
+	digest := Digest(b)
+	if old, err := s.store.Module(name, version); err != nil {
+		return nil, 0, err
+	} else if old != nil && old.Digest != digest {
+		return nil, 0, fmt.Errorf("%w: %s@%s is %s, the pushed file is %s; versions are immutable, push it as a new version",
+			ErrModuleExists, name, version, old.Digest, digest)
+	} else if old != nil {
+		return old, s.store.Index(), nil
+	}
+	if err := wasmhost.Validate(ctx, b); err != nil {
+		return nil, 0, badRequest{fmt.Errorf("%s@%s is not a module Strata can run: %w", name, version, err)}
+	}
+	if _, err := s.blobs.Put(b); err != nil {
+		return nil, 0, err
+	}
+	m := structs.Module{Name: name, Version: version, Digest: digest, Size: int64(len(b)), PushTime: time.Now().UnixNano()}
+	_, idx, err := s.apply(&state.ModuleRegister{Module: m})
+	if err != nil {
+		return nil, 0, err
+	}
+	stored, err := s.store.Module(name, version)
+	return stored, idx, err
+}

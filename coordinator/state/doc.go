@@ -1,0 +1,41 @@
+// Package state is the coordinator's replicated state machine: what the
+// Raft log's commands build, durable in one bbolt file, and the reads
+// every other part of the coordinator makes of it.
+//
+// It owns:
+//
+//   - the store (Open): the bbolt file, its format check (meta/format =
+//     strata-state-v2; a corrupt or foreign file is refused by name, never
+//     replaced), snapshots (Snapshot) and Restore, which checks a
+//     snapshot before it replaces anything;
+//   - the commands (Command, Encode): one type byte and a payload, JSON
+//     except the plan, whose allocations have a compact binary form
+//     (codec.go), as do stored allocations;
+//   - applying them (Store.Apply): a batch of Raft entries in one bbolt
+//     transaction that also records the last applied index, so a replayed
+//     entry is a no-op. Each command is applied by its own method, a
+//     function of the state and the command that returns the command's
+//     result and records its effects (Effects: evaluations to queue,
+//     capacity grown, nodes whose allocations changed). A command that is
+//     malformed or not valid in the state is refused: it changes nothing
+//     and its error goes back to the proposer. After the commit the
+//     in-memory views are published, then watchers are woken (Watch);
+//   - the in-memory views: the usage index (each node with what its live
+//     allocations hold: the scheduler's snapshot, and the allocations by
+//     node) and the allocation cache, rebuilt from bbolt at open and
+//     restore;
+//   - the reads: jobs and their versions, allocations, nodes, evaluations,
+//     modules, join tokens, the cluster CA, and the registry catalog
+//     (Endpoints, Services: Store is a registry.Catalog);
+//   - the join tokens' part of the state machine (TokenCreate, TokenUse,
+//     TokenRevoke, CheckToken);
+//   - the plan applier's re-check (CheckPlan), a function of the state, a
+//     plan and the placements in flight, with sched's feasibility check.
+//
+// It must not import Raft (github.com/hashicorp/raft) or net/http, start
+// goroutines, read a clock or generate IDs: the proposer stamps times
+// and IDs into commands, so applying one is deterministic, and the Raft
+// adapter (package coordinator, fsm.go) turns Raft's log entries into
+// Entry values and its snapshots into Snapshot. internal/archtest
+// enforces the imports.
+package state

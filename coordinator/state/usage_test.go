@@ -1,0 +1,53 @@
+package state
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/strata-run/strata/coordinator/structs"
+	"github.com/strata-run/strata/sched"
+)
+
+// Nodes join in any order; snapshots list them sorted by ID, and each
+// node's later changes land on its own entry.
+func TestUsageIndexKeepsNodesSorted(t *testing.T) {
+	u := usageIndex{pos: map[string]int{}, draining: map[string]bool{}, byNode: map[string]idList{}}
+	for i, id := range []string{"c", "a", "d", "b"} {
+		u.publish(map[string]*usageDelta{id: {node: &sched.Node{ID: id, Name: id}, res: sched.Resources{CPU: i + 1}}})
+	}
+	u.publish(map[string]*usageDelta{"a": {res: sched.Resources{CPU: 10}}, "d": {res: sched.Resources{CPU: 10}}})
+	var got []string
+	for _, ns := range u.snapshot() {
+		got = append(got, fmt.Sprintf("%s:%d", ns.Node.ID, ns.Used.CPU))
+	}
+	if want := []string{"a:12", "b:4", "c:1", "d:13"}; !slices.Equal(got, want) {
+		t.Fatalf("snapshot %v, want %v", got, want)
+	}
+	if ns := u.get("b"); ns == nil || ns.Used.CPU != 4 {
+		t.Fatalf("get(b) = %+v", ns)
+	}
+}
+
+// The allocation cache drops its oldest entries past allocCacheMax.
+func TestAllocCacheDropsOldest(t *testing.T) {
+	c := allocCache{m: map[string]*structs.Alloc{}}
+	for i := range allocCacheMax + 10 {
+		id := fmt.Sprint(i)
+		c.publish(map[string]*structs.Alloc{id: {Allocation: sched.Allocation{ID: id}}})
+	}
+	c.publish(map[string]*structs.Alloc{"15": {}}) // an update keeps its place
+	if len(c.m) != allocCacheMax {
+		t.Fatalf("%d entries, want %d", len(c.m), allocCacheMax)
+	}
+	for _, id := range []string{"0", "9"} {
+		if c.get(id) != nil {
+			t.Fatalf("%s should have been dropped", id)
+		}
+	}
+	for _, id := range []string{"10", "15", fmt.Sprint(allocCacheMax + 9)} {
+		if c.get(id) == nil {
+			t.Fatalf("%s should still be cached", id)
+		}
+	}
+}
