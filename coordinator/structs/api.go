@@ -23,7 +23,7 @@ type JobRegisterResponse struct {
 	EvalID  string `json:"EvalID,omitempty"`
 	// DeploymentID is the deployment the new version started, if any.
 	DeploymentID string `json:"DeploymentID,omitempty"`
-	Index   uint64 `json:"Index"`
+	Index        uint64 `json:"Index"`
 }
 
 // JobRegisterRequest is the body of PUT /v1/jobs.
