@@ -1,9 +1,11 @@
 // Command hello is the program of the test image strata-test/hello
 // (package testdocker builds it, static, into a FROM scratch image). It
 // is what a container task needs to show: it serves HTTP, writes to
-// stdout and stderr, exits with a chosen code, and stops on SIGTERM.
+// stdout and stderr, exits with a chosen code, stops on SIGTERM and says
+// which other signals it got.
 //
-//	hello [serve]   serve HTTP on :$PORT (default 8080) until SIGTERM
+//	hello [serve]   serve HTTP on :$PORT (default 8080) until SIGTERM;
+//	                print "hello: got SIGHUP" (or SIGUSR1) on stdout for those
 //	hello exit N    print a line on stdout and on stderr, exit with code N
 //	hello eat MB    allocate and touch MB MiB, then sleep (to be OOM-killed)
 package main
@@ -11,6 +13,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -77,15 +80,31 @@ func serve() {
 		fmt.Fprintf(os.Stderr, "hello: %s %s\n", r.Method, r.URL.Path)
 		fmt.Fprintf(w, "hello from %s\n", r.URL.Path)
 	})
-	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	fmt.Printf("hello: serving on :%s\n", port)
-	select {
-	case err := <-errc:
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Listening before saying so: a client that read the line connects.
+	ln, err := net.Listen("tcp", ":"+port)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "hello: %v\n", err)
 		os.Exit(1)
-	case <-ctx.Done():
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	other := make(chan os.Signal, 4)
+	signal.Notify(other, syscall.SIGHUP, syscall.SIGUSR1)
+	fmt.Printf("hello: serving on :%s\n", port)
+	for ctx.Err() == nil {
+		select {
+		case err := <-errc:
+			fmt.Fprintf(os.Stderr, "hello: %v\n", err)
+			os.Exit(1)
+		case sig := <-other:
+			name := "SIGHUP"
+			if sig == syscall.SIGUSR1 {
+				name = "SIGUSR1"
+			}
+			fmt.Printf("hello: got %s\n", name)
+		case <-ctx.Done():
+		}
 	}
 	fmt.Println("hello: stopping on SIGTERM")
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
