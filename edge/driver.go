@@ -79,8 +79,12 @@ var errSignalRefused = errors.New("edge: signal refused")
 // stopSignals end a task; a wasm instance takes only these.
 var stopSignals = []string{"SIGTERM", "SIGINT", "SIGQUIT", "SIGKILL"}
 
+// posixSignals are the signal numbers POSIX fixes, by number.
+var posixSignals = map[string]string{"1": "SIGHUP", "2": "SIGINT", "3": "SIGQUIT", "9": "SIGKILL", "15": "SIGTERM"}
+
 // normalizeSignal turns "hup", "SIGHUP" or "1" into the form drivers
-// take: an upper-case name with its SIG prefix, or a number.
+// take: an upper-case name with its SIG prefix; a number POSIX does not
+// fix stays a number (the container's kernel reads it).
 func normalizeSignal(s string) (string, error) {
 	s = strings.ToUpper(strings.TrimSpace(s))
 	if s == "" {
@@ -91,10 +95,11 @@ func normalizeSignal(s string) (string, error) {
 			return "", fmt.Errorf("%w: %q is not a signal name", errSignalRefused, s)
 		}
 	}
-	if s[0] < '0' || s[0] > '9' {
-		if !strings.HasPrefix(s, "SIG") {
-			s = "SIG" + s
-		}
+	if name, ok := posixSignals[s]; ok {
+		return name, nil
+	}
+	if (s[0] < '0' || s[0] > '9') && !strings.HasPrefix(s, "SIG") {
+		s = "SIG" + s
 	}
 	return s, nil
 }
