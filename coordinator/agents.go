@@ -479,7 +479,7 @@ func (a *agentEndpoint) nodeAllocs(nodeID string) ([]wire.Alloc, error) {
 		}
 		wa := wire.Alloc{
 			ID: al.ID, Name: al.Name, JobID: al.JobID, JobVersion: al.JobVersion,
-			Group: al.Group, DesiredStatus: al.DesiredStatus, Tasks: wireTasks(g.Tasks),
+			Group: al.Group, DesiredStatus: al.DesiredStatus, Tasks: wireTasks(g),
 		}
 		if g.Disconnect != nil {
 			wa.StopAfterOfflineMillis = g.Disconnect.StopOnClientAfter.D().Milliseconds()

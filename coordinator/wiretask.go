@@ -10,16 +10,20 @@ import (
 // what an agent runs: a change of spec reaches the wire only through
 // here, and wiretask_test.go fails for a spec.Task field this neither
 // carries nor lists as deliberately left out.
-func wireTasks(tasks []*spec.Task) []wire.Task {
-	out := make([]wire.Task, 0, len(tasks))
-	for _, t := range tasks {
+func wireTasks(g *spec.Group) []wire.Task {
+	out := make([]wire.Task, 0, len(g.Tasks))
+	for _, t := range g.Tasks {
 		if t != nil {
-			out = append(out, wireTask(t))
+			w := wireTask(t)
+			w.ShutdownDelay = g.TaskShutdownDelay(t)
+			out = append(out, w)
 		}
 	}
 	return out
 }
 
+// wireTask converts one task; its ShutdownDelay is the task's own, which
+// wireTasks replaces with the group's when the task sets none.
 func wireTask(t *spec.Task) wire.Task {
 	c := t.Config
 	w := wire.Task{
@@ -31,8 +35,9 @@ func wireTask(t *spec.Task) wire.Task {
 			MaxRequestTime: c.MaxRequestTime.D(), MaxConcurrency: c.MaxConcurrency, MaxRuntime: c.MaxRuntime.D(),
 			Image: c.Image, Command: c.Command, Ports: cloneStrings(c.Ports),
 		},
-		Resources:   wire.Resources{CPU: t.Resources.CPU, MemoryMB: t.Resources.MemoryMB},
-		KillTimeout: t.KillTimeout.D(),
+		Resources:     wire.Resources{CPU: t.Resources.CPU, MemoryMB: t.Resources.MemoryMB},
+		KillTimeout:   t.KillTimeout.D(),
+		ShutdownDelay: t.ShutdownDelay.D(),
 	}
 	for _, m := range c.Mounts {
 		if m != nil {
@@ -54,7 +59,7 @@ func wireTask(t *spec.Task) wire.Task {
 		if s == nil {
 			continue
 		}
-		ws := wire.Service{Name: s.Name, Tags: cloneStrings(s.Tags), Port: s.Port}
+		ws := wire.Service{Name: s.Name, Tags: cloneStrings(s.Tags), CanaryTags: cloneStrings(s.CanaryTags), Port: s.Port}
 		for _, chk := range s.Checks {
 			if chk == nil {
 				continue

@@ -46,6 +46,8 @@ var carried = map[string]string{
 	"Services[0].Checks[0].CheckRestart.Limit": "Services[0].Checks[0].CheckRestart.Limit",
 	"Services[0].Checks[0].CheckRestart.Grace": "Services[0].Checks[0].CheckRestart.Grace",
 	"KillTimeout":                              "KillTimeout",
+	"ShutdownDelay":                            "ShutdownDelay",
+	"Services[0].CanaryTags":                   "Services[0].CanaryTags",
 	"Lifecycle.Hook":                           "Lifecycle.Hook",
 	"Lifecycle.Sidecar":                        "Lifecycle.Sidecar",
 }
@@ -118,8 +120,14 @@ func TestWireTaskAbsentParts(t *testing.T) {
 	if len(wt.Services) != 1 || wt.Services[0].Name != "s" || wt.Services[0].Checks != nil {
 		t.Fatalf("services %+v", wt.Services)
 	}
-	if got := wireTasks([]*spec.Task{nil, {Name: "a"}, {Name: "b"}}); len(got) != 2 || got[0].Name != "a" || got[1].Name != "b" {
+	g := &spec.Group{ShutdownDelay: spec.Duration(3 * time.Second), Tasks: []*spec.Task{nil, {Name: "a"}, {Name: "b", ShutdownDelay: spec.Duration(time.Second)}}}
+	got := wireTasks(g)
+	if len(got) != 2 || got[0].Name != "a" || got[1].Name != "b" {
 		t.Fatalf("wireTasks = %+v", got)
+	}
+	// A task's shutdown delay is its own, else its group's.
+	if got[0].ShutdownDelay != 3*time.Second || got[1].ShutdownDelay != time.Second {
+		t.Fatalf("shutdown delays %s, %s; want the group's 3s and the task's own 1s", got[0].ShutdownDelay, got[1].ShutdownDelay)
 	}
 }
 

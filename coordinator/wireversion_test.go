@@ -50,7 +50,9 @@ func TestRegisterAgreesOnAVersion(t *testing.T) {
 	if err != nil || ack.Version != wire.Version {
 		t.Fatalf("registering with versions %d and %d: %+v, %v; want version %d", future, wire.Version, ack, err, wire.Version)
 	}
-	if ack, err := register(nil); err != nil || ack.Version != 1 {
-		t.Fatalf("an agent listing no versions speaks version 1: %+v, %v", ack, err)
+	// An agent listing no versions speaks version 1, which servers no
+	// longer speak (it reports no deployment health): refused, naming it.
+	if _, err := register(nil); !errors.As(err, &r) || r.Versions == nil || r.Versions.Agent[0] != 1 {
+		t.Fatalf("an agent listing no versions: %v; want a refusal naming version 1", err)
 	}
 }

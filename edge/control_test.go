@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -171,7 +172,7 @@ func TestControlVersionRefused(t *testing.T) {
 		wire.Write(server, wire.TypeError, wire.Error{Message: nerr.Error(), Versions: vm})
 		err := <-done
 		var inc *incompatibleError
-		if !errors.As(err, &inc) || !strings.Contains(err.Error(), "the agent speaks 1") || !strings.Contains(err.Error(), "the server speaks 2") {
+		if !errors.As(err, &inc) || !strings.Contains(err.Error(), fmt.Sprintf("the agent speaks %d", wire.Version)) || !strings.Contains(err.Error(), fmt.Sprintf("the server speaks %d", wire.Version+1)) {
 			t.Fatalf("refused session: %v, want an incompatibleError naming both sides' versions", err)
 		}
 		select {

@@ -34,30 +34,34 @@ func fixtures() []struct {
 		},
 		Env:       map[string]string{"DB_HOST": "db01.example.com", "LISTEN": "${STRATA_ADDR_http}"},
 		Resources: Resources{CPU: 500, MemoryMB: 128, Ports: []string{"http"}},
-		Services: []Service{{Name: "my-service-webs-frontend", Tags: []string{"prod"}, Port: "http", Checks: []Check{{
+		Services: []Service{{Name: "my-service-webs-frontend", Tags: []string{"prod"}, CanaryTags: []string{"canary"}, Port: "http", Checks: []Check{{
 			Type: "http", Path: "/health", Interval: 10 * time.Second, Timeout: 2 * time.Second,
 			CheckRestart: &CheckRestart{Limit: 3, Grace: 90 * time.Second},
 		}}}},
-		Restart:     &RestartPolicy{Attempts: 2, Interval: time.Minute, Delay: 15 * time.Second, Mode: "fail"},
-		KillTimeout: 5 * time.Second,
-		Lifecycle:   &Lifecycle{Hook: HookPrestart, Sidecar: true},
+		Restart:       &RestartPolicy{Attempts: 2, Interval: time.Minute, Delay: 15 * time.Second, Mode: "fail"},
+		KillTimeout:   5 * time.Second,
+		ShutdownDelay: 2 * time.Second,
+		Lifecycle:     &Lifecycle{Hook: HookPrestart, Sidecar: true},
 	}
 	return []struct {
 		typ Type
 		v   any
 	}{
-		{TypeRegister, Register{Versions: []int{1}, NodeID: "3f0c9d5e-node", Name: "edge-1", Datacenter: "us-west-1", Address: "10.0.0.7",
+		{TypeRegister, Register{Versions: []int{2}, NodeID: "3f0c9d5e-node", Name: "edge-1", Datacenter: "us-west-1", Address: "10.0.0.7",
 			CPU: 8000, MemoryMB: 16384, Drivers: map[string]bool{"docker": true, "wasm": true},
 			Attributes: map[string]string{"cpu.arch": "amd64", "kernel.name": "linux"}, Meta: map[string]string{"rack": "r1"}}},
-		{TypeRegistered, Registered{Version: 1, NodeID: "3f0c9d5e-node", HeartbeatMillis: 333, Servers: []string{"10.0.0.1:4702", "10.0.0.2:4702"}}},
+		{TypeRegistered, Registered{Version: 2, NodeID: "3f0c9d5e-node", HeartbeatMillis: 333, Servers: []string{"10.0.0.1:4702", "10.0.0.2:4702"}}},
 		{TypeHeartbeat, Heartbeat{}},
 		{TypeAllocs, Allocs{Index: 42, Allocs: []Alloc{{
 			ID: "9a1e-alloc", Name: "my-service.webs[0]", JobID: "my-service", JobVersion: 3, Group: "webs", DesiredStatus: "run",
-			StopAfterOfflineMillis: 600000, Tasks: []Task{task},
-			Ports: []Port{{Label: "http", Value: 23456, To: 8080}},
+			StopAfterOfflineMillis: 600000, DeploymentID: "5c2d-deploy", Canary: true,
+			Health: &HealthPolicy{Mode: HealthChecks, MinHealthyTime: 10 * time.Second, HealthyDeadline: 5 * time.Minute},
+			Tasks:  []Task{task},
+			Ports:  []Port{{Label: "http", Value: 23456, To: 8080}},
 		}}}},
 		{TypeAllocStatus, AllocStatus{AllocID: "9a1e-alloc", ClientStatus: "running", Description: "web: restarting in 15s",
-			Endpoints: []Endpoint{{Service: "my-service-webs-frontend", Tags: []string{"prod"}, Port: 23456, Healthy: true}},
+			Endpoints: []Endpoint{{Service: "my-service-webs-frontend", Tags: []string{"canary"}, Port: 23456, Healthy: true, Canary: true}},
+			Health:    Healthy, HealthTime: 1700000002000000000,
 			TaskStates: map[string]*TaskState{"web": {State: TaskRunning, Failed: true, Restarts: 1, StartedAt: 1700000000000000000, FinishedAt: 1700000001000000000,
 				Events: []TaskEvent{{Type: EventTerminated, Time: 1700000000500000000, Message: "Exit Code: 137", ExitCode: &code,
 					RestartDelayMillis: 15000, FailsTask: true}}}}}},

@@ -1,5 +1,7 @@
 package wire
 
+import "time"
+
 // Register is the agent's first frame on the control stream.
 type Register struct {
 	// Versions are the protocol versions the agent speaks (Versions());
@@ -61,12 +63,43 @@ type Alloc struct {
 	// it has been unable to reach any server this long (the group's
 	// disconnect.stop_on_client_after); 0 keeps it running.
 	StopAfterOfflineMillis int64 `json:"StopAfterOfflineMillis,omitempty"`
+	// DeploymentID is the deployment that placed the allocation; Canary
+	// marks an unpromoted canary (its services carry their canary tags).
+	DeploymentID string `json:"DeploymentID,omitempty"`
+	Canary       bool   `json:"Canary,omitempty"`
+	// Health, when set, asks the agent to decide the allocation's
+	// deployment health and report it (AllocStatus.Health).
+	Health *HealthPolicy `json:"Health,omitempty"`
 	// Tasks are the group's tasks, as the agent runs them (task.go).
 	Tasks []Task `json:"Tasks"`
 	// Ports are every port the scheduler assigned to the allocation: the
 	// group's and each task's.
 	Ports []Port `json:"Ports,omitempty"`
 }
+
+// HealthPolicy is how an agent decides an allocation's deployment health
+// (the group's update block): healthy once everything passed without
+// interruption for MinHealthyTime ("checks": every task running and every
+// check passing; "task_states": every task running), unhealthy when a
+// task fails or HealthyDeadline passes first (from the allocation's
+// start).
+type HealthPolicy struct {
+	Mode            string        `json:"Mode"` // HealthChecks or HealthTaskStates
+	MinHealthyTime  time.Duration `json:"MinHealthyTime"`
+	HealthyDeadline time.Duration `json:"HealthyDeadline"`
+}
+
+// HealthPolicy.Mode values.
+const (
+	HealthChecks     = "checks"
+	HealthTaskStates = "task_states"
+)
+
+// AllocStatus.Health values.
+const (
+	Healthy   = "healthy"
+	Unhealthy = "unhealthy"
+)
 
 // Port is a port assigned on the node.
 type Port struct {
@@ -83,6 +116,11 @@ type AllocStatus struct {
 	Endpoints    []Endpoint `json:"Endpoints,omitempty"`
 	// TaskStates is each task's state and recent events, by task name.
 	TaskStates map[string]*TaskState `json:"TaskStates,omitempty"`
+	// Health is the allocation's deployment health once the agent decided
+	// it (Healthy or Unhealthy; "" while undecided), observed at
+	// HealthTime (unix nanoseconds). It never changes once sent.
+	Health     string `json:"Health,omitempty"`
+	HealthTime int64  `json:"HealthTime,omitempty"`
 }
 
 // Task states, Nomad's.
@@ -165,6 +203,8 @@ type Endpoint struct {
 	Tags    []string `json:"Tags,omitempty"`
 	Port    int      `json:"Port"`
 	Healthy bool     `json:"Healthy"`
+	// Canary: an unpromoted canary's instance; Tags are its canary tags.
+	Canary bool `json:"Canary,omitempty"`
 }
 
 // FetchModule asks for a module's bytes by digest, from Offset on: an

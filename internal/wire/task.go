@@ -40,6 +40,9 @@ type Task struct {
 	// KillTimeout is how long a stopping task gets between its stop
 	// signal and being killed.
 	KillTimeout time.Duration `json:"KillTimeout,omitempty"`
+	// ShutdownDelay is how long a stopping task waits between the
+	// deregistration of its services and its stop signal.
+	ShutdownDelay time.Duration `json:"ShutdownDelay,omitempty"`
 	// Lifecycle makes the task run around the group's main tasks; nil is
 	// a main task.
 	Lifecycle *Lifecycle `json:"Lifecycle,omitempty"`
@@ -92,10 +95,12 @@ type Resources struct {
 // Service is a port of the task registered in the discovery registry,
 // with the health checks the agent runs.
 type Service struct {
-	Name   string   `json:"Name"`
-	Tags   []string `json:"Tags,omitempty"`
-	Port   string   `json:"Port,omitempty"` // a port label of the allocation
-	Checks []Check  `json:"Checks,omitempty"`
+	Name string   `json:"Name"`
+	Tags []string `json:"Tags,omitempty"`
+	// CanaryTags replace Tags while the allocation is a canary.
+	CanaryTags []string `json:"CanaryTags,omitempty"`
+	Port       string   `json:"Port,omitempty"` // a port label of the allocation
+	Checks     []Check  `json:"Checks,omitempty"`
 }
 
 // Check is a health check of a service.

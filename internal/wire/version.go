@@ -18,10 +18,15 @@ import (
 const (
 	// Version is the newest protocol version this build speaks. Version 1
 	// is the first with its own task types (task.go) instead of the job
-	// language's.
-	Version = 1
-	// MinVersion is the oldest version this build still speaks.
-	MinVersion = 1
+	// language's. Version 2 adds deployments: an allocation's deployment
+	// and health policy, its canary flag, the health the agent reports,
+	// services' canary tags, endpoints' canary flag and tasks' shutdown
+	// delay.
+	Version = 2
+	// MinVersion is the oldest version this build still speaks. A
+	// version 1 agent reports no deployment health, so a deployment would
+	// wait on it until its deadline: servers speak 2 only.
+	MinVersion = 2
 )
 
 // Versions are the protocol versions this build speaks, newest first.
