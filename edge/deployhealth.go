@@ -1,6 +1,10 @@
 package edge
 
-import "time"
+import (
+	"time"
+
+	"github.com/strata-run/strata/internal/wire"
+)
 
 // deployHealth is an allocation's deployment health as its agent decides
 // it (Nomad's allocation health tracker), a pure state machine stepped
@@ -32,6 +36,16 @@ const (
 	healthHealthy
 	healthUnhealthy
 )
+
+func (h healthResult) String() string {
+	switch h {
+	case healthHealthy:
+		return wire.Healthy
+	case healthUnhealthy:
+		return wire.Unhealthy
+	}
+	return "pending"
+}
 
 func newDeployHealth(checkMode bool, minHealthy, healthyDeadline time.Duration, start time.Time) *deployHealth {
 	return &deployHealth{checks: checkMode, minHealthy: minHealthy, deadline: start.Add(healthyDeadline)}

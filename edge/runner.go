@@ -52,6 +52,17 @@ type allocRunner struct {
 	mu         sync.Mutex
 	tasks      map[string]*taskState
 	stopReason string // why the runner was stopped, for Killed events
+	// canary: an unpromoted canary (its endpoints carry canary tags); the
+	// servers clear it at promotion (update).
+	canary bool
+	// draining: the allocation is stopping; its services are deregistered
+	// for the shutdown delay before its tasks are stopped.
+	draining bool
+	// health decides the allocation's deployment health (nil when its
+	// deployment does not ask); healthPoke wakes healthLoop when what it
+	// waits for may have moved.
+	health     *deployHealth
+	healthPoke chan struct{}
 
 	saveMu sync.Mutex // orders the writes of task states to local state
 }
@@ -74,6 +85,11 @@ func newAllocRunner(deps *runnerDeps, al wire.Alloc, restored map[string]*wire.T
 		tasks: map[string]*taskState{},
 	}
 	now := time.Now()
+	r.canary = al.Canary
+	if hp := al.Health; hp != nil {
+		r.health = newDeployHealth(hp.Mode != wire.HealthTaskStates, hp.MinHealthyTime, hp.HealthyDeadline, now)
+		r.healthPoke = make(chan struct{}, 1)
+	}
 	for _, t := range al.Tasks {
 		ts := &taskState{state: "pending", desc: "received"}
 		if old := restored[t.Name]; old != nil {
@@ -93,7 +109,77 @@ func (r *allocRunner) run() {
 	for _, t := range r.alloc.Tasks {
 		wg.Go(func() { r.runTask(t) })
 	}
+	if r.health != nil {
+		wg.Go(r.healthLoop)
+	}
 	wg.Wait()
+}
+
+// update takes a newer copy of the allocation from the servers: a
+// promoted canary's flag is cleared (its endpoints get their usual tags).
+// What it runs does not change: an in-place update moves it to a job
+// version whose group runs the same tasks, and an allocation that must
+// run something else is replaced, never changed.
+func (r *allocRunner) update(al wire.Alloc) {
+	r.mu.Lock()
+	changed := r.canary != al.Canary
+	r.canary = al.Canary
+	r.mu.Unlock()
+	if changed {
+		r.log.Info("canary promoted: services take their usual tags")
+		r.publish()
+	}
+}
+
+// shutdown stops the allocation without a failed request: its services
+// are deregistered first, then it waits its tasks' longest shutdown
+// delay (or until hurry closes: the agent itself is stopping), then its
+// tasks are stopped (an http task drains its requests within its
+// kill_timeout).
+func (r *allocRunner) shutdown(reason string, hurry <-chan struct{}) {
+	r.mu.Lock()
+	r.draining = true
+	r.mu.Unlock()
+	var delay time.Duration
+	for _, t := range r.alloc.Tasks {
+		delay = max(delay, t.ShutdownDelay)
+	}
+	r.publish() // the deregistration: no endpoints
+	if delay > 0 {
+		r.log.Info("services deregistered; stopping after the shutdown delay", "delay", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-hurry:
+			t.Stop()
+		}
+	}
+	r.stop(reason)
+}
+
+// healthLoop steps the deployment health tracker when nothing else does:
+// at the end of min_healthy_time and at healthy_deadline; publish steps
+// it on every change and pokes this loop.
+func (r *allocRunner) healthLoop() {
+	for {
+		r.mu.Lock()
+		at := r.health.next()
+		r.mu.Unlock()
+		if at.IsZero() {
+			return // decided
+		}
+		t := time.NewTimer(time.Until(at))
+		select {
+		case <-r.ctx.Done():
+			t.Stop()
+			return
+		case <-r.healthPoke:
+			t.Stop()
+			continue
+		case <-t.C:
+		}
+		r.publish()
+	}
 }
 
 // stop ends every task and waits for them; reason goes into their Killed
@@ -196,28 +282,82 @@ func (r *allocRunner) publish() {
 	st := wire.AllocStatus{AllocID: r.alloc.ID, ClientStatus: "running", TaskStates: map[string]*wire.TaskState{}}
 	var descs []string
 	complete := 0
+	in := healthInput{tasksRunning: true, checksPassing: true}
 	for _, t := range r.alloc.Tasks {
 		ts := r.tasks[t.Name]
 		switch {
 		case ts.state == "failed":
 			st.ClientStatus = "failed"
+			in.taskFailed = true
 		case ts.state == "complete":
 			complete++ // a finished command task does not hold the others back
 		case ts.state != "running" && st.ClientStatus != "failed":
 			st.ClientStatus = "pending"
 		}
+		if ts.state != "running" && ts.state != "complete" {
+			in.tasksRunning = false
+		}
 		if ts.desc != "" {
 			descs = append(descs, t.Name+": "+ts.desc)
 		}
-		st.Endpoints = append(st.Endpoints, ts.endpoints...)
+		for _, e := range ts.endpoints {
+			in.checksPassing = in.checksPassing && e.Healthy
+			if !r.draining {
+				st.Endpoints = append(st.Endpoints, r.tagged(t, e))
+			}
+		}
 		st.TaskStates[t.Name] = ts.hist.Clone()
 	}
+	r.observeHealth(&st, in)
 	r.mu.Unlock()
 	if complete == len(r.alloc.Tasks) {
 		st.ClientStatus = "complete"
 	}
 	st.Description = strings.Join(descs, "; ")
 	r.deps.report(st)
+}
+
+// tagged is an endpoint as the registry must show it: an unpromoted
+// canary's carries its service's canary tags and the canary flag.
+// Called with r.mu held.
+func (r *allocRunner) tagged(t wire.Task, e wire.Endpoint) wire.Endpoint {
+	if !r.canary {
+		return e
+	}
+	for _, s := range t.Services {
+		if s.Name == e.Service && len(s.CanaryTags) > 0 {
+			e.Tags = s.CanaryTags
+		}
+	}
+	e.Canary = true
+	return e
+}
+
+// observeHealth steps the deployment health tracker with what publish
+// sees, and puts its result, once decided, in every report. Called with
+// r.mu held.
+func (r *allocRunner) observeHealth(st *wire.AllocStatus, in healthInput) {
+	h := r.health
+	if h == nil {
+		return
+	}
+	before := h.since
+	res, decided := h.observe(time.Now(), in)
+	if decided {
+		r.log.Info("deployment health decided", "health", res.String(), "at", h.at)
+	}
+	if decided || !before.Equal(h.since) {
+		select {
+		case r.healthPoke <- struct{}{}:
+		default:
+		}
+	}
+	switch res {
+	case healthHealthy:
+		st.Health, st.HealthTime = wire.Healthy, h.at.UnixNano()
+	case healthUnhealthy:
+		st.Health, st.HealthTime = wire.Unhealthy, h.at.UnixNano()
+	}
 }
 
 func (r *allocRunner) anyFailed() bool {
