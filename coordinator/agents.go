@@ -266,7 +266,9 @@ func (a *agentEndpoint) join(ctrl *quic.Stream, conn *quic.Conn, log *slog.Logge
 func refuseConn(ctrl *quic.Stream, conn *quic.Conn, err error) {
 	var nl *NotLeaderError
 	temporary := errors.As(err, &nl) || errors.Is(err, ErrNotLeader) || errors.Is(err, errNoCA)
-	wire.Write(ctrl, wire.TypeError, wire.Error{Message: err.Error(), Temporary: temporary})
+	var vm *wire.VersionMismatch
+	errors.As(err, &vm)
+	wire.Write(ctrl, wire.TypeError, wire.Error{Message: err.Error(), Temporary: temporary, Versions: vm})
 	closeAfterReply(ctrl, conn, closeProtocol, truncate(err.Error(), 200))
 }
 
@@ -304,6 +306,10 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, certNode string) (*wire.Regi
 	var reg wire.Register
 	if err := wire.Decode(t, payload, &reg); err != nil {
 		return nil, 0, err
+	}
+	version, err := wire.Negotiate(reg.Versions, wire.Versions())
+	if err != nil {
+		return nil, 0, err // a *wire.VersionMismatch: refuseConn names both sides' versions
 	}
 	if reg.NodeID == "" || reg.Name == "" {
 		return nil, 0, errors.New("Register needs NodeID and Name")
@@ -344,7 +350,7 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, certNode string) (*wire.Regi
 	}
 	every := a.interval()
 	return &reg, every, wire.Write(ctrl, wire.TypeRegistered, wire.Registered{
-		NodeID: reg.NodeID, HeartbeatMillis: every.Milliseconds(), Servers: a.servers(),
+		Version: version, NodeID: reg.NodeID, HeartbeatMillis: every.Milliseconds(), Servers: a.servers(),
 	})
 }
 
@@ -502,7 +508,7 @@ func (a *agentEndpoint) nodeAllocs(nodeID string) ([]wire.Alloc, error) {
 		}
 		wa := wire.Alloc{
 			ID: al.ID, Name: al.Name, JobID: al.JobID, JobVersion: al.JobVersion,
-			Group: al.Group, DesiredStatus: al.DesiredStatus, Tasks: g.Tasks,
+			Group: al.Group, DesiredStatus: al.DesiredStatus, Tasks: wireTasks(g),
 		}
 		if g.Disconnect != nil {
 			wa.StopAfterOfflineMillis = g.Disconnect.StopOnClientAfter.D().Milliseconds()

@@ -164,7 +164,7 @@ func TestAgentEndpointRefusesGarbage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := wire.Write(st, wire.TypeRegister, wire.Register{NodeID: "n1", Name: "n1", Address: "127.0.0.1", CPU: 1000, MemoryMB: 1024, Drivers: map[string]bool{"wasm": true}}); err != nil {
+	if err := wire.Write(st, wire.TypeRegister, wire.Register{Versions: wire.Versions(), NodeID: "n1", Name: "n1", Address: "127.0.0.1", CPU: 1000, MemoryMB: 1024, Drivers: map[string]bool{"wasm": true}}); err != nil {
 		t.Fatal(err)
 	}
 	typ, payload, err := wire.Read(st)
@@ -191,7 +191,7 @@ func TestModuleDownloadOfUnknownDigest(t *testing.T) {
 	s := startTestServer(t)
 	conn := dialAgent(t, s)
 	ctrl, _ := conn.OpenStreamSync(context.Background())
-	wire.Write(ctrl, wire.TypeRegister, wire.Register{NodeID: "n1", Name: "n1", Address: "127.0.0.1"})
+	wire.Write(ctrl, wire.TypeRegister, wire.Register{Versions: wire.Versions(), NodeID: "n1", Name: "n1", Address: "127.0.0.1"})
 	if typ, _, err := wire.Read(ctrl); err != nil || typ != wire.TypeRegistered {
 		t.Fatalf("register: %v %v", typ, err)
 	}
@@ -250,7 +250,7 @@ func TestRegisteredTellsAgentsTheAdvertisedAddress(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wire.Write(st, wire.TypeRegister, wire.Register{NodeID: "n1", Name: "n1", Address: "127.0.0.1"})
+			wire.Write(st, wire.TypeRegister, wire.Register{Versions: wire.Versions(), NodeID: "n1", Name: "n1", Address: "127.0.0.1"})
 			typ, payload, err := wire.Read(st)
 			if err != nil || typ != wire.TypeRegistered {
 				t.Fatalf("register: %v %v", typ, err)
@@ -277,7 +277,7 @@ func TestAgentAdvertiseMustNameAHost(t *testing.T) {
 // and an update without task states (a node marked lost) keeps them.
 func TestAllocStatusTaskStates(t *testing.T) {
 	s := startTestServer(t)
-	reg := &wire.Register{NodeID: "n1", Name: "n1", Address: "127.0.0.1"}
+	reg := &wire.Register{Versions: wire.Versions(), NodeID: "n1", Name: "n1", Address: "127.0.0.1"}
 	alloc := &sched.Allocation{ID: "a1", JobID: "web", Group: "g", NodeID: "n1", DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientPending}
 	if _, _, err := s.node.apply(&state.PlanApply{Place: []*sched.Allocation{alloc}}); err != nil {
 		t.Fatal(err)
@@ -329,7 +329,7 @@ func TestModuleDownloadFromOffset(t *testing.T) {
 	}
 	conn := dialAgent(t, s)
 	ctrl, _ := conn.OpenStreamSync(context.Background())
-	wire.Write(ctrl, wire.TypeRegister, wire.Register{NodeID: "n1", Name: "n1", Address: "127.0.0.1"})
+	wire.Write(ctrl, wire.TypeRegister, wire.Register{Versions: wire.Versions(), NodeID: "n1", Name: "n1", Address: "127.0.0.1"})
 	if typ, _, err := wire.Read(ctrl); err != nil || typ != wire.TypeRegistered {
 		t.Fatalf("register: %v %v", typ, err)
 	}
@@ -371,7 +371,7 @@ func TestHeartbeatIntervalFollowsClusterSize(t *testing.T) {
 	s := startHeartbeatServer(t, Config{MinHeartbeatTTL: time.Second, HeartbeatGrace: time.Second})
 	conn := dialTLS(t, s, agentTLS(t, s, "n1"))
 	st, _ := conn.OpenStreamSync(context.Background())
-	wire.Write(st, wire.TypeRegister, wire.Register{NodeID: "n1", Name: "n1", Address: "127.0.0.1"})
+	wire.Write(st, wire.TypeRegister, wire.Register{Versions: wire.Versions(), NodeID: "n1", Name: "n1", Address: "127.0.0.1"})
 	typ, payload, err := wire.Read(st)
 	var ack wire.Registered
 	if err != nil || typ != wire.TypeRegistered || wire.Decode(typ, payload, &ack) != nil {

@@ -30,7 +30,7 @@ func TestAllocLogsForwardedToTheAgentsServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wire.Write(ctrl, wire.TypeRegister, wire.Register{NodeID: "n1", Name: "edge-1", Address: "127.0.0.1"})
+	wire.Write(ctrl, wire.TypeRegister, wire.Register{Versions: wire.Versions(), NodeID: "n1", Name: "edge-1", Address: "127.0.0.1"})
 	if typ, _, err := wire.Read(ctrl); err != nil || typ != wire.TypeRegistered {
 		t.Fatalf("register: %v %v", typ, err)
 	}

@@ -51,7 +51,7 @@ func connectAgent(t *testing.T, s *Server, id, addr string, autoRun bool) *fakeA
 		t.Fatal(err)
 	}
 	f := &fakeAgent{t: t, id: id, conn: conn, ctrl: ctrl, latest: make(chan wire.Allocs, 64), stop: make(chan struct{}), autoRun: autoRun}
-	wire.Write(ctrl, wire.TypeRegister, wire.Register{NodeID: id, Name: id, Address: addr, CPU: 4000, MemoryMB: 4096,
+	wire.Write(ctrl, wire.TypeRegister, wire.Register{Versions: wire.Versions(), NodeID: id, Name: id, Address: addr, CPU: 4000, MemoryMB: 4096,
 		Drivers: map[string]bool{"docker": true}})
 	typ, payload, err := wire.Read(ctrl)
 	if err != nil || typ != wire.TypeRegistered {

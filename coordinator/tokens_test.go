@@ -129,7 +129,7 @@ func TestAgentIdentityIsTheCertificate(t *testing.T) {
 
 	conn := dialTLS(t, s, agentTLS(t, s, "n1"))
 	st, _ := conn.OpenStreamSync(context.Background())
-	wire.Write(st, wire.TypeRegister, wire.Register{NodeID: "n2", Name: "n2", Address: "127.0.0.1"})
+	wire.Write(st, wire.TypeRegister, wire.Register{Versions: wire.Versions(), NodeID: "n2", Name: "n2", Address: "127.0.0.1"})
 	typ, payload, err := wire.Read(st)
 	var e wire.Error
 	if err != nil || typ != wire.TypeError || wire.Decode(typ, payload, &e) != nil || !strings.Contains(e.Message, "certificate is for node n1 but it registers as node n2") {
@@ -141,7 +141,7 @@ func TestAgentIdentityIsTheCertificate(t *testing.T) {
 
 	anon := dialTLS(t, s, serverTLS(s))
 	st, _ = anon.OpenStreamSync(context.Background())
-	wire.Write(st, wire.TypeRegister, wire.Register{NodeID: "n3", Name: "n3", Address: "127.0.0.1"})
+	wire.Write(st, wire.TypeRegister, wire.Register{Versions: wire.Versions(), NodeID: "n3", Name: "n3", Address: "127.0.0.1"})
 	typ, payload, err = wire.Read(st)
 	e = wire.Error{}
 	if err != nil || typ != wire.TypeError || wire.Decode(typ, payload, &e) != nil || !strings.Contains(e.Message, "-join-token") {
@@ -197,7 +197,7 @@ func TestJoinCannotTakeOverARegisteredNode(t *testing.T) {
 	s := startTestServer(t)
 	conn := dialTLS(t, s, agentTLS(t, s, "n1"))
 	st, _ := conn.OpenStreamSync(context.Background())
-	wire.Write(st, wire.TypeRegister, wire.Register{NodeID: "n1", Name: "edge-1", Address: "127.0.0.1"})
+	wire.Write(st, wire.TypeRegister, wire.Register{Versions: wire.Versions(), NodeID: "n1", Name: "edge-1", Address: "127.0.0.1"})
 	if typ, _, err := wire.Read(st); err != nil || typ != wire.TypeRegistered {
 		t.Fatalf("register: %v %v", typ, err)
 	}

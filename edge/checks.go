@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -10,21 +11,25 @@ import (
 	"time"
 
 	"github.com/strata-run/strata/internal/wire"
-	"github.com/strata-run/strata/spec"
 )
 
 // taskChecks runs a task's service health checks and publishes the
 // task's endpoints with their health. A service without checks is
 // healthy while its task runs; one with checks is healthy once all its
-// checks last passed. One goroutine per check, owned here.
+// checks last passed. One goroutine per check, owned here. It reports
+// through two functions: publish (the endpoints changed) and restart (a
+// check failed check_restart.limit times in a row: end the attempt).
 type taskChecks struct {
-	r       *allocRunner
-	task    *spec.Task
+	task    *wire.Task
 	addr    string
+	log     *slog.Logger
+	publish func(eps []wire.Endpoint)
+	restart func(reason string)
+	// probe runs one check against a port; netProbe unless a test sets it.
+	probe   func(ctx context.Context, chk *wire.Check, port int) error
 	ctx     context.Context
 	cancel  context.CancelFunc
-	restart context.CancelCauseFunc // ends the attempt (check_restart)
-	started time.Time               // check_restart.grace counts from here
+	started time.Time // check_restart.grace counts from here
 	wg      sync.WaitGroup
 
 	mu      sync.Mutex
@@ -33,10 +38,14 @@ type taskChecks struct {
 	client  *http.Client
 }
 
-func newTaskChecks(at attempt, r *allocRunner, t *spec.Task, ports []wire.Port) *taskChecks {
-	ctx, cancel := context.WithCancel(at.ctx)
-	c := &taskChecks{r: r, task: t, addr: r.a.cfg.BindAddr, ctx: ctx, cancel: cancel, restart: at.restart, started: time.Now(),
+// newTaskChecks prepares t's checks against addr; a service's port is the
+// allocation's port of its label.
+func newTaskChecks(ctx context.Context, t *wire.Task, addr string, ports []wire.Port, log *slog.Logger,
+	publish func([]wire.Endpoint), restart func(reason string)) *taskChecks {
+	ctx, cancel := context.WithCancel(ctx)
+	c := &taskChecks{task: t, addr: addr, log: log, publish: publish, restart: restart, ctx: ctx, cancel: cancel,
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
+	c.probe = c.netProbe
 	for _, s := range t.Services {
 		port := 0
 		for _, p := range ports {
@@ -50,15 +59,13 @@ func newTaskChecks(at attempt, r *allocRunner, t *spec.Task, ports []wire.Port) 
 	return c
 }
 
+// start publishes the endpoints (the task runs) and starts the checks.
 func (c *taskChecks) start() {
-	c.publish()
+	c.started = time.Now()
+	c.publishNow()
 	for si, s := range c.task.Services {
-		for ci, chk := range s.Checks {
-			c.wg.Add(1)
-			go func() {
-				defer c.wg.Done()
-				c.loop(si, ci, chk, c.eps[si].Port)
-			}()
+		for ci := range s.Checks {
+			c.wg.Go(func() { c.loop(si, ci, &s.Checks[ci], c.eps[si].Port) })
 		}
 	}
 }
@@ -68,16 +75,16 @@ func (c *taskChecks) stop() {
 	c.wg.Wait()
 }
 
-func (c *taskChecks) publish() {
+func (c *taskChecks) publishNow() {
 	c.mu.Lock()
 	eps := append([]wire.Endpoint(nil), c.eps...)
 	c.mu.Unlock()
-	c.r.setTask(c.task.Name, "running", "", eps)
+	c.publish(eps)
 }
 
 // loop runs one check now and then every interval, publishing on change.
-func (c *taskChecks) loop(si, ci int, chk *spec.Check, port int) {
-	interval := chk.Interval.D()
+func (c *taskChecks) loop(si, ci int, chk *wire.Check, port int) {
+	interval := chk.Interval
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
@@ -90,20 +97,23 @@ func (c *taskChecks) loop(si, ci int, chk *spec.Check, port int) {
 			return
 		case <-t.C:
 		}
-		err := c.probe(chk, port)
+		timeout := chk.Timeout
+		if timeout <= 0 {
+			timeout = 2 * time.Second
+		}
+		pctx, cancel := context.WithTimeout(c.ctx, timeout)
+		err := c.probe(pctx, chk, port)
+		cancel()
 		if err != nil && c.ctx.Err() == nil {
-			c.r.log.Debug("check failing", "task", c.task.Name, "service", c.eps[si].Service, "err", err)
+			c.log.Debug("check failing", "task", c.task.Name, "service", c.eps[si].Service, "err", err)
 		}
 		if err == nil {
 			failures = 0
-		} else if cr := chk.CheckRestart; cr != nil && cr.Limit > 0 && time.Since(c.started) >= cr.Grace.D() {
+		} else if cr := chk.CheckRestart; cr != nil && cr.Limit > 0 && time.Since(c.started) >= cr.Grace {
 			// Failures during the grace period do not count (Nomad's rule).
 			failures++
 			if failures >= cr.Limit && c.ctx.Err() == nil {
-				reason := fmt.Sprintf("healthcheck: %s check %d of service %q failed %d times in a row: %v", chk.Type, ci+1, c.eps[si].Service, failures, err)
-				c.r.log.Warn("restarting task", "task", c.task.Name, "reason", reason)
-				c.r.record(c.task.Name, "", "", func(h *wire.TaskState, now time.Time) { taskRestartSignaled(h, now, reason) })
-				c.restart(&checkRestartError{reason: reason})
+				c.restart(fmt.Sprintf("healthcheck: %s check %d of service %q failed %d times in a row: %v", chk.Type, ci+1, c.eps[si].Service, failures, err))
 				return
 			}
 		}
@@ -117,19 +127,14 @@ func (c *taskChecks) loop(si, ci int, chk *spec.Check, port int) {
 		c.eps[si].Healthy = healthy
 		c.mu.Unlock()
 		if changed && c.ctx.Err() == nil {
-			c.publish()
+			c.publishNow()
 		}
 		t.Reset(interval)
 	}
 }
 
-func (c *taskChecks) probe(chk *spec.Check, port int) error {
-	timeout := chk.Timeout.D()
-	if timeout <= 0 {
-		timeout = 2 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, timeout)
-	defer cancel()
+// netProbe runs a tcp or http check against the task's port.
+func (c *taskChecks) netProbe(ctx context.Context, chk *wire.Check, port int) error {
 	hostport := net.JoinHostPort(c.addr, strconv.Itoa(port))
 	switch chk.Type {
 	case "tcp":

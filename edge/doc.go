@@ -3,52 +3,60 @@
 // drivers), heartbeats, receives the full set of allocations the servers
 // want on it, and runs them.
 //
-// The agent dials out, so it works behind NAT, and identifies servers by
-// a pinned cluster CA (Config.CAPin), not by host name. It joins once
-// with a token (Config.JoinToken): it sends a certificate request made
-// with its own key and keeps the client certificate it gets back
-// (agent.crt, agent.key in DataDir); every later connection is mutual
-// TLS, and the certificate names the node. Modules are fetched by digest on their own QUIC stream into a partial file that a
-// broken download resumes from (on the next session, or after a
-// restart), verified against the sha256 over the whole file before use,
-// and cached on disk within Config.ModuleCacheMB: past it the least
-// recently used modules that no current allocation references are
-// removed. Compiled code is cached by wasmhost. Each
-// allocation has a runner that starts its tasks under the task's restart
-// policy (attempts within interval, delay with up to 25% jitter, mode
-// fail or delay) and runs its services' health checks; status and
-// endpoints are reported on the control stream, and re-sent in full after
-// a reconnect. Tasks keep running while the link is down.
+// The agent is a set of parts that reach each other only through the
+// small functions and interfaces they are given when Agent wires them
+// (agent.go); none holds a pointer back to the Agent:
 //
-// The wasm driver (wasm_driver.go) runs a task in one of wasmhost's three
-// modes: http (WAGI, an instance per request on the task's port),
-// listener (a long-lived instance serving the port itself) and command
-// (run to exit; exit 0 completes the task, anything else goes through
-// the restart policy). stdout and stderr go to rotated files under
-// <DataDir>/allocs/<alloc>/logs/.
+//   - the link (link.go, identity.go) dials the servers in turn over QUIC,
+//     identifies them by a pinned cluster CA (Config.CAPin), not by host
+//     name, joins once with a token (Config.JoinToken: a certificate
+//     request made with the agent's own key, answered with a client
+//     certificate kept as agent.crt and agent.key in DataDir; every later
+//     connection is mutual TLS and resumes its TLS session), backs off
+//     between attempts and runs a session on each connection. It knows
+//     nothing of allocations. It gives up only when retrying cannot help:
+//     a join refused, a server outside the pinned CA at join, or every
+//     server refusing the agent's protocol versions in a row.
+//   - the control protocol (control.go) is that session: Register with
+//     the protocol versions the agent speaks (the server picks one or
+//     refuses naming both sides'), heartbeats at the interval the server
+//     gives, the allocation sets it pushes, and the status outbox, sent in
+//     full again after each reconnect.
+//   - the allocation set (allocs.go) keeps one runner per allocation in
+//     the state the servers ask for, confirms stops, and enforces
+//     disconnect.stop_on_client_after itself while offline.
+//   - a runner (runner.go, task.go, checks.go) starts each task through
+//     its driver under the task's restart policy (attempts within
+//     interval, delay with up to 25% jitter, mode fail or delay), resolves
+//     its runtime references, runs its services' health checks (with
+//     check_restart), records Nomad's task events (events.go: pure
+//     functions; kept in agent.db so they survive a restart) and reports
+//     the allocation's status and endpoints.
+//   - drivers (driver.go) are chosen from a map by the task's Driver name:
+//     wasm (wasm_driver.go: wasmhost's http, listener and command modes)
+//     and docker (docker_driver.go, docker_task.go, over internal/docker;
+//     offered when a Docker Engine answers at start: Config.DockerHost,
+//     $DOCKER_HOST). Each starts an attempt and hands back its handle:
+//     wait, stop (stop signal, then kill after kill_timeout), signals,
+//     stats (what the driver can measure), and re-attaching after an agent
+//     restart (docker re-attaches to a task's running container; a wasm
+//     instance ended with the agent, so its task is started again).
+//   - modules (download.go, modules.go) are fetched by digest on their own
+//     QUIC stream into a partial file that a broken download resumes from,
+//     verified against the sha256 of the whole file, and cached within
+//     Config.ModuleCacheMB (least recently used first, never one a current
+//     allocation references). Compiled code is cached by wasmhost.
+//   - server streams (logs.go): the server opens a stream per log read,
+//     signal or stats request; the agent answers each on its stream.
+//   - task logs (logfile.go): every driver's stdout and stderr go to the
+//     agent's rotated files, <DataDir>/allocs/<alloc>/logs/<task>.{stdout,
+//     stderr}.
+//   - local state (state.go): agent.db holds the last allocation set (run
+//     at start, before any server answers), the task states, and the
+//     servers learned at registration.
 //
-// The docker driver (docker_driver.go, over internal/docker) runs a task
-// as a container of a local image: one container per attempt, labelled
-// with its allocation, task and node, ports published on BindAddr, memory
-// and CPU from the task's resources, logs followed into the same files,
-// the exit code into the restart policy; a stopped task's container is
-// stopped with its kill_timeout and removed. docker is offered when a
-// Docker Engine answers at start (Config.DockerHost, $DOCKER_HOST); the
-// agent then removes the containers a previous run of it left.
-//
-// The agent keeps the last allocation set it was sent in its own bbolt
-// file (agent.db) and runs it at start, before any server answers; it
-// learns every server's address at registration and keeps them; it
-// enforces disconnect.stop_on_client_after itself.
-//
-// Each task's state and recent events (Nomad's names: Received, Started,
-// Terminated, Restarting, Not Restarting, Killed, Driver Failure) are
-// recorded by pure functions (events.go), kept in agent.db so they survive
-// a restart, and reported with the allocation's status. The server reads
-// a task's log by opening a stream on the agent's connection (logs.go);
-// the agent streams the log file, and with follow what is appended, until
-// the server resets the stream.
-//
-// The agent makes no placement decisions. Not built yet: adopting a
-// previous run's containers.
+// Tasks keep running while the link is down. The agent makes no placement
+// decisions. Not built yet: the lifecycle hooks a task may carry
+// (wire.Task.Lifecycle) are not run in their order; every task of an
+// allocation starts at once.
 package edge

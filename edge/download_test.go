@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/strata-run/strata/coordinator"
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/internal/wire"
 )
 
@@ -42,21 +43,7 @@ func TestDownloadResumesOverANewSession(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a coordinator")
 	}
-	srv, err := coordinator.New(coordinator.Config{DataDir: t.TempDir(), Bootstrap: true, DevMode: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}()
-	for deadline := time.Now().Add(10 * time.Second); !srv.IsLeader() || srv.CAPin() == ""; {
-		if time.Now().After(deadline) {
-			t.Fatal("no leader within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	srv := startCoordinator(t, coordinator.Config{})
 	tiny, err := os.ReadFile("../examples/tiny/tiny.wasm")
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +56,7 @@ func TestDownloadResumesOverANewSession(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	tok, err := srv.CreateJoinToken(coordinator.JoinTokenRequest{})
+	tok, err := srv.CreateJoinToken(structs.JoinTokenRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,13 +77,14 @@ func TestDownloadResumesOverANewSession(t *testing.T) {
 	const cut = 700_000
 	var offsets []int64
 	var firstConn any
+	src := &moduleSource{cache: a.mods, conn: a.link.liveConn}
 	cutting := func(ctx context.Context, digest string, offset int64) (wire.ModuleHeader, io.ReadCloser, error) {
 		offsets = append(offsets, offset)
-		hdr, body, err := a.openDownload(ctx, digest, offset)
+		hdr, body, err := src.open(ctx, digest, offset)
 		if err != nil || len(offsets) > 1 {
 			return hdr, body, err
 		}
-		conn, _ := a.liveConn(ctx)
+		conn, _ := a.link.liveConn(ctx)
 		firstConn = conn
 		return hdr, &breakAfter{r: body, n: cut, brk: func() { conn.CloseWithError(0, "test: link lost") }}, nil
 	}
@@ -110,7 +98,7 @@ func TestDownloadResumesOverANewSession(t *testing.T) {
 	if len(offsets) != 2 || offsets[0] != 0 || offsets[1] != cut {
 		t.Fatalf("offsets asked = %v, want [0 %d]", offsets, cut)
 	}
-	if conn, _ := a.liveConn(ctx); any(conn) == firstConn {
+	if conn, _ := a.link.liveConn(ctx); any(conn) == firstConn {
 		t.Fatal("the download resumed on the connection that was broken")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/strata-run/strata/internal/wire"
-	"github.com/strata-run/strata/spec"
 	"github.com/strata-run/strata/wasmhost"
 )
 
@@ -109,7 +108,7 @@ func taskRestarting(ts *wire.TaskState, now time.Time, delay time.Duration) {
 }
 
 // taskNotRestarting: the restart policy gave up; the task failed.
-func taskNotRestarting(ts *wire.TaskState, now time.Time, p *spec.RestartPolicy) {
+func taskNotRestarting(ts *wire.TaskState, now time.Time, p *wire.RestartPolicy) {
 	ts.State, ts.Failed, ts.FinishedAt = wire.TaskDead, true, now.UnixNano()
 	ev := eventAt(now, wire.EventNotRestarting,
 		fmt.Sprintf("Exceeded allowed attempts %d in interval %s and mode is %q", p.Attempts, p.Interval, p.Mode))

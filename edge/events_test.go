@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/strata-run/strata/internal/wire"
-	"github.com/strata-run/strata/spec"
 	"github.com/strata-run/strata/wasmhost"
 )
 
@@ -25,7 +23,7 @@ func eventTypes(ts *wire.TaskState) []string {
 // The task state machine driven by the restart tracker, on a fake clock:
 // the events, states and counters a user reads in `alloc status`.
 func TestTaskEventsFollowTheRestartPolicy(t *testing.T) {
-	policy := &spec.RestartPolicy{Attempts: 2, Interval: spec.Duration(time.Minute), Delay: spec.Duration(15 * time.Second), Mode: "fail"}
+	policy := &wire.RestartPolicy{Attempts: 2, Interval: time.Minute, Delay: 15 * time.Second, Mode: "fail"}
 	tracker := newRestartTracker(policy)
 	now := time.Unix(1_700_000_000, 0)
 	var ts wire.TaskState
@@ -83,17 +81,13 @@ func TestTaskEventsFollowTheRestartPolicy(t *testing.T) {
 // A real runner whose command exits 1: each attempt is Started and
 // Terminated with the exit code, restarts until the policy gives up.
 func TestRunnerRecordsEvents(t *testing.T) {
-	a := testAgent(t)
-	task := wasmTask(t, a, wasip1Module(t, "../examples/worker"), spec.ModeCommand)
+	n := newTestNode(t)
+	task := wasmTask(t, n, wasip1Module(t, "../examples/worker"), wire.ModeCommand)
 	task.Config.Args = []string{"/nope"}
-	task.Restart = &spec.RestartPolicy{Attempts: 1, Interval: spec.Duration(time.Hour), Delay: spec.Duration(10 * time.Millisecond), Mode: "fail"}
-	al := wire.Alloc{ID: "events-1", Name: "job.g[0]", JobID: "job", Group: "g", DesiredStatus: "run", Tasks: []*spec.Task{task}}
-	r := newAllocRunner(a, al, nil)
-	done := make(chan struct{})
-	go func() { defer close(done); r.run() }()
-	t.Cleanup(func() { r.stop("test over"); <-done })
-	tr := &taskRun{r: r, finished: done}
-	st := waitStatus(t, a, tr, "failed")
+	task.Restart = &wire.RestartPolicy{Attempts: 1, Interval: time.Hour, Delay: 10 * time.Millisecond, Mode: "fail"}
+	al := testAlloc(t, task)
+	_, done := startRunner(t, n, al)
+	st := waitStatus(t, n.outbox, al.ID, done, "failed")
 	ts := st.TaskStates["task"]
 	want := []string{"Received", "Started", "Terminated", "Restarting", "Started", "Terminated", "Not Restarting"}
 	if got := eventTypes(ts); !reflect.DeepEqual(got, want) {
@@ -111,43 +105,23 @@ func TestRunnerRecordsEvents(t *testing.T) {
 // happened before (Killed at shutdown), then that it restored the task.
 func TestTaskEventsSurviveAgentRestart(t *testing.T) {
 	dir := t.TempDir()
-	pin := "sha256:" + strings.Repeat("0", 64)
-	newAgent := func() *Agent {
-		a, err := New(context.Background(), Config{Servers: []string{"127.0.0.1:1"}, CAPin: pin, JoinToken: "unused.never-dialled", DataDir: dir, NodeName: "t"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	a := newAgent()
+	a := newTestAgent(t, dir)
 	al := offlineAlloc("kept", 0) // its module cannot be fetched: it stays pending
 	if err := a.local.save([]wire.Alloc{al}); err != nil {
 		t.Fatal(err)
 	}
-	a.reconcile(context.Background(), []wire.Alloc{al})
+	a.allocs.reconcile([]wire.Alloc{al}, false)
 	a.shutdown()
 
-	b := newAgent()
+	b := newTestAgent(t, dir)
 	defer b.shutdown()
 	stored, err := b.local.load()
 	if err != nil || len(stored) != 1 {
 		t.Fatalf("stored allocs %v %v", stored, err)
 	}
-	b.reconcile(context.Background(), stored)
-	var ts *wire.TaskState
-	for timeout := time.After(time.Minute); ts == nil; {
-		b.statMu.Lock()
-		ts = b.statuses["kept"].TaskStates["t"]
-		b.statMu.Unlock()
-		if ts != nil {
-			break
-		}
-		select {
-		case <-b.statReady:
-		case <-timeout:
-			t.Fatal("no task state reported within a minute of the restart")
-		}
-	}
+	b.allocs.reconcile(stored, true)
+	st := waitReport(t, b.outbox, "kept", nil, "a task state", func(st wire.AllocStatus) bool { return st.TaskStates["t"] != nil })
+	ts := st.TaskStates["t"]
 	want := []string{"Received", "Killed", "Received"}
 	if got := eventTypes(ts); !reflect.DeepEqual(got, want) {
 		t.Fatalf("events after restart %q, want %q", got, want)

@@ -71,8 +71,8 @@ func (e *pinMismatchError) Unwrap() error { return e.err }
 // join asks server for a client certificate with the join token and
 // stores it. It returns a *joinRefusedError or *pinMismatchError when
 // retrying cannot help.
-func (a *Agent) join(ctx context.Context, server string) (*tls.Certificate, error) {
-	tc, pinErr := a.tlsConfig(nil)
+func (l *link) join(ctx context.Context, server string) (*tls.Certificate, error) {
+	tc, pinErr := l.tlsConfig(nil)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	conn, release, err := dialServer(dctx, server, tc, &quic.Config{MaxIdleTimeout: 30 * time.Second})
 	cancel()
@@ -88,7 +88,8 @@ func (a *Agent) join(ctx context.Context, server string) (*tls.Certificate, erro
 		return nil, err
 	}
 	st.SetReadDeadline(time.Now().Add(30 * time.Second))
-	certPEM, keyPEM, err := wire.RequestCertificate(st, a.cfg.JoinToken, a.nodeID, a.cfg.NodeName)
+	id := l.identity
+	certPEM, keyPEM, err := wire.RequestCertificate(st, l.joinToken, id.nodeID, id.nodeName)
 	var refusal *wire.Refusal
 	switch {
 	case errors.As(err, &refusal) && refusal.Temporary:
@@ -99,16 +100,16 @@ func (a *Agent) join(ctx context.Context, server string) (*tls.Certificate, erro
 		return nil, fmt.Errorf("joining through %s: %w", server, err)
 	}
 	// Key first: a certificate on disk always has its key beside it.
-	if err := fsutil.WriteFileSync(filepath.Join(a.cfg.DataDir, keyFile), keyPEM, 0o600); err != nil {
+	if err := fsutil.WriteFileSync(filepath.Join(id.dataDir, keyFile), keyPEM, 0o600); err != nil {
 		return nil, fmt.Errorf("edge: saving the agent key: %w", err)
 	}
-	if err := fsutil.WriteFileSync(filepath.Join(a.cfg.DataDir, certFile), certPEM, 0o600); err != nil {
+	if err := fsutil.WriteFileSync(filepath.Join(id.dataDir, certFile), certPEM, 0o600); err != nil {
 		return nil, fmt.Errorf("edge: saving the agent certificate: %w", err)
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, err
 	}
-	a.log.Info("joined the cluster", "server", server, "node_id", a.nodeID)
+	l.log.Info("joined the cluster", "server", server, "node_id", id.nodeID)
 	return &cert, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,8 +12,8 @@ import (
 	"time"
 
 	"github.com/strata-run/strata/coordinator"
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/internal/netfault"
-	"github.com/strata-run/strata/internal/testutil"
 	"github.com/strata-run/strata/sched"
 	"github.com/strata-run/strata/spec"
 )
@@ -27,11 +26,12 @@ type linkFixture struct {
 	agent *Agent
 }
 
-func newLinkFixture(t *testing.T, opts ...func(*Config)) *linkFixture {
+// startCoordinator starts a one-server cluster and waits for it to lead
+// with a cluster CA, woken by its commits.
+func startCoordinator(t *testing.T, cfg coordinator.Config) *coordinator.Server {
 	t.Helper()
-	logger := testLogger(t)
-	srv, err := coordinator.New(coordinator.Config{DataDir: t.TempDir(), Bootstrap: true, DevMode: true,
-		MinHeartbeatTTL: time.Second, HeartbeatGrace: time.Second, Logger: logger})
+	cfg.DataDir, cfg.Bootstrap, cfg.DevMode = t.TempDir(), true, true
+	srv, err := coordinator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,13 +40,54 @@ func newLinkFixture(t *testing.T, opts ...func(*Config)) *linkFixture {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	for deadline := time.Now().Add(10 * time.Second); !srv.IsLeader() || srv.CAPin() == ""; {
-		if time.Now().After(deadline) {
-			t.Fatal("no leader within 10s")
+	waitState(t, srv, "leadership and a cluster CA", 10*time.Second, func() bool { return srv.IsLeader() && srv.CAPin() != "" })
+	return srv
+}
+
+// waitState waits until ok holds, checking it after each commit of the
+// server's state (every change the agent causes is one: a registration,
+// a status report).
+func waitState(t *testing.T, srv *coordinator.Server, what string, timeout time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		changed := srv.Store().Watch()
+		if ok() {
+			return
 		}
-		time.Sleep(5 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
 	}
-	tok, err := srv.CreateJoinToken(coordinator.JoinTokenRequest{})
+}
+
+// waitAgent waits until ok holds, checking it whenever the agent's link
+// or control protocol notes a change (a session up or down, a heartbeat,
+// a new heartbeat interval).
+func waitAgent(t *testing.T, a *Agent, what string, timeout time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		link, beats := a.link.changed(), a.control.events.wait()
+		if ok() {
+			return
+		}
+		select {
+		case <-link:
+		case <-beats:
+		case <-deadline:
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+	}
+}
+
+func newLinkFixture(t *testing.T, opts ...func(*Config)) *linkFixture {
+	t.Helper()
+	logger := testLogger(t)
+	srv := startCoordinator(t, coordinator.Config{MinHeartbeatTTL: time.Second, HeartbeatGrace: time.Second, Logger: logger})
+	tok, err := srv.CreateJoinToken(structs.JoinTokenRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,27 +122,6 @@ func newLinkFixture(t *testing.T, opts ...func(*Config)) *linkFixture {
 	return &linkFixture{srv: srv, relay: relay, agent: a}
 }
 
-// testLogger shows the agent's log when a test fails.
-func testLogger(t *testing.T) *slog.Logger {
-	var buf testutil.Buffer
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", buf.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-func waitFor(t *testing.T, what string, max time.Duration, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(max); !ok(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", max, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // deployTiny pushes the 153-byte example module and runs its job; it
 // returns the address the task serves on once it answers.
 func (f *linkFixture) deployTiny(t *testing.T) string {
@@ -125,7 +145,6 @@ func (f *linkFixture) deployTiny(t *testing.T) string {
 	if _, err := f.srv.RegisterJob(job); err != nil {
 		t.Fatal(err)
 	}
-	var addr string
 	defer func() {
 		if t.Failed() {
 			allocs, _ := f.srv.Store().JobAllocs("tiny")
@@ -133,25 +152,27 @@ func (f *linkFixture) deployTiny(t *testing.T) string {
 				t.Logf("alloc %s: desired %s, client %s %q", al.ID, al.DesiredStatus, al.ClientStatus, al.ClientDescription)
 			}
 			n, _ := f.srv.Store().Node(f.agent.NodeID())
-			f.agent.runMu.Lock()
-			t.Logf("node %s; agent runners %d; sessions %d", n.Status, len(f.agent.runners), f.agent.sessions.Load())
-			f.agent.runMu.Unlock()
+			t.Logf("node %+v; sessions %d", n, f.agent.link.sessions.Load())
 		}
 	}()
-	waitFor(t, "the tiny task to serve", 30*time.Second, func() bool {
+	var addr string
+	// The agent reports the endpoint once the task listens.
+	waitState(t, f.srv, "the tiny task's endpoint", 30*time.Second, func() bool {
 		eps := f.srv.Store().Endpoints("tiny-web-tiny")
-		if len(eps) != 1 {
+		if len(eps) != 1 || !eps[0].Healthy {
 			return false
 		}
 		addr = fmt.Sprintf("%s:%d", eps[0].Address, eps[0].Port)
-		resp, err := http.Get("http://" + addr + "/")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode == 200 && len(b) > 0
+		return true
 	})
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "hello" {
+		t.Fatalf("the tiny task answers %d %q", resp.StatusCode, b)
+	}
 	return addr
 }
 
@@ -170,19 +191,20 @@ func TestLinkSurvivesAddressChange(t *testing.T) {
 		t.Fatalf("rebind kept the address %s", after)
 	}
 	// Heartbeats keep arriving over the new path (every TTL/3 ≈ 333ms):
-	// wait for ten, more than three TTLs' worth, then the node must still
-	// be ready and never have been marked down.
-	beats := f.srv.HeartbeatStats().Beats
-	waitFor(t, "ten heartbeats over the new path", 20*time.Second, func() bool { return f.srv.HeartbeatStats().Beats >= beats+10 })
-	if hb := f.srv.HeartbeatStats(); hb.NodesDown != 0 || hb.MinMarginMillis <= 0 {
-		t.Fatalf("heartbeats after the address change: %+v, want none late and no node down", hb)
+	// once the agent has sent twelve, more than three TTLs' worth, the
+	// server has received at least ten (the last two may be in flight),
+	// the node is still ready and was never marked down.
+	beats, sent := f.srv.HeartbeatStats().Beats, f.agent.control.beats.Load()
+	waitAgent(t, f.agent, "twelve heartbeats over the new path", 20*time.Second, func() bool { return f.agent.control.beats.Load() >= sent+12 })
+	if hb := f.srv.HeartbeatStats(); hb.Beats < beats+10 || hb.NodesDown != 0 || hb.MinMarginMillis <= 0 {
+		t.Fatalf("heartbeats after the address change: %+v (%d before), want ten more, none late and no node down", hb, beats)
 	}
 	node, err := f.srv.Store().Node(f.agent.NodeID())
 	if err != nil || node == nil || node.Status != "ready" {
 		t.Fatalf("node after the address change: %+v %v, want ready", node, err)
 	}
 	f.deployTiny(t)
-	if n := f.agent.sessions.Load(); n != 1 {
+	if n := f.agent.link.sessions.Load(); n != 1 {
 		t.Fatalf("the agent registered %d times; the address change should have kept its one session", n)
 	}
 }
@@ -191,16 +213,16 @@ func TestLinkSurvivesAddressChange(t *testing.T) {
 // (no certificate exchange), and the resumed session is a working one.
 func TestReconnectResumesTLS(t *testing.T) {
 	f := newLinkFixture(t)
-	if n := f.agent.resumed.Load(); n != 0 {
+	if n := f.agent.link.resumed.Load(); n != 0 {
 		t.Fatalf("the first connection was resumed (%d): it had no ticket", n)
 	}
-	conn, err := f.agent.liveConn(context.Background())
+	conn, err := f.agent.link.liveConn(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	conn.CloseWithError(0, "test: drop the link")
-	waitFor(t, "the agent to reconnect", 20*time.Second, func() bool { return f.agent.sessions.Load() == 2 })
-	if n := f.agent.resumed.Load(); n != 1 {
+	waitAgent(t, f.agent, "the agent to reconnect", 20*time.Second, func() bool { return f.agent.link.sessions.Load() == 2 })
+	if n := f.agent.link.resumed.Load(); n != 1 {
 		t.Fatalf("the reconnect did not resume the TLS session (resumed sessions: %d)", n)
 	}
 	f.deployTiny(t)
@@ -220,7 +242,7 @@ func TestCheckRestartRestartsTheTask(t *testing.T) {
 	}
 	// The task serves on "http"; nothing listens on "admin", so the
 	// admin service's tcp check always fails.
-	job, err := spec.Parse("flaky.hcl", []byte(`
+	register(t, f.srv, "flaky.hcl", `
 job "flaky" {
   group "web" {
     task "tiny" {
@@ -256,15 +278,9 @@ job "flaky" {
       }
     }
   }
-}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.srv.RegisterJob(job); err != nil {
-		t.Fatal(err)
-	}
+}`)
 	var events []string
-	waitFor(t, "a check restart in the allocation's events", 30*time.Second, func() bool {
+	waitState(t, f.srv, "a check restart in the allocation's events", 30*time.Second, func() bool {
 		allocs, _ := f.srv.Store().JobAllocs("flaky")
 		if len(allocs) != 1 || allocs[0].TaskStates["tiny"] == nil {
 			return false
@@ -285,8 +301,9 @@ job "flaky" {
 // cluster grows.
 func TestAgentFollowsHeartbeatInterval(t *testing.T) {
 	f := newLinkFixture(t)
-	waitFor(t, "the first interval", 10*time.Second, func() bool { return f.agent.beatEvery.Load() > 0 })
-	if first := time.Duration(f.agent.beatEvery.Load()); first != 333*time.Millisecond {
+	every := func() time.Duration { return time.Duration(f.agent.control.beatEvery.Load()) }
+	waitAgent(t, f.agent, "the first interval", 10*time.Second, func() bool { return every() > 0 })
+	if first := every(); first != 333*time.Millisecond {
 		t.Fatalf("registered with an interval of %s, want 333ms (TTL 1s / 3)", first)
 	}
 	var nodes []sched.Node
@@ -298,11 +315,21 @@ func TestAgentFollowsHeartbeatInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Within a quarter of 2s (smaller changes are not sent), never above.
-	waitFor(t, "an interval of 1.6-2s", 10*time.Second, func() bool {
-		d := time.Duration(f.agent.beatEvery.Load())
-		if d > 2*time.Second {
+	waitAgent(t, f.agent, "an interval of 1.6-2s", 10*time.Second, func() bool {
+		if d := every(); d > 2*time.Second {
 			t.Fatalf("interval %s: more than the TTL allows", d)
 		}
-		return d >= 1600*time.Millisecond
+		return every() >= 1600*time.Millisecond
 	})
+}
+
+func register(t *testing.T, srv *coordinator.Server, name, src string) {
+	t.Helper()
+	job, err := spec.Parse(name, []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.RegisterJob(job); err != nil {
+		t.Fatal(err)
+	}
 }

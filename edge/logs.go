@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
-	"path/filepath"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -15,45 +15,40 @@ import (
 	"github.com/strata-run/strata/internal/wire"
 )
 
-// Log streams. The server opens a stream on the agent's connection for
-// each log read (the only streams it opens) and sends a LogRequest; the
-// agent answers with a LogHeader and the log file's bytes, and with Follow
-// keeps sending what the task appends, until the server ends or resets
-// its side of the stream, the session ends, or the agent stops. Each stream
-// is its own QUIC stream, so a log never delays a heartbeat on the control
-// stream.
+// Server streams. The server opens a stream on the agent's connection for
+// each log read, signal or stats request (the only streams it opens) and
+// sends its request as the first frame. A log read is answered with a
+// LogHeader and the log file's bytes, and with Follow goes on sending what
+// the task appends, until the server ends or resets its side of the
+// stream, the session ends, or the agent stops. A signal is answered with
+// TaskSignalled, a stats request with TaskStats. Each is its own QUIC
+// stream, so none of them delays a heartbeat on the control stream.
 
 // logPollEvery is how often a followed log file is checked for new bytes
 // and for rotation.
 const logPollEvery = 200 * time.Millisecond
 
-// ActiveLogStreams is how many log streams the agent is serving now.
-func (a *Agent) ActiveLogStreams() int { return int(a.logStreams.Load()) }
-
-// acceptStreams serves the streams the server opens on conn until ctx
-// ends or the connection closes; it returns once every one has ended.
-func (a *Agent) acceptStreams(ctx context.Context, conn *quic.Conn) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		st, err := conn.AcceptStream(ctx)
-		if err != nil {
-			return
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.serveLogStream(ctx, st)
-		}()
-	}
+// serverStream is a stream the server opened (a *quic.Stream).
+type serverStream interface {
+	io.ReadWriteCloser
+	CancelRead(quic.StreamErrorCode)
+	CancelWrite(quic.StreamErrorCode)
+	SetReadDeadline(time.Time) error
 }
 
-// serveLogStream answers one LogRequest on st. It owns one helper
-// goroutine, which reads st until the server ends or resets it and then
-// cancels the stream's context; both are gone when it returns.
-func (a *Agent) serveLogStream(ctx context.Context, st *quic.Stream) {
-	a.logStreams.Add(1)
-	defer a.logStreams.Add(-1)
+// streamServer answers the streams the server opens.
+type streamServer struct {
+	dataDir, nodeName string
+	signal            func(ctx context.Context, allocID, task, sig string) error
+	stats             func(ctx context.Context, allocID, task string) (wire.TaskStats, error)
+	log               *slog.Logger
+	poll              time.Duration // logPollEvery unless a test sets it
+	logStreams        atomic.Int64  // log streams being served
+}
+
+// serve answers one stream: it reads the request, and answers it. It
+// returns once the stream is done with.
+func (s *streamServer) serve(ctx context.Context, st serverStream) {
 	defer st.Close()
 	st.SetReadDeadline(time.Now().Add(10 * time.Second))
 	t, payload, err := wire.Read(st)
@@ -63,18 +58,55 @@ func (a *Agent) serveLogStream(ctx context.Context, st *quic.Stream) {
 		return
 	}
 	st.SetReadDeadline(time.Time{})
-	var req wire.LogRequest
-	if t != wire.TypeLogRequest {
-		err = fmt.Errorf("expected LogRequest, got %s", t)
-	} else {
-		err = wire.Decode(t, payload, &req)
-	}
-	if err != nil {
-		wire.Write(st, wire.TypeLogHeader, wire.LogHeader{Error: err.Error()})
+	switch t {
+	case wire.TypeLogRequest:
+		var req wire.LogRequest
+		if err := wire.Decode(t, payload, &req); err != nil {
+			wire.Write(st, wire.TypeLogHeader, wire.LogHeader{Error: err.Error()})
+			st.CancelRead(0)
+			return
+		}
+		s.serveLogs(ctx, st, req)
+	case wire.TypeSignalTask:
+		var req wire.SignalTask
+		err := wire.Decode(t, payload, &req)
+		if err == nil {
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err = s.signal(sctx, req.AllocID, req.Task, req.Signal)
+			cancel()
+		}
+		var ans wire.TaskSignalled
+		if err != nil {
+			ans.Error = err.Error()
+		}
+		wire.Write(st, wire.TypeTaskSignalled, ans)
 		st.CancelRead(0)
-		return
+	case wire.TypeStatsRequest:
+		var req wire.StatsRequest
+		var ans wire.TaskStats
+		err := wire.Decode(t, payload, &req)
+		if err == nil {
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			ans, err = s.stats(sctx, req.AllocID, req.Task)
+			cancel()
+		}
+		if err != nil {
+			ans.Error = err.Error()
+		}
+		wire.Write(st, wire.TypeTaskStats, ans)
+		st.CancelRead(0)
+	default:
+		wire.Write(st, wire.TypeError, wire.Error{Message: fmt.Sprintf("this agent answers LogRequest, SignalTask and StatsRequest on the streams a server opens, not %s", t)})
+		st.CancelRead(0)
 	}
+}
 
+// serveLogs streams a log. It owns one helper goroutine, which reads st
+// until the server ends or resets it and then cancels the stream's
+// context; both are gone when it returns.
+func (s *streamServer) serveLogs(ctx context.Context, st serverStream, req wire.LogRequest) {
+	s.logStreams.Add(1)
+	defer s.logStreams.Add(-1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	readerDone := make(chan struct{})
@@ -89,37 +121,27 @@ func (a *Agent) serveLogStream(ctx context.Context, st *quic.Stream) {
 	}()
 	stop := context.AfterFunc(ctx, func() { st.CancelWrite(0) })
 	defer stop()
-	if err := a.sendLogs(ctx, req, st, logPollEvery); err != nil && ctx.Err() == nil {
-		a.log.Debug("log stream ended", "alloc_id", req.AllocID, "task", req.Task, "err", err)
+	poll := s.poll
+	if poll <= 0 {
+		poll = logPollEvery
 	}
-}
-
-// taskLogPath is where a task's stdout or stderr is written (see
-// wasm_driver.go); ok is false for names that are not plain file names.
-func (a *Agent) taskLogPath(allocID, task, typ string) (string, bool) {
-	if typ != "stdout" && typ != "stderr" {
-		return "", false
+	if err := s.sendLogs(ctx, req, st, poll); err != nil && ctx.Err() == nil {
+		s.log.Debug("log stream ended", "alloc_id", req.AllocID, "task", req.Task, "err", err)
 	}
-	for _, s := range []string{allocID, task} {
-		if s == "" || s == "." || s == ".." || filepath.Base(s) != s {
-			return "", false
-		}
-	}
-	return filepath.Join(a.cfg.DataDir, "allocs", allocID, "logs", task+"."+typ), true
 }
 
 // sendLogs writes a LogHeader and the requested log to w: the whole
 // current file, or its last TailLines lines; with Follow it then polls
 // every poll for appended bytes (following the file across rotation)
 // until ctx ends or a write fails.
-func (a *Agent) sendLogs(ctx context.Context, req wire.LogRequest, w io.Writer, poll time.Duration) error {
-	path, ok := a.taskLogPath(req.AllocID, req.Task, req.Type)
+func (s *streamServer) sendLogs(ctx context.Context, req wire.LogRequest, w io.Writer, poll time.Duration) error {
+	path, ok := taskLogPath(s.dataDir, req.AllocID, req.Task, req.Type)
 	if !ok {
 		return wire.Write(w, wire.TypeLogHeader, wire.LogHeader{Error: fmt.Sprintf("bad log request: allocation %q, task %q, type %q (stdout or stderr)", req.AllocID, req.Task, req.Type)})
 	}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return wire.Write(w, wire.TypeLogHeader, wire.LogHeader{Error: fmt.Sprintf("node %s has no %s log for task %q of allocation %s (has the task started on it?)", a.cfg.NodeName, req.Type, req.Task, req.AllocID)})
+		return wire.Write(w, wire.TypeLogHeader, wire.LogHeader{Error: fmt.Sprintf("node %s has no %s log for task %q of allocation %s (has the task started on it?)", s.nodeName, req.Type, req.Task, req.AllocID)})
 	}
 	if err != nil {
 		return wire.Write(w, wire.TypeLogHeader, wire.LogHeader{Error: err.Error()})

@@ -54,6 +54,9 @@ type cacheEntry struct {
 
 const partialSuffix = ".part"
 
+// maxModuleSize bounds a module the agent downloads.
+const maxModuleSize = 256 << 20
+
 // errModuleCorrupt: the downloaded bytes do not hash to the digest asked for.
 var errModuleCorrupt = errors.New("edge: downloaded module does not match its digest")
 

@@ -4,11 +4,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-run/strata/spec"
+	"github.com/strata-run/strata/internal/wire"
 )
 
-func policy(attempts int, interval, delay time.Duration, mode string) *spec.RestartPolicy {
-	return &spec.RestartPolicy{Attempts: attempts, Interval: spec.Duration(interval), Delay: spec.Duration(delay), Mode: mode}
+func policy(attempts int, interval, delay time.Duration, mode string) *wire.RestartPolicy {
+	return &wire.RestartPolicy{Attempts: attempts, Interval: interval, Delay: delay, Mode: mode}
 }
 
 type step struct {
@@ -21,7 +21,7 @@ func TestRestartTracker(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	cases := []struct {
 		name   string
-		policy *spec.RestartPolicy
+		policy *wire.RestartPolicy
 		steps  []step
 	}{
 		{"fail mode gives up after attempts within interval", policy(2, time.Minute, 15*time.Second, "fail"), []step{

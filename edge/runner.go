@@ -2,30 +2,52 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"math/rand/v2"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/strata-run/strata/internal/wire"
-	"github.com/strata-run/strata/spec"
 )
+
+// runnerDeps is what an allocation runner needs from the agent, as small
+// functions and plain data: a runner holds no pointer back to the agent.
+type runnerDeps struct {
+	// report records an allocation's status in the outbox.
+	report func(wire.AllocStatus)
+	// saveStates keeps an allocation's task states in local state, so
+	// they survive an agent restart; nil keeps nothing.
+	saveStates func(allocID string, states map[string]*wire.TaskState) error
+	// driver returns the driver of that name, or why this agent has none.
+	driver func(name string) (driver, error)
+	// node is what runtime references resolve against.
+	node nodeInfo
+	// dataDir holds the task log files (allocs/<alloc>/logs/).
+	dataDir string
+	log     *slog.Logger
+}
+
+// nodeInfo is the node as tasks see it: their runtime references
+// (${node.datacenter}, ${attr.…}, ${meta.…}) and the address they serve on.
+type nodeInfo struct {
+	id, name, datacenter, bindAddr string
+	attributes, meta               map[string]string
+}
 
 // allocRunner runs one allocation's tasks and reports their state. It
 // owns one goroutine per task; stop cancels them and waits.
 type allocRunner struct {
-	a      *Agent
-	alloc  wire.Alloc
-	log    *slog.Logger
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	deps  *runnerDeps
+	alloc wire.Alloc
+	// reattach: the runner was made from local state after an agent
+	// restart, so each task first tries to re-attach to what the previous
+	// run left running.
+	reattach bool
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     chan struct{}
 
 	mu         sync.Mutex
 	tasks      map[string]*taskState
@@ -39,15 +61,16 @@ type taskState struct {
 	desc      string
 	endpoints []wire.Endpoint
 	hist      wire.TaskState // Nomad-style state and events, reported and persisted
+	handle    taskHandle     // the running attempt, nil between attempts
 }
 
 // newAllocRunner prepares al's runner; restored are the task states kept
 // in local state from before an agent restart, if any.
-func newAllocRunner(a *Agent, al wire.Alloc, restored map[string]*wire.TaskState) *allocRunner {
+func newAllocRunner(deps *runnerDeps, al wire.Alloc, restored map[string]*wire.TaskState, reattach bool) *allocRunner {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &allocRunner{
-		a: a, alloc: al, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		log:   a.log.With("alloc", al.Name, "alloc_id", al.ID),
+		deps: deps, alloc: al, reattach: reattach, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		log:   deps.log.With("alloc", al.Name, "alloc_id", al.ID),
 		tasks: map[string]*taskState{},
 	}
 	now := time.Now()
@@ -68,11 +91,7 @@ func (r *allocRunner) run() {
 	r.publish()
 	var wg sync.WaitGroup
 	for _, t := range r.alloc.Tasks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.runTask(t)
-		}()
+		wg.Go(func() { r.runTask(t) })
 	}
 	wg.Wait()
 }
@@ -102,6 +121,28 @@ func (r *allocRunner) setTask(name, state, desc string, eps []wire.Endpoint) {
 	if state == "failed" {
 		r.cancel() // one failed task fails the allocation: stop its siblings
 	}
+}
+
+// setHandle records a task's running attempt (nil once it is over), for
+// signals and stats.
+func (r *allocRunner) setHandle(name string, h taskHandle) {
+	r.mu.Lock()
+	r.tasks[name].handle = h
+	r.mu.Unlock()
+}
+
+// handle is a task's running attempt, or an error saying why there is none.
+func (r *allocRunner) handle(name string) (taskHandle, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ts := r.tasks[name]
+	if ts == nil {
+		return nil, fmt.Errorf("allocation %s has no task %q", r.alloc.ID, name)
+	}
+	if ts.handle == nil {
+		return nil, fmt.Errorf("task %q of allocation %s is not running now", name, r.alloc.ID)
+	}
+	return ts.handle, nil
 }
 
 // record applies an event to a task's history (and, if state != "", sets
@@ -135,12 +176,12 @@ func (r *allocRunner) taskStates() map[string]*wire.TaskState {
 // agent restart. Events are rare (a restart waits at least its delay), so
 // one bbolt write per event is cheap.
 func (r *allocRunner) persist() {
-	if r.a.local == nil {
+	if r.deps.saveStates == nil {
 		return
 	}
 	r.saveMu.Lock()
 	defer r.saveMu.Unlock()
-	if err := r.a.local.saveTaskStates(r.alloc.ID, r.taskStates()); err != nil {
+	if err := r.deps.saveStates(r.alloc.ID, r.taskStates()); err != nil {
 		r.log.Warn("saving task states", "err", err)
 	}
 }
@@ -176,7 +217,7 @@ func (r *allocRunner) publish() {
 		st.ClientStatus = "complete"
 	}
 	st.Description = strings.Join(descs, "; ")
-	r.a.report(st)
+	r.deps.report(st)
 }
 
 func (r *allocRunner) anyFailed() bool {
@@ -188,52 +229,6 @@ func (r *allocRunner) anyFailed() bool {
 		}
 	}
 	return false
-}
-
-// defaultRestart is the restart policy of a task without one (Nomad's
-// service defaults).
-var defaultRestart = &spec.RestartPolicy{Attempts: 2, Interval: spec.Duration(30 * time.Minute), Delay: spec.Duration(15 * time.Second), Mode: "fail"}
-
-// runTask runs one task under its restart policy: each failure to start
-// or serve is retried after the policy's delay, at most Attempts times
-// within Interval; then mode "fail" fails the task and mode "delay" waits
-// for the interval to end and starts counting again.
-func (r *allocRunner) runTask(t *spec.Task) {
-	policy := t.Restart
-	if policy == nil {
-		policy = defaultRestart
-	}
-	tracker := newRestartTracker(policy)
-	for {
-		err := r.runTaskOnce(t)
-		if r.ctx.Err() != nil {
-			r.killed(t.Name)
-			return
-		}
-		delay, ok := tracker.next(time.Now())
-		if !ok {
-			r.log.Error("task failed", "task", t.Name, "err", err)
-			r.record(t.Name, "failed", fmt.Sprintf("%v; not restarting: %d attempts in %s exhausted", err, policy.Attempts, policy.Interval),
-				func(h *wire.TaskState, now time.Time) {
-					taskEnded(h, now, err)
-					taskNotRestarting(h, now, policy)
-				})
-			return
-		}
-		delay += jitter(delay)
-		r.log.Warn("task failed, restarting", "task", t.Name, "err", err, "in", delay)
-		r.record(t.Name, "pending", fmt.Sprintf("restarting in %s after: %v", delay.Round(time.Millisecond), err),
-			func(h *wire.TaskState, now time.Time) {
-				taskEnded(h, now, err)
-				taskRestarting(h, now, delay)
-			})
-		select {
-		case <-r.ctx.Done():
-			r.killed(t.Name)
-			return
-		case <-time.After(delay):
-		}
-	}
 }
 
 // killed records that a stopped runner ended a task that was not dead.
@@ -252,8 +247,8 @@ func (r *allocRunner) killed(name string) {
 }
 
 // started records that an attempt of a task runs. It does not report:
-// the caller's next setTask (or its checks' first publish) does, so a
-// start costs one status report, as before events.
+// the task's checks' first publish does, so a start costs one status
+// report.
 func (r *allocRunner) started(name, msg string) {
 	r.mu.Lock()
 	taskStarted(&r.tasks[name].hist, time.Now(), msg)
@@ -261,144 +256,10 @@ func (r *allocRunner) started(name, msg string) {
 	r.persist()
 }
 
-// jitter adds up to 25% of d, as Nomad does, so tasks failing together do
-// not restart in lockstep.
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return rand.N(d/4 + 1)
-}
-
-// runTaskOnce runs one attempt of the task: until it fails, the runner is
-// stopped, or (command mode, a container) it completes. See
-// wasm_driver.go and docker_driver.go.
-func (r *allocRunner) runTaskOnce(t *spec.Task) error {
-	ctx, cancel := context.WithCancelCause(r.ctx)
-	defer cancel(nil)
-	at := attempt{ctx: ctx, restart: cancel}
-	var err error
-	switch t.Driver {
-	case "wasm":
-		err = r.runWasmTask(at, t)
-	case "docker":
-		err = r.runDockerTask(at, t)
-	default:
-		return fmt.Errorf("driver %q is not available on this agent", t.Driver)
-	}
-	var cr *checkRestartError
-	if r.ctx.Err() == nil && errors.As(context.Cause(ctx), &cr) {
-		return cr // the driver saw a cancelled attempt; the check said why
-	}
-	return err
-}
-
-// attempt is one run of a task: drivers run under ctx, and the task's
-// checks end it early with restart (check_restart).
-type attempt struct {
-	ctx     context.Context
-	restart context.CancelCauseFunc
-}
-
-// checkRestartError ends an attempt whose check failed
-// check_restart.limit times in a row.
-type checkRestartError struct{ reason string }
-
-func (e *checkRestartError) Error() string { return e.reason }
-
-// taskPorts are the allocation's ports that the task declared.
-func (r *allocRunner) taskPorts(t *spec.Task) []wire.Port {
-	var out []wire.Port
-	for _, p := range t.Ports() {
-		for _, ap := range r.alloc.Ports {
-			if ap.Label == p.Label {
-				out = append(out, ap)
-			}
-		}
-	}
-	return out
-}
-
-// runtimeVars are the variables a task sees and its env and args may
-// reference: Strata's, and Nomad's names for the same values.
-func (r *allocRunner) runtimeVars(t *spec.Task, ports []wire.Port) map[string]string {
-	vars := map[string]string{
-		"STRATA_ALLOC_ID":   r.alloc.ID,
-		"STRATA_ALLOC_NAME": r.alloc.Name,
-		"STRATA_JOB_NAME":   r.alloc.JobID,
-		"STRATA_GROUP_NAME": r.alloc.Group,
-		"STRATA_TASK_NAME":  t.Name,
-	}
-	for _, p := range ports {
-		vars["STRATA_PORT_"+p.Label] = strconv.Itoa(p.Value)
-		vars["STRATA_ADDR_"+p.Label] = net.JoinHostPort(r.a.cfg.BindAddr, strconv.Itoa(p.Value))
-		vars["NOMAD_HOST_PORT_"+p.Label] = strconv.Itoa(p.Value)
-		vars["NOMAD_IP_"+p.Label] = r.a.cfg.BindAddr
-	}
-	for k, v := range maps.Clone(vars) {
-		if rest, ok := strings.CutPrefix(k, "STRATA_"); ok {
-			vars["NOMAD_"+rest] = v
-		}
-	}
-	return vars
-}
-
-// taskEnv is the task's env (already resolved) plus the runtime variables.
-func (r *allocRunner) taskEnv(t *spec.Task, ports []wire.Port) map[string]string {
-	env := r.runtimeVars(t, ports)
-	for k, v := range t.Env {
-		env[k] = v
-	}
-	return env
-}
-
-// resolveTask returns a copy of t whose env values, args and command have their
-// runtime references (${STRATA_PORT_http}, ${node.datacenter},
-// ${attr.…}, ${meta.…}) resolved with spec.Interpolate; a reference the
-// agent cannot resolve fails the task, naming it.
-func (r *allocRunner) resolveTask(t *spec.Task, ports []wire.Port) (*spec.Task, error) {
-	vars := r.runtimeVars(t, ports)
-	resolve := func(ref string) (string, bool) {
-		if v, ok := vars[ref]; ok {
-			return v, true
-		}
-		switch {
-		case ref == "node.datacenter":
-			return r.a.cfg.Datacenter, true
-		case ref == "node.unique.name":
-			return r.a.cfg.NodeName, true
-		case ref == "node.unique.id":
-			return r.a.nodeID, true
-		case strings.HasPrefix(ref, "attr."):
-			v, ok := r.a.fp.attributes[strings.TrimPrefix(ref, "attr.")]
-			return v, ok
-		case strings.HasPrefix(ref, "meta."):
-			v, ok := r.a.cfg.Meta[strings.TrimPrefix(ref, "meta.")]
-			return v, ok
-		}
-		return "", false
-	}
-	c := *t
-	c.Env = make(map[string]string, len(t.Env))
-	for k, v := range t.Env {
-		out, err := spec.Interpolate(v, resolve)
-		if err != nil {
-			return nil, fmt.Errorf("env %s: %w", k, err)
-		}
-		c.Env[k] = out
-	}
-	c.Config.Args = make([]string, len(t.Config.Args))
-	for i, a := range t.Config.Args {
-		out, err := spec.Interpolate(a, resolve)
-		if err != nil {
-			return nil, fmt.Errorf("args[%d]: %w", i, err)
-		}
-		c.Config.Args[i] = out
-	}
-	command, err := spec.Interpolate(t.Config.Command, resolve)
-	if err != nil {
-		return nil, fmt.Errorf("command: %w", err)
-	}
-	c.Config.Command = command
-	return &c, nil
+// completeTask marks a task complete; publish reports the allocation
+// complete once every task is.
+func (r *allocRunner) completeTask(name string, ran time.Duration) {
+	desc := fmt.Sprintf("exited 0 after %s", ran.Round(time.Millisecond))
+	r.log.Info("task complete", "task", name, "desc", desc)
+	r.record(name, "complete", desc, func(h *wire.TaskState, now time.Time) { taskCompleted(h, now, ran) })
 }

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,10 +25,23 @@ var (
 	bucketAllocs     = []byte("allocs")      // alloc ID -> wire.Alloc
 	bucketServers    = []byte("servers")     // agent address of a server -> nil
 	bucketTaskStates = []byte("task-states") // alloc ID -> map[task]wire.TaskState
+	bucketMeta       = []byte("meta")        // keyAllocsFormat
+)
+
+// keyAllocsFormat names the encoding of the stored allocations: the wire
+// protocol version whose wire.Alloc they are. An agent of another
+// version does not run what it cannot read faithfully.
+var (
+	keyAllocsFormat = []byte("allocs-format")
+	allocsFormat    = []byte(fmt.Sprintf("wire/%d", wire.Version))
 )
 
 // ErrCorruptLocalState is returned when the agent's state file cannot be trusted.
 var ErrCorruptLocalState = errors.New("edge: corrupt local state")
+
+// errStaleLocalState: the stored allocations were written by an agent of
+// another protocol version.
+var errStaleLocalState = errors.New("edge: allocations stored by an agent of another version")
 
 func openLocalState(path string) (*localState, error) {
 	if err := boltcheck.Preflight(path); err != nil {
@@ -42,6 +56,9 @@ func openLocalState(path string) (*localState, error) {
 			return err
 		}
 		if _, err := tx.CreateBucketIfNotExists(bucketTaskStates); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(bucketMeta); err != nil {
 			return err
 		}
 		_, err := tx.CreateBucketIfNotExists(bucketAllocs)
@@ -62,6 +79,9 @@ func (l *localState) save(allocs []wire.Alloc) error {
 		}
 		b, err := tx.CreateBucket(bucketAllocs)
 		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketMeta).Put(keyAllocsFormat, allocsFormat); err != nil {
 			return err
 		}
 		for _, a := range allocs {
@@ -126,11 +146,19 @@ func (l *localState) deleteTaskStates(allocID string) error {
 	})
 }
 
-// load returns the stored allocation set.
+// load returns the stored allocation set; errStaleLocalState if an agent
+// of another protocol version stored it.
 func (l *localState) load() ([]wire.Alloc, error) {
 	var out []wire.Alloc
 	err := l.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAllocs).ForEach(func(k, v []byte) error {
+		b := tx.Bucket(bucketAllocs)
+		if k, _ := b.Cursor().First(); k == nil {
+			return nil
+		}
+		if f := tx.Bucket(bucketMeta).Get(keyAllocsFormat); !bytes.Equal(f, allocsFormat) {
+			return fmt.Errorf("%w: format %q, this agent reads %q", errStaleLocalState, f, allocsFormat)
+		}
+		return b.ForEach(func(k, v []byte) error {
 			var a wire.Alloc
 			if err := json.Unmarshal(v, &a); err != nil {
 				return fmt.Errorf("%w: allocation %q: %v", ErrCorruptLocalState, k, err)

@@ -2,192 +2,60 @@ package edge
 
 import (
 	"context"
-	"io"
-	"log/slog"
+	"errors"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/strata-run/strata/internal/testwasm"
 	"github.com/strata-run/strata/internal/wire"
-	"github.com/strata-run/strata/spec"
-	"github.com/strata-run/strata/wasmhost"
 )
 
-// The wasm driver's three modes, through runTaskOnce, on an agent without a
-// server: modules come from its module cache. The host runs wazero's
-// interpreter, which compiles the Go examples in a second or two where the
-// compiler (race-instrumented under -race) takes much longer.
-
-// wasip1Module builds a Go package for wasip1 once per test binary.
-func wasip1Module(t *testing.T, pkg string) []byte {
-	t.Helper()
-	b, err := testwasm.Build("", pkg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// testAgent is an agent with a wasm host and a module cache, and no server.
-func testAgent(t *testing.T) *Agent {
-	t.Helper()
-	dir := t.TempDir()
-	h, err := wasmhost.New(context.Background(), wasmhost.Config{Interpreter: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close(context.Background()) })
-	mods, err := newModuleCache(filepath.Join(dir, "modules"), DefaultModuleCacheMB<<20, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Agent{
-		cfg:  Config{DataDir: dir, BindAddr: "127.0.0.1"},
-		log:  slog.New(slog.DiscardHandler),
-		host: h, mods: mods,
-		statuses: map[string]wire.AllocStatus{}, dirty: map[string]bool{},
-		statReady: make(chan struct{}, 1),
-	}
-}
-
-// wasmTask puts b in a's module cache and returns a task running it.
-func wasmTask(t *testing.T, a *Agent, b []byte, mode string) *spec.Task {
-	t.Helper()
-	digest := wasmhost.Digest(b)
-	if err := a.mods.put(digest, b); err != nil {
-		t.Fatal(err)
-	}
-	task := &spec.Task{
-		Name: "task", Driver: "wasm",
-		Config:    spec.TaskConfig{Module: "m@1", ModuleDigest: digest, Mode: mode},
-		Resources: spec.Resources{MemoryMB: 64},
-	}
-	if mode != spec.ModeCommand {
-		task.Resources.Networks = []*spec.Network{{Ports: []*spec.Port{{Label: "http"}}}}
-	}
-	return task
-}
-
-// taskRun is one attempt of a task, run in the background.
-type taskRun struct {
-	r        *allocRunner
-	addr     string // its port's address, if it has one
-	finished chan struct{}
-	err      error // runTaskOnce's, once finished
-}
-
-// wait waits for the attempt to end and returns runTaskOnce's result.
-func (tr *taskRun) wait() error {
-	<-tr.finished
-	return tr.err
-}
-
-// stop stops the runner and returns runTaskOnce's result.
-func (tr *taskRun) stop() error {
-	tr.r.cancel()
-	return tr.wait()
-}
-
-// startTask runs one attempt of task in an allocation of its own.
-func startTask(t *testing.T, a *Agent, task *spec.Task) *taskRun {
-	t.Helper()
-	al := wire.Alloc{ID: "alloc-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), Name: "job.g[0]", JobID: "job", Group: "g", DesiredStatus: "run", Tasks: []*spec.Task{task}}
-	tr := &taskRun{finished: make(chan struct{})}
-	if len(task.Resources.Networks) > 0 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr.addr = ln.Addr().String()
-		ln.Close()
-		al.Ports = []wire.Port{{Label: "http", Value: ln.Addr().(*net.TCPAddr).Port}}
-	}
-	tr.r = newAllocRunner(a, al, nil)
-	go func() {
-		defer close(tr.finished)
-		tr.err = tr.r.runTaskOnce(task)
-	}()
-	t.Cleanup(func() { tr.stop() })
-	return tr
-}
-
-// waitStatus waits until the allocation's reported status is want.
-func waitStatus(t *testing.T, a *Agent, tr *taskRun, want string) wire.AllocStatus {
-	t.Helper()
-	timeout := time.After(time.Minute)
-	for {
-		a.statMu.Lock()
-		st := a.statuses[tr.r.alloc.ID]
-		a.statMu.Unlock()
-		if st.ClientStatus == want {
-			return st
-		}
-		select {
-		case <-a.statReady:
-		case <-tr.finished:
-			t.Fatalf("task ended (%v) while waiting for status %s; status %+v", tr.err, want, st)
-		case <-timeout:
-			t.Fatalf("no status %s after a minute; status %+v", want, st)
-		}
-	}
-}
-
-func getBody(t *testing.T, url string) string {
-	t.Helper()
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %q", url, resp.StatusCode, b)
-	}
-	return string(b)
-}
+// The wasm driver's three modes, one attempt at a time through
+// runAttempt (or a whole runner), on a node without a server: modules
+// come from its module cache.
 
 func TestWasmDriverHTTP(t *testing.T) {
-	a := testAgent(t)
+	n := newTestNode(t)
 	tiny, err := os.ReadFile("../examples/tiny/tiny.wasm")
 	if err != nil {
 		t.Fatal(err)
 	}
-	task := wasmTask(t, a, tiny, spec.ModeHTTP)
+	task := wasmTask(t, n, tiny, wire.ModeHTTP)
 	task.Config.MaxConcurrency = 4
-	task.Config.MaxRequestTime = spec.Duration(time.Second)
-	tr := startTask(t, a, task)
-	waitStatus(t, a, tr, "running")
-	if got := getBody(t, "http://"+tr.addr+"/x"); got != "hello" {
+	task.Config.MaxRequestTime = time.Second
+	al := testAlloc(t, task, wire.Port{Label: "http"})
+	ar := startAttempt(t, n, al, false)
+	waitStatus(t, n.outbox, al.ID, ar.finished, "running")
+	if got := getBody(t, "http://"+ar.addr+"/x"); got != "hello" {
 		t.Fatalf("body %q, want hello", got)
 	}
-	if err := tr.stop(); err != nil {
+	if err := ar.stop(); err != nil {
 		t.Fatalf("stopped http task: %v", err)
 	}
 }
 
 func TestWasmDriverListener(t *testing.T) {
-	a := testAgent(t)
-	task := wasmTask(t, a, wasip1Module(t, "../examples/server"), spec.ModeListener)
-	tr := startTask(t, a, task)
-	waitStatus(t, a, tr, "running")
-	if got := getBody(t, "http://"+tr.addr+"/x"); got != "hello from /x\n" {
+	n := newTestNode(t)
+	task := wasmTask(t, n, wasip1Module(t, "../examples/server"), wire.ModeListener)
+	al := testAlloc(t, task, wire.Port{Label: "http"})
+	ar := startAttempt(t, n, al, false)
+	waitStatus(t, n.outbox, al.ID, ar.finished, "running")
+	if got := getBody(t, "http://"+ar.addr+"/x"); got != "hello from /x\n" {
 		t.Fatalf("body %q", got)
 	}
-	if err := tr.stop(); err != nil {
+	if err := ar.stop(); err != nil {
 		t.Fatalf("stopped listener task: %v", err)
 	}
-	ln, err := net.Listen("tcp", tr.addr)
+	ln, err := net.Listen("tcp", ar.addr)
 	if err != nil {
 		t.Fatalf("port still taken after the task stopped: %v", err)
 	}
 	ln.Close()
-	logs, _ := os.ReadFile(filepath.Join(a.cfg.DataDir, "allocs", tr.r.alloc.ID, "logs", "task.stderr"))
+	logs, _ := os.ReadFile(filepath.Join(n.dir, "allocs", al.ID, "logs", "task.stderr"))
 	if !strings.Contains(string(logs), "server: serving on") {
 		t.Errorf("stderr log %q", logs)
 	}
@@ -201,53 +69,155 @@ func TestWasmDriverCommand(t *testing.T) {
 	}
 
 	t.Run("exit 0 completes the task", func(t *testing.T) {
-		a := testAgent(t)
-		task := wasmTask(t, a, worker, spec.ModeCommand)
+		n := newTestNode(t)
+		task := wasmTask(t, n, worker, wire.ModeCommand)
 		task.Config.Args = []string{"/data"}
-		task.Config.Mounts = []*spec.Mount{{Source: data, Target: "/data", Readonly: true}}
-		tr := startTask(t, a, task)
-		st := waitStatus(t, a, tr, "complete")
+		task.Config.Mounts = []wire.Mount{{Source: data, Target: "/data", Readonly: true}}
+		al := testAlloc(t, task)
+		r, done := startRunner(t, n, al)
+		st := waitStatus(t, n.outbox, al.ID, done, "complete")
 		if !strings.Contains(st.Description, "exited 0") {
 			t.Errorf("description %q", st.Description)
 		}
-		logs, _ := os.ReadFile(filepath.Join(a.cfg.DataDir, "allocs", tr.r.alloc.ID, "logs", "task.stdout"))
+		logs, _ := os.ReadFile(filepath.Join(n.dir, "allocs", al.ID, "logs", "task.stdout"))
 		if want := "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03  /data/f.txt\n"; string(logs) != want {
 			t.Errorf("stdout log %q, want %q", logs, want)
 		}
-		select {
-		case <-tr.finished:
-			t.Fatalf("a complete task returned %v before the runner stopped: it would be restarted", tr.err)
-		default:
+		if ts := r.taskStates()["task"]; ts.Restarts != 0 || ts.State != wire.TaskDead || ts.Failed {
+			t.Fatalf("a complete task: %+v, want dead, not failed, never restarted", ts)
 		}
-		if err := tr.stop(); err != nil {
-			t.Fatal(err)
+		select {
+		case <-done:
+			t.Fatal("the runner of a complete allocation returned before it was stopped")
+		default:
 		}
 	})
 
 	t.Run("a failure goes to the restart policy", func(t *testing.T) {
-		a := testAgent(t)
-		task := wasmTask(t, a, worker, spec.ModeCommand)
+		n := newTestNode(t)
+		task := wasmTask(t, n, worker, wire.ModeCommand)
 		task.Config.Args = []string{"/nope"}
-		err := startTask(t, a, task).wait()
-		if err == nil || !strings.Contains(err.Error(), "exited with code 1") || !strings.Contains(err.Error(), "worker: ") {
-			t.Fatalf("runTaskOnce = %v, want the exit code and the module's message", err)
+		ar := startAttempt(t, n, testAlloc(t, task), false)
+		err := ar.wait()
+		if err == nil || ar.completed || !strings.Contains(err.Error(), "exited with code 1") || !strings.Contains(err.Error(), "worker: ") {
+			t.Fatalf("runAttempt = %v, want the exit code and the module's message", err)
 		}
 	})
 
 	t.Run("memory limit", func(t *testing.T) {
-		a := testAgent(t)
-		task := wasmTask(t, a, worker, spec.ModeCommand)
+		n := newTestNode(t)
+		task := wasmTask(t, n, worker, wire.ModeCommand)
 		task.Resources.MemoryMB = 1 // under the Go runtime's initial memory
-		if err := startTask(t, a, task).wait(); err == nil || !strings.Contains(err.Error(), "memory limit") {
-			t.Fatalf("runTaskOnce = %v, want a memory limit refusal", err)
+		if err := startAttempt(t, n, testAlloc(t, task), false).wait(); err == nil || !strings.Contains(err.Error(), "memory limit") {
+			t.Fatalf("runAttempt = %v, want a memory limit refusal", err)
 		}
 	})
 }
 
 func TestWasmDriverBadMode(t *testing.T) {
-	a := testAgent(t)
-	task := wasmTask(t, a, []byte("\x00asm\x01\x00\x00\x00"), "daemon")
-	if err := startTask(t, a, task).wait(); err == nil || !strings.Contains(err.Error(), `mode "daemon" is not supported`) {
-		t.Fatalf("runTaskOnce = %v", err)
+	n := newTestNode(t)
+	task := wasmTask(t, n, []byte("\x00asm\x01\x00\x00\x00"), "daemon")
+	if err := startAttempt(t, n, testAlloc(t, task), false).wait(); err == nil || !strings.Contains(err.Error(), `mode "daemon" is not supported`) {
+		t.Fatalf("runAttempt = %v", err)
+	}
+}
+
+// A stop signal ends a wasm task's instance, and the attempt fails naming
+// it (the restart policy then applies); any other signal is refused
+// without touching the task. Stats count the requests and instances.
+func TestWasmDriverSignalsAndStats(t *testing.T) {
+	tiny, err := os.ReadFile("../examples/tiny/tiny.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newTestNode(t)
+	task := wasmTask(t, n, tiny, wire.ModeHTTP)
+	al := testAlloc(t, task, wire.Port{Label: "http"})
+	ar := startAttempt(t, n, al, false)
+	waitStatus(t, n.outbox, al.ID, ar.finished, "running")
+	set := newAllocSet(n.deps, n.outbox, nil, func(map[string]bool) {}, n.deps.log)
+	set.runners[al.ID] = ar.r
+	ctx := context.Background()
+
+	for range 3 {
+		getBody(t, "http://"+ar.addr+"/")
+	}
+	st, err := set.stats(ctx, al.ID, "task")
+	if err != nil || st.Requests != 3 || st.Instances != 0 || !slices.Equal(st.Measured, []string{wire.MeasuredInstances, wire.MeasuredRequests}) ||
+		st.AllocID != al.ID || st.Task != "task" || st.Time == 0 {
+		t.Fatalf("stats = %+v, %v; want 3 requests, no instance running now, instances and requests measured", st, err)
+	}
+	if _, err := set.stats(ctx, al.ID, "nosuch"); err == nil || !strings.Contains(err.Error(), `no task "nosuch"`) {
+		t.Fatalf("stats of a task the allocation lacks: %v", err)
+	}
+
+	err = set.signal(ctx, al.ID, "task", "hup")
+	if !errors.Is(err, errSignalRefused) || !strings.Contains(err.Error(), "SIGHUP has no meaning to a WebAssembly module") {
+		t.Fatalf("SIGHUP to a wasm task: %v, want a refusal naming it", err)
+	}
+	if got := getBody(t, "http://"+ar.addr+"/"); got != "hello" {
+		t.Fatalf("after a refused signal the task answers %q", got)
+	}
+	if err := set.signal(ctx, al.ID, "task", "SIGTERM"); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	if err := ar.wait(); err == nil || !strings.Contains(err.Error(), "stopped by SIGTERM") {
+		t.Fatalf("the attempt after SIGTERM: %v, want it ended by the signal", err)
+	}
+	if _, err := set.stats(ctx, al.ID, "task"); err == nil || !strings.Contains(err.Error(), "is not running") {
+		t.Fatalf("stats of an ended attempt: %v", err)
+	}
+}
+
+// A command stopped by SIGKILL ends as a failure naming the signal; a
+// listener's stats count its one instance.
+func TestWasmDriverInstanceSignals(t *testing.T) {
+	n := newTestNode(t)
+	d := n.drivers[wire.DriverWasm].(*wasmDriver)
+	ctx := context.Background()
+
+	server := wasmTask(t, n, wasip1Module(t, "../examples/server"), wire.ModeListener)
+	ls := &taskSpec{AllocID: "a1", Task: server, Ports: []wire.Port{{Label: "http", Value: freeTCPPort(t)}}}
+	h, err := d.start(ctx, ls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := h.stats(ctx); err != nil || st.Instances != 1 || !slices.Equal(st.Measured, []string{wire.MeasuredInstances}) {
+		t.Fatalf("listener stats = %+v, %v; want one instance", st, err)
+	}
+	if err := h.signal(ctx, "SIGKILL"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.wait(ctx); err == nil || !strings.Contains(err.Error(), "listener on ") || !strings.Contains(err.Error(), "stopped by SIGKILL") {
+		t.Fatalf("listener after SIGKILL: %v", err)
+	}
+	h.stop(time.Second)
+	if st, _ := h.stats(ctx); st.Instances != 0 {
+		t.Fatalf("stats after the instance ended: %+v", st)
+	}
+	if err := h.signal(ctx, "SIGTERM"); !errors.Is(err, errSignalRefused) {
+		t.Fatalf("a signal to an ended instance: %v, want a refusal", err)
+	}
+}
+
+// A wasm instance cannot outlive the agent, so there is never one to
+// re-attach to: the runner starts the task again.
+func TestWasmDriverDoesNotRecover(t *testing.T) {
+	n := newTestNode(t)
+	tiny, err := os.ReadFile("../examples/tiny/tiny.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := wasmTask(t, n, tiny, wire.ModeHTTP)
+	_, err = n.drivers[wire.DriverWasm].recover(context.Background(), &taskSpec{Task: task})
+	if !errors.Is(err, errNotRecovered) || !strings.Contains(err.Error(), "ended with its previous run") {
+		t.Fatalf("recover = %v, want errNotRecovered saying why", err)
+	}
+	// A runner restored from local state starts it instead.
+	al := testAlloc(t, task, wire.Port{Label: "http"})
+	ar := startAttempt(t, n, al, true)
+	st := waitStatus(t, n.outbox, al.ID, ar.finished, "running")
+	if ev := st.TaskStates["task"].Events; ev[len(ev)-1].Type != wire.EventStarted || !strings.HasPrefix(ev[len(ev)-1].Message, "Serving http on ") {
+		t.Fatalf("events %+v, want the task started anew", ev)
 	}
 }

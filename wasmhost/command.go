@@ -11,8 +11,8 @@ type CommandConfig struct {
 	Name   string            // argv[0] and log attribute, e.g. the task name
 	Args   []string          // argv after argv[0]
 	Env    map[string]string // the environment, nothing else
-	Stdout io.Writer         // nil = discard; e.g. a *LogFile
-	Stderr io.Writer         // nil = discard; e.g. a *LogFile
+	Stdout io.Writer         // nil = discard; e.g. the agent's log file
+	Stderr io.Writer         // nil = discard; e.g. the agent's log file
 	// MaxRuntime stops the run after this long (0 = no bound): ExitTimeout.
 	MaxRuntime time.Duration
 

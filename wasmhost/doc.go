@@ -25,8 +25,9 @@
 //     request and per command run, no filesystem but Limits.Mounts, no real
 //     clock but in listener mode or with Limits.RealClock, no network but the
 //     listener's socket;
-//   - stdio capture: module stdout/stderr to any io.Writer, and LogFile, a
-//     size-rotated file for them.
+//   - stdio capture: module stdout/stderr to any io.Writer (the agent hands
+//     it its rotated task log files; they are the agent's, not this
+//     package's).
 //
 // How an instance ends is an *ExitError (exit code, trap with its message,
 // memory limit, time limit, with the module's telling stderr line), which

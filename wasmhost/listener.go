@@ -18,8 +18,8 @@ type ListenerConfig struct {
 	Name   string            // argv[0] and log attribute, e.g. the task name
 	Args   []string          // argv after argv[0]
 	Env    map[string]string // the environment, plus STRATA_LISTEN_FD
-	Stdout io.Writer         // nil = discard; e.g. a *LogFile
-	Stderr io.Writer         // nil = discard; e.g. a *LogFile
+	Stdout io.Writer         // nil = discard; e.g. the agent's log file
+	Stderr io.Writer         // nil = discard; e.g. the agent's log file
 
 	// Addr is the "ip:port" to listen on: the port the agent assigned.
 	Addr string

@@ -6,8 +6,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -66,28 +68,23 @@ func dialAndRegister(ctx context.Context, link SimLink, reg wire.Register) (*qui
 	if err != nil {
 		return fail(err)
 	}
+	reg.Versions = wire.Versions() // the protocol versions this build speaks, as edge.Agent says
 	if err := wire.Write(ctrl, wire.TypeRegister, reg); err != nil {
 		return fail(err)
 	}
 	deadline, _ := ctx.Deadline()
 	ctrl.SetReadDeadline(deadline)
-	t, payload, err := wire.Read(ctrl)
-	if err != nil {
+	var ack wire.Registered
+	if err := wire.Expect(ctrl, wire.TypeRegistered, &ack); err != nil {
+		var r *wire.Refusal
+		if errors.As(err, &r) {
+			return fail(fmt.Errorf("refused by server: %s", r.Message))
+		}
 		return fail(fmt.Errorf("waiting for Registered: %w", err))
 	}
 	ctrl.SetReadDeadline(time.Time{})
-	switch t {
-	case wire.TypeRegistered:
-	case wire.TypeError:
-		var e wire.Error
-		wire.Decode(t, payload, &e)
-		return fail(fmt.Errorf("refused by server: %s", e.Message))
-	default:
-		return fail(fmt.Errorf("expected Registered, got %s", t))
-	}
-	var ack wire.Registered
-	if err := wire.Decode(t, payload, &ack); err != nil {
-		return fail(err)
+	if !slices.Contains(reg.Versions, ack.Version) {
+		return fail(fmt.Errorf("the server picked protocol version %d; this build speaks %v", ack.Version, reg.Versions))
 	}
 	return conn, ctrl, &ack, nil
 }

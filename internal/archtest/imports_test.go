@@ -19,7 +19,7 @@ var allowed = map[string][]string{
 	"sched":               {"spec"},
 	"wasmhost":            {},
 	"registry":            {},
-	"internal/wire":       {"spec"},
+	"internal/wire":       {},
 	"edge":                {"spec", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "internal/docker"},
 	"internal/docker":     {},
 	"coordinator/structs": {"spec", "sched", "registry", "internal/wire"},

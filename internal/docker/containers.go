@@ -125,6 +125,74 @@ func (c *Client) ContainerStop(ctx context.Context, id string, timeout time.Dura
 	return c.call(ctx, request{method: http.MethodPost, path: "/containers/" + id + "/stop", query: url.Values{"t": {strconv.Itoa(secs)}}}, nil)
 }
 
+// ContainerKill sends signal ("SIGHUP", "HUP" or a number) to the
+// container's main process. A container that is not running is an
+// *Error (HTTP 409).
+func (c *Client) ContainerKill(ctx context.Context, id, signal string) error {
+	return c.call(ctx, request{method: http.MethodPost, path: "/containers/" + id + "/kill", query: url.Values{"signal": {signal}}}, nil)
+}
+
+// Stats is one sample of GET /containers/{id}/stats, in part.
+type Stats struct {
+	Read        time.Time   `json:"read"`
+	CPUStats    CPUStats    `json:"cpu_stats"`
+	PreCPUStats CPUStats    `json:"precpu_stats"` // the previous sample's
+	MemoryStats MemoryStats `json:"memory_stats"`
+}
+
+// CPUStats are a container's CPU counters, in nanoseconds.
+type CPUStats struct {
+	CPUUsage struct {
+		TotalUsage uint64 `json:"total_usage"`
+	} `json:"cpu_usage"`
+	SystemUsage uint64 `json:"system_cpu_usage"`
+	OnlineCPUs  uint32 `json:"online_cpus"`
+}
+
+// MemoryStats are a container's cgroup memory figures, in bytes.
+type MemoryStats struct {
+	Usage uint64            `json:"usage"`
+	Limit uint64            `json:"limit"`
+	Stats map[string]uint64 `json:"stats"`
+}
+
+// MemoryInUse is the memory the container uses, page cache excluded, as
+// `docker stats` shows it: usage less the cache (cgroup v1) or the
+// inactive file pages (cgroup v2).
+func (s *Stats) MemoryInUse() uint64 {
+	m := s.MemoryStats
+	cache, ok := m.Stats["cache"] // cgroup v1
+	if !ok {
+		cache = m.Stats["inactive_file"]
+	}
+	if cache > m.Usage {
+		return 0
+	}
+	return m.Usage - cache
+}
+
+// CPUPercent is the CPU the container used between the previous sample
+// and this one, 100 per CPU, as `docker stats` shows it.
+func (s *Stats) CPUPercent() float64 {
+	cpu := float64(s.CPUStats.CPUUsage.TotalUsage) - float64(s.PreCPUStats.CPUUsage.TotalUsage)
+	sys := float64(s.CPUStats.SystemUsage) - float64(s.PreCPUStats.SystemUsage)
+	if cpu <= 0 || sys <= 0 {
+		return 0
+	}
+	return cpu / sys * float64(max(s.CPUStats.OnlineCPUs, 1)) * 100
+}
+
+// ContainerStats takes one sample of a running container's resource use
+// (stream=0): the daemon waits for a second reading so that PreCPUStats
+// is filled, which takes about a second.
+func (c *Client) ContainerStats(ctx context.Context, id string) (*Stats, error) {
+	var out Stats
+	if err := c.call(ctx, request{method: http.MethodGet, path: "/containers/" + id + "/stats", query: url.Values{"stream": {"0"}}}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // ContainerRemove removes a container and its anonymous volumes; force
 // kills it first if it runs.
 func (c *Client) ContainerRemove(ctx context.Context, id string, force bool) error {
@@ -162,8 +230,19 @@ func (c *Client) ContainerList(ctx context.Context, labels ...string) ([]Contain
 // returns nil), ctx ends, or a write fails. The container must not have a
 // TTY: the stream is the API's multiplexed one.
 func (c *Client) ContainerLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
-	r := request{method: http.MethodGet, path: "/containers/" + id + "/logs",
-		query: url.Values{"follow": {"1"}, "stdout": {"1"}, "stderr": {"1"}}}
+	return c.ContainerLogsSince(ctx, id, time.Time{}, stdout, stderr)
+}
+
+// ContainerLogsSince is ContainerLogs from since on: only what the daemon
+// captured after that instant (its timestamps have nanoseconds), so a
+// follower that lost its stream can take it up again without writing a
+// line twice. A zero since is the container's start.
+func (c *Client) ContainerLogsSince(ctx context.Context, id string, since time.Time, stdout, stderr io.Writer) error {
+	q := url.Values{"follow": {"1"}, "stdout": {"1"}, "stderr": {"1"}}
+	if !since.IsZero() {
+		q.Set("since", fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()))
+	}
+	r := request{method: http.MethodGet, path: "/containers/" + id + "/logs", query: q}
 	resp, err := c.do(ctx, r)
 	if err != nil {
 		return err

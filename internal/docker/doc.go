@@ -1,6 +1,7 @@
 // Package docker is a small client of the Docker Engine API: what the
 // agent's docker driver needs (ping and version, image inspect and pull,
-// container create, start, wait, logs, inspect, stop, remove and list) and
+// container create, start, wait, logs (from the start or from an instant),
+// inspect, kill with a signal, stats, stop, remove and list) and
 // an image build for tests, over plain net/http with JSON.
 //
 // It speaks one pinned API version (APIVersion) on the socket named by

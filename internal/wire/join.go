@@ -61,11 +61,6 @@ func VerifyPinned(raw [][]byte, pin []byte) error {
 	return err
 }
 
-// Refusal is a server's Error frame as an error.
-type Refusal Error
-
-func (r *Refusal) Error() string { return r.Message }
-
 // RequestCertificate runs the agent's side of a join on rw, the first
 // stream of a connection made without a client certificate: it makes a
 // key, sends Join with a certificate request for nodeID, and returns the
@@ -84,24 +79,9 @@ func RequestCertificate(rw io.ReadWriter, token, nodeID, name string) (certPEM, 
 	if err := Write(rw, TypeJoin, Join{Token: token, NodeID: nodeID, Name: name, CSR: csr}); err != nil {
 		return nil, nil, err
 	}
-	t, payload, err := Read(rw)
-	if err != nil {
-		return nil, nil, fmt.Errorf("waiting for Joined: %w", err)
-	}
-	switch t {
-	case TypeError:
-		var e Error
-		if err := Decode(t, payload, &e); err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, (*Refusal)(&e)
-	case TypeJoined:
-	default:
-		return nil, nil, fmt.Errorf("expected Joined, got %s", t)
-	}
 	var j Joined
-	if err := Decode(t, payload, &j); err != nil {
-		return nil, nil, err
+	if err := Expect(rw, TypeJoined, &j); err != nil {
+		return nil, nil, fmt.Errorf("waiting for Joined: %w", err)
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/strata-run/strata/spec"
 )
 
 // ALPN is the TLS application protocol of the agent link. A server refuses
-// a connection that does not negotiate it.
+// a connection that does not negotiate it. It names the link, not the
+// protocol version: versions are agreed in Register (version.go), where a
+// mismatch can be refused with a message instead of a TLS alert.
 const ALPN = "strata-agent/1"
 
 // MaxFrame bounds one frame (type + payload).
@@ -35,40 +35,39 @@ const (
 	TypeLogRequest        Type = 11 // server -> agent, LogRequest, on a stream the server opens
 	TypeLogHeader         Type = 12 // agent -> server, LogHeader, then raw log bytes
 	TypeHeartbeatInterval Type = 13 // server -> agent, HeartbeatInterval, on the control stream
+	TypeSignalTask        Type = 14 // server -> agent, SignalTask, on a stream the server opens
+	TypeTaskSignalled     Type = 15 // agent -> server, TaskSignalled, answers SignalTask
+	TypeStatsRequest      Type = 16 // server -> agent, StatsRequest, on a stream the server opens
+	TypeTaskStats         Type = 17 // agent -> server, TaskStats, answers StatsRequest
 )
 
 // MaxType is the highest message type this version knows; Read rejects
 // frames of a higher type.
-const MaxType = TypeHeartbeatInterval
+const MaxType = TypeTaskStats
+
+var typeNames = [...]string{
+	TypeRegister:          "Register",
+	TypeRegistered:        "Registered",
+	TypeHeartbeat:         "Heartbeat",
+	TypeAllocs:            "Allocs",
+	TypeAllocStatus:       "AllocStatus",
+	TypeFetchModule:       "FetchModule",
+	TypeModule:            "Module",
+	TypeError:             "Error",
+	TypeJoin:              "Join",
+	TypeJoined:            "Joined",
+	TypeLogRequest:        "LogRequest",
+	TypeLogHeader:         "LogHeader",
+	TypeHeartbeatInterval: "HeartbeatInterval",
+	TypeSignalTask:        "SignalTask",
+	TypeTaskSignalled:     "TaskSignalled",
+	TypeStatsRequest:      "StatsRequest",
+	TypeTaskStats:         "TaskStats",
+}
 
 func (t Type) String() string {
-	switch t {
-	case TypeRegister:
-		return "Register"
-	case TypeRegistered:
-		return "Registered"
-	case TypeHeartbeat:
-		return "Heartbeat"
-	case TypeAllocs:
-		return "Allocs"
-	case TypeAllocStatus:
-		return "AllocStatus"
-	case TypeFetchModule:
-		return "FetchModule"
-	case TypeModule:
-		return "Module"
-	case TypeError:
-		return "Error"
-	case TypeJoin:
-		return "Join"
-	case TypeJoined:
-		return "Joined"
-	case TypeLogRequest:
-		return "LogRequest"
-	case TypeLogHeader:
-		return "LogHeader"
-	case TypeHeartbeatInterval:
-		return "HeartbeatInterval"
+	if t >= TypeRegister && t <= MaxType {
+		return typeNames[t]
 	}
 	return fmt.Sprintf("Type(%d)", byte(t))
 }
@@ -128,225 +127,22 @@ func Decode(t Type, payload []byte, v any) error {
 	return nil
 }
 
-// Register is the agent's first frame on the control stream.
-type Register struct {
-	NodeID     string            `json:"NodeID"`
-	Name       string            `json:"Name"`
-	Datacenter string            `json:"Datacenter"`
-	Address    string            `json:"Address"` // IP its tasks listen on
-	CPU        int               `json:"CPU"`     // MHz
-	MemoryMB   int               `json:"MemoryMB"`
-	Drivers    map[string]bool   `json:"Drivers"`
-	Attributes map[string]string `json:"Attributes,omitempty"`
-	Meta       map[string]string `json:"Meta,omitempty"`
-}
-
-// Registered answers Register.
-type Registered struct {
-	NodeID string `json:"NodeID"`
-	// HeartbeatMillis is how often the agent must send a Heartbeat.
-	HeartbeatMillis int64 `json:"HeartbeatMillis"`
-	// Servers are the agent addresses of the servers this one knows, so
-	// the agent can fail over to servers it was not told of.
-	Servers []string `json:"Servers,omitempty"`
-}
-
-// HeartbeatInterval tells a connected agent to beat at a new interval:
-// the cluster grew since it registered, and the servers spread
-// heartbeats over a longer TTL.
-type HeartbeatInterval struct {
-	Millis int64 `json:"Millis"`
-}
-
-// Heartbeat keeps the node alive. It carries nothing yet.
-type Heartbeat struct{}
-
-// Allocs is the complete set of allocations the server wants on the node.
-// It is sent after Registered and again whenever the set changes; the agent
-// reconciles to it (anything running that is absent or DesiredStatus
-// "stop" is stopped).
-type Allocs struct {
-	Index  uint64  `json:"Index"`
-	Allocs []Alloc `json:"Allocs"`
-}
-
-// Alloc is one allocation as the agent needs it: what to run and on which ports.
-type Alloc struct {
-	ID            string `json:"ID"`
-	Name          string `json:"Name"`
-	JobID         string `json:"JobID"`
-	JobVersion    uint64 `json:"JobVersion"`
-	Group         string `json:"Group"`
-	DesiredStatus string `json:"DesiredStatus"`
-	// StopAfterOfflineMillis: the agent stops this allocation itself once
-	// it has been unable to reach any server this long (the group's
-	// disconnect.stop_on_client_after); 0 keeps it running.
-	StopAfterOfflineMillis int64        `json:"StopAfterOfflineMillis,omitempty"`
-	Tasks                  []*spec.Task `json:"Tasks"`
-	Ports                  []Port       `json:"Ports,omitempty"`
-}
-
-// Port is a port assigned on the node.
-type Port struct {
-	Label string `json:"Label"`
-	Value int    `json:"Value"`
-	To    int    `json:"To,omitempty"`
-}
-
-// AllocStatus reports an allocation's state on the agent.
-type AllocStatus struct {
-	AllocID      string     `json:"AllocID"`
-	ClientStatus string     `json:"ClientStatus"` // pending, running, complete, failed
-	Description  string     `json:"Description,omitempty"`
-	Endpoints    []Endpoint `json:"Endpoints,omitempty"`
-	// TaskStates is each task's state and recent events, by task name.
-	TaskStates map[string]*TaskState `json:"TaskStates,omitempty"`
-}
-
-// Task states, Nomad's.
-const (
-	TaskPending = "pending" // not started yet, or waiting to restart
-	TaskRunning = "running"
-	TaskDead    = "dead" // finished, failed or killed; Failed tells which
-)
-
-// Task event types, Nomad's names.
-const (
-	EventReceived      = "Received"         // the agent took the task
-	EventStarted       = "Started"          // an attempt started
-	EventDriverFailure = "Driver Failure"   // an attempt could not start (fetch, compile, listen)
-	EventTerminated    = "Terminated"       // a started attempt ended (exit code, trap, limit)
-	EventRestarting    = "Restarting"       // the restart policy restarts it after RestartDelay
-	EventNotRestarting = "Not Restarting"   // the restart policy gave up
-	EventKilled        = "Killed"           // stopped on purpose; Message says why
-	EventRestartSignal = "Restart Signaled" // a check_restart limit was reached
-)
-
-// MaxTaskEvents is how many events a task keeps, newest last (Nomad's 10).
-const MaxTaskEvents = 10
-
-// TaskState is one task's life on the agent. Times are unix nanoseconds
-// stamped by the agent.
-type TaskState struct {
-	State      string      `json:"State"` // pending, running, dead
-	Failed     bool        `json:"Failed,omitempty"`
-	Restarts   int         `json:"Restarts,omitempty"`
-	StartedAt  int64       `json:"StartedAt,omitempty"`  // last start
-	FinishedAt int64       `json:"FinishedAt,omitempty"` // when it last became dead
-	Events     []TaskEvent `json:"Events,omitempty"`     // oldest first, at most MaxTaskEvents
-}
-
-// TaskEvent is one thing that happened to a task.
-type TaskEvent struct {
-	Type    string `json:"Type"`
-	Time    int64  `json:"Time"`
-	Message string `json:"Message,omitempty"` // for people: exit code, trap, reason, delay
-	// ExitCode is the module's exit code, for Terminated after an exit.
-	ExitCode *int `json:"ExitCode,omitempty"`
-	// RestartDelayMillis is the wait before the restart, for Restarting.
-	RestartDelayMillis int64 `json:"RestartDelayMillis,omitempty"`
-	// FailsTask: this event made the task fail (Not Restarting).
-	FailsTask bool `json:"FailsTask,omitempty"`
-}
-
-// Append adds e, dropping the oldest events beyond MaxTaskEvents.
-func (s *TaskState) Append(e TaskEvent) {
-	s.Events = append(s.Events, e)
-	if n := len(s.Events) - MaxTaskEvents; n > 0 {
-		s.Events = append(s.Events[:0:0], s.Events[n:]...)
+// Expect reads one frame and decodes it into v if it is of type want. An
+// Error frame becomes a *Refusal; any other type is an error naming both.
+func Expect(r io.Reader, want Type, v any) error {
+	t, payload, err := Read(r)
+	if err != nil {
+		return err
 	}
-}
-
-// Clone returns a deep copy of s.
-func (s *TaskState) Clone() *TaskState {
-	if s == nil {
-		return nil
-	}
-	c := *s
-	c.Events = make([]TaskEvent, len(s.Events))
-	for i, e := range s.Events {
-		if e.ExitCode != nil {
-			code := *e.ExitCode
-			e.ExitCode = &code
+	switch t {
+	case want:
+		return Decode(t, payload, v)
+	case TypeError:
+		var e Error
+		if err := Decode(t, payload, &e); err != nil {
+			return err
 		}
-		c.Events[i] = e
+		return (*Refusal)(&e)
 	}
-	if len(c.Events) == 0 {
-		c.Events = nil
-	}
-	return &c
-}
-
-// Endpoint is a service instance the agent serves for an allocation.
-type Endpoint struct {
-	Service string   `json:"Service"`
-	Tags    []string `json:"Tags,omitempty"`
-	Port    int      `json:"Port"`
-	Healthy bool     `json:"Healthy"`
-}
-
-// FetchModule asks for a module's bytes by digest, from Offset on: an
-// agent resuming a broken download asks for what its partial file lacks.
-type FetchModule struct {
-	Digest string `json:"Digest"` // "sha256:<hex>"
-	Offset int64  `json:"Offset,omitempty"`
-}
-
-// ModuleHeader precedes the module's bytes from Offset to Size (Size is
-// the whole module's length, so Size-Offset raw bytes follow); Error is
-// set instead when the server does not have the module or Offset is past
-// its end.
-type ModuleHeader struct {
-	Digest string `json:"Digest"`
-	Size   int64  `json:"Size"`
-	Offset int64  `json:"Offset,omitempty"`
-	Error  string `json:"Error,omitempty"`
-}
-
-// LogRequest opens a log stream: the server opens a new stream on the
-// agent's connection and sends it; the agent answers with a LogHeader and,
-// unless the header carries an error, the log's bytes. With Follow the
-// agent keeps sending what the task appends until the server closes or
-// resets its side of the stream.
-type LogRequest struct {
-	AllocID string `json:"AllocID"`
-	Task    string `json:"Task"`
-	Type    string `json:"Type"` // "stdout" or "stderr"
-	Follow  bool   `json:"Follow,omitempty"`
-	// TailLines > 0 starts that many lines before the end; 0 sends the
-	// whole current log file.
-	TailLines int `json:"TailLines,omitempty"`
-}
-
-// LogHeader answers a LogRequest; raw bytes follow unless Error is set.
-type LogHeader struct {
-	Error string `json:"Error,omitempty"`
-}
-
-// Error is sent before closing a stream for a reason the peer should show.
-type Error struct {
-	Message string `json:"Message"`
-	// Temporary says the same request may succeed later (e.g. the
-	// cluster has no leader); otherwise the refusal is final.
-	Temporary bool `json:"Temporary,omitempty"`
-}
-
-// Join is an agent's request for a client certificate. It is the only
-// frame a server accepts on a connection whose agent presented no client
-// certificate. The key stays on the agent: it sends a certificate signing
-// request, and the server answers with the certificate signed by the
-// cluster CA for NodeID, or an Error.
-type Join struct {
-	// Token is "<id>.<secret>" as `strata agent token create` printed it.
-	Token  string `json:"Token"`
-	NodeID string `json:"NodeID"`
-	Name   string `json:"Name"`
-	// CSR is a DER PKCS #10 request signed by the agent's key.
-	CSR []byte `json:"CSR"`
-}
-
-// Joined carries the agent's client certificate (PEM). The agent keeps it
-// in its data dir and presents it on every later connection.
-type Joined struct {
-	CertPEM []byte `json:"CertPEM"`
+	return fmt.Errorf("wire: expected %s, got %s", want, t)
 }

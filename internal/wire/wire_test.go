@@ -132,13 +132,20 @@ func TestReadRejects(t *testing.T) {
 }
 
 // FuzzRead: no input panics or allocates beyond MaxFrame, and a frame
-// that reads back writes back to the same bytes.
+// that reads back decodes into its own type without panicking; a payload
+// that decodes re-encodes into a frame that reads back as the same type.
 func FuzzRead(f *testing.F) {
-	var buf bytes.Buffer
-	Write(&buf, TypeRegister, Register{NodeID: "n", Name: "n", Address: "127.0.0.1"})
-	f.Add(buf.Bytes())
+	for _, fx := range fixtures() {
+		var buf bytes.Buffer
+		Write(&buf, fx.typ, fx.v)
+		f.Add(buf.Bytes())
+	}
 	f.Add([]byte{0, 0, 0, 1, 3})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	types := map[Type]reflect.Type{}
+	for _, fx := range fixtures() {
+		types[fx.typ] = reflect.TypeOf(fx.v)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		typ, payload, err := Read(bytes.NewReader(b))
 		if err != nil {
@@ -147,9 +154,70 @@ func FuzzRead(f *testing.F) {
 		if len(payload)+1 > MaxFrame {
 			t.Fatalf("accepted a frame of %d bytes", len(payload)+1)
 		}
-		var v any
-		Decode(typ, payload, &v)
+		v := reflect.New(types[typ])
+		if Decode(typ, payload, v.Interface()) != nil {
+			return
+		}
+		var buf bytes.Buffer
+		if err := Write(&buf, typ, v.Elem().Interface()); err != nil {
+			t.Fatalf("%s decoded from %q does not encode: %v", typ, payload, err)
+		}
+		if again, _, err := Read(&buf); err != nil || again != typ {
+			t.Fatalf("re-encoded %s reads back as %s, %v", typ, again, err)
+		}
 	})
+}
+
+// The newest version both sides speak is picked; none in common is a
+// refusal naming both sides' versions; an agent that lists none speaks 1.
+func TestNegotiate(t *testing.T) {
+	cases := []struct {
+		agent, server []int
+		want          int
+	}{
+		{[]int{1}, []int{1}, 1},
+		{[]int{3, 2, 1}, []int{2, 1}, 2},
+		{[]int{1, 2}, []int{3, 2}, 2},
+		{nil, []int{2, 1}, 1},
+		{[]int{3}, []int{2, 1}, 0},
+		{nil, []int{2}, 0},
+	}
+	for _, c := range cases {
+		got, err := Negotiate(c.agent, c.server)
+		if got != c.want {
+			t.Errorf("Negotiate(%v, %v) = %d, %v; want %d", c.agent, c.server, got, err, c.want)
+		}
+		var vm *VersionMismatch
+		if c.want == 0 && (!errors.As(err, &vm) || !strings.Contains(err.Error(), "the agent speaks ") || !strings.Contains(err.Error(), fmt.Sprintf("the server speaks %d", c.server[0]))) {
+			t.Errorf("Negotiate(%v, %v): %v, want a *VersionMismatch naming both sides", c.agent, c.server, err)
+		}
+	}
+	if v := Versions(); len(v) == 0 || v[0] != Version || v[len(v)-1] != MinVersion {
+		t.Fatalf("Versions() = %v, want %d down to %d", v, Version, MinVersion)
+	}
+	if got, err := Negotiate(Versions(), Versions()); err != nil || got != Version {
+		t.Fatalf("a build with itself: %d, %v", got, err)
+	}
+}
+
+// Expect decodes the frame it expects, turns an Error frame into a
+// *Refusal and names an unexpected type.
+func TestExpect(t *testing.T) {
+	var buf bytes.Buffer
+	Write(&buf, TypeRegistered, Registered{Version: 1, NodeID: "n"})
+	Write(&buf, TypeError, Error{Message: "go away", Versions: &VersionMismatch{Agent: []int{2}, Server: []int{1}}})
+	Write(&buf, TypeHeartbeat, Heartbeat{})
+	var ack Registered
+	if err := Expect(&buf, TypeRegistered, &ack); err != nil || ack.NodeID != "n" || ack.Version != 1 {
+		t.Fatalf("Expect = %+v, %v", ack, err)
+	}
+	var r *Refusal
+	if err := Expect(&buf, TypeRegistered, &ack); !errors.As(err, &r) || r.Message != "go away" || r.Versions == nil || r.Versions.Agent[0] != 2 {
+		t.Fatalf("Expect on an Error frame = %v, want a *Refusal with its versions", err)
+	}
+	if err := Expect(&buf, TypeRegistered, &ack); err == nil || !strings.Contains(err.Error(), "expected Registered, got Heartbeat") {
+		t.Fatalf("Expect on another type = %v", err)
+	}
 }
 
 // Read knows the types up to MaxType and no further; a resumed download

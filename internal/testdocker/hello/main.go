@@ -1,10 +1,12 @@
 // Command hello is the program of the test image strata-test/hello
 // (package testdocker builds it, static, into a FROM scratch image). It
 // is what a container task needs to show: it serves HTTP, writes to
-// stdout and stderr, exits with a chosen code, and stops on SIGTERM.
+// stdout and stderr, exits with a chosen code, stops on SIGTERM and says
+// which other signals it got.
 //
-//	hello [serve]   serve HTTP on :$PORT (default 8080) until SIGTERM; it
-//	                prints "hello: serving on :PORT" once it listens
+//	hello [serve]   serve HTTP on :$PORT (default 8080) until SIGTERM; print
+//	                "hello: serving on :PORT" once it listens, and
+//	                "hello: got SIGHUP" (or SIGUSR1) on stdout for those
 //	hello exit N    print a line on stdout and on stderr, exit with code N
 //	hello eat MB    allocate and touch MB MiB, then sleep (to be OOM-killed)
 package main
@@ -80,8 +82,7 @@ func serve() {
 		fmt.Fprintf(w, "hello from %s\n", r.URL.Path)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	// Listen before saying so: a test may wait for this line instead of
-	// polling the port.
+	// Listening before saying so: a client that read the line connects.
 	ln, err := net.Listen("tcp", ":"+port)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "hello: %v\n", err)
@@ -89,12 +90,22 @@ func serve() {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	other := make(chan os.Signal, 4)
+	signal.Notify(other, syscall.SIGHUP, syscall.SIGUSR1)
 	fmt.Printf("hello: serving on :%s\n", port)
-	select {
-	case err := <-errc:
-		fmt.Fprintf(os.Stderr, "hello: %v\n", err)
-		os.Exit(1)
-	case <-ctx.Done():
+	for ctx.Err() == nil {
+		select {
+		case err := <-errc:
+			fmt.Fprintf(os.Stderr, "hello: %v\n", err)
+			os.Exit(1)
+		case sig := <-other:
+			name := "SIGHUP"
+			if sig == syscall.SIGUSR1 {
+				name = "SIGUSR1"
+			}
+			fmt.Printf("hello: got %s\n", name)
+		case <-ctx.Done():
+		}
 	}
 	fmt.Println("hello: stopping on SIGTERM")
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,4 +1,4 @@
-package wasmhost
+package edge
 
 import (
 	"os"
@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func readFile(t *testing.T, p string) string {
+func readTestFile(t *testing.T, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -19,7 +19,7 @@ func readFile(t *testing.T, p string) string {
 
 func TestLogFileRotation(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "logs", "task.stdout")
-	l, err := OpenLogFile(p, 10, 2)
+	l, err := openLogFile(p, 10, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,18 +33,18 @@ func TestLogFileRotation(t *testing.T) {
 	}
 	// aaaabbbbcc | dddd | eeeeeeeeff: three files, the oldest dropped at the
 	// next rotation.
-	if got := readFile(t, p); got != "eeeeeeeeff" {
+	if got := readTestFile(t, p); got != "eeeeeeeeff" {
 		t.Errorf("current %q", got)
 	}
-	if got := readFile(t, p+".1"); got != "dddd" {
+	if got := readTestFile(t, p+".1"); got != "dddd" {
 		t.Errorf(".1 %q", got)
 	}
-	if got := readFile(t, p+".2"); got != "aaaabbbbcc" {
+	if got := readTestFile(t, p+".2"); got != "aaaabbbbcc" {
 		t.Errorf(".2 %q", got)
 	}
 
 	// Reopening appends; a write larger than the limit keeps its tail.
-	l, err = OpenLogFile(p, 10, 2)
+	l, err = openLogFile(p, 10, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,10 +52,10 @@ func TestLogFileRotation(t *testing.T) {
 		t.Fatalf("large write = %d, %v", n, err)
 	}
 	l.Close()
-	if got := readFile(t, p); got != "6789ABCDEF" {
+	if got := readTestFile(t, p); got != "6789ABCDEF" {
 		t.Errorf("after a large write: %q", got)
 	}
-	if got := readFile(t, p+".2"); got != "dddd" {
+	if got := readTestFile(t, p+".2"); got != "dddd" {
 		t.Errorf(".2 after another rotation: %q", got)
 	}
 	if _, err := os.Stat(p + ".3"); err == nil {
@@ -68,14 +68,14 @@ func TestLogFileRotation(t *testing.T) {
 
 func TestLogFileKeepZero(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "log")
-	l, err := OpenLogFile(p, 4, 0)
+	l, err := openLogFile(p, 4, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.Write([]byte("abcd"))
 	l.Write([]byte("ef"))
 	l.Close()
-	if got := readFile(t, p); got != "ef" {
+	if got := readTestFile(t, p); got != "ef" {
 		t.Errorf("got %q", got)
 	}
 	if _, err := os.Stat(p + ".1"); err == nil {
@@ -85,7 +85,7 @@ func TestLogFileKeepZero(t *testing.T) {
 
 func TestLogFileConcurrent(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "log")
-	l, err := OpenLogFile(p, 1<<20, 1)
+	l, err := openLogFile(p, 1<<20, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestLogFileConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	l.Close()
-	if got := readFile(t, p); got != strings.Repeat("line\n", 800) {
+	if got := readTestFile(t, p); got != strings.Repeat("line\n", 800) {
 		t.Errorf("%d bytes, want 800 whole lines", len(got))
 	}
 }

@@ -1,0 +1,89 @@
+package coordinator
+
+import (
+	"github.com/strata-run/strata/internal/wire"
+	"github.com/strata-run/strata/spec"
+)
+
+// wireTasks converts a group's tasks from the job language into the agent
+// protocol's own types. It is the one place where a job's task becomes
+// what an agent runs: a change of spec reaches the wire only through
+// here, and wiretask_test.go fails for a spec.Task field this neither
+// carries nor lists as deliberately left out.
+func wireTasks(g *spec.Group) []wire.Task {
+	out := make([]wire.Task, 0, len(g.Tasks))
+	for _, t := range g.Tasks {
+		if t != nil {
+			w := wireTask(t)
+			w.ShutdownDelay = g.TaskShutdownDelay(t)
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// wireTask converts one task; its ShutdownDelay is the task's own, which
+// wireTasks replaces with the group's when the task sets none.
+func wireTask(t *spec.Task) wire.Task {
+	c := t.Config
+	w := wire.Task{
+		Name:   t.Name,
+		Driver: t.Driver,
+		Config: wire.TaskConfig{
+			Module: c.Module, ModuleDigest: c.ModuleDigest, Mode: c.Mode,
+			Args:           cloneStrings(c.Args),
+			MaxRequestTime: c.MaxRequestTime.D(), MaxConcurrency: c.MaxConcurrency, MaxRuntime: c.MaxRuntime.D(),
+			Image: c.Image, Command: c.Command, Ports: cloneStrings(c.Ports),
+		},
+		Resources:     wire.Resources{CPU: t.Resources.CPU, MemoryMB: t.Resources.MemoryMB},
+		KillTimeout:   t.KillTimeout.D(),
+		ShutdownDelay: t.ShutdownDelay.D(),
+	}
+	for _, m := range c.Mounts {
+		if m != nil {
+			w.Config.Mounts = append(w.Config.Mounts, wire.Mount{Source: m.Source, Target: m.Target, Readonly: m.Readonly})
+		}
+	}
+	if len(t.Env) > 0 {
+		w.Env = make(map[string]string, len(t.Env))
+		for k, v := range t.Env {
+			w.Env[k] = v
+		}
+	}
+	for _, p := range t.Ports() {
+		if p != nil {
+			w.Resources.Ports = append(w.Resources.Ports, p.Label)
+		}
+	}
+	for _, s := range t.Services {
+		if s == nil {
+			continue
+		}
+		ws := wire.Service{Name: s.Name, Tags: cloneStrings(s.Tags), CanaryTags: cloneStrings(s.CanaryTags), Port: s.Port}
+		for _, chk := range s.Checks {
+			if chk == nil {
+				continue
+			}
+			wc := wire.Check{Type: chk.Type, Path: chk.Path, Interval: chk.Interval.D(), Timeout: chk.Timeout.D()}
+			if cr := chk.CheckRestart; cr != nil {
+				wc.CheckRestart = &wire.CheckRestart{Limit: cr.Limit, Grace: cr.Grace.D()}
+			}
+			ws.Checks = append(ws.Checks, wc)
+		}
+		w.Services = append(w.Services, ws)
+	}
+	if r := t.Restart; r != nil {
+		w.Restart = &wire.RestartPolicy{Attempts: r.Attempts, Interval: r.Interval.D(), Delay: r.Delay.D(), Mode: r.Mode}
+	}
+	if lc := t.Lifecycle; lc != nil {
+		w.Lifecycle = &wire.Lifecycle{Hook: lc.Hook, Sidecar: lc.Sidecar}
+	}
+	return w
+}
+
+func cloneStrings(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return append([]string(nil), s...)
+}

@@ -1,0 +1,251 @@
+package coordinator
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-run/strata/spec"
+)
+
+// carried maps every field of spec.Task (a path of leaves; [0] is the
+// first element of a slice) to the field of wire.Task it becomes.
+var carried = map[string]string{
+	"Name":                                     "Name",
+	"Driver":                                   "Driver",
+	"Config.Module":                            "Config.Module",
+	"Config.Mode":                              "Config.Mode",
+	"Config.Args":                              "Config.Args",
+	"Config.MaxRequestTime":                    "Config.MaxRequestTime",
+	"Config.MaxConcurrency":                    "Config.MaxConcurrency",
+	"Config.MaxRuntime":                        "Config.MaxRuntime",
+	"Config.Mounts[0].Source":                  "Config.Mounts[0].Source",
+	"Config.Mounts[0].Target":                  "Config.Mounts[0].Target",
+	"Config.Mounts[0].Readonly":                "Config.Mounts[0].Readonly",
+	"Config.ModuleDigest":                      "Config.ModuleDigest",
+	"Config.Image":                             "Config.Image",
+	"Config.Command":                           "Config.Command",
+	"Config.Ports":                             "Config.Ports",
+	"Env":                                      "Env",
+	"Restart.Attempts":                         "Restart.Attempts",
+	"Restart.Interval":                         "Restart.Interval",
+	"Restart.Delay":                            "Restart.Delay",
+	"Restart.Mode":                             "Restart.Mode",
+	"Resources.CPU":                            "Resources.CPU",
+	"Resources.MemoryMB":                       "Resources.MemoryMB",
+	"Resources.Networks[0].Ports[0].Label":     "Resources.Ports[0]",
+	"Services[0].Name":                         "Services[0].Name",
+	"Services[0].Tags":                         "Services[0].Tags",
+	"Services[0].Port":                         "Services[0].Port",
+	"Services[0].Checks[0].Type":               "Services[0].Checks[0].Type",
+	"Services[0].Checks[0].Path":               "Services[0].Checks[0].Path",
+	"Services[0].Checks[0].Interval":           "Services[0].Checks[0].Interval",
+	"Services[0].Checks[0].Timeout":            "Services[0].Checks[0].Timeout",
+	"Services[0].Checks[0].CheckRestart.Limit": "Services[0].Checks[0].CheckRestart.Limit",
+	"Services[0].Checks[0].CheckRestart.Grace": "Services[0].Checks[0].CheckRestart.Grace",
+	"KillTimeout":                              "KillTimeout",
+	"ShutdownDelay":                            "ShutdownDelay",
+	"Services[0].CanaryTags":                   "Services[0].CanaryTags",
+	"Lifecycle.Hook":                           "Lifecycle.Hook",
+	"Lifecycle.Sidecar":                        "Lifecycle.Sidecar",
+}
+
+// leftOut are the fields of spec.Task an agent does not need, and why.
+var leftOut = map[string]string{
+	"Meta":                                  "task meta is the job's record; the agent exposes none of it",
+	"Resources.Networks[0].MBits":           "bandwidth is the scheduler's to pack, not the agent's to enforce",
+	"Resources.Networks[0].Ports[0].Static": "the assigned number is in Alloc.Ports",
+	"Resources.Networks[0].Ports[0].To":     "the container port is in Alloc.Ports, with the number",
+}
+
+// A spec.Task with every field set converts field by field: each field
+// is carried to its wire field with the same value, or listed as left
+// out; and every field of the wire.Task is set from one.
+func TestWireTaskCarriesEveryField(t *testing.T) {
+	var st spec.Task
+	n := 0
+	fill(reflect.ValueOf(&st).Elem(), &n)
+	wt := wireTask(&st)
+
+	specLeaves := map[string]reflect.Value{}
+	walkLeaves(reflect.ValueOf(st), "", specLeaves)
+	for path, sv := range specLeaves {
+		if _, ok := leftOut[path]; ok {
+			continue
+		}
+		wpath, ok := carried[path]
+		if !ok {
+			t.Errorf("spec.Task.%s is neither carried to wire.Task (coordinator/wiretask.go) nor listed as left out", path)
+			continue
+		}
+		wv, err := at(reflect.ValueOf(wt), wpath)
+		if err != nil {
+			t.Errorf("spec.Task.%s -> wire.Task.%s: %v", path, wpath, err)
+			continue
+		}
+		if !sameValue(sv, wv) {
+			t.Errorf("spec.Task.%s = %v became wire.Task.%s = %v", path, sv.Interface(), wpath, wv.Interface())
+		}
+	}
+	for path := range carried {
+		if _, ok := specLeaves[path]; !ok {
+			t.Errorf("carried lists spec.Task.%s, which spec.Task does not have", path)
+		}
+	}
+	wireLeaves := map[string]reflect.Value{}
+	walkLeaves(reflect.ValueOf(wt), "", wireLeaves)
+	targets := map[string]bool{}
+	for _, w := range carried {
+		targets[strings.TrimSuffix(w, "[0]")] = true // an element of a leaf slice
+	}
+	for path, v := range wireLeaves {
+		if !targets[path] {
+			t.Errorf("wire.Task.%s is not set from any field of spec.Task", path)
+		} else if v.IsZero() {
+			t.Errorf("wire.Task.%s is zero after converting a fully set spec.Task", path)
+		}
+	}
+}
+
+// Absent parts stay absent: no restart policy is the agent's default, no
+// lifecycle a main task, and nil entries are skipped.
+func TestWireTaskAbsentParts(t *testing.T) {
+	wt := wireTask(&spec.Task{Name: "t", Driver: "wasm", Services: []*spec.Service{nil, {Name: "s", Checks: []*spec.Check{nil}}},
+		Config: spec.TaskConfig{Mounts: []*spec.Mount{nil}}})
+	if wt.Restart != nil || wt.Lifecycle != nil || wt.Env != nil || wt.Config.Mounts != nil || wt.Resources.Ports != nil {
+		t.Fatalf("absent parts became %+v", wt)
+	}
+	if len(wt.Services) != 1 || wt.Services[0].Name != "s" || wt.Services[0].Checks != nil {
+		t.Fatalf("services %+v", wt.Services)
+	}
+	g := &spec.Group{ShutdownDelay: spec.Duration(3 * time.Second), Tasks: []*spec.Task{nil, {Name: "a"}, {Name: "b", ShutdownDelay: spec.Duration(time.Second)}}}
+	got := wireTasks(g)
+	if len(got) != 2 || got[0].Name != "a" || got[1].Name != "b" {
+		t.Fatalf("wireTasks = %+v", got)
+	}
+	// A task's shutdown delay is its own, else its group's.
+	if got[0].ShutdownDelay != 3*time.Second || got[1].ShutdownDelay != time.Second {
+		t.Fatalf("shutdown delays %s, %s; want the group's 3s and the task's own 1s", got[0].ShutdownDelay, got[1].ShutdownDelay)
+	}
+}
+
+// fill sets every field reachable from v to a distinct non-zero value;
+// slices get one element and maps one entry.
+func fill(v reflect.Value, n *int) {
+	*n++
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(fmt.Sprintf("s%d", *n))
+	case reflect.Int, reflect.Int64:
+		if v.Type() == reflect.TypeOf(spec.Duration(0)) {
+			v.SetInt(int64(*n) * int64(time.Second))
+		} else {
+			v.SetInt(int64(*n))
+		}
+	case reflect.Uint64:
+		v.SetUint(uint64(*n))
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(v.Elem(), n)
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fill(v.Index(0), n)
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+		fill(k, n)
+		fill(e, n)
+		m.SetMapIndex(k, e)
+		v.Set(m)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fill(v.Field(i), n)
+			}
+		}
+	default:
+		panic("fill: unhandled kind " + v.Kind().String())
+	}
+}
+
+// walkLeaves records the leaves under v by path: scalars, maps, and
+// slices of scalars are leaves; structs, pointers and slices of structs
+// are walked into (first element).
+func walkLeaves(v reflect.Value, path string, out map[string]reflect.Value) {
+	join := func(name string) string {
+		if path == "" {
+			return name
+		}
+		return path + "." + name
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			walkLeaves(v.Elem(), path, out)
+		} else {
+			out[path] = v
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if f := v.Type().Field(i); f.IsExported() {
+				walkLeaves(v.Field(i), join(f.Name), out)
+			}
+		}
+	case reflect.Slice:
+		el := v.Type().Elem()
+		if el.Kind() == reflect.Pointer {
+			el = el.Elem()
+		}
+		if el.Kind() != reflect.Struct {
+			out[path] = v
+			return
+		}
+		if v.Len() == 0 {
+			out[path] = v
+			return
+		}
+		walkLeaves(v.Index(0), path+"[0]", out)
+	default:
+		out[path] = v
+	}
+}
+
+// at follows a path of walkLeaves' form from v.
+func at(v reflect.Value, path string) (reflect.Value, error) {
+	for _, part := range strings.Split(path, ".") {
+		name, idx, indexed := strings.Cut(part, "[")
+		for v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				return v, fmt.Errorf("nil before %s", part)
+			}
+			v = v.Elem()
+		}
+		v = v.FieldByName(name)
+		if !v.IsValid() {
+			return v, fmt.Errorf("no field %s", name)
+		}
+		if indexed {
+			if idx != "0]" || v.Kind() != reflect.Slice || v.Len() == 0 {
+				return v, fmt.Errorf("no element %s", part)
+			}
+			v = v.Index(0)
+		}
+	}
+	for v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem()
+	}
+	return v, nil
+}
+
+// sameValue compares a spec leaf with the wire leaf it became: durations
+// by length, everything else by value.
+func sameValue(s, w reflect.Value) bool {
+	if s.Type() == reflect.TypeOf(spec.Duration(0)) {
+		return w.Type() == reflect.TypeOf(time.Duration(0)) && s.Int() == w.Int()
+	}
+	return reflect.DeepEqual(s.Interface(), w.Interface())
+}

@@ -1,0 +1,84 @@
+package wire
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Protocol versions. An agent lists the versions it speaks in Register;
+// the server picks the newest one it speaks too (Negotiate) and names it
+// in Registered, or refuses the agent with an Error whose Versions name
+// both sides'. What never changes between versions: the framing, Join and
+// Joined, Error, and Register's and Registered's version fields, so that
+// any two builds can at least tell each other why they cannot talk.
+//
+// A change of any payload's encoding is a new version (the golden files in
+// testdata/ show every change of the encoding in review). A build may
+// speak several versions (MinVersion to Version) while a fleet upgrades.
+const (
+	// Version is the newest protocol version this build speaks. Version 1
+	// is the first with its own task types (task.go) instead of the job
+	// language's. Version 2 adds deployments: an allocation's deployment
+	// and health policy, its canary flag, the health the agent reports,
+	// services' canary tags, endpoints' canary flag and tasks' shutdown
+	// delay.
+	Version = 2
+	// MinVersion is the oldest version this build still speaks. A
+	// version 1 agent reports no deployment health, so a deployment would
+	// wait on it until its deadline: servers speak 2 only.
+	MinVersion = 2
+)
+
+// Versions are the protocol versions this build speaks, newest first.
+func Versions() []int {
+	out := make([]int, 0, Version-MinVersion+1)
+	for v := Version; v >= MinVersion; v-- {
+		out = append(out, v)
+	}
+	return out
+}
+
+// VersionMismatch is the refusal of an agent that shares no protocol
+// version with the server: both sides' versions.
+type VersionMismatch struct {
+	Agent  []int `json:"Agent"`
+	Server []int `json:"Server"`
+}
+
+func (e *VersionMismatch) Error() string {
+	return fmt.Sprintf("no common protocol version: the agent speaks %s, the server speaks %s; upgrade the older of the two",
+		versionList(e.Agent), versionList(e.Server))
+}
+
+func versionList(vs []int) string {
+	if len(vs) == 0 {
+		return "none"
+	}
+	s := ""
+	for i, v := range vs {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprint(v)
+	}
+	return s
+}
+
+// Negotiate picks the newest version both an agent (the versions its
+// Register listed; none means version 1, the first) and a server speak,
+// or returns a *VersionMismatch.
+func Negotiate(agent, server []int) (int, error) {
+	if len(agent) == 0 {
+		agent = []int{1}
+	}
+	best := 0
+	for _, v := range agent {
+		if v > best && slices.Contains(server, v) {
+			best = v
+		}
+	}
+	if best == 0 {
+		return 0, &VersionMismatch{Agent: slices.Clone(agent), Server: slices.Clone(server)}
+	}
+	return best, nil
+}
