@@ -249,9 +249,9 @@ type rpcStream struct {
 
 func (r *rpcStream) Close() error { return r.c.Close() }
 
-// serveRPC is the server RPC "logs": it answers a forwarded log read: the log's bytes follow the
-// response until the log ends, the caller closes the connection, or this
-// server shuts down.
+// serveRPC is the server RPC "logs", a forwarded log read: the log's
+// bytes follow the response until the log ends, the caller closes the
+// connection, or this server shuts down.
 func (s *logRouter) serveRPC(c net.Conn, body json.RawMessage, reply func(any, error)) {
 	var lr logsRPC
 	if err := json.Unmarshal(body, &lr); err != nil {

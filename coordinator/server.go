@@ -87,8 +87,9 @@ type Config struct {
 //     blobStore and blobCopier: module bytes;
 //   - httpAPI: the HTTP API over the parts above.
 //
-// Its exported methods are the coordinator's Go API (the CLI's dev mode,
-// benchmarks and tests call them); each is a line that calls a part.
+// Its exported methods (goapi.go) are the coordinator's Go API, which the
+// CLI's dev mode, benchmarks and tests call; each calls the part that
+// owns the operation.
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
