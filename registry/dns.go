@@ -284,7 +284,7 @@ func (s *DNSServer) resolve(m *dns.Msg, qname, name string, qtype uint16) {
 		return
 	}
 	rest := name[:len(name)-len(s.domain)-1] // the labels below the zone, without the final dot
-	if strings.IndexByte(rest, '\\') >= 0 { // escaped bytes: never a name this server made
+	if strings.IndexByte(rest, '\\') >= 0 {  // escaped bytes: never a name this server made
 		s.nxdomain(m)
 		return
 	}
@@ -367,9 +367,11 @@ func (s *DNSServer) snapshot(service string) *Snapshot {
 	return catalogSnapshot(s.catalog, service, s.log)
 }
 
-// small is the answer count up to which per-query scratch space lives on the
-// stack (permutations, duplicate checks); larger answers allocate it.
-const small = 64
+// small is the answer count up to which the shuffle's permutation lives on the
+// stack and duplicates are found by scanning the records kept so far; larger
+// answers allocate both. Kept small: a handler runs on a fresh goroutine whose
+// stack would have to grow for a large frame.
+const small = 16
 
 // order returns a fresh random permutation of 0..n-1, drawn from the server's
 // seeded stream, in buf when it fits.
@@ -397,42 +399,52 @@ func (s *DNSServer) order(n int, buf *[small]int32) []int32 {
 // in a random order.
 func (s *DNSServer) addressAnswers(m *dns.Msg, qname string, eps []*Entry, v4 bool) {
 	var pbuf [small]int32
-	var seenBuf [small]netip.Addr
-	seen := seenBuf[:0]
-	var seenMap map[netip.Addr]bool
+	var seen map[netip.Addr]bool // for large answers; small ones scan what they kept
 	if len(eps) > small {
-		seenMap = make(map[netip.Addr]bool, len(eps))
+		seen = make(map[netip.Addr]bool, len(eps))
 	}
 	m.Answer = make([]dns.RR, 0, len(eps))
 	for _, i := range s.order(len(eps), &pbuf) {
 		e := eps[i]
-		if !e.addr.IsValid() || e.addr.Is4() != v4 {
+		if !e.addr.IsValid() || e.addr.Is4() != v4 || s.dupAddr(m.Answer, e.addr, seen) {
 			continue
-		}
-		if seenMap != nil {
-			if seenMap[e.addr] {
-				continue
-			}
-			seenMap[e.addr] = true
-		} else {
-			if slices.Contains(seen, e.addr) {
-				continue
-			}
-			seen = append(seen, e.addr)
 		}
 		m.Answer = append(m.Answer, s.addrRR(qname, e.addr, s.entryDNS(e).ip))
 	}
+}
+
+// dupAddr reports whether a is already among the A/AAAA records in rrs,
+// recording it in seen (if non-nil) when it is not.
+func (s *DNSServer) dupAddr(rrs []dns.RR, a netip.Addr, seen map[netip.Addr]bool) bool {
+	if seen != nil {
+		if seen[a] {
+			return true
+		}
+		seen[a] = true
+		return false
+	}
+	for _, rr := range rrs {
+		var ip net.IP
+		switch rr := rr.(type) {
+		case *dns.A:
+			ip = rr.A
+		case *dns.AAAA:
+			ip = rr.AAAA
+		}
+		if b, ok := netip.AddrFromSlice(ip); ok && b == a {
+			return true
+		}
+	}
+	return false
 }
 
 // srvAnswers appends one SRV record per endpoint with an address and a port, in
 // a random order, and each distinct target's address record to Additional.
 func (s *DNSServer) srvAnswers(m *dns.Msg, qname string, eps []*Entry) {
 	var pbuf [small]int32
-	var seenBuf [small]string
-	seen := seenBuf[:0]
-	var seenMap map[string]bool
+	var seen map[string]bool // for large answers; small ones scan Extra
 	if len(eps) > small {
-		seenMap = make(map[string]bool, len(eps))
+		seen = make(map[string]bool, len(eps))
 	}
 	m.Answer = make([]dns.RR, 0, len(eps))
 	m.Extra = make([]dns.RR, 0, len(eps)+1) // +1: room for the OPT record
@@ -449,19 +461,28 @@ func (s *DNSServer) srvAnswers(m *dns.Msg, qname string, eps []*Entry) {
 			Port:     uint16(e.Port),
 			Target:   d.target,
 		})
-		if seenMap != nil {
-			if seenMap[d.target] {
-				continue
-			}
-			seenMap[d.target] = true
-		} else {
-			if slices.Contains(seen, d.target) {
-				continue
-			}
-			seen = append(seen, d.target)
+		if !dupTarget(m.Extra, d.target, seen) {
+			m.Extra = append(m.Extra, d.targetRR)
 		}
-		m.Extra = append(m.Extra, d.targetRR)
 	}
+}
+
+// dupTarget reports whether rrs already hold a record owned by target,
+// recording it in seen (if non-nil) when they do not.
+func dupTarget(rrs []dns.RR, target string, seen map[string]bool) bool {
+	if seen != nil {
+		if seen[target] {
+			return true
+		}
+		seen[target] = true
+		return false
+	}
+	for _, rr := range rrs {
+		if rr.Header().Name == target {
+			return true
+		}
+	}
+	return false
 }
 
 // entryDNS is what the DNS answers of one Entry need, computed once per entry
@@ -623,8 +644,7 @@ func (s *DNSServer) write(w dns.ResponseWriter, r, m *dns.Msg, tcp bool) {
 	if !tcp {
 		size = udpSize(opt)
 	}
-	m.Truncate(size)
-	m.Compress = true // Truncate turns compression off when the message fits without it
+	m.Truncate(size) // compresses names only when the reply would not fit without
 	err := w.WriteMsg(m)
 	if err != nil {
 		if _, perr := m.Pack(); perr != nil {

@@ -356,12 +356,21 @@ func TestServeDNSTruncation(t *testing.T) {
 	}
 }
 
+// TestServeDNSCompresses: a reply that fits only compressed is compressed (and
+// not truncated); one that fits as it is is sent uncompressed (cheaper to build).
 func TestServeDNSCompresses(t *testing.T) {
 	s := newTestServer(t, DNSConfig{})
-	got, size := ask(t, s, query("web.service.strata.", dns.TypeSRV), true)
+	_, plain := ask(t, s, query("big.service.strata.", dns.TypeSRV), true) // TCP: fits uncompressed
+	limit := uint16(plain - 1)
+	got, size := ask(t, s, withEDNS(query("big.service.strata.", dns.TypeSRV), limit, 0), false)
+	if size > int(limit) || got.Truncated || len(got.Answer) != 40 {
+		t.Errorf("reply is %d bytes (%d answers, TC %v), limit %d, uncompressed %d: want all 40, compressed",
+			size, len(got.Answer), got.Truncated, limit, plain)
+	}
+	got, size = ask(t, s, query("web.service.strata.", dns.TypeSRV), false)
 	got.Compress = false
-	if plain := got.Len(); size >= plain {
-		t.Errorf("reply is %d bytes, uncompressed it would be %d: not compressed", size, plain)
+	if plain := got.Len(); size != plain {
+		t.Errorf("small reply is %d bytes, uncompressed %d: compressed for nothing", size, plain)
 	}
 }
 
