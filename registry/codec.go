@@ -15,7 +15,7 @@ import (
 //	strings  = n:uvarint { len:uvarint bytes }*n     (ref 0 is "", ref i is the i-th string)
 //	instance = id service:ref ntags:uvarint tag:ref* address:ref port:uvarint
 //	           node:ref nodeID:ref nodeAddress:ref allocID:ref health:byte   (id, tags: refs)
-//	snapshot = kind 'S'; body = n:uvarint { instance create:uvarint modify:uvarint }*n
+//	snapshot = kind 'S'; body = changeIndex:uvarint n:uvarint { instance create:uvarint modify:uvarint }*n
 //	           nsvc:uvarint { name:ref index:uvarint }*nsvc  nnode:uvarint { name:ref index:uvarint }*nnode
 //	delta    = kind 'D'; body = n:uvarint instance*n ndel:uvarint id:ref*ndel
 //
@@ -45,6 +45,7 @@ func (s *Snapshot) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, kindSnapshot, codecVersion)
 	b = binary.AppendUvarint(b, s.index)
 	b = st.append(b)
+	b = binary.AppendUvarint(b, s.changed)
 	b = binary.AppendUvarint(b, uint64(len(ids)))
 	for _, id := range ids {
 		e := s.byID[id]
@@ -75,6 +76,10 @@ func DecodeSnapshot(data []byte) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	changed := d.uvarint()
+	if d.err == nil && changed > index {
+		d.fail("change index %d above index %d", changed, index)
+	}
 	n := d.count()
 	type indexes struct{ create, modify uint64 }
 	idx := make(map[string]indexes, n)
@@ -84,6 +89,12 @@ func DecodeSnapshot(data []byte) (*Snapshot, error) {
 		c, m := d.uvarint(), d.uvarint()
 		if d.err == nil && (c > m || m > index) {
 			d.fail("instance %q: indexes %d/%d at snapshot index %d", in.ID, c, m, index)
+		}
+		if d.err != nil {
+			return nil, d.err
+		}
+		if d.err == nil && m > changed {
+			d.fail("instance %q: modified at %d, after the last change %d", in.ID, m, changed)
 		}
 		if d.err != nil {
 			return nil, d.err
@@ -108,7 +119,7 @@ func DecodeSnapshot(data []byte) (*Snapshot, error) {
 	if err := d.end(); err != nil {
 		return nil, err
 	}
-	if len(ups) == 0 && index == 0 {
+	if len(ups) == 0 && index == 0 && changed == 0 {
 		return emptySnapshot, nil
 	}
 	s, err := emptySnapshot.apply(Delta{Index: index, Upserts: ups}, func(id string) (uint64, uint64) {
@@ -120,7 +131,8 @@ func DecodeSnapshot(data []byte) (*Snapshot, error) {
 	if len(svcIdx) != len(s.services) || len(nodeIdx) != len(s.nodes) {
 		return nil, fmt.Errorf("%w: service or node table does not match the instances", ErrBadEncoding)
 	}
-	// The groups were built by this call and are not published yet.
+	// The snapshot and its groups were built by this call: not published yet.
+	s.changed = changed
 	for name, g := range s.services {
 		i, ok := svcIdx[name]
 		if !ok {

@@ -94,6 +94,7 @@ var (
 // must not be modified.
 type Snapshot struct {
 	index    uint64
+	changed  uint64 // the index of the last delta that changed an instance
 	byID     map[string]*Entry
 	services map[string]*serviceEntries // lowercase service name
 	nodes    map[string]*nodeEntries    // lowercase node name
@@ -141,7 +142,7 @@ var emptySnapshot = &Snapshot{
 func NewSnapshot(index uint64, instances []Instance) (*Snapshot, error) {
 	if len(instances) == 0 {
 		s := *emptySnapshot
-		s.index = index
+		s.index, s.changed = index, index
 		return &s, nil
 	}
 	s, err := emptySnapshot.apply(Delta{Index: index, Upserts: instances}, nil)
@@ -151,8 +152,12 @@ func NewSnapshot(index uint64, instances []Instance) (*Snapshot, error) {
 	return s, nil
 }
 
-// Index is the index of the last change the snapshot contains.
+// Index is the index of the last delta the snapshot contains.
 func (s *Snapshot) Index() uint64 { return s.index }
+
+// ChangeIndex is the index of the last delta that changed, added or removed an
+// instance: a delta that changes nothing moves Index, not ChangeIndex.
+func (s *Snapshot) ChangeIndex() uint64 { return s.changed }
 
 // Len is the number of instances.
 func (s *Snapshot) Len() int { return len(s.byID) }
@@ -290,11 +295,12 @@ func (s *Snapshot) apply(d Delta, restore func(id string) (create, modify uint64
 		}
 	}
 
-	next := &Snapshot{index: d.Index, byID: byID, services: s.services, nodes: s.nodes,
+	next := &Snapshot{index: d.Index, changed: s.changed, byID: byID, services: s.services, nodes: s.nodes,
 		svcNames: s.svcNames, nodeList: s.nodeList}
 	if len(touchedSvc) == 0 && len(touchedNode) == 0 {
 		return next, nil // an index bump only: share everything
 	}
+	next.changed = d.Index
 	next.services = maps.Clone(s.services)
 	namesChanged := false
 	for name := range touchedSvc {
