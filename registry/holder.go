@@ -51,6 +51,22 @@ func (h *Holder) Set(s *Snapshot) error {
 	return h.publishLocked(s)
 }
 
+// Replace publishes s whatever its index, waking every waiter: for a replica
+// that resynchronises from a full snapshot after its own local changes (an
+// agent that kept its allocations' health current while its link was down).
+// A waiter for an index above s's keeps waiting for a later publication.
+func (h *Holder) Replace(s *Snapshot) error {
+	if s == nil {
+		return fmt.Errorf("registry: Holder.Replace(nil)")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := h.cur.Load()
+	h.cur.Store(&published{snap: s, next: make(chan struct{})})
+	close(old.next)
+	return nil
+}
+
 // Apply applies d to the current snapshot and publishes the result.
 func (h *Holder) Apply(d Delta) (*Snapshot, error) {
 	h.mu.Lock()

@@ -226,6 +226,32 @@ func TestHolderWait(t *testing.T) {
 		if h.Index() != 6 {
 			t.Errorf("index %d after a refused Set", h.Index())
 		}
+		// Replace may go backwards; a waiter for a higher index re-checks and
+		// keeps waiting, until an index above its own is published.
+		woke := make(chan uint64)
+		go func() {
+			s, _ := h.Wait(t.Context(), 6)
+			woke <- s.Index()
+		}()
+		synctest.Wait()
+		if err := h.Replace(mustSnapshot(t, 3, nil)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		select {
+		case i := <-woke:
+			t.Fatalf("waiter for >6 returned at %d", i)
+		default:
+		}
+		if h.Index() != 3 {
+			t.Errorf("holder at %d after Replace, want 3", h.Index())
+		}
+		if _, err := h.Apply(Delta{Index: 7}); err != nil {
+			t.Fatal(err)
+		}
+		if i := <-woke; i != 7 {
+			t.Errorf("waiter woke at %d, want 7", i)
+		}
 	})
 }
 
@@ -258,6 +284,9 @@ func TestCodecRoundTrip(t *testing.T) {
 		if a != b {
 			t.Errorf("service %s index %d, want %d", name, b, a)
 		}
+	}
+	if got.ChangeIndex() != 12 || s1.ChangeIndex() != 10 {
+		t.Errorf("ChangeIndex %d (source %d), want 12 and 10", got.ChangeIndex(), s1.ChangeIndex())
 	}
 	if n, _ := got.Node("edge-1"); n.Index != 12 {
 		t.Errorf("edge-1 index %d, want 12", n.Index)
