@@ -283,9 +283,14 @@ func runDNSPerf(ctx context.Context, cfg DNSConfig, addr, queryFile string) (DNS
 	if err != nil {
 		return DNSResult{}, fmt.Errorf("%s: %w\n%s", cfg.DNSPerf, err, out)
 	}
+	return parseDNSPerf(string(out))
+}
+
+// parseDNSPerf reads dnsperf's statistics block.
+func parseDNSPerf(out string) (DNSResult, error) {
 	var res DNSResult
 	found := 0
-	for _, m := range dnsperfLine.FindAllStringSubmatch(string(out), -1) {
+	for _, m := range dnsperfLine.FindAllStringSubmatch(out, -1) {
 		v, _ := strconv.ParseFloat(m[2], 64)
 		found++
 		switch m[1] {
