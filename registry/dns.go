@@ -409,7 +409,12 @@ func (s *DNSServer) addressAnswers(m *dns.Msg, qname string, eps []*Entry, v4 bo
 		if !e.addr.IsValid() || e.addr.Is4() != v4 || s.dupAddr(m.Answer, e.addr, seen) {
 			continue
 		}
-		m.Answer = append(m.Answer, s.addrRR(qname, e.addr, s.entryDNS(e).ip))
+		d := s.entryDNS(e)
+		if qname == d.owner {
+			m.Answer = append(m.Answer, d.addrRR) // the usual spelling: shared, prebuilt
+		} else {
+			m.Answer = append(m.Answer, s.addrRR(qname, e.addr, d.ip))
+		}
 	}
 }
 
@@ -454,13 +459,11 @@ func (s *DNSServer) srvAnswers(m *dns.Msg, qname string, eps []*Entry) {
 			continue
 		}
 		d := s.entryDNS(e)
-		m.Answer = append(m.Answer, &dns.SRV{
-			Hdr:      s.hdr(qname, dns.TypeSRV),
-			Priority: 1,
-			Weight:   1,
-			Port:     uint16(e.Port),
-			Target:   d.target,
-		})
+		if qname == d.owner {
+			m.Answer = append(m.Answer, d.srvRR) // the usual spelling: shared, prebuilt
+		} else {
+			m.Answer = append(m.Answer, s.srvRR(qname, e, d.target))
+		}
 		if !dupTarget(m.Extra, d.target, seen) {
 			m.Extra = append(m.Extra, d.targetRR)
 		}
@@ -492,6 +495,9 @@ type entryDNS struct {
 	ip       net.IP     // the address, for A/AAAA rdata
 	target   string     // SRV target: "<node>.node.<domain>" or "<hex>.addr.<domain>"
 	targetRR dns.RR     // the target's A/AAAA record (Additional section)
+	owner    string     // "<service>.service.<domain>", the name most questions spell
+	addrRR   dns.RR     // the A/AAAA record owned by owner
+	srvRR    dns.RR     // the SRV record owned by owner (nil without a port)
 }
 
 func (s *DNSServer) entryDNS(e *Entry) *entryDNS {
@@ -507,9 +513,24 @@ func (s *DNSServer) entryDNS(e *Entry) *entryDNS {
 			d.target = hexLabel(e.addr) + ".addr." + s.domain
 		}
 		d.targetRR = s.addrRR(d.target, e.addr, d.ip)
+		d.owner = e.Service + ".service." + s.domain
+		d.addrRR = s.addrRR(d.owner, e.addr, d.ip)
+		if e.Port != 0 {
+			d.srvRR = s.srvRR(d.owner, e, d.target)
+		}
 	}
 	e.dns.Store(d)
 	return d
+}
+
+func (s *DNSServer) srvRR(owner string, e *Entry, target string) dns.RR {
+	return &dns.SRV{
+		Hdr:      s.hdr(owner, dns.TypeSRV),
+		Priority: 1,
+		Weight:   1,
+		Port:     uint16(e.Port),
+		Target:   target,
+	}
 }
 
 // isLabel reports whether a node name can be a DNS label as it is: 1 to 63

@@ -627,3 +627,19 @@ func BenchmarkServeDNSSRV100(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkServeDNSTypical is the benchmark's shape: a service of 4 instances,
+// A and SRV over UDP without EDNS0, through a writer that packs.
+func BenchmarkServeDNSTypical(b *testing.B) {
+	s := newTestServer(b, DNSConfig{Snapshots: holderOf(b, append(bigService("svc", 4), fixture()...))})
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeSRV} {
+		b.Run(dns.TypeToString[qtype], func(b *testing.B) {
+			req := query("svc.service.strata.", qtype)
+			w := &discardWriter{}
+			b.ReportAllocs()
+			for b.Loop() {
+				s.ServeDNS(w, req)
+			}
+		})
+	}
+}
