@@ -40,9 +40,12 @@
 // each FSM transaction that changes endpoints (one delta per batch keeps Apply's
 // cost, a copy of the ID map, per batch). An agent's replica is DecodeSnapshot of
 // what it stored, then Holder.Apply(DecodeDelta(frame)) per delta received;
-// after a reconnect it asks for deltas after Holder.Index(). A delta re-sent
-// after a reconnect is refused as ErrStaleDelta (its index is not above),
-// deletes of unknown IDs are ignored.
+// after a reconnect it sends its Holder.Index() and the server answers with
+// Holder.DeltaSince(that index) (one merged delta), or with the whole snapshot
+// when it no longer has the deltas (ok == false). A delta re-sent after a
+// reconnect is refused as ErrStaleDelta (its index is not above), deletes of
+// unknown IDs are ignored. An agent that changed its replica locally while
+// offline (its own allocations' health) resynchronises with Holder.Replace.
 //
 // # DNS interface
 //

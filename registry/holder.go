@@ -3,6 +3,8 @@ package registry
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -16,8 +18,15 @@ import (
 // an agent keeps one as its replica, fed by the deltas it receives.
 type Holder struct {
 	cur atomic.Pointer[published]
-	mu  sync.Mutex // serialises writers
+
+	mu       sync.Mutex // serialises writers and guards the delta log
+	log      []Delta    // the last deltas applied, oldest first, at most maxDeltaLog
+	logStart uint64     // the index the first delta in log applies to
 }
+
+// maxDeltaLog bounds the deltas a Holder keeps for DeltaSince: an agent that
+// is further behind gets a whole snapshot.
+const maxDeltaLog = 4096
 
 // published pairs a snapshot with the channel closed when it is superseded.
 type published struct {
@@ -30,7 +39,7 @@ func NewHolder(s *Snapshot) *Holder {
 	if s == nil {
 		s = emptySnapshot
 	}
-	h := &Holder{}
+	h := &Holder{logStart: s.index}
 	h.cur.Store(&published{snap: s, next: make(chan struct{})})
 	return h
 }
@@ -48,7 +57,11 @@ func (h *Holder) Index() uint64 { return h.cur.Load().snap.index }
 func (h *Holder) Set(s *Snapshot) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.publishLocked(s)
+	if err := h.publishLocked(s); err != nil {
+		return err
+	}
+	h.log, h.logStart = nil, s.index // no delta leads to s
+	return nil
 }
 
 // Replace publishes s whatever its index, waking every waiter: for a replica
@@ -64,6 +77,7 @@ func (h *Holder) Replace(s *Snapshot) error {
 	old := h.cur.Load()
 	h.cur.Store(&published{snap: s, next: make(chan struct{})})
 	close(old.next)
+	h.log, h.logStart = nil, s.index
 	return nil
 }
 
@@ -75,7 +89,61 @@ func (h *Holder) Apply(d Delta) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return next, h.publishLocked(next)
+	if err := h.publishLocked(next); err != nil {
+		return nil, err
+	}
+	// Log the delta as applied: upserts as the snapshot holds them (normalised,
+	// immutable), so the caller may reuse its slices.
+	logged := Delta{Index: d.Index, Deletes: slices.Clone(d.Deletes)}
+	if len(d.Upserts) > 0 {
+		logged.Upserts = make([]Instance, len(d.Upserts))
+		for i := range d.Upserts {
+			logged.Upserts[i] = next.byID[d.Upserts[i].ID].Instance
+		}
+	}
+	if len(h.log) == maxDeltaLog {
+		h.logStart = h.log[0].Index
+		h.log = slices.Delete(h.log, 0, 1)
+	}
+	h.log = append(h.log, logged)
+	return next, nil
+}
+
+// DeltaSince returns one delta that takes a snapshot at index to the current
+// one: for an agent that reconnects at the index of its replica, so it is not
+// sent the whole catalog again. ok is false when the Holder no longer has (or
+// never had) the deltas after index (it keeps the last 4096, and none from
+// before a Set or Replace): send Snapshot() instead. A replica already at the
+// current index gets an empty delta at that index, which it must skip (Apply
+// would refuse it as stale).
+func (h *Holder) DeltaSince(index uint64) (d Delta, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cur := h.cur.Load().snap.index
+	if index < h.logStart || index > cur {
+		return Delta{}, false
+	}
+	upserts := map[string]Instance{}
+	deleted := map[string]bool{}
+	for _, l := range h.log {
+		if l.Index <= index {
+			continue
+		}
+		for _, id := range l.Deletes {
+			delete(upserts, id)
+			deleted[id] = true
+		}
+		for _, in := range l.Upserts {
+			delete(deleted, in.ID)
+			upserts[in.ID] = in
+		}
+	}
+	d.Index = cur
+	for _, id := range slices.Sorted(maps.Keys(upserts)) {
+		d.Upserts = append(d.Upserts, upserts[id])
+	}
+	d.Deletes = slices.Sorted(maps.Keys(deleted))
+	return d, true
 }
 
 func (h *Holder) publishLocked(s *Snapshot) error {

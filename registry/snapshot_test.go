@@ -472,3 +472,74 @@ func BenchmarkDecodeSnapshot(b *testing.B) {
 		}
 	}
 }
+
+// TestHolderDeltaSince: a replica that applies DeltaSince(its index) ends equal
+// to the source, whatever happened in between, and one too far behind is told
+// to take a snapshot.
+func TestHolderDeltaSince(t *testing.T) {
+	base := mustSnapshot(t, 10, instances())
+	h := NewHolder(base)
+	w2 := instances()[1]
+	w2.Health = HealthPassing
+	steps := []Delta{
+		{Index: 11, Upserts: []Instance{w2}},
+		{Index: 12, Deletes: []string{"d1"}},
+		{Index: 13, Upserts: []Instance{{ID: "d1", Service: "db", Address: "10.0.0.5", Port: 5432, Health: HealthPassing}}},
+		{Index: 14, Deletes: []string{"w3"}, Upserts: []Instance{{ID: "n1", Service: "new", Health: HealthPassing}}},
+		{Index: 15, Deletes: []string{"n1"}},
+	}
+	for _, d := range steps {
+		if _, err := h.Apply(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, from := range []uint64{10, 12, 14} {
+		r := NewHolder(mustSnapshot(t, 10, instances()))
+		for _, d := range steps {
+			if d.Index <= from {
+				if _, err := r.Apply(d); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		d, ok := h.DeltaSince(from)
+		if !ok || d.Index != 15 {
+			t.Fatalf("DeltaSince(%d) = %+v, %v", from, d, ok)
+		}
+		if _, err := r.Apply(d); err != nil {
+			t.Fatalf("applying DeltaSince(%d): %v", from, err)
+		}
+		if !sameContent(r.Snapshot(), h.Snapshot()) {
+			t.Errorf("replica from %d differs from the source", from)
+		}
+	}
+	if d, ok := h.DeltaSince(15); !ok || d.Index != 15 || len(d.Upserts)+len(d.Deletes) != 0 {
+		t.Errorf("DeltaSince(current) = %+v, %v; want an empty delta", d, ok)
+	}
+	for _, bad := range []uint64{9, 16} {
+		if _, ok := h.DeltaSince(bad); ok {
+			t.Errorf("DeltaSince(%d) ok, want a snapshot instead", bad)
+		}
+	}
+	if err := h.Set(mustSnapshot(t, 20, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.DeltaSince(15); ok {
+		t.Errorf("DeltaSince across a Set: ok")
+	}
+}
+
+// sameContent compares two snapshots' instances and health, ignoring indexes
+// (a replica that applied one merged delta has later ModifyIndexes).
+func sameContent(a, b *Snapshot) bool {
+	if a.Len() != b.Len() || a.Index() != b.Index() {
+		return false
+	}
+	for id, e := range a.byID {
+		f, ok := b.byID[id]
+		if !ok || !sameInstance(&e.Instance, &f.Instance) {
+			return false
+		}
+	}
+	return true
+}
