@@ -113,8 +113,7 @@
 // whole answer is sent (up to the 64 KiB DNS message limit). Names are
 // compressed when the reply would not fit without.
 //
-// Listen serves UDP with several miekg/dns loops reading the one socket (see
-// docs/RATIONALE.md) and TCP with one. Every query is logged at Debug level.
+// Every query is logged at Debug level.
 // ServeDNS never panics: a panic (from a Catalog, say) is recovered, logged at
 // Error and answered with SERVFAIL.
 //

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"strconv"
-	"sync"
 
 	"github.com/miekg/dns"
 )
@@ -23,12 +21,6 @@ const (
 // portAttempts bounds the retries when addr asks for an ephemeral port: the UDP
 // port the kernel picks may already be taken for TCP.
 const portAttempts = 10
-
-// udpLoops is how many miekg/dns serving loops read the one UDP socket: with
-// one, the loop that reads, sets the deadline and spawns each query's
-// goroutine is the bottleneck (see docs/RATIONALE.md); reads on the socket are
-// serialised by the runtime, the rest overlaps.
-func udpLoops() int { return min(max(2, runtime.GOMAXPROCS(0)), 8) }
 
 // Listen binds addr over both UDP and TCP (the same port; with port 0 the UDP port
 // the kernel picks is reused for TCP) and serves until ctx is done or Shutdown is
@@ -56,36 +48,30 @@ func (s *DNSServer) Listen(ctx context.Context, addr string) error {
 		return fmt.Errorf("registry: dns listen %s: %w", addr, err)
 	}
 
-	loops := udpLoops()
-	started := make(chan struct{}, loops+1)
+	started := make(chan struct{}, 2)
 	notify := func() { started <- struct{}{} }
-	var servers []*dns.Server
-	for range loops {
-		servers = append(servers, &dns.Server{PacketConn: pc, Handler: s, UDPSize: maxUDPSize, NotifyStartedFunc: notify})
-	}
-	servers = append(servers, &dns.Server{Listener: ln, Handler: s, NotifyStartedFunc: notify})
+	udp := &dns.Server{PacketConn: pc, Handler: s, UDPSize: maxUDPSize, NotifyStartedFunc: notify}
+	tcp := &dns.Server{Listener: ln, Handler: s, NotifyStartedFunc: notify}
 
 	// Each serving goroutine sends exactly one value: what ActivateAndServe returned.
-	served := make(chan error, len(servers))
-	for _, srv := range servers {
+	served := make(chan error, 2)
+	for _, srv := range []*dns.Server{udp, tcp} {
 		go func() { served <- srv.ActivateAndServe() }()
 	}
 
-	for n := 0; n < len(servers); {
+	for n := 0; n < 2; {
 		select {
 		case <-started:
 			n++
 		case err := <-served:
 			// One loop failed (before or after starting): close both sockets so the
-			// other loops return too, and wait for them.
+			// other loop returns too, and wait for it.
 			if err == nil {
 				err = errors.New("server stopped while starting")
 			}
 			pc.Close()
 			ln.Close()
-			for range len(servers) - 1 {
-				<-served
-			}
+			<-served
 			return fmt.Errorf("registry: dns serve %s: %w", addr, err)
 		}
 	}
@@ -94,16 +80,15 @@ func (s *DNSServer) Listen(ctx context.Context, addr string) error {
 	s.udpAddr = pc.LocalAddr().String()
 	s.quit = make(chan struct{})
 	s.done = make(chan struct{})
-	go s.run(ctx, servers, served)
+	go s.run(ctx, udp, tcp, served)
 	return nil
 }
 
-// run owns the dns.Servers (the UDP loops and the TCP one): it waits for ctx or
-// Shutdown, stops them, waits for every serving goroutine, records their errors
-// and closes s.done.
-func (s *DNSServer) run(ctx context.Context, servers []*dns.Server, served <-chan error) {
+// run owns the two dns.Servers: it waits for ctx or Shutdown, stops them, waits
+// for both serving goroutines, records their errors and closes s.done.
+func (s *DNSServer) run(ctx context.Context, udp, tcp *dns.Server, served <-chan error) {
 	var errs []error
-	pending := len(servers)
+	pending := 2
 wait:
 	for pending > 0 {
 		select {
@@ -122,20 +107,15 @@ wait:
 	}
 	// ShutdownContext unblocks the reads and waits for in-flight handlers, which are
 	// bounded by the servers' read/write timeouts. Its "not started" error cannot
-	// happen here (Listen waited for every loop to start), and a loop that already
-	// returned makes it return at once. The UDP loops share one socket, which the
-	// first of them to finish closes: all are told to stop before any waits, and
-	// a loop that then sees the closed socket has stopped as asked.
-	var stopping sync.WaitGroup
-	for _, srv := range servers {
-		stopping.Go(func() { srv.ShutdownContext(context.Background()) })
-	}
+	// happen here (Listen waited for both to start), and a loop that already
+	// returned makes it return at once.
+	udp.ShutdownContext(context.Background())
+	tcp.ShutdownContext(context.Background())
 	for ; pending > 0; pending-- {
-		if err := <-served; err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := <-served; err != nil {
 			errs = append(errs, err)
 		}
 	}
-	stopping.Wait()
 	s.mu.Lock()
 	s.state = stateClosed
 	s.err = errors.Join(errs...)
