@@ -208,7 +208,8 @@ func (s *DNSServer) reply(r *dns.Msg, tcp bool) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.RecursionAvailable = len(s.recursors) > 0
-	if len(m.Question) == 1 && !validName(m.Question[0].Name) {
+	nameOK := len(r.Question) == 1 && validName(r.Question[0].Name)
+	if len(m.Question) == 1 && !nameOK {
 		m.Question = nil // it could not be packed back; only direct callers can send one
 	}
 	switch {
@@ -234,7 +235,7 @@ func (s *DNSServer) reply(r *dns.Msg, tcp bool) *dns.Msg {
 	}
 
 	q := r.Question[0]
-	if !validName(q.Name) {
+	if !nameOK {
 		if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
 			m.Rcode = dns.RcodeRefused
 		} else {
