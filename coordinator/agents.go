@@ -21,19 +21,40 @@ import (
 	"github.com/strata-run/strata/sched"
 )
 
-// agentEndpoint accepts agents' QUIC connections. Each connection gets one
-// goroutine reading its control stream, one pushing allocation changes,
-// and one per module download; all stop when the connection or the
-// endpoint closes.
+// agentEndpoint accepts agents' QUIC connections and speaks the agent
+// protocol (package internal/wire): it translates what agents send into
+// commands for the state machine, one per registration or status report,
+// and pushes each agent its allocations. It decides nothing about
+// scheduling: what a report means for a job is the scheduling side's
+// (evalTrigger). Each connection gets one goroutine reading its control
+// stream, one pushing allocation changes, and one per module download;
+// all stop when the connection or the endpoint closes.
 type agentEndpoint struct {
-	s   *Server
-	ln  *quic.Listener
-	log *slog.Logger
+	agentDeps
+	ln *quic.Listener
 
-	mu    sync.Mutex
-	conns map[*quic.Conn]struct{}
-	nodes map[string]*quic.Conn // registered connections by node ID (log streams open on them)
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[*quic.Conn]struct{}
+	nodes   map[string]*quic.Conn // registered connections by node ID (log streams open on them)
+	changed chan struct{}         // closed when nodes changes (connsChanged)
+	wg      sync.WaitGroup
+}
+
+// agentDeps is what the agent endpoint needs from the rest of the server.
+type agentDeps struct {
+	store *state.Store // reads: nodes, allocations, job versions
+	apply applyFunc    // one command per registration or status report
+	// beat records a node's heartbeat (failureDetector.heartbeat).
+	beat func(ctx context.Context, nodeID string) error
+	// interval is how often agents beat for the cluster's size now.
+	interval func() time.Duration
+	grace    time.Duration   // HeartbeatGrace: silence past the TTL and this ends a connection
+	servers  func() []string // the agent endpoints agents may reach (Registered.Servers)
+	// join spends a token and signs an agent's certificate (tokenIssuer.join).
+	signJoin func(token, nodeID string, csr []byte) ([]byte, error)
+	blobs    *blobStore
+	copier   *blobCopier // a module pushed through another server
+	log      *slog.Logger
 }
 
 // Application error codes sent when closing an agent connection.
@@ -43,9 +64,10 @@ const (
 	closeShutdown quic.ApplicationErrorCode = 2
 )
 
-func newAgentEndpoint(s *Server, addr string) (*agentEndpoint, error) {
+// listenAgents binds the agent endpoint's UDP address.
+func listenAgents(addr string, certs *serverCerts) (*quic.Listener, error) {
 	tc := &tls.Config{
-		GetCertificate: s.certs.get,
+		GetCertificate: certs.get,
 		NextProtos:     []string{wire.ALPN},
 		MinVersion:     tls.VersionTLS13,
 		// Mutual TLS, with one exception: an agent that has not joined
@@ -53,7 +75,7 @@ func newAgentEndpoint(s *Server, addr string) (*agentEndpoint, error) {
 		// The CA is read from the replicated state at each handshake,
 		// so this is a custom check rather than ClientCAs.
 		ClientAuth:            tls.RequestClientCert,
-		VerifyPeerCertificate: s.certs.verifyAgentCert,
+		VerifyPeerCertificate: certs.verifyAgentCert,
 	}
 	qc := &quic.Config{
 		MaxIdleTimeout:  30 * time.Second,
@@ -63,7 +85,11 @@ func newAgentEndpoint(s *Server, addr string) (*agentEndpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: agent endpoint on %s: %w", addr, err)
 	}
-	return &agentEndpoint{s: s, ln: ln, log: s.log.With("part", "agents"), conns: map[*quic.Conn]struct{}{}, nodes: map[string]*quic.Conn{}}, nil
+	return ln, nil
+}
+
+func newAgentEndpoint(ln *quic.Listener, deps agentDeps) *agentEndpoint {
+	return &agentEndpoint{agentDeps: deps, ln: ln, conns: map[*quic.Conn]struct{}{}, nodes: map[string]*quic.Conn{}, changed: make(chan struct{})}
 }
 
 // Addr is the bound UDP address.
@@ -90,6 +116,44 @@ func (a *agentEndpoint) serve(ctx context.Context) {
 			a.handle(ctx, conn)
 		}()
 	}
+}
+
+// setConn records the connection of a registered node's agent, replacing
+// an older one.
+func (a *agentEndpoint) setConn(nodeID string, conn *quic.Conn) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.nodes[nodeID] = conn
+	close(a.changed)
+	a.changed = make(chan struct{})
+}
+
+// dropConn forgets a node's connection once it ends, unless a newer one
+// replaced it.
+func (a *agentEndpoint) dropConn(nodeID string, conn *quic.Conn) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.nodes[nodeID] != conn {
+		return
+	}
+	delete(a.nodes, nodeID)
+	close(a.changed)
+	a.changed = make(chan struct{})
+}
+
+// conn returns the connection of a node's agent to this server, or nil.
+func (a *agentEndpoint) conn(nodeID string) *quic.Conn {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nodes[nodeID]
+}
+
+// connsChanged returns a channel closed at the next change of the
+// registered connections (an agent registered or its connection ended).
+func (a *agentEndpoint) connsChanged() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.changed
 }
 
 func (a *agentEndpoint) close() {
@@ -125,16 +189,8 @@ func (a *agentEndpoint) handle(ctx context.Context, conn *quic.Conn) {
 	}
 	log = log.With("node", reg.Name, "node_id", reg.NodeID)
 	log.Info("agent connected")
-	a.mu.Lock()
-	a.nodes[reg.NodeID] = conn // a reconnect replaces an older connection
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		if a.nodes[reg.NodeID] == conn {
-			delete(a.nodes, reg.NodeID)
-		}
-		a.mu.Unlock()
-	}()
+	a.setConn(reg.NodeID, conn) // a reconnect replaces an older connection
+	defer a.dropConn(reg.NodeID, conn)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -187,7 +243,7 @@ func (a *agentEndpoint) join(ctrl *quic.Stream, conn *quic.Conn, log *slog.Logge
 		if j.NodeID == "" || j.Name == "" {
 			return errors.New("Join needs NodeID and Name")
 		}
-		cert, err := a.s.join(j.Token, j.NodeID, j.CSR)
+		cert, err := a.signJoin(j.Token, j.NodeID, j.CSR)
 		if err != nil {
 			return err
 		}
@@ -274,7 +330,7 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, certNode string) (*wire.Regi
 		Attributes: reg.Attributes, Meta: reg.Meta,
 		Status: sched.NodeReady, Eligible: true,
 	}
-	old, err := a.s.store.Node(reg.NodeID)
+	old, err := a.store.Node(reg.NodeID)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -285,31 +341,17 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, certNode string) (*wire.Regi
 	// the node's fingerprint is written.
 	node.ComputedClass = sched.ComputeClass(&node)
 	if old == nil || !reflect.DeepEqual(old.Node, node) {
-		if _, _, err := a.s.apply(&state.NodeRegister{Node: node, Time: time.Now().UnixNano()}); err != nil {
+		if _, _, err := a.apply(&state.NodeRegister{Node: node, Time: time.Now().UnixNano()}); err != nil {
 			return nil, 0, err
 		}
 	}
-	if err := a.s.heartbeat(context.Background(), reg.NodeID); err != nil {
+	if err := a.beat(context.Background(), reg.NodeID); err != nil {
 		a.log.Debug("forwarding heartbeat", "err", err)
 	}
-	var servers []string
-	if self := a.s.AgentAdvertiseAddr(); self != "" {
-		servers = append(servers, self)
-	}
-	for _, p := range a.s.Peers() {
-		if p.AgentAddr != "" {
-			servers = append(servers, p.AgentAddr)
-		}
-	}
-	every := a.heartbeatEvery()
+	every := a.interval()
 	return &reg, every, wire.Write(ctrl, wire.TypeRegistered, wire.Registered{
-		Version: version, NodeID: reg.NodeID, HeartbeatMillis: every.Milliseconds(), Servers: servers,
+		Version: version, NodeID: reg.NodeID, HeartbeatMillis: every.Milliseconds(), Servers: a.servers(),
 	})
-}
-
-// heartbeatEvery is how often agents beat: three times per TTL.
-func (a *agentEndpoint) heartbeatEvery() time.Duration {
-	return a.s.heartbeatTTL(a.s.store.NodeCount()) / heartbeatsPerTTLOnAgent
 }
 
 // retuneHeartbeat tells the agent a longer heartbeat interval once the
@@ -322,7 +364,7 @@ func (a *agentEndpoint) heartbeatEvery() time.Duration {
 // previous one; the leader's deadlines follow the largest TTL it has seen.
 func (a *agentEndpoint) retuneHeartbeat(ctrl *quic.Stream, mu *sync.Mutex, told *atomic.Int64) error {
 	cur := time.Duration(told.Load())
-	want := a.heartbeatEvery()
+	want := a.interval()
 	if want*4 <= cur*5 {
 		return nil
 	}
@@ -340,7 +382,7 @@ func (a *agentEndpoint) retuneHeartbeat(ctrl *quic.Stream, mu *sync.Mutex, told 
 func (a *agentEndpoint) readControl(ctx context.Context, reg *wire.Register, ctrl *quic.Stream, told *atomic.Int64) error {
 	for {
 		// Silent past TTL + grace: the connection is dead; the agent redials.
-		silence := time.Duration(told.Load())*heartbeatsPerTTLOnAgent + a.s.cfg.HeartbeatGrace
+		silence := time.Duration(told.Load())*heartbeatsPerTTLOnAgent + a.grace
 		ctrl.SetReadDeadline(time.Now().Add(silence))
 		t, payload, err := wire.Read(ctrl)
 		if err != nil {
@@ -348,7 +390,7 @@ func (a *agentEndpoint) readControl(ctx context.Context, reg *wire.Register, ctr
 		}
 		switch t {
 		case wire.TypeHeartbeat:
-			if err := a.s.heartbeat(ctx, reg.NodeID); err != nil {
+			if err := a.beat(ctx, reg.NodeID); err != nil {
 				a.log.Debug("forwarding heartbeat", "node", reg.Name, "err", err)
 			}
 		case wire.TypeAllocStatus:
@@ -365,6 +407,8 @@ func (a *agentEndpoint) readControl(ctx context.Context, reg *wire.Register, ctr
 	}
 }
 
+// allocStatus translates a status report into one AllocUpdate for the
+// state machine, or none if it repeats what the state already holds.
 func (a *agentEndpoint) allocStatus(reg *wire.Register, st *wire.AllocStatus) error {
 	switch st.ClientStatus {
 	case sched.ClientPending, sched.ClientRunning, sched.ClientComplete, sched.ClientFailed:
@@ -382,7 +426,7 @@ func (a *agentEndpoint) allocStatus(reg *wire.Register, st *wire.AllocStatus) er
 			Port: e.Port, Healthy: e.Healthy,
 		})
 	}
-	before, err := a.s.store.Alloc(st.AllocID)
+	before, err := a.store.Alloc(st.AllocID)
 	if err != nil {
 		return err
 	}
@@ -390,23 +434,8 @@ func (a *agentEndpoint) allocStatus(reg *wire.Register, st *wire.AllocStatus) er
 		reflect.DeepEqual(before.Endpoints, u.Endpoints) && (u.TaskStates == nil || reflect.DeepEqual(before.TaskStates, u.TaskStates)) {
 		return nil // nothing new: keep it out of the Raft log
 	}
-	if _, _, err := a.s.apply(&state.AllocUpdate{NodeID: reg.NodeID, Updates: []state.ClientUpdate{u}}); err != nil {
-		return err
-	}
-	if before != nil && before.ClientStatus == sched.ClientUnknown && u.ClientStatus == sched.ClientRunning {
-		// Back from a disconnect: if it was replaced meanwhile, one of the
-		// two must stop.
-		if err := a.s.enqueueJobEval(before.JobID, "alloc-reconnected"); err != nil {
-			return err
-		}
-	}
-	if before != nil && !before.Terminal() && (u.ClientStatus == sched.ClientFailed || u.ClientStatus == sched.ClientComplete) {
-		// A failed allocation is replaced; a finished one frees capacity.
-		if err := a.s.enqueueJobEval(before.JobID, "alloc-"+u.ClientStatus); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, _, err = a.apply(&state.AllocUpdate{NodeID: reg.NodeID, Updates: []state.ClientUpdate{u}})
+	return err
 }
 
 // pushAllocs sends the node's allocations now and after every change. It
@@ -417,11 +446,11 @@ func (a *agentEndpoint) pushAllocs(ctx context.Context, nodeID string, ctrl *qui
 	var seen uint64
 	first := true
 	for {
-		watch := a.s.store.Watch()
+		watch := a.store.Watch()
 		if err := a.retuneHeartbeat(ctrl, mu, told); err != nil {
 			return err
 		}
-		changes := a.s.store.NodeAllocChanges(nodeID)
+		changes := a.store.NodeAllocChanges(nodeID)
 		if !first && changes == seen {
 			select {
 			case <-ctx.Done():
@@ -431,7 +460,7 @@ func (a *agentEndpoint) pushAllocs(ctx context.Context, nodeID string, ctrl *qui
 			continue
 		}
 		seen = changes
-		idx := a.s.store.Index()
+		idx := a.store.Index()
 		allocs, err := a.nodeAllocs(nodeID)
 		if err != nil {
 			return err
@@ -457,7 +486,7 @@ func (a *agentEndpoint) pushAllocs(ctx context.Context, nodeID string, ctrl *qui
 // nodeAllocs builds what the agent must run: every allocation on the node
 // that the agent has not reported finished, with its job version's tasks.
 func (a *agentEndpoint) nodeAllocs(nodeID string) ([]wire.Alloc, error) {
-	allocs, err := a.s.store.NodeAllocs(nodeID)
+	allocs, err := a.store.NodeAllocs(nodeID)
 	if err != nil {
 		return nil, err
 	}
@@ -466,7 +495,7 @@ func (a *agentEndpoint) nodeAllocs(nodeID string) ([]wire.Alloc, error) {
 		if al.ClientStatus == sched.ClientComplete || al.ClientStatus == sched.ClientFailed || al.ClientStatus == sched.ClientLost {
 			continue
 		}
-		job, err := a.s.store.JobVersion(al.JobID, al.JobVersion)
+		job, err := a.store.JobVersion(al.JobID, al.JobVersion)
 		if err != nil {
 			return nil, err
 		}
@@ -490,68 +519,6 @@ func (a *agentEndpoint) nodeAllocs(nodeID string) ([]wire.Alloc, error) {
 		out = append(out, wa)
 	}
 	return out, nil
-}
-
-// serveDownloads answers module downloads, one per stream.
-func (a *agentEndpoint) serveDownloads(ctx context.Context, conn *quic.Conn, log *slog.Logger) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		st, err := conn.AcceptStream(ctx)
-		if err != nil {
-			return
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer st.Close()
-			if err := a.sendModule(st); err != nil {
-				log.Warn("module download", "err", err)
-				st.CancelWrite(1)
-			}
-		}()
-	}
-}
-
-func (a *agentEndpoint) sendModule(st *quic.Stream) error {
-	st.SetReadDeadline(time.Now().Add(10 * time.Second))
-	t, payload, err := wire.Read(st)
-	if err != nil {
-		return err
-	}
-	if t != wire.TypeFetchModule {
-		return fmt.Errorf("download stream must start with FetchModule, got %s", t)
-	}
-	var req wire.FetchModule
-	if err := wire.Decode(t, payload, &req); err != nil {
-		return err
-	}
-	if !a.s.blobs.Has(req.Digest) {
-		// Pushed through another server: copy it from there first.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		err := a.s.fetchBlobFromPeers(ctx, req.Digest)
-		cancel()
-		if err != nil {
-			a.log.Warn("module not available", "digest", req.Digest, "err", err)
-		}
-	}
-	f, size, err := a.s.blobs.Open(req.Digest)
-	if err != nil {
-		return wire.Write(st, wire.TypeModule, wire.ModuleHeader{Digest: req.Digest, Error: err.Error()})
-	}
-	defer f.Close()
-	if req.Offset < 0 || req.Offset > size {
-		return wire.Write(st, wire.TypeModule, wire.ModuleHeader{Digest: req.Digest, Size: size,
-			Error: fmt.Sprintf("offset %d is outside the module's %d bytes", req.Offset, size)})
-	}
-	if _, err := f.Seek(req.Offset, io.SeekStart); err != nil {
-		return err
-	}
-	if err := wire.Write(st, wire.TypeModule, wire.ModuleHeader{Digest: req.Digest, Size: size, Offset: req.Offset}); err != nil {
-		return err
-	}
-	_, err = io.Copy(st, f)
-	return err
 }
 
 func truncate(s string, n int) string {

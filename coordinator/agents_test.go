@@ -279,7 +279,7 @@ func TestAllocStatusTaskStates(t *testing.T) {
 	s := startTestServer(t)
 	reg := &wire.Register{Versions: wire.Versions(), NodeID: "n1", Name: "n1", Address: "127.0.0.1"}
 	alloc := &sched.Allocation{ID: "a1", JobID: "web", Group: "g", NodeID: "n1", DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientPending}
-	if _, _, err := s.apply(&state.PlanApply{Place: []*sched.Allocation{alloc}}); err != nil {
+	if _, _, err := s.node.apply(&state.PlanApply{Place: []*sched.Allocation{alloc}}); err != nil {
 		t.Fatal(err)
 	}
 	states := func(events ...string) map[string]*wire.TaskState {
@@ -307,7 +307,7 @@ func TestAllocStatusTaskStates(t *testing.T) {
 	if got := a.TaskStates["t"]; got == nil || len(got.Events) != 3 || got.Events[2].Type != "Terminated" {
 		t.Fatalf("stored task states %+v", a.TaskStates)
 	}
-	if _, _, err := s.apply(&state.AllocUpdate{NodeID: "n1", Updates: []state.ClientUpdate{{AllocID: "a1", ClientStatus: sched.ClientLost}}}); err != nil {
+	if _, _, err := s.node.apply(&state.AllocUpdate{NodeID: "n1", Updates: []state.ClientUpdate{{AllocID: "a1", ClientStatus: sched.ClientLost}}}); err != nil {
 		t.Fatal(err)
 	}
 	if a, _ := s.store.Alloc("a1"); a.ClientStatus != sched.ClientLost || len(a.TaskStates["t"].Events) != 3 {
@@ -425,7 +425,7 @@ func TestHeartbeatIntervalFollowsClusterSize(t *testing.T) {
 	// Within a quarter of the target (smaller changes are not sent); the
 	// target is the TTL for ~400 nodes (8s) / 3, plus the nodes this
 	// loop added.
-	want := s.agents.heartbeatEvery().Milliseconds()
+	want := s.detector.agentInterval().Milliseconds()
 	if want < 2600 || last < want*4/5 || last > want {
 		t.Fatalf("intervals told %v: want them to reach %d-%dms", told, want*4/5, want)
 	}

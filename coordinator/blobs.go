@@ -1,10 +1,13 @@
 package coordinator
 
 import (
+	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,4 +86,79 @@ func (b *blobStore) Has(digest string) bool {
 	}
 	_, err = os.Stat(p)
 	return err == nil
+}
+
+// blobCopier copies module blobs between servers: a module is pushed to
+// one server and stored there; another copies it from a peer when one of
+// its agents asks for it (server RPC "blob": the header, then the bytes).
+type blobCopier struct {
+	blobs  *blobStore
+	rpc    *rpcClient
+	others func() ([]string, error) // the other servers' Raft addresses
+}
+
+// fetch copies a blob this server lacks from another server.
+func (b *blobCopier) fetch(ctx context.Context, digest string) error {
+	peers, err := b.others()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, addr := range peers {
+		if err := b.fetchFrom(ctx, addr, digest); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return nil
+	}
+	return fmt.Errorf("module %s is on no reachable server: %w", digest, errors.Join(errs...))
+}
+
+func (b *blobCopier) fetchFrom(ctx context.Context, addr, digest string) error {
+	c, err := b.rpc.dial(ctx, addr, "blob", digest)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	dec := json.NewDecoder(c)
+	var resp rpcResponse
+	if err := dec.Decode(&resp); err != nil {
+		return err
+	}
+	if resp.Error != "" {
+		return fmt.Errorf("server %s: %s", addr, resp.Error)
+	}
+	if resp.Size < 0 || resp.Size > MaxModuleSize {
+		return fmt.Errorf("server %s: module size %d out of range", addr, resp.Size)
+	}
+	// json.Encoder ends the header with a newline, which the decoder
+	// leaves unread: the module's bytes start after it.
+	r := io.MultiReader(dec.Buffered(), c)
+	var nl [1]byte
+	if _, err := io.ReadFull(r, nl[:]); err != nil || nl[0] != '\n' {
+		return fmt.Errorf("server %s: module %s: no newline after the header (%q, %v)", addr, digest, nl[0], err)
+	}
+	data := make([]byte, resp.Size)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return fmt.Errorf("server %s: module %s: %w", addr, digest, err)
+	}
+	if got := Digest(data); got != digest {
+		return fmt.Errorf("server %s sent bytes hashing to %s for %s", addr, got, digest)
+	}
+	_, err = b.blobs.Put(data)
+	return err
+}
+
+// serveRPC is the server RPC "blob": the blob's size, then its bytes.
+func (b *blobCopier) serveRPC(c net.Conn, body json.RawMessage, reply func(any, error)) {
+	var digest string
+	json.Unmarshal(body, &digest)
+	f, size, err := b.blobs.Open(digest)
+	if err != nil {
+		reply(nil, err)
+		return
+	}
+	defer f.Close()
+	json.NewEncoder(c).Encode(rpcResponse{Size: size})
+	io.Copy(c, f)
 }

@@ -110,7 +110,7 @@ func TestInProcessClusterForwardsWrites(t *testing.T) {
 		}
 	}
 	// A refusal by the leader reaches the caller with its sentinel intact.
-	if _, _, err := follower.apply(&state.JobStop{JobID: "no-such-job"}); !errors.Is(err, ErrNotFound) {
+	if _, _, err := follower.node.apply(&state.JobStop{JobID: "no-such-job"}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("forwarded stop of a missing job = %v, want ErrNotFound", err)
 	}
 	peers, _ := follower.RaftPeers()
@@ -133,7 +133,7 @@ func BenchmarkRaftWrites3Servers(b *testing.B) {
 		place = append(place, &sched.Allocation{ID: fmt.Sprintf("a%03d", i), JobID: "bench", Group: "g", NodeID: "n1",
 			DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientPending})
 	}
-	if _, _, err := leader.apply(&state.PlanApply{Place: place}); err != nil {
+	if _, _, err := leader.node.apply(&state.PlanApply{Place: place}); err != nil {
 		b.Fatal(err)
 	}
 	lat := make([]time.Duration, b.N)
@@ -153,7 +153,7 @@ func BenchmarkRaftWrites3Servers(b *testing.B) {
 					return
 				}
 				t0 := time.Now()
-				_, _, err := leader.apply(&state.AllocUpdate{NodeID: "n1", Updates: []state.ClientUpdate{{
+				_, _, err := leader.node.apply(&state.AllocUpdate{NodeID: "n1", Updates: []state.ClientUpdate{{
 					AllocID: place[w].ID, ClientStatus: statuses[i%2], Description: fmt.Sprint(i)}}})
 				lat[i] = time.Since(t0)
 				if err != nil {
@@ -244,7 +244,7 @@ func TestBlobCopiedFromPeer(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := other.fetchBlobFromPeers(ctx, m.Digest); err != nil {
+	if err := other.agents.copier.fetch(ctx, m.Digest); err != nil {
 		t.Fatalf("copying the module from the leader: %v", err)
 	}
 	f, size, err := other.blobs.Open(m.Digest)

@@ -4,6 +4,28 @@
 // applier, heartbeats and drains, the agent endpoint over QUIC, module
 // storage, server-to-server RPC and the HTTP API.
 //
+// # Parts
+//
+// A Server is parts wired together (Server.wire); a part holds the parts
+// or funcs it uses, never the Server, and the Server owns their life
+// cycle and runs the leader-only ones while it leads (Server.lead). An
+// arrow is "uses":
+//
+//	httpAPI ──> registrar, tokenIssuer, drainer, logRouter, failureDetector, cluster, raftNode
+//	agentEndpoint ──> apply, failureDetector.heartbeat, tokenIssuer.join, cluster.agentServers, blobStore, blobCopier
+//	logRouter ──> agentEndpoint (agentLogs), rpcClient          blobCopier ──> blobStore, rpcClient
+//	registrar, tokenIssuer, drainer ──> apply                   cluster ──> raftNode, rpcClient
+//	failureDetector ─(leader)─> heartbeats (pure), apply, rpcClient (a follower forwards beats)
+//	scheduler ─(leader)─> evalQueue, planApplier ──> raftNode.propose; apply (evaluations)
+//	raftNode ──> fsm ──> state.Store; fsm ──> scheduler (applyHook); raftNode ──> rpcClient (forwarding)
+//	rpcServer ──> the methods each part registers (info, join, remove-peer, apply, heartbeat, logs, blob)
+//
+// "apply" is raftNode.apply, the one proposal path, handed to parts as a
+// func value (applyFunc). Every part reads the state (state.Store)
+// directly. The leader-only parts (scheduler, failureDetector's Run,
+// drainer's Run) start after a barrier and stop when leadership ends;
+// a new one (the deployment watcher) is one more Run in Server.lead.
+//
 // State. Raft's log and stable store are raft-boltdb (raft/raft.db); the
 // state machine's state is a separate bbolt file (state.db) owned by
 // package state, which applies every batch of Raft entries in one
@@ -19,20 +41,26 @@
 //
 // Scheduling. Registering or stopping a job commits an evaluation with
 // it; the state's effects hand new evaluations to the leader's broker
-// (evals.go). The leader's workers take evaluations one job at a time,
-// call the pure scheduler (package sched) on a snapshot of the state, and
-// hand the plan to the plan applier (plan.go), which re-checks every
-// placement against the state at apply time plus the plans still in
-// flight (state.CheckPlan, with sched's own feasibility check), stamps
-// the IDs of what still fits, proposes it, and retries the rest on a
-// fresh snapshot. Placements that fit nowhere leave the evaluation
-// blocked until capacity changes.
+// (broker.go). The other evaluations are the leader's decisions: the
+// failure detector commits one per job of a node that went down, and the
+// scheduling side one per job whose allocation failed, finished, was
+// lost or came back from a disconnect (evalTrigger; the Raft adapter
+// tells it how each allocation an AllocUpdate named moved over a batch).
+// The leader's workers take evaluations one job at a time, call the pure
+// scheduler (package sched) on a snapshot of the state, and hand the
+// plan to the plan applier (plan.go), which re-checks every placement
+// against the state at apply time plus the plans still in flight
+// (state.CheckPlan, with sched's own feasibility check), stamps the IDs
+// of what still fits, proposes it, and retries the rest on a fresh
+// snapshot. Placements that fit nowhere leave the evaluation blocked
+// until capacity changes.
 //
 // Agents. Agents dial the server's QUIC endpoint (package internal/wire
 // for the protocol) and are pushed the full set of their allocations
 // whenever it changes; they report status and service endpoints, which
-// the state turns into the registry's catalog (state.Store implements
-// registry.Catalog).
+// the endpoint translates into one command each, and the state turns
+// into the registry's catalog (state.Store implements registry.Catalog).
+// The endpoint makes no scheduling decision.
 //
 // The coordinator never runs workloads: it validates modules at push
 // (wasmhost.Validate) but executes nothing. It must not write the state

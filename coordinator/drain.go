@@ -1,8 +1,10 @@
 package coordinator
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/strata-run/strata/coordinator/state"
@@ -11,29 +13,39 @@ import (
 	"github.com/strata-run/strata/spec"
 )
 
-// DrainNode starts (enable) or ends a drain of a node, by ID or name. A
-// deadline > 0 stops whatever is left on the node when it passes.
-func (s *Server) DrainNode(idOrName string, enable bool, deadline time.Duration) (*structs.NodeRecord, error) {
-	n, err := s.findNode(idOrName)
+// drainer drains nodes: the operator's write that starts or ends a drain
+// (drain), and the leader duty that moves a draining node's allocations
+// a few at a time (Run, step).
+type drainer struct {
+	store  *state.Store
+	apply  applyFunc
+	log    *slog.Logger
+	ticker time.Duration // how often Run steps the drains
+}
+
+// drain starts (enable) or ends a drain of a node, by ID or name, at
+// now. A deadline > 0 stops whatever is left on the node when it passes.
+func (d *drainer) drain(idOrName string, enable bool, deadline time.Duration, now time.Time) (*structs.NodeRecord, error) {
+	n, err := findNode(d.store, idOrName)
 	if err != nil {
 		return nil, err
 	}
 	c := &state.NodeDrain{NodeID: n.ID, Eligible: !enable}
 	if enable {
-		now := time.Now()
 		c.Drain = &structs.Drain{Started: now.UnixNano()}
 		if deadline > 0 {
 			c.Drain.Deadline = now.Add(deadline).UnixNano()
 		}
 	}
-	if _, _, err := s.apply(c); err != nil {
+	if _, _, err := d.apply(c); err != nil {
 		return nil, err
 	}
-	return s.store.Node(n.ID)
+	return d.store.Node(n.ID)
 }
 
-func (s *Server) findNode(idOrName string) (*structs.NodeRecord, error) {
-	nodes, err := s.store.Nodes()
+// findNode finds a node by ID, or by name if the name is unique.
+func findNode(store *state.Store, idOrName string) (*structs.NodeRecord, error) {
+	nodes, err := store.Nodes()
 	if err != nil {
 		return nil, err
 	}
@@ -55,21 +67,36 @@ func (s *Server) findNode(idOrName string) (*structs.NodeRecord, error) {
 	return found, nil
 }
 
-// drainStep is a leader duty run on the node watcher's tick: for every
-// draining node it stops allocations a few at a time, so that no group
-// has more than its update.max_parallel copies not running, and stops
-// all that is left once the deadline passes. The scheduler places the
-// replacements on eligible nodes. A node with nothing left finishes its
-// drain and stays ineligible.
-func (s *Server) drainStep(now time.Time) error {
+// Run is a leader duty: it steps the drains until ctx ends.
+func (d *drainer) Run(ctx context.Context) {
+	tick := time.NewTicker(d.ticker)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if err := d.step(now); err != nil {
+				d.log.Error("draining nodes", "err", err)
+			}
+		}
+	}
+}
+
+// step, at now, stops allocations of every draining node a few at a
+// time, so that no group has more than its update.max_parallel copies
+// not running, and stops all that is left once the deadline passes. The
+// scheduler places the replacements on eligible nodes. A node with
+// nothing left finishes its drain and stays ineligible.
+func (d *drainer) step(now time.Time) error {
 	var errs []error
-	for _, id := range s.store.DrainingNodes() {
-		n, err := s.store.Node(id)
+	for _, id := range d.store.DrainingNodes() {
+		n, err := d.store.Node(id)
 		if err != nil {
 			return err
 		}
 		if n != nil && n.Drain != nil {
-			errs = append(errs, s.drainNode(n, now))
+			errs = append(errs, d.drainNode(n, now))
 		}
 	}
 	return errors.Join(errs...)
@@ -77,8 +104,8 @@ func (s *Server) drainStep(now time.Time) error {
 
 type groupKey struct{ job, group string }
 
-func (s *Server) drainNode(n *structs.NodeRecord, now time.Time) error {
-	allocs, err := s.store.NodeAllocs(n.ID)
+func (d *drainer) drainNode(n *structs.NodeRecord, now time.Time) error {
+	allocs, err := d.store.NodeAllocs(n.ID)
 	if err != nil {
 		return err
 	}
@@ -89,8 +116,8 @@ func (s *Server) drainNode(n *structs.NodeRecord, now time.Time) error {
 		}
 	}
 	if len(live) == 0 {
-		s.log.Info("node drain complete", "node", n.Name)
-		_, _, err := s.apply(&state.NodeDrain{NodeID: n.ID, Eligible: false})
+		d.log.Info("node drain complete", "node", n.Name)
+		_, _, err := d.apply(&state.NodeDrain{NodeID: n.ID, Eligible: false})
 		return err
 	}
 	pastDeadline := n.Drain.Deadline > 0 && now.UnixNano() > n.Drain.Deadline
@@ -105,7 +132,7 @@ func (s *Server) drainNode(n *structs.NodeRecord, now time.Time) error {
 		k := groupKey{a.JobID, a.Group}
 		if !pastDeadline {
 			if _, ok := budget[k]; !ok {
-				b, err := s.migrationBudget(a)
+				b, err := d.migrationBudget(a)
 				if err != nil {
 					return err
 				}
@@ -124,9 +151,9 @@ func (s *Server) drainNode(n *structs.NodeRecord, now time.Time) error {
 	// Each job's stops commit with the evaluation that replaces them, so
 	// the scheduler sees the stops when it runs.
 	for _, job := range order {
-		s.log.Info("draining", "node", n.Name, "job", job, "stopping", len(byJob[job]))
+		d.log.Info("draining", "node", n.Name, "job", job, "stopping", len(byJob[job]))
 		e := &structs.Eval{ID: newEvalID(), JobID: job, TriggeredBy: "node-drain", Status: structs.EvalPending}
-		if _, _, err := s.apply(&state.PlanApply{Stop: byJob[job], Eval: e}); err != nil {
+		if _, _, err := d.apply(&state.PlanApply{Stop: byJob[job], Eval: e}); err != nil {
 			return err
 		}
 	}
@@ -135,8 +162,8 @@ func (s *Server) drainNode(n *structs.NodeRecord, now time.Time) error {
 
 // migrationBudget is how many more of a's group may stop now: the group's
 // max_parallel minus the copies not running (migrations in flight).
-func (s *Server) migrationBudget(a *structs.Alloc) (int, error) {
-	rec, err := s.store.Job(a.JobID)
+func (d *drainer) migrationBudget(a *structs.Alloc) (int, error) {
+	rec, err := d.store.Job(a.JobID)
 	if err != nil || rec == nil || rec.Stopped {
 		return 0, err
 	}
@@ -144,7 +171,7 @@ func (s *Server) migrationBudget(a *structs.Alloc) (int, error) {
 	if g == nil {
 		return 0, nil
 	}
-	allocs, err := s.store.JobAllocs(a.JobID)
+	allocs, err := d.store.JobAllocs(a.JobID)
 	if err != nil {
 		return 0, err
 	}

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 
@@ -13,9 +14,18 @@ import (
 // log entries in, results and effects out.
 type fsm struct {
 	store *state.Store
-	// onApply, if set, receives each committed batch's effects. It runs on
-	// every server; the leader uses it to queue evaluations.
-	onApply func(*state.Effects)
+	// hook, if set, hears of each committed batch's effects and status
+	// changes. It runs on every server, on the FSM goroutine; the
+	// leader's scheduling side acts on it.
+	hook applyHook
+}
+
+// applyHook is what the adapter tells of each batch (scheduler).
+type applyHook interface {
+	// watching reports whether the hook acts on status changes now; if
+	// not, the adapter does not look for them.
+	watching() bool
+	applied(fx *state.Effects, changes []statusChange)
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -27,6 +37,10 @@ func (f *fsm) Apply(l *raft.Log) any {
 // ApplyBatch applies logs in one transaction. Results are per log: the
 // command's result, or the error of a command the state refused.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	var reported *reportedAllocs
+	if f.hook != nil && f.hook.watching() {
+		reported = f.reportedAllocs(logs)
+	}
 	entries := make([]state.Entry, len(logs))
 	for i, l := range logs {
 		entries[i] = state.Entry{Index: l.Index, Command: l.Type == raft.LogCommand, Data: l.Data}
@@ -45,8 +59,70 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			out[i] = r.Value
 		}
 	}
-	if f.onApply != nil && (len(fx.Evals) > 0 || fx.Capacity) {
-		f.onApply(fx)
+	changes := reported.changes(f.store)
+	if f.hook != nil && (len(fx.Evals) > 0 || fx.Capacity || len(changes) > 0) {
+		f.hook.applied(fx, changes)
+	}
+	return out
+}
+
+// reportedAllocs holds, for the allocations a batch's AllocUpdate
+// commands name, their client status before the batch.
+//
+// The state's Effects say which nodes' allocations a batch wrote but not
+// how each allocation's status moved, which the scheduling side's rules
+// need (evalTrigger); this reads it before and after the batch, for
+// AllocUpdate commands only (agents' reports, and the leader's own when
+// it declares unknown allocations lost), so plans and other writes cost
+// nothing here.
+type reportedAllocs struct {
+	ids    []string
+	before map[string]statusChange
+}
+
+func (f *fsm) reportedAllocs(logs []*raft.Log) *reportedAllocs {
+	var r *reportedAllocs
+	for _, l := range logs {
+		if l.Type != raft.LogCommand || len(l.Data) == 0 || state.CmdType(l.Data[0]) != state.CmdAllocUpdate {
+			continue
+		}
+		var c state.AllocUpdate
+		if json.Unmarshal(l.Data[1:], &c) != nil {
+			continue // the state refuses it: it changes nothing
+		}
+		for _, u := range c.Updates {
+			if r == nil {
+				r = &reportedAllocs{before: map[string]statusChange{}}
+			}
+			if _, seen := r.before[u.AllocID]; seen {
+				continue
+			}
+			a, err := f.store.Alloc(u.AllocID)
+			if err != nil || a == nil {
+				continue
+			}
+			r.ids = append(r.ids, u.AllocID)
+			r.before[u.AllocID] = statusChange{AllocID: a.ID, JobID: a.JobID, Before: a.ClientStatus, WasLive: !a.Terminal()}
+		}
+	}
+	return r
+}
+
+// changes returns, in the order the batch named them, the allocations
+// whose client status the batch changed.
+func (r *reportedAllocs) changes(store *state.Store) []statusChange {
+	if r == nil {
+		return nil
+	}
+	var out []statusChange
+	for _, id := range r.ids {
+		c := r.before[id]
+		a, err := store.Alloc(id)
+		if err != nil || a == nil || a.ClientStatus == c.Before {
+			continue
+		}
+		c.After = a.ClientStatus
+		out = append(out, c)
 	}
 	return out
 }

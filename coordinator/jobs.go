@@ -13,8 +13,15 @@ import (
 	"github.com/strata-run/strata/wasmhost"
 )
 
-// Jobs and modules: what the HTTP API's writes call, validated here and
-// committed through Raft.
+// registrar takes jobs and modules: what the HTTP API's writes (and the
+// Server's own methods) call, validated here and committed through Raft.
+// A job's module references are pinned to digests before it is
+// committed, so a job version is immutable.
+type registrar struct {
+	store *state.Store
+	blobs *blobStore
+	apply applyFunc
+}
 
 // ErrNotFound is returned for a job, evaluation, node, token or module
 // that does not exist (the state's sentinel: its refusals wrap it too).
@@ -26,9 +33,9 @@ var ErrModuleExists = state.ErrModuleExists
 
 func newEvalID() string { return fsutil.NewID() }
 
-// RegisterJob validates a job, pins every module reference to a digest,
+// registerJob validates a job, pins every module reference to a digest,
 // and commits it with an evaluation when it changed.
-func (s *Server) RegisterJob(job *spec.Job) (*structs.JobRegisterResponse, error) {
+func (s *registrar) registerJob(job *spec.Job) (*structs.JobRegisterResponse, error) {
 	if job == nil {
 		return nil, badRequest{errors.New("request has no Job")}
 	}
@@ -49,7 +56,7 @@ func (s *Server) RegisterJob(job *spec.Job) (*structs.JobRegisterResponse, error
 
 // resolveModules fills ModuleDigest of every wasm task from the module
 // registry; a reference to a module that was never pushed is an error.
-func (s *Server) resolveModules(job *spec.Job) error {
+func (s *registrar) resolveModules(job *spec.Job) error {
 	var errs []error
 	for _, g := range job.Groups {
 		for _, t := range g.Tasks {
@@ -84,9 +91,15 @@ func (s *Server) resolveModules(job *spec.Job) error {
 	return errors.Join(errs...)
 }
 
-// PushModule validates and stores a module version. Versions are
+// pushModule validates and stores a module version. Versions are
 // immutable: the same name@version with other bytes is refused.
-func (s *Server) PushModule(ctx context.Context, name, version string, b []byte) (*structs.Module, uint64, error) {
+func (s *registrar) pushModule(ctx context.Context, name, version string, b []byte) (*structs.Module, uint64, error) {
+	if err := spec.ValidModuleName(name); err != nil {
+		return nil, 0, badRequest{err}
+	}
+	if err := spec.ValidVersion(version); err != nil {
+		return nil, 0, badRequest{err}
+	}
 	digest := Digest(b)
 	if old, err := s.store.Module(name, version); err != nil {
 		return nil, 0, err
@@ -109,4 +122,11 @@ func (s *Server) PushModule(ctx context.Context, name, version string, b []byte)
 	}
 	stored, err := s.store.Module(name, version)
 	return stored, idx, err
+}
+
+// stopJob stops a job, with the evaluation that stops its allocations.
+func (s *registrar) stopJob(id string) (evalID string, index uint64, err error) {
+	evalID = newEvalID()
+	_, index, err = s.apply(&state.JobStop{JobID: id, EvalID: evalID})
+	return evalID, index, err
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/strata-run/strata/coordinator/state"
 	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/internal/wire"
 	"github.com/strata-run/strata/sched"
@@ -32,13 +33,31 @@ type agentError struct{ msg string }
 func (e *agentError) Error() string        { return e.msg }
 func (e *agentError) Is(target error) bool { return target == ErrNotFound }
 
-// AllocLogs opens a task's log on the agent that runs the allocation: on
-// a new QUIC stream of the agent's connection when it is connected to this
-// server, else through the server it is connected to (server RPC "logs"
-// over the Raft port). The reader ends with the log (or, with Follow,
-// when closed); closing it stops the agent's streaming. req.Task may be
-// empty for an allocation of one task.
-func (s *Server) AllocLogs(ctx context.Context, req structs.LogRequest) (io.ReadCloser, error) {
+// logRouter opens a task's log on the agent that runs the allocation: on
+// a new QUIC stream of the agent's connection when it is connected to
+// this server, else through the server it is connected to (server RPC
+// "logs" over the Raft port).
+type logRouter struct {
+	store  *state.Store
+	agents agentLogs
+	rpc    *rpcClient
+	others func() ([]string, error) // the other servers' Raft addresses
+	life   context.Context          // ends at Shutdown: forwarded reads stop
+}
+
+// agentLogs opens logs on the agents connected to this server
+// (agentEndpoint).
+type agentLogs interface {
+	connected(nodeID string) bool
+	// openLogs returns errNodeNotConnected if the node's agent is not
+	// (or no longer) connected here.
+	openLogs(ctx context.Context, nodeID string, req structs.LogRequest) (io.ReadCloser, error)
+}
+
+// open opens the log req names. The reader ends with the log (or, with
+// Follow, when closed); closing it stops the agent's streaming. req.Task
+// may be empty for an allocation of one task.
+func (s *logRouter) open(ctx context.Context, req structs.LogRequest) (io.ReadCloser, error) {
 	if req.Type == "" {
 		req.Type = "stdout"
 	}
@@ -63,24 +82,19 @@ func (s *Server) AllocLogs(ctx context.Context, req structs.LogRequest) (io.Read
 	if node != nil && node.Status == sched.NodeDown {
 		return nil, fmt.Errorf("%w: node %s (%s) is down; its logs can be read once it reconnects", ErrNodeUnavailable, name, short8(al.NodeID))
 	}
-	if conn := s.agents.conn(al.NodeID); conn != nil {
-		rc, err := s.agents.openLogs(ctx, conn, req)
-		if err == nil || conn.Context().Err() == nil {
-			return rc, err
-		}
-		// The connection ended just now: the agent may be on another
-		// server already, or on none.
+	rc, err := s.agents.openLogs(ctx, al.NodeID, req)
+	if !errors.Is(err, errNodeNotConnected) {
+		return rc, err
 	}
-	peers, err := s.RaftPeers()
+	// Not connected here (or the connection ended just now): the agent
+	// may be on another server, or on none.
+	peers, err := s.others()
 	if err != nil {
 		return nil, err
 	}
 	var unreachable []string
-	for _, p := range peers {
-		if p.Address == s.RaftAddr() {
-			continue
-		}
-		rc, err := s.forwardLogs(ctx, p.Address, al.NodeID, req)
+	for _, addr := range peers {
+		rc, err := s.forward(ctx, addr, al.NodeID, req)
 		switch {
 		case err == nil:
 			return rc, nil
@@ -88,7 +102,7 @@ func (s *Server) AllocLogs(ctx context.Context, req structs.LogRequest) (io.Read
 		case errors.As(err, new(*remoteError)):
 			return nil, err // the agent's own answer, through that server
 		default:
-			unreachable = append(unreachable, p.Address)
+			unreachable = append(unreachable, addr)
 		}
 	}
 	where := ""
@@ -99,7 +113,7 @@ func (s *Server) AllocLogs(ctx context.Context, req structs.LogRequest) (io.Read
 }
 
 // allocTask resolves the task a log read names; "" is the group's only task.
-func (s *Server) allocTask(al *structs.Alloc, task string) (string, error) {
+func (s *logRouter) allocTask(al *structs.Alloc, task string) (string, error) {
 	job, err := s.store.JobVersion(al.JobID, al.JobVersion)
 	if err != nil {
 		return "", err
@@ -130,12 +144,8 @@ func short8(id string) string {
 	return id
 }
 
-// conn returns the connection of a node's agent to this server, or nil.
-func (a *agentEndpoint) conn(nodeID string) *quic.Conn {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.nodes[nodeID]
-}
+// connected reports whether a node's agent is connected to this server.
+func (a *agentEndpoint) connected(nodeID string) bool { return a.conn(nodeID) != nil }
 
 // logStream is a log being read from an agent's stream.
 type logStream struct{ st *quic.Stream }
@@ -152,9 +162,21 @@ func (l *logStream) Close() error {
 // logHeaderTimeout bounds the wait for the agent's LogHeader.
 const logHeaderTimeout = 30 * time.Second
 
-// openLogs opens a new stream on the agent's connection, sends req and
-// reads the agent's LogHeader.
-func (a *agentEndpoint) openLogs(ctx context.Context, conn *quic.Conn, req structs.LogRequest) (io.ReadCloser, error) {
+// openLogs opens a new stream on the connection of a node's agent, sends
+// req and reads the agent's LogHeader.
+func (a *agentEndpoint) openLogs(ctx context.Context, nodeID string, req structs.LogRequest) (io.ReadCloser, error) {
+	conn := a.conn(nodeID)
+	if conn == nil {
+		return nil, errNodeNotConnected
+	}
+	rc, err := openLogStream(ctx, conn, req)
+	if err != nil && ctx.Err() == nil && conn.Context().Err() != nil {
+		return nil, errNodeNotConnected // the connection ended just now
+	}
+	return rc, err
+}
+
+func openLogStream(ctx context.Context, conn *quic.Conn, req structs.LogRequest) (io.ReadCloser, error) {
 	st, err := conn.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: opening a log stream to the agent: %v", ErrNodeUnavailable, err)
@@ -196,11 +218,11 @@ type logsRPC struct {
 	Request structs.LogRequest `json:"Request"`
 }
 
-// forwardLogs asks the server at addr (a Raft address) for a log of a
-// node connected to it; the log's bytes follow its answer on the same
+// forward asks the server at addr (a Raft address) for a log of a node
+// connected to it; the log's bytes follow its answer on the same
 // connection, which the returned reader closes.
-func (s *Server) forwardLogs(ctx context.Context, addr, nodeID string, req structs.LogRequest) (io.ReadCloser, error) {
-	c, err := s.dialRPC(ctx, addr, "logs", logsRPC{NodeID: nodeID, Request: req})
+func (s *logRouter) forward(ctx context.Context, addr, nodeID string, req structs.LogRequest) (io.ReadCloser, error) {
+	c, err := s.rpc.dial(ctx, addr, "logs", logsRPC{NodeID: nodeID, Request: req})
 	if err != nil {
 		return nil, err
 	}
@@ -227,17 +249,16 @@ type rpcStream struct {
 
 func (r *rpcStream) Close() error { return r.c.Close() }
 
-// serveLogsRPC answers a forwarded log read: the log's bytes follow the
-// response until the log ends, the caller closes the connection, or this
-// server shuts down.
-func (s *Server) serveLogsRPC(c net.Conn, body json.RawMessage, reply func(any, error)) {
+// serveRPC is the server RPC "logs", a forwarded log read: the log's
+// bytes follow the response until the log ends, the caller closes the
+// connection, or this server shuts down.
+func (s *logRouter) serveRPC(c net.Conn, body json.RawMessage, reply func(any, error)) {
 	var lr logsRPC
 	if err := json.Unmarshal(body, &lr); err != nil {
 		reply(nil, badRequest{err})
 		return
 	}
-	conn := s.agents.conn(lr.NodeID)
-	if conn == nil {
+	if !s.agents.connected(lr.NodeID) {
 		reply(nil, errNodeNotConnected)
 		return
 	}
@@ -255,7 +276,7 @@ func (s *Server) serveLogsRPC(c net.Conn, body json.RawMessage, reply func(any, 
 		c.Close()
 		<-watched
 	}()
-	rc, err := s.agents.openLogs(ctx, conn, lr.Request)
+	rc, err := s.agents.openLogs(ctx, lr.NodeID, lr.Request)
 	if err != nil {
 		reply(nil, err)
 		return

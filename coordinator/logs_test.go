@@ -56,13 +56,13 @@ func TestAllocLogsForwardedToTheAgentsServer(t *testing.T) {
 
 	// A job of one task and its allocation on n1, through Raft.
 	job := &spec.Job{ID: "web", Type: "service", Groups: []*spec.Group{{Name: "g", Count: 0, Tasks: []*spec.Task{{Name: "t", Driver: "wasm"}}}}}
-	res, _, err := held.apply(&state.JobRegister{Job: job, EvalID: newEvalID()})
+	res, _, err := held.node.apply(&state.JobRegister{Job: job, EvalID: newEvalID()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	alloc := &sched.Allocation{ID: "a1b2c3", JobID: "web", JobVersion: res.(*state.JobRegisterResult).Version, Group: "g",
 		NodeID: "n1", NodeName: "edge-1", DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientRunning}
-	if _, _, err := held.apply(&state.PlanApply{Place: []*sched.Allocation{alloc}}); err != nil {
+	if _, _, err := held.node.apply(&state.PlanApply{Place: []*sched.Allocation{alloc}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, events, "the allocation replicated", 30*time.Second, func() bool {
@@ -99,8 +99,16 @@ func TestAllocLogsForwardedToTheAgentsServer(t *testing.T) {
 		t.Fatalf("unknown allocation: %v", err)
 	}
 	conn.CloseWithError(0, "")
-	for deadline := time.Now().Add(30 * time.Second); held.agents.conn("n1") != nil; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
+	dropped := time.NewTimer(30 * time.Second)
+	defer dropped.Stop()
+	for {
+		changed := held.agents.connsChanged() // before the check: a drop from here on closes it
+		if held.agents.conn("n1") == nil {
+			break
+		}
+		select {
+		case <-changed:
+		case <-dropped.C:
 			t.Fatal("the server kept the closed connection")
 		}
 	}

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -254,15 +255,15 @@ func TestHeartbeatDeadlineGrowsWithTheCluster(t *testing.T) {
 	if err := s.RegisterNodes(context.Background(), nodes); err != nil {
 		t.Fatal(err)
 	}
-	ttl := s.heartbeatTTL(len(nodes))
+	ttl := time.Duration(s.HeartbeatStats().TTLMillis) * time.Millisecond
 	if ttl <= s.cfg.MinHeartbeatTTL {
 		t.Fatalf("TTL for %d nodes = %s: the test needs more nodes", len(nodes), ttl)
 	}
 	before := time.Now()
 	s.Heartbeat(context.Background(), "n000")
-	s.hbMu.Lock()
-	deadline := s.hb["n000"]
-	s.hbMu.Unlock()
+	s.detector.mu.Lock()
+	deadline, _ := s.detector.hb.deadline("n000")
+	s.detector.mu.Unlock()
 	if want := before.Add(ttl + s.cfg.HeartbeatGrace); deadline.Before(want) {
 		t.Fatalf("deadline %s after the heartbeat, want at least the TTL agents are told (%s) + grace", deadline.Sub(before), ttl)
 	}
@@ -305,8 +306,9 @@ func TestDisconnectedNodeKeepsItsWork(t *testing.T) {
 		return al.ClientStatus == sched.ClientRunning && n.Status == sched.NodeReady
 	})
 	waitState(t, s, "reconnect evaluation done", 10*time.Second, func() bool {
-		evals, _ := s.store.Evals(structs.EvalPending)
-		return len(evals) == 0
+		pending, _ := s.store.Evals(structs.EvalPending)
+		done, _ := s.store.Evals(structs.EvalComplete)
+		return len(pending) == 0 && slices.ContainsFunc(done, func(e *structs.Eval) bool { return e.TriggeredBy == "alloc-reconnected" })
 	})
 	if live := liveAllocs(t, s, "edge"); len(live) != 1 || live[0].ID != orig.ID {
 		t.Fatalf("after reconnect: %d live allocations; want exactly the original", len(live))

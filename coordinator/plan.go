@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 
@@ -10,12 +11,24 @@ import (
 	"github.com/strata-run/strata/sched"
 )
 
-// applyPlan is the plan applier: it re-checks every placement against the
-// current state of its node (another worker, or a node change, may have
-// used the capacity since the snapshot), commits what still fits together
-// with the stops and the eval's new status, and returns how many
+// planApplier is the leader's plan applier: it re-checks every placement
+// against the current state of its node (another worker, or a node
+// change, may have used the capacity since the snapshot), stamps the IDs
+// of what still fits, and proposes it with the stops and the
+// evaluation's new status.
+type planApplier struct {
+	store   *state.Store
+	propose func(data []byte) (wait func() (any, uint64, error)) // raftNode.propose: a plan is never forwarded
+	log     *slog.Logger
+
+	mu       sync.Mutex    // one plan checked at a time
+	inflight inflightPlans // plans proposed, not yet applied
+	ids      *idGen        // stamps placements' IDs, in commit order
+}
+
+// apply checks a plan, commits what still fits, and returns how many
 // placements it rejected.
-func (s *Server) applyPlan(plan *sched.Plan, e *structs.Eval) (int, error) {
+func (s *planApplier) apply(plan *sched.Plan, e *structs.Eval) (int, error) {
 	wait, rejected, err := s.proposePlan(plan, e)
 	if err != nil {
 		return 0, err
@@ -33,9 +46,9 @@ func (s *Server) applyPlan(plan *sched.Plan, e *structs.Eval) (int, error) {
 // so the next plan is checked while this one commits (Nomad's pipelined
 // plan applier). wait waits for the commit, then stops counting the
 // plan's placements as in flight.
-func (s *Server) proposePlan(plan *sched.Plan, e *structs.Eval) (wait func() (any, uint64, error), rejected int, err error) {
-	s.planMu.Lock()
-	defer s.planMu.Unlock()
+func (s *planApplier) proposePlan(plan *sched.Plan, e *structs.Eval) (wait func() (any, uint64, error), rejected int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	cmd, why, err := s.store.CheckPlan(plan, e, s.inflight.addTo)
 	if err != nil {
 		return nil, 0, err
@@ -46,7 +59,7 @@ func (s *Server) proposePlan(plan *sched.Plan, e *structs.Eval) (wait func() (an
 	// IDs are stamped here, under the lock, so they increase in proposal
 	// order (ids.go).
 	for _, p := range cmd.Place {
-		p.ID = s.allocIDs.next()
+		p.ID = s.ids.next()
 	}
 	data, err := state.Encode(cmd)
 	if err != nil {

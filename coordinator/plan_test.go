@@ -26,7 +26,7 @@ func TestPlanApplierRejectsConflictingPlan(t *testing.T) {
 	ctx := context.Background()
 	// Jobs registered without evaluations, so the workers leave them to us.
 	for _, id := range []string{"one", "two"} {
-		if _, _, err := s.apply(&state.JobRegister{Job: sizedJob(id, 600)}); err != nil {
+		if _, _, err := s.node.apply(&state.JobRegister{Job: sizedJob(id, 600)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -39,20 +39,20 @@ func TestPlanApplierRejectsConflictingPlan(t *testing.T) {
 	}
 	e1 := &structs.Eval{ID: "e1", JobID: "one", Status: structs.EvalPending}
 	e2 := &structs.Eval{ID: "e2", JobID: "two", Status: structs.EvalPending}
-	r1, err := s.scheduleRequest(e1)
+	r1, err := scheduleRequest(s.store, e1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, _ := s.scheduleRequest(e2)
+	r2, _ := scheduleRequest(s.store, e2)
 	p1, _ := sched.Schedule(r1)
 	p2, _ := sched.Schedule(r2)
 	if len(p1.Place) != 1 || len(p2.Place) != 1 || p1.Place[0].NodeID != "a" || p2.Place[0].NodeID != "a" {
 		t.Fatalf("both plans should pick node a from the same snapshot: %+v %+v", p1.Place, p2.Place)
 	}
-	if rej, err := s.applyPlan(p1, e1); err != nil || rej != 0 {
+	if rej, err := s.sched.plans.apply(p1, e1); err != nil || rej != 0 {
 		t.Fatalf("first plan: rejected %d, %v", rej, err)
 	}
-	if rej, err := s.applyPlan(p2, e2); err != nil || rej != 1 {
+	if rej, err := s.sched.plans.apply(p2, e2); err != nil || rej != 1 {
 		t.Fatalf("second plan: rejected %d, %v; want its placement refused (cpu)", rej, err)
 	}
 	if ns := s.store.NodeState("a"); ns.Used.CPU != 600 {
@@ -78,7 +78,7 @@ func TestPlanApplierStampsOrderedIDs(t *testing.T) {
 	for _, id := range []string{"one", "two"} {
 		j := sizedJob(id, 10)
 		j.Groups[0].Count = 20
-		if _, _, err := s.apply(&state.JobRegister{Job: j}); err != nil {
+		if _, _, err := s.node.apply(&state.JobRegister{Job: j}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -90,7 +90,7 @@ func TestPlanApplierStampsOrderedIDs(t *testing.T) {
 	var stamped []string
 	for _, job := range []string{"one", "two"} {
 		e := &structs.Eval{ID: "e-" + job, JobID: job, Status: structs.EvalPending}
-		req, err := s.scheduleRequest(e)
+		req, err := scheduleRequest(s.store, e)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +98,7 @@ func TestPlanApplierStampsOrderedIDs(t *testing.T) {
 		if err != nil || len(plan.Place) != 20 {
 			t.Fatalf("plan for %s: %d placements, %v", job, len(plan.Place), err)
 		}
-		if rej, err := s.applyPlan(plan, e); err != nil || rej != 0 {
+		if rej, err := s.sched.plans.apply(plan, e); err != nil || rej != 0 {
 			t.Fatalf("plan for %s: rejected %d, %v", job, rej, err)
 		}
 		for _, p := range plan.Place {

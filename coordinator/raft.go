@@ -1,9 +1,13 @@
 package coordinator
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,41 +18,86 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/strata-run/strata/coordinator/state"
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/internal/boltcheck"
 )
 
-// Raft: starting it over the data dir, and the one proposal path every
+// raftNode is this server's Raft: the log and stable store over the data
+// dir, the transport on the Raft port, and the one proposal path every
 // write takes (apply, propose). The state machine it drives is package
-// state, through the adapter in fsm.go.
+// state, through the adapter in fsm.go. Parts write through its apply
+// (a func value); only the plan applier proposes directly.
+type raftNode struct {
+	id    string
+	store *state.Store
+	rpc   *rpcClient // forwards a follower's writes to the leader
+	log   *slog.Logger
 
-func (s *Server) startRaft() error {
+	raft     *raft.Raft
+	trans    *raft.NetworkTransport
+	mux      *muxLayer
+	logDB    *raftboltdb.BoltStore
+	leaderCh chan bool // Raft's NotifyCh: leadership changes, read by Server.leaderLoop only
+}
+
+// raftConfig is what starting Raft needs from the server's Config.
+type raftConfig struct {
+	ID, DataDir, Bind  string
+	Bootstrap, DevMode bool
+}
+
+// ErrNotLeader is returned for a write on a server that is not the leader.
+var ErrNotLeader = errors.New("coordinator: not the leader")
+
+// NotLeaderError tells the caller where the leader is, if known. Cause
+// is set when the write was forwarded to Leader and it did not take it.
+type NotLeaderError struct {
+	Leader string
+	Cause  error
+}
+
+func (e *NotLeaderError) Error() string {
+	switch {
+	case e.Leader == "":
+		return "coordinator: no cluster leader is known (is a quorum of servers up?)"
+	case e.Cause != nil:
+		return fmt.Sprintf("coordinator: the last known leader %s did not take the write (%v); is a quorum of servers up?", e.Leader, e.Cause)
+	}
+	return fmt.Sprintf("coordinator: not the leader; the leader is %s", e.Leader)
+}
+
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// start opens the Raft log over cfg.DataDir/raft, binds the Raft port
+// (whose RPC connections go to rpc) and starts Raft with fsm.
+func (n *raftNode) start(cfg raftConfig, fsm raft.FSM, rpc func(net.Conn)) error {
 	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(s.cfg.NodeID)
+	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
 	// The FSM is durable: do not rebuild it from the snapshot at start,
 	// replay only what is newer than its applied index.
 	rc.NoSnapshotRestoreOnStart = true
-	// Leadership changes reach leaderLoop only: a channel of our own, so
-	// no other reader can take a transition from it.
-	s.leaderCh = make(chan bool, 16)
-	rc.NotifyCh = s.leaderCh
-	if s.cfg.DevMode {
+	// Leadership changes reach Server.leaderLoop only: a channel of our
+	// own, so no other reader can take a transition from it.
+	n.leaderCh = make(chan bool, 16)
+	rc.NotifyCh = n.leaderCh
+	if cfg.DevMode {
 		rc.HeartbeatTimeout = 150 * time.Millisecond
 		rc.ElectionTimeout = 150 * time.Millisecond
 		rc.LeaderLeaseTimeout = 100 * time.Millisecond
 		rc.CommitTimeout = 5 * time.Millisecond
 	}
-	dir := filepath.Join(s.cfg.DataDir, "raft")
+	dir := filepath.Join(cfg.DataDir, "raft")
 	logPath := filepath.Join(dir, "raft.db")
 	if err := boltcheck.Preflight(logPath); err != nil {
 		return fmt.Errorf("coordinator: raft log: %w", err)
 	}
 	var err error
-	s.logDB, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	n.logDB, err = raftboltdb.New(raftboltdb.Options{Path: logPath})
 	if err != nil {
-		return fmt.Errorf("coordinator: open raft log %s: %w", filepath.Join(dir, "raft.db"), err)
+		return fmt.Errorf("coordinator: open raft log %s: %w", logPath, err)
 	}
 	snaps, err := raft.NewFileSnapshotStore(dir, 2, io.Discard)
 	if err != nil {
@@ -57,66 +106,159 @@ func (s *Server) startRaft() error {
 	if err := verifySnapshots(filepath.Join(dir, "snapshots"), snaps); err != nil {
 		return err
 	}
-	if s.mux, err = newMuxLayer(s.cfg.RaftAddr, s.serveRPC); err != nil {
+	if n.mux, err = newMuxLayer(cfg.Bind, rpc); err != nil {
 		return err
 	}
-	s.trans = newRaftTransport(s.mux)
-	hasState, err := raft.HasExistingState(s.logDB, s.logDB, snaps)
+	n.trans = newRaftTransport(n.mux)
+	hasState, err := raft.HasExistingState(n.logDB, n.logDB, snaps)
 	if err != nil {
 		return err
 	}
-	if s.cfg.Bootstrap && !hasState {
-		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: s.trans.LocalAddr()}}}
-		if err := raft.BootstrapCluster(rc, s.logDB, s.logDB, snaps, s.trans, conf); err != nil {
+	if cfg.Bootstrap && !hasState {
+		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
+		if err := raft.BootstrapCluster(rc, n.logDB, n.logDB, snaps, n.trans, conf); err != nil {
 			return fmt.Errorf("coordinator: bootstrap: %w", err)
 		}
 	}
-	s.evals = newEvalQueue(s.jobPriority)
 	// Recent entries stay in memory: the leader replicates from the
 	// cache instead of decoding them back out of bbolt.
-	logs, err := raft.NewLogCache(1024, s.logDB)
+	logs, err := raft.NewLogCache(1024, n.logDB)
 	if err != nil {
 		return err
 	}
-	s.raft, err = raft.NewRaft(rc, &fsm{store: s.store, onApply: s.applied}, logs, s.logDB, snaps, s.trans)
+	n.raft, err = raft.NewRaft(rc, fsm, logs, n.logDB, snaps, n.trans)
 	if err != nil {
 		return fmt.Errorf("coordinator: start raft: %w", err)
 	}
 	return nil
 }
 
+// shutdown stops Raft (if it started).
+func (n *raftNode) shutdown() error {
+	if n.raft == nil {
+		return nil
+	}
+	return n.raft.Shutdown().Error()
+}
+
+// close closes the transport, the Raft port and the log, after shutdown.
+func (n *raftNode) close() {
+	if n.trans != nil {
+		n.trans.Close()
+	}
+	if n.mux != nil {
+		n.mux.Close()
+		n.mux.wait()
+	}
+	if n.logDB != nil {
+		n.logDB.Close()
+	}
+}
+
+// addr is the bound Raft address.
+func (n *raftNode) addr() string { return string(n.trans.LocalAddr()) }
+
+// leader returns the leader's Raft address, "" if none is known.
+func (n *raftNode) leader() string {
+	addr, _ := n.raft.LeaderWithID()
+	return string(addr)
+}
+
+// isLeader reports whether this server is the Raft leader.
+func (n *raftNode) isLeader() bool { return n.raft.State() == raft.Leader }
+
+// bootstrapped reports whether this server has a Raft configuration (it
+// is part of a cluster).
+func (n *raftNode) bootstrapped() bool {
+	f := n.raft.GetConfiguration()
+	return f.Error() == nil && len(f.Configuration().Servers) > 0
+}
+
+// peers lists the Raft configuration as this server knows it.
+func (n *raftNode) peers() ([]structs.Peer, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	leader := n.leader()
+	var out []structs.Peer
+	for _, srv := range f.Configuration().Servers {
+		out = append(out, structs.Peer{ID: string(srv.ID), Address: string(srv.Address),
+			Voter: srv.Suffrage == raft.Voter, Leader: string(srv.Address) == leader})
+	}
+	return out, nil
+}
+
+// others lists the Raft addresses of the other servers in the
+// configuration: where a module or an agent's connection may be.
+func (n *raftNode) others() ([]string, error) {
+	peers, err := n.peers()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range peers {
+		if p.Address != n.addr() {
+			out = append(out, p.Address)
+		}
+	}
+	return out, nil
+}
+
+// becomeLeader is the start of a term's duties: a barrier, so the state
+// has applied everything the previous leader committed, then this
+// server's own address fixed if it moved.
+func (n *raftNode) becomeLeader() error {
+	if err := n.raft.Barrier(applyTimeout).Error(); err != nil {
+		return fmt.Errorf("coordinator: barrier after election: %w", err)
+	}
+	n.fixOwnAddress()
+	return nil
+}
+
 // fixOwnAddress updates this server's address in a single-server
 // configuration after a restart on a new port (dev mode binds port 0).
-func (s *Server) fixOwnAddress() {
-	f := s.raft.GetConfiguration()
+func (n *raftNode) fixOwnAddress() {
+	f := n.raft.GetConfiguration()
 	if f.Error() != nil {
 		return
 	}
-	id, addr := raft.ServerID(s.cfg.NodeID), s.trans.LocalAddr()
+	id, addr := raft.ServerID(n.id), n.trans.LocalAddr()
 	servers := f.Configuration().Servers
 	if len(servers) != 1 || servers[0].ID != id || servers[0].Address == addr {
 		return
 	}
-	if err := s.raft.AddVoter(id, addr, 0, 5*time.Second).Error(); err != nil {
-		s.log.Warn("updating own raft address", "addr", addr, "err", err)
+	if err := n.raft.AddVoter(id, addr, 0, 5*time.Second).Error(); err != nil {
+		n.log.Warn("updating own raft address", "addr", addr, "err", err)
 	}
+}
+
+// verifyLeader confirms this server still leads (a consistent read).
+func (n *raftNode) verifyLeader() error {
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return &NotLeaderError{Leader: n.leader()}
+	}
+	return nil
 }
 
 // applyTimeout bounds how long a proposal waits to be taken by Raft.
 const applyTimeout = 30 * time.Second
 
+// applyFunc is the proposal path as parts receive it (raftNode.apply).
+type applyFunc func(state.Command) (any, uint64, error)
+
 // apply proposes one command and waits for it to be committed and applied.
 // It returns the command's result; a command the state refused returns
 // its error. On a follower the write is forwarded to the leader.
-func (s *Server) apply(c state.Command) (any, uint64, error) {
+func (n *raftNode) apply(c state.Command) (any, uint64, error) {
 	data, err := state.Encode(c)
 	if err != nil {
 		return nil, 0, err
 	}
-	if !s.IsLeader() {
-		return s.forwardApply(data)
+	if !n.isLeader() {
+		return n.forward(data)
 	}
-	return s.propose(data)()
+	return n.propose(data)()
 }
 
 // propose hands an encoded command to Raft on this server (every write
@@ -124,12 +266,12 @@ func (s *Server) apply(c state.Command) (any, uint64, error) {
 // returns a function that waits until the command is committed and
 // applied, with its result. Raft refuses it on a server that does not
 // lead.
-func (s *Server) propose(data []byte) (wait func() (any, uint64, error)) {
-	f := s.raft.Apply(data, applyTimeout)
+func (n *raftNode) propose(data []byte) (wait func() (any, uint64, error)) {
+	f := n.raft.Apply(data, applyTimeout)
 	return func() (any, uint64, error) {
 		if err := f.Error(); err != nil {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-				return nil, 0, &NotLeaderError{Leader: s.Leader()}
+				return nil, 0, &NotLeaderError{Leader: n.leader()}
 			}
 			return nil, 0, fmt.Errorf("coordinator: raft apply: %w", err)
 		}
@@ -137,6 +279,88 @@ func (s *Server) propose(data []byte) (wait func() (any, uint64, error)) {
 			return nil, f.Index(), err
 		}
 		return f.Response(), f.Index(), nil
+	}
+}
+
+type applyRequest struct {
+	Type    state.CmdType `json:"Type"`
+	Payload []byte        `json:"Payload"` // a command's payload (binary for a plan)
+}
+
+type applyResponse struct {
+	Result json.RawMessage `json:"Result,omitempty"`
+	Index  uint64          `json:"Index"`
+}
+
+// forward sends an encoded write (state.Encode) to the leader and waits
+// until this server has applied it too, so the caller reads its own
+// write here.
+func (n *raftNode) forward(data []byte) (any, uint64, error) {
+	leader := n.leader()
+	if leader == "" {
+		return nil, 0, &NotLeaderError{}
+	}
+	t := state.CmdType(data[0])
+	var out applyResponse
+	err := n.rpc.call(context.Background(), leader, "apply", applyRequest{Type: t, Payload: data[1:]}, &out)
+	var remote *remoteError
+	if errors.As(err, &remote) {
+		return nil, 0, err // the leader refused the write itself
+	}
+	if err != nil {
+		// Not the leader any more, or unreachable: the write was not taken.
+		if errors.Is(err, ErrNotLeader) {
+			err = errors.New("it is no longer the leader")
+		}
+		return nil, 0, &NotLeaderError{Leader: leader, Cause: err}
+	}
+	var res any
+	if t == state.CmdJobRegister && out.Result != nil {
+		var r state.JobRegisterResult
+		if err := json.Unmarshal(out.Result, &r); err != nil {
+			return nil, 0, err
+		}
+		res = &r
+	}
+	n.waitIndex(out.Index, 10*time.Second)
+	return res, out.Index, nil
+}
+
+// rpcApply is the server RPC "apply": a write forwarded by a follower.
+// It is proposed here or refused; never forwarded a second hop.
+func (n *raftNode) rpcApply(body json.RawMessage) (any, error) {
+	var ar applyRequest
+	if err := json.Unmarshal(body, &ar); err != nil {
+		return nil, err
+	}
+	if !n.isLeader() {
+		return nil, &NotLeaderError{Leader: n.leader()}
+	}
+	res, idx, err := n.propose(append([]byte{byte(ar.Type)}, ar.Payload...))()
+	if err != nil {
+		return nil, err
+	}
+	out := applyResponse{Index: idx}
+	if res != nil {
+		out.Result, _ = json.Marshal(res)
+	}
+	return out, nil
+}
+
+// waitIndex waits until the local state has applied index (bounded).
+func (n *raftNode) waitIndex(index uint64, max time.Duration) {
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	for {
+		ch := n.store.Watch()
+		if n.store.Index() >= index {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return
+		}
 	}
 }
 

@@ -11,16 +11,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/quic-go/quic-go"
 
 	"github.com/strata-run/strata/coordinator/state"
-	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/internal/fsutil"
-	"github.com/strata-run/strata/sched"
 )
 
 // Config configures a coordinator server. Zero values take the defaults
@@ -72,65 +68,53 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
-// Server is one coordinator: Raft, the state store, the scheduler worker,
-// the agent endpoint and the HTTP API handler.
+// Server is one coordinator. It builds its parts, wires each with what it
+// needs (a part holds other parts or funcs, never the Server), owns their
+// life cycle, and runs the leader's duties while this server leads:
+//
+//   - raftNode: Raft and the one proposal path (apply, propose), over
+//     the state machine of package state through the fsm adapter;
+//   - cluster: the other servers, the join loop, adding and removing
+//     voters; rpcServer/rpcClient: the servers' RPC on the Raft port;
+//   - scheduler (leader): the evaluation broker, the workers, the plan
+//     applier (planApplier), the rules that turn status changes into
+//     evaluations;
+//   - failureDetector (leader): heartbeats as a pure state machine
+//     (heartbeats) stepped with times, nodes down, allocations lost;
+//   - drainer: node drains (the operator's write; the leader's steps);
+//   - registrar, tokenIssuer: jobs and modules, join tokens;
+//   - agentEndpoint: the agents' QUIC endpoint; logRouter: log reads;
+//     blobStore and blobCopier: module bytes;
+//   - httpAPI: the HTTP API over the parts above.
+//
+// Its exported methods (goapi.go) are the coordinator's Go API, which the
+// CLI's dev mode, benchmarks and tests call; each calls the part that
+// owns the operation.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	store  *state.Store
-	raft   *raft.Raft
-	trans  *raft.NetworkTransport
-	mux    *muxLayer
-	logDB  *raftboltdb.BoltStore
-	blobs  *blobStore
-	certs  *serverCerts
-	agents *agentEndpoint
-	evals  *evalQueue
+	cfg   Config
+	log   *slog.Logger
+	store *state.Store
+	blobs *blobStore
+	certs *serverCerts
 
-	planMu   sync.Mutex    // the plan applier: one plan checked at a time
-	inflight inflightPlans // plans proposed, not yet applied
-	allocIDs *idGen        // stamps placements' IDs, in commit order
+	node     *raftNode
+	rpc      *rpcServer
+	cluster  *cluster
+	sched    *scheduler
+	detector *failureDetector
+	drainer  *drainer
+	jobs     *registrar
+	tokens   *tokenIssuer
+	logs     *logRouter
+	agents   *agentEndpoint
+	http     *httpAPI
 
-	hbMu    sync.Mutex
-	hb      deadlines     // leader only: node ID -> heartbeat deadline
-	nodeTTL time.Duration // leader only: the longest TTL nodes were given
-	hbStats structs.HeartbeatStats
+	dutiesM sync.Mutex
+	duties  chan struct{} // closed while the leader's duties run (leaderDuties)
 
-	peersMu sync.Mutex
-	peers   map[string]*ServerInfo // other servers we heard from, by ID
-
-	ready    chan struct{} // closed once New has built everything
-	leaderCh chan bool     // Raft's NotifyCh
-	leading  atomic.Bool   // the leader's duties run (set before pending evals load)
-	dutiesM  sync.Mutex
-	duties   chan struct{} // closed while the leader's duties run (leaderDuties)
-
-	life   context.Context // ends at Shutdown
-	cancel context.CancelFunc
+	cancel context.CancelFunc // ends the parts' goroutines at Shutdown
 	wg     sync.WaitGroup
 }
-
-// ErrNotLeader is returned for a write on a server that is not the leader.
-var ErrNotLeader = errors.New("coordinator: not the leader")
-
-// NotLeaderError tells the caller where the leader is, if known. Cause
-// is set when the write was forwarded to Leader and it did not take it.
-type NotLeaderError struct {
-	Leader string
-	Cause  error
-}
-
-func (e *NotLeaderError) Error() string {
-	switch {
-	case e.Leader == "":
-		return "coordinator: no cluster leader is known (is a quorum of servers up?)"
-	case e.Cause != nil:
-		return fmt.Sprintf("coordinator: the last known leader %s did not take the write (%v); is a quorum of servers up?", e.Leader, e.Cause)
-	}
-	return fmt.Sprintf("coordinator: not the leader; the leader is %s", e.Leader)
-}
-
-func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 
 // New opens the data dir, restores state and starts Raft, the scheduler
 // worker and the agent endpoint. Call Shutdown to stop them all.
@@ -174,15 +158,16 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.NodeID = id
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "coordinator"), peers: map[string]*ServerInfo{}, ready: make(chan struct{}),
-		duties: make(chan struct{}), allocIDs: newIDGen(time.Now)}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "coordinator"), duties: make(chan struct{}), node: &raftNode{}}
 	ok := false
 	defer func() {
 		if !ok {
+			if s.agents != nil {
+				s.agents.close()
+			}
 			s.closeStores()
 		}
 	}()
-
 	var err error
 	if s.store, err = state.Open(filepath.Join(cfg.DataDir, "state.db")); err != nil {
 		return nil, err
@@ -191,23 +176,63 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.certs = &serverCerts{store: s.store}
-	if err := s.startRaft(); err != nil {
+	ln, err := listenAgents(cfg.AgentAddr, s.certs)
+	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.life, s.cancel = ctx, cancel
-	if s.agents, err = newAgentEndpoint(s, cfg.AgentAddr); err != nil {
+	life, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wire(ln, life)
+	if err := s.node.start(raftConfig{ID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, DevMode: cfg.DevMode},
+		&fsm{store: s.store, hook: s.sched}, s.rpc.serve); err != nil {
 		cancel()
-		s.raft.Shutdown().Error()
 		return nil, err
 	}
-	s.goRun(func() { s.agents.serve(ctx) })
-	s.goRun(func() { s.leaderLoop(ctx) })
-	s.goRun(func() { s.joinLoop(ctx) })
+	s.goRun(func() { s.agents.serve(life) })
+	s.goRun(func() { s.leaderLoop(life) })
+	s.goRun(func() { s.cluster.Run(life) })
 	ok = true
-	close(s.ready)
-	s.log.Info("coordinator started", "id", cfg.NodeID, "raft", s.trans.LocalAddr(), "agents", s.agents.Addr())
+	close(s.rpc.ready)
+	s.log.Info("coordinator started", "id", cfg.NodeID, "raft", s.node.addr(), "agents", s.agents.Addr())
 	return s, nil
+}
+
+// wire builds the parts around the store, with the agent endpoint's
+// listener ln; Raft (s.node) is started after, and life ends at Shutdown.
+func (s *Server) wire(ln *quic.Listener, life context.Context) {
+	cfg := s.cfg
+	part := func(name string) *slog.Logger { return s.log.With("part", name) }
+	apply := s.node.apply // the node is started once every part exists
+	rpc := &rpcClient{}
+	*s.node = raftNode{id: cfg.NodeID, store: s.store, rpc: rpc, log: part("raft")}
+	advertise := cfg.AgentAdvertise
+	if advertise == "" {
+		advertise = advertisable(ln.Addr().String())
+	}
+	s.cluster = &cluster{id: cfg.NodeID, httpAddr: cfg.HTTPAddr, agentAddr: advertise, join: cfg.Join, expect: cfg.BootstrapExpect,
+		node: s.node, rpc: rpc, log: part("cluster"), peers: map[string]*ServerInfo{}}
+	rpc.self = s.cluster.info
+	s.detector = &failureDetector{store: s.store, apply: apply, node: s.node, rpc: rpc, log: part("heartbeats"), ticker: heartbeatCheckInterval,
+		hb: heartbeats{minTTL: cfg.MinHeartbeatTTL, grace: cfg.HeartbeatGrace, failover: cfg.FailoverGrace}}
+	s.drainer = &drainer{store: s.store, apply: apply, log: part("drain"), ticker: heartbeatCheckInterval}
+	plans := &planApplier{store: s.store, propose: s.node.propose, log: part("plans"), ids: newIDGen(time.Now)}
+	s.sched = newScheduler(s.store, apply, plans, cfg.Workers, part("scheduler"))
+	s.jobs = &registrar{store: s.store, blobs: s.blobs, apply: apply}
+	s.tokens = &tokenIssuer{store: s.store, apply: apply, certs: s.certs, agentAddr: ln.Addr().String(), peers: s.cluster.known}
+	copier := &blobCopier{blobs: s.blobs, rpc: rpc, others: s.node.others}
+	s.agents = newAgentEndpoint(ln, agentDeps{store: s.store, apply: apply, beat: s.detector.heartbeat, interval: s.detector.agentInterval,
+		grace: cfg.HeartbeatGrace, servers: s.cluster.agentServers, signJoin: s.tokens.join, blobs: s.blobs, copier: copier, log: part("agents")})
+	s.logs = &logRouter{store: s.store, agents: s.agents, rpc: rpc, others: s.node.others, life: life}
+	s.http = &httpAPI{store: s.store, node: s.node, cluster: s.cluster, jobs: s.jobs, tokens: s.tokens, drainer: s.drainer, logs: s.logs, detector: s.detector}
+	s.rpc = &rpcServer{ready: make(chan struct{}), learn: s.cluster.learn, methods: map[string]rpcMethod{
+		"info":        unary(s.cluster.rpcInfo),
+		"join":        unary(s.cluster.rpcJoin),
+		"remove-peer": unary(s.cluster.rpcRemovePeer),
+		"apply":       unary(s.node.rpcApply),
+		"heartbeat":   unary(s.detector.rpcHeartbeat),
+		"logs":        s.logs.serveRPC,
+		"blob":        copier.serveRPC,
+	}}
 }
 
 func (s *Server) goRun(fn func()) {
@@ -220,9 +245,7 @@ func (s *Server) goRun(fn func()) {
 
 // Shutdown stops the agent endpoint, the workers and Raft, then closes the stores.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.cancel != nil {
-		s.cancel()
-	}
+	s.cancel()
 	s.agents.close()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -231,86 +254,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	err := s.raft.Shutdown().Error()
+	err := s.node.shutdown()
 	s.closeStores()
 	return err
 }
 
 func (s *Server) closeStores() {
-	if s.trans != nil {
-		s.trans.Close()
-	}
-	if s.mux != nil {
-		s.mux.Close()
-		s.mux.wait()
-	}
-	if s.logDB != nil {
-		s.logDB.Close()
-	}
+	s.node.close()
 	if s.store != nil {
 		s.store.Close()
 	}
 }
 
-// Store returns the state store (read-only use).
-func (s *Server) Store() *state.Store { return s.store }
-
-// AgentAddr is the bound QUIC address agents dial.
-func (s *Server) AgentAddr() string { return s.agents.Addr() }
-
-// AgentAdvertiseAddr is the address agents are told to reach this server
-// at; "" when there is none to tell (bound to an unspecified IP and no
-// AgentAdvertise).
-func (s *Server) AgentAdvertiseAddr() string {
-	if s.cfg.AgentAdvertise != "" {
-		return s.cfg.AgentAdvertise
-	}
-	return advertisable(s.AgentAddr())
-}
-
-// advertisable returns addr if it is host:port naming a specific host,
-// else "".
-func advertisable(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || host == "" || port == "" || port == "0" {
-		return ""
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		return ""
-	}
-	return addr
-}
-
-// RaftAddr is the bound Raft address.
-func (s *Server) RaftAddr() string { return string(s.trans.LocalAddr()) }
-
-// CAPin is "sha256:<hex>" of the cluster CA certificate, which agents pin.
-// It is "" until a leader has created the CA.
-func (s *Server) CAPin() string {
-	if ca, err := s.store.CA(); err == nil && ca != nil {
-		return caPin(ca)
-	}
-	return ""
-}
-
-// CACertPEM is the cluster CA certificate.
-func (s *Server) CACertPEM() []byte {
-	if ca, err := s.store.CA(); err == nil && ca != nil {
-		return ca.CertPEM
-	}
-	return nil
-}
-
-// Leader returns the leader's Raft address, "" if none is known.
-func (s *Server) Leader() string {
-	addr, _ := s.raft.LeaderWithID()
-	return string(addr)
-}
-
-// IsLeader reports whether this server is the Raft leader.
-func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader }
-
-// leaderLoop runs the leader-only work while this server leads.
+// leaderLoop runs the leader's duties while this server leads.
 func (s *Server) leaderLoop(ctx context.Context) {
 	var stop context.CancelFunc
 	var wg sync.WaitGroup
@@ -324,7 +280,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case leader := <-s.leaderCh:
+		case leader := <-s.node.leaderCh:
 			if stop != nil {
 				stop()
 				wg.Wait()
@@ -346,47 +302,29 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	}
 }
 
-// lead is the leader's duty: barrier, re-enqueue unfinished evaluations,
-// then run the scheduler worker until leadership ends.
+// lead is the leader's duties: a barrier, the cluster CA, then the
+// leader-only parts (the scheduling side, the failure detector, the
+// drainer) until leadership ends.
 func (s *Server) lead(ctx context.Context) {
-	if err := s.raft.Barrier(applyTimeout).Error(); err != nil {
-		s.log.Error("barrier after election failed", "err", err)
+	if err := s.node.becomeLeader(); err != nil {
+		s.log.Error("becoming leader", "err", err)
 		return
 	}
-	s.fixOwnAddress()
-	if err := s.ensureCA(); err != nil {
+	if err := s.certs.ensureCA(s.node.apply); err != nil {
 		s.log.Error("creating the cluster CA", "err", err)
 	}
-	// From here the FSM hook queues new evaluations; the ones already
-	// committed are loaded below (a duplicate is harmless: one per job).
-	s.leading.Store(true)
-	defer s.leading.Store(false)
-	s.evals.reset()
-	// Capacity may have changed while there was no leader: every blocked
-	// evaluation planned before now retries once.
-	s.evals.unblock(s.store.Index())
-	for _, status := range []string{structs.EvalPending, structs.EvalBlocked} {
-		evals, err := s.store.Evals(status)
-		if err != nil {
-			s.log.Error("reading evaluations", "err", err)
-			return
-		}
-		for _, e := range evals {
-			s.evals.push(e)
-		}
+	err := s.sched.startLeading()
+	defer s.sched.stopLeading()
+	if err != nil {
+		s.log.Error("loading evaluations", "err", err)
+		return
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.watchNodes(ctx)
-	}()
-	// Scheduler workers in parallel; the plan applier serialises commits.
-	for range s.cfg.Workers {
+	for _, run := range []func(context.Context){s.sched.Run, s.detector.Run, s.drainer.Run} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.runWorker(ctx)
+			run(ctx)
 		}()
 	}
 	s.setDuties(true)
@@ -396,8 +334,8 @@ func (s *Server) lead(ctx context.Context) {
 
 // leaderDuties returns a channel closed once this server runs the
 // leader's duties (the cluster CA exists, unfinished evaluations are
-// queued, the node watcher and the scheduler workers are started); once
-// they stop, a new call returns a new channel.
+// queued, the leader-only parts are started); once they stop, a new call
+// returns a new channel.
 func (s *Server) leaderDuties() <-chan struct{} {
 	s.dutiesM.Lock()
 	defer s.dutiesM.Unlock()
@@ -419,40 +357,15 @@ func (s *Server) setDuties(on bool) {
 	}
 }
 
-// jobPriority is an evaluation's priority in the broker: its job's.
-func (s *Server) jobPriority(jobID string) int {
-	if rec, err := s.store.Job(jobID); err == nil && rec != nil {
-		return rec.Job.Priority
+// advertisable returns addr if it is host:port naming a specific host,
+// else "".
+func advertisable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" || port == "0" {
+		return ""
 	}
-	return 0
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return ""
+	}
+	return addr
 }
-
-// RegisterNodes registers nodes directly through Raft, as their agents
-// would, for simulations and benchmarks (cmd/strata-bench c1m); it keeps
-// them alive with Heartbeat.
-func (s *Server) RegisterNodes(ctx context.Context, nodes []sched.Node) error {
-	sem := make(chan struct{}, 64)
-	errc := make(chan error, len(nodes))
-	for _, n := range nodes {
-		n.ComputedClass = sched.ComputeClass(&n)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem }()
-			_, _, err := s.apply(&state.NodeRegister{Node: n, Time: time.Now().UnixNano()})
-			if err == nil {
-				err = s.heartbeat(ctx, n.ID)
-			}
-			errc <- err
-		}()
-	}
-	var errs []error
-	for range nodes {
-		if err := <-errc; err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// Heartbeat records a heartbeat for a node, as its agent's would.
-func (s *Server) Heartbeat(ctx context.Context, nodeID string) error { return s.heartbeat(ctx, nodeID) }

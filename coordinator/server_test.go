@@ -20,10 +20,10 @@ func TestCorruptSnapshotRefusedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLeading(t, s)
-	if _, _, err := s.apply(&state.JobRegister{Job: dockerJob("web", nil)}); err != nil {
+	if _, _, err := s.node.apply(&state.JobRegister{Job: dockerJob("web", nil)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.raft.Snapshot().Error(); err != nil {
+	if err := s.node.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

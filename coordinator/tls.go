@@ -141,16 +141,24 @@ func (c *serverCerts) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 
 // ensureCA is a leader duty: create and commit the cluster CA if the
 // cluster has none.
-func (s *Server) ensureCA() error {
-	if ca, err := s.store.CA(); err != nil || ca != nil {
+func (c *serverCerts) ensureCA(apply applyFunc) error {
+	if ca, err := c.store.CA(); err != nil || ca != nil {
 		return err
 	}
 	ca, err := newClusterCA()
 	if err != nil {
 		return err
 	}
-	_, _, err = s.apply(&state.CASet{CA: *ca})
+	_, _, err = apply(&state.CASet{CA: *ca})
 	return err
+}
+
+// caPinOf is the cluster CA's pin, "" until a leader has created the CA.
+func caPinOf(store *state.Store) string {
+	if ca, err := store.CA(); err == nil && ca != nil {
+		return caPin(ca)
+	}
+	return ""
 }
 
 func randSerial() *big.Int {

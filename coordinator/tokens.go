@@ -6,12 +6,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"time"
 
@@ -30,6 +27,16 @@ import (
 // the certificate, not the one an agent claims. A one-time token is spent
 // by the Raft write that records its use, so two agents racing with the
 // same token cannot both join.
+
+// tokenIssuer creates and revokes join tokens and spends them for agents
+// that join, signing their certificates with the cluster CA.
+type tokenIssuer struct {
+	store     *state.Store
+	apply     applyFunc
+	certs     *serverCerts
+	agentAddr string               // this server's bound agent endpoint
+	peers     func() []*ServerInfo // the other servers, for their agent endpoints
+}
 
 // publicToken is the token as the API shows it: without its secret's hash.
 func publicToken(t structs.JoinToken) structs.JoinToken {
@@ -51,9 +58,9 @@ func splitToken(s string) (id, secretHash string, err error) {
 	return id, hex.EncodeToString(sum[:]), nil
 }
 
-// CreateJoinToken creates a join token and returns it with its secret,
-// which is not stored and cannot be shown again.
-func (s *Server) CreateJoinToken(req structs.JoinTokenRequest) (*structs.NewJoinToken, error) {
+// create creates a join token and returns it with its secret, which is
+// not stored and cannot be shown again.
+func (s *tokenIssuer) create(req structs.JoinTokenRequest) (*structs.NewJoinToken, error) {
 	now := time.Now()
 	tok := structs.JoinToken{Reusable: req.Reusable, Description: req.Description, CreateTime: now.UnixNano()}
 	if req.TTL != "" {
@@ -80,12 +87,12 @@ func (s *Server) CreateJoinToken(req structs.JoinTokenRequest) (*structs.NewJoin
 	if _, _, err := s.apply(&state.TokenCreate{Token: tok}); err != nil {
 		return nil, err
 	}
-	return &structs.NewJoinToken{JoinToken: publicToken(tok), Secret: full, Servers: s.agentAddrs(), CAPin: s.CAPin()}, nil
+	return &structs.NewJoinToken{JoinToken: publicToken(tok), Secret: full, Servers: s.agentAddrs(), CAPin: caPinOf(s.store)}, nil
 }
 
-// RevokeJoinToken deletes a token: no agent can join with it any more.
-// Agents that joined with it keep their certificates.
-func (s *Server) RevokeJoinToken(id string) error {
+// revoke deletes a token: no agent can join with it any more. Agents
+// that joined with it keep their certificates.
+func (s *tokenIssuer) revoke(id string) error {
 	tok, err := s.store.JoinToken(id)
 	if err != nil {
 		return err
@@ -98,9 +105,9 @@ func (s *Server) RevokeJoinToken(id string) error {
 }
 
 // agentAddrs are the agent endpoints of this server and its known peers.
-func (s *Server) agentAddrs() []string {
-	out := []string{s.AgentAddr()}
-	for _, p := range s.Peers() {
+func (s *tokenIssuer) agentAddrs() []string {
+	out := []string{s.agentAddr}
+	for _, p := range s.peers() {
 		if p.AgentAddr != "" && p.AgentAddr != out[0] {
 			out = append(out, p.AgentAddr)
 		}
@@ -111,7 +118,7 @@ func (s *Server) agentAddrs() []string {
 // join spends a token and signs the agent's certificate request. The
 // token is checked against local state first, so a wrong token costs no
 // Raft write.
-func (s *Server) join(token, nodeID string, csrDER []byte) ([]byte, error) {
+func (s *tokenIssuer) join(token, nodeID string, csrDER []byte) ([]byte, error) {
 	id, hash, err := splitToken(token)
 	if err != nil {
 		return nil, err
@@ -213,38 +220,4 @@ func (c *serverCerts) verifyAgentCert(raw [][]byte, _ [][]*x509.Certificate) err
 		return errors.New("agent certificate: not a Strata agent certificate")
 	}
 	return nil
-}
-
-func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
-	var req structs.JoinTokenRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-		writeError(w, badRequest{fmt.Errorf("malformed token request: %w", err)})
-		return
-	}
-	tok, err := s.CreateJoinToken(req)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, s.store.Index(), tok)
-}
-
-func (s *Server) handleTokens(w http.ResponseWriter, r *http.Request) {
-	toks, err := s.store.JoinTokens()
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if toks == nil {
-		toks = []structs.JoinToken{}
-	}
-	writeJSON(w, http.StatusOK, s.store.Index(), toks)
-}
-
-func (s *Server) handleTokenRevoke(w http.ResponseWriter, r *http.Request) {
-	if err := s.RevokeJoinToken(r.PathValue("id")); err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, s.store.Index(), map[string]string{"Revoked": r.PathValue("id")})
 }

@@ -59,7 +59,7 @@ func TestJoinTokens(t *testing.T) {
 	const expired = "0e0e0e0e.5ec2e7"
 	expiredID, expiredHash, _ := splitToken(expired)
 	hourAgo := time.Now().Add(-time.Hour).UnixNano()
-	if _, _, err := s.apply(&state.TokenCreate{Token: structs.JoinToken{ID: expiredID, SecretHash: expiredHash, CreateTime: hourAgo - 1, ExpireTime: hourAgo}}); err != nil {
+	if _, _, err := s.node.apply(&state.TokenCreate{Token: structs.JoinToken{ID: expiredID, SecretHash: expiredHash, CreateTime: hourAgo - 1, ExpireTime: hourAgo}}); err != nil {
 		t.Fatal(err)
 	}
 	wantRefused(t, s, expired, "n4", "expired")

@@ -42,8 +42,8 @@ func clusterEvents(tb testing.TB, servers ...*Server) <-chan struct{} {
 			}
 			return false
 		})
-		s.raft.RegisterObserver(o)
-		tb.Cleanup(func() { s.raft.DeregisterObserver(o) })
+		s.node.raft.RegisterObserver(o)
+		tb.Cleanup(func() { s.node.raft.DeregisterObserver(o) })
 		go func() {
 			watch := s.store.Watch()
 			for {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -20,6 +22,11 @@ import (
 const (
 	// DefaultDomain is the zone served when DNSConfig.Domain is empty.
 	DefaultDomain = "strata."
+	// DefaultTTL is the TTL of every record when DNSConfig.TTL is 0: short, so a
+	// client cache follows scaling and failures within seconds.
+	DefaultTTL = 5 * time.Second
+	// DefaultRecursorTimeout bounds one exchange with one recursor.
+	DefaultRecursorTimeout = 2 * time.Second
 
 	// maxUDPSize caps the client's EDNS0 buffer size; it is also the size this
 	// server advertises and its UDP read buffer.
@@ -34,8 +41,8 @@ const (
 )
 
 var (
-	// ErrNoCatalog is returned by NewDNS when DNSConfig.Catalog is nil.
-	ErrNoCatalog = errors.New("registry: DNSConfig.Catalog is required")
+	// ErrNoCatalog is returned by NewDNS when DNSConfig has neither Snapshots nor Catalog.
+	ErrNoCatalog = errors.New("registry: DNSConfig.Snapshots is required")
 	// ErrServerClosed is returned by Listen after Shutdown.
 	ErrServerClosed = errors.New("registry: DNS server closed")
 	// ErrAlreadyListening is returned by a second call to Listen.
@@ -44,21 +51,50 @@ var (
 
 // DNSConfig configures a DNSServer.
 type DNSConfig struct {
-	Domain  string        // default "strata."
-	Catalog Catalog       // required
-	TTL     time.Duration // default 0 (like Consul's default service TTL): answers are not cached
-	Logger  *slog.Logger  // nil = discard
+	Domain string // default "strata."; "consul." serves Consul's names unchanged
+
+	// Snapshots is the catalog served: every query reads its current snapshot
+	// (one atomic load, no lock, no I/O).
+	Snapshots *Holder
+	// Catalog is the per-query source of the servers until they keep a Holder:
+	// each query reads the asked service's endpoints from it and builds a
+	// one-service snapshot. It cannot serve <node>.node names (NXDOMAIN), and
+	// its SRV targets are always <hex>.addr names (an Endpoint carries no node
+	// address). Set exactly one of Snapshots and Catalog.
+	//
+	// Deprecated: use Snapshots.
+	Catalog Catalog
+
+	TTL time.Duration // 0 = DefaultTTL; at most 2^31-1 s
+
+	// Recursors are the resolvers ("ip" or "ip:port", port 53 by default) that
+	// names outside Domain are forwarded to, in order until one answers. With
+	// none, such names are REFUSED.
+	Recursors       []string
+	RecursorTimeout time.Duration // per exchange; 0 = DefaultRecursorTimeout
+
+	// Seed seeds the per-query shuffle of answers: the n-th query a server
+	// answers is shuffled the same way for the same Seed. 0 = a random seed.
+	Seed uint64
+
+	Logger *slog.Logger // nil = discard
 }
 
-// DNSServer answers DNS queries for the configured domain from a Catalog. Its
-// ServeDNS method is a dns.Handler and may be called concurrently; Listen,
-// Addr and Shutdown manage an optional UDP+TCP listener pair.
+// DNSServer answers DNS queries for the configured domain from a catalog
+// snapshot. Its ServeDNS method is a dns.Handler and may be called
+// concurrently; Listen, Addr and Shutdown manage an optional UDP+TCP listener
+// pair.
 type DNSServer struct {
-	domain       string // canonical: lowercase, fully qualified
-	domainLabels int
-	catalog      Catalog
-	ttl          uint32 // seconds
-	log          *slog.Logger
+	domain    string // canonical: lowercase, fully qualified
+	snapshots *Holder
+	catalog   Catalog
+	ttl       uint32 // seconds
+	recursors []string
+	udpClient *dns.Client
+	tcpClient *dns.Client
+	seed      uint64
+	queries   atomic.Uint64 // shuffle stream
+	log       *slog.Logger
 
 	mu      sync.Mutex
 	state   serverState
@@ -71,32 +107,74 @@ type DNSServer struct {
 // NewDNS validates cfg and returns a server. It does not listen: use ServeDNS as
 // a handler, or Listen.
 func NewDNS(cfg DNSConfig) (*DNSServer, error) {
-	if cfg.Catalog == nil {
+	switch {
+	case cfg.Snapshots == nil && cfg.Catalog == nil:
 		return nil, ErrNoCatalog
+	case cfg.Snapshots != nil && cfg.Catalog != nil:
+		return nil, errors.New("registry: DNSConfig has both Snapshots and Catalog")
 	}
 	domain := cfg.Domain
 	if domain == "" {
 		domain = DefaultDomain
 	}
 	domain = dns.CanonicalName(domain)
-	if _, ok := dns.IsDomainName(domain); !ok || domain == "." {
+	if _, ok := dns.IsDomainName(domain); !ok || domain == "." || strings.IndexByte(domain, '\\') >= 0 {
 		return nil, fmt.Errorf("registry: invalid DNS domain %q", cfg.Domain)
 	}
 	const maxTTL = math.MaxInt32 * time.Second // RFC 2181 §8
-	if cfg.TTL < 0 || cfg.TTL > maxTTL {
-		return nil, fmt.Errorf("registry: DNS TTL %v out of range [0s, %v]", cfg.TTL, maxTTL)
+	ttl := cfg.TTL
+	if ttl == 0 {
+		ttl = DefaultTTL
+	}
+	if ttl < 0 || ttl > maxTTL {
+		return nil, fmt.Errorf("registry: DNS TTL %v out of range (0s, %v]", cfg.TTL, maxTTL)
+	}
+	timeout := cfg.RecursorTimeout
+	if timeout == 0 {
+		timeout = DefaultRecursorTimeout
+	}
+	if timeout < 0 {
+		return nil, fmt.Errorf("registry: negative recursor timeout %v", timeout)
+	}
+	var recursors []string
+	for _, r := range cfg.Recursors {
+		addr, err := recursorAddr(r)
+		if err != nil {
+			return nil, err
+		}
+		recursors = append(recursors, addr)
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &DNSServer{
-		domain:       domain,
-		domainLabels: dns.CountLabel(domain),
-		catalog:      cfg.Catalog,
-		ttl:          uint32(cfg.TTL / time.Second),
-		log:          log.With("component", "registry.dns"),
+		domain:    domain,
+		snapshots: cfg.Snapshots,
+		catalog:   cfg.Catalog,
+		ttl:       uint32(ttl / time.Second),
+		recursors: recursors,
+		udpClient: &dns.Client{Net: "udp", Timeout: timeout, UDPSize: maxUDPSize},
+		tcpClient: &dns.Client{Net: "tcp", Timeout: timeout},
+		seed:      seed,
+		log:       log.With("component", "registry.dns"),
 	}, nil
+}
+
+// recursorAddr validates "ip" or "ip:port" and returns "ip:port".
+func recursorAddr(r string) (string, error) {
+	if a, err := netip.ParseAddr(r); err == nil {
+		return netip.AddrPortFrom(a, 53).String(), nil
+	}
+	ap, err := netip.ParseAddrPort(r)
+	if err != nil || ap.Port() == 0 {
+		return "", fmt.Errorf("registry: recursor %q is not an IP address with an optional port", r)
+	}
+	return ap.String(), nil
 }
 
 // Domain returns the zone the server is authoritative for, in canonical form
@@ -121,15 +199,17 @@ func (s *DNSServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			}
 		}
 	}()
-	m = s.reply(r)
+	m = s.reply(r, tcp)
 	s.write(w, r, m, tcp)
 }
 
 // reply builds the answer to r, before EDNS0 and truncation.
-func (s *DNSServer) reply(r *dns.Msg) *dns.Msg {
+func (s *DNSServer) reply(r *dns.Msg, tcp bool) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(r)
-	if len(m.Question) == 1 && !validName(m.Question[0].Name) {
+	m.RecursionAvailable = len(s.recursors) > 0
+	nameOK := len(r.Question) == 1 && validName(r.Question[0].Name)
+	if len(m.Question) == 1 && !nameOK {
 		m.Question = nil // it could not be packed back; only direct callers can send one
 	}
 	switch {
@@ -155,16 +235,23 @@ func (s *DNSServer) reply(r *dns.Msg) *dns.Msg {
 	}
 
 	q := r.Question[0]
-	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+	if !nameOK {
+		if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+			m.Rcode = dns.RcodeRefused
+		} else {
+			m.Rcode = dns.RcodeFormatError
+		}
+		return m
+	}
+	name := lowerASCII(q.Name)
+	if !inZone(name, s.domain) {
+		if len(s.recursors) > 0 {
+			return s.forward(r, tcp)
+		}
 		m.Rcode = dns.RcodeRefused
 		return m
 	}
-	if !validName(q.Name) {
-		m.Rcode = dns.RcodeFormatError
-		return m
-	}
-	name := strings.ToLower(q.Name)
-	if !dns.IsSubDomain(s.domain, name) {
+	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
 		m.Rcode = dns.RcodeRefused
 		return m
 	}
@@ -177,16 +264,19 @@ func (s *DNSServer) reply(r *dns.Msg) *dns.Msg {
 	return m
 }
 
+// inZone reports whether the lowercase FQDN name is domain or below it.
+func inZone(name, domain string) bool {
+	if len(name) == len(domain) {
+		return name == domain
+	}
+	return len(name) > len(domain) && name[len(name)-len(domain)-1] == '.' &&
+		name[len(name)-len(domain):] == domain
+}
+
 // resolve fills m for a question in our domain. qname is the question's
 // spelling (used for owner names), name its lowercase form.
 func (s *DNSServer) resolve(m *dns.Msg, qname, name string, qtype uint16) {
-	labels := dns.SplitDomainName(name)
-	if len(labels) < s.domainLabels {
-		s.nxdomain(m)
-		return
-	}
-	sub := labels[:len(labels)-s.domainLabels]
-	if len(sub) == 0 { // the apex
+	if len(name) == len(s.domain) { // the apex
 		if qtype == dns.TypeSOA {
 			m.Answer = append(m.Answer, s.soa())
 			return
@@ -194,54 +284,68 @@ func (s *DNSServer) resolve(m *dns.Msg, qname, name string, qtype uint16) {
 		s.nodata(m)
 		return
 	}
-	kind, parts := sub[len(sub)-1], sub[:len(sub)-1]
+	rest := name[:len(name)-len(s.domain)-1] // the labels below the zone, without the final dot
+	if strings.IndexByte(rest, '\\') >= 0 {  // escaped bytes: never a name this server made
+		s.nxdomain(m)
+		return
+	}
+	rest, kind := cutLast(rest)
 	switch kind {
 	case "service":
-		s.resolveService(m, qname, parts, qtype)
+		s.resolveService(m, qname, rest, qtype)
+	case "node":
+		s.resolveNode(m, qname, rest, qtype)
 	case "addr":
-		s.resolveAddr(m, qname, parts, qtype)
+		s.resolveAddr(m, qname, rest, qtype)
 	default:
 		s.nxdomain(m)
 	}
 }
 
+// cutLast splits "a.b.c" into "a.b" and "c" ("" and "c" for "c").
+func cutLast(s string) (rest, last string) {
+	if i := strings.LastIndexByte(s, '.'); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	return "", s
+}
+
 // resolveService answers "[tag.]<service>.service.<domain>" and
-// "_<service>._<tag>.service.<domain>"; parts are the labels before "service".
-func (s *DNSServer) resolveService(m *dns.Msg, qname string, parts []string, qtype uint16) {
+// "_<service>._<tag>.service.<domain>"; rest is what precedes "service".
+func (s *DNSServer) resolveService(m *dns.Msg, qname, rest string, qtype uint16) {
 	var service, tag string
-	switch len(parts) {
-	case 0: // "service.<domain>": an empty non-terminal
+	first, second, two := strings.Cut(rest, ".")
+	switch {
+	case rest == "": // "service.<domain>": an empty non-terminal
 		s.nodata(m)
 		return
-	case 1:
-		if strings.HasPrefix(parts[0], "_") { // "_tcp.service.<domain>": parent of RFC 2782 names
+	case !two:
+		if strings.HasPrefix(first, "_") { // "_tcp.service.<domain>": parent of RFC 2782 names
 			s.nodata(m)
 			return
 		}
-		service = parts[0]
-	case 2:
-		if strings.HasPrefix(parts[0], "_") && strings.HasPrefix(parts[1], "_") {
-			service, tag = parts[0][1:], parts[1][1:]
-			if tag == "" {
-				s.nxdomain(m)
-				return
-			}
-			if tag == "tcp" { // _<service>._tcp: no tag filter
-				tag = ""
-			}
-		} else {
-			tag, service = parts[0], parts[1]
-		}
-	default:
+		service = first
+	case strings.IndexByte(second, '.') >= 0:
 		s.nxdomain(m)
 		return
+	case strings.HasPrefix(first, "_") && strings.HasPrefix(second, "_"):
+		service, tag = first[1:], second[1:]
+		if tag == "" {
+			s.nxdomain(m)
+			return
+		}
+		if tag == "tcp" { // _<service>._tcp: no tag filter
+			tag = ""
+		}
+	default:
+		tag, service = first, second
 	}
 	if service == "" {
 		s.nxdomain(m)
 		return
 	}
-	eps := HealthyWithTag(s.catalog.Endpoints(service), tag)
-	if len(eps) == 0 { // unknown, unhealthy, or nothing with that tag: Consul says NXDOMAIN
+	eps := s.snapshot(service).Passing(service, tag)
+	if len(eps) == 0 { // unknown, not passing, or nothing with that tag: Consul says NXDOMAIN
 		s.nxdomain(m)
 		return
 	}
@@ -256,69 +360,264 @@ func (s *DNSServer) resolveService(m *dns.Msg, qname string, parts []string, qty
 	}
 }
 
-// addressAnswers appends one A (v4) or AAAA (!v4) record per distinct address.
-func (s *DNSServer) addressAnswers(m *dns.Msg, qname string, eps []Endpoint, v4 bool) {
-	seen := make(map[netip.Addr]struct{}, len(eps))
-	for _, e := range eps {
-		a, ok := parseEndpointAddr(e.Address)
-		if !ok || a.Is4() != v4 {
+// snapshot returns the snapshot to answer a question about service from.
+func (s *DNSServer) snapshot(service string) *Snapshot {
+	if s.snapshots != nil {
+		return s.snapshots.Snapshot()
+	}
+	return catalogSnapshot(s.catalog, service, s.log)
+}
+
+// small is the answer count up to which the shuffle's permutation lives on the
+// stack and duplicates are found by scanning the records kept so far; larger
+// answers allocate both. Kept small: a handler runs on a fresh goroutine whose
+// stack would have to grow for a large frame.
+const small = 16
+
+// order returns a fresh random permutation of 0..n-1, drawn from the server's
+// seeded stream, in buf when it fits.
+func (s *DNSServer) order(n int, buf *[small]int32) []int32 {
+	var p []int32
+	if n <= len(buf) {
+		p = buf[:n]
+	} else {
+		p = make([]int32, n)
+	}
+	for i := range p {
+		p[i] = int32(i)
+	}
+	if n > 1 {
+		rng := rand.NewPCG(s.seed, s.queries.Add(1))
+		for i := n - 1; i > 0; i-- {
+			j := int(rng.Uint64() % uint64(i+1)) // bias below 2^-50 for any real n
+			p[i], p[j] = p[j], p[i]
+		}
+	}
+	return p
+}
+
+// addressAnswers appends one A (v4) or AAAA (!v4) record per distinct address,
+// in a random order.
+func (s *DNSServer) addressAnswers(m *dns.Msg, qname string, eps []*Entry, v4 bool) {
+	var pbuf [small]int32
+	var seen map[netip.Addr]bool // for large answers; small ones scan what they kept
+	if len(eps) > small {
+		seen = make(map[netip.Addr]bool, len(eps))
+	}
+	m.Answer = make([]dns.RR, 0, len(eps))
+	for _, i := range s.order(len(eps), &pbuf) {
+		e := eps[i]
+		if !e.addr.IsValid() || e.addr.Is4() != v4 || s.dupAddr(m.Answer, e.addr, seen) {
 			continue
 		}
-		if _, dup := seen[a]; dup {
-			continue
+		d := s.entryDNS(e)
+		if qname == d.owner {
+			m.Answer = append(m.Answer, d.addrRR) // the usual spelling: shared, prebuilt
+		} else {
+			m.Answer = append(m.Answer, s.addrRR(qname, e.addr, d.ip))
 		}
-		seen[a] = struct{}{}
-		m.Answer = append(m.Answer, s.addrRR(qname, a))
 	}
 }
 
-// srvAnswers appends one SRV record per endpoint with a usable address and port,
-// and one A/AAAA record per distinct target to the Additional section.
-func (s *DNSServer) srvAnswers(m *dns.Msg, qname string, eps []Endpoint) {
-	targets := make(map[string]struct{}, len(eps))
-	m.Answer = slices.Grow(m.Answer, len(eps))
-	m.Extra = slices.Grow(m.Extra, len(eps))
-	for _, e := range eps {
-		a, ok := parseEndpointAddr(e.Address)
-		if !ok || e.Port < 1 || e.Port > math.MaxUint16 {
+// dupAddr reports whether a is already among the A/AAAA records in rrs,
+// recording it in seen (if non-nil) when it is not.
+func (s *DNSServer) dupAddr(rrs []dns.RR, a netip.Addr, seen map[netip.Addr]bool) bool {
+	if seen != nil {
+		if seen[a] {
+			return true
+		}
+		seen[a] = true
+		return false
+	}
+	for _, rr := range rrs {
+		var ip net.IP
+		switch rr := rr.(type) {
+		case *dns.A:
+			ip = rr.A
+		case *dns.AAAA:
+			ip = rr.AAAA
+		}
+		if b, ok := netip.AddrFromSlice(ip); ok && b == a {
+			return true
+		}
+	}
+	return false
+}
+
+// srvAnswers appends one SRV record per endpoint with an address and a port, in
+// a random order, and each distinct target's address record to Additional.
+func (s *DNSServer) srvAnswers(m *dns.Msg, qname string, eps []*Entry) {
+	var pbuf [small]int32
+	var seen map[string]bool // for large answers; small ones scan Extra
+	if len(eps) > small {
+		seen = make(map[string]bool, len(eps))
+	}
+	m.Answer = make([]dns.RR, 0, len(eps))
+	m.Extra = make([]dns.RR, 0, len(eps)+1) // +1: room for the OPT record
+	for _, i := range s.order(len(eps), &pbuf) {
+		e := eps[i]
+		if !e.addr.IsValid() || e.Port == 0 {
 			continue
 		}
-		target := hexLabel(a) + ".addr." + s.domain
-		m.Answer = append(m.Answer, &dns.SRV{
-			Hdr:      s.hdr(qname, dns.TypeSRV),
-			Priority: 1,
-			Weight:   1,
-			Port:     uint16(e.Port),
-			Target:   target,
-		})
-		if _, dup := targets[target]; !dup {
-			targets[target] = struct{}{}
-			m.Extra = append(m.Extra, s.addrRR(target, a))
+		d := s.entryDNS(e)
+		if qname == d.owner {
+			m.Answer = append(m.Answer, d.srvRR) // the usual spelling: shared, prebuilt
+		} else {
+			m.Answer = append(m.Answer, s.srvRR(qname, e, d.target))
+		}
+		if !dupTarget(m.Extra, d.target, seen) {
+			m.Extra = append(m.Extra, d.targetRR)
 		}
 	}
 }
 
-// resolveAddr answers "<hex>.addr.<domain>"; parts are the labels before "addr".
-func (s *DNSServer) resolveAddr(m *dns.Msg, qname string, parts []string, qtype uint16) {
-	switch len(parts) {
-	case 0: // "addr.<domain>": an empty non-terminal
+// dupTarget reports whether rrs already hold a record owned by target,
+// recording it in seen (if non-nil) when they do not.
+func dupTarget(rrs []dns.RR, target string, seen map[string]bool) bool {
+	if seen != nil {
+		if seen[target] {
+			return true
+		}
+		seen[target] = true
+		return false
+	}
+	for _, rr := range rrs {
+		if rr.Header().Name == target {
+			return true
+		}
+	}
+	return false
+}
+
+// entryDNS is what the DNS answers of one Entry need, computed once per entry
+// version and server and shared, read-only, by every reply.
+type entryDNS struct {
+	srv      *DNSServer // the server (domain, TTL) it was computed for
+	ip       net.IP     // the address, for A/AAAA rdata
+	target   string     // SRV target: "<node>.node.<domain>" or "<hex>.addr.<domain>"
+	targetRR dns.RR     // the target's A/AAAA record (Additional section)
+	owner    string     // "<service>.service.<domain>", the name most questions spell
+	addrRR   dns.RR     // the A/AAAA record owned by owner
+	srvRR    dns.RR     // the SRV record owned by owner (nil without a port)
+}
+
+func (s *DNSServer) entryDNS(e *Entry) *entryDNS {
+	if d := e.dns.Load(); d != nil && d.srv == s {
+		return d
+	}
+	d := &entryDNS{srv: s}
+	if e.addr.IsValid() {
+		d.ip = e.addr.AsSlice()
+		if e.nodeAddr == e.addr && isLabel(e.Node) {
+			d.target = e.Node + ".node." + s.domain
+		} else {
+			d.target = hexLabel(e.addr) + ".addr." + s.domain
+		}
+		d.targetRR = s.addrRR(d.target, e.addr, d.ip)
+		d.owner = e.Service + ".service." + s.domain
+		d.addrRR = s.addrRR(d.owner, e.addr, d.ip)
+		if e.Port != 0 {
+			d.srvRR = s.srvRR(d.owner, e, d.target)
+		}
+	}
+	e.dns.Store(d)
+	return d
+}
+
+func (s *DNSServer) srvRR(owner string, e *Entry, target string) dns.RR {
+	return &dns.SRV{
+		Hdr:      s.hdr(owner, dns.TypeSRV),
+		Priority: 1,
+		Weight:   1,
+		Port:     uint16(e.Port),
+		Target:   target,
+	}
+}
+
+// isLabel reports whether a node name can be a DNS label as it is: 1 to 63
+// letters, digits, '-' or '_'.
+func isLabel(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// resolveNode answers "<node>.node.<domain>" with the node's address; rest is
+// what precedes "node".
+func (s *DNSServer) resolveNode(m *dns.Msg, qname, rest string, qtype uint16) {
+	switch {
+	case rest == "": // "node.<domain>": an empty non-terminal
 		s.nodata(m)
 		return
-	case 1:
-	default:
+	case strings.IndexByte(rest, '.') >= 0:
 		s.nxdomain(m)
 		return
 	}
-	a, ok := parseHexLabel(parts[0])
+	snap := s.snapshot("")
+	if snap.nodes[rest] == nil {
+		s.nxdomain(m)
+		return
+	}
+	a, ok := snap.nodeAddr(rest)
+	if ok && ((qtype == dns.TypeA && a.Is4()) || (qtype == dns.TypeAAAA && a.Is6())) {
+		m.Answer = append(m.Answer, s.addrRR(qname, a, a.AsSlice()))
+		return
+	}
+	s.nodata(m)
+}
+
+// resolveAddr answers "<hex>.addr.<domain>"; rest is what precedes "addr".
+func (s *DNSServer) resolveAddr(m *dns.Msg, qname, rest string, qtype uint16) {
+	switch {
+	case rest == "": // "addr.<domain>": an empty non-terminal
+		s.nodata(m)
+		return
+	case strings.IndexByte(rest, '.') >= 0:
+		s.nxdomain(m)
+		return
+	}
+	a, ok := parseHexLabel(rest)
 	if !ok {
 		s.nxdomain(m)
 		return
 	}
 	if (qtype == dns.TypeA && a.Is4()) || (qtype == dns.TypeAAAA && a.Is6()) {
-		m.Answer = append(m.Answer, s.addrRR(qname, a))
+		m.Answer = append(m.Answer, s.addrRR(qname, a, a.AsSlice()))
 		return
 	}
 	s.nodata(m)
+}
+
+// forward sends r to the recursors in order and returns the first answer (its
+// OPT record removed: write adds this server's), or SERVFAIL if none answers.
+func (s *DNSServer) forward(r *dns.Msg, tcp bool) *dns.Msg {
+	c := s.udpClient
+	if tcp {
+		c = s.tcpClient
+	}
+	for _, addr := range s.recursors {
+		resp, _, err := c.Exchange(r, addr)
+		if err != nil {
+			s.log.Warn("DNS recursor failed", "recursor", addr, "err", err, "question", questionString(r))
+			continue
+		}
+		resp.Id = r.Id
+		resp.Extra = slices.DeleteFunc(resp.Extra, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeOPT })
+		resp.RecursionAvailable = true
+		return resp
+	}
+	m := serverFailure(r)
+	m.Question = r.Question
+	m.RecursionDesired = r.RecursionDesired
+	m.RecursionAvailable = true
+	return m
 }
 
 func (s *DNSServer) nxdomain(m *dns.Msg) {
@@ -349,11 +648,12 @@ func (s *DNSServer) hdr(name string, rrtype uint16) dns.RR_Header {
 	return dns.RR_Header{Name: name, Rrtype: rrtype, Class: dns.ClassINET, Ttl: s.ttl}
 }
 
-func (s *DNSServer) addrRR(name string, a netip.Addr) dns.RR {
+// addrRR is an A or AAAA record for a; ip is a's bytes (shared, never written).
+func (s *DNSServer) addrRR(name string, a netip.Addr, ip net.IP) dns.RR {
 	if a.Is4() {
-		return &dns.A{Hdr: s.hdr(name, dns.TypeA), A: a.AsSlice()}
+		return &dns.A{Hdr: s.hdr(name, dns.TypeA), A: ip}
 	}
-	return &dns.AAAA{Hdr: s.hdr(name, dns.TypeAAAA), AAAA: a.AsSlice()}
+	return &dns.AAAA{Hdr: s.hdr(name, dns.TypeAAAA), AAAA: ip}
 }
 
 // write adds EDNS0, fits m to the transport and sends it.
@@ -366,8 +666,7 @@ func (s *DNSServer) write(w dns.ResponseWriter, r, m *dns.Msg, tcp bool) {
 	if !tcp {
 		size = udpSize(opt)
 	}
-	m.Truncate(size)
-	m.Compress = true // Truncate turns compression off when the message fits without it
+	m.Truncate(size) // compresses names only when the reply would not fit without
 	err := w.WriteMsg(m)
 	if err != nil {
 		if _, perr := m.Pack(); perr != nil {

@@ -12,14 +12,16 @@ import (
 	"github.com/miekg/dns"
 )
 
-const soaRR = "strata. 0 IN SOA ns.strata. hostmaster.strata. 1 3600 600 86400 0"
+const soaRR = "strata. 5 IN SOA ns.strata. hostmaster.strata. 1 3600 600 86400 5"
 
-// Hex names of the fixture's addresses.
+// SRV targets of the fixture.
 const (
+	e1  = "edge-1.node.strata."                           // 10.0.0.1
+	e2  = "edge-2.node.strata."                           // 10.0.0.2
+	e4  = "edge-4.node.strata."                           // 2001:db8::1
+	h6b = "20010db8000000000000000000000002.addr.strata." // 2001:db8::2, not its node's address
 	h1  = "0a000001.addr.strata."                         // 10.0.0.1
-	h2  = "0a000002.addr.strata."                         // 10.0.0.2
 	h6  = "20010db8000000000000000000000001.addr.strata." // 2001:db8::1
-	h6b = "20010db8000000000000000000000002.addr.strata." // 2001:db8::2
 )
 
 type dnsCase struct {
@@ -27,7 +29,7 @@ type dnsCase struct {
 	msg    *dns.Msg
 	rcode  int
 	aa     bool
-	answer []string // zone-file form, compared after parsing
+	answer []string // zone-file form, compared as sets after parsing
 	ns     []string
 	extra  []string // OPT excluded
 }
@@ -61,71 +63,73 @@ func TestServeDNS(t *testing.T) {
 	twoOPT.SetEdns0(1232, false)
 
 	cases := []dnsCase{
-		// Standard service lookups.
-		{name: "A dedupes and skips unhealthy and v6", msg: query("web.service.strata.", dns.TypeA), aa: true,
-			answer: []string{"web.service.strata. 0 IN A 10.0.0.1", "web.service.strata. 0 IN A 10.0.0.2"}},
+		// Standard service lookups: passing instances only.
+		{name: "A dedupes and skips critical, warning and v6", msg: query("web.service.strata.", dns.TypeA), aa: true,
+			answer: []string{"web.service.strata. 5 IN A 10.0.0.1", "web.service.strata. 5 IN A 10.0.0.2"}},
 		{name: "AAAA", msg: query("web.service.strata.", dns.TypeAAAA), aa: true,
-			answer: []string{"web.service.strata. 0 IN AAAA 2001:db8::1"}},
-		{name: "SRV with additionals", msg: query("web.service.strata.", dns.TypeSRV), aa: true,
+			answer: []string{"web.service.strata. 5 IN AAAA 2001:db8::1"}},
+		{name: "SRV targets name the node, its address in additional", msg: query("web.service.strata.", dns.TypeSRV), aa: true,
 			answer: []string{
-				"web.service.strata. 0 IN SRV 1 1 8080 " + h1,
-				"web.service.strata. 0 IN SRV 1 1 8080 " + h2,
-				"web.service.strata. 0 IN SRV 1 1 9090 " + h1,
-				"web.service.strata. 0 IN SRV 1 1 8080 " + h6,
+				"web.service.strata. 5 IN SRV 1 1 8080 " + e1,
+				"web.service.strata. 5 IN SRV 1 1 8080 " + e2,
+				"web.service.strata. 5 IN SRV 1 1 9090 " + e1,
+				"web.service.strata. 5 IN SRV 1 1 8080 " + e4,
 			},
-			extra: []string{h1 + " 0 IN A 10.0.0.1", h2 + " 0 IN A 10.0.0.2", h6 + " 0 IN AAAA 2001:db8::1"}},
+			extra: []string{e1 + " 5 IN A 10.0.0.1", e2 + " 5 IN A 10.0.0.2", e4 + " 5 IN AAAA 2001:db8::1"}},
 		{name: "v6-only service: A is NODATA", msg: query("v6.service.strata.", dns.TypeA), aa: true, ns: []string{soaRR}},
-		{name: "v6-only service: SRV", msg: query("v6.service.strata.", dns.TypeSRV), aa: true,
-			answer: []string{"v6.service.strata. 0 IN SRV 1 1 443 " + h6b},
-			extra:  []string{h6b + " 0 IN AAAA 2001:db8::2"}},
+		{name: "SRV of an instance off its node's address: addr target", msg: query("v6.service.strata.", dns.TypeSRV), aa: true,
+			answer: []string{"v6.service.strata. 5 IN SRV 1 1 443 " + h6b},
+			extra:  []string{h6b + " 5 IN AAAA 2001:db8::2"}},
 		{name: "class ANY is served", msg: withClass(query("web.service.strata.", dns.TypeAAAA), dns.ClassANY), aa: true,
-			answer: []string{"web.service.strata. 0 IN AAAA 2001:db8::1"}},
-		{name: "odd endpoints are skipped or normalised", msg: query("odd.service.strata.", dns.TypeSRV), aa: true,
+			answer: []string{"web.service.strata. 5 IN AAAA 2001:db8::1"}},
+		{name: "odd instances are skipped or normalised", msg: query("odd.service.strata.", dns.TypeSRV), aa: true,
 			answer: []string{
-				"odd.service.strata. 0 IN SRV 1 1 53 0a000202.addr.strata.",
-				"odd.service.strata. 0 IN SRV 1 1 54 fe800000000000000000000000000001.addr.strata.",
+				"odd.service.strata. 5 IN SRV 1 1 53 0a000202.addr.strata.",
+				"odd.service.strata. 5 IN SRV 1 1 54 fe800000000000000000000000000001.addr.strata.",
+				"odd.service.strata. 5 IN SRV 1 1 55 0a000203.addr.strata.",
 			},
 			extra: []string{
-				"0a000202.addr.strata. 0 IN A 10.0.2.2",
-				"fe800000000000000000000000000001.addr.strata. 0 IN AAAA fe80::1",
+				"0a000202.addr.strata. 5 IN A 10.0.2.2",
+				"fe800000000000000000000000000001.addr.strata. 5 IN AAAA fe80::1",
+				"0a000203.addr.strata. 5 IN A 10.0.2.3",
 			}},
-		{name: "odd endpoints: A keeps port-less addresses", msg: query("odd.service.strata.", dns.TypeA), aa: true,
+		{name: "odd instances: A keeps port-less addresses", msg: query("odd.service.strata.", dns.TypeA), aa: true,
 			answer: []string{
-				"odd.service.strata. 0 IN A 10.0.2.1",
-				"odd.service.strata. 0 IN A 10.0.2.2",
-				"odd.service.strata. 0 IN A 10.0.2.3",
+				"odd.service.strata. 5 IN A 10.0.2.1",
+				"odd.service.strata. 5 IN A 10.0.2.2",
+				"odd.service.strata. 5 IN A 10.0.2.3",
 			}},
 
 		// Tags.
 		{name: "tag A", msg: query("prod.web.service.strata.", dns.TypeA), aa: true,
-			answer: []string{"prod.web.service.strata. 0 IN A 10.0.0.1"}},
+			answer: []string{"prod.web.service.strata. 5 IN A 10.0.0.1"}},
 		{name: "tag SRV", msg: query("prod.web.service.strata.", dns.TypeSRV), aa: true,
 			answer: []string{
-				"prod.web.service.strata. 0 IN SRV 1 1 8080 " + h1,
-				"prod.web.service.strata. 0 IN SRV 1 1 9090 " + h1,
-				"prod.web.service.strata. 0 IN SRV 1 1 8080 " + h6,
+				"prod.web.service.strata. 5 IN SRV 1 1 8080 " + e1,
+				"prod.web.service.strata. 5 IN SRV 1 1 9090 " + e1,
+				"prod.web.service.strata. 5 IN SRV 1 1 8080 " + e4,
 			},
-			extra: []string{h1 + " 0 IN A 10.0.0.1", h6 + " 0 IN AAAA 2001:db8::1"}},
+			extra: []string{e1 + " 5 IN A 10.0.0.1", e4 + " 5 IN AAAA 2001:db8::1"}},
 		{name: "tag matched case-insensitively", msg: query("blue.web.service.strata.", dns.TypeSRV), aa: true,
-			answer: []string{"blue.web.service.strata. 0 IN SRV 1 1 9090 " + h1},
-			extra:  []string{h1 + " 0 IN A 10.0.0.1"}},
+			answer: []string{"blue.web.service.strata. 5 IN SRV 1 1 9090 " + e1},
+			extra:  []string{e1 + " 5 IN A 10.0.0.1"}},
 		{name: "tag nobody carries is NXDOMAIN", msg: query("staging.web.service.strata.", dns.TypeA), aa: true,
 			rcode: dns.RcodeNameError, ns: []string{soaRR}},
 
 		// RFC 2782.
 		{name: "RFC 2782 _tcp means no tag", msg: query("_web._tcp.service.strata.", dns.TypeSRV), aa: true,
 			answer: []string{
-				"_web._tcp.service.strata. 0 IN SRV 1 1 8080 " + h1,
-				"_web._tcp.service.strata. 0 IN SRV 1 1 8080 " + h2,
-				"_web._tcp.service.strata. 0 IN SRV 1 1 9090 " + h1,
-				"_web._tcp.service.strata. 0 IN SRV 1 1 8080 " + h6,
+				"_web._tcp.service.strata. 5 IN SRV 1 1 8080 " + e1,
+				"_web._tcp.service.strata. 5 IN SRV 1 1 8080 " + e2,
+				"_web._tcp.service.strata. 5 IN SRV 1 1 9090 " + e1,
+				"_web._tcp.service.strata. 5 IN SRV 1 1 8080 " + e4,
 			},
-			extra: []string{h1 + " 0 IN A 10.0.0.1", h2 + " 0 IN A 10.0.0.2", h6 + " 0 IN AAAA 2001:db8::1"}},
+			extra: []string{e1 + " 5 IN A 10.0.0.1", e2 + " 5 IN A 10.0.0.2", e4 + " 5 IN AAAA 2001:db8::1"}},
 		{name: "RFC 2782 tag", msg: query("_web._canary.service.strata.", dns.TypeSRV), aa: true,
-			answer: []string{"_web._canary.service.strata. 0 IN SRV 1 1 8080 " + h2},
-			extra:  []string{h2 + " 0 IN A 10.0.0.2"}},
+			answer: []string{"_web._canary.service.strata. 5 IN SRV 1 1 8080 " + e2},
+			extra:  []string{e2 + " 5 IN A 10.0.0.2"}},
 		{name: "RFC 2782 A", msg: query("_web._canary.service.strata.", dns.TypeA), aa: true,
-			answer: []string{"_web._canary.service.strata. 0 IN A 10.0.0.2"}},
+			answer: []string{"_web._canary.service.strata. 5 IN A 10.0.0.2"}},
 		{name: "RFC 2782 empty tag", msg: query("_web._.service.strata.", dns.TypeSRV), aa: true,
 			rcode: dns.RcodeNameError, ns: []string{soaRR}},
 		{name: "RFC 2782 parent is an empty non-terminal", msg: query("_tcp.service.strata.", dns.TypeSRV), aa: true,
@@ -133,15 +137,30 @@ func TestServeDNS(t *testing.T) {
 
 		// Case-insensitivity: owner names echo the question.
 		{name: "mixed-case name", msg: query("Web.SERVICE.Strata.", dns.TypeA), aa: true,
-			answer: []string{"Web.SERVICE.Strata. 0 IN A 10.0.0.1", "Web.SERVICE.Strata. 0 IN A 10.0.0.2"}},
+			answer: []string{"Web.SERVICE.Strata. 5 IN A 10.0.0.1", "Web.SERVICE.Strata. 5 IN A 10.0.0.2"}},
 		{name: "mixed-case tag and RFC 2782", msg: query("_WEB._Canary.Service.STRATA.", dns.TypeA), aa: true,
-			answer: []string{"_WEB._Canary.Service.STRATA. 0 IN A 10.0.0.2"}},
+			answer: []string{"_WEB._Canary.Service.STRATA. 5 IN A 10.0.0.2"}},
+
+		// node.
+		{name: "node A", msg: query(e1, dns.TypeA), aa: true, answer: []string{e1 + " 5 IN A 10.0.0.1"}},
+		{name: "node registered mixed-case, asked uppercase", msg: query("EDGE-2.node.strata.", dns.TypeA), aa: true,
+			answer: []string{"EDGE-2.node.strata. 5 IN A 10.0.0.2"}},
+		{name: "node AAAA", msg: query(e4, dns.TypeAAAA), aa: true, answer: []string{e4 + " 5 IN AAAA 2001:db8::1"}},
+		{name: "node of a critical instance still resolves", msg: query("edge-3.node.strata.", dns.TypeA), aa: true,
+			answer: []string{"edge-3.node.strata. 5 IN A 10.0.0.3"}},
+		{name: "node v4 asked AAAA", msg: query(e1, dns.TypeAAAA), aa: true, ns: []string{soaRR}},
+		{name: "node SRV is NODATA", msg: query(e1, dns.TypeSRV), aa: true, ns: []string{soaRR}},
+		{name: "unknown node", msg: query("edge-99.node.strata.", dns.TypeA), aa: true,
+			rcode: dns.RcodeNameError, ns: []string{soaRR}},
+		{name: "node extra label", msg: query("x.edge-1.node.strata.", dns.TypeA), aa: true,
+			rcode: dns.RcodeNameError, ns: []string{soaRR}},
+		{name: "node empty non-terminal", msg: query("node.strata.", dns.TypeA), aa: true, ns: []string{soaRR}},
 
 		// addr.
-		{name: "addr A", msg: query(h1, dns.TypeA), aa: true, answer: []string{h1 + " 0 IN A 10.0.0.1"}},
+		{name: "addr A", msg: query(h1, dns.TypeA), aa: true, answer: []string{h1 + " 5 IN A 10.0.0.1"}},
 		{name: "addr uppercase", msg: query("0A0000FF.ADDR.STRATA.", dns.TypeA), aa: true,
-			answer: []string{"0A0000FF.ADDR.STRATA. 0 IN A 10.0.0.255"}},
-		{name: "addr AAAA", msg: query(h6, dns.TypeAAAA), aa: true, answer: []string{h6 + " 0 IN AAAA 2001:db8::1"}},
+			answer: []string{"0A0000FF.ADDR.STRATA. 5 IN A 10.0.0.255"}},
+		{name: "addr AAAA", msg: query(h6, dns.TypeAAAA), aa: true, answer: []string{h6 + " 5 IN AAAA 2001:db8::1"}},
 		{name: "addr v4 asked AAAA", msg: query(h1, dns.TypeAAAA), aa: true, ns: []string{soaRR}},
 		{name: "addr v6 asked A", msg: query(h6, dns.TypeA), aa: true, ns: []string{soaRR}},
 		{name: "addr bad hex", msg: query("zz000001.addr.strata.", dns.TypeA), aa: true,
@@ -157,17 +176,19 @@ func TestServeDNS(t *testing.T) {
 			rcode: dns.RcodeNameError, ns: []string{soaRR}},
 		{name: "unknown service ANY", msg: query("nope.service.strata.", dns.TypeANY), aa: true,
 			rcode: dns.RcodeNameError, ns: []string{soaRR}},
-		{name: "unhealthy-only service A", msg: query("down.service.strata.", dns.TypeA), aa: true,
+		{name: "critical-only service A", msg: query("down.service.strata.", dns.TypeA), aa: true,
 			rcode: dns.RcodeNameError, ns: []string{soaRR}},
-		{name: "unhealthy-only service SRV", msg: query("down.service.strata.", dns.TypeSRV), aa: true,
+		{name: "critical-only service SRV", msg: query("down.service.strata.", dns.TypeSRV), aa: true,
 			rcode: dns.RcodeNameError, ns: []string{soaRR}},
 		{name: "ANY is NODATA", msg: query("web.service.strata.", dns.TypeANY), aa: true, ns: []string{soaRR}},
 		{name: "TXT is NODATA", msg: query("web.service.strata.", dns.TypeTXT), aa: true, ns: []string{soaRR}},
 		{name: "MX is NODATA", msg: query("web.service.strata.", dns.TypeMX), aa: true, ns: []string{soaRR}},
 		{name: "too many labels", msg: query("a.prod.web.service.strata.", dns.TypeA), aa: true,
 			rcode: dns.RcodeNameError, ns: []string{soaRR}},
+		{name: "escaped dot is never ours", msg: query(`prod\.web.service.strata.`, dns.TypeA), aa: true,
+			rcode: dns.RcodeNameError, ns: []string{soaRR}},
 		{name: "service empty non-terminal", msg: query("service.strata.", dns.TypeA), aa: true, ns: []string{soaRR}},
-		{name: "unknown kind", msg: query("edge-1.node.strata.", dns.TypeA), aa: true,
+		{name: "unknown kind", msg: query("edge-1.query.strata.", dns.TypeA), aa: true,
 			rcode: dns.RcodeNameError, ns: []string{soaRR}},
 		{name: "unknown name", msg: query("www.strata.", dns.TypeA), aa: true,
 			rcode: dns.RcodeNameError, ns: []string{soaRR}},
@@ -177,7 +198,7 @@ func TestServeDNS(t *testing.T) {
 		{name: "SOA below the apex is NODATA", msg: query("web.service.strata.", dns.TypeSOA), aa: true, ns: []string{soaRR}},
 
 		// Not ours, or not a query we serve.
-		{name: "other zone", msg: query("example.com.", dns.TypeA), rcode: dns.RcodeRefused},
+		{name: "other zone without recursors", msg: query("example.com.", dns.TypeA), rcode: dns.RcodeRefused},
 		{name: "suffix is not a label boundary", msg: query("xstrata.", dns.TypeA), rcode: dns.RcodeRefused},
 		{name: "domain as a non-final label", msg: query("strata.example.", dns.TypeA), rcode: dns.RcodeRefused},
 		{name: "root", msg: query(".", dns.TypeNS), rcode: dns.RcodeRefused},
@@ -197,7 +218,7 @@ func TestServeDNS(t *testing.T) {
 
 		// EDNS0.
 		{name: "EDNS0 query gets an OPT back", msg: withEDNS(query("web.service.strata.", dns.TypeA), 1232, 0), aa: true,
-			answer: []string{"web.service.strata. 0 IN A 10.0.0.1", "web.service.strata. 0 IN A 10.0.0.2"}},
+			answer: []string{"web.service.strata. 5 IN A 10.0.0.1", "web.service.strata. 5 IN A 10.0.0.2"}},
 		{name: "EDNS version 1", msg: withEDNS(query("web.service.strata.", dns.TypeA), 1232, 1), rcode: dns.RcodeBadVers},
 	}
 	for _, tc := range cases {
@@ -229,14 +250,15 @@ func checkHeader(t *testing.T, req, got *dns.Msg, rcode int, aa bool) {
 		t.Errorf("AA %v, want %v", got.Authoritative, aa)
 	}
 	if got.RecursionAvailable {
-		t.Errorf("RA set")
+		t.Errorf("RA set without recursors")
 	}
 	if req.Opcode == dns.OpcodeQuery && got.RecursionDesired != req.RecursionDesired {
 		t.Errorf("RD %v, want it copied (%v)", got.RecursionDesired, req.RecursionDesired)
 	}
 }
 
-// checkRRs compares rrs (OPT excluded) with want, in order, in presentation form.
+// checkRRs compares rrs (OPT excluded) with want as sets, in presentation form:
+// answers are shuffled per query.
 func checkRRs(t *testing.T, section string, rrs []dns.RR, want []string) {
 	t.Helper()
 	var got, exp []string
@@ -252,6 +274,8 @@ func checkRRs(t *testing.T, section string, rrs []dns.RR, want []string) {
 		}
 		exp = append(exp, rr.String())
 	}
+	slices.Sort(got)
+	slices.Sort(exp)
 	if !slices.Equal(got, exp) {
 		t.Errorf("%s section:\n got: %s\nwant: %s", section, strings.Join(got, "\n      "), strings.Join(exp, "\n      "))
 	}
@@ -277,7 +301,7 @@ func checkOPT(t *testing.T, req, got *dns.Msg) {
 }
 
 func TestServeDNSTruncation(t *testing.T) {
-	s := newTestServer(t, DNSConfig{Catalog: NewStaticCatalog(append(bigService("big", 40), bigService("huge", 300)...)...)})
+	s := newTestServer(t, DNSConfig{Snapshots: holderOf(t, append(bigService("big", 40), bigService("huge", 300)...))})
 
 	cases := []struct {
 		name      string
@@ -332,58 +356,150 @@ func TestServeDNSTruncation(t *testing.T) {
 	}
 }
 
+// TestServeDNSCompresses: a reply that fits only compressed is compressed (and
+// not truncated); one that fits as it is is sent uncompressed (cheaper to build).
 func TestServeDNSCompresses(t *testing.T) {
 	s := newTestServer(t, DNSConfig{})
-	got, size := ask(t, s, query("web.service.strata.", dns.TypeSRV), true)
+	_, plain := ask(t, s, query("big.service.strata.", dns.TypeSRV), true) // TCP: fits uncompressed
+	limit := uint16(plain - 1)
+	got, size := ask(t, s, withEDNS(query("big.service.strata.", dns.TypeSRV), limit, 0), false)
+	if size > int(limit) || got.Truncated || len(got.Answer) != 40 {
+		t.Errorf("reply is %d bytes (%d answers, TC %v), limit %d, uncompressed %d: want all 40, compressed",
+			size, len(got.Answer), got.Truncated, limit, plain)
+	}
+	got, size = ask(t, s, query("web.service.strata.", dns.TypeSRV), false)
 	got.Compress = false
-	if plain := got.Len(); size >= plain {
-		t.Errorf("reply is %d bytes, uncompressed it would be %d: not compressed", size, plain)
+	if plain := got.Len(); size != plain {
+		t.Errorf("small reply is %d bytes, uncompressed %d: compressed for nothing", size, plain)
 	}
 }
 
 func TestServeDNSTTLAndDomain(t *testing.T) {
-	s := newTestServer(t, DNSConfig{Domain: "Example.Internal", TTL: 30 * time.Second})
-	if s.Domain() != "example.internal." {
+	s := newTestServer(t, DNSConfig{Domain: "Consul", TTL: 30 * time.Second})
+	if s.Domain() != "consul." {
 		t.Fatalf("Domain() = %q", s.Domain())
 	}
-	soa := "example.internal. 30 IN SOA ns.example.internal. hostmaster.example.internal. 1 3600 600 86400 30"
+	soa := "consul. 30 IN SOA ns.consul. hostmaster.consul. 1 3600 600 86400 30"
 
-	req := query("web.service.example.internal.", dns.TypeSRV)
+	req := query("prod.web.service.consul.", dns.TypeSRV)
 	got, _ := ask(t, s, req, false)
 	checkHeader(t, req, got, dns.RcodeSuccess, true)
-	if len(got.Answer) != 4 {
-		t.Fatalf("%d answers", len(got.Answer))
-	}
-	checkRRs(t, "answer", got.Answer[:1], []string{"web.service.example.internal. 30 IN SRV 1 1 8080 0a000001.addr.example.internal."})
-	checkRRs(t, "additional", got.Extra[:1], []string{"0a000001.addr.example.internal. 30 IN A 10.0.0.1"})
+	checkRRs(t, "answer", got.Answer, []string{
+		"prod.web.service.consul. 30 IN SRV 1 1 8080 edge-1.node.consul.",
+		"prod.web.service.consul. 30 IN SRV 1 1 9090 edge-1.node.consul.",
+		"prod.web.service.consul. 30 IN SRV 1 1 8080 edge-4.node.consul.",
+	})
+	checkRRs(t, "additional", got.Extra, []string{"edge-1.node.consul. 30 IN A 10.0.0.1", "edge-4.node.consul. 30 IN AAAA 2001:db8::1"})
 
-	got, _ = ask(t, s, query("nope.service.example.internal.", dns.TypeA), false)
+	got, _ = ask(t, s, query("edge-1.node.consul.", dns.TypeA), false)
+	checkRRs(t, "answer", got.Answer, []string{"edge-1.node.consul. 30 IN A 10.0.0.1"})
+
+	got, _ = ask(t, s, query("nope.service.consul.", dns.TypeA), false)
 	checkRRs(t, "authority", got.Ns, []string{soa})
 
 	got, _ = ask(t, s, query("web.service.strata.", dns.TypeA), false)
 	if got.Rcode != dns.RcodeRefused {
-		t.Errorf("strata. on an example.internal. server: %s, want REFUSED", dns.RcodeToString[got.Rcode])
+		t.Errorf("strata. on a consul. server: %s, want REFUSED", dns.RcodeToString[got.Rcode])
+	}
+}
+
+// TestServeDNSShuffles: answers come in a random order per query, the same
+// sequence of orders for the same seed.
+func TestServeDNSShuffles(t *testing.T) {
+	order := func(s *DNSServer) []string {
+		got, _ := ask(t, s, query("big.service.strata.", dns.TypeSRV), true)
+		var names []string
+		for _, rr := range got.Answer {
+			names = append(names, rr.(*dns.SRV).Target)
+		}
+		return names
+	}
+	a := newTestServer(t, DNSConfig{Seed: 42})
+	b := newTestServer(t, DNSConfig{Seed: 42})
+	c := newTestServer(t, DNSConfig{Seed: 43})
+	firsts := map[string]bool{}
+	differs := false
+	for i := range 200 {
+		oa, ob, oc := order(a), order(b), order(c)
+		if len(oa) != 40 {
+			t.Fatalf("query %d: %d answers, want 40", i, len(oa))
+		}
+		if !slices.Equal(oa, ob) {
+			t.Fatalf("query %d: same seed, different orders:\n%v\n%v", i, oa, ob)
+		}
+		differs = differs || !slices.Equal(oa, oc)
+		firsts[oa[0]] = true
+	}
+	if !differs {
+		t.Errorf("seeds 42 and 43 gave the same 200 orders")
+	}
+	if len(firsts) < 30 {
+		t.Errorf("only %d of 40 instances ever came first in 200 queries", len(firsts))
+	}
+}
+
+// TestServeDNSFollowsHolder: a query reads the snapshot published last.
+func TestServeDNSFollowsHolder(t *testing.T) {
+	h := holderOf(t, fixture())
+	s := newTestServer(t, DNSConfig{Snapshots: h})
+	if got, _ := ask(t, s, query("down.service.strata.", dns.TypeA), false); got.Rcode != dns.RcodeNameError {
+		t.Fatalf("down before: %s", dns.RcodeToString[got.Rcode])
+	}
+	up := fixture()[6] // d1, critical
+	up.Health = HealthPassing
+	if _, err := h.Apply(Delta{Index: 2, Upserts: []Instance{up}, Deletes: []string{"a2"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := ask(t, s, query("down.service.strata.", dns.TypeA), false)
+	checkRRs(t, "answer", got.Answer, []string{"down.service.strata. 5 IN A 10.0.1.1"})
+	got, _ = ask(t, s, query("web.service.strata.", dns.TypeA), false)
+	checkRRs(t, "answer", got.Answer, []string{"web.service.strata. 5 IN A 10.0.0.1"})
+	if got, _ := ask(t, s, query("edge-2.node.strata.", dns.TypeA), false); got.Rcode != dns.RcodeNameError {
+		t.Errorf("edge-2 after its only instance left: %s", dns.RcodeToString[got.Rcode])
+	}
+}
+
+// TestServeDNSFromCatalog: the deprecated per-query Catalog source.
+func TestServeDNSFromCatalog(t *testing.T) {
+	s := newTestServer(t, DNSConfig{Catalog: NewStaticCatalog(webEndpoints()...)})
+	req := query("prod.web.service.strata.", dns.TypeSRV)
+	got, _ := ask(t, s, req, false)
+	checkHeader(t, req, got, dns.RcodeSuccess, true)
+	checkRRs(t, "answer", got.Answer, []string{
+		"prod.web.service.strata. 5 IN SRV 1 1 8080 " + h1,
+		"prod.web.service.strata. 5 IN SRV 1 1 9090 " + h1,
+		"prod.web.service.strata. 5 IN SRV 1 1 8080 " + h6,
+	})
+	checkRRs(t, "additional", got.Extra, []string{h1 + " 5 IN A 10.0.0.1", h6 + " 5 IN AAAA 2001:db8::1"})
+	if got, _ := ask(t, s, query("edge-1.node.strata.", dns.TypeA), false); got.Rcode != dns.RcodeNameError {
+		t.Errorf("node name from a Catalog: %s, want NXDOMAIN", dns.RcodeToString[got.Rcode])
 	}
 }
 
 func TestNewDNS(t *testing.T) {
-	cat := NewStaticCatalog()
+	h := NewHolder(nil)
 	cases := []struct {
 		name    string
 		cfg     DNSConfig
 		ok      bool
 		domain  string
+		ttl     uint32
 		wantErr error
 	}{
-		{name: "defaults", cfg: DNSConfig{Catalog: cat}, ok: true, domain: "strata."},
-		{name: "not fully qualified", cfg: DNSConfig{Catalog: cat, Domain: "consul"}, ok: true, domain: "consul."},
-		{name: "multi-label", cfg: DNSConfig{Catalog: cat, Domain: "DC1.Strata."}, ok: true, domain: "dc1.strata."},
-		{name: "max TTL", cfg: DNSConfig{Catalog: cat, TTL: (1<<31 - 1) * time.Second}, ok: true, domain: "strata."},
+		{name: "defaults", cfg: DNSConfig{Snapshots: h}, ok: true, domain: "strata.", ttl: 5},
+		{name: "not fully qualified", cfg: DNSConfig{Snapshots: h, Domain: "consul"}, ok: true, domain: "consul.", ttl: 5},
+		{name: "multi-label", cfg: DNSConfig{Snapshots: h, Domain: "DC1.Strata."}, ok: true, domain: "dc1.strata.", ttl: 5},
+		{name: "max TTL", cfg: DNSConfig{Snapshots: h, TTL: (1<<31 - 1) * time.Second}, ok: true, domain: "strata.", ttl: 1<<31 - 1},
+		{name: "recursors", cfg: DNSConfig{Snapshots: h, Recursors: []string{"127.0.0.1", "[::1]:5353"}}, ok: true, domain: "strata.", ttl: 5},
 		{name: "no catalog", cfg: DNSConfig{}, wantErr: ErrNoCatalog},
-		{name: "root domain", cfg: DNSConfig{Catalog: cat, Domain: "."}},
-		{name: "empty label", cfg: DNSConfig{Catalog: cat, Domain: "a..b."}},
-		{name: "negative TTL", cfg: DNSConfig{Catalog: cat, TTL: -time.Second}},
-		{name: "TTL too large", cfg: DNSConfig{Catalog: cat, TTL: 1 << 31 * time.Second}},
+		{name: "both sources", cfg: DNSConfig{Snapshots: h, Catalog: NewStaticCatalog()}},
+		{name: "root domain", cfg: DNSConfig{Snapshots: h, Domain: "."}},
+		{name: "empty label", cfg: DNSConfig{Snapshots: h, Domain: "a..b."}},
+		{name: "negative TTL", cfg: DNSConfig{Snapshots: h, TTL: -time.Second}},
+		{name: "TTL too large", cfg: DNSConfig{Snapshots: h, TTL: 1 << 31 * time.Second}},
+		{name: "recursor host name", cfg: DNSConfig{Snapshots: h, Recursors: []string{"dns.example:53"}}},
+		{name: "recursor port 0", cfg: DNSConfig{Snapshots: h, Recursors: []string{"127.0.0.1:0"}}},
+		{name: "negative recursor timeout", cfg: DNSConfig{Snapshots: h, RecursorTimeout: -1}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -392,8 +508,8 @@ func TestNewDNS(t *testing.T) {
 				if err != nil {
 					t.Fatalf("NewDNS: %v", err)
 				}
-				if s.Domain() != tc.domain {
-					t.Errorf("domain %q, want %q", s.Domain(), tc.domain)
+				if s.Domain() != tc.domain || s.ttl != tc.ttl {
+					t.Errorf("domain %q TTL %d, want %q %d", s.Domain(), s.ttl, tc.domain, tc.ttl)
 				}
 				return
 			}
@@ -492,7 +608,7 @@ func (discardWriter) WriteMsg(m *dns.Msg) error {
 }
 
 func BenchmarkServeDNSSRV100(b *testing.B) {
-	s := newTestServer(b, DNSConfig{Catalog: NewStaticCatalog(bigService("svc", 100)...)})
+	s := newTestServer(b, DNSConfig{Snapshots: holderOf(b, bigService("svc", 100))})
 	for _, tc := range []struct {
 		name string
 		tcp  bool
@@ -504,6 +620,22 @@ func BenchmarkServeDNSSRV100(b *testing.B) {
 				req.SetEdns0(tc.size, false)
 			}
 			w := &discardWriter{recorder{tcp: tc.tcp}}
+			b.ReportAllocs()
+			for b.Loop() {
+				s.ServeDNS(w, req)
+			}
+		})
+	}
+}
+
+// BenchmarkServeDNSTypical is the benchmark's shape: a service of 4 instances,
+// A and SRV over UDP without EDNS0, through a writer that packs.
+func BenchmarkServeDNSTypical(b *testing.B) {
+	s := newTestServer(b, DNSConfig{Snapshots: holderOf(b, append(bigService("svc", 4), fixture()...))})
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeSRV} {
+		b.Run(dns.TypeToString[qtype], func(b *testing.B) {
+			req := query("svc.service.strata.", qtype)
+			w := &discardWriter{}
 			b.ReportAllocs()
 			for b.Loop() {
 				s.ServeDNS(w, req)

@@ -1,71 +1,123 @@
-// Package registry is Strata's service discovery: the Endpoint type that agents
-// report for every running service instance, the read-only Catalog interface over
-// the stored endpoints, and an authoritative DNS server that answers from it.
+// Package registry is Strata's service discovery: the catalog of service
+// instances as an immutable, indexed Snapshot, the Holder that publishes it, the
+// byte encoding an agent's replica is kept and updated in, and an authoritative
+// DNS server over it. Package registry/consul serves the same snapshots as
+// Consul's catalog and health HTTP API.
 //
 // # What it owns
 //
-//   - Endpoint, Catalog and HealthyWithTag: the shared vocabulary of discovery,
-//     used both by the coordinator (which stores endpoints) and the agents
-//     (which report them).
-//   - DNSServer: a miekg/dns handler (ServeDNS) plus a small UDP+TCP listener
-//     life cycle (Listen, Addr, Shutdown).
-//   - StaticCatalog: an immutable in-memory Catalog for tests and tools.
+//   - Instance, Health, Entry, Snapshot, Delta: the catalog. A Snapshot holds
+//     every instance (service, tags, address, port, node name, ID and address,
+//     allocation, health passing/warning/critical) at an Index, indexed for
+//     constant-time lookups by service, by (service, tag) and by node, each with
+//     the index at which it last changed. Snapshot.Apply(Delta) returns the next
+//     snapshot (upserts and deletes by instance ID) sharing every unchanged
+//     service, node and entry with its parent, which it never modifies.
+//   - Holder: the current snapshot behind one atomic pointer. Readers never lock;
+//     Wait(ctx, n) sleeps until a snapshot with Index > n is published (blocking
+//     queries, the agent's replica), on a channel closed by the publication.
+//   - The encoding (AppendBinary/MarshalBinary, DecodeSnapshot, DecodeDelta):
+//     versioned and compact (strings written once); decoders return errors
+//     wrapping ErrBadEncoding and never panic (fuzzed).
+//   - DNSServer: a miekg/dns handler (ServeDNS) plus a UDP+TCP listener life
+//     cycle (Listen, Addr, Shutdown), answering from a Holder's snapshot.
+//   - Endpoint, Catalog, HealthyWithTag, StaticCatalog: the vocabulary agents
+//     report and the coordinator stores today; Endpoint.Instance converts.
 //
 // # What it must not do
 //
-// It never mutates cluster state: endpoints are written by the coordinator (through
-// Raft) and this package only reads them through a Catalog. It does not recurse, does
-// not forward, does not cache, and never encodes DNS wire format by hand (miekg/dns
+// It never mutates cluster state: instances are written by the coordinator
+// (through Raft) and reach this package as snapshots and deltas. The DNS hot path
+// takes no lock and does no I/O; it forwards only names outside its domain and
+// only to configured recursors; it caches nothing beyond what an immutable
+// Entry derives for it, and never encodes DNS wire format by hand (miekg/dns
 // does all packing, compression and truncation).
+//
+// # Wiring (for the coordinator and the agent)
+//
+// The coordinator keeps one Holder, built at start with NewSnapshot(appliedIndex,
+// all instances) and advanced by Holder.Apply(Delta{Index: raftIndex, ...}) after
+// each FSM transaction that changes endpoints (one delta per batch keeps Apply's
+// cost, a copy of the ID map, per batch). An agent's replica is DecodeSnapshot of
+// what it stored, then Holder.Apply(DecodeDelta(frame)) per delta received;
+// after a reconnect it sends its Holder.Index() and the server answers with
+// Holder.DeltaSince(that index) (one merged delta), or with the whole snapshot
+// when it no longer has the deltas (ok == false). A delta re-sent after a
+// reconnect is refused as ErrStaleDelta (its index is not above), deletes of
+// unknown IDs are ignored. An agent that changed its replica locally while
+// offline (its own allocations' health) resynchronises with Holder.Replace.
 //
 // # DNS interface
 //
-// The interface follows Consul's, with the configured domain (default "strata.")
-// in place of "consul.":
+// The interface follows Consul's, with the configured domain (default "strata.";
+// "consul." serves Consul's own names) in place of "consul.":
 //
-//	<service>.service.strata.            A, AAAA, SRV  healthy endpoints
-//	<tag>.<service>.service.strata.      A, AAAA, SRV  healthy endpoints carrying tag
+//	<service>.service.strata.            A, AAAA, SRV  passing instances
+//	<tag>.<service>.service.strata.      A, AAAA, SRV  passing instances carrying tag
 //	_<service>._<tag>.service.strata.    RFC 2782 form; "_tcp" means no tag filter
+//	<node>.node.strata.                  A or AAAA: the node's address
 //	<hex>.addr.strata.                   A (8 hex digits) or AAAA (32 hex digits)
 //	strata.                              SOA
 //
-// A and AAAA answers carry the distinct addresses of the healthy endpoints, in catalog
-// order. SRV answers carry one record per healthy endpoint (priority 1, weight 1), whose
-// target is the endpoint's "<hex>.addr.<domain>" name; the matching A/AAAA records go in
-// the Additional section, once per distinct target.
+// Only passing instances are served (warning and critical ones are not). A and
+// AAAA answers carry the distinct addresses of the passing instances. SRV answers
+// carry one record per passing instance with an address and a port (priority 1,
+// weight 1) whose target is "<node>.node.<domain>" when the instance listens on
+// its node's address (and the node name is a DNS label), else
+// "<hex>.addr.<domain>", as Consul does for a service address that differs from
+// its node's; the target's A/AAAA record goes in the Additional section, once per
+// distinct target.
+//
+// Answers are shuffled per query (Fisher-Yates over a PCG stream seeded by
+// DNSConfig.Seed and the query's sequence number), so clients that take the first
+// record spread their load; the same seed gives the same sequence of orders.
+//
+// Every record carries DNSConfig.TTL (default 5 s): short, so caches follow
+// scaling and failures; the SOA's TTL and MINIMUM are the same, so negative
+// answers are cached no longer than positive ones.
 //
 // Response codes:
 //
-//   - A service with no endpoints, or with no healthy endpoint (or none carrying the
-//     requested tag), is NXDOMAIN, as in Consul: an unhealthy-only service does not
-//     exist as far as DNS is concerned. NXDOMAIN and NODATA answers carry the zone's
-//     SOA in the Authority section (its TTL and MINIMUM are the configured TTL, so
-//     negative answers are cached no longer than positive ones).
-//   - A name that exists but has no record of the asked type is NODATA (NOERROR, empty
-//     answer, SOA in Authority). That includes ANY and TXT for a service (ANY is
-//     deliberately not expanded, see RFC 8482), AAAA for an IPv4-only service, the
-//     apex for anything but SOA, and the empty non-terminals "service.<domain>",
-//     "addr.<domain>" and "_x.service.<domain>" (so an RFC 8020 resolver never
-//     concludes from an NXDOMAIN that "_web._tcp.service.<domain>" cannot exist).
-//   - Names outside the domain, and classes other than IN or ANY: REFUSED, without the
-//     Authoritative bit. Zero or several questions, a message with the QR bit set, or
-//     several OPT records: FORMERR. Opcodes other than QUERY, and AXFR/IXFR: NOTIMP.
-//     An EDNS version other than 0: BADVERS.
-//   - Every other answer has the Authoritative bit; RecursionAvailable is never set.
+//   - A service with no instances, or with no passing instance (or none carrying
+//     the requested tag), is NXDOMAIN, as in Consul: a service with nothing
+//     passing does not exist as far as DNS is concerned. So is an unknown node.
+//     NXDOMAIN and NODATA answers carry the zone's SOA in the Authority section.
+//   - A name that exists but has no record of the asked type is NODATA (NOERROR,
+//     empty answer, SOA in Authority). That includes ANY and TXT for a service
+//     (ANY is deliberately not expanded, see RFC 8482), AAAA for an IPv4-only
+//     service or node, the apex for anything but SOA, and the empty
+//     non-terminals "service.<domain>", "node.<domain>", "addr.<domain>" and
+//     "_x.service.<domain>" (so an RFC 8020 resolver never concludes from an
+//     NXDOMAIN that "_web._tcp.service.<domain>" cannot exist). Names with
+//     escaped bytes ("\.") are NXDOMAIN: this server never makes one.
+//   - Names outside the domain are forwarded to DNSConfig.Recursors in order
+//     (miekg/dns's client, over the query's transport, RecursorTimeout per
+//     exchange, default 2 s) and the first answer is relayed; SERVFAIL if none
+//     answers. With no recursors they are REFUSED, without the Authoritative bit.
+//     RecursionAvailable is set on every reply exactly when recursors are
+//     configured.
+//   - In the domain, classes other than IN or ANY are REFUSED. Zero or several
+//     questions, a message with the QR bit set, or several OPT records: FORMERR.
+//     Opcodes other than QUERY, and AXFR/IXFR: NOTIMP. An EDNS version other
+//     than 0: BADVERS. Garbage that miekg/dns cannot parse is dropped, or answered
+//     FORMERR when its header is readable.
+//   - Every other answer has the Authoritative bit.
 //
-// Names are case-insensitive: the question is lowercased before it is parsed, so the
-// Catalog is always asked for the lowercased service name and tags are compared with
-// strings.EqualFold. Answers echo the question's spelling in their owner names.
+// Names are case-insensitive (ASCII): the question is lowercased before it is
+// parsed, and services, tags and nodes are matched lowercased. Answers echo the
+// question's spelling in their owner names.
 //
-// Over UDP a reply is cut to the client's EDNS0 buffer size (512 bytes without EDNS0,
-// at most 4096 bytes, which is also the size this server advertises) with
-// dns.Msg.Truncate, which sets TC so the client retries over TCP; over TCP the whole
-// answer is sent (up to the 64 KiB DNS message limit). Names are always compressed.
+// Over UDP a reply is cut to the client's EDNS0 buffer size (512 bytes without
+// EDNS0, at most 4096 bytes, which is also the size this server advertises) with
+// dns.Msg.Truncate, which sets TC so the client retries over TCP; over TCP the
+// whole answer is sent (up to the 64 KiB DNS message limit). Names are
+// compressed when the reply would not fit without.
 //
-// Answers are in the Catalog's (stable) order: no per-query shuffling, so replies
-// are deterministic and testable. Load spreading by rotation is left to a later
-// change (and to clients, most of which pick among SRV records of equal weight).
+// Every query is logged at Debug level.
+// ServeDNS never panics: a panic (from a Catalog, say) is recovered, logged at
+// Error and answered with SERVFAIL.
 //
-// Every query is logged at Debug level. ServeDNS never panics: a panic from a Catalog
-// is recovered, logged at Error and answered with SERVFAIL.
+// DNSConfig.Catalog (deprecated) is the per-query source the servers used before
+// the Holder: it reads one service's endpoints per query, cannot answer
+// <node>.node names and always uses <hex>.addr SRV targets.
 package registry

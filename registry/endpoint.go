@@ -1,7 +1,9 @@
 package registry
 
 import (
+	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -104,4 +106,47 @@ func (c *StaticCatalog) Services() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// Instance converts e into a catalog Instance with the given ID: Healthy maps to
+// HealthPassing, anything else to HealthCritical. An Endpoint carries no node
+// address: the caller sets NodeAddress when it knows it (SRV records then name
+// the node, see doc.go).
+func (e Endpoint) Instance(id string) Instance {
+	h := HealthCritical
+	if e.Healthy {
+		h = HealthPassing
+	}
+	return Instance{
+		ID:      id,
+		Service: e.Service,
+		Tags:    e.Tags,
+		Address: e.Address,
+		Port:    e.Port,
+		Node:    e.NodeName,
+		NodeID:  e.NodeID,
+		AllocID: e.AllocID,
+		Health:  h,
+	}
+}
+
+// catalogSnapshot builds a one-service snapshot from a Catalog (DNSConfig.Catalog).
+// Endpoints that cannot be instances (a port out of range) are left out.
+func catalogSnapshot(c Catalog, service string, log *slog.Logger) *Snapshot {
+	eps := c.Endpoints(service)
+	ins := make([]Instance, 0, len(eps))
+	for i, e := range eps {
+		in := e.Instance(strconv.Itoa(i))
+		if err := validateInstance(&in); err != nil {
+			log.Debug("endpoint left out of DNS", "service", service, "alloc", e.AllocID, "err", err)
+			continue
+		}
+		ins = append(ins, in)
+	}
+	s, err := NewSnapshot(0, ins)
+	if err != nil { // unreachable: every instance was validated and IDs are distinct
+		log.Error("catalog endpoints do not make a snapshot", "service", service, "err", err)
+		return emptySnapshot
+	}
+	return s
 }

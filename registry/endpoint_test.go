@@ -15,8 +15,19 @@ func allocIDs(eps []Endpoint) []string {
 	return ids
 }
 
+// webEndpoints is service web as the coordinator stores it today.
+func webEndpoints() []Endpoint {
+	return []Endpoint{
+		{Service: "web", Tags: []string{"prod"}, AllocID: "a1", NodeID: "n1", NodeName: "edge-1", Address: "10.0.0.1", Port: 8080, Healthy: true},
+		{Service: "web", Tags: []string{"canary"}, AllocID: "a2", NodeID: "n2", NodeName: "edge-2", Address: "10.0.0.2", Port: 8080, Healthy: true},
+		{Service: "web", Tags: []string{"prod", "Blue"}, AllocID: "a3", NodeID: "n1", NodeName: "edge-1", Address: "10.0.0.1", Port: 9090, Healthy: true},
+		{Service: "web", Tags: []string{"prod"}, AllocID: "a4", NodeID: "n3", NodeName: "edge-3", Address: "10.0.0.3", Port: 8080, Healthy: false},
+		{Service: "web", Tags: []string{"prod"}, AllocID: "a5", NodeID: "n4", NodeName: "edge-4", Address: "2001:db8::1", Port: 8080, Healthy: true},
+	}
+}
+
 func TestHealthyWithTag(t *testing.T) {
-	eps := fixture().Endpoints("web")
+	eps := webEndpoints()
 	cases := []struct {
 		tag  string
 		want []string
@@ -136,5 +147,18 @@ func TestHexLabel(t *testing.T) {
 		if _, ok := parseEndpointAddr(bad); ok {
 			t.Errorf("parseEndpointAddr(%q) succeeded", bad)
 		}
+	}
+}
+
+func TestEndpointInstance(t *testing.T) {
+	e := webEndpoints()[3]
+	got := e.Instance("a4/0")
+	want := Instance{ID: "a4/0", Service: "web", Tags: []string{"prod"}, Address: "10.0.0.3", Port: 8080,
+		Node: "edge-3", NodeID: "n3", AllocID: "a4", Health: HealthCritical}
+	if !sameInstance(&got, &want) {
+		t.Errorf("Instance() = %+v, want %+v", got, want)
+	}
+	if h := webEndpoints()[0].Instance("x").Health; h != HealthPassing {
+		t.Errorf("a healthy endpoint is %v", h)
 	}
 }

@@ -86,52 +86,72 @@ func query(name string, qtype uint16) *dns.Msg {
 
 // fixture is the catalog most tests use.
 //
-//	web:  10.0.0.1:8080 [prod], 10.0.0.2:8080 [canary], 10.0.0.1:9090 [prod, Blue],
-//	      10.0.0.3:8080 unhealthy, [2001:db8::1]:8080 [prod]
-//	down: 10.0.1.1:80 unhealthy only
-//	v6:   [2001:db8::2]:443
-//	odd:  a bogus address, bad ports, a v4-mapped and a zoned v6 address
-//	big:  40 healthy endpoints 10.1.0.1..40:7000
-func fixture() *StaticCatalog {
-	eps := []Endpoint{
-		{Service: "web", Tags: []string{"prod"}, AllocID: "a1", NodeID: "n1", NodeName: "edge-1", Address: "10.0.0.1", Port: 8080, Healthy: true},
-		{Service: "web", Tags: []string{"canary"}, AllocID: "a2", NodeID: "n2", NodeName: "edge-2", Address: "10.0.0.2", Port: 8080, Healthy: true},
-		{Service: "web", Tags: []string{"prod", "Blue"}, AllocID: "a3", NodeID: "n1", NodeName: "edge-1", Address: "10.0.0.1", Port: 9090, Healthy: true},
-		{Service: "web", Tags: []string{"prod"}, AllocID: "a4", NodeID: "n3", NodeName: "edge-3", Address: "10.0.0.3", Port: 8080, Healthy: false},
-		{Service: "web", Tags: []string{"prod"}, AllocID: "a5", NodeID: "n4", NodeName: "edge-4", Address: "2001:db8::1", Port: 8080, Healthy: true},
-		{Service: "down", AllocID: "d1", NodeID: "n1", NodeName: "edge-1", Address: "10.0.1.1", Port: 80, Healthy: false},
-		{Service: "v6", AllocID: "s1", NodeID: "n4", NodeName: "edge-4", Address: "2001:db8::2", Port: 443, Healthy: true},
+//	web:  a1 10.0.0.1:8080 [prod] on edge-1, a2 10.0.0.2:8080 [canary] on edge-2,
+//	      a3 10.0.0.1:9090 [prod, Blue] on edge-1, a4 10.0.0.3:8080 critical,
+//	      a5 [2001:db8::1]:8080 [prod] on edge-4, a6 10.0.0.6:8080 warning
+//	down: 10.0.1.1:80 critical only
+//	v6:   [2001:db8::2]:443 on edge-4, whose address is 2001:db8::1 (an addr target)
+//	odd:  a bogus address, port 0, a v4-mapped and a zoned v6 address, a node
+//	      name that is not a label
+//	big:  40 passing instances 10.1.0.1..40:7000
+func fixture() []Instance {
+	in := []Instance{
+		{ID: "a1", Service: "web", Tags: []string{"prod"}, AllocID: "a1", NodeID: "n1", Node: "edge-1", NodeAddress: "10.0.0.1", Address: "10.0.0.1", Port: 8080, Health: HealthPassing},
+		{ID: "a2", Service: "web", Tags: []string{"canary"}, AllocID: "a2", NodeID: "n2", Node: "Edge-2", NodeAddress: "10.0.0.2", Address: "10.0.0.2", Port: 8080, Health: HealthPassing},
+		{ID: "a3", Service: "web", Tags: []string{"prod", "Blue"}, AllocID: "a3", NodeID: "n1", Node: "edge-1", NodeAddress: "10.0.0.1", Address: "10.0.0.1", Port: 9090, Health: HealthPassing},
+		{ID: "a4", Service: "web", Tags: []string{"prod"}, AllocID: "a4", NodeID: "n3", Node: "edge-3", NodeAddress: "10.0.0.3", Address: "10.0.0.3", Port: 8080, Health: HealthCritical},
+		{ID: "a5", Service: "web", Tags: []string{"prod"}, AllocID: "a5", NodeID: "n4", Node: "edge-4", NodeAddress: "2001:db8::1", Address: "2001:db8::1", Port: 8080, Health: HealthPassing},
+		{ID: "a6", Service: "web", Tags: []string{"prod"}, AllocID: "a6", NodeID: "n6", Node: "edge-6", NodeAddress: "10.0.0.6", Address: "10.0.0.6", Port: 8080, Health: HealthWarning},
+		{ID: "d1", Service: "down", AllocID: "d1", NodeID: "n1", Node: "edge-1", NodeAddress: "10.0.0.1", Address: "10.0.1.1", Port: 80, Health: HealthCritical},
+		{ID: "s1", Service: "v6", AllocID: "s1", NodeID: "n4", Node: "edge-4", NodeAddress: "2001:db8::1", Address: "2001:db8::2", Port: 443, Health: HealthPassing},
 		// odd: what agents should never report, but DNS must survive.
-		{Service: "odd", AllocID: "o1", Address: "bogus", Port: 80, Healthy: true},
-		{Service: "odd", AllocID: "o2", Address: "10.0.2.1", Port: 0, Healthy: true},
-		{Service: "odd", AllocID: "o3", Address: "::ffff:10.0.2.2", Port: 53, Healthy: true},
-		{Service: "odd", AllocID: "o4", Address: "fe80::1%eth0", Port: 54, Healthy: true},
-		{Service: "odd", AllocID: "o5", Address: "10.0.2.3", Port: 70000, Healthy: true},
+		{ID: "o1", Service: "odd", AllocID: "o1", Address: "bogus", Port: 80, Health: HealthPassing},
+		{ID: "o2", Service: "odd", AllocID: "o2", Address: "10.0.2.1", Port: 0, Health: HealthPassing},
+		{ID: "o3", Service: "odd", AllocID: "o3", Address: "::ffff:10.0.2.2", Port: 53, Health: HealthPassing},
+		{ID: "o4", Service: "odd", AllocID: "o4", Address: "fe80::1%eth0", Port: 54, Health: HealthPassing},
+		{ID: "o5", Service: "odd", AllocID: "o5", Node: "my.node", NodeAddress: "10.0.2.3", Address: "10.0.2.3", Port: 55, Health: HealthPassing},
 	}
-	eps = append(eps, bigService("big", 40)...)
-	return NewStaticCatalog(eps...)
+	return append(in, bigService("big", 40)...)
 }
 
-func bigService(name string, n int) []Endpoint {
-	eps := make([]Endpoint, n)
-	for i := range eps {
-		eps[i] = Endpoint{
-			Service:  name,
-			AllocID:  fmt.Sprintf("%s-%d", name, i),
-			NodeID:   fmt.Sprintf("node-%d", i),
-			NodeName: fmt.Sprintf("edge-%d", i),
-			Address:  fmt.Sprintf("10.1.%d.%d", i/250, i%250+1),
-			Port:     7000,
-			Healthy:  true,
+func bigService(name string, n int) []Instance {
+	in := make([]Instance, n)
+	for i := range in {
+		addr := fmt.Sprintf("10.1.%d.%d", i/250, i%250+1)
+		in[i] = Instance{
+			ID:          fmt.Sprintf("%s-%03d", name, i),
+			Service:     name,
+			AllocID:     fmt.Sprintf("%s-%d", name, i),
+			NodeID:      fmt.Sprintf("node-%d", i),
+			Node:        fmt.Sprintf("%s-edge-%d", name, i),
+			NodeAddress: addr,
+			Address:     addr,
+			Port:        7000,
+			Health:      HealthPassing,
 		}
 	}
-	return eps
+	return in
 }
 
+// holderOf returns a Holder publishing in at index 1.
+func holderOf(t testing.TB, in []Instance) *Holder {
+	t.Helper()
+	s, err := NewSnapshot(1, in)
+	if err != nil {
+		t.Fatalf("NewSnapshot: %v", err)
+	}
+	return NewHolder(s)
+}
+
+// newTestServer returns a server over cfg, by default over the fixture with
+// seed 1 (answers are shuffled reproducibly).
 func newTestServer(t testing.TB, cfg DNSConfig) *DNSServer {
 	t.Helper()
-	if cfg.Catalog == nil {
-		cfg.Catalog = fixture()
+	if cfg.Snapshots == nil && cfg.Catalog == nil {
+		cfg.Snapshots = holderOf(t, fixture())
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = 1
 	}
 	s, err := NewDNS(cfg)
 	if err != nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -244,4 +246,142 @@ func TestListenErrors(t *testing.T) {
 			t.Fatalf("Listen after Shutdown: %v", err)
 		}
 	})
+}
+
+// TestGarbageUDP: packets that are not DNS, or barely, never stop the server:
+// they are dropped or answered (FORMERR for a header it can read), and a real
+// query afterwards is answered as usual.
+func TestGarbageUDP(t *testing.T) {
+	s := newTestServer(t, DNSConfig{})
+	if err := s.Listen(t.Context(), "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("udp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rng := rand.New(rand.NewPCG(7, 7))
+	valid, _ := query("web.service.strata.", dns.TypeA).Pack()
+	for i := range 300 {
+		var b []byte
+		switch i % 3 {
+		case 0: // random bytes of random length
+			b = make([]byte, rng.IntN(600))
+			for j := range b {
+				b[j] = byte(rng.Uint32())
+			}
+		case 1: // a valid query with bytes flipped
+			b = slices.Clone(valid)
+			b[rng.IntN(len(b))] ^= byte(1 + rng.IntN(255))
+		case 2: // a valid query cut short
+			b = valid[:rng.IntN(len(valid))]
+		}
+		if _, err := conn.Write(b); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	// The burst may have filled the socket's receive buffer: the kernel drops
+	// what does not fit, so the first real query is retried, as a resolver would.
+	c := &dns.Client{Net: "udp", Timeout: time.Second}
+	var r *dns.Msg
+	for attempt := 0; attempt < 5 && r == nil; attempt++ {
+		r, _, err = c.Exchange(query("web.service.strata.", dns.TypeA), s.Addr())
+	}
+	if r == nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 2 {
+		t.Errorf("UDP after garbage: %v, %v", r, err)
+	}
+	if r := exchange(t, "tcp", s.Addr(), query("web.service.strata.", dns.TypeA)); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 2 {
+		t.Errorf("TCP after garbage: rcode %s, %d answers", dns.RcodeToString[r.Rcode], len(r.Answer))
+	}
+	// Whatever came back on the garbage socket is a DNS message.
+	conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	buf := make([]byte, 65535)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			break
+		}
+		if err := new(dns.Msg).Unpack(buf[:n]); err != nil {
+			t.Errorf("a reply to garbage does not unpack: %v", err)
+		}
+	}
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Errorf("Shutdown: %v (a serving loop died)", err)
+	}
+}
+
+// upstream starts a miekg/dns server on loopback answering example.com. A.
+func upstream(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.RecursionAvailable = true
+		if r.Question[0].Name == "example.com." {
+			rr, _ := dns.NewRR("example.com. 60 IN A 192.0.2.1")
+			m.Answer = append(m.Answer, rr)
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		done := make(chan struct{})
+		go func() { srv.ActivateAndServe(); close(done) }()
+		<-started
+		t.Cleanup(func() { srv.Shutdown(); <-done })
+	}
+	return pc.LocalAddr().String()
+}
+
+// deadAddr is a loopback UDP address nobody listens on.
+func deadAddr(t *testing.T) string {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	return addr
+}
+
+func TestRecursors(t *testing.T) {
+	up := upstream(t)
+	s := newTestServer(t, DNSConfig{Recursors: []string{deadAddr(t), up}, RecursorTimeout: time.Second})
+	for _, tcp := range []bool{false, true} {
+		req := query("example.com.", dns.TypeA)
+		req.Id = 4242
+		got, _ := ask(t, s, req, tcp)
+		if got.Id != 4242 || got.Rcode != dns.RcodeSuccess || !got.RecursionAvailable || got.Authoritative {
+			t.Errorf("tcp=%v: id %d rcode %s RA %v AA %v", tcp, got.Id, dns.RcodeToString[got.Rcode], got.RecursionAvailable, got.Authoritative)
+		}
+		checkRRs(t, "answer", got.Answer, []string{"example.com. 60 IN A 192.0.2.1"})
+		// An EDNS0 query is forwarded and answered with this server's one OPT.
+		got, _ = ask(t, s, withEDNS(query("nope.example.", dns.TypeA), 1232, 0), tcp)
+		if got.Rcode != dns.RcodeNameError {
+			t.Errorf("tcp=%v: upstream NXDOMAIN relayed as %s", tcp, dns.RcodeToString[got.Rcode])
+		}
+		checkOPT(t, withEDNS(query("x.", dns.TypeA), 1232, 0), got)
+	}
+	// Our own zone is never forwarded, and now says RA.
+	got, _ := ask(t, s, query("web.service.strata.", dns.TypeA), false)
+	if got.Rcode != dns.RcodeSuccess || !got.Authoritative || !got.RecursionAvailable || len(got.Answer) != 2 {
+		t.Errorf("own zone with recursors: rcode %s AA %v RA %v answers %d", dns.RcodeToString[got.Rcode], got.Authoritative, got.RecursionAvailable, len(got.Answer))
+	}
+
+	dead := newTestServer(t, DNSConfig{Recursors: []string{deadAddr(t)}, RecursorTimeout: time.Second})
+	if got, _ := ask(t, dead, query("example.com.", dns.TypeA), false); got.Rcode != dns.RcodeServerFailure || len(got.Question) != 1 {
+		t.Errorf("no recursor answers: rcode %s, %d questions; want SERVFAIL echoing the question", dns.RcodeToString[got.Rcode], len(got.Question))
+	}
 }

@@ -31,6 +31,16 @@
 // downloads and verifies it while heartbeating; no node may be marked
 // down.
 //
+//	strata-bench dns [-instances 10000 -per-service 4 -duration 15s -inflight 50 -rounds 1]
+//
+// dns runs dnsperf (half SRV, half A queries for random services) against
+// Strata's DNS server (registry.DNSServer.Listen over a generated snapshot)
+// and against a minimal miekg/dns server answering the same records from a
+// map, the ceiling; it prints both rates, the queries lost and the ratio.
+// With -rounds N the two alternate N times and the best of each is kept.
+// -serve strata|ceiling serves one of them on -addr until interrupted.
+// `make bench-dns` installs dnsperf if needed and runs it.
+//
 // Each measurement drives real Strata components and prints figures,
 // last a line `<metric>=<value>` that scripts can read. agentsim.go
 // simulates edge agents: each is its own QUIC connection speaking the

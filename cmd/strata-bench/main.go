@@ -19,6 +19,7 @@ var subcommands = map[string]func(ctx context.Context, args []string) error{
 	"c1m":    runC1M,
 	"wasm":   runWasm,
 	"agents": runAgents,
+	"dns":    runDNS,
 }
 
 func main() {
@@ -132,4 +133,33 @@ func runAgents(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.ModuleMB, "module-mb", 0, "pad the module to this many MiB and have every agent download and verify it")
 	fs.Parse(args)
 	return Agents(ctx, cfg)
+}
+
+// runDNS is `strata-bench dns`: see DNS.
+func runDNS(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dns", flag.ExitOnError)
+	cfg := DNSConfig{Out: os.Stdout}
+	fs.StringVar(&cfg.DNSPerf, "dnsperf", "dnsperf", "dnsperf binary")
+	fs.IntVar(&cfg.Instances, "instances", 10000, "instances in the generated catalog")
+	fs.IntVar(&cfg.PerService, "per-service", 4, "instances per service")
+	fs.DurationVar(&cfg.Duration, "duration", 15*time.Second, "dnsperf run time per server")
+	fs.IntVar(&cfg.InFlight, "inflight", 50, "queries in flight (dnsperf -q)")
+	fs.IntVar(&cfg.Queries, "queries", 100000, "lines in the query file (dnsperf loops over it)")
+	fs.IntVar(&cfg.Rounds, "rounds", 1, "runs of each server, alternating which goes first; the best of each is reported")
+	fs.StringVar(&cfg.Serve, "serve", "", "only serve this server (strata or ceiling) on -addr until interrupted")
+	fs.StringVar(&cfg.ServeAddr, "addr", "127.0.0.1:8600", "address for -serve")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.Parse(args)
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	return DNS(ctx, cfg)
 }

@@ -2,12 +2,9 @@ package coordinator
 
 import (
 	"context"
-	"fmt"
 	"sync"
 
-	"github.com/strata-run/strata/coordinator/state"
 	"github.com/strata-run/strata/coordinator/structs"
-	"github.com/strata-run/strata/sched"
 )
 
 // evalQueue is the leader's evaluation broker: at most one queued
@@ -129,111 +126,5 @@ func (q *evalQueue) done(jobID string) {
 	q.mu.Unlock()
 	if more {
 		q.wake()
-	}
-}
-
-// runWorker processes evaluations until ctx ends (leadership lost).
-func (s *Server) runWorker(ctx context.Context) {
-	for {
-		e, err := s.evals.pop(ctx)
-		if err != nil {
-			return
-		}
-		err = s.process(ctx, e)
-		s.evals.done(e.JobID)
-		if err != nil {
-			s.log.Error("evaluation failed", "eval", e.ID, "job", e.JobID, "err", err)
-		}
-	}
-}
-
-// maxPlanAttempts bounds how often one eval is re-planned after the
-// applier rejected part of its plan.
-const maxPlanAttempts = 5
-
-// process schedules one evaluation: snapshot, sched.Schedule, apply the
-// plan (partially, if the cluster changed underneath), retry what was
-// rejected on a fresh snapshot.
-func (s *Server) process(ctx context.Context, e *structs.Eval) error {
-	for attempt := 1; ; attempt++ {
-		snapshot := s.store.Index()
-		req, err := s.scheduleRequest(e)
-		if err != nil {
-			return err
-		}
-		req.Attempt = snapshot // a re-plan draws new allocation IDs
-		plan, err := sched.Schedule(req)
-		if err != nil {
-			return s.finishEval(e, structs.EvalComplete, nil, fmt.Errorf("scheduler: %w", err))
-		}
-		planned := *e
-		planned.SnapshotIndex = snapshot
-		rejected, err := s.applyPlan(plan, &planned)
-		if err != nil {
-			return err
-		}
-		if rejected == 0 {
-			return nil
-		}
-		if attempt == maxPlanAttempts || ctx.Err() != nil {
-			s.log.Warn("plan still conflicts after retries; eval left pending", "eval", e.ID, "rejected", rejected)
-			s.evals.push(e)
-			return nil
-		}
-	}
-}
-
-func (s *Server) scheduleRequest(e *structs.Eval) (*sched.Request, error) {
-	rec, err := s.store.Job(e.JobID)
-	if err != nil {
-		return nil, err
-	}
-	nodes := s.store.NodeStates()
-	allocs, err := s.store.JobAllocs(e.JobID)
-	if err != nil {
-		return nil, err
-	}
-	req := &sched.Request{EvalID: e.ID, Nodes: nodes}
-	for _, a := range allocs {
-		a := a.Allocation
-		req.Existing = append(req.Existing, &a)
-	}
-	if rec == nil {
-		req.Stopped = true
-		return req, nil
-	}
-	req.Job, req.JobVersion, req.Stopped = rec.Job, rec.Version, rec.Stopped
-	return req, nil
-}
-
-func (s *Server) finishEval(e *structs.Eval, status string, failed map[string]*sched.Explanation, cause error) error {
-	done := *e
-	done.Status, done.Failed = status, failed
-	if _, _, err := s.apply(&state.EvalUpsert{Evals: []*structs.Eval{&done}}); err != nil {
-		return err
-	}
-	return cause
-}
-
-// enqueueJobEval creates an evaluation for a job through Raft; the FSM
-// hands it to the leader's queue.
-func (s *Server) enqueueJobEval(jobID, trigger string) error {
-	e := &structs.Eval{ID: newEvalID(), JobID: jobID, TriggeredBy: trigger, Status: structs.EvalPending}
-	_, _, err := s.apply(&state.EvalUpsert{Evals: []*structs.Eval{e}})
-	return err
-}
-
-// applied is the FSM's hook: on the leader, queue new evaluations and
-// retry blocked ones when capacity grew. On followers it does nothing;
-// a new leader loads pending and blocked evaluations from the state.
-func (s *Server) applied(fx *state.Effects) {
-	if !s.leading.Load() {
-		return
-	}
-	for _, e := range fx.Evals {
-		s.evals.push(e)
-	}
-	if fx.Capacity {
-		s.evals.unblock(fx.Index)
 	}
 }
