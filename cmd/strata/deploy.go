@@ -226,7 +226,7 @@ func followDeployment(ctx context.Context, env *Env, c *api.Client, jobID string
 		case err == nil:
 			d = got
 		}
-		index = idx
+		index = max(index, idx)
 		if d == nil || d.JobVersion < version {
 			continue // not created yet: the registration's write is newer than this server's state
 		}

@@ -81,7 +81,7 @@ func (s *Store) Apply(entries []Entry) ([]Result, *Effects, error) {
 			res, err := b.apply(e.Data)
 			var r *refusal
 			if errors.As(err, &r) {
-				results[i].Err = r.err
+				results[i].Err = r
 				continue
 			}
 			if err != nil {

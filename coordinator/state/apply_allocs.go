@@ -24,7 +24,7 @@ func (c *PlanApply) apply(b *batch) (any, error) {
 		}
 	}
 	for _, m := range c.InPlace {
-		if err := b.moveAlloc(m); err != nil {
+		if err := b.moveAlloc(m, c.Time); err != nil {
 			return nil, err
 		}
 	}
@@ -56,7 +56,7 @@ func (c *PlanApply) apply(b *batch) (any, error) {
 
 // moveAlloc moves a live allocation to a new job version in place; an
 // unknown or terminal one is left alone.
-func (b *batch) moveAlloc(m AllocMove) error {
+func (b *batch) moveAlloc(m AllocMove, now int64) error {
 	a, err := b.alloc(m.ID)
 	if err != nil || a == nil || a.Terminal() {
 		return err
@@ -66,7 +66,7 @@ func (b *batch) moveAlloc(m AllocMove) error {
 		return err
 	}
 	b.wrote(a)
-	return nil
+	return b.keptInPlace(a, now)
 }
 
 // stopAlloc sets an allocation's desired status to stop; an unknown ID

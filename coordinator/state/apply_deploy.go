@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/strata-run/strata/coordinator/deploy"
 	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/sched"
@@ -102,7 +104,7 @@ func (b *batch) startDeployment(c *JobRegister, rec *structs.JobRecord, existed 
 	groups := rollingGroups(c.Job)
 	need := c.DeploymentID != "" && len(groups) > 0
 	if need {
-		changed, err := b.runsReplacedVersion(c.Job)
+		changed, err := runsReplacedVersion(b.tx, b.alloc, c.Job)
 		if err != nil {
 			return "", err
 		}
@@ -153,12 +155,12 @@ func rollingGroups(job *spec.Job) []*spec.Group {
 // deployment: the job runs nothing (a first version, or a job run again
 // after a stop: its placements are tracked), or some live allocation runs
 // a version whose group the new one changes.
-func (b *batch) runsReplacedVersion(job *spec.Job) (bool, error) {
+func runsReplacedVersion(tx *bolt.Tx, alloc func(id string) (*structs.Alloc, error), job *spec.Job) (bool, error) {
 	versions := map[uint64]bool{}
 	prefix := append([]byte(job.ID), 0)
-	c := b.tx.Bucket(bucketAllocsByJob).Cursor()
+	c := tx.Bucket(bucketAllocsByJob).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		a, err := b.alloc(string(k[len(prefix):]))
+		a, err := alloc(string(k[len(prefix):]))
 		if err != nil {
 			return false, err
 		}
@@ -171,7 +173,7 @@ func (b *batch) runsReplacedVersion(job *spec.Job) (bool, error) {
 	}
 	for v := range versions {
 		var old spec.Job
-		ok, err := getJSON(b.tx.Bucket(bucketJobVersions), jobVersionKey(job.ID, v), &old)
+		ok, err := getJSON(tx.Bucket(bucketJobVersions), jobVersionKey(job.ID, v), &old)
 		if err != nil {
 			return false, err
 		}
@@ -219,6 +221,32 @@ func (b *batch) placed(place []*sched.Allocation, now int64) error {
 	return nil
 }
 
+// keptInPlace counts an allocation moved in place to its job's new
+// version in that version's running deployment: it runs what the version
+// runs already, so it is placed and, running, healthy (a revert to the
+// version that still runs needs no new instance to complete).
+func (b *batch) keptInPlace(a *structs.Alloc, now int64) error {
+	var rec structs.JobRecord
+	ok, err := getJSON(b.tx.Bucket(bucketJobs), []byte(a.JobID), &rec)
+	if err != nil || !ok || rec.LatestDeployment == "" {
+		return err
+	}
+	d, err := b.deployment(rec.LatestDeployment)
+	if err != nil || d == nil || !d.Active() || d.JobVersion != a.JobVersion || d.Groups[a.Group] == nil {
+		return err
+	}
+	g := d.Groups[a.Group]
+	g.PlacedAllocs++
+	if a.ClientStatus == sched.ClientRunning {
+		g.HealthyAllocs++
+		if now > 0 {
+			g.RequireProgressBy = now + g.ProgressDeadline
+		}
+	}
+	d.ModifyTime = max(d.ModifyTime, now)
+	return b.putDeployment(d)
+}
+
 // reportHealth records an allocation's deployment health in its
 // deployment's counters; a healthy one is progress, so the deadline
 // moves.
@@ -228,6 +256,9 @@ func (b *batch) reportHealth(a *structs.Alloc, now int64) error {
 		return err
 	}
 	g := d.Groups[a.Group]
+	if now == 0 {
+		now = a.HealthTime // an update without its proposer's time: the agent's
+	}
 	switch a.Health {
 	case sched.HealthHealthy:
 		g.HealthyAllocs++

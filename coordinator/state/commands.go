@@ -287,6 +287,9 @@ var (
 	// ErrIndexMismatch: a registration with EnforceIndex found the job at
 	// another modify index: it changed since the caller looked.
 	ErrIndexMismatch = errors.New("state: job modify index mismatch")
+	// ErrRefused matches every refusal: the command was not valid in the
+	// state it met (Result.Err), so it changed nothing.
+	ErrRefused = errors.New("state: command refused")
 	// ErrDeploymentEnded: a promotion or status change of a deployment
 	// that is no longer running.
 	ErrDeploymentEnded = errors.New("state: deployment not running")
@@ -297,3 +300,6 @@ type refusal struct{ err error }
 
 func (r *refusal) Error() string { return r.err.Error() }
 func (r *refusal) Unwrap() error { return r.err }
+
+// Is makes every refusal match ErrRefused.
+func (r *refusal) Is(target error) bool { return target == ErrRefused }

@@ -56,6 +56,22 @@ func (s *Store) deployments(keep func(*structs.Deployment) bool) ([]*structs.Dep
 	return out, nil
 }
 
+// WouldDeploy reports whether registering job as a new version would
+// start a deployment (the rule JobRegister applies): a group rolls and
+// the job runs nothing yet, or runs a version whose group job changes.
+func (s *Store) WouldDeploy(job *spec.Job) (bool, error) {
+	if len(rollingGroups(job)) == 0 {
+		return false, nil
+	}
+	var need bool
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		need, err = runsReplacedVersion(tx, func(id string) (*structs.Alloc, error) { return getAlloc(tx, []byte(id)) }, job)
+		return err
+	})
+	return need, err
+}
+
 // LatestDeployment returns a job's newest deployment, or nil.
 func (s *Store) LatestDeployment(jobID string) (*structs.Deployment, error) {
 	rec, err := s.Job(jobID)
