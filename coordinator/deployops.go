@@ -91,11 +91,24 @@ func summarize(out *structs.JobPlanResponse, job *spec.Job, req *sched.Request, 
 		group(g.Name)
 	}
 	changed := map[string]bool{}
+	type slot struct {
+		group string
+		index int
+	}
+	outdated := map[slot]bool{}
+	for _, a := range req.Existing {
+		if !a.Terminal() && a.JobVersion != req.JobVersion {
+			outdated[slot{a.Group, a.Index}] = true
+		}
+	}
 	for _, a := range p.Place {
 		s := group(a.Group)
 		s.Place++
-		if a.Canary {
+		switch {
+		case a.Canary:
 			s.Canary++
+		case outdated[slot{a.Group, a.Index}]:
+			s.Replace++
 		}
 	}
 	for _, a := range p.Stop {

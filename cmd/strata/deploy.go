@@ -80,7 +80,7 @@ func printPlan(w io.Writer, job *spec.Job, r *structs.JobPlanResponse) bool {
 				parts = append(parts, fmt.Sprintf("%d %s", n, what))
 			}
 		}
-		add(s.Place-s.Canary, "create")
+		add(s.Place-s.Canary-s.Replace, "create")
 		add(s.Canary, "canary")
 		add(s.Destructive, "create/destroy update")
 		add(s.Stop, "destroy")
@@ -204,22 +204,27 @@ func runJobRevert(ctx context.Context, env *Env, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	return followDeployment(ctx, env, c, pos[0], resp.Version, resp.Index)
+	if resp.DeploymentID == "" {
+		fmt.Fprintln(env.Stdout, "==> The reverted version starts no deployment: its allocations are moved in place")
+		return nil
+	}
+	return followDeployment(ctx, env, c, pos[0], resp.DeploymentID, resp.Index)
 }
 
-// followDeployment follows the deployment of the job's version with
-// blocking queries until it ends: nil when successful (or when its
-// canaries wait for a person to promote them), an error naming the
-// deployment and why when it fails.
-func followDeployment(ctx context.Context, env *Env, c *api.Client, jobID string, version, index uint64) error {
+// followDeployment follows a deployment with blocking queries until it
+// ends: nil when successful (or when its canaries wait for a person to
+// promote them), an error naming the deployment and why when it fails or
+// is cancelled (a revert's own deployment is not followed: the failure is
+// the answer).
+func followDeployment(ctx context.Context, env *Env, c *api.Client, jobID, id string, index uint64) error {
 	p := newProgress(env.Stdout)
 	var d *structs.Deployment
 	for {
-		got, idx, err := c.LatestDeployment(ctx, jobID, index, 30*time.Second)
+		got, idx, err := c.Deployment(ctx, id, index, 30*time.Second)
 		switch {
 		case ctx.Err() != nil:
 			p.done()
-			return &exitError{code: 1, msg: fmt.Sprintf("timed out following the deployment of job %q version %d; it goes on: see `strata deployment status %s`", jobID, version, deploymentRef(d))}
+			return &exitError{code: 1, msg: fmt.Sprintf("timed out following deployment %s of job %q; it goes on: see `strata deployment status %s`", short(id), jobID, short(id))}
 		case err != nil && !isNotFound(err):
 			p.done()
 			return err
@@ -227,8 +232,8 @@ func followDeployment(ctx context.Context, env *Env, c *api.Client, jobID string
 			d = got
 		}
 		index = max(index, idx)
-		if d == nil || d.JobVersion < version {
-			continue // not created yet: the registration's write is newer than this server's state
+		if d == nil {
+			continue // not on this server yet: the blocking query waits for the registration's index
 		}
 		p.show(d)
 		switch {
@@ -247,12 +252,6 @@ func followDeployment(ctx context.Context, env *Env, c *api.Client, jobID string
 	}
 }
 
-func deploymentRef(d *structs.Deployment) string {
-	if d == nil {
-		return "-job JOB"
-	}
-	return short(d.ID)
-}
 
 func needsPromotion(d *structs.Deployment) bool {
 	for _, g := range d.Groups {

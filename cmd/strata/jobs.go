@@ -81,7 +81,7 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	if resp.DeploymentID == "" {
 		return watchJob(ctx, env, c, job, resp.Version, resp.Index)
 	}
-	if err := followDeployment(ctx, env, c, job.ID, resp.Version, resp.Index); err != nil {
+	if err := followDeployment(ctx, env, c, job.ID, resp.DeploymentID, resp.Index); err != nil {
 		return err
 	}
 	r, _, err := c.JobAllocs(ctx, job.ID, 0, 0)

@@ -38,6 +38,7 @@ type JobPlanResponse struct {
 type PlanGroupSummary struct {
 	Place       int `json:"Place"`       // new allocations, replacements and canaries included
 	Canary      int `json:"Canary"`      // of Place, canaries
+	Replace     int `json:"Replace"`     // of Place, replacements of older-version allocations
 	Destructive int `json:"Destructive"` // allocations the new version replaces, now or in later batches
 	Stop        int `json:"Stop"`        // stopped by this evaluation
 	InPlace     int `json:"InPlace"`     // moved to the new version without a restart
