@@ -252,7 +252,6 @@ func followDeployment(ctx context.Context, env *Env, c *api.Client, jobID, id st
 	}
 }
 
-
 func needsPromotion(d *structs.Deployment) bool {
 	for _, g := range d.Groups {
 		if g.DesiredCanaries > 0 && !g.Promoted && !g.AutoPromote && g.HealthyCanaries >= g.DesiredCanaries {
