@@ -215,4 +215,42 @@ func TestRollingUpdateRevertAndCanary(t *testing.T) {
 		}
 		return len(live) == 5
 	})
+
+	// Failing a running deployment by hand reverts it (auto_revert) to
+	// the latest stable version; failing it again is refused.
+	setHealth(agents, func(a wire.Alloc) string {
+		if a.JobVersion == 6 {
+			return "" // undecided: the deployment waits
+		}
+		return wire.Healthy
+	})
+	r = register(t, s, rollingDockerJob("app:6", 5, 1, 0))
+	res, err := ops.fail(r.DeploymentID)
+	if err != nil || res.RevertedJobVersion == nil || *res.RevertedJobVersion != 5 {
+		t.Fatalf("fail: %+v, %v; want a revert to version 5", res, err)
+	}
+	if _, err := ops.fail(r.DeploymentID); err == nil || !strings.Contains(err.Error(), "is failed") {
+		t.Fatalf("failing a failed deployment: %v", err)
+	}
+	d, _ = s.store.Deployment(r.DeploymentID)
+	if d.StatusDescription != "Deployment marked as failed - rolling back to job version 5" {
+		t.Fatalf("failed by hand: %q", d.StatusDescription)
+	}
+	// Version 7 (version 5's spec) moves every instance of version 5 in
+	// place and stops what version 6 placed, if anything; it becomes
+	// stable (at once when it needs no deployment, else when its
+	// deployment succeeds).
+	waitState(t, s, "all on version 7", 30*time.Second, func() bool {
+		live := liveAllocs(t, s, "web")
+		for _, a := range live {
+			if a.JobVersion != 7 {
+				return false
+			}
+		}
+		return len(live) == 5
+	})
+	waitState(t, s, "version 7 stable", 30*time.Second, func() bool {
+		vi, _ := s.store.JobVersionInfo("web")
+		return vi[7].Stable
+	})
 }

@@ -181,7 +181,8 @@ func (w *deploymentWatcher) step(id string) {
 
 // progressed reports whether d has more healthy allocations than when it
 // was last stepped (or a timer or a new leader asked for an evaluation):
-// only then does a step ask the scheduler to move on.
+// only then does a step ask the scheduler to move on, so a step caused by
+// a placement or by the watcher's own write adds no evaluation.
 func (w *deploymentWatcher) progressed(d *structs.Deployment) bool {
 	n := 0
 	for _, g := range d.Groups {
@@ -191,7 +192,12 @@ func (w *deploymentWatcher) progressed(d *structs.Deployment) bool {
 	defer w.mu.Unlock()
 	last, ok := w.healthy[d.ID]
 	w.healthy[d.ID] = n
-	return !ok || last != n
+	if !ok {
+		// First heard of: the registration that created it committed its
+		// evaluation already.
+		return n > 0
+	}
+	return last != n
 }
 
 func (w *deploymentWatcher) propose(log *slog.Logger, cmd state.Command) {

@@ -60,7 +60,7 @@ func Step(d *structs.Deployment, now int64) Decision {
 	done, waiting := true, false
 	for _, n := range names {
 		g := d.Groups[n]
-		promoted := g.DesiredCanaries == 0 || g.Promoted || slices.Contains(dec.Promote, n)
+		promoted := !needsPromotion(g) || slices.Contains(dec.Promote, n)
 		if !promoted && g.HealthyCanaries >= g.DesiredCanaries {
 			waiting = true
 		}
@@ -97,10 +97,18 @@ func failure(d *structs.Deployment, names []string, now int64) (bool, string) {
 	return false, ""
 }
 
+// needsPromotion: the group has canaries to promote before its rollout
+// goes on. A group whose every instance already runs the new version
+// without a canary placed (moved in place: a revert to the version that
+// runs) has none.
+func needsPromotion(g *structs.DeploymentGroup) bool {
+	return g.DesiredCanaries > 0 && !g.Promoted && !(len(g.PlacedCanaries) == 0 && g.HealthyAllocs >= g.DesiredTotal)
+}
+
 // awaitingPromotion: every canary is healthy and a person must promote
 // them; the progress deadline does not run out meanwhile.
 func awaitingPromotion(g *structs.DeploymentGroup) bool {
-	return g.DesiredCanaries > 0 && !g.Promoted && g.HealthyCanaries >= g.DesiredCanaries
+	return needsPromotion(g) && g.HealthyCanaries >= g.DesiredCanaries
 }
 
 // autoPromote returns the groups to promote now: with auto_promote, once
@@ -110,7 +118,7 @@ func autoPromote(d *structs.Deployment, names []string) []string {
 	var out []string
 	for _, n := range names {
 		g := d.Groups[n]
-		if g.DesiredCanaries == 0 || g.Promoted {
+		if !needsPromotion(g) {
 			continue
 		}
 		if !g.AutoPromote || g.HealthyCanaries < g.DesiredCanaries {

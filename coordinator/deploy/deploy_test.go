@@ -69,21 +69,21 @@ func TestStep(t *testing.T) {
 		{
 			name: "healthy canary without auto_promote waits for a person, past the deadline",
 			d: deployment(func(g *structs.DeploymentGroup) {
-				g.DesiredCanaries, g.HealthyCanaries, g.HealthyAllocs = 1, 1, 1
+				g.DesiredCanaries, g.HealthyCanaries, g.HealthyAllocs, g.PlacedCanaries = 1, 1, 1, []string{"c1"}
 			}), now: at(time.Hour),
 			want: Decision{Evaluate: true, Description: DescNeedsPromotion, WakeAt: 0},
 		},
 		{
 			name: "healthy canaries with auto_promote are promoted",
 			d: deployment(func(g *structs.DeploymentGroup) {
-				g.DesiredCanaries, g.HealthyCanaries, g.HealthyAllocs, g.AutoPromote = 2, 2, 2, true
+				g.DesiredCanaries, g.HealthyCanaries, g.HealthyAllocs, g.AutoPromote, g.PlacedCanaries = 2, 2, 2, true, []string{"c1", "c2"}
 			}), now: at(time.Minute),
 			want: Decision{Evaluate: true, Promote: []string{"web"}, WakeAt: at(10 * time.Minute)},
 		},
 		{
 			name: "blue/green: all canaries healthy and auto-promoted completes at once",
 			d: deployment(func(g *structs.DeploymentGroup) {
-				g.DesiredCanaries, g.HealthyCanaries, g.HealthyAllocs, g.AutoPromote = 4, 4, 4, true
+				g.DesiredCanaries, g.HealthyCanaries, g.HealthyAllocs, g.AutoPromote, g.PlacedCanaries = 4, 4, 4, true, []string{"a", "b", "c", "d"}
 			}), now: at(time.Minute),
 			want: Decision{Status: structs.DeploymentSuccessful, Description: DescSuccessful, Evaluate: true, Promote: []string{"web"}},
 		},
@@ -98,6 +98,23 @@ func TestStep(t *testing.T) {
 	}
 }
 
+// A group whose instances all moved to the new version in place (a
+// revert to the version that runs) has no canary to wait for.
+func TestNoCanaryToPromoteWhenAllMovedInPlace(t *testing.T) {
+	d := deployment(func(g *structs.DeploymentGroup) { g.DesiredCanaries, g.HealthyAllocs = 1, 4 })
+	if got := Step(d, at(time.Second)); got.Status != structs.DeploymentSuccessful {
+		t.Fatalf("all 4 healthy in place, no canary placed: %+v; want successful", got)
+	}
+	// But placed canaries are promoted first, even when healthy enough
+	// in number (blue/green: canary = count).
+	d = deployment(func(g *structs.DeploymentGroup) {
+		g.DesiredCanaries, g.HealthyCanaries, g.HealthyAllocs, g.PlacedCanaries = 4, 4, 4, []string{"a", "b", "c", "d"}
+	})
+	if got := Step(d, at(time.Second)); got.Status != "" || got.Description != DescNeedsPromotion {
+		t.Fatalf("blue/green with healthy canaries: %+v; want waiting for promotion", got)
+	}
+}
+
 func TestRevertDeploymentIsNotRevertedAgain(t *testing.T) {
 	d := deployment(func(g *structs.DeploymentGroup) { g.UnhealthyAllocs, g.AutoRevert = 1, true })
 	v := uint64(2)
@@ -108,8 +125,10 @@ func TestRevertDeploymentIsNotRevertedAgain(t *testing.T) {
 }
 
 func TestAutoPromoteWaitsForEveryGroup(t *testing.T) {
-	d := deployment(func(g *structs.DeploymentGroup) { g.DesiredCanaries, g.HealthyCanaries, g.AutoPromote = 1, 1, true })
-	d.Groups["api"] = &structs.DeploymentGroup{DesiredTotal: 2, DesiredCanaries: 1, AutoPromote: true}
+	d := deployment(func(g *structs.DeploymentGroup) {
+		g.DesiredCanaries, g.HealthyCanaries, g.AutoPromote, g.PlacedCanaries = 1, 1, true, []string{"c1"}
+	})
+	d.Groups["api"] = &structs.DeploymentGroup{DesiredTotal: 2, DesiredCanaries: 1, AutoPromote: true, PlacedCanaries: []string{"c2"}}
 	if got := Step(d, at(time.Second)); len(got.Promote) != 0 {
 		t.Fatalf("promoted %v while group api's canary is not healthy", got.Promote)
 	}

@@ -103,16 +103,18 @@ func (b *batch) startDeployment(c *JobRegister, rec *structs.JobRecord, existed 
 	}
 	groups := rollingGroups(c.Job)
 	need := c.DeploymentID != "" && len(groups) > 0
+	var replaced map[string]bool
 	if need {
-		changed, err := runsReplacedVersion(b.tx, b.alloc, c.Job)
-		if err != nil {
+		var err error
+		if need, replaced, err = runsReplacedVersion(b.tx, b.alloc, c.Job); err != nil {
 			return "", err
 		}
-		need = changed
 	}
 	if !need {
-		stable := !existed
-		if existed {
+		// Nothing to roll out: as stable as the version it moves from in
+		// place, or as the stable version an automatic revert registers.
+		stable := !existed || c.RevertOf != nil
+		if existed && !stable {
 			prev, _, err := b.versionInfo(c.Job.ID, prevVersion)
 			if err != nil {
 				return "", err
@@ -131,7 +133,11 @@ func (b *batch) startDeployment(c *JobRegister, rec *structs.JobRecord, existed 
 		CreateTime: c.SubmitTime, ModifyTime: c.SubmitTime, CreateIndex: b.index,
 	}
 	for _, g := range groups {
-		d.Groups[g.Name] = structs.NewDeploymentGroup(g)
+		dg := structs.NewDeploymentGroup(g)
+		if !replaced[g.Name] {
+			dg.DesiredCanaries = 0 // canaries run beside a version they replace: here there is none
+		}
+		d.Groups[g.Name] = dg
 	}
 	rec.LatestDeployment = d.ID
 	return d.ID, b.putDeployment(d)
@@ -154,39 +160,40 @@ func rollingGroups(job *spec.Job) []*spec.Group {
 // runsReplacedVersion reports whether the new job version needs a
 // deployment: the job runs nothing (a first version, or a job run again
 // after a stop: its placements are tracked), or some live allocation runs
-// a version whose group the new one changes.
-func runsReplacedVersion(tx *bolt.Tx, alloc func(id string) (*structs.Alloc, error), job *spec.Job) (bool, error) {
-	versions := map[uint64]bool{}
+// a version whose group the new one changes; replaced names those groups.
+func runsReplacedVersion(tx *bolt.Tx, alloc func(id string) (*structs.Alloc, error), job *spec.Job) (need bool, replaced map[string]bool, err error) {
+	versions := map[uint64]map[string]bool{} // live versions and their groups
 	prefix := append([]byte(job.ID), 0)
 	c := tx.Bucket(bucketAllocsByJob).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		a, err := alloc(string(k[len(prefix):]))
 		if err != nil {
-			return false, err
+			return false, nil, err
 		}
 		if a != nil && !a.Terminal() {
-			versions[a.JobVersion] = true
+			if versions[a.JobVersion] == nil {
+				versions[a.JobVersion] = map[string]bool{}
+			}
+			versions[a.JobVersion][a.Group] = true
 		}
 	}
 	if len(versions) == 0 {
-		return true, nil
+		return true, nil, nil
 	}
-	for v := range versions {
+	replaced = map[string]bool{}
+	for v, groups := range versions {
 		var old spec.Job
 		ok, err := getJSON(tx.Bucket(bucketJobVersions), jobVersionKey(job.ID, v), &old)
 		if err != nil {
-			return false, err
-		}
-		if !ok {
-			return true, nil
+			return false, nil, err
 		}
 		for _, g := range job.Groups {
-			if spec.GroupNeedsReplace(old.Lookup(g.Name), g) {
-				return true, nil
+			if groups[g.Name] && (!ok || spec.GroupNeedsReplace(old.Lookup(g.Name), g)) {
+				replaced[g.Name] = true
 			}
 		}
 	}
-	return false, nil
+	return len(replaced) > 0, replaced, nil
 }
 
 // placed counts a plan's placements in their deployments: placed (and

@@ -66,7 +66,7 @@ func (s *Store) WouldDeploy(job *spec.Job) (bool, error) {
 	var need bool
 	err := s.view(func(tx *bolt.Tx) error {
 		var err error
-		need, err = runsReplacedVersion(tx, func(id string) (*structs.Alloc, error) { return getAlloc(tx, []byte(id)) }, job)
+		need, _, err = runsReplacedVersion(tx, func(id string) (*structs.Alloc, error) { return getAlloc(tx, []byte(id)) }, job)
 		return err
 	})
 	return need, err
