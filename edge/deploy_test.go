@@ -178,3 +178,73 @@ func TestDeploymentHealthReported(t *testing.T) {
 		}
 	})
 }
+
+// fakeOnce runs tasks that exit 0 after a second (a prestart task's work).
+type fakeOnce struct{ fakeDriver }
+
+func (d *fakeOnce) start(ctx context.Context, t *taskSpec) (taskHandle, error) {
+	h := &fakeHandle{d: &d.fakeDriver, name: t.Task.Name, done: make(chan struct{})}
+	d.mu.Lock()
+	d.stopped = append(d.stopped, "ran "+t.Task.Name)
+	d.mu.Unlock()
+	// It works for a second, then exits 0; a later stop has nothing to do.
+	time.AfterFunc(time.Second, func() { h.once.Do(func() { close(h.done) }) })
+	return h, nil
+}
+
+// Nomad's lifecycle order: prestart sidecars and prestart tasks first, the
+// main task once every prestart task has exited 0, poststart once the main
+// task runs.
+func TestLifecycleOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newTestNode(t)
+		served := &fakeDriver{}
+		once := &fakeOnce{}
+		started := make(chan string, 8)
+		n.drivers["fake"] = served
+		n.drivers["once"] = once
+		report := n.deps.report
+		n.deps.report = func(st wire.AllocStatus) {
+			for name, ts := range st.TaskStates {
+				if ts.State == wire.TaskRunning || (ts.State == wire.TaskDead && !ts.Failed) {
+					select {
+					case started <- name:
+					default:
+					}
+				}
+			}
+			report(st)
+		}
+		set := newAllocSet(n.deps, n.outbox, nil, func(map[string]bool) {}, n.deps.log)
+		defer set.stopAll("test over")
+		a := servingAlloc("l")
+		main := a.Tasks[0]
+		main.Name = "main"
+		initTask := wire.Task{Name: "init", Driver: "once", Restart: &wire.RestartPolicy{Mode: "fail"},
+			Lifecycle: &wire.Lifecycle{Hook: wire.HookPrestart}}
+		side := wire.Task{Name: "side", Driver: "fake", Restart: &wire.RestartPolicy{Mode: "fail"},
+			Lifecycle: &wire.Lifecycle{Hook: wire.HookPoststart, Sidecar: true}}
+		a.Tasks = []wire.Task{side, main, initTask} // order in the job does not matter
+		set.reconcile([]wire.Alloc{a}, false)
+		synctest.Wait()
+		if st, _ := n.outbox.last("l"); st.TaskStates["main"].State != wire.TaskPending {
+			t.Fatalf("the main task is %s while its prestart task runs", st.TaskStates["main"].State)
+		}
+		<-time.After(2 * time.Second)
+		synctest.Wait()
+		st, _ := n.outbox.last("l")
+		if st.ClientStatus != "running" {
+			t.Fatalf("allocation %s: %s", st.ClientStatus, st.Description)
+		}
+		init, mainState, sideState := st.TaskStates["init"], st.TaskStates["main"], st.TaskStates["side"]
+		if init.State != wire.TaskDead || init.Failed || mainState.State != wire.TaskRunning || sideState.State != wire.TaskRunning {
+			t.Fatalf("task states: init %+v main %+v side %+v", init, mainState, sideState)
+		}
+		if !(init.FinishedAt > init.StartedAt && init.FinishedAt <= mainState.StartedAt && mainState.StartedAt <= sideState.StartedAt) {
+			t.Fatalf("order: init finished %d, main started %d, side started %d", init.FinishedAt, mainState.StartedAt, sideState.StartedAt)
+		}
+		if got := once.stops(); !slices.Equal(got, []string{"ran init"}) {
+			t.Fatalf("the prestart task ran %v", got)
+		}
+	})
+}

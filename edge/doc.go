@@ -66,8 +66,11 @@
 // then stops them (an http task draining its requests within kill_timeout);
 // the stop is confirmed to the servers only once its tasks ended.
 //
+// Lifecycle (runner.go): an allocation's prestart sidecars start first, its
+// prestart tasks run to completion (exit 0; a failure fails the
+// allocation), then its main tasks start, and its poststart tasks once
+// every main task runs (Nomad's order; the servers refuse poststop).
+//
 // Tasks keep running while the link is down. The agent makes no placement
-// decisions. Not built yet: the lifecycle hooks a task may carry
-// (wire.Task.Lifecycle) are not run in their order; every task of an
-// allocation starts at once.
+// decisions.
 package edge

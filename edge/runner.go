@@ -63,6 +63,8 @@ type allocRunner struct {
 	// waits for may have moved.
 	health     *deployHealth
 	healthPoke chan struct{}
+	// changed is told whenever a task's state changes (waitRunning).
+	changed notifier
 
 	saveMu sync.Mutex // orders the writes of task states to local state
 }
@@ -106,13 +108,109 @@ func (r *allocRunner) run() {
 	r.persist()
 	r.publish()
 	var wg sync.WaitGroup
-	for _, t := range r.alloc.Tasks {
-		wg.Go(func() { r.runTask(t) })
-	}
+	defer wg.Wait()
 	if r.health != nil {
 		wg.Go(r.healthLoop)
 	}
+	phases := lifecyclePhases(r.alloc.Tasks)
+	start := func(tasks []wire.Task) {
+		for _, t := range tasks {
+			wg.Go(func() { r.runTask(t, false) })
+		}
+	}
+	// Nomad's task lifecycle: prestart sidecars first; prestart tasks
+	// run to completion before the main tasks start; poststart tasks
+	// start once every main task runs.
+	start(phases.prestartSidecars)
+	if !r.runToCompletion(phases.prestart) {
+		// A prestart task failed (the allocation failed) or the runner
+		// stopped: the other tasks never start; a stop is their Killed.
+		if r.ctx.Err() != nil {
+			for _, t := range append(phases.main, phases.poststart...) {
+				r.killed(t.Name)
+			}
+		}
+		return
+	}
+	start(phases.main)
+	if len(phases.poststart) > 0 {
+		wg.Go(func() {
+			if r.waitRunning(phases.main) {
+				start(phases.poststart)
+			}
+		})
+	}
+}
+
+// phases are an allocation's tasks by lifecycle hook.
+type phases struct {
+	prestartSidecars, prestart, main, poststart []wire.Task
+}
+
+func lifecyclePhases(tasks []wire.Task) phases {
+	var p phases
+	for _, t := range tasks {
+		switch {
+		case t.Lifecycle == nil:
+			p.main = append(p.main, t)
+		case t.Lifecycle.Hook == wire.HookPrestart && t.Lifecycle.Sidecar:
+			p.prestartSidecars = append(p.prestartSidecars, t)
+		case t.Lifecycle.Hook == wire.HookPrestart:
+			p.prestart = append(p.prestart, t)
+		case t.Lifecycle.Hook == wire.HookPoststart:
+			p.poststart = append(p.poststart, t)
+		default:
+			// The servers refuse other hooks (poststop) at validation.
+			p.main = append(p.main, t)
+		}
+	}
+	return p
+}
+
+// runToCompletion runs tasks side by side until each has exited 0; false
+// when one failed for good or the runner stopped. None is true at once.
+func (r *allocRunner) runToCompletion(tasks []wire.Task) bool {
+	if len(tasks) == 0 {
+		return true
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := true
+	for _, t := range tasks {
+		wg.Go(func() {
+			if !r.runTask(t, true) {
+				mu.Lock()
+				ok = false
+				mu.Unlock()
+			}
+		})
+	}
 	wg.Wait()
+	return ok && r.ctx.Err() == nil
+}
+
+// waitRunning waits until every one of tasks runs (or has completed);
+// false if the runner stopped first.
+func (r *allocRunner) waitRunning(tasks []wire.Task) bool {
+	for {
+		changed := r.changed.wait()
+		r.mu.Lock()
+		all := true
+		for _, t := range tasks {
+			if st := r.tasks[t.Name].state; st != "running" && st != "complete" {
+				all = false
+			}
+		}
+		r.mu.Unlock()
+		if all {
+			return true
+		}
+		select {
+		case <-r.ctx.Done():
+			return false
+		case <-changed:
+		}
+	}
 }
 
 // update takes a newer copy of the allocation from the servers: a
@@ -203,6 +301,7 @@ func (r *allocRunner) setTask(name, state, desc string, eps []wire.Endpoint) {
 		r.stopReason = fmt.Sprintf("sibling task %q failed", name)
 	}
 	r.mu.Unlock()
+	r.changed.notify()
 	r.publish()
 	if state == "failed" {
 		r.cancel() // one failed task fails the allocation: stop its siblings

@@ -133,7 +133,7 @@
 //	      kill_timeout = "5s"
 //	      shutdown_delay = "0s"   0: the group's
 //	      lifecycle {             makes the task run around the main tasks
-//	        hook    = "prestart"  prestart | poststart | poststop
+//	        hook    = "prestart"  prestart | poststart (poststop is refused: not run yet)
 //	        sidecar = false       keep it running (not with poststop)
 //	      }                       a group needs one task without lifecycle
 //	    }

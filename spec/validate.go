@@ -289,9 +289,7 @@ func (v *validator) task(at loc, t *Task, groupRestart *RestartPolicy, derived s
 		switch lc.Hook {
 		case HookPrestart, HookPoststart:
 		case HookPoststop:
-			if lc.Sidecar {
-				v.add(ll.attr("sidecar"), "Invalid lifecycle", "a poststop task runs after the main tasks end, so it cannot be a sidecar")
-			}
+			v.add(ll.attr("hook"), "Unsupported lifecycle hook", "hook %q is not supported: agents run prestart tasks before the main tasks and poststart tasks once they run, but nothing after they stop; use %s or %s", lc.Hook, HookPrestart, HookPoststart)
 		case "":
 			v.add(ll.attr("hook"), "Missing lifecycle hook", "lifecycle needs a hook: %s, %s or %s", HookPrestart, HookPoststart, HookPoststop)
 		default:
