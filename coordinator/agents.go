@@ -19,6 +19,7 @@ import (
 	"github.com/strata-run/strata/internal/wire"
 	"github.com/strata-run/strata/registry"
 	"github.com/strata-run/strata/sched"
+	"github.com/strata-run/strata/spec"
 )
 
 // agentEndpoint accepts agents' QUIC connections and speaks the agent
@@ -423,18 +424,28 @@ func (a *agentEndpoint) allocStatus(reg *wire.Register, st *wire.AllocStatus) er
 		u.Endpoints = append(u.Endpoints, registry.Endpoint{
 			Service: e.Service, Tags: e.Tags, AllocID: st.AllocID,
 			NodeID: reg.NodeID, NodeName: reg.Name, Address: reg.Address,
-			Port: e.Port, Healthy: e.Healthy,
+			Port: e.Port, Healthy: e.Healthy, Canary: e.Canary,
 		})
+	}
+	switch st.Health {
+	case "":
+	case wire.Healthy:
+		u.Health, u.HealthTime = sched.HealthHealthy, st.HealthTime
+	case wire.Unhealthy:
+		u.Health, u.HealthTime = sched.HealthUnhealthy, st.HealthTime
+	default:
+		return fmt.Errorf("AllocStatus: unknown deployment health %q", st.Health)
 	}
 	before, err := a.store.Alloc(st.AllocID)
 	if err != nil {
 		return err
 	}
 	if before != nil && before.ClientStatus == u.ClientStatus && before.ClientDescription == u.Description &&
+		(u.Health == sched.HealthUnknown || before.Health != sched.HealthUnknown) &&
 		reflect.DeepEqual(before.Endpoints, u.Endpoints) && (u.TaskStates == nil || reflect.DeepEqual(before.TaskStates, u.TaskStates)) {
 		return nil // nothing new: keep it out of the Raft log
 	}
-	_, _, err = a.apply(&state.AllocUpdate{NodeID: reg.NodeID, Updates: []state.ClientUpdate{u}})
+	_, _, err = a.apply(&state.AllocUpdate{NodeID: reg.NodeID, Time: time.Now().UnixNano(), Updates: []state.ClientUpdate{u}})
 	return err
 }
 
@@ -509,6 +520,7 @@ func (a *agentEndpoint) nodeAllocs(nodeID string) ([]wire.Alloc, error) {
 		wa := wire.Alloc{
 			ID: al.ID, Name: al.Name, JobID: al.JobID, JobVersion: al.JobVersion,
 			Group: al.Group, DesiredStatus: al.DesiredStatus, Tasks: wireTasks(g),
+			DeploymentID: al.DeploymentID, Canary: al.Canary, Health: healthPolicy(&al.Allocation, g),
 		}
 		if g.Disconnect != nil {
 			wa.StopAfterOfflineMillis = g.Disconnect.StopOnClientAfter.D().Milliseconds()
@@ -519,6 +531,16 @@ func (a *agentEndpoint) nodeAllocs(nodeID string) ([]wire.Alloc, error) {
 		out = append(out, wa)
 	}
 	return out, nil
+}
+
+// healthPolicy asks the agent for an allocation's deployment health: while
+// its deployment has not heard it, with its group's update settings.
+func healthPolicy(a *sched.Allocation, g *spec.Group) *wire.HealthPolicy {
+	if a.DeploymentID == "" || a.Health != sched.HealthUnknown || g.Update == nil {
+		return nil
+	}
+	u := g.Update
+	return &wire.HealthPolicy{Mode: u.HealthCheck, MinHealthyTime: u.MinHealthyTime.D(), HealthyDeadline: u.HealthyDeadline.D()}
 }
 
 func truncate(s string, n int) string {

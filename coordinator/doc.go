@@ -11,20 +11,22 @@
 // cycle and runs the leader-only ones while it leads (Server.lead). An
 // arrow is "uses":
 //
-//	httpAPI ──> registrar, tokenIssuer, drainer, logRouter, failureDetector, cluster, raftNode
+//	httpAPI ──> registrar, deployOps, tokenIssuer, drainer, logRouter, failureDetector, cluster, raftNode
+//	deployOps ──> registrar, apply (plan, revert, promote, fail)
+//	deploymentWatcher ─(leader)─> deploy.Step (pure), apply
 //	agentEndpoint ──> apply, failureDetector.heartbeat, tokenIssuer.join, cluster.agentServers, blobStore, blobCopier
 //	logRouter ──> agentEndpoint (agentLogs), rpcClient          blobCopier ──> blobStore, rpcClient
 //	registrar, tokenIssuer, drainer ──> apply                   cluster ──> raftNode, rpcClient
 //	failureDetector ─(leader)─> heartbeats (pure), apply, rpcClient (a follower forwards beats)
 //	scheduler ─(leader)─> evalQueue, planApplier ──> raftNode.propose; apply (evaluations)
-//	raftNode ──> fsm ──> state.Store; fsm ──> scheduler (applyHook); raftNode ──> rpcClient (forwarding)
+//	raftNode ──> fsm ──> state.Store; fsm ──> scheduler, deploymentWatcher (leaderHooks); raftNode ──> rpcClient (forwarding)
 //	rpcServer ──> the methods each part registers (info, join, remove-peer, apply, heartbeat, logs, blob)
 //
 // "apply" is raftNode.apply, the one proposal path, handed to parts as a
 // func value (applyFunc). Every part reads the state (state.Store)
 // directly. The leader-only parts (scheduler, failureDetector's Run,
-// drainer's Run) start after a barrier and stop when leadership ends;
-// a new one (the deployment watcher) is one more Run in Server.lead.
+// drainer's Run, the deployment watcher) start after a barrier and stop
+// when leadership ends.
 //
 // State. Raft's log and stable store are raft-boltdb (raft/raft.db); the
 // state machine's state is a separate bbolt file (state.db) owned by
@@ -54,6 +56,20 @@
 // of what still fits, proposes it, and retries the rest on a fresh
 // snapshot. Placements that fit nowhere leave the evaluation blocked
 // until capacity changes.
+//
+// Deployments. A job version that changes what a group runs carries its
+// deployment in its registration's entry (package state). The scheduler
+// is handed the deployment with every evaluation of the job (which
+// groups are promoted, which must wait for their stagger: the clock is
+// read here, not in sched), and replaces old allocations create before
+// destroy. The leader's deployment watcher (deployments.go) steps each
+// deployment a batch changed, and on its timers, with the pure rules of
+// package deploy, and commits what they decide: a promotion, the end of
+// the deployment (a failure with auto_revert carries the registration of
+// the latest stable version in the same entry), an evaluation when more
+// instances became healthy. deployOps are what people start: plan (the
+// diff and the scheduler's dry run, committing nothing), revert, promote,
+// fail.
 //
 // Agents. Agents dial the server's QUIC endpoint (package internal/wire
 // for the protocol) and are pushed the full set of their allocations

@@ -20,7 +20,8 @@ type fsm struct {
 	hook applyHook
 }
 
-// applyHook is what the adapter tells of each batch (scheduler).
+// applyHook is what the adapter tells of each batch (leaderHooks: the
+// scheduler and the deployment watcher).
 type applyHook interface {
 	// watching reports whether the hook acts on status changes now; if
 	// not, the adapter does not look for them.
@@ -60,7 +61,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 	}
 	changes := reported.changes(f.store)
-	if f.hook != nil && (len(fx.Evals) > 0 || fx.Capacity || len(changes) > 0) {
+	if f.hook != nil && (len(fx.Evals) > 0 || fx.Capacity || len(changes) > 0 || len(fx.Deployments) > 0) {
 		f.hook.applied(fx, changes)
 	}
 	return out

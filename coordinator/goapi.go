@@ -54,7 +54,7 @@ func (s *Server) CACertPEM() []byte {
 // RegisterJob validates a job, pins every module reference to a digest,
 // and commits it with an evaluation when it changed.
 func (s *Server) RegisterJob(job *spec.Job) (*structs.JobRegisterResponse, error) {
-	return s.jobs.registerJob(job)
+	return s.jobs.registerJob(job, false, 0)
 }
 
 // PushModule validates and stores a module version. Versions are

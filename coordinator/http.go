@@ -34,6 +34,7 @@ type httpAPI struct {
 	drainer  *drainer
 	logs     *logRouter
 	detector *failureDetector
+	deploys  *deployOps
 }
 
 // handler returns the routes.
@@ -50,6 +51,14 @@ func (s *httpAPI) handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/job/{id}", s.handleJobStop)
 	read("GET /v1/job/{id}/allocations", s.handleJobAllocs)
 	read("GET /v1/job/{id}/versions", s.handleJobVersions)
+	read("GET /v1/job/{id}/deployments", s.handleJobDeployments)
+	read("GET /v1/job/{id}/deployment", s.handleJobDeployment)
+	mux.HandleFunc("PUT /v1/job/{id}/plan", s.handleJobPlan)
+	mux.HandleFunc("PUT /v1/job/{id}/revert", s.handleJobRevert)
+	read("GET /v1/deployments", s.handleDeployments)
+	read("GET /v1/deployment/{id}", s.handleDeployment)
+	mux.HandleFunc("PUT /v1/deployment/promote/{id}", s.handleDeploymentPromote)
+	mux.HandleFunc("PUT /v1/deployment/fail/{id}", s.handleDeploymentFail)
 	read("GET /v1/evaluation/{id}", s.handleEval)
 	read("GET /v1/allocations", s.handleAllocs)
 	read("GET /v1/allocation/{id}", s.handleAlloc)
@@ -132,12 +141,16 @@ func writeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &bad):
 		status = http.StatusBadRequest
+	case errors.Is(err, state.ErrIndexMismatch), errors.Is(err, state.ErrDeploymentEnded):
+		status = http.StatusConflict
 	case errors.Is(err, ErrModuleExists):
 		status = http.StatusConflict
 	case errors.As(err, &nl), errors.Is(err, ErrNotLeader):
 		status = http.StatusServiceUnavailable
 	case errors.Is(err, ErrNotFound):
 		status = http.StatusNotFound
+	case errors.Is(err, state.ErrRefused):
+		status = http.StatusConflict
 	case errors.Is(err, ErrNodeUnavailable):
 		status = http.StatusBadGateway
 	}

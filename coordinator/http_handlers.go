@@ -89,7 +89,7 @@ func (s *httpAPI) handleJobRegister(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest{fmt.Errorf("malformed job JSON: %w", err)})
 		return
 	}
-	resp, err := s.jobs.registerJob(req.Job)
+	resp, err := s.jobs.registerJob(req.Job, req.EnforceIndex, req.JobModifyIndex)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -131,19 +131,6 @@ func (s *httpAPI) handleJobAllocs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, idx, resp)
-}
-
-func (s *httpAPI) handleJobVersions(w http.ResponseWriter, r *http.Request) {
-	vs, err := s.store.JobVersions(r.PathValue("id"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if len(vs) == 0 {
-		writeError(w, fmt.Errorf("job %q: %w", r.PathValue("id"), ErrNotFound))
-		return
-	}
-	writeJSON(w, http.StatusOK, s.store.Index(), vs)
 }
 
 func (s *httpAPI) handleEval(w http.ResponseWriter, r *http.Request) {

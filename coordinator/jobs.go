@@ -34,24 +34,41 @@ var ErrModuleExists = state.ErrModuleExists
 func newEvalID() string { return fsutil.NewID() }
 
 // registerJob validates a job, pins every module reference to a digest,
-// and commits it with an evaluation when it changed.
-func (s *registrar) registerJob(job *spec.Job) (*structs.JobRegisterResponse, error) {
+// and commits it with an evaluation when it changed (and a deployment
+// when the new version changes what a group runs). With enforce, it is
+// committed only if the job's modify index is still modifyIndex.
+func (s *registrar) registerJob(job *spec.Job, enforce bool, modifyIndex uint64) (*structs.JobRegisterResponse, error) {
+	if err := s.prepare(job); err != nil {
+		return nil, err
+	}
+	return s.commit(&state.JobRegister{Job: job, EnforceIndex: enforce, JobModifyIndex: modifyIndex})
+}
+
+// prepare canonicalizes and validates a job and pins its modules.
+func (s *registrar) prepare(job *spec.Job) error {
 	if job == nil {
-		return nil, badRequest{errors.New("request has no Job")}
+		return badRequest{errors.New("request has no Job")}
 	}
 	spec.Canonicalize(job)
 	if err := spec.Validate(job); err != nil {
-		return nil, badRequest{fmt.Errorf("invalid job: %w", err)}
+		return badRequest{fmt.Errorf("invalid job: %w", err)}
 	}
 	if err := s.resolveModules(job); err != nil {
-		return nil, badRequest{err}
+		return badRequest{err}
 	}
-	res, idx, err := s.apply(&state.JobRegister{Job: job, SubmitTime: time.Now().UnixNano(), EvalID: newEvalID()})
+	return nil
+}
+
+// commit stamps a registration's time and IDs and commits it.
+func (s *registrar) commit(c *state.JobRegister) (*structs.JobRegisterResponse, error) {
+	c.SubmitTime, c.EvalID, c.DeploymentID = time.Now().UnixNano(), newEvalID(), newEvalID()
+	res, idx, err := s.apply(c)
 	if err != nil {
 		return nil, err
 	}
 	r := res.(*state.JobRegisterResult)
-	return &structs.JobRegisterResponse{JobID: job.ID, Version: r.Version, Changed: r.Changed, EvalID: r.EvalID, Index: idx}, nil
+	return &structs.JobRegisterResponse{JobID: c.Job.ID, Version: r.Version, Changed: r.Changed, EvalID: r.EvalID,
+		DeploymentID: r.DeploymentID, Index: idx}, nil
 }
 
 // resolveModules fills ModuleDigest of every wasm task from the module

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +31,10 @@ type fakeAgent struct {
 	// autoRun: report every pushed allocation running, and stopped ones
 	// complete, as a healthy agent would.
 	autoRun bool
+	// health, if set, decides the deployment health autoRun reports for
+	// an allocation whose deployment asks (wire.Healthy, wire.Unhealthy, or
+	// "" for undecided).
+	health atomic.Pointer[func(wire.Alloc) string]
 }
 
 func connectFakeAgent(t *testing.T, s *Server, id, addr string) *fakeAgent {
@@ -77,7 +82,13 @@ func connectAgent(t *testing.T, s *Server, id, addr string, autoRun bool) *fakeA
 						if a.DesiredStatus == sched.DesiredStop {
 							status = sched.ClientComplete
 						}
-						wire.Write(ctrl, wire.TypeAllocStatus, wire.AllocStatus{AllocID: a.ID, ClientStatus: status})
+						st := wire.AllocStatus{AllocID: a.ID, ClientStatus: status}
+						if h := f.health.Load(); h != nil && a.Health != nil && status == sched.ClientRunning {
+							if st.Health = (*h)(a); st.Health != "" {
+								st.HealthTime = time.Now().UnixNano()
+							}
+						}
+						wire.Write(ctrl, wire.TypeAllocStatus, st)
 					}
 					f.mu.Unlock()
 				}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/strata-run/strata/coordinator/state"
 	"github.com/strata-run/strata/coordinator/structs"
@@ -57,10 +58,11 @@ func (s *planApplier) proposePlan(plan *sched.Plan, e *structs.Eval) (wait func(
 		s.log.Debug("plan applier rejected a placement", "eval", e.ID, "job", e.JobID, "reason", err)
 	}
 	// IDs are stamped here, under the lock, so they increase in proposal
-	// order (ids.go).
+	// order (ids.go); so is the time a deployment's batch starts.
 	for _, p := range cmd.Place {
 		p.ID = s.ids.next()
 	}
+	cmd.Time = time.Now().UnixNano()
 	data, err := state.Encode(cmd)
 	if err != nil {
 		return nil, 0, err

@@ -39,11 +39,11 @@ func TestPlanApplierRejectsConflictingPlan(t *testing.T) {
 	}
 	e1 := &structs.Eval{ID: "e1", JobID: "one", Status: structs.EvalPending}
 	e2 := &structs.Eval{ID: "e2", JobID: "two", Status: structs.EvalPending}
-	r1, err := scheduleRequest(s.store, e1)
+	r1, err := scheduleRequest(s.store, e1, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, _ := scheduleRequest(s.store, e2)
+	r2, _ := scheduleRequest(s.store, e2, time.Now())
 	p1, _ := sched.Schedule(r1)
 	p2, _ := sched.Schedule(r2)
 	if len(p1.Place) != 1 || len(p2.Place) != 1 || p1.Place[0].NodeID != "a" || p2.Place[0].NodeID != "a" {
@@ -90,7 +90,7 @@ func TestPlanApplierStampsOrderedIDs(t *testing.T) {
 	var stamped []string
 	for _, job := range []string{"one", "two"} {
 		e := &structs.Eval{ID: "e-" + job, JobID: job, Status: structs.EvalPending}
-		req, err := scheduleRequest(s.store, e)
+		req, err := scheduleRequest(s.store, e, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

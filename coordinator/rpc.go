@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/strata-run/strata/coordinator/state"
 )
 
 // Server-to-server RPC: one request per connection on the Raft port
@@ -48,6 +50,12 @@ func (e *remoteError) Is(target error) bool {
 		return target == errNodeNotConnected
 	case "node-unavailable":
 		return target == ErrNodeUnavailable
+	case "index-mismatch":
+		return target == state.ErrIndexMismatch || target == state.ErrRefused
+	case "deployment-ended":
+		return target == state.ErrDeploymentEnded || target == state.ErrRefused
+	case "refused":
+		return target == state.ErrRefused
 	}
 	return false
 }
@@ -64,6 +72,12 @@ func errorKind(err error) string {
 		return "node-not-connected"
 	case errors.Is(err, ErrNodeUnavailable):
 		return "node-unavailable"
+	case errors.Is(err, state.ErrIndexMismatch):
+		return "index-mismatch"
+	case errors.Is(err, state.ErrDeploymentEnded):
+		return "deployment-ended"
+	case errors.Is(err, state.ErrRefused):
+		return "refused"
 	}
 	return ""
 }

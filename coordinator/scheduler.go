@@ -6,10 +6,13 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/strata-run/strata/coordinator/deploy"
 	"github.com/strata-run/strata/coordinator/state"
 	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/sched"
+	"github.com/strata-run/strata/spec"
 )
 
 // scheduler is the leader's scheduling side: the evaluation broker, the
@@ -211,7 +214,7 @@ const maxPlanAttempts = 5
 func (s *scheduler) process(ctx context.Context, e *structs.Eval) error {
 	for attempt := 1; ; attempt++ {
 		snapshot := s.store.Index()
-		req, err := scheduleRequest(s.store, e)
+		req, err := scheduleRequest(s.store, e, time.Now())
 		if err != nil {
 			return err
 		}
@@ -237,10 +240,12 @@ func (s *scheduler) process(ctx context.Context, e *structs.Eval) error {
 	}
 }
 
-// scheduleRequest is what the scheduler is asked for an evaluation: the
-// job as the state has it, every node with its usage, and the job's
-// allocations.
-func scheduleRequest(store *state.Store, e *structs.Eval) (*sched.Request, error) {
+// scheduleRequest is what the scheduler is asked for an evaluation at
+// now: the job as the state has it, every node with its usage, the job's
+// allocations, the older versions they run, and the version's deployment
+// (whether a group's next batch must wait for its stagger is decided here,
+// with the clock the scheduler does not read).
+func scheduleRequest(store *state.Store, e *structs.Eval, now time.Time) (*sched.Request, error) {
 	rec, err := store.Job(e.JobID)
 	if err != nil {
 		return nil, err
@@ -260,6 +265,34 @@ func scheduleRequest(store *state.Store, e *structs.Eval) (*sched.Request, error
 		return req, nil
 	}
 	req.Job, req.JobVersion, req.Stopped = rec.Job, rec.Version, rec.Stopped
+	if rec.Stopped {
+		return req, nil
+	}
+	for _, a := range req.Existing {
+		if a.JobVersion == rec.Version || a.Terminal() || req.Versions[a.JobVersion] != nil {
+			continue
+		}
+		old, err := store.JobVersion(e.JobID, a.JobVersion)
+		if err != nil {
+			return nil, err
+		}
+		if old != nil {
+			if req.Versions == nil {
+				req.Versions = map[uint64]*spec.Job{}
+			}
+			req.Versions[a.JobVersion] = old
+		}
+	}
+	d, err := store.LatestDeployment(e.JobID)
+	if err != nil {
+		return nil, err
+	}
+	if d != nil && d.JobVersion == rec.Version {
+		req.Deployment = &sched.Deployment{ID: d.ID, Active: d.Active(), Groups: map[string]*sched.DeploymentGroup{}}
+		for name, g := range d.Groups {
+			req.Deployment.Groups[name] = &sched.DeploymentGroup{Promoted: g.Promoted, Hold: deploy.Hold(g, now.UnixNano())}
+		}
+	}
 	return req, nil
 }
 

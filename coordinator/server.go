@@ -101,6 +101,7 @@ type Server struct {
 	rpc      *rpcServer
 	cluster  *cluster
 	sched    *scheduler
+	deploys  *deploymentWatcher
 	detector *failureDetector
 	drainer  *drainer
 	jobs     *registrar
@@ -184,7 +185,7 @@ func New(cfg Config) (*Server, error) {
 	s.cancel = cancel
 	s.wire(ln, life)
 	if err := s.node.start(raftConfig{ID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, DevMode: cfg.DevMode},
-		&fsm{store: s.store, hook: s.sched}, s.rpc.serve); err != nil {
+		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys}}, s.rpc.serve); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -217,13 +218,15 @@ func (s *Server) wire(ln *quic.Listener, life context.Context) {
 	s.drainer = &drainer{store: s.store, apply: apply, log: part("drain"), ticker: heartbeatCheckInterval}
 	plans := &planApplier{store: s.store, propose: s.node.propose, log: part("plans"), ids: newIDGen(time.Now)}
 	s.sched = newScheduler(s.store, apply, plans, cfg.Workers, part("scheduler"))
+	s.deploys = newDeploymentWatcher(s.store, apply, time.Now, part("deployments"))
 	s.jobs = &registrar{store: s.store, blobs: s.blobs, apply: apply}
 	s.tokens = &tokenIssuer{store: s.store, apply: apply, certs: s.certs, agentAddr: ln.Addr().String(), peers: s.cluster.known}
 	copier := &blobCopier{blobs: s.blobs, rpc: rpc, others: s.node.others}
 	s.agents = newAgentEndpoint(ln, agentDeps{store: s.store, apply: apply, beat: s.detector.heartbeat, interval: s.detector.agentInterval,
 		grace: cfg.HeartbeatGrace, servers: s.cluster.agentServers, signJoin: s.tokens.join, blobs: s.blobs, copier: copier, log: part("agents")})
 	s.logs = &logRouter{store: s.store, agents: s.agents, rpc: rpc, others: s.node.others, life: life}
-	s.http = &httpAPI{store: s.store, node: s.node, cluster: s.cluster, jobs: s.jobs, tokens: s.tokens, drainer: s.drainer, logs: s.logs, detector: s.detector}
+	s.http = &httpAPI{store: s.store, node: s.node, cluster: s.cluster, jobs: s.jobs, tokens: s.tokens, drainer: s.drainer, logs: s.logs, detector: s.detector,
+		deploys: &deployOps{store: s.store, jobs: s.jobs, apply: apply, now: time.Now}}
 	s.rpc = &rpcServer{ready: make(chan struct{}), learn: s.cluster.learn, methods: map[string]rpcMethod{
 		"info":        unary(s.cluster.rpcInfo),
 		"join":        unary(s.cluster.rpcJoin),
@@ -320,7 +323,7 @@ func (s *Server) lead(ctx context.Context) {
 		return
 	}
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context){s.sched.Run, s.detector.Run, s.drainer.Run} {
+	for _, run := range []func(context.Context){s.sched.Run, s.detector.Run, s.drainer.Run, s.deploys.Run} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -74,6 +74,9 @@ func TestReconcileStopsAndConfirms(t *testing.T) {
 	}
 	a.DesiredStatus = "stop"
 	set.reconcile([]wire.Alloc{a}, false)
+	if err := set.waitShutdowns(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	if len(set.runners) != 0 || len(inUse) != 0 {
 		t.Fatalf("after a stop and a drop: %d runners, modules in use %v", len(set.runners), inUse)
 	}

@@ -26,7 +26,13 @@ type allocSet struct {
 
 	mu      sync.Mutex
 	runners map[string]*allocRunner
-	wg      sync.WaitGroup // runners
+	// stopping are the runners shutting down (deregistered, waiting their
+	// shutdown delay, then stopping): their stop is confirmed to the
+	// servers only once their tasks ended, so their ports stay theirs.
+	stopping  map[string]*allocRunner
+	hurry     chan struct{}  // closed by stopAll: cut shutdown delays short
+	shutdowns notifier       // told each time a shutdown is confirmed
+	wg        sync.WaitGroup // runners and shutdowns
 }
 
 // taskStateStore is the part of local state that keeps task histories.
@@ -36,7 +42,8 @@ type taskStateStore interface {
 }
 
 func newAllocSet(deps *runnerDeps, o *outbox, states taskStateStore, inUse func(map[string]bool), log *slog.Logger) *allocSet {
-	return &allocSet{deps: deps, outbox: o, states: states, inUse: inUse, log: log, runners: map[string]*allocRunner{}}
+	return &allocSet{deps: deps, outbox: o, states: states, inUse: inUse, log: log,
+		runners: map[string]*allocRunner{}, stopping: map[string]*allocRunner{}, hurry: make(chan struct{})}
 }
 
 // reconcile brings the runners to the servers' desired set. reattach
@@ -60,29 +67,28 @@ func (s *allocSet) reconcile(desired []wire.Alloc, reattach bool) {
 	s.inUse(modules)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	final := map[string]map[string]*wire.TaskState{} // task states of the runners stopped here
 	for id, r := range s.runners {
 		al, ok := want[id]
 		if !ok || al.DesiredStatus != "run" {
-			r.stop("stopped by the coordinator")
 			delete(s.runners, id)
-			final[id] = r.taskStates()
-			if !ok {
-				s.outbox.forget(id)
-				s.forgetTaskStates(id)
-			}
+			s.stopping[id] = r
+			s.wg.Go(func() { s.shutdown(r, al, ok) })
 		}
 	}
 	for id, al := range want {
+		if _, ok := s.stopping[id]; ok {
+			continue // its shutdown confirms the stop
+		}
 		if al.DesiredStatus != "run" {
-			// Stopped by the server while we were not running it (or
-			// after the runner above was stopped): confirm it is done.
+			// Stopped by the server while we were not running it:
+			// confirm it is done.
 			if _, ok := s.runners[id]; !ok {
-				s.confirmStopped(al, final[id])
+				s.confirmStopped(al, nil)
 			}
 			continue
 		}
-		if _, ok := s.runners[id]; ok {
+		if r, ok := s.runners[id]; ok {
+			r.update(al)
 			continue
 		}
 		if s.outbox.finished(id) {
@@ -91,6 +97,42 @@ func (s *allocSet) reconcile(desired []wire.Alloc, reattach bool) {
 		r := newAllocRunner(s.deps, al, s.storedTaskStates(id), reattach)
 		s.runners[id] = r
 		s.wg.Go(r.run)
+	}
+}
+
+// shutdown stops a runner the servers no longer want, deregistering its
+// services first (allocRunner.shutdown), and then confirms the stop: a
+// stopped allocation is reported complete, a forgotten one is dropped.
+func (s *allocSet) shutdown(r *allocRunner, al wire.Alloc, listed bool) {
+	r.shutdown("stopped by the coordinator", s.hurry)
+	states := r.taskStates()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.shutdowns.notify()
+	delete(s.stopping, r.alloc.ID)
+	if !listed {
+		s.outbox.forget(r.alloc.ID)
+		s.forgetTaskStates(r.alloc.ID)
+		return
+	}
+	s.confirmStopped(al, states)
+}
+
+// waitShutdowns returns once no allocation is shutting down, or ctx ends.
+func (s *allocSet) waitShutdowns(ctx context.Context) error {
+	for {
+		changed := s.shutdowns.wait()
+		s.mu.Lock()
+		n := len(s.stopping)
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
 	}
 }
 
@@ -114,9 +156,15 @@ func (s *allocSet) stopOffline(offline time.Duration) {
 	}
 }
 
-// stopAll stops every runner and waits for them.
+// stopAll stops every runner and waits for them; runners shutting down
+// skip the rest of their shutdown delay.
 func (s *allocSet) stopAll(reason string) {
 	s.mu.Lock()
+	select {
+	case <-s.hurry:
+	default:
+		close(s.hurry)
+	}
 	for id, r := range s.runners {
 		r.stop(reason)
 		delete(s.runners, id)

@@ -55,8 +55,22 @@
 //     at start, before any server answers), the task states, and the
 //     servers learned at registration.
 //
+// Deployments (deployhealth.go, runner.go): an allocation whose deployment
+// asks (wire.Alloc.Health) has its deployment health decided here, as
+// Nomad's agent does (healthy after min_healthy_time of every task
+// running and every check passing without a break; unhealthy when a task
+// fails or healthy_deadline passes first) and reported once, with the time
+// it was observed. An unpromoted canary's endpoints carry its services'
+// canary tags until the servers clear its flag. A stopping allocation
+// deregisters its services first, waits its tasks' longest shutdown_delay,
+// then stops them (an http task draining its requests within kill_timeout);
+// the stop is confirmed to the servers only once its tasks ended.
+//
+// Lifecycle (runner.go): an allocation's prestart sidecars start first, its
+// prestart tasks run to completion (exit 0; a failure fails the
+// allocation), then its main tasks start, and its poststart tasks once
+// every main task runs (Nomad's order; the servers refuse poststop).
+//
 // Tasks keep running while the link is down. The agent makes no placement
-// decisions. Not built yet: the lifecycle hooks a task may carry
-// (wire.Task.Lifecycle) are not run in their order; every task of an
-// allocation starts at once.
+// decisions.
 package edge

@@ -52,6 +52,19 @@ type allocRunner struct {
 	mu         sync.Mutex
 	tasks      map[string]*taskState
 	stopReason string // why the runner was stopped, for Killed events
+	// canary: an unpromoted canary (its endpoints carry canary tags); the
+	// servers clear it at promotion (update).
+	canary bool
+	// draining: the allocation is stopping; its services are deregistered
+	// for the shutdown delay before its tasks are stopped.
+	draining bool
+	// health decides the allocation's deployment health (nil when its
+	// deployment does not ask); healthPoke wakes healthLoop when what it
+	// waits for may have moved.
+	health     *deployHealth
+	healthPoke chan struct{}
+	// changed is told whenever a task's state changes (waitRunning).
+	changed notifier
 
 	saveMu sync.Mutex // orders the writes of task states to local state
 }
@@ -74,6 +87,11 @@ func newAllocRunner(deps *runnerDeps, al wire.Alloc, restored map[string]*wire.T
 		tasks: map[string]*taskState{},
 	}
 	now := time.Now()
+	r.canary = al.Canary
+	if hp := al.Health; hp != nil {
+		r.health = newDeployHealth(hp.Mode != wire.HealthTaskStates, hp.MinHealthyTime, hp.HealthyDeadline, now)
+		r.healthPoke = make(chan struct{}, 1)
+	}
 	for _, t := range al.Tasks {
 		ts := &taskState{state: "pending", desc: "received"}
 		if old := restored[t.Name]; old != nil {
@@ -90,10 +108,176 @@ func (r *allocRunner) run() {
 	r.persist()
 	r.publish()
 	var wg sync.WaitGroup
-	for _, t := range r.alloc.Tasks {
-		wg.Go(func() { r.runTask(t) })
+	defer wg.Wait()
+	if r.health != nil {
+		wg.Go(r.healthLoop)
+	}
+	phases := lifecyclePhases(r.alloc.Tasks)
+	start := func(tasks []wire.Task) {
+		for _, t := range tasks {
+			wg.Go(func() { r.runTask(t, false) })
+		}
+	}
+	// Nomad's task lifecycle: prestart sidecars first; prestart tasks
+	// run to completion before the main tasks start; poststart tasks
+	// start once every main task runs.
+	start(phases.prestartSidecars)
+	if !r.runToCompletion(phases.prestart) {
+		// A prestart task failed (the allocation failed) or the runner
+		// stopped: the other tasks never start; a stop is their Killed.
+		if r.ctx.Err() != nil {
+			for _, t := range append(phases.main, phases.poststart...) {
+				r.killed(t.Name)
+			}
+		}
+		return
+	}
+	start(phases.main)
+	if len(phases.poststart) > 0 {
+		wg.Go(func() {
+			if r.waitRunning(phases.main) {
+				start(phases.poststart)
+			}
+		})
+	}
+}
+
+// phases are an allocation's tasks by lifecycle hook.
+type phases struct {
+	prestartSidecars, prestart, main, poststart []wire.Task
+}
+
+func lifecyclePhases(tasks []wire.Task) phases {
+	var p phases
+	for _, t := range tasks {
+		switch {
+		case t.Lifecycle == nil:
+			p.main = append(p.main, t)
+		case t.Lifecycle.Hook == wire.HookPrestart && t.Lifecycle.Sidecar:
+			p.prestartSidecars = append(p.prestartSidecars, t)
+		case t.Lifecycle.Hook == wire.HookPrestart:
+			p.prestart = append(p.prestart, t)
+		case t.Lifecycle.Hook == wire.HookPoststart:
+			p.poststart = append(p.poststart, t)
+		default:
+			// The servers refuse other hooks (poststop) at validation.
+			p.main = append(p.main, t)
+		}
+	}
+	return p
+}
+
+// runToCompletion runs tasks side by side until each has exited 0; false
+// when one failed for good or the runner stopped. None is true at once.
+func (r *allocRunner) runToCompletion(tasks []wire.Task) bool {
+	if len(tasks) == 0 {
+		return true
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := true
+	for _, t := range tasks {
+		wg.Go(func() {
+			if !r.runTask(t, true) {
+				mu.Lock()
+				ok = false
+				mu.Unlock()
+			}
+		})
 	}
 	wg.Wait()
+	return ok && r.ctx.Err() == nil
+}
+
+// waitRunning waits until every one of tasks runs (or has completed);
+// false if the runner stopped first.
+func (r *allocRunner) waitRunning(tasks []wire.Task) bool {
+	for {
+		changed := r.changed.wait()
+		r.mu.Lock()
+		all := true
+		for _, t := range tasks {
+			if st := r.tasks[t.Name].state; st != "running" && st != "complete" {
+				all = false
+			}
+		}
+		r.mu.Unlock()
+		if all {
+			return true
+		}
+		select {
+		case <-r.ctx.Done():
+			return false
+		case <-changed:
+		}
+	}
+}
+
+// update takes a newer copy of the allocation from the servers: a
+// promoted canary's flag is cleared (its endpoints get their usual tags).
+// What it runs does not change: an in-place update moves it to a job
+// version whose group runs the same tasks, and an allocation that must
+// run something else is replaced, never changed.
+func (r *allocRunner) update(al wire.Alloc) {
+	r.mu.Lock()
+	changed := r.canary != al.Canary
+	r.canary = al.Canary
+	r.mu.Unlock()
+	if changed {
+		r.log.Info("canary promoted: services take their usual tags")
+		r.publish()
+	}
+}
+
+// shutdown stops the allocation without a failed request: its services
+// are deregistered first, then it waits its tasks' longest shutdown
+// delay (or until hurry closes: the agent itself is stopping), then its
+// tasks are stopped (an http task drains its requests within its
+// kill_timeout).
+func (r *allocRunner) shutdown(reason string, hurry <-chan struct{}) {
+	r.mu.Lock()
+	r.draining = true
+	r.mu.Unlock()
+	var delay time.Duration
+	for _, t := range r.alloc.Tasks {
+		delay = max(delay, t.ShutdownDelay)
+	}
+	r.publish() // the deregistration: no endpoints
+	if delay > 0 {
+		r.log.Info("services deregistered; stopping after the shutdown delay", "delay", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-hurry:
+			t.Stop()
+		}
+	}
+	r.stop(reason)
+}
+
+// healthLoop steps the deployment health tracker when nothing else does:
+// at the end of min_healthy_time and at healthy_deadline; publish steps
+// it on every change and pokes this loop.
+func (r *allocRunner) healthLoop() {
+	for {
+		r.mu.Lock()
+		at := r.health.next()
+		r.mu.Unlock()
+		if at.IsZero() {
+			return // decided
+		}
+		t := time.NewTimer(time.Until(at))
+		select {
+		case <-r.ctx.Done():
+			t.Stop()
+			return
+		case <-r.healthPoke:
+			t.Stop()
+			continue
+		case <-t.C:
+		}
+		r.publish()
+	}
 }
 
 // stop ends every task and waits for them; reason goes into their Killed
@@ -117,6 +301,7 @@ func (r *allocRunner) setTask(name, state, desc string, eps []wire.Endpoint) {
 		r.stopReason = fmt.Sprintf("sibling task %q failed", name)
 	}
 	r.mu.Unlock()
+	r.changed.notify()
 	r.publish()
 	if state == "failed" {
 		r.cancel() // one failed task fails the allocation: stop its siblings
@@ -196,28 +381,82 @@ func (r *allocRunner) publish() {
 	st := wire.AllocStatus{AllocID: r.alloc.ID, ClientStatus: "running", TaskStates: map[string]*wire.TaskState{}}
 	var descs []string
 	complete := 0
+	in := healthInput{tasksRunning: true, checksPassing: true}
 	for _, t := range r.alloc.Tasks {
 		ts := r.tasks[t.Name]
 		switch {
 		case ts.state == "failed":
 			st.ClientStatus = "failed"
+			in.taskFailed = true
 		case ts.state == "complete":
 			complete++ // a finished command task does not hold the others back
 		case ts.state != "running" && st.ClientStatus != "failed":
 			st.ClientStatus = "pending"
 		}
+		if ts.state != "running" && ts.state != "complete" {
+			in.tasksRunning = false
+		}
 		if ts.desc != "" {
 			descs = append(descs, t.Name+": "+ts.desc)
 		}
-		st.Endpoints = append(st.Endpoints, ts.endpoints...)
+		for _, e := range ts.endpoints {
+			in.checksPassing = in.checksPassing && e.Healthy
+			if !r.draining {
+				st.Endpoints = append(st.Endpoints, r.tagged(t, e))
+			}
+		}
 		st.TaskStates[t.Name] = ts.hist.Clone()
 	}
+	r.observeHealth(&st, in)
 	r.mu.Unlock()
 	if complete == len(r.alloc.Tasks) {
 		st.ClientStatus = "complete"
 	}
 	st.Description = strings.Join(descs, "; ")
 	r.deps.report(st)
+}
+
+// tagged is an endpoint as the registry must show it: an unpromoted
+// canary's carries its service's canary tags and the canary flag.
+// Called with r.mu held.
+func (r *allocRunner) tagged(t wire.Task, e wire.Endpoint) wire.Endpoint {
+	if !r.canary {
+		return e
+	}
+	for _, s := range t.Services {
+		if s.Name == e.Service && len(s.CanaryTags) > 0 {
+			e.Tags = s.CanaryTags
+		}
+	}
+	e.Canary = true
+	return e
+}
+
+// observeHealth steps the deployment health tracker with what publish
+// sees, and puts its result, once decided, in every report. Called with
+// r.mu held.
+func (r *allocRunner) observeHealth(st *wire.AllocStatus, in healthInput) {
+	h := r.health
+	if h == nil {
+		return
+	}
+	before := h.since
+	res, decided := h.observe(time.Now(), in)
+	if decided {
+		r.log.Info("deployment health decided", "health", res.String(), "at", h.at)
+	}
+	if decided || !before.Equal(h.since) {
+		select {
+		case r.healthPoke <- struct{}{}:
+		default:
+		}
+	}
+	switch res {
+	case healthHealthy:
+		st.Health, st.HealthTime = wire.Healthy, h.at.UnixNano()
+	case healthUnhealthy:
+		st.Health, st.HealthTime = wire.Unhealthy, h.at.UnixNano()
+	}
 }
 
 func (r *allocRunner) anyFailed() bool {

@@ -25,7 +25,11 @@ var defaultRestart = &wire.RestartPolicy{Attempts: 2, Interval: 30 * time.Minute
 // or serve is retried after the policy's delay, at most Attempts times
 // within Interval; then mode "fail" fails the task and mode "delay" waits
 // for the interval to end and starts counting again.
-func (r *allocRunner) runTask(t wire.Task) {
+//
+// A task that exits 0 is complete: with untilComplete (a prestart task)
+// runTask then returns true; otherwise it waits for the runner to stop.
+// It returns false when the task failed for good or the runner stopped.
+func (r *allocRunner) runTask(t wire.Task, untilComplete bool) bool {
 	policy := t.Restart
 	if policy == nil {
 		policy = defaultRestart
@@ -37,12 +41,15 @@ func (r *allocRunner) runTask(t wire.Task) {
 		reattach = false
 		if r.ctx.Err() != nil {
 			r.killed(t.Name)
-			return
+			return false
 		}
 		if completed {
 			r.completeTask(t.Name, ran)
+			if untilComplete {
+				return true
+			}
 			<-r.ctx.Done() // complete: nothing to restart; wait to be stopped
-			return
+			return false
 		}
 		delay, ok := tracker.next(time.Now())
 		if !ok {
@@ -52,7 +59,7 @@ func (r *allocRunner) runTask(t wire.Task) {
 					taskEnded(h, now, err)
 					taskNotRestarting(h, now, policy)
 				})
-			return
+			return false
 		}
 		delay += jitter(delay)
 		r.log.Warn("task failed, restarting", "task", t.Name, "err", err, "in", delay)
@@ -64,7 +71,7 @@ func (r *allocRunner) runTask(t wire.Task) {
 		select {
 		case <-r.ctx.Done():
 			r.killed(t.Name)
-			return
+			return false
 		case <-time.After(delay):
 		}
 	}

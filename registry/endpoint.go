@@ -17,6 +17,10 @@ type Endpoint struct {
 	Address  string   `json:"Address"` // IP (v4 or v6), no port
 	Port     int      `json:"Port"`
 	Healthy  bool     `json:"Healthy"`
+	// Canary marks an instance of an unpromoted canary: it carries its
+	// service's canary tags, and only a query for one of those tags
+	// finds it (the untagged name does not).
+	Canary bool `json:"Canary,omitempty"`
 }
 
 // HasTag reports whether e carries tag, compared case-insensitively (DNS names

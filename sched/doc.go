@@ -6,7 +6,13 @@
 //
 //   - reconciliation: which existing allocations stay, which are stopped
 //     (job stopped, group removed, job updated, count reduced, node down)
-//     and which group indexes are missing and must be placed;
+//     and which group indexes are missing and must be placed; which
+//     allocations of an older version move to the new one in place (their
+//     group changed only in count or strategy: Plan.InPlace) and which are
+//     replaced, all at once or, under a deployment (Request.Deployment),
+//     create-before-destroy: canaries first until promoted, then at most
+//     update.max_parallel unhealthy replacements at a time, each old copy
+//     stopped only once its replacement is healthy;
 //   - feasibility: which nodes can take a copy of a group, with a stable
 //     reason for every node rejected ("missing driver docker", "memory
 //     exhausted", "constraint ${attr.kernel.name} = linux"), counted per

@@ -26,14 +26,15 @@ func descJobUpdated(version uint64) string {
 
 // groupPlan is what reconciliation leaves to placement for one group.
 type groupPlan struct {
-	ask   *groupAsk
-	place []int // missing indexes, ascending
+	ask    *groupAsk
+	place  []int        // indexes to place, ascending
+	canary map[int]bool // the indexes of place that are canaries
 }
 
 // groupAllocs sorts one group's allocations for reconciliation.
 type groupAllocs struct {
-	current  []*Allocation // non-terminal, current job version
-	outdated []*Allocation // non-terminal, older job version
+	current  []*Allocation // non-terminal, current job version (or moving to it in place)
+	outdated []*Allocation // non-terminal, an older job version the group's new one replaces
 	done     []int         // batch: indexes completed at the current version
 }
 
@@ -64,7 +65,7 @@ func (p *placer) reconcile(plan *Plan) []groupPlan {
 	byGroup := p.sortExisting(plan)
 	out := make([]groupPlan, 0, len(p.asks))
 	for i, g := range p.asks {
-		out = append(out, groupPlan{ask: g, place: p.reconcileGroup(plan, g, &byGroup[i])})
+		out = append(out, p.reconcileGroup(plan, g, &byGroup[i]))
 	}
 	return out
 }
@@ -103,8 +104,14 @@ func (p *placer) sortExisting(plan *Plan) []groupAllocs {
 			}
 		case p.refs[a.NodeID].down:
 			p.stop(plan, a, descNodeDown)
-		case a.JobVersion != p.req.JobVersion:
+		case a.JobVersion != p.req.JobVersion && p.needsReplace(a, p.asks[gi].group):
 			byGroup[gi].outdated = append(byGroup[gi].outdated, a)
+		case a.JobVersion != p.req.JobVersion:
+			if p.inPlace == nil {
+				p.inPlace = map[string]bool{}
+			}
+			p.inPlace[a.ID] = true
+			byGroup[gi].current = append(byGroup[gi].current, a)
 		default:
 			byGroup[gi].current = append(byGroup[gi].current, a)
 		}
@@ -143,32 +150,56 @@ func (p *placer) locateNodes() map[string]nodeRef {
 	return refs
 }
 
-// reconcileGroup keeps up to Count allocations, lowest index first, stops
-// the rest and returns the lowest free indexes below Count to place.
-func (p *placer) reconcileGroup(plan *Plan, g *groupAsk, allocs *groupAllocs) []int {
-	replaceNow, replaceLater := destructiveUpdates(allocs.outdated)
-	for _, a := range replaceNow {
-		p.stop(plan, a, descJobUpdated(p.req.JobVersion))
+// reconcileGroup keeps up to Count allocations of the current version,
+// lowest index first, and stops the rest. Allocations of an older version
+// are replaced: all at once, or by the deployment's rolling update
+// (rollingUpdate). It returns what to place: the replacements the update
+// starts and the lowest free indexes below Count.
+func (p *placer) reconcileGroup(plan *Plan, g *groupAsk, allocs *groupAllocs) groupPlan {
+	gp := groupPlan{ask: g}
+	roll := p.rolling(g)
+	if roll == nil {
+		for _, a := range allocs.outdated {
+			p.stop(plan, a, descJobUpdated(p.req.JobVersion))
+		}
+		allocs.outdated = nil
 	}
 
 	count := g.group.Count
-	occupied := make(map[int]bool, len(allocs.current)+len(replaceLater)+len(allocs.done))
+	occupied := make(map[int]bool, len(allocs.current)+len(allocs.outdated)+len(allocs.done))
 	for _, i := range allocs.done {
 		if i >= 0 && i < count {
 			occupied[i] = true
 		}
 	}
-	keep := append(slices.Clip(allocs.current), replaceLater...)
+	current := p.keepCurrent(plan, g, allocs.current, occupied)
+	if roll != nil {
+		gp.place, gp.canary = p.rollingUpdate(plan, g, roll, allocs.outdated, current, occupied)
+	}
+	for i := 0; len(occupied)+len(gp.place) < count; i++ {
+		if !occupied[i] {
+			gp.place = append(gp.place, i)
+		}
+	}
+	slices.Sort(gp.place)
+	return gp
+}
+
+// keepCurrent keeps one current allocation per index below Count and
+// stops the others; it returns the kept ones by index.
+func (p *placer) keepCurrent(plan *Plan, g *groupAsk, current []*Allocation, occupied map[int]bool) map[int]*Allocation {
+	count := g.group.Count
+	keep := slices.Clone(current)
 	slices.SortStableFunc(keep, func(a, b *Allocation) int {
 		// Two copies of one index (an original back from a disconnect and
 		// its replacement): the original, created first, is kept.
 		return cmp.Or(
 			cmp.Compare(a.Index, b.Index),
-			cmp.Compare(p.versionRank(a), p.versionRank(b)),
 			cmp.Compare(a.CreateIndex, b.CreateIndex),
 			cmp.Compare(a.ID, b.ID),
 		)
 	})
+	kept := make(map[int]*Allocation, len(keep))
 	for _, a := range keep {
 		switch {
 		case occupied[a.Index]:
@@ -177,37 +208,148 @@ func (p *placer) reconcileGroup(plan *Plan, g *groupAsk, allocs *groupAllocs) []
 			p.stop(plan, a, descCountReduced)
 		default:
 			occupied[a.Index] = true
-			if ref := p.refs[a.NodeID]; ref.index >= 0 {
-				p.occupy(ref.index, g)
+			kept[a.Index] = a
+			p.hold(g, a)
+			if p.inPlace[a.ID] {
+				c := *a
+				c.Ports = slices.Clone(a.Ports)
+				c.JobVersion = p.req.JobVersion
+				plan.InPlace = append(plan.InPlace, &c)
+			}
+		}
+	}
+	return kept
+}
+
+// hold records that a kept allocation holds its node for the plan.
+func (p *placer) hold(g *groupAsk, a *Allocation) {
+	if ref := p.refs[a.NodeID]; ref.index >= 0 {
+		p.occupy(ref.index, g)
+	}
+}
+
+// rolling returns the deployment state that drives g's replacements, or
+// nil when they are all replaced at once (no deployment, batch jobs,
+// update.max_parallel = 0).
+func (p *placer) rolling(g *groupAsk) *DeploymentGroup {
+	d := p.req.Deployment
+	u := g.group.Update
+	if d == nil || u == nil || u.MaxParallel <= 0 {
+		return nil
+	}
+	if s := d.Groups[g.group.Name]; s != nil {
+		return s
+	}
+	return &DeploymentGroup{}
+}
+
+// rollingUpdate replaces the group's outdated allocations create before
+// destroy: a replacement is placed beside the allocation it replaces, at
+// the same index, and the old one is stopped only once the replacement is
+// healthy (a canary's, once promoted). While the group has canaries to
+// place, only they are placed; afterwards at most update.max_parallel
+// replacements run unhealthy at a time, and a batch starts only when the
+// previous one is all healthy and the deployment does not hold it
+// (stagger). An unhealthy replacement, or an inactive deployment, starts
+// nothing new. It returns the indexes to place and which are canaries.
+func (p *placer) rollingUpdate(plan *Plan, g *groupAsk, d *DeploymentGroup, outdated []*Allocation, current map[int]*Allocation, occupied map[int]bool) ([]int, map[int]bool) {
+	u := g.group.Update
+	dep := p.req.Deployment
+	canaryPhase := u.Canary > 0 && !d.Promoted
+	slices.SortStableFunc(outdated, func(a, b *Allocation) int {
+		return cmp.Or(cmp.Compare(a.Index, b.Index), cmp.Compare(a.CreateIndex, b.CreateIndex), cmp.Compare(a.ID, b.ID))
+	})
+	var candidates []int
+	seen := map[int]bool{}
+	for _, o := range outdated {
+		c := current[o.Index]
+		switch {
+		case o.Index >= g.group.Count:
+			p.stop(plan, o, descCountReduced)
+		case seen[o.Index]:
+			p.stop(plan, o, descDuplicateIndex)
+		case c != nil && p.healthy(c) && !(c.Canary && canaryPhase):
+			seen[o.Index] = true
+			p.stop(plan, o, descJobUpdated(p.req.JobVersion))
+		default:
+			// Running until its replacement is healthy, or until one is
+			// placed (a candidate).
+			seen[o.Index] = true
+			p.hold(g, o)
+			if c == nil {
+				occupied[o.Index] = true
+				candidates = append(candidates, o.Index)
 			}
 		}
 	}
 
-	var place []int
-	for i := 0; len(occupied)+len(place) < count; i++ {
-		if !occupied[i] {
-			place = append(place, i)
+	var canaries, inflight, unhealthy int
+	for _, c := range current {
+		if c.DeploymentID != dep.ID {
+			continue
+		}
+		if c.Canary {
+			canaries++
+		}
+		switch c.Health {
+		case HealthUnknown:
+			inflight++
+		case HealthUnhealthy:
+			unhealthy++
 		}
 	}
-	return place
-}
-
-// versionRank orders the current version before older ones.
-func (p *placer) versionRank(a *Allocation) int {
-	if a.JobVersion == p.req.JobVersion {
-		return 0
+	if !dep.Active || unhealthy > 0 || len(candidates) == 0 {
+		return nil, nil
 	}
-	return 1
+	if canaryPhase {
+		n := min(u.Canary-canaries, len(candidates))
+		if n <= 0 {
+			return nil, nil
+		}
+		isCanary := make(map[int]bool, n)
+		for _, i := range candidates[:n] {
+			isCanary[i] = true
+		}
+		return slices.Clone(candidates[:n]), isCanary
+	}
+	if inflight > 0 || d.Hold {
+		return nil, nil
+	}
+	return slices.Clone(candidates[:min(u.MaxParallel, len(candidates))]), nil
 }
 
-// destructiveUpdates splits a group's allocations of older job versions
-// into those replaced in this evaluation and those left running until a
-// later one. Today every one is replaced at once; a rolling update
-// (update.max_parallel) will return at most max_parallel minus the
-// replacements still in flight as now, and the rest as later, which keep
-// their index meanwhile.
-func destructiveUpdates(outdated []*Allocation) (now, later []*Allocation) {
-	return outdated, nil
+// healthy reports whether a current allocation counts as healthy for the
+// deployment: as its agent reported for this deployment, or, for one it
+// did not place (moved in place from an older version), running.
+func (p *placer) healthy(a *Allocation) bool {
+	if a.DeploymentID == p.req.Deployment.ID {
+		return a.Health == HealthHealthy
+	}
+	return a.ClientStatus == ClientRunning
+}
+
+// needsReplace reports whether a, of an older job version, must be
+// replaced to run group g of the current one. The answer is the same for
+// every allocation of one version and group, so it is cached.
+func (p *placer) needsReplace(a *Allocation, g *spec.Group) bool {
+	key := versionGroup{a.JobVersion, g.Name}
+	if r, ok := p.replace[key]; ok {
+		return r
+	}
+	r := true
+	if old := p.req.Versions[a.JobVersion]; old != nil {
+		r = spec.GroupNeedsReplace(old.Lookup(g.Name), g)
+	}
+	if p.replace == nil {
+		p.replace = map[versionGroup]bool{}
+	}
+	p.replace[key] = r
+	return r
+}
+
+type versionGroup struct {
+	version uint64
+	group   string
 }
 
 // stop adds a stopped copy of a to the plan and releases what it holds

@@ -22,6 +22,10 @@ type placer struct {
 	// rejected counts, per reason, the nodes the current selectNode rejected.
 	rejected []int
 	compiled compileCache
+	// inPlace holds the IDs of older-version allocations that move to
+	// the current version in place; replace caches needsReplace.
+	inPlace map[string]bool
+	replace map[versionGroup]bool
 }
 
 // newPlacer prepares one Schedule call: it interns the groups' constraint
@@ -121,6 +125,10 @@ func (p *placer) placeGroup(plan *Plan, gp groupPlan) error {
 		a, err := p.place(gp.ask, index, sel.best)
 		if err != nil {
 			return err
+		}
+		if d := p.req.Deployment; d != nil {
+			a.DeploymentID = d.ID
+			a.Canary = gp.canary[index]
 		}
 		plan.Place = append(plan.Place, a)
 	}

@@ -1,6 +1,10 @@
 package sched
 
-import "github.com/strata-run/strata/spec"
+import (
+	"fmt"
+
+	"github.com/strata-run/strata/spec"
+)
 
 // Resources is a quantity of node capacity.
 type Resources struct {
@@ -82,6 +86,16 @@ type Allocation struct {
 	Resources Resources     `json:"Resources"`
 	Ports     []PortMapping `json:"Ports,omitempty"`
 
+	// DeploymentID is the deployment that placed the allocation, if any;
+	// Canary marks a canary of that deployment not yet promoted.
+	DeploymentID string `json:"DeploymentID,omitempty"`
+	Canary       bool   `json:"Canary,omitempty"`
+	// Health is the deployment health its agent reported: HealthUnknown
+	// until it was healthy or unhealthy for its deployment (HealthTime,
+	// unix nanoseconds, says when the agent observed it).
+	Health     Health `json:"DeploymentHealth,omitempty"`
+	HealthTime int64  `json:"DeploymentHealthTime,omitempty"`
+
 	DesiredStatus     string `json:"DesiredStatus"`
 	DesiredDesc       string `json:"DesiredDescription,omitempty"`
 	ClientStatus      string `json:"ClientStatus"`
@@ -90,6 +104,44 @@ type Allocation struct {
 	// CreateIndex and ModifyIndex are Raft indexes stamped by the store.
 	CreateIndex uint64 `json:"CreateIndex"`
 	ModifyIndex uint64 `json:"ModifyIndex"`
+}
+
+// Health is an allocation's deployment health.
+type Health uint8
+
+// Health values. Values are stored: never renumber.
+const (
+	HealthUnknown   Health = 0
+	HealthHealthy   Health = 1
+	HealthUnhealthy Health = 2
+)
+
+func (h Health) String() string {
+	switch h {
+	case HealthHealthy:
+		return "healthy"
+	case HealthUnhealthy:
+		return "unhealthy"
+	}
+	return ""
+}
+
+// MarshalText writes the health as a word ("" when unknown).
+func (h Health) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// UnmarshalText reads what MarshalText wrote.
+func (h *Health) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "":
+		*h = HealthUnknown
+	case "healthy":
+		*h = HealthHealthy
+	case "unhealthy":
+		*h = HealthUnhealthy
+	default:
+		return fmt.Errorf("sched: unknown deployment health %q", b)
+	}
+	return nil
 }
 
 // Terminal reports whether the allocation no longer holds resources: the
@@ -125,6 +177,36 @@ type Request struct {
 	Stopped    bool
 	Nodes      []*NodeState  // every node in the cluster
 	Existing   []*Allocation // this job's allocations, terminal ones included
+	// Versions holds the older versions of the job that Existing
+	// allocations run. An allocation whose group changed from its version
+	// only in count or strategy (spec.GroupNeedsReplace) moves to
+	// JobVersion in place (Plan.InPlace); one whose version is missing
+	// here is replaced.
+	Versions map[uint64]*spec.Job
+	// Deployment drives the replacement of changed allocations; nil
+	// replaces them all at once.
+	Deployment *Deployment
+}
+
+// Deployment is what the scheduler needs of the job version's deployment.
+type Deployment struct {
+	ID string
+	// Active is false once the deployment failed or was cancelled: no new
+	// replacement starts (replaced allocations still stop once their
+	// replacement is healthy).
+	Active bool
+	Groups map[string]*DeploymentGroup
+}
+
+// DeploymentGroup is one group's part of a deployment.
+type DeploymentGroup struct {
+	// Promoted: the group's canaries were promoted, so the rolling update
+	// goes on past them.
+	Promoted bool
+	// Hold: the next batch must wait (update.stagger has not passed since
+	// the last one started); the coordinator knows the time, not the
+	// scheduler.
+	Hold bool
 }
 
 // Plan is the scheduler's answer: what to place and what to stop.
@@ -134,6 +216,9 @@ type Plan struct {
 	Place []*Allocation
 	// Stop holds existing allocations to stop, with DesiredDesc saying why.
 	Stop []*Allocation
+	// InPlace holds existing allocations moved to the job's version
+	// without a restart: their group changed only in count or strategy.
+	InPlace []*Allocation
 	// Failed explains, per group, placements that found no node.
 	Failed map[string]*Explanation
 }

@@ -36,7 +36,7 @@
 //	  default     = 3             no default: a value must come from -var or -var-file
 //	  description = "..."
 //	}
-//	job "<id>" {                  exactly one per file; id: [A-Za-z0-9_.-]{1,128}
+//	job "<id>" {                  exactly one per file; id: [A-Za-z0-9_.-]{1,128}, not starting with -
 //	  type        = "service"     service | batch | system
 //	  region      = "global"
 //	  datacenters = ["dc1"]       empty: any datacenter
@@ -72,7 +72,7 @@
 //	    auto_promote     = false  needs canary > 0
 //	  }
 //	  group "<name>" {            one or more, unique names
-//	    count = 1                 >= 0; system jobs: 0 or 1
+//	    count = 1                 0..100000; system jobs: 0 or 1
 //	    restart { ... }           as in task: the default of the group's tasks
 //	    reschedule {              service and batch jobs
 //	      attempts       = 0      with interval > 0; not with unlimited = true
@@ -133,7 +133,7 @@
 //	      kill_timeout = "5s"
 //	      shutdown_delay = "0s"   0: the group's
 //	      lifecycle {             makes the task run around the main tasks
-//	        hook    = "prestart"  prestart | poststart | poststop
+//	        hook    = "prestart"  prestart | poststart (poststop is refused: not run yet)
 //	        sidecar = false       keep it running (not with poststop)
 //	      }                       a group needs one task without lifecycle
 //	    }

@@ -131,8 +131,11 @@ func (ps portSet) labels() string {
 }
 
 func (v *validator) group(at loc, j *Job, g *Group) {
-	if g.Count < 0 {
+	switch {
+	case g.Count < 0:
 		v.add(at.attr("count"), "Invalid count", "count must be 0 or more, got %d", g.Count)
+	case g.Count > MaxCount:
+		v.add(at.attr("count"), "Invalid count", "count %d is over the limit of %d copies per group", g.Count, MaxCount)
 	}
 	if j.Type == JobTypeSystem && g.Count > 1 {
 		v.add(at.attr("count"), "Invalid count", "a system job runs one copy on every node: count may be 0 or 1, got %d", g.Count)
@@ -286,9 +289,7 @@ func (v *validator) task(at loc, t *Task, groupRestart *RestartPolicy, derived s
 		switch lc.Hook {
 		case HookPrestart, HookPoststart:
 		case HookPoststop:
-			if lc.Sidecar {
-				v.add(ll.attr("sidecar"), "Invalid lifecycle", "a poststop task runs after the main tasks end, so it cannot be a sidecar")
-			}
+			v.add(ll.attr("hook"), "Unsupported lifecycle hook", "hook %q is not supported: agents run prestart tasks before the main tasks and poststart tasks once they run, but nothing after they stop; use %s or %s", lc.Hook, HookPrestart, HookPoststart)
 		case "":
 			v.add(ll.attr("hook"), "Missing lifecycle hook", "lifecycle needs a hook: %s, %s or %s", HookPrestart, HookPoststart, HookPoststop)
 		default:
@@ -710,12 +711,18 @@ func (v *validator) meta(at loc, m map[string]string) {
 	}
 }
 
+// MaxCount bounds a group's count: a larger job is a mistake (and one
+// evaluation's plan), not a deployment.
+const MaxCount = 100_000
+
 func validName(what, s string) error {
 	switch {
 	case s == "":
 		return fmt.Errorf("%s must not be empty", what)
 	case len(s) > maxNameLen:
 		return fmt.Errorf("%s %.20q... is %d characters long; the limit is %d", what, s, len(s), maxNameLen)
+	case s[0] == '-':
+		return fmt.Errorf("%s %q must not start with '-': a command line would read it as a flag", what, s)
 	}
 	for _, c := range s {
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {

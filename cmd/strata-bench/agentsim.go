@@ -147,6 +147,7 @@ type simAgent struct {
 	wake    chan struct{}      // 1-buffered: pending grew
 	retune  chan time.Duration // 1-buffered: the server's new heartbeat interval
 	seen    map[string]bool
+	stopped map[string]bool // allocations reported complete after a stop
 }
 
 // simNodeRegister is simulated node i's registration: big enough for any
@@ -180,7 +181,7 @@ func startFleet(ctx context.Context, link SimLink, n int, prefix string, fetchMo
 				return
 			}
 			a := &simAgent{f: f, reg: reg, conn: conn, ctrl: ctrl, every: time.Duration(ack.HeartbeatMillis) * time.Millisecond,
-				wake: make(chan struct{}, 1), retune: make(chan time.Duration, 1), seen: map[string]bool{}}
+				wake: make(chan struct{}, 1), retune: make(chan time.Duration, 1), seen: map[string]bool{}, stopped: map[string]bool{}}
 			f.agents[i] = a
 			f.wg.Go(func() { a.run(fctx) })
 		})
@@ -332,7 +333,14 @@ func (a *simAgent) readAllocs(ctx context.Context, wg *sync.WaitGroup) error {
 			return err
 		}
 		for _, al := range m.Allocs {
-			if al.DesiredStatus != "run" || a.seen[al.ID] {
+			if al.DesiredStatus != "run" {
+				if a.seen[al.ID] && !a.stopped[al.ID] {
+					a.stopped[al.ID] = true
+					a.report(wire.AllocStatus{AllocID: al.ID, ClientStatus: "complete", Description: "stopped"})
+				}
+				continue
+			}
+			if a.seen[al.ID] {
 				continue
 			}
 			a.seen[al.ID] = true
@@ -346,7 +354,7 @@ func (a *simAgent) readAllocs(ctx context.Context, wg *sync.WaitGroup) error {
 			a.f.notify()
 			digest := moduleOf(al)
 			if !a.f.fetchModules || digest == "" {
-				a.report(wire.AllocStatus{AllocID: al.ID, ClientStatus: "running"})
+				a.report(a.running(al))
 				continue
 			}
 			wg.Go(func() {
@@ -365,10 +373,21 @@ func (a *simAgent) readAllocs(ctx context.Context, wg *sync.WaitGroup) error {
 					a.report(wire.AllocStatus{AllocID: al.ID, ClientStatus: "failed", Description: err.Error()})
 					return
 				}
-				a.report(wire.AllocStatus{AllocID: al.ID, ClientStatus: "running"})
+				a.report(a.running(al))
 			})
 		}
 	}
+}
+
+// running is an allocation's report once it runs: with the deployment
+// health its deployment asks for, healthy at once (a simulated agent has
+// no checks to wait for).
+func (a *simAgent) running(al wire.Alloc) wire.AllocStatus {
+	st := wire.AllocStatus{AllocID: al.ID, ClientStatus: "running"}
+	if al.Health != nil {
+		st.Health, st.HealthTime = wire.Healthy, time.Now().UnixNano()
+	}
+	return st
 }
 
 func moduleOf(al wire.Alloc) string {

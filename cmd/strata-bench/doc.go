@@ -41,6 +41,14 @@
 // -serve strata|ceiling serves one of them on -addr until interrupted.
 // `make bench-dns` installs dnsperf if needed and runs it.
 //
+//	strata-bench rollout -strata bin/strata -agents 100 -count 1000 -max-parallel 100
+//
+// rollout runs `strata server` as a child process and that many simulated
+// agents (which report each allocation healthy as soon as it runs),
+// deploys a job of -count allocations, then a new version of it, and
+// prints the rolling update's time, its batches against the fewest
+// possible (ceil(count / max_parallel)) and the server's CPU.
+//
 // Each measurement drives real Strata components and prints figures,
 // last a line `<metric>=<value>` that scripts can read. agentsim.go
 // simulates edge agents: each is its own QUIC connection speaking the

@@ -14,12 +14,13 @@ import (
 
 // subcommands maps a name to its flag parsing and run.
 var subcommands = map[string]func(ctx context.Context, args []string) error{
-	"deploy": runDeploy,
-	"place":  runPlace,
-	"c1m":    runC1M,
-	"wasm":   runWasm,
-	"agents": runAgents,
-	"dns":    runDNS,
+	"deploy":  runDeploy,
+	"place":   runPlace,
+	"c1m":     runC1M,
+	"wasm":    runWasm,
+	"agents":  runAgents,
+	"rollout": runRollout,
+	"dns":     runDNS,
 }
 
 func main() {
@@ -162,4 +163,17 @@ func runDNS(ctx context.Context, args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 	return DNS(ctx, cfg)
+}
+
+// runRollout is `strata-bench rollout`: see Rollout.
+func runRollout(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("rollout", flag.ExitOnError)
+	cfg := RolloutConfig{Out: os.Stdout}
+	fs.StringVar(&cfg.Strata, "strata", "bin/strata", "strata binary, run as the server")
+	fs.IntVar(&cfg.Agents, "agents", 100, "simulated agents, each on its own QUIC connection")
+	fs.IntVar(&cfg.Count, "count", 1000, "the job's allocations")
+	fs.IntVar(&cfg.MaxParallel, "max-parallel", 100, "update.max_parallel of the job")
+	fs.StringVar(&cfg.Tiny, "tiny", "examples/tiny/tiny.wasm", "the job's module")
+	fs.Parse(args)
+	return Rollout(ctx, cfg)
 }

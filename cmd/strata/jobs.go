@@ -40,6 +40,7 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "run")
 	addr := addressFlag(fs, env)
 	detach := fs.Bool("detach", false, "return as soon as the job is registered")
+	checkIndex := fs.String("check-index", "", "register only if the job's modify index is still this one (from `strata plan`; 0: the job must not exist)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the allocations to run")
 	vars := addVarFlags(fs)
 	pos, err := parse(fs, args)
@@ -54,7 +55,16 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	c := client(*addr)
-	resp, err := c.RegisterJob(ctx, job)
+	var resp *structs.JobRegisterResponse
+	if *checkIndex != "" {
+		idx, perr := strconv.ParseUint(*checkIndex, 10, 64)
+		if perr != nil {
+			return usageError("run: -check-index %q is not an index", *checkIndex)
+		}
+		resp, err = c.RegisterJobAt(ctx, job, idx)
+	} else {
+		resp, err = c.RegisterJob(ctx, job)
+	}
 	if err != nil {
 		return fmt.Errorf("submitting job %q: %w", job.ID, err)
 	}
@@ -68,7 +78,18 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	return watchJob(ctx, env, c, job, resp.Version, resp.Index)
+	if resp.DeploymentID == "" {
+		return watchJob(ctx, env, c, job, resp.Version, resp.Index)
+	}
+	if err := followDeployment(ctx, env, c, job.ID, resp.DeploymentID, resp.Index); err != nil {
+		return err
+	}
+	r, _, err := c.JobAllocs(ctx, job.ID, 0, 0)
+	if err != nil {
+		return err
+	}
+	printServices(env, r.Allocations, resp.Version, nodeAddrs(ctx, c))
+	return nil
 }
 
 // watchJob follows a job's allocations with blocking queries, printing

@@ -62,9 +62,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ou
 	if resp.StatusCode/100 != 2 {
 		var e structs.APIError
 		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			return 0, &StatusError{Status: resp.StatusCode, Message: e.Error}
+			return idx, &StatusError{Status: resp.StatusCode, Message: e.Error}
 		}
-		return 0, &StatusError{Status: resp.StatusCode, Message: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
+		return idx, &StatusError{Status: resp.StatusCode, Message: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {

@@ -44,6 +44,9 @@ type Effects struct {
 	// Nodes are the nodes whose allocations the batch wrote, sorted:
 	// their agents need a new allocation set (NodeAllocChanges moved).
 	Nodes []string
+	// Deployments are the deployments the batch created or changed
+	// (counters, status), sorted: the leader's watcher steps them.
+	Deployments []string
 }
 
 // Apply applies a batch of committed entries in one bbolt transaction
@@ -78,7 +81,7 @@ func (s *Store) Apply(entries []Entry) ([]Result, *Effects, error) {
 			res, err := b.apply(e.Data)
 			var r *refusal
 			if errors.As(err, &r) {
-				results[i].Err = r.err
+				results[i].Err = r
 				continue
 			}
 			if err != nil {
@@ -97,6 +100,7 @@ func (s *Store) Apply(entries []Entry) ([]Result, *Effects, error) {
 	s.allocs.publish(b.pending)
 	s.usage.publish(b.usage)
 	b.fx.Nodes = b.allocNodes()
+	b.fx.Deployments = sortedKeys(b.deployments)
 	s.notify() // after the in-memory views: a woken watcher reads them current
 	return results, &b.fx, nil
 }
@@ -119,6 +123,8 @@ type batch struct {
 	cache   *allocCache
 	pending map[string]*structs.Alloc // allocations written by this batch, not yet committed
 	usage   map[string]*usageDelta    // per node: the batch's change to the usage index
+	// deployments are those the batch wrote, by ID (the latest copy).
+	deployments map[string]*structs.Deployment
 
 	arena        arena  // keys and values written to bbolt by this batch
 	scratch, key []byte // encoding buffers, copied into the arena

@@ -23,7 +23,13 @@ func (c *PlanApply) apply(b *batch) (any, error) {
 			return nil, err
 		}
 	}
+	for _, m := range c.InPlace {
+		if err := b.moveAlloc(m, c.Time); err != nil {
+			return nil, err
+		}
+	}
 	allocs := b.tx.Bucket(bucketAllocs)
+	var placed []*sched.Allocation
 	for _, p := range c.Place {
 		if b.pending[p.ID] != nil || allocs.Get([]byte(p.ID)) != nil {
 			continue
@@ -37,11 +43,30 @@ func (c *PlanApply) apply(b *batch) (any, error) {
 		b.allocChanged(nil, a)
 		d := b.delta(a.NodeID)
 		d.newAllocs = append(d.newAllocs, a.ID)
+		placed = append(placed, p)
+	}
+	if err := b.placed(placed, c.Time); err != nil {
+		return nil, err
 	}
 	if c.Eval != nil {
 		return nil, b.eval(c.Eval)
 	}
 	return nil, nil
+}
+
+// moveAlloc moves a live allocation to a new job version in place; an
+// unknown or terminal one is left alone.
+func (b *batch) moveAlloc(m AllocMove, now int64) error {
+	a, err := b.alloc(m.ID)
+	if err != nil || a == nil || a.Terminal() {
+		return err
+	}
+	a.JobVersion, a.ModifyIndex = m.JobVersion, b.index
+	if err := b.putAlloc(a); err != nil {
+		return err
+	}
+	b.wrote(a)
+	return b.keptInPlace(a, now)
 }
 
 // stopAlloc sets an allocation's desired status to stop; an unknown ID
@@ -101,6 +126,10 @@ func (b *batch) clientUpdates(nodeID string, now int64, updates []ClientUpdate) 
 		if len(u.TaskStates) > 0 {
 			a.TaskStates = u.TaskStates
 		}
+		reported := a.DeploymentID != "" && a.Health == sched.HealthUnknown && u.Health != sched.HealthUnknown
+		if reported {
+			a.Health, a.HealthTime = u.Health, u.HealthTime
+		}
 		if a.Terminal() {
 			a.Endpoints = nil // a stopping or finished alloc is never discoverable
 			if !wasTerminal {
@@ -115,6 +144,11 @@ func (b *batch) clientUpdates(nodeID string, now int64, updates []ClientUpdate) 
 		}
 		b.wrote(a)
 		b.allocChanged(&before, a)
+		if reported {
+			if err := b.reportHealth(a, now); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -22,6 +22,16 @@ func (c *JobRegister) apply(b *batch) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.EnforceIndex {
+		var at uint64
+		if exists {
+			at = rec.ModifyIndex
+		}
+		if at != c.JobModifyIndex {
+			return nil, &refusal{fmt.Errorf("%w: job %q is at modify index %d, not %d: it changed since you looked (run `strata plan` again)", ErrIndexMismatch, c.Job.ID, at, c.JobModifyIndex)}
+		}
+	}
+	prevVersion := rec.Version
 	res := &JobRegisterResult{}
 	switch {
 	case !exists:
@@ -36,6 +46,7 @@ func (c *JobRegister) apply(b *batch) (any, error) {
 	}
 	res.Version = rec.Version
 	if !res.Changed {
+		res.ModifyIndex = rec.ModifyIndex
 		return res, nil
 	}
 	rec.SubmitTime, rec.ModifyIndex = c.SubmitTime, b.index
@@ -49,6 +60,11 @@ func (c *JobRegister) apply(b *batch) (any, error) {
 	if err := putJSON(b.tx.Bucket(bucketJobVersions), jobVersionKey(c.Job.ID, rec.Version), c.Job); err != nil {
 		return nil, err
 	}
+	var err2 error
+	if res.DeploymentID, err2 = b.startDeployment(c, &rec, exists, prevVersion); err2 != nil {
+		return nil, err2
+	}
+	res.ModifyIndex = rec.ModifyIndex
 	return res, putJSON(jobs, []byte(c.Job.ID), &rec)
 }
 

@@ -99,7 +99,7 @@ func TestApplyJobCommands(t *testing.T) {
 	runApplyCases(t, []applyCase{
 		{name: "register a new job", cmd: &JobRegister{Job: web1, SubmitTime: 7, EvalID: "e1"},
 			check: func(t *testing.T, st *Store, r Result, fx *Effects) {
-				if got := r.Value.(*JobRegisterResult); *got != (JobRegisterResult{Version: 0, Changed: true, EvalID: "e1"}) {
+				if got := r.Value.(*JobRegisterResult); *got != (JobRegisterResult{Version: 0, Changed: true, EvalID: "e1", ModifyIndex: 1}) {
 					t.Fatalf("result %+v", got)
 				}
 				rec := job(t, st, "web")
@@ -116,7 +116,7 @@ func TestApplyJobCommands(t *testing.T) {
 		{name: "the same job again changes nothing", setup: []Command{&JobRegister{Job: web1, EvalID: "e1"}},
 			cmd: &JobRegister{Job: testJob("web", "a@1.0.0"), SubmitTime: 9, EvalID: "e2"},
 			check: func(t *testing.T, st *Store, r Result, fx *Effects) {
-				if got := r.Value.(*JobRegisterResult); *got != (JobRegisterResult{Version: 0}) {
+				if got := r.Value.(*JobRegisterResult); *got != (JobRegisterResult{Version: 0, ModifyIndex: 1}) {
 					t.Fatalf("result %+v, want unchanged version 0 and no evaluation", got)
 				}
 				if rec := job(t, st, "web"); rec.ModifyIndex != 1 || rec.SubmitTime != 0 || rec.LatestEvalID != "e1" {
@@ -129,7 +129,7 @@ func TestApplyJobCommands(t *testing.T) {
 		{name: "a changed job is the next version", setup: []Command{&JobRegister{Job: web1, EvalID: "e1"}},
 			cmd: &JobRegister{Job: web2, EvalID: "e2"},
 			check: func(t *testing.T, st *Store, r Result, fx *Effects) {
-				if got := r.Value.(*JobRegisterResult); *got != (JobRegisterResult{Version: 1, Changed: true, EvalID: "e2"}) {
+				if got := r.Value.(*JobRegisterResult); *got != (JobRegisterResult{Version: 1, Changed: true, EvalID: "e2", ModifyIndex: 2}) {
 					t.Fatalf("result %+v", got)
 				}
 				vs, _ := st.JobVersions("web")
@@ -144,7 +144,7 @@ func TestApplyJobCommands(t *testing.T) {
 			setup: []Command{&JobRegister{Job: web1, EvalID: "e1"}, &JobStop{JobID: "web", EvalID: "e2"}},
 			cmd:   &JobRegister{Job: testJob("web", "a@1.0.0"), EvalID: "e3"},
 			check: func(t *testing.T, st *Store, r Result, fx *Effects) {
-				if got := r.Value.(*JobRegisterResult); *got != (JobRegisterResult{Version: 0, Changed: true, EvalID: "e3"}) {
+				if got := r.Value.(*JobRegisterResult); *got != (JobRegisterResult{Version: 0, Changed: true, EvalID: "e3", ModifyIndex: 3}) {
 					t.Fatalf("result %+v", got)
 				}
 				if rec := job(t, st, "web"); rec.Stopped {

@@ -23,17 +23,29 @@ import (
 // fails when a field is added to sched.Allocation or structs.Alloc and not
 // here.
 
-// allocRecordV1 is the first byte of a stored allocation.
-const allocRecordV1 = 1
+// The first byte of a stored allocation is its version. V2 adds the
+// deployment fields (DeploymentID, Canary, Health, HealthTime) and the
+// endpoints' Canary flag; V1 records (written before deployments) still
+// read, with those fields zero.
+const (
+	allocRecordV1 = 1
+	allocRecordV2 = 2
+)
 
-// planCmdV1 is the first byte of a binary plan command's payload.
-const planCmdV1 = 1
+// The first byte of a binary plan command's payload is its version. V2
+// adds the allocations' deployment fields, the in-place moves and the
+// plan's time; V1 plans (in a Raft log written before) still apply.
+const (
+	planCmdV1 = 1
+	planCmdV2 = 2
+)
 
 // ErrCorruptRecord is wrapped by every decoding error of the binary forms.
 var ErrCorruptRecord = errors.New("state: corrupt binary record")
 
 type encoder struct {
 	buf   []byte
+	v     byte              // format version being written
 	table map[string]uint64 // nil: strings inline
 	strs  []string          // the table, in index order
 }
@@ -86,12 +98,27 @@ func (e *encoder) allocation(a *sched.Allocation) {
 	e.shared(a.ClientDescription)
 	e.uvarint(a.CreateIndex)
 	e.uvarint(a.ModifyIndex)
+	if e.v >= 2 {
+		e.shared(a.DeploymentID)
+		e.bool(a.Canary)
+		e.buf = append(e.buf, byte(a.Health))
+		e.varint(a.HealthTime)
+	}
+}
+
+func (e *encoder) bool(v bool) {
+	b := byte(0)
+	if v {
+		b = 1
+	}
+	e.buf = append(e.buf, b)
 }
 
 // decoder reads what encoder wrote. The first error sticks: later reads
 // return zero values, and err names the field where it happened.
 type decoder struct {
 	what  string // "allocation" or "plan", for errors
+	v     byte   // format version being read
 	b     []byte
 	off   int
 	table []string // nil: strings inline
@@ -227,11 +254,33 @@ func (d *decoder) allocation(a *sched.Allocation) {
 	a.ClientDescription = d.shared("ClientDescription")
 	a.CreateIndex = d.uvarint("CreateIndex")
 	a.ModifyIndex = d.uvarint("ModifyIndex")
+	if d.v >= 2 {
+		a.DeploymentID = d.shared("DeploymentID")
+		a.Canary = d.bool("Canary")
+		switch h := sched.Health(d.byte("Health")); h {
+		case sched.HealthUnknown, sched.HealthHealthy, sched.HealthUnhealthy:
+			a.Health = h
+		default:
+			d.fail("Health", "unknown health %d", h)
+		}
+		a.HealthTime = d.varint("HealthTime")
+	}
+}
+
+// bool reads what encoder.bool wrote: 0 or 1.
+func (d *decoder) bool(field string) bool {
+	switch b := d.byte(field); b {
+	case 0, 1:
+		return b == 1
+	default:
+		d.fail(field, "boolean byte %d", b)
+		return false
+	}
 }
 
 // appendAllocRecord appends a's stored form to buf.
 func appendAllocRecord(buf []byte, a *structs.Alloc) []byte {
-	e := encoder{buf: append(buf, allocRecordV1)}
+	e := encoder{buf: append(buf, allocRecordV2), v: allocRecordV2}
 	e.allocation(&a.Allocation)
 	e.uvarint(uint64(len(a.Endpoints)))
 	for _, ep := range a.Endpoints {
@@ -245,11 +294,8 @@ func appendAllocRecord(buf []byte, a *structs.Alloc) []byte {
 		e.str(ep.NodeName)
 		e.str(ep.Address)
 		e.varint(int64(ep.Port))
-		healthy := byte(0)
-		if ep.Healthy {
-			healthy = 1
-		}
-		e.buf = append(e.buf, healthy)
+		e.bool(ep.Healthy)
+		e.bool(ep.Canary)
 	}
 	e.varint(a.UnknownSince)
 	// Task states and events change rarely and are read by people, not
@@ -264,13 +310,13 @@ func appendAllocRecord(buf []byte, a *structs.Alloc) []byte {
 
 // decodeAllocRecord decodes a stored allocation.
 func decodeAllocRecord(b []byte) (*structs.Alloc, error) {
-	if len(b) == 0 || b[0] != allocRecordV1 {
+	if len(b) == 0 || (b[0] != allocRecordV1 && b[0] != allocRecordV2) {
 		if len(b) > 0 && b[0] == '{' {
-			return nil, fmt.Errorf("%w: allocation is JSON (an older state format), want binary version %d", ErrCorruptRecord, allocRecordV1)
+			return nil, fmt.Errorf("%w: allocation is JSON (an older state format), want binary version %d", ErrCorruptRecord, allocRecordV2)
 		}
-		return nil, fmt.Errorf("%w: allocation record does not start with version byte %d", ErrCorruptRecord, allocRecordV1)
+		return nil, fmt.Errorf("%w: allocation record does not start with version byte %d or %d", ErrCorruptRecord, allocRecordV1, allocRecordV2)
 	}
-	d := decoder{what: "allocation", b: b, off: 1}
+	d := decoder{what: "allocation", b: b, off: 1, v: b[0]}
 	a := &structs.Alloc{}
 	d.allocation(&a.Allocation)
 	if n := d.count("Endpoints"); n > 0 {
@@ -289,11 +335,9 @@ func decodeAllocRecord(b []byte) (*structs.Alloc, error) {
 			ep.NodeName = d.str("Endpoints.NodeName")
 			ep.Address = d.str("Endpoints.Address")
 			ep.Port = d.int("Endpoints.Port")
-			switch h := d.byte("Endpoints.Healthy"); h {
-			case 0, 1:
-				ep.Healthy = h == 1
-			default:
-				d.fail("Endpoints.Healthy", "boolean byte %d", h)
+			ep.Healthy = d.bool("Endpoints.Healthy")
+			if d.v >= 2 {
+				ep.Canary = d.bool("Endpoints.Canary")
 			}
 		}
 	}
@@ -321,7 +365,8 @@ func appendPlanCmd(dst []byte, c *PlanApply) ([]byte, error) {
 			return nil, err
 		}
 	}
-	body := encoder{buf: make([]byte, 0, 64+len(evalJSON)+128*len(c.Place)), table: make(map[string]uint64, 16+len(c.Place))}
+	body := encoder{buf: make([]byte, 0, 64+len(evalJSON)+128*len(c.Place)), table: make(map[string]uint64, 16+len(c.Place)), v: planCmdV2}
+	body.varint(c.Time)
 	body.uvarint(uint64(len(evalJSON)))
 	body.buf = append(body.buf, evalJSON...)
 	body.uvarint(uint64(len(c.Stop)))
@@ -333,12 +378,17 @@ func appendPlanCmd(dst []byte, c *PlanApply) ([]byte, error) {
 	for _, a := range c.Place {
 		body.allocation(a)
 	}
+	body.uvarint(uint64(len(c.InPlace)))
+	for _, m := range c.InPlace {
+		body.str(m.ID)
+		body.uvarint(m.JobVersion)
+	}
 	size := len(dst) + 1 + binary.MaxVarintLen64 + len(body.buf)
 	for _, s := range body.strs {
 		size += binary.MaxVarintLen64 + len(s)
 	}
 	out := encoder{buf: append(make([]byte, 0, size), dst...)}
-	out.buf = append(out.buf, planCmdV1)
+	out.buf = append(out.buf, planCmdV2)
 	out.uvarint(uint64(len(body.strs)))
 	for _, s := range body.strs {
 		out.str(s)
@@ -348,10 +398,10 @@ func appendPlanCmd(dst []byte, c *PlanApply) ([]byte, error) {
 
 // decodePlanCmd decodes appendPlanCmd's payload.
 func decodePlanCmd(b []byte) (*PlanApply, error) {
-	if len(b) == 0 || b[0] != planCmdV1 {
-		return nil, fmt.Errorf("%w: plan does not start with version byte %d", ErrCorruptRecord, planCmdV1)
+	if len(b) == 0 || (b[0] != planCmdV1 && b[0] != planCmdV2) {
+		return nil, fmt.Errorf("%w: plan does not start with version byte %d or %d", ErrCorruptRecord, planCmdV1, planCmdV2)
 	}
-	d := decoder{what: "plan", b: b, off: 1}
+	d := decoder{what: "plan", b: b, off: 1, v: b[0]}
 	n := d.count("strings")
 	table := make([]string, 0, n)
 	for range n {
@@ -359,6 +409,9 @@ func decodePlanCmd(b []byte) (*PlanApply, error) {
 	}
 	d.table = table
 	c := &PlanApply{}
+	if d.v >= 2 {
+		c.Time = d.varint("Time")
+	}
 	if ev := d.bytes("Eval"); len(ev) > 0 {
 		c.Eval = &structs.Eval{}
 		if err := json.Unmarshal(ev, c.Eval); err != nil {
@@ -377,6 +430,14 @@ func decodePlanCmd(b []byte) (*PlanApply, error) {
 		for i := range c.Place {
 			d.allocation(&backing[i])
 			c.Place[i] = &backing[i]
+		}
+	}
+	if d.v >= 2 {
+		if n := d.count("InPlace"); n > 0 {
+			c.InPlace = make([]AllocMove, n)
+			for i := range c.InPlace {
+				c.InPlace[i] = AllocMove{ID: d.str("InPlace.ID"), JobVersion: d.uvarint("InPlace.JobVersion")}
+			}
 		}
 	}
 	d.end()

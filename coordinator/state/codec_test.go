@@ -32,6 +32,8 @@ func fillRandom(t *testing.T, v reflect.Value, r *rand.Rand) {
 		v.SetInt(n)
 	case reflect.Uint64:
 		v.SetUint(r.Uint64()>>r.IntN(64) | 1)
+	case reflect.Uint8: // sched.Health, the only byte-sized field: its valid values
+		v.SetUint(uint64(1 + r.IntN(2)))
 	case reflect.Bool:
 		v.SetBool(true)
 	case reflect.Slice:
@@ -101,6 +103,8 @@ func testPlan(t *testing.T, r *rand.Rand) *PlanApply {
 		}
 		c.Place = append(c.Place, a)
 	}
+	c.InPlace = []AllocMove{{ID: "kept-1", JobVersion: 3}, {ID: "kept-2", JobVersion: 3}}
+	c.Time = 1_796_385_600_000_000_000
 	return c
 }
 
@@ -165,7 +169,7 @@ func TestCorruptRecordsAreRefusedByField(t *testing.T) {
 		{"bad eval", func() error { _, err := decodePlanCmd([]byte{planCmdV1, 0, 2, '{', '"', 0, 0}); return err }, "plan: Eval"},
 		{"bad boolean", func() error {
 			b := appendAllocRecord(nil, &structs.Alloc{Endpoints: []registry.Endpoint{{Healthy: true}}})
-			b[len(b)-3] = 7 // Healthy, before UnknownSince and the (empty) TaskStates
+			b[len(b)-4] = 7 // Healthy, before Canary, UnknownSince and the (empty) TaskStates
 			_, err := decodeAllocRecord(b)
 			return err
 		}, "Endpoints.Healthy"},
@@ -257,5 +261,51 @@ func TestIDListRoundTrip(t *testing.T) {
 	}
 	if got := idList(nil).ids(); got != nil {
 		t.Fatalf("empty list: %q", got)
+	}
+}
+
+// Records and plans written before deployments (version 1) still read:
+// the state file and the Raft log of an older server stay valid.
+func TestVersion1RecordsStillRead(t *testing.T) {
+	a := &structs.Alloc{Allocation: sched.Allocation{ID: "a1", JobID: "j", Group: "g", Index: 2, NodeID: "n1",
+		DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientRunning, CreateIndex: 4, ModifyIndex: 5},
+		Endpoints: []registry.Endpoint{{Service: "web", Port: 80, Healthy: true}}, UnknownSince: 9}
+	e := encoder{buf: []byte{allocRecordV1}, v: allocRecordV1}
+	e.allocation(&a.Allocation)
+	e.uvarint(1)
+	e.str("web")
+	e.uvarint(0)
+	e.str("")
+	e.str("")
+	e.str("")
+	e.str("")
+	e.varint(80)
+	e.bool(true)
+	e.varint(9)
+	e.str("")
+	got, err := decodeAllocRecord(e.buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, a) {
+		t.Fatalf("v1 record:\n got %+v\nwant %+v", got, a)
+	}
+
+	body := encoder{table: map[string]uint64{}, v: planCmdV1}
+	body.uvarint(0) // no evaluation
+	body.uvarint(0) // no stops
+	body.uvarint(1) // one placement
+	body.allocation(&a.Allocation)
+	p := encoder{buf: []byte{planCmdV1}}
+	p.uvarint(uint64(len(body.strs)))
+	for _, str := range body.strs {
+		p.str(str)
+	}
+	plan, err := decodePlanCmd(append(p.buf, body.buf...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Place) != 1 || !reflect.DeepEqual(*plan.Place[0], a.Allocation) || plan.Time != 0 || plan.InPlace != nil {
+		t.Fatalf("v1 plan: %+v", plan)
 	}
 }

@@ -17,20 +17,22 @@ type CmdType byte
 
 // Command types.
 const (
-	CmdJobRegister    CmdType = 1
-	CmdJobStop        CmdType = 2
-	CmdModuleRegister CmdType = 3
-	CmdNodeRegister   CmdType = 4
-	cmdPlanApplyJSON  CmdType = 5 // retired: plans are binary (CmdPlanApply)
-	CmdAllocUpdate    CmdType = 6
-	CmdEvalUpsert     CmdType = 7
-	CmdNodeStatus     CmdType = 8
-	CmdNodeDrain      CmdType = 9
-	CmdCASet          CmdType = 10
-	CmdTokenCreate    CmdType = 11
-	CmdTokenUse       CmdType = 12
-	CmdTokenRevoke    CmdType = 13
-	CmdPlanApply      CmdType = 14
+	CmdJobRegister       CmdType = 1
+	CmdJobStop           CmdType = 2
+	CmdModuleRegister    CmdType = 3
+	CmdNodeRegister      CmdType = 4
+	cmdPlanApplyJSON     CmdType = 5 // retired: plans are binary (CmdPlanApply)
+	CmdAllocUpdate       CmdType = 6
+	CmdEvalUpsert        CmdType = 7
+	CmdNodeStatus        CmdType = 8
+	CmdNodeDrain         CmdType = 9
+	CmdCASet             CmdType = 10
+	CmdTokenCreate       CmdType = 11
+	CmdTokenUse          CmdType = 12
+	CmdTokenRevoke       CmdType = 13
+	CmdPlanApply         CmdType = 14
+	CmdDeploymentPromote CmdType = 15
+	CmdDeploymentUpdate  CmdType = 16
 )
 
 // Command is a change to the state: one Raft log entry. Applying it must
@@ -48,18 +50,20 @@ type Command interface {
 // commandTypes makes an empty command of each JSON-encoded type, for
 // decoding.
 var commandTypes = map[CmdType]func() Command{
-	CmdJobRegister:    func() Command { return new(JobRegister) },
-	CmdJobStop:        func() Command { return new(JobStop) },
-	CmdModuleRegister: func() Command { return new(ModuleRegister) },
-	CmdNodeRegister:   func() Command { return new(NodeRegister) },
-	CmdAllocUpdate:    func() Command { return new(AllocUpdate) },
-	CmdEvalUpsert:     func() Command { return new(EvalUpsert) },
-	CmdNodeStatus:     func() Command { return new(NodeStatus) },
-	CmdNodeDrain:      func() Command { return new(NodeDrain) },
-	CmdCASet:          func() Command { return new(CASet) },
-	CmdTokenCreate:    func() Command { return new(TokenCreate) },
-	CmdTokenUse:       func() Command { return new(TokenUse) },
-	CmdTokenRevoke:    func() Command { return new(TokenRevoke) },
+	CmdJobRegister:       func() Command { return new(JobRegister) },
+	CmdJobStop:           func() Command { return new(JobStop) },
+	CmdModuleRegister:    func() Command { return new(ModuleRegister) },
+	CmdNodeRegister:      func() Command { return new(NodeRegister) },
+	CmdAllocUpdate:       func() Command { return new(AllocUpdate) },
+	CmdEvalUpsert:        func() Command { return new(EvalUpsert) },
+	CmdNodeStatus:        func() Command { return new(NodeStatus) },
+	CmdNodeDrain:         func() Command { return new(NodeDrain) },
+	CmdCASet:             func() Command { return new(CASet) },
+	CmdTokenCreate:       func() Command { return new(TokenCreate) },
+	CmdTokenUse:          func() Command { return new(TokenUse) },
+	CmdTokenRevoke:       func() Command { return new(TokenRevoke) },
+	CmdDeploymentPromote: func() Command { return new(DeploymentPromote) },
+	CmdDeploymentUpdate:  func() Command { return new(DeploymentUpdate) },
 }
 
 // Encode is a command as a Raft log entry's data: its type byte, then its
@@ -109,6 +113,16 @@ type JobRegister struct {
 	Job        *spec.Job `json:"Job"`
 	SubmitTime int64     `json:"SubmitTime"`
 	EvalID     string    `json:"EvalID"`
+	// EnforceIndex refuses the registration unless the job's modify index
+	// is JobModifyIndex (0: the job must not exist).
+	EnforceIndex   bool   `json:"EnforceIndex,omitempty"`
+	JobModifyIndex uint64 `json:"JobModifyIndex,omitempty"`
+	// DeploymentID is the ID of the deployment this registration starts
+	// if the new version needs one (stamped by the proposer).
+	DeploymentID string `json:"DeploymentID,omitempty"`
+	// RevertOf is set when the registration is the automatic revert of
+	// that version's failed deployment.
+	RevertOf *uint64 `json:"RevertOf,omitempty"`
 }
 
 // JobRegisterResult is JobRegister's result: the job's version, whether
@@ -117,6 +131,10 @@ type JobRegisterResult struct {
 	Version uint64
 	Changed bool
 	EvalID  string
+	// DeploymentID is the deployment the new version started, if any.
+	DeploymentID string
+	// ModifyIndex is the job's modify index after the registration.
+	ModifyIndex uint64
 }
 
 // JobStop stops a job, with the evaluation that stops its allocations.
@@ -141,7 +159,18 @@ type NodeRegister struct {
 type PlanApply struct {
 	Place []*sched.Allocation `json:"Place"`
 	Stop  []AllocStop         `json:"Stop,omitempty"`
-	Eval  *structs.Eval       `json:"Eval"`
+	// InPlace moves allocations to a new job version without a restart.
+	InPlace []AllocMove   `json:"InPlace,omitempty"`
+	Eval    *structs.Eval `json:"Eval"`
+	// Time is when the applier proposed the plan (unix nanoseconds): a
+	// deployment's batch starts then.
+	Time int64 `json:"Time,omitempty"`
+}
+
+// AllocMove moves one allocation to JobVersion in place.
+type AllocMove struct {
+	ID         string `json:"ID"`
+	JobVersion uint64 `json:"JobVersion"`
 }
 
 // AllocStop stops one allocation, saying why.
@@ -167,6 +196,11 @@ type ClientUpdate struct {
 	// TaskStates replaces the allocation's task states when set; an
 	// update without them (a node marked down) keeps the last reported.
 	TaskStates map[string]*structs.TaskState `json:"TaskStates,omitempty"`
+	// Health is the allocation's deployment health, once its agent
+	// decided it (HealthTime: when the agent observed it). It is set
+	// once: a later report never changes it.
+	Health     sched.Health `json:"Health,omitempty"`
+	HealthTime int64        `json:"HealthTime,omitempty"`
 }
 
 // NodeStatus marks a node down (or up) with what happens to its
@@ -224,19 +258,21 @@ type TokenRevoke struct {
 	ID string `json:"ID"`
 }
 
-func (*JobRegister) Type() CmdType    { return CmdJobRegister }
-func (*JobStop) Type() CmdType        { return CmdJobStop }
-func (*ModuleRegister) Type() CmdType { return CmdModuleRegister }
-func (*NodeRegister) Type() CmdType   { return CmdNodeRegister }
-func (*PlanApply) Type() CmdType      { return CmdPlanApply }
-func (*AllocUpdate) Type() CmdType    { return CmdAllocUpdate }
-func (*NodeStatus) Type() CmdType     { return CmdNodeStatus }
-func (*NodeDrain) Type() CmdType      { return CmdNodeDrain }
-func (*CASet) Type() CmdType          { return CmdCASet }
-func (*EvalUpsert) Type() CmdType     { return CmdEvalUpsert }
-func (*TokenCreate) Type() CmdType    { return CmdTokenCreate }
-func (*TokenUse) Type() CmdType       { return CmdTokenUse }
-func (*TokenRevoke) Type() CmdType    { return CmdTokenRevoke }
+func (*JobRegister) Type() CmdType       { return CmdJobRegister }
+func (*JobStop) Type() CmdType           { return CmdJobStop }
+func (*ModuleRegister) Type() CmdType    { return CmdModuleRegister }
+func (*NodeRegister) Type() CmdType      { return CmdNodeRegister }
+func (*PlanApply) Type() CmdType         { return CmdPlanApply }
+func (*AllocUpdate) Type() CmdType       { return CmdAllocUpdate }
+func (*NodeStatus) Type() CmdType        { return CmdNodeStatus }
+func (*NodeDrain) Type() CmdType         { return CmdNodeDrain }
+func (*CASet) Type() CmdType             { return CmdCASet }
+func (*EvalUpsert) Type() CmdType        { return CmdEvalUpsert }
+func (*TokenCreate) Type() CmdType       { return CmdTokenCreate }
+func (*TokenUse) Type() CmdType          { return CmdTokenUse }
+func (*TokenRevoke) Type() CmdType       { return CmdTokenRevoke }
+func (*DeploymentPromote) Type() CmdType { return CmdDeploymentPromote }
+func (*DeploymentUpdate) Type() CmdType  { return CmdDeploymentUpdate }
 
 // Refusals. A refused command changes nothing; its error goes back to
 // the proposer.
@@ -248,6 +284,15 @@ var (
 	// ErrModuleExists: a module version pushed again with different
 	// bytes; versions are immutable.
 	ErrModuleExists = errors.New("state: module version exists with a different digest")
+	// ErrIndexMismatch: a registration with EnforceIndex found the job at
+	// another modify index: it changed since the caller looked.
+	ErrIndexMismatch = errors.New("state: job modify index mismatch")
+	// ErrRefused matches every refusal: the command was not valid in the
+	// state it met (Result.Err), so it changed nothing.
+	ErrRefused = errors.New("state: command refused")
+	// ErrDeploymentEnded: a promotion or status change of a deployment
+	// that is no longer running.
+	ErrDeploymentEnded = errors.New("state: deployment not running")
 )
 
 // refusal wraps an error that refuses one command without failing the batch.
@@ -255,3 +300,6 @@ type refusal struct{ err error }
 
 func (r *refusal) Error() string { return r.err.Error() }
 func (r *refusal) Unwrap() error { return r.err }
+
+// Is makes every refusal match ErrRefused.
+func (r *refusal) Is(target error) bool { return target == ErrRefused }

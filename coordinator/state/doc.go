@@ -27,6 +27,12 @@
 //   - the reads: jobs and their versions, allocations, nodes, evaluations,
 //     modules, join tokens, the cluster CA, and the registry catalog
 //     (Endpoints, Services: Store is a registry.Catalog);
+//   - deployments (apply_deploy.go): created by the registration of a
+//     version that changes what a group runs (or a first run), cancelled
+//     by a newer version, their counters kept as plans place allocations
+//     and agents report health, promoted and ended by the leader's
+//     watcher (a failure may carry its revert's registration); each
+//     version's stability (VersionInfo);
 //   - the join tokens' part of the state machine (TokenCreate, TokenUse,
 //     TokenRevoke, CheckToken);
 //   - the plan applier's re-check (CheckPlan), a function of the state, a

@@ -142,6 +142,8 @@ type dump struct {
 	States     []sched.NodeState
 	Draining   []string
 	Live       int
+	Deploys    []*structs.Deployment
+	VerInfo    map[string]map[uint64]VersionInfo
 }
 
 func dumpStore(t *testing.T, st *Store) dump {
@@ -190,5 +192,12 @@ func dumpStore(t *testing.T, st *Store) dump {
 	}
 	d.Draining = st.DrainingNodes()
 	d.Live = st.LiveAllocs()
+	d.Deploys, err = st.Deployments("")
+	check(err)
+	d.VerInfo = map[string]map[uint64]VersionInfo{}
+	for _, j := range d.Jobs {
+		d.VerInfo[j.Job.ID], err = st.JobVersionInfo(j.Job.ID)
+		check(err)
+	}
 	return d
 }

@@ -33,6 +33,9 @@ func (s *Store) CheckPlan(plan *sched.Plan, eval *structs.Eval, inflight func(*s
 	for _, a := range plan.Stop {
 		cmd.Stop = append(cmd.Stop, AllocStop{ID: a.ID, Desc: a.DesiredDesc})
 	}
+	for _, a := range plan.InPlace {
+		cmd.InPlace = append(cmd.InPlace, AllocMove{ID: a.ID, JobVersion: a.JobVersion})
+	}
 	if err := v.releaseStops(plan.Stop); err != nil {
 		return nil, nil, err
 	}

@@ -21,22 +21,25 @@ import (
 // These names and encodings are the durable format (stateFormat): never
 // rename or re-encode them without a new format version.
 var (
-	bucketMeta        = []byte("meta")          // "index" -> uint64 last applied Raft index; "format"; "ca" -> ClusterCA
-	bucketJobs        = []byte("jobs")          // job ID -> JobRecord
-	bucketJobVersions = []byte("job_versions")  // job ID \x00 BE uint64 version -> spec.Job
-	bucketModules     = []byte("modules")       // name@version -> Module
-	bucketNodes       = []byte("nodes")         // node ID -> NodeRecord
-	bucketAllocs      = []byte("allocs")        // alloc ID -> Alloc, binary (appendAllocRecord)
-	bucketAllocsByJob = []byte("allocs_by_job") // job ID \x00 alloc ID -> nil
-	bucketEvals       = []byte("evals")         // eval ID -> Eval
-	bucketServices    = []byte("services")      // service \x00 alloc ID \x00 n -> registry.Endpoint
-	bucketTokens      = []byte("join_tokens")   // token ID -> JoinToken
+	bucketMeta        = []byte("meta")             // "index" -> uint64 last applied Raft index; "format"; "ca" -> ClusterCA
+	bucketJobs        = []byte("jobs")             // job ID -> JobRecord
+	bucketJobVersions = []byte("job_versions")     // job ID \x00 BE uint64 version -> spec.Job
+	bucketModules     = []byte("modules")          // name@version -> Module
+	bucketNodes       = []byte("nodes")            // node ID -> NodeRecord
+	bucketAllocs      = []byte("allocs")           // alloc ID -> Alloc, binary (appendAllocRecord)
+	bucketAllocsByJob = []byte("allocs_by_job")    // job ID \x00 alloc ID -> nil
+	bucketEvals       = []byte("evals")            // eval ID -> Eval
+	bucketServices    = []byte("services")         // service \x00 alloc ID \x00 n -> registry.Endpoint
+	bucketTokens      = []byte("join_tokens")      // token ID -> JoinToken
+	bucketDeployments = []byte("deployments")      // deployment ID -> Deployment
+	bucketVersionInfo = []byte("job_version_info") // job ID \x00 BE uint64 version -> VersionInfo
 
 	// Allocations by node are indexed in memory (usageIndex), not here:
 	// a plan spreads over hundreds of nodes, so a bbolt index by node
 	// dirtied a random page per placement.
 	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketJobVersions, bucketModules,
-		bucketNodes, bucketAllocs, bucketAllocsByJob, bucketEvals, bucketServices, bucketTokens}
+		bucketNodes, bucketAllocs, bucketAllocsByJob, bucketEvals, bucketServices, bucketTokens,
+		bucketDeployments, bucketVersionInfo}
 
 	keyIndex  = []byte("index")
 	keyCA     = []byte("ca")

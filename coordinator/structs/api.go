@@ -21,12 +21,19 @@ type JobRegisterResponse struct {
 	Version uint64 `json:"Version"`
 	Changed bool   `json:"Changed"`
 	EvalID  string `json:"EvalID,omitempty"`
-	Index   uint64 `json:"Index"`
+	// DeploymentID is the deployment the new version started, if any.
+	DeploymentID string `json:"DeploymentID,omitempty"`
+	Index        uint64 `json:"Index"`
 }
 
 // JobRegisterRequest is the body of PUT /v1/jobs.
 type JobRegisterRequest struct {
 	Job *spec.Job `json:"Job"`
+	// EnforceIndex refuses the registration unless the job's modify index
+	// is JobModifyIndex (0: the job must not exist): `strata run
+	// -check-index` after `strata plan`.
+	EnforceIndex   bool   `json:"EnforceIndex,omitempty"`
+	JobModifyIndex uint64 `json:"JobModifyIndex,omitempty"`
 }
 
 // JobAllocsResponse is GET /v1/job/{id}/allocations: the allocations and

@@ -14,8 +14,10 @@ type JobRecord struct {
 	Stopped      bool      `json:"Stopped"`
 	SubmitTime   int64     `json:"SubmitTime"` // unix nanoseconds, stamped by the proposer
 	LatestEvalID string    `json:"LatestEvalID,omitempty"`
-	CreateIndex  uint64    `json:"CreateIndex"`
-	ModifyIndex  uint64    `json:"ModifyIndex"`
+	// LatestDeployment is the ID of the job's newest deployment, if any.
+	LatestDeployment string `json:"LatestDeployment,omitempty"`
+	CreateIndex      uint64 `json:"CreateIndex"`
+	ModifyIndex      uint64 `json:"ModifyIndex"`
 }
 
 // Drain is a node drain in progress.

@@ -1,5 +1,8 @@
 // Command hello is the smallest Strata http-mode (WAGI) module: it answers
-// every request with "hello from <PATH_INFO>".
+// every request with "hello from <PATH_INFO>". With HELLO_VERSION set in
+// its env it says which version answered ("hello from /x (v2)"), and with
+// HEALTHY=false its /health answers 503: enough to try a rolling update, a
+// canary and an automatic revert (examples/hello/deploy.hcl).
 //
 // Build it with:
 //
