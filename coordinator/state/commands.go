@@ -31,6 +31,12 @@ const (
 	CmdTokenUse       CmdType = 12
 	CmdTokenRevoke    CmdType = 13
 	CmdPlanApply      CmdType = 14
+	// 15 and 16: deployments.
+	CmdACLBootstrap CmdType = 17
+	CmdACLPolicySet CmdType = 18
+	CmdACLPolicyDel CmdType = 19
+	CmdACLTokenSet  CmdType = 20
+	CmdACLTokenDel  CmdType = 21
 )
 
 // Command is a change to the state: one Raft log entry. Applying it must
@@ -60,6 +66,11 @@ var commandTypes = map[CmdType]func() Command{
 	CmdTokenCreate:    func() Command { return new(TokenCreate) },
 	CmdTokenUse:       func() Command { return new(TokenUse) },
 	CmdTokenRevoke:    func() Command { return new(TokenRevoke) },
+	CmdACLBootstrap:   func() Command { return new(ACLBootstrap) },
+	CmdACLPolicySet:   func() Command { return new(ACLPolicySet) },
+	CmdACLPolicyDel:   func() Command { return new(ACLPolicyDelete) },
+	CmdACLTokenSet:    func() Command { return new(ACLTokenCreate) },
+	CmdACLTokenDel:    func() Command { return new(ACLTokenDelete) },
 }
 
 // Encode is a command as a Raft log entry's data: its type byte, then its
