@@ -23,7 +23,7 @@ var allowed = map[string][]string{
 	"edge":                {"spec", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "internal/docker"},
 	"internal/docker":     {},
 	"coordinator/structs": {"spec", "sched", "registry", "internal/wire"},
-	"coordinator/api":     {"spec", "registry", "coordinator/structs"},
+	"coordinator/api":     {"spec", "registry", "coordinator/structs", "internal/wire"},
 	"coordinator/state":   {"spec", "sched", "registry", "internal/boltcheck", "coordinator/structs"},
 	"coordinator/acl":     {"spec"},
 	"coordinator":         {"spec", "sched", "registry", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "coordinator/structs", "coordinator/state", "coordinator/acl"},
