@@ -24,6 +24,8 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	agentAddr := fs.String("agent-addr", "127.0.0.1:0", "QUIC address the agent connects to")
 	nodeName := fs.String("node-name", "dev", "the agent's node name")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	vols := hostVolumeFlag{}
+	fs.Var(vols, "host-volume", hostVolumesUsage)
 	aclEnabled := fs.Bool("acl-enabled", false, "require ACL tokens on the API (dev is open by default); `strata acl bootstrap` creates the first")
 	tlsf := addHTTPTLSFlags(fs)
 	if pos, err := parse(fs, args); err != nil {
@@ -74,7 +76,7 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	}
 	agent, err := edge.New(ctx, edge.Config{
 		Servers: []string{srv.AgentAddr()}, CAPin: srv.CAPin(), JoinToken: token,
-		DataDir: agentDir, NodeName: *nodeName, Logger: logger,
+		DataDir: agentDir, NodeName: *nodeName, HostVolumes: vols, Logger: logger,
 	})
 	if err != nil {
 		return err

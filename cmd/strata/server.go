@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/strata-run/strata/coordinator"
 	"github.com/strata-run/strata/registry"
+	"github.com/strata-run/strata/sched"
 )
 
 // serving is a coordinator with its HTTP API and DNS server.
@@ -269,7 +271,7 @@ func runNodeStatus(ctx context.Context, env *Env, args []string) error {
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
-	fmt.Fprintln(tw, "ID\tName\tDatacenter\tAddress\tStatus\tEligibility\tDrain\tDrivers")
+	fmt.Fprintln(tw, "ID\tName\tDatacenter\tAddress\tStatus\tEligibility\tDrain\tDrivers\tHost volumes")
 	for _, n := range nodes {
 		elig, drain := "eligible", "false"
 		if !n.Eligible {
@@ -285,7 +287,7 @@ func runNodeStatus(ctx context.Context, env *Env, args []string) error {
 			}
 		}
 		slices.Sort(drivers)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(n.ID), n.Name, n.Datacenter, n.Address, n.Status, elig, drain, strings.Join(drivers, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(n.ID), n.Name, n.Datacenter, n.Address, n.Status, elig, drain, strings.Join(drivers, ","), hostVolumes(n.HostVolumes))
 	}
 	return nil
 }
@@ -352,4 +354,20 @@ func announceSecurity(env *Env, sv *serving, dataDir string, aclEnabled bool, tl
 		fmt.Fprintf(env.Stdout, "    ACLs:      enabled; `strata acl bootstrap` creates the first management token\n")
 	}
 	return nil
+}
+
+// hostVolumes shows a node's host volumes: "data=/srv/data(ro),logs=/var/log/app".
+func hostVolumes(vols map[string]sched.HostVolume) string {
+	if len(vols) == 0 {
+		return "-"
+	}
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(vols)) {
+		v := name + "=" + vols[name].Path
+		if vols[name].ReadOnly {
+			v += "(ro)"
+		}
+		out = append(out, v)
+	}
+	return strings.Join(out, ",")
 }
