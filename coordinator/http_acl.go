@@ -180,7 +180,7 @@ func (s *httpAPI) guard(pattern string, need acl.Need, h http.Handler) http.Hand
 			// `strata acl bootstrap`.
 			a, tok, err = acl.Anonymous(), nil, nil
 		case errors.Is(err, ErrACLTokenNotFound), errors.Is(err, ErrACLTokenExpired):
-			writeError(w, err)
+			writeError(w, fmt.Errorf("%w: %s needs %s, which a token that does not resolve cannot grant", err, pattern, need))
 			return
 		case err != nil:
 			writeError(w, fmt.Errorf("resolving the request's ACL token: %w", err))

@@ -209,7 +209,7 @@ func TestACLEveryRouteEveryToken(t *testing.T) {
 				}
 				switch kind {
 				case "unknown":
-					if !strings.Contains(body, "ACL token not found") {
+					if !strings.Contains(body, "ACL token not found") || !strings.Contains(body, need.String()) {
 						t.Errorf("unknown token's 403 = %s", body)
 					}
 				case "anonymous":
