@@ -331,6 +331,12 @@ func (a *agentEndpoint) register(ctrl *quic.Stream, certNode string) (*wire.Regi
 		Attributes: reg.Attributes, Meta: reg.Meta,
 		Status: sched.NodeReady, Eligible: true,
 	}
+	for name, hv := range reg.HostVolumes {
+		if node.HostVolumes == nil {
+			node.HostVolumes = make(map[string]sched.HostVolume, len(reg.HostVolumes))
+		}
+		node.HostVolumes[name] = sched.HostVolume{Path: hv.Path, ReadOnly: hv.ReadOnly}
+	}
 	old, err := a.store.Node(reg.NodeID)
 	if err != nil {
 		return nil, 0, err

@@ -93,22 +93,6 @@ func (c *cluster) agentServers() []string {
 	return out
 }
 
-// leaderHTTP returns the leader's HTTP API address.
-func (c *cluster) leaderHTTP(ctx context.Context) (string, error) {
-	leader := c.node.leader()
-	if leader == "" {
-		return "", &NotLeaderError{}
-	}
-	var si ServerInfo
-	if err := c.rpc.call(ctx, leader, "info", nil, &si); err != nil {
-		return "", err
-	}
-	if si.HTTPAddr == "" {
-		return "", fmt.Errorf("the leader %s has no HTTP address", leader)
-	}
-	return si.HTTPAddr, nil
-}
-
 // addVoter adds a server to the cluster, on the leader (forwarded there
 // from a follower).
 func (c *cluster) addVoter(si *ServerInfo) error {

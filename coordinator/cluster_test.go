@@ -20,14 +20,18 @@ import (
 
 // startInProcessCluster starts n servers on real loopback sockets, each
 // told only of the previous one (s2 -> s1, s3 -> s2, ...), all expecting
-// n: they must find each other transitively.
-func startInProcessCluster(tb testing.TB, n int) []*Server {
+// n: they must find each other transitively. opts change each server's
+// configuration.
+func startInProcessCluster(tb testing.TB, n int, opts ...func(*Config)) []*Server {
 	tb.Helper()
 	var servers []*Server
 	for i := range n {
 		cfg := Config{DataDir: tb.TempDir(), BootstrapExpect: n}
 		if i > 0 {
 			cfg.Join = []string{servers[i-1].RaftAddr()}
+		}
+		for _, o := range opts {
+			o(&cfg)
 		}
 		s, err := New(cfg)
 		if err != nil {

@@ -11,7 +11,8 @@
 // cycle and runs the leader-only ones while it leads (Server.lead). An
 // arrow is "uses":
 //
-//	httpAPI ──> registrar, deployOps, tokenIssuer, drainer, logRouter, failureDetector, cluster, raftNode
+//	httpAPI ──> registrar, deployOps, tokenIssuer, drainer, logRouter, failureDetector, cluster, raftNode,
+//	            aclResolver, aclAdmin ──> apply, leaderProxy ──> raftNode (the leader's address)
 //	deployOps ──> registrar, apply (plan, revert, promote, fail)
 //	deploymentWatcher ─(leader)─> deploy.Step (pure), apply
 //	agentEndpoint ──> apply, failureDetector.heartbeat, tokenIssuer.join, cluster.agentServers, blobStore, blobCopier
@@ -77,6 +78,20 @@
 // the endpoint translates into one command each, and the state turns
 // into the registry's catalog (state.Store implements registry.Catalog).
 // The endpoint makes no scheduling decision.
+//
+// ACLs and the HTTP API. Every route is registered through routeMux with
+// its entry of routeNeeds (http_acl.go), the one table of what each needs
+// (package coordinator/acl: a namespace capability, node / agent /
+// operator read or write, management); a route without an entry panics
+// at start. aclResolver turns a request's token (X-Strata-Token,
+// Authorization: Bearer, X-Consul-Token) into an *acl.ACL from the
+// state's tokens and policies (acls.go); handlers that filter what they
+// answer read it with aclFrom. With ACLs on, a write reaching a follower
+// is forwarded to the leader as the HTTP request it is, token included
+// (leaderProxy, over the Raft port's muxHTTP protocol, served by
+// Server.forwarded), so the leader checks it against its own state;
+// consistent reads take the same path. HTTPTLSConfig issues the API's
+// HTTPS certificate from the cluster CA.
 //
 // The coordinator never runs workloads: it validates modules at push
 // (wasmhost.Validate) but executes nothing. It must not write the state

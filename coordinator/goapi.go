@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
@@ -132,3 +133,13 @@ func (s *Server) RemovePeer(id string) error { return s.cluster.removePeer(id) }
 
 // Peers returns what this server knows of the others.
 func (s *Server) Peers() []*ServerInfo { return s.cluster.known() }
+
+// HTTPTLSConfig is the TLS configuration of an HTTPS API served with a
+// certificate from the cluster CA: valid for server.strata, localhost,
+// the loopback IPs and hosts (names or IPs the API is reached at), issued
+// once the first leader has created the CA (until then handshakes fail).
+// Clients verify it with the CA certificate (CACertPEM) or its pin.
+func (s *Server) HTTPTLSConfig(hosts []string) *tls.Config {
+	certs := &serverCerts{store: s.store, hosts: hosts}
+	return &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12}
+}

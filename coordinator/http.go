@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -35,11 +33,15 @@ type httpAPI struct {
 	logs     *logRouter
 	detector *failureDetector
 	deploys  *deployOps
+	acls     *aclResolver // what a request's token may do (http_acl.go)
+	admin    *aclAdmin    // the ACL system's writes
+	leader   *leaderProxy // forwards to the leader over the Raft port
 }
 
-// handler returns the routes.
+// handler returns the routes, each behind its ACL check (routeNeeds in
+// http_acl.go says what each needs).
 func (s *httpAPI) handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := s.newRouteMux()
 	read := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.readMode(h)) }
 	mux.HandleFunc("GET /v1/status/leader", s.handleLeader)
 	mux.HandleFunc("GET /v1/status/peers", s.handlePeers)
@@ -74,6 +76,7 @@ func (s *httpAPI) handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/agent/token/{id}", s.handleTokenRevoke)
 	mux.HandleFunc("GET /v1/operator/raft/configuration", s.handleRaftConfiguration)
 	mux.HandleFunc("DELETE /v1/operator/raft/peer", s.handleRaftRemovePeer)
+	s.aclRoutes(mux)
 	return mux
 }
 
@@ -89,6 +92,10 @@ func (s *httpAPI) readMode(h http.HandlerFunc) http.Handler {
 		case q.Has("stale"):
 		case q.Has("consistent"):
 			if !s.node.isLeader() {
+				if isForwarded(r.Context()) { // forwarded once already: no second hop
+					writeError(w, &NotLeaderError{Leader: s.node.leader()})
+					return
+				}
 				s.proxyToLeader(w, r)
 				return
 			}
@@ -107,20 +114,10 @@ func (s *httpAPI) readMode(h http.HandlerFunc) http.Handler {
 	})
 }
 
-// proxyToLeader forwards a read to the leader's HTTP API.
+// proxyToLeader forwards a read to the leader (over the Raft port, with
+// its token: leaderProxy).
 func (s *httpAPI) proxyToLeader(w http.ResponseWriter, r *http.Request) {
-	addr, err := s.cluster.leaderHTTP(r.Context())
-	var nl *NotLeaderError
-	if errors.As(err, &nl) {
-		writeError(w, err)
-		return
-	}
-	if err != nil {
-		writeError(w, fmt.Errorf("cannot reach the leader's HTTP API: %v", err))
-		return
-	}
-	target := &url.URL{Scheme: "http", Host: addr}
-	httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	s.leader.forward(w, r)
 }
 
 func writeJSON(w http.ResponseWriter, status int, index uint64, v any) {
@@ -139,6 +136,8 @@ func writeError(w http.ResponseWriter, err error) {
 	var nl *NotLeaderError
 	var bad badRequest
 	switch {
+	case errors.Is(err, ErrPermissionDenied), errors.Is(err, ErrACLTokenNotFound), errors.Is(err, ErrACLTokenExpired):
+		status = http.StatusForbidden
 	case errors.As(err, &bad):
 		status = http.StatusBadRequest
 	case errors.Is(err, state.ErrIndexMismatch), errors.Is(err, state.ErrDeploymentEnded):

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -65,7 +66,11 @@ type Config struct {
 	FailoverGrace time.Duration
 	// DevMode shortens Raft timeouts for a single-node cluster on loopback.
 	DevMode bool
-	Logger  *slog.Logger
+	// ACLEnabled makes every HTTP API request present an ACL token that
+	// grants what its route needs (http_acl.go); `strata acl bootstrap`
+	// creates the first one. Every server of a cluster needs the same value.
+	ACLEnabled bool
+	Logger     *slog.Logger
 }
 
 // Server is one coordinator. It builds its parts, wires each with what it
@@ -109,6 +114,9 @@ type Server struct {
 	logs     *logRouter
 	agents   *agentEndpoint
 	http     *httpAPI
+	// forwarded serves the HTTP API requests other servers forward here
+	// over the Raft port (leaderProxy).
+	forwarded *http.Server
 
 	dutiesM sync.Mutex
 	duties  chan struct{} // closed while the leader's duties run (leaderDuties)
@@ -190,6 +198,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.goRun(func() { s.agents.serve(life) })
+	s.goRun(func() { s.forwarded.Serve(s.node.mux.httpListener()) })
 	s.goRun(func() { s.leaderLoop(life) })
 	s.goRun(func() { s.cluster.Run(life) })
 	ok = true
@@ -226,7 +235,14 @@ func (s *Server) wire(ln *quic.Listener, life context.Context) {
 		grace: cfg.HeartbeatGrace, servers: s.cluster.agentServers, signJoin: s.tokens.join, blobs: s.blobs, copier: copier, log: part("agents")})
 	s.logs = &logRouter{store: s.store, agents: s.agents, rpc: rpc, others: s.node.others, life: life}
 	s.http = &httpAPI{store: s.store, node: s.node, cluster: s.cluster, jobs: s.jobs, tokens: s.tokens, drainer: s.drainer, logs: s.logs, detector: s.detector,
-		deploys: &deployOps{store: s.store, jobs: s.jobs, apply: apply, now: time.Now}}
+		deploys: &deployOps{store: s.store, jobs: s.jobs, apply: apply, now: time.Now},
+		acls:    &aclResolver{store: s.store, enabled: cfg.ACLEnabled, now: time.Now},
+		admin:   &aclAdmin{store: s.store, apply: apply, enabled: cfg.ACLEnabled, now: time.Now},
+		leader:  newLeaderProxy(s.node)}
+	s.forwarded = &http.Server{Handler: s.http.handler(), ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, forwardedKey, true)
+		}}
 	s.rpc = &rpcServer{ready: make(chan struct{}), learn: s.cluster.learn, methods: map[string]rpcMethod{
 		"info":        unary(s.cluster.rpcInfo),
 		"join":        unary(s.cluster.rpcJoin),
@@ -250,6 +266,7 @@ func (s *Server) goRun(fn func()) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel()
 	s.agents.close()
+	s.forwarded.Close()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

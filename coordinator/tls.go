@@ -89,10 +89,12 @@ func caPin(ca *state.ClusterCA) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// serverCerts issues this server's agent-endpoint certificate from the
-// cluster CA in the state, once per CA.
+// serverCerts issues a server certificate from the cluster CA in the
+// state, once per CA: for the agent endpoint (server.strata, loopback),
+// or for the HTTP API with its host names too (Server.HTTPTLSConfig).
 type serverCerts struct {
 	store *state.Store
+	hosts []string // names and IPs besides server.strata and loopback
 	mu    sync.Mutex
 	pin   string
 	cert  *tls.Certificate
@@ -129,6 +131,15 @@ func (c *serverCerts) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		NotAfter:     time.Now().AddDate(1, 0, 0),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range c.hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			if !ip.IsUnspecified() {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			}
+		} else if h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 	if err != nil {

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"sync"
@@ -10,12 +11,15 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// The Raft port carries two protocols, told apart by the first byte of
-// each connection (as Consul does): Raft's own, and the servers' RPC
-// (forwarded writes, join, cluster info, module blobs).
+// The Raft port carries three protocols, told apart by the first byte of
+// each connection (as Consul does): Raft's own, the servers' RPC
+// (forwarded writes, join, cluster info, module blobs), and HTTP API
+// requests a server forwards to the leader with their token (consistent
+// reads; writes when ACLs are on: see leaderProxy).
 const (
 	muxRaft byte = 'R'
 	muxRPC  byte = 'C'
+	muxHTTP byte = 'H'
 )
 
 // muxLayer is Raft's stream layer over a listener bound before Raft
@@ -24,6 +28,7 @@ const (
 type muxLayer struct {
 	ln     net.Listener
 	raft   chan net.Conn
+	http   chan net.Conn // forwarded HTTP requests: httpListener
 	rpc    func(net.Conn)
 	closed chan struct{}
 	once   sync.Once
@@ -39,7 +44,7 @@ func newMuxLayer(bind string, rpc func(net.Conn)) (*muxLayer, error) {
 		ln.Close()
 		return nil, fmt.Errorf("coordinator: raft address %s must be a specific IP that other servers can reach", bind)
 	}
-	m := &muxLayer{ln: ln, raft: make(chan net.Conn), rpc: rpc, closed: make(chan struct{})}
+	m := &muxLayer{ln: ln, raft: make(chan net.Conn), http: make(chan net.Conn), rpc: rpc, closed: make(chan struct{})}
 	m.wg.Add(1)
 	go m.serve()
 	return m, nil
@@ -77,6 +82,12 @@ func (m *muxLayer) route(c net.Conn) {
 		}
 	case muxRPC:
 		m.rpc(c)
+	case muxHTTP:
+		select {
+		case m.http <- c:
+		case <-m.closed:
+			c.Close()
+		}
 	default:
 		c.Close() // not a Strata server
 	}
@@ -107,13 +118,51 @@ func (m *muxLayer) wait() { m.wg.Wait() }
 
 func (m *muxLayer) Addr() net.Addr { return m.ln.Addr() }
 
+// httpListener is a listener of the forwarded HTTP requests: the
+// connections that start with muxHTTP. Closing it ends its Accept.
+func (m *muxLayer) httpListener() net.Listener {
+	return &muxHTTPListener{m: m, done: make(chan struct{})}
+}
+
+type muxHTTPListener struct {
+	m    *muxLayer
+	done chan struct{}
+	once sync.Once
+}
+
+func (l *muxHTTPListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.m.http:
+		return c, nil
+	case <-l.m.closed:
+		return nil, net.ErrClosed
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *muxHTTPListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *muxHTTPListener) Addr() net.Addr { return l.m.ln.Addr() }
+
 // Dial opens a Raft connection to another server.
 func (m *muxLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	return dialMux(string(addr), muxRaft, timeout)
 }
 
 func dialMux(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return dialMuxContext(ctx, addr, kind)
+}
+
+// dialMuxContext dials the Raft port at addr for protocol kind.
+func dialMuxContext(ctx context.Context, addr string, kind byte) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}

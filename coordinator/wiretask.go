@@ -16,14 +16,30 @@ func wireTasks(g *spec.Group) []wire.Task {
 		if t != nil {
 			w := wireTask(t)
 			w.ShutdownDelay = g.TaskShutdownDelay(t)
+			resolveVolumes(g, w.VolumeMounts)
 			out = append(out, w)
 		}
 	}
 	return out
 }
 
+// resolveVolumes names, in each mount, the host volume its group volume
+// asks for, and makes it read-only when the volume is.
+func resolveVolumes(g *spec.Group, ms []wire.VolumeMount) {
+	for i := range ms {
+		for _, v := range g.Volumes {
+			if v != nil && v.Name == ms[i].Volume {
+				ms[i].HostVolume = v.Source
+				ms[i].ReadOnly = ms[i].ReadOnly || v.ReadOnly
+			}
+		}
+	}
+}
+
 // wireTask converts one task; its ShutdownDelay is the task's own, which
-// wireTasks replaces with the group's when the task sets none.
+// wireTasks replaces with the group's when the task sets none, and its
+// volume mounts name the job's volumes, which wireTasks resolves to the
+// host volumes of the group's volume blocks.
 func wireTask(t *spec.Task) wire.Task {
 	c := t.Config
 	w := wire.Task{
@@ -39,9 +55,9 @@ func wireTask(t *spec.Task) wire.Task {
 		KillTimeout:   t.KillTimeout.D(),
 		ShutdownDelay: t.ShutdownDelay.D(),
 	}
-	for _, m := range c.Mounts {
+	for _, m := range t.VolumeMounts {
 		if m != nil {
-			w.Config.Mounts = append(w.Config.Mounts, wire.Mount{Source: m.Source, Target: m.Target, Readonly: m.Readonly})
+			w.VolumeMounts = append(w.VolumeMounts, wire.VolumeMount{Volume: m.Volume, Destination: m.Destination, ReadOnly: m.ReadOnly})
 		}
 	}
 	if len(t.Env) > 0 {

@@ -3,10 +3,12 @@ package coordinator
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/strata-run/strata/internal/wire"
 	"github.com/strata-run/strata/spec"
 )
 
@@ -21,9 +23,6 @@ var carried = map[string]string{
 	"Config.MaxRequestTime":                    "Config.MaxRequestTime",
 	"Config.MaxConcurrency":                    "Config.MaxConcurrency",
 	"Config.MaxRuntime":                        "Config.MaxRuntime",
-	"Config.Mounts[0].Source":                  "Config.Mounts[0].Source",
-	"Config.Mounts[0].Target":                  "Config.Mounts[0].Target",
-	"Config.Mounts[0].Readonly":                "Config.Mounts[0].Readonly",
 	"Config.ModuleDigest":                      "Config.ModuleDigest",
 	"Config.Image":                             "Config.Image",
 	"Config.Command":                           "Config.Command",
@@ -50,7 +49,14 @@ var carried = map[string]string{
 	"Services[0].CanaryTags":                   "Services[0].CanaryTags",
 	"Lifecycle.Hook":                           "Lifecycle.Hook",
 	"Lifecycle.Sidecar":                        "Lifecycle.Sidecar",
+	"VolumeMounts[0].Volume":                   "VolumeMounts[0].Volume",
+	"VolumeMounts[0].Destination":              "VolumeMounts[0].Destination",
+	"VolumeMounts[0].ReadOnly":                 "VolumeMounts[0].ReadOnly",
 }
+
+// fromGroup are the fields of wire.Task that wireTasks sets from the
+// task's group, not from the task (TestWireTasksResolveVolumes).
+var fromGroup = []string{"VolumeMounts[0].HostVolume"}
 
 // leftOut are the fields of spec.Task an agent does not need, and why.
 var leftOut = map[string]string{
@@ -58,6 +64,9 @@ var leftOut = map[string]string{
 	"Resources.Networks[0].MBits":           "bandwidth is the scheduler's to pack, not the agent's to enforce",
 	"Resources.Networks[0].Ports[0].Static": "the assigned number is in Alloc.Ports",
 	"Resources.Networks[0].Ports[0].To":     "the container port is in Alloc.Ports, with the number",
+	"Config.Mounts[0].Source":               "raw host paths are refused by validation: never sent to an agent",
+	"Config.Mounts[0].Target":               "raw host paths are refused by validation: never sent to an agent",
+	"Config.Mounts[0].Readonly":             "raw host paths are refused by validation: never sent to an agent",
 }
 
 // A spec.Task with every field set converts field by field: each field
@@ -101,6 +110,9 @@ func TestWireTaskCarriesEveryField(t *testing.T) {
 		targets[strings.TrimSuffix(w, "[0]")] = true // an element of a leaf slice
 	}
 	for path, v := range wireLeaves {
+		if slices.Contains(fromGroup, path) {
+			continue
+		}
 		if !targets[path] {
 			t.Errorf("wire.Task.%s is not set from any field of spec.Task", path)
 		} else if v.IsZero() {
@@ -113,8 +125,8 @@ func TestWireTaskCarriesEveryField(t *testing.T) {
 // lifecycle a main task, and nil entries are skipped.
 func TestWireTaskAbsentParts(t *testing.T) {
 	wt := wireTask(&spec.Task{Name: "t", Driver: "wasm", Services: []*spec.Service{nil, {Name: "s", Checks: []*spec.Check{nil}}},
-		Config: spec.TaskConfig{Mounts: []*spec.Mount{nil}}})
-	if wt.Restart != nil || wt.Lifecycle != nil || wt.Env != nil || wt.Config.Mounts != nil || wt.Resources.Ports != nil {
+		Config: spec.TaskConfig{Mounts: []*spec.Mount{{Source: "/etc", Target: "/etc"}}}, VolumeMounts: []*spec.VolumeMount{nil}})
+	if wt.Restart != nil || wt.Lifecycle != nil || wt.Env != nil || wt.VolumeMounts != nil || wt.Resources.Ports != nil {
 		t.Fatalf("absent parts became %+v", wt)
 	}
 	if len(wt.Services) != 1 || wt.Services[0].Name != "s" || wt.Services[0].Checks != nil {
@@ -128,6 +140,28 @@ func TestWireTaskAbsentParts(t *testing.T) {
 	// A task's shutdown delay is its own, else its group's.
 	if got[0].ShutdownDelay != 3*time.Second || got[1].ShutdownDelay != time.Second {
 		t.Fatalf("shutdown delays %s, %s; want the group's 3s and the task's own 1s", got[0].ShutdownDelay, got[1].ShutdownDelay)
+	}
+}
+
+// A task's mount names its group's volume; the agent gets the host
+// volume's name, read-only when the mount or the volume is.
+func TestWireTasksResolveVolumes(t *testing.T) {
+	g := &spec.Group{
+		Volumes: []*spec.Volume{{Name: "data", Type: "host", Source: "shared-data", ReadOnly: true}, {Name: "scratch", Type: "host", Source: "tmp"}},
+		Tasks: []*spec.Task{{Name: "t", VolumeMounts: []*spec.VolumeMount{
+			{Volume: "data", Destination: "/data"},
+			{Volume: "scratch", Destination: "/tmp"},
+			{Volume: "scratch", Destination: "/ro", ReadOnly: true},
+		}}},
+	}
+	got := wireTasks(g)[0].VolumeMounts
+	want := []wire.VolumeMount{
+		{Volume: "data", HostVolume: "shared-data", Destination: "/data", ReadOnly: true},
+		{Volume: "scratch", HostVolume: "tmp", Destination: "/tmp"},
+		{Volume: "scratch", HostVolume: "tmp", Destination: "/ro", ReadOnly: true},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("volume mounts = %+v, want %+v", got, want)
 	}
 }
 

@@ -45,7 +45,18 @@ type Config struct {
 	// 1024): past it, the least recently used ones that no current
 	// allocation references are removed.
 	ModuleCacheMB int
-	Logger        *slog.Logger
+	// HostVolumes are the directories jobs may mount, by name (strata
+	// agent -host-volume NAME=PATH[:ro]): registered with the node, so the
+	// servers place a job that asks for one only here. A job can mount
+	// nothing else of the host.
+	HostVolumes map[string]HostVolume
+	Logger      *slog.Logger
+}
+
+// HostVolume is a directory of the host offered to jobs under a name.
+type HostVolume struct {
+	Path     string // absolute, an existing directory
+	ReadOnly bool   // mounted read-only whatever the job asks
 }
 
 // DefaultModuleCacheMB is Config.ModuleCacheMB's default.
@@ -120,6 +131,11 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.ModuleCacheMB < 0 {
 		return nil, fmt.Errorf("edge: module cache size %d MB is negative", cfg.ModuleCacheMB)
 	}
+	vols, err := checkHostVolumes(cfg.HostVolumes)
+	if err != nil {
+		return nil, err
+	}
+	cfg.HostVolumes = vols
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
@@ -169,7 +185,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	deps := &runnerDeps{
 		report: a.outbox.report, saveStates: local.saveTaskStates, driver: a.driver, dataDir: cfg.DataDir, log: log,
-		node: nodeInfo{id: id, name: cfg.NodeName, datacenter: cfg.Datacenter, bindAddr: cfg.BindAddr, attributes: a.fp.attributes, meta: cfg.Meta},
+		node: nodeInfo{id: id, name: cfg.NodeName, datacenter: cfg.Datacenter, bindAddr: cfg.BindAddr, attributes: a.fp.attributes, meta: cfg.Meta,
+			volumes: cfg.HostVolumes},
 	}
 	a.allocs = newAllocSet(deps, a.outbox, local, mods.setInUse, log)
 	a.streams = &streamServer{dataDir: cfg.DataDir, nodeName: cfg.NodeName, signal: a.allocs.signal, stats: a.allocs.stats, log: log.With("part", "streams")}
@@ -200,10 +217,17 @@ func (a *Agent) driver(name string) (driver, error) {
 
 // registration is the node as the control protocol registers it.
 func (a *Agent) registration() wire.Register {
-	return wire.Register{
+	reg := wire.Register{
 		NodeID: a.nodeID, Name: a.cfg.NodeName, Datacenter: a.cfg.Datacenter, Address: a.cfg.BindAddr,
 		CPU: a.fp.cpuMHz, MemoryMB: a.fp.memoryMB, Drivers: a.fp.drivers, Attributes: a.fp.attributes, Meta: a.cfg.Meta,
 	}
+	for name, hv := range a.cfg.HostVolumes {
+		if reg.HostVolumes == nil {
+			reg.HostVolumes = map[string]wire.HostVolume{}
+		}
+		reg.HostVolumes[name] = wire.HostVolume{Path: hv.Path, ReadOnly: hv.ReadOnly}
+	}
+	return reg
 }
 
 // Registered is closed once the agent has first registered with a server.

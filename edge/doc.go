@@ -1,7 +1,8 @@
 // Package edge is the Strata agent: it holds one QUIC connection to a
 // coordinator server, registers its node (fingerprinted CPU, memory,
-// drivers), heartbeats, receives the full set of allocations the servers
-// want on it, and runs them.
+// drivers, and the host volumes its operator declares), heartbeats,
+// receives the full set of allocations the servers want on it, and runs
+// them.
 //
 // The agent is a set of parts that reach each other only through the
 // small functions and interfaces they are given when Agent wires them
@@ -41,6 +42,12 @@
 //     stats (what the driver can measure), and re-attaching after an agent
 //     restart (docker re-attaches to a task's running container; a wasm
 //     instance ended with the agent, so its task is started again).
+//   - host volumes (volumes.go): the only host directories a task can
+//     see. Config.HostVolumes is checked at start (absolute paths to
+//     existing directories) and registered; a task's volume mounts are
+//     resolved to them when it starts (read-only when the job or the
+//     declaration says so; one no longer declared fails the task) and
+//     handed to the driver: wazero directory mounts, docker bind mounts.
 //   - modules (download.go, modules.go) are fetched by digest on their own
 //     QUIC stream into a partial file that a broken download resumes from,
 //     verified against the sha256 of the whole file, and cached within

@@ -222,6 +222,13 @@ func (d *dockerDriver) containerConfig(t *taskSpec) *docker.ContainerConfig {
 	for _, k := range slices.Sorted(maps.Keys(t.Env)) {
 		cfg.Env = append(cfg.Env, k+"="+t.Env[k])
 	}
+	for _, m := range t.Mounts {
+		bind := m.Source + ":" + m.Destination
+		if m.ReadOnly {
+			bind += ":ro"
+		}
+		cfg.HostConfig.Binds = append(cfg.HostConfig.Binds, bind)
+	}
 	if task.Config.Command != "" {
 		cfg.Cmd = append([]string{task.Config.Command}, task.Config.Args...)
 	} else if len(task.Config.Args) > 0 {

@@ -326,6 +326,16 @@ func TestContainerConfig(t *testing.T) {
 		t.Error("a task with other env hashes the same")
 	}
 
+	// Host volumes are bind mounts, read-only when the job or the agent says so.
+	n.deps.node.volumes = map[string]HostVolume{"certs": {Path: "/etc/ssl/certs", ReadOnly: true}, "data": {Path: "/srv/data"}}
+	mounted := task
+	mounted.VolumeMounts = []wire.VolumeMount{{Volume: "c", HostVolume: "certs", Destination: "/certs"}, {Volume: "d", HostVolume: "data", Destination: "/data"}}
+	if cfg := d.containerConfig(spec(mounted)); !slices.Equal(cfg.HostConfig.Binds, []string{"/etc/ssl/certs:/certs:ro", "/srv/data:/data"}) {
+		t.Errorf("binds %q", cfg.HostConfig.Binds)
+	} else if cfg.Labels[labelConfig] == d.containerConfig(spec(task)).Labels[labelConfig] {
+		t.Error("a task with volume mounts hashes as one without")
+	}
+
 	task.Config.Command = ""
 	if cfg := d.containerConfig(spec(task)); !slices.Equal(cfg.Cmd, []string{"-v"}) {
 		t.Errorf("args alone: cmd %q", cfg.Cmd)

@@ -63,6 +63,9 @@ type taskSpec struct {
 	// Ports are the allocation's ports the task serves on: its own, then
 	// those its config.ports names.
 	Ports []wire.Port
+	// Mounts are the task's volume mounts resolved to this node's host
+	// volumes (volumes.go).
+	Mounts []hostMount
 	// Stdout and Stderr are the task's log files.
 	Stdout, Stderr io.Writer
 	// LogsWritten is when the task's log files were last written (zero

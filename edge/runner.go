@@ -33,6 +33,7 @@ type runnerDeps struct {
 type nodeInfo struct {
 	id, name, datacenter, bindAddr string
 	attributes, meta               map[string]string
+	volumes                        map[string]HostVolume // checked by checkHostVolumes
 }
 
 // allocRunner runs one allocation's tasks and reports their state. It

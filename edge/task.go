@@ -196,11 +196,15 @@ func (r *allocRunner) taskSpec(t *wire.Task) (*taskSpec, error) {
 	if err != nil {
 		return nil, err
 	}
+	mounts, err := hostMounts(r.deps.node.volumes, t.VolumeMounts)
+	if err != nil {
+		return nil, err
+	}
 	env := r.runtimeVars(t)
 	maps.Copy(env, resolved.Env)
 	return &taskSpec{
 		AllocID: r.alloc.ID, AllocName: r.alloc.Name, JobID: r.alloc.JobID, Group: r.alloc.Group, JobVersion: r.alloc.JobVersion,
-		Task: *resolved, Env: env, Ports: r.servedPorts(t),
+		Task: *resolved, Env: env, Ports: r.servedPorts(t), Mounts: mounts,
 	}, nil
 }
 

@@ -113,7 +113,11 @@ func TestAgentStopsWithoutACommonVersion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err = a.Run(ctx)
-	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("the agent speaks %d, the server speaks 99", wire.Version)) {
+	var speaks []string
+	for _, v := range wire.Versions() {
+		speaks = append(speaks, fmt.Sprint(v))
+	}
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("the agent speaks %s, the server speaks 99", strings.Join(speaks, ", "))) {
 		t.Fatalf("Run = %v, want it to stop naming both sides' versions", err)
 	}
 	if reg := <-served; len(reg.Versions) == 0 || reg.Versions[0] != wire.Version {

@@ -44,7 +44,8 @@ import (
 //
 // The module's stderr (and, for command and listener, its stdout) go to
 // the task's log files. Limits come from the job: resources.memory caps
-// each instance's linear memory, config.mount grants directories,
+// each instance's linear memory, volume mounts grant the host volumes'
+// directories (read-only ones through wazero's read-only mount),
 // max_request_time and max_concurrency bound http requests, max_runtime
 // bounds a command. Only listener instances read the real clocks.
 type wasmDriver struct {
@@ -78,8 +79,8 @@ func (d *wasmDriver) start(ctx context.Context, t *taskSpec) (taskHandle, error)
 		return nil, fmt.Errorf("compile module %s: %w", task.Config.Module, err)
 	}
 	lim := wasmhost.Limits{MaxMemory: int64(task.Resources.MemoryMB) << 20}
-	for _, m := range task.Config.Mounts {
-		lim.Mounts = append(lim.Mounts, wasmhost.Mount{Source: m.Source, Target: m.Target, Readonly: m.Readonly})
+	for _, m := range t.Mounts {
+		lim.Mounts = append(lim.Mounts, wasmhost.Mount{Source: m.Source, Target: m.Destination, Readonly: m.ReadOnly})
 	}
 	if err := mod.CheckMemory(lim.MaxMemory); err != nil {
 		return nil, fmt.Errorf("module %s: %w", task.Config.Module, err)

@@ -72,7 +72,8 @@ func TestWasmDriverCommand(t *testing.T) {
 		n := newTestNode(t)
 		task := wasmTask(t, n, worker, wire.ModeCommand)
 		task.Config.Args = []string{"/data"}
-		task.Config.Mounts = []wire.Mount{{Source: data, Target: "/data", Readonly: true}}
+		n.deps.node.volumes = map[string]HostVolume{"shared": {Path: data}}
+		task.VolumeMounts = []wire.VolumeMount{{Volume: "d", HostVolume: "shared", Destination: "/data", ReadOnly: true}}
 		al := testAlloc(t, task)
 		r, done := startRunner(t, n, al)
 		st := waitStatus(t, n.outbox, al.ID, done, "complete")

@@ -24,6 +24,8 @@ type groupAsk struct {
 	// interned "missing driver" and "unhealthy driver" reasons of each.
 	drivers       []string
 	driverReasons []reasonID
+	// volumes are the host volumes the group needs (volumes.go).
+	volumes []volumeAsk
 	// ports is every port of the group: its own networks', then each
 	// task's, in declaration order.
 	ports         []portAsk

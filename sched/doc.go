@@ -31,7 +31,10 @@
 // the order they are checked (Nomad's): "node unknown" (nil entry), "node
 // down", "node not ready", "node ineligible", "datacenter mismatch", the
 // job's constraints, "missing driver <name>", "unhealthy driver <name>",
-// the group's constraints, "constraint distinct_hosts", "cpu exhausted",
+// the group's constraints, "missing host volume <name>", "host volume
+// <name> is read-only" (the group's host volumes: declared on the node,
+// writable where a volume is not read_only; per node, never per class),
+// "constraint distinct_hosts", "cpu exhausted",
 // "memory exhausted", "static port collision" and "dynamic ports
 // exhausted". A constraint's reason is "constraint <attribute> <operator>
 // <value>" as the job writes them (the operator "=" when left out, the

@@ -237,7 +237,8 @@ func (p *placer) classChecks(n *Node, g *groupAsk) classResult {
 	return res
 }
 
-// cachedStaticReason memoises nodeStaticReason per node for the group.
+// cachedStaticReason memoises nodeStaticReason per node for the group,
+// then the group's host volumes (per node: they are not in the class).
 func (p *placer) cachedStaticReason(i int, g *groupAsk) reasonID {
 	if g.static == nil {
 		g.static = make([]reasonID, len(p.nodes))
@@ -246,6 +247,9 @@ func (p *placer) cachedStaticReason(i int, g *groupAsk) reasonID {
 		return c - 1
 	}
 	r := p.nodeStaticReason(i, g)
+	if r == feasible && len(g.volumes) > 0 {
+		r = volumeReason(p.nodes[i].Node, g.volumes)
+	}
 	g.static[i] = r + 1
 	return r
 }

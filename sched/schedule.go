@@ -54,6 +54,7 @@ func newPlacer(req *Request, asks []*groupAsk) *placer {
 		for _, s := range g.spreads {
 			s.nodes = len(p.nodes)
 		}
+		g.volumes = p.volumeAsks(g.group)
 	}
 	return p
 }

@@ -42,6 +42,16 @@ type Node struct {
 	// coordinator when the node registers or changes. Schedule checks
 	// constraints once per computed class; empty: once per node.
 	ComputedClass string `json:"ComputedClass,omitempty"`
+	// HostVolumes are the directories the agent's operator lets jobs
+	// mount, by name (strata agent -host-volume NAME=PATH[:ro]). They are
+	// not part of the computed class: checked per node, as Nomad does.
+	HostVolumes map[string]HostVolume `json:"HostVolumes,omitempty"`
+}
+
+// HostVolume is a directory an agent offers under a name.
+type HostVolume struct {
+	Path     string `json:"Path"` // on the node
+	ReadOnly bool   `json:"ReadOnly,omitempty"`
 }
 
 // Desired statuses of an allocation (set by the coordinator).

@@ -222,6 +222,7 @@ func canonicalize(j *Job, written present) {
 		}
 		g.Networks = networks(g.Networks)
 		g.Services = c.services(gl, g.Services, j.ID+"-"+g.Name)
+		g.Volumes = nilIfEmpty(g.Volumes)
 		g.Tasks = nilIfEmpty(g.Tasks)
 
 		for ti, t := range g.Tasks {
@@ -231,6 +232,7 @@ func canonicalize(j *Job, written present) {
 			tl := gl.block("task", ti, t.Name)
 			t.Config.Args = nilIfEmpty(t.Config.Args)
 			t.Config.Mounts = nilIfEmpty(t.Config.Mounts)
+			t.VolumeMounts = nilIfEmpty(t.VolumeMounts)
 			t.Config.Ports = nilIfEmpty(t.Config.Ports)
 			t.Env = nilIfEmptyMap(t.Env)
 			t.Meta = nilIfEmptyMap(t.Meta)

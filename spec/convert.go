@@ -210,6 +210,10 @@ func (c *converter) group(at loc, r *rawGroup) *Group {
 		Networks:      c.networks(at, r.Networks),
 		Services:      c.services(at, r.Services),
 	}
+	for vi, rv := range r.Volumes {
+		c.block(at.block("volume", vi, rv.Name), rv.DefRange, rv.Body)
+		g.Volumes = append(g.Volumes, &Volume{Name: rv.Name, Type: rv.Type, Source: rv.Source, ReadOnly: rv.ReadOnly})
+	}
 	for ti, rt := range r.Tasks {
 		g.Tasks = append(g.Tasks, c.task(at.block("task", ti, rt.Name), rt))
 	}
@@ -246,6 +250,13 @@ func (c *converter) task(at loc, r *rawTask) *Task {
 			c.block(cl.nth("mount", mi), rm.DefRange, rm.Body)
 			t.Config.Mounts = append(t.Config.Mounts, &Mount{Source: rm.Source, Target: rm.Target, Readonly: rm.Readonly})
 		}
+		if rc.Volumes != nil {
+			c.errorAt(cl.attr("volumes").key(), "Host path not allowed", "volumes = [...] mounts host paths the job chooses, which Strata refuses: "+hostVolumeHint)
+		}
+	}
+	for mi, rm := range r.VolumeMounts {
+		c.block(at.nth("volume_mount", mi), rm.DefRange, rm.Body)
+		t.VolumeMounts = append(t.VolumeMounts, &VolumeMount{Volume: rm.Volume, Destination: rm.Destination, ReadOnly: rm.ReadOnly})
 	}
 	if rr := r.Resources; rr != nil {
 		rl := at.single("resources")

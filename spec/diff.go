@@ -114,7 +114,7 @@ var hclNames = map[string]string{
 	"Groups": "group", "Tasks": "task", "Services": "service", "Checks": "check",
 	"Networks": "network", "Ports": "port", "Constraints": "constraint",
 	"Affinities": "affinity", "Spreads": "spread", "Targets": "target",
-	"Mounts": "mount", "MemoryMB": "memory", "MBits": "mbits", "CPU": "cpu",
+	"Mounts": "mount", "Volumes": "volume", "VolumeMounts": "volume_mount", "MemoryMB": "memory", "MBits": "mbits", "CPU": "cpu",
 	"StopOnClientAfter": "stop_after", "ModuleDigest": "module digest",
 	"ID": "id",
 }

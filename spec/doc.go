@@ -94,6 +94,12 @@
 //	      port "http" { static = 8080  to = 80 }
 //	    }
 //	    service { ... }           as in task; port: any port of the group; name "<job>-<group>"
+//	    volume "<name>" {         zero or more, unique names: a host volume the tasks may mount;
+//	      type      = "host"      required (csi is refused)     the group is placed only on nodes
+//	      source    = "data"      required: the host volume's   whose agent declares source
+//	                              name (strata agent -host-volume data=/srv/data[:ro])
+//	      read_only = false       a read-write request is not placed where the volume is :ro
+//	    }
 //	    task "<name>" {           one or more, unique names in the group
 //	      driver = "wasm"         required: wasm | docker
 //	      config {                wasm:
@@ -104,7 +110,9 @@
 //	        max_request_time = "30s"    http only
 //	        max_concurrency  = 64       http only
 //	        max_runtime      = "1h"     command only
-//	        mount { source = "/srv/d"  target = "/data"  readonly = true }   absolute paths
+//	                                    mount { source = ... } (both drivers) and docker's
+//	                                    volumes = [...] are host paths: refused, naming
+//	                                    host volumes (volume, volume_mount) instead
 //	                                    docker: image (required), args, command,
 //	                                    ports = ["http"] (labels of the task or group)
 //	      }
@@ -132,6 +140,11 @@
 //	      }
 //	      kill_timeout = "5s"
 //	      shutdown_delay = "0s"   0: the group's
+//	      volume_mount {          zero or more (both drivers): wasm: a directory of the module's
+//	        volume      = "data"  required: a volume of the group      filesystem; docker: a bind mount
+//	        destination = "/data" required: absolute, unique in the task
+//	        read_only   = true    read-only when the mount or its volume says so
+//	      }
 //	      lifecycle {             makes the task run around the main tasks
 //	        hook    = "prestart"  prestart | poststart (poststop is refused: not run yet)
 //	        sidecar = false       keep it running (not with poststop)

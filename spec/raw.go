@@ -46,6 +46,7 @@ type rawGroup struct {
 	ShutdownDelay string            `hcl:"shutdown_delay,optional"`
 	Networks      []*rawNetwork     `hcl:"network,block"`
 	Services      []*rawService     `hcl:"service,block"`
+	Volumes       []*rawVolume      `hcl:"volume,block"`
 	Tasks         []*rawTask        `hcl:"task,block"`
 
 	Body     hcl.Body  `hcl:",body"`
@@ -66,6 +67,7 @@ type rawTask struct {
 	KillTimeout   string            `hcl:"kill_timeout,optional"`
 	ShutdownDelay string            `hcl:"shutdown_delay,optional"`
 	Lifecycle     *rawLifecycle     `hcl:"lifecycle,block"`
+	VolumeMounts  []*rawVolumeMount `hcl:"volume_mount,block"`
 
 	Body     hcl.Body  `hcl:",body"`
 	DefRange hcl.Range `hcl:",def_range"`
@@ -85,6 +87,9 @@ type rawConfig struct {
 	Image   string         `hcl:"image,optional"`
 	Command hcl.Expression `hcl:"command,optional"`
 	Ports   []string       `hcl:"ports,optional"`
+	// Volumes is Nomad's docker volumes = ["/host:/container"]: raw
+	// host paths, refused with a message naming host volumes.
+	Volumes hcl.Expression `hcl:"volumes,optional"`
 
 	Body     hcl.Body  `hcl:",body"`
 	DefRange hcl.Range `hcl:",def_range"`
@@ -94,6 +99,25 @@ type rawMount struct {
 	Source   string `hcl:"source,optional"`
 	Target   string `hcl:"target,optional"`
 	Readonly bool   `hcl:"readonly,optional"`
+
+	Body     hcl.Body  `hcl:",body"`
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+type rawVolume struct {
+	Name     string `hcl:"name,label"`
+	Type     string `hcl:"type,optional"`
+	Source   string `hcl:"source,optional"`
+	ReadOnly bool   `hcl:"read_only,optional"`
+
+	Body     hcl.Body  `hcl:",body"`
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+type rawVolumeMount struct {
+	Volume      string `hcl:"volume,optional"`
+	Destination string `hcl:"destination,optional"`
+	ReadOnly    bool   `hcl:"read_only,optional"`
 
 	Body     hcl.Body  `hcl:",body"`
 	DefRange hcl.Range `hcl:",def_range"`

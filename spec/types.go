@@ -42,7 +42,31 @@ type Group struct {
 	// Networks are the group's shared ports: every task may use them.
 	Networks []*Network `json:"Networks,omitempty"`
 	Services []*Service `json:"Services,omitempty"`
-	Tasks    []*Task    `json:"Tasks"`
+	// Volumes are the host volumes the group's tasks may mount: the
+	// group is placed only on nodes whose agent declares each of them.
+	Volumes []*Volume `json:"Volumes,omitempty"`
+	Tasks   []*Task   `json:"Tasks"`
+}
+
+// Volume types.
+const VolumeTypeHost = "host"
+
+// Volume asks for a host volume (Nomad's volume block): a directory the
+// operator of an agent declared under a name (strata agent -host-volume
+// NAME=PATH), never a path the job chooses.
+type Volume struct {
+	Name     string `json:"Name"`   // how the group's volume_mount blocks name it
+	Type     string `json:"Type"`   // VolumeTypeHost
+	Source   string `json:"Source"` // the host volume's name on the node
+	ReadOnly bool   `json:"ReadOnly,omitempty"`
+}
+
+// VolumeMount mounts a group's volume into a task at Destination. It is
+// read-only when the mount or its volume says so.
+type VolumeMount struct {
+	Volume      string `json:"Volume"`
+	Destination string `json:"Destination"`
+	ReadOnly    bool   `json:"ReadOnly,omitempty"`
 }
 
 // Task is one workload inside a group.
@@ -60,6 +84,8 @@ type Task struct {
 	// ShutdownDelay: when 0, the group's (Group.TaskShutdownDelay).
 	ShutdownDelay Duration   `json:"ShutdownDelay,omitempty"`
 	Lifecycle     *Lifecycle `json:"Lifecycle,omitempty"`
+	// VolumeMounts mount the group's volumes into the task.
+	VolumeMounts []*VolumeMount `json:"VolumeMounts,omitempty"`
 }
 
 // TaskConfig holds the driver-specific configuration. Fields that do not
@@ -75,7 +101,9 @@ type TaskConfig struct {
 	MaxConcurrency int `json:"MaxConcurrency,omitempty"`
 	// MaxRuntime ends a command-mode run after this long (0: no bound).
 	MaxRuntime Duration `json:"MaxRuntime,omitempty"`
-	// Mounts grant the module host directories; none by default.
+	// Mounts are raw host paths, which Validate refuses: a job asks for
+	// a host volume instead (Group.Volumes, Task.VolumeMounts). Kept so a
+	// job that has one is told so, rather than refused as malformed.
 	Mounts []*Mount `json:"Mounts,omitempty"`
 
 	// ModuleDigest is filled in by the coordinator when it registers the
@@ -89,7 +117,7 @@ type TaskConfig struct {
 	Ports   []string `json:"Ports,omitempty"` // port labels the container exposes
 }
 
-// Mount grants a wasm module a host directory.
+// Mount is a raw host path mount (refused: see TaskConfig.Mounts).
 type Mount struct {
 	Source   string `json:"Source"`
 	Target   string `json:"Target"`

@@ -204,6 +204,8 @@ func (v *validator) group(at loc, j *Job, g *Group) {
 		taskPorts[ti] = own
 	}
 
+	vols := v.volumes(at, g.Volumes)
+
 	for si, s := range g.Services {
 		sl := at.nth("service", si)
 		if s == nil {
@@ -240,6 +242,7 @@ func (v *validator) group(at loc, j *Job, g *Group) {
 			usable[l] = w
 		}
 		v.task(tl, t, g.Restart, j.ID+"-"+g.Name+"-"+t.Name, taskPorts[ti], usable, all)
+		v.volumeMounts(tl, t.VolumeMounts, vols)
 	}
 	if main == 0 && len(g.Tasks) > 0 {
 		v.add(at, "Missing main task", "every task of group %q has a lifecycle hook; a group needs at least one main task (without lifecycle)", g.Name)
@@ -352,23 +355,7 @@ func (v *validator) wasmConfig(at loc, c *TaskConfig, own portSet) {
 	if c.MaxRuntime < 0 {
 		v.add(at.attr("max_runtime"), "Invalid max_runtime", "max_runtime must not be negative, got %s", c.MaxRuntime)
 	}
-	targets := map[string]bool{}
-	for mi, m := range c.Mounts {
-		ml := at.nth("mount", mi)
-		if m == nil {
-			v.add(ml, "Missing mount", "mount %d is null", mi)
-			continue
-		}
-		if err := absPath(m.Source); err != nil {
-			v.add(ml.attr("source"), "Invalid mount source", "source (a host directory) %v", err)
-		}
-		if err := absPath(m.Target); err != nil {
-			v.add(ml.attr("target"), "Invalid mount target", "target (the directory the module sees) %v", err)
-		} else if targets[m.Target] {
-			v.add(ml.attr("target"), "Duplicate mount target", "target %q is mounted twice", m.Target)
-		}
-		targets[m.Target] = true
-	}
+	v.hostPaths(at, c.Mounts)
 	if c.ModuleDigest != "" {
 		if err := ValidDigest(c.ModuleDigest); err != nil {
 			v.add(at.attr("module_digest"), "Invalid module digest", "%v", err)
@@ -379,9 +366,93 @@ func (v *validator) wasmConfig(at loc, c *TaskConfig, own portSet) {
 		set  bool
 	}{{"image", c.Image != ""}, {"command", c.Command != ""}, {"ports", len(c.Ports) > 0}} {
 		if o.set {
-			v.add(at.attr(o.name), "Option of another driver", "%s is a docker option; a wasm task takes module, mode, args, max_request_time, max_concurrency, max_runtime and mount", o.name)
+			v.add(at.attr(o.name), "Option of another driver", "%s is a docker option; a wasm task takes module, mode, args, max_request_time, max_concurrency and max_runtime", o.name)
 		}
 	}
+}
+
+// hostVolumeHint is what a job writes instead of a host path.
+const hostVolumeHint = `ask the agent's operator to declare the directory as a host volume (strata agent -host-volume NAME=PATH[:ro]), ` +
+	`then request it in the group with volume "data" { type = "host"  source = "NAME"  read_only = true } ` +
+	`and mount it in the task with volume_mount { volume = "data"  destination = "/data" }`
+
+// hostPaths refuses config mount blocks: a job may not choose host paths.
+func (v *validator) hostPaths(at loc, ms []*Mount) {
+	for mi, m := range ms {
+		src := ""
+		if m != nil && m.Source != "" {
+			src = fmt.Sprintf(" (source = %q)", m.Source)
+		}
+		v.add(at.nth("mount", mi), "Host path not allowed", "config { mount { ... } } mounts a host path the job chooses%s, which Strata refuses: %s", src, hostVolumeHint)
+	}
+}
+
+// volumes checks a group's volume requests.
+func (v *validator) volumes(at loc, vs []*Volume) map[string]*Volume {
+	byName := map[string]*Volume{}
+	for vi, vol := range vs {
+		if vol == nil {
+			v.add(at.nth("volume", vi), "Missing volume", "volume %d is null", vi)
+			continue
+		}
+		vl := at.block("volume", vi, vol.Name)
+		if v.name(vl, "volume name", vol.Name) {
+			if byName[vol.Name] != nil {
+				v.add(vl, "Duplicate volume", "volume %q is declared more than once in the group", vol.Name)
+			}
+			byName[vol.Name] = vol
+		}
+		switch vol.Type {
+		case VolumeTypeHost:
+		case "csi":
+			v.add(vl.attr("type"), "Unsupported volume type", "CSI volumes are not supported; type = %q mounts a host volume an agent declares", VolumeTypeHost)
+		case "":
+			v.add(vl.attr("type"), "Missing volume type", "a volume needs type = %q (a host volume an agent declares with -host-volume)", VolumeTypeHost)
+		default:
+			v.add(vl.attr("type"), "Invalid volume type", "unknown volume type %q; supported: %s", vol.Type, VolumeTypeHost)
+		}
+		if vol.Source == "" {
+			v.add(vl.attr("source"), "Missing volume source", "source names the host volume, as an agent declares it with -host-volume NAME=PATH")
+		} else {
+			v.name(vl.attr("source"), "host volume name", vol.Source)
+		}
+	}
+	return byName
+}
+
+// volumeMounts checks a task's volume mounts against its group's volumes.
+func (v *validator) volumeMounts(at loc, ms []*VolumeMount, vols map[string]*Volume) {
+	dests := map[string]bool{}
+	for mi, m := range ms {
+		ml := at.nth("volume_mount", mi)
+		if m == nil {
+			v.add(ml, "Missing volume_mount", "volume_mount %d is null", mi)
+			continue
+		}
+		switch {
+		case m.Volume == "":
+			v.add(ml.attr("volume"), "Missing volume", "volume_mount needs volume = the name of one of the group's volume blocks")
+		case vols[m.Volume] == nil:
+			v.add(ml.attr("volume"), "Undeclared volume", "volume %q is not declared in the group (declared: %s); add volume %q { type = \"host\"  source = \"NAME\" } to the group", m.Volume, volumeNames(vols), m.Volume)
+		}
+		if err := absPath(m.Destination); err != nil {
+			v.add(ml.attr("destination"), "Invalid destination", "destination (where the task sees the volume) %v", err)
+		} else if dests[m.Destination] {
+			v.add(ml.attr("destination"), "Duplicate destination", "destination %q is mounted twice", m.Destination)
+		}
+		dests[m.Destination] = true
+	}
+}
+
+func volumeNames(vols map[string]*Volume) string {
+	if len(vols) == 0 {
+		return "none"
+	}
+	set := make(map[string]bool, len(vols))
+	for n := range vols {
+		set[n] = true
+	}
+	return joinSorted(set)
 }
 
 func absPath(p string) error {
@@ -414,13 +485,14 @@ func (v *validator) dockerConfig(at loc, c *TaskConfig, usable portSet) {
 		}
 		seen[p] = true
 	}
+	v.hostPaths(at, c.Mounts)
 	for _, o := range []struct {
 		name string
 		set  bool
 	}{
 		{"module", c.Module != ""}, {"mode", c.Mode != ""}, {"module_digest", c.ModuleDigest != ""},
 		{"max_request_time", c.MaxRequestTime != 0}, {"max_concurrency", c.MaxConcurrency != 0},
-		{"max_runtime", c.MaxRuntime != 0}, {"mount", len(c.Mounts) > 0},
+		{"max_runtime", c.MaxRuntime != 0},
 	} {
 		if o.set {
 			v.add(at.attr(o.name), "Option of another driver", "%s is a wasm option; a docker task takes image, args, command and ports", o.name)

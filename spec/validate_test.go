@@ -250,14 +250,24 @@ func TestValidateJSONPlacementAndStrategies(t *testing.T) {
 			c := &j.Groups[0].Tasks[0].Config
 			c.MaxRuntime = Duration(1e9)
 			c.MaxConcurrency = -1
-			c.Mounts = []*Mount{{Source: "data", Target: "/d"}, {Source: "/x", Target: "/d"}, {Source: "/a/../b", Target: ""}}
+			c.Mounts = []*Mount{{Source: "/etc", Target: "/d"}}
 		}, []string{
 			`group "web" > task "hello" > config > max_runtime: Option of another mode: max_runtime applies to mode "command" only; this task's mode is "http"`,
 			`group "web" > task "hello" > config > max_concurrency: Invalid max_concurrency: max_concurrency must be 0 (no bound) or more, got -1`,
-			`group "web" > task "hello" > config > mount[0] > source: Invalid mount source: source (a host directory) "data" must be an absolute path`,
-			`group "web" > task "hello" > config > mount[1] > target: Duplicate mount target: target "/d" is mounted twice`,
-			`group "web" > task "hello" > config > mount[2] > source: Invalid mount source: source (a host directory) "/a/../b" must not contain ".."`,
-			`group "web" > task "hello" > config > mount[2] > target: Invalid mount target: target (the directory the module sees) must not be empty`,
+			`group "web" > task "hello" > config > mount[0]: Host path not allowed: config { mount { ... } } mounts a host path the job chooses (source = "/etc"), which Strata refuses: ` + hostVolumeHint,
+		}},
+		{"volumes", func(j *Job) {
+			g := j.Groups[0]
+			g.Volumes = []*Volume{{Name: "data", Type: "host", Source: "shared"}, {Name: "data", Type: "csi", Source: "x"}, {Name: "c", Source: ""}}
+			g.Tasks[0].VolumeMounts = []*VolumeMount{{Volume: "data", Destination: "/data"}, {Volume: "nope", Destination: "data"}, {Volume: "c", Destination: "/data"}}
+		}, []string{
+			`group "web" > volume "data": Duplicate volume: volume "data" is declared more than once in the group`,
+			`group "web" > volume "data" > type: Unsupported volume type: CSI volumes are not supported; type = "host" mounts a host volume an agent declares`,
+			`group "web" > volume "c" > type: Missing volume type: a volume needs type = "host" (a host volume an agent declares with -host-volume)`,
+			`group "web" > volume "c" > source: Missing volume source: source names the host volume, as an agent declares it with -host-volume NAME=PATH`,
+			`group "web" > task "hello" > volume_mount[1] > volume: Undeclared volume: volume "nope" is not declared in the group (declared: "c", "data"); add volume "nope" { type = "host"  source = "NAME" } to the group`,
+			`group "web" > task "hello" > volume_mount[1] > destination: Invalid destination: destination (where the task sees the volume) "data" must be an absolute path`,
+			`group "web" > task "hello" > volume_mount[2] > destination: Duplicate destination: destination "/data" is mounted twice`,
 		}},
 		{"templates", func(j *Job) {
 			tk := j.Groups[0].Tasks[0]

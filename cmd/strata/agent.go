@@ -26,6 +26,32 @@ func (m metaFlag) Set(v string) error {
 	return nil
 }
 
+// hostVolumeFlag collects repeated -host-volume NAME=PATH[:ro].
+type hostVolumeFlag map[string]edge.HostVolume
+
+func (h hostVolumeFlag) String() string { return fmt.Sprint(map[string]edge.HostVolume(h)) }
+
+func (h hostVolumeFlag) Set(v string) error {
+	name, path, ok := strings.Cut(v, "=")
+	if !ok || name == "" || path == "" {
+		return fmt.Errorf("want NAME=PATH or NAME=PATH:ro, got %q", v)
+	}
+	if _, dup := h[name]; dup {
+		return fmt.Errorf("host volume %q is declared twice", name)
+	}
+	hv := edge.HostVolume{Path: path}
+	if p, ro := strings.CutSuffix(path, ":ro"); ro {
+		hv = edge.HostVolume{Path: p, ReadOnly: true}
+	} else if p, rw := strings.CutSuffix(path, ":rw"); rw {
+		hv.Path = p
+	}
+	h[name] = hv
+	return nil
+}
+
+// hostVolumesUsage is the -host-volume flag's help.
+const hostVolumesUsage = "a directory jobs may mount as a host volume, NAME=PATH or NAME=PATH:ro (read-only whatever the job asks); repeatable. A job can mount nothing else of the host"
+
 func runAgent(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "agent")
 	servers := fs.String("servers", "", "comma-separated agent (QUIC) addresses of the servers (required)")
@@ -39,6 +65,8 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	meta := metaFlag{}
 	fs.Var(meta, "meta", "node metadata key=value, repeatable")
+	vols := hostVolumeFlag{}
+	fs.Var(vols, "host-volume", hostVolumesUsage)
 	if pos, err := parse(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -62,7 +90,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	}
 	agent, err := edge.New(ctx, edge.Config{
 		Servers: addrs, CAPin: *pin, JoinToken: *token, DataDir: *dataDir, NodeName: *name,
-		Datacenter: *dc, BindAddr: *bind, Meta: meta, ModuleCacheMB: *cacheMB, Logger: logger,
+		Datacenter: *dc, BindAddr: *bind, Meta: meta, ModuleCacheMB: *cacheMB, HostVolumes: vols, Logger: logger,
 	})
 	if err != nil {
 		return err

@@ -76,8 +76,11 @@ func TestAllocLogsAndStatusEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The printer counts its runs in a file of a host volume the agent declares.
+	data := t.TempDir()
 	agent, err := edge.New(context.Background(), edge.Config{Servers: []string{srv.AgentAddr()}, CAPin: srv.CAPin(), JoinToken: tok.Secret,
-		DataDir: filepath.Join(dir, "agent"), NodeName: "edge-1", Logger: logger})
+		DataDir: filepath.Join(dir, "agent"), NodeName: "edge-1", Logger: logger,
+		HostVolumes: map[string]edge.HostVolume{"printer-data": {Path: data}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,13 +110,13 @@ func TestAllocLogsAndStatusEndToEnd(t *testing.T) {
 	if _, err := c.PushModule(ctx, "printer", "0.1.0", module); err != nil {
 		t.Fatal(err)
 	}
-	data := t.TempDir()
-	job := &spec.Job{ID: "printer", Groups: []*spec.Group{{Name: "g", Count: 1, Tasks: []*spec.Task{{
-		Name: "print", Driver: "wasm",
-		Config:    spec.TaskConfig{Module: "printer@0.1.0", Mode: spec.ModeCommand, Mounts: []*spec.Mount{{Source: data, Target: "/data"}}},
-		Restart:   &spec.RestartPolicy{Attempts: 1, Interval: spec.Duration(time.Hour), Delay: spec.Duration(3 * time.Second), Mode: "fail"},
-		Resources: spec.Resources{CPU: 100, MemoryMB: 64},
-	}}}}}
+	job := &spec.Job{ID: "printer", Groups: []*spec.Group{{Name: "g", Count: 1,
+		Volumes: []*spec.Volume{{Name: "data", Type: spec.VolumeTypeHost, Source: "printer-data"}}, Tasks: []*spec.Task{{
+			Name: "print", Driver: "wasm", VolumeMounts: []*spec.VolumeMount{{Volume: "data", Destination: "/data"}},
+			Config:    spec.TaskConfig{Module: "printer@0.1.0", Mode: spec.ModeCommand},
+			Restart:   &spec.RestartPolicy{Attempts: 1, Interval: spec.Duration(time.Hour), Delay: spec.Duration(3 * time.Second), Mode: "fail"},
+			Resources: spec.Resources{CPU: 100, MemoryMB: 64},
+		}}}}}
 	if _, err := c.RegisterJob(ctx, job); err != nil {
 		t.Fatal(err)
 	}

@@ -67,6 +67,16 @@ func commands() []command {
 		{"stop", "Stop a job: stop JOB", runStop},
 		{"server", "Run a coordinator server: server -data-dir D [-bootstrap-expect N -join ADDR,...]", runServer},
 		{"agent", "Run an edge agent: agent -servers ADDR,... -ca-pin sha256:... -join-token T -data-dir D [-datacenter DC]", runAgent},
+		{"acl bootstrap", "Create the cluster's first management token (once per cluster)", runACLBootstrap},
+		{"acl policy apply", "Create or replace an ACL policy: acl policy apply [-description D] NAME FILE.hcl", runACLPolicyApply},
+		{"acl policy list", "List ACL policies", runACLPolicyList},
+		{"acl policy info", "Show an ACL policy and its rules: acl policy info NAME", runACLPolicyInfo},
+		{"acl policy delete", "Delete an ACL policy: acl policy delete NAME", runACLPolicyDelete},
+		{"acl token create", "Create an ACL token: acl token create [-name N] [-policy P]... [-type client|management] [-ttl D]", runACLTokenCreate},
+		{"acl token list", "List ACL tokens", runACLTokenList},
+		{"acl token info", "Show an ACL token: acl token info ACCESSOR", runACLTokenInfo},
+		{"acl token self", "Show the token in use (-token or STRATA_TOKEN)", runACLTokenSelf},
+		{"acl token delete", "Delete an ACL token: acl token delete ACCESSOR", runACLTokenDelete},
 		{"agent token create", "Create a join token and print the agent command line: agent token create [-reusable] [-ttl D]", runTokenCreate},
 		{"agent token list", "List join tokens", runTokenList},
 		{"agent token revoke", "Revoke a join token: agent token revoke ID", runTokenRevoke},
@@ -129,7 +139,8 @@ func usage(w io.Writer, cmds []command) {
 	for _, c := range cmds {
 		fmt.Fprintf(w, "  %-26s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nThe API address is -address, or STRATA_ADDR (default http://127.0.0.1:4700).")
+	fmt.Fprintln(w, "\nThe API address is -address, or STRATA_ADDR (default http://127.0.0.1:4700); the ACL token")
+	fmt.Fprintln(w, "-token or STRATA_TOKEN; an HTTPS server is verified with -ca-cert (STRATA_CACERT) or -ca-pin (STRATA_CAPIN).")
 }
 
 // newFlags returns a FlagSet that reports errors instead of exiting.
@@ -152,23 +163,87 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			return pos, nil
+			return pos, loadAPIFlags(fs)
 		}
 		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
+			return append(pos, args[1:]...), loadAPIFlags(fs)
 		}
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
 }
 
-// addressFlag adds -address with STRATA_ADDR as the default.
-func addressFlag(fs *flag.FlagSet, env *Env) *string {
-	def := env.Getenv("STRATA_ADDR")
-	if def == "" {
-		def = "http://127.0.0.1:4700"
-	}
-	return fs.String("address", def, "HTTP API address (env STRATA_ADDR)")
+// apiFlags are the flags every command that calls the API takes: the
+// address, the ACL token and how to verify an HTTPS server. parse builds
+// the client once they are parsed (a CA file that cannot be read is a
+// usage error there), so client(*addr) cannot fail.
+type apiFlags struct {
+	address, token, caCert, caPin string
+	c                             *api.Client
 }
 
-func client(addr string) *api.Client { return api.NewClient(addr) }
+// caCertFlag is -ca-cert; parse finds the apiFlags through it.
+type caCertFlag struct{ f *apiFlags }
+
+func (v *caCertFlag) String() string {
+	if v.f == nil {
+		return ""
+	}
+	return v.f.caCert
+}
+
+func (v *caCertFlag) Set(s string) error { v.f.caCert = s; return nil }
+
+// addressFlag adds -address (STRATA_ADDR), -token (STRATA_TOKEN),
+// -ca-cert (STRATA_CACERT) and -ca-pin (STRATA_CAPIN).
+func addressFlag(fs *flag.FlagSet, env *Env) *apiFlags {
+	f := &apiFlags{address: env.Getenv("STRATA_ADDR"), token: env.Getenv("STRATA_TOKEN"),
+		caCert: env.Getenv("STRATA_CACERT"), caPin: env.Getenv("STRATA_CAPIN")}
+	if f.address == "" {
+		f.address = "http://127.0.0.1:4700"
+	}
+	fs.StringVar(&f.address, "address", f.address, "HTTP API address (env STRATA_ADDR)")
+	fs.StringVar(&f.token, "token", f.token, "ACL token secret, sent as X-Strata-Token (env STRATA_TOKEN)")
+	fs.Var(&caCertFlag{f}, "ca-cert", "PEM file of the CA that signed the server's HTTPS certificate (env STRATA_CACERT)")
+	fs.StringVar(&f.caPin, "ca-pin", f.caPin, "sha256:<hex> of the cluster CA certificate, as `strata server` prints it, to verify an HTTPS server instead of -ca-cert (env STRATA_CAPIN)")
+	return f
+}
+
+// load builds the client from the parsed flags.
+func (f *apiFlags) load() error {
+	cfg := api.Config{Address: f.address, Token: f.token, CAPin: f.caPin}
+	if f.caCert != "" {
+		b, err := os.ReadFile(f.caCert)
+		if err != nil {
+			return usageError("-ca-cert: %v", err)
+		}
+		cfg.CACertPEM = b
+	}
+	c, err := api.New(cfg)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	f.c = c
+	return nil
+}
+
+// loadAPIFlags builds the client of a command that has the API flags.
+func loadAPIFlags(fs *flag.FlagSet) error {
+	fl := fs.Lookup("ca-cert")
+	if fl == nil {
+		return nil
+	}
+	if v, ok := fl.Value.(*caCertFlag); ok {
+		return v.f.load()
+	}
+	return nil
+}
+
+func client(f apiFlags) *api.Client {
+	if f.c != nil {
+		return f.c
+	}
+	c := api.NewClient(f.address)
+	c.Token = f.token
+	return c
+}

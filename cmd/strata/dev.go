@@ -24,10 +24,17 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	agentAddr := fs.String("agent-addr", "127.0.0.1:0", "QUIC address the agent connects to")
 	nodeName := fs.String("node-name", "dev", "the agent's node name")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	vols := hostVolumeFlag{}
+	fs.Var(vols, "host-volume", hostVolumesUsage)
+	aclEnabled := fs.Bool("acl-enabled", false, "require ACL tokens on the API (dev is open by default); `strata acl bootstrap` creates the first")
+	tlsf := addHTTPTLSFlags(fs)
 	if pos, err := parse(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return usageError("dev takes no arguments, got %q", pos)
+	}
+	if err := tlsf.check(); err != nil {
+		return err
 	}
 	logger, err := newLogger(env.Stderr, *logLevel)
 	if err != nil {
@@ -45,8 +52,8 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 
 	sv, err := startServing(coordinator.Config{
 		DataDir: filepath.Join(*dataDir, "server"), AgentAddr: *agentAddr,
-		Bootstrap: true, DevMode: true, Logger: logger,
-	}, *httpAddr, *dnsAddr, logger)
+		Bootstrap: true, DevMode: true, Logger: logger, ACLEnabled: *aclEnabled,
+	}, *httpAddr, *dnsAddr, logger, tlsf)
 	if err != nil {
 		return err
 	}
@@ -69,7 +76,7 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	}
 	agent, err := edge.New(ctx, edge.Config{
 		Servers: []string{srv.AgentAddr()}, CAPin: srv.CAPin(), JoinToken: token,
-		DataDir: agentDir, NodeName: *nodeName, Logger: logger,
+		DataDir: agentDir, NodeName: *nodeName, HostVolumes: vols, Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -94,10 +101,13 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	httpDone := sv.httpDone
 
 	fmt.Fprintf(env.Stdout, "==> Strata dev agent started\n")
-	fmt.Fprintf(env.Stdout, "    HTTP API:  http://%s\n", sv.httpAddr)
+	fmt.Fprintf(env.Stdout, "    HTTP API:  %s\n", sv.httpURL)
 	fmt.Fprintf(env.Stdout, "    DNS:       %s (udp, tcp)\n", sv.dnsAddr)
 	fmt.Fprintf(env.Stdout, "    Agents:    %s (quic), CA pin %s\n", srv.AgentAddr(), srv.CAPin())
 	fmt.Fprintf(env.Stdout, "    Data dir:  %s\n", *dataDir)
+	if err := announceSecurity(env, sv, *dataDir, *aclEnabled, tlsf); err != nil {
+		return err
+	}
 
 	select {
 	case <-ctx.Done():

@@ -4,7 +4,13 @@
 // server into one process on loopback; `strata server` and `strata agent`
 // start one role each. Every other subcommand is a client of the HTTP API
 // (through package coordinator/api, which does not link the server):
-// flag parsing, one or a few API calls, and what the user reads.
+// flag parsing, one or a few API calls, and what the user reads. Every
+// such command takes -address, -token, -ca-cert and -ca-pin (STRATA_ADDR,
+// STRATA_TOKEN, STRATA_CACERT, STRATA_CAPIN: apiFlags in cli.go, turned
+// into the client when the flags are parsed). `strata acl` (acl.go)
+// parses a policy locally first, so its problems show with their source
+// lines; `strata server` and `strata dev` take -acl-enabled and
+// -http-tls or -http-cert/-http-key, and agents -host-volume.
 //
 // This package wires and prints. It must not hold scheduling, state or
 // protocol logic: what a command needs beyond formatting belongs to the

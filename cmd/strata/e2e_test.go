@@ -98,7 +98,7 @@ type devProc struct {
 	done     chan error
 }
 
-func startDev(t *testing.T, dataDir string, httpPort, dnsPort int) *devProc {
+func startDev(t *testing.T, dataDir string, httpPort, dnsPort int, extra ...string) *devProc {
 	t.Helper()
 	d := &devProc{
 		t: t, out: &testutil.Buffer{},
@@ -106,7 +106,7 @@ func startDev(t *testing.T, dataDir string, httpPort, dnsPort int) *devProc {
 		dnsAddr:  fmt.Sprintf("127.0.0.1:%d", dnsPort),
 		done:     make(chan error, 1),
 	}
-	d.cmd = exec.Command(strataBin, "dev", "-data-dir", dataDir, "-http-addr", d.httpAddr, "-dns-addr", d.dnsAddr)
+	d.cmd = exec.Command(strataBin, append([]string{"dev", "-data-dir", dataDir, "-http-addr", d.httpAddr, "-dns-addr", d.dnsAddr}, extra...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

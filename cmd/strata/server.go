@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -15,12 +20,14 @@ import (
 
 	"github.com/strata-run/strata/coordinator"
 	"github.com/strata-run/strata/registry"
+	"github.com/strata-run/strata/sched"
 )
 
 // serving is a coordinator with its HTTP API and DNS server.
 type serving struct {
 	srv      *coordinator.Server
 	httpAddr string
+	httpURL  string // http:// or https://
 	dnsAddr  string
 	httpDone chan error
 	close    func()
@@ -30,9 +37,17 @@ type serving struct {
 }
 
 // startServing starts a coordinator and its DNS server, and binds the
-// HTTP API (serving starts with startHTTP). close stops them in reverse
-// order.
-func startServing(cfg coordinator.Config, httpAddr, dnsAddr string, logger *slog.Logger) (*serving, error) {
+// HTTP API (serving starts with startHTTP), over TLS when tlsf says so.
+// close stops them in reverse order.
+func startServing(cfg coordinator.Config, httpAddr, dnsAddr string, logger *slog.Logger, tlsf *httpTLSFlags) (*serving, error) {
+	var own *tls.Certificate
+	if tlsf.cert != "" {
+		c, err := tls.LoadX509KeyPair(tlsf.cert, tlsf.key)
+		if err != nil {
+			return nil, fmt.Errorf("-http-cert/-http-key: %w", err)
+		}
+		own = &c
+	}
 	httpLn, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return nil, fmt.Errorf("HTTP API: %w", err)
@@ -43,8 +58,23 @@ func startServing(cfg coordinator.Config, httpAddr, dnsAddr string, logger *slog
 		httpLn.Close()
 		return nil, err
 	}
+	scheme := "http"
+	if tlsf.enabled() {
+		// Plain HTTP on this port gets Go's 400 ("Client sent an HTTP
+		// request to an HTTPS server"): nothing is served in the clear.
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if own != nil {
+			tc.Certificates = []tls.Certificate{*own}
+		} else {
+			host, _, _ := net.SplitHostPort(cfg.HTTPAddr)
+			name, _ := os.Hostname()
+			tc = srv.HTTPTLSConfig([]string{host, name})
+		}
+		httpLn = tls.NewListener(httpLn, tc)
+		scheme = "https"
+	}
 	var closers []func()
-	sv := &serving{srv: srv, httpAddr: httpLn.Addr().String(), httpDone: make(chan error, 1)}
+	sv := &serving{srv: srv, httpAddr: httpLn.Addr().String(), httpURL: scheme + "://" + httpLn.Addr().String(), httpDone: make(chan error, 1)}
 	sv.close = func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
@@ -108,10 +138,15 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	expect := fs.Int("bootstrap-expect", 1, "bootstrap the cluster once this many servers know of each other")
 	join := fs.String("join", "", "comma-separated Raft addresses of other servers")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	aclEnabled := fs.Bool("acl-enabled", false, "require an ACL token that grants what each API request needs (bootstrap one with `strata acl bootstrap`)")
+	tlsf := addHTTPTLSFlags(fs)
 	if pos, err := parse(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return usageError("server takes no arguments, got %q", pos)
+	}
+	if err := tlsf.check(); err != nil {
+		return err
 	}
 	if *dataDir == "" {
 		return usageError("server needs -data-dir")
@@ -139,14 +174,15 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 		DataDir: *dataDir, RaftAddr: orDefault(raftAddr, "4701"), AgentAddr: orDefault(agentAddr, "4702"),
 		AgentAdvertise: *agentAdvertise,
 		Bootstrap:      *expect == 1 && len(joins) == 0, BootstrapExpect: *expect, Join: joins, Logger: logger,
-	}, orDefault(httpAddr, "4700"), orDefault(dnsAddr, "8600"), logger)
+		ACLEnabled: *aclEnabled,
+	}, orDefault(httpAddr, "4700"), orDefault(dnsAddr, "8600"), logger, tlsf)
 	if err != nil {
 		return err
 	}
 	defer sv.close()
 	sv.startHTTP()
 	fmt.Fprintf(env.Stdout, "==> Strata server started\n")
-	fmt.Fprintf(env.Stdout, "    HTTP API:  http://%s\n", sv.httpAddr)
+	fmt.Fprintf(env.Stdout, "    HTTP API:  %s\n", sv.httpURL)
 	fmt.Fprintf(env.Stdout, "    Raft:      %s\n", sv.srv.RaftAddr())
 	fmt.Fprintf(env.Stdout, "    DNS:       %s\n", sv.dnsAddr)
 	// The CA pin exists once the cluster has a leader (it creates the CA).
@@ -154,6 +190,9 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "    Agents:    %s (quic), CA pin %s\n", sv.srv.AgentAddr(), sv.srv.CAPin())
+	if err := announceSecurity(env, sv, *dataDir, *aclEnabled, tlsf); err != nil {
+		return err
+	}
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(env.Stdout, "==> Strata server stopping")
@@ -232,7 +271,7 @@ func runNodeStatus(ctx context.Context, env *Env, args []string) error {
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
-	fmt.Fprintln(tw, "ID\tName\tDatacenter\tAddress\tStatus\tEligibility\tDrain\tDrivers")
+	fmt.Fprintln(tw, "ID\tName\tDatacenter\tAddress\tStatus\tEligibility\tDrain\tDrivers\tHost volumes")
 	for _, n := range nodes {
 		elig, drain := "eligible", "false"
 		if !n.Eligible {
@@ -248,7 +287,7 @@ func runNodeStatus(ctx context.Context, env *Env, args []string) error {
 			}
 		}
 		slices.Sort(drivers)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(n.ID), n.Name, n.Datacenter, n.Address, n.Status, elig, drain, strings.Join(drivers, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(n.ID), n.Name, n.Datacenter, n.Address, n.Status, elig, drain, strings.Join(drivers, ","), hostVolumes(n.HostVolumes))
 	}
 	return nil
 }
@@ -276,4 +315,59 @@ func runNodeDrain(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "Node %s (%s) is no longer draining and is eligible again\n", n.Name, short(n.ID))
 	}
 	return nil
+}
+
+// httpTLSFlags are -http-tls, -http-cert and -http-key.
+type httpTLSFlags struct {
+	tls       bool
+	cert, key string
+}
+
+func addHTTPTLSFlags(fs *flag.FlagSet) *httpTLSFlags {
+	f := &httpTLSFlags{}
+	fs.BoolVar(&f.tls, "http-tls", false, "serve the HTTP API over HTTPS only, with a certificate from the cluster CA (clients verify it with -ca-cert or -ca-pin)")
+	fs.StringVar(&f.cert, "http-cert", "", "PEM certificate (chain) of the HTTPS API, instead of one from the cluster CA (with -http-key)")
+	fs.StringVar(&f.key, "http-key", "", "PEM private key of -http-cert")
+	return f
+}
+
+func (f *httpTLSFlags) enabled() bool { return f != nil && (f.tls || f.cert != "") }
+
+func (f *httpTLSFlags) check() error {
+	if (f.cert == "") != (f.key == "") {
+		return usageError("-http-cert and -http-key go together")
+	}
+	return nil
+}
+
+// announceSecurity says how to reach a server with ACLs or TLS on, and
+// writes the cluster CA certificate where -ca-cert can read it.
+func announceSecurity(env *Env, sv *serving, dataDir string, aclEnabled bool, tlsf *httpTLSFlags) error {
+	if tlsf.enabled() && tlsf.cert == "" {
+		path := filepath.Join(dataDir, "ca.pem")
+		if err := os.WriteFile(path, sv.srv.CACertPEM(), 0o644); err != nil {
+			return fmt.Errorf("writing the cluster CA certificate: %w", err)
+		}
+		fmt.Fprintf(env.Stdout, "    HTTPS:     the cluster CA's certificate is %s: clients take -ca-cert %s (or -ca-pin %s)\n", path, path, sv.srv.CAPin())
+	}
+	if aclEnabled {
+		fmt.Fprintf(env.Stdout, "    ACLs:      enabled; `strata acl bootstrap` creates the first management token\n")
+	}
+	return nil
+}
+
+// hostVolumes shows a node's host volumes: "data=/srv/data(ro),logs=/var/log/app".
+func hostVolumes(vols map[string]sched.HostVolume) string {
+	if len(vols) == 0 {
+		return "-"
+	}
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(vols)) {
+		v := name + "=" + vols[name].Path
+		if vols[name].ReadOnly {
+			v += "(ro)"
+		}
+		out = append(out, v)
+	}
+	return strings.Join(out, ",")
 }

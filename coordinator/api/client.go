@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,8 @@ import (
 type Client struct {
 	Address string // e.g. http://127.0.0.1:4700
 	HTTP    *http.Client
+	// Token is the ACL token's secret, sent as X-Strata-Token ("": none).
+	Token string
 }
 
 // NewClient returns a client for address ("host:port" or a URL).
@@ -40,17 +43,47 @@ type StatusError struct {
 
 func (e *StatusError) Error() string { return e.Message }
 
-func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) (uint64, error) {
+// send sends a request with the client's token.
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.Address+path, body)
 	if err != nil {
-		return 0, err
+		return nil, err
+	}
+	if c.Token != "" {
+		req.Header.Set("X-Strata-Token", c.Token)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		var ue *url.Error
-		if errors.As(err, &ue) && ctx.Err() == nil {
-			return 0, fmt.Errorf("cannot reach the Strata API at %s (is `strata dev` or a server running? set -address or STRATA_ADDR): %w", c.Address, ue.Err)
+		var unknownCA x509.UnknownAuthorityError
+		var badHost x509.HostnameError
+		switch {
+		case errors.As(err, &unknownCA), errors.As(err, &badHost):
+			return nil, fmt.Errorf("the Strata API at %s presented a certificate this client does not trust (give the CA with -ca-cert or STRATA_CACERT, or its pin with -ca-pin or STRATA_CAPIN): %w", c.Address, err)
+		case errors.As(err, &ue) && ctx.Err() == nil:
+			return nil, fmt.Errorf("cannot reach the Strata API at %s (is `strata dev` or a server running? set -address or STRATA_ADDR): %w", c.Address, ue.Err)
 		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+// statusError is a non-2xx answer's error: the API's message, or a hint
+// when a plain HTTP request reached an HTTPS server.
+func (c *Client) statusError(resp *http.Response, raw []byte, method, path string) error {
+	var e structs.APIError
+	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+		return &StatusError{Status: resp.StatusCode, Message: e.Error}
+	}
+	if resp.StatusCode == http.StatusBadRequest && strings.Contains(string(raw), "HTTP request to an HTTPS server") {
+		return &StatusError{Status: resp.StatusCode, Message: fmt.Sprintf("the Strata API at %s serves HTTPS only: use an https:// address, with -ca-cert or -ca-pin", c.Address)}
+	}
+	return &StatusError{Status: resp.StatusCode, Message: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) (uint64, error) {
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
@@ -60,11 +93,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ou
 		return 0, err
 	}
 	if resp.StatusCode/100 != 2 {
-		var e structs.APIError
-		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			return idx, &StatusError{Status: resp.StatusCode, Message: e.Error}
-		}
-		return idx, &StatusError{Status: resp.StatusCode, Message: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
+		return idx, c.statusError(resp, raw, method, path)
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -164,26 +193,14 @@ func (c *Client) AllocLogs(ctx context.Context, req structs.LogRequest) (io.Read
 		q.Set("tail", strconv.Itoa(req.TailLines))
 	}
 	path := "/v1/client/allocation/" + url.PathEscape(req.AllocID) + "/logs?" + q.Encode()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Address+path, nil)
+	resp, err := c.send(ctx, http.MethodGet, path, nil)
 	if err != nil {
-		return nil, err
-	}
-	resp, err := c.HTTP.Do(hreq)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) && ctx.Err() == nil {
-			return nil, fmt.Errorf("cannot reach the Strata API at %s (is `strata dev` or a server running? set -address or STRATA_ADDR): %w", c.Address, ue.Err)
-		}
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var e structs.APIError
-		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			return nil, &StatusError{Status: resp.StatusCode, Message: e.Error}
-		}
-		return nil, &StatusError{Status: resp.StatusCode, Message: fmt.Sprintf("GET %s: %s", path, resp.Status)}
+		return nil, c.statusError(resp, raw, http.MethodGet, path)
 	}
 	return resp.Body, nil
 }

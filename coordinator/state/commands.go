@@ -33,6 +33,11 @@ const (
 	CmdPlanApply         CmdType = 14
 	CmdDeploymentPromote CmdType = 15
 	CmdDeploymentUpdate  CmdType = 16
+	CmdACLBootstrap      CmdType = 17
+	CmdACLPolicySet      CmdType = 18
+	CmdACLPolicyDel      CmdType = 19
+	CmdACLTokenSet       CmdType = 20
+	CmdACLTokenDel       CmdType = 21
 )
 
 // Command is a change to the state: one Raft log entry. Applying it must
@@ -64,6 +69,11 @@ var commandTypes = map[CmdType]func() Command{
 	CmdTokenRevoke:       func() Command { return new(TokenRevoke) },
 	CmdDeploymentPromote: func() Command { return new(DeploymentPromote) },
 	CmdDeploymentUpdate:  func() Command { return new(DeploymentUpdate) },
+	CmdACLBootstrap:      func() Command { return new(ACLBootstrap) },
+	CmdACLPolicySet:      func() Command { return new(ACLPolicySet) },
+	CmdACLPolicyDel:      func() Command { return new(ACLPolicyDelete) },
+	CmdACLTokenSet:       func() Command { return new(ACLTokenCreate) },
+	CmdACLTokenDel:       func() Command { return new(ACLTokenDelete) },
 }
 
 // Encode is a command as a Raft log entry's data: its type byte, then its

@@ -25,7 +25,8 @@
 //     node) and the allocation cache, rebuilt from bbolt at open and
 //     restore;
 //   - the reads: jobs and their versions, allocations, nodes, evaluations,
-//     modules, join tokens, the cluster CA, and the registry catalog
+//     modules, join tokens, ACL policies and tokens, the cluster CA, and
+//     the registry catalog
 //     (Endpoints, Services: Store is a registry.Catalog);
 //   - deployments (apply_deploy.go): created by the registration of a
 //     version that changes what a group runs (or a first run), cancelled
@@ -35,6 +36,12 @@
 //     version's stability (VersionInfo);
 //   - the join tokens' part of the state machine (TokenCreate, TokenUse,
 //     TokenRevoke, CheckToken);
+//   - ACL policies and tokens (acl.go: ACLBootstrap, once per cluster;
+//     ACLPolicySet, ACLPolicyDelete, ACLTokenCreate, ACLTokenDelete):
+//     tokens keep their secret's SHA-256 only, indexed by it, and a token
+//     found by it is compared in constant time; the proposer parses
+//     policies and checks expiry, the state only what depends on it
+//     (policies a token names exist, a second bootstrap);
 //   - the plan applier's re-check (CheckPlan), a function of the state, a
 //     plan and the placements in flight, with sched's feasibility check.
 //

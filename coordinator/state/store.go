@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -144,7 +145,7 @@ func initBuckets(tx *bolt.Tx, path string, fresh bool) error {
 		}
 		return fmt.Errorf("%w: %s has format %q, want %q", ErrCorruptState, path, f, stateFormat)
 	}
-	for _, b := range allBuckets {
+	for _, b := range slices.Concat(allBuckets, aclBuckets) {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,16 +12,40 @@ import (
 )
 
 func main() {
+	out := flag.String("out", "", "write the manifest to this file instead of stdout")
+	flag.Parse()
 	dir := "/data"
-	if len(os.Args) > 1 {
-		dir = os.Args[1]
+	if flag.NArg() > 0 {
+		dir = flag.Arg(0)
 	}
-	n, err := manifest(os.Stdout, os.DirFS(dir), dir)
-	if err != nil {
+	if err := run(dir, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
+}
+
+// run writes dir's manifest to stdout, or to the file out.
+func run(dir, out string) error {
+	w := io.Writer(os.Stdout)
+	var f *os.File
+	if out != "" {
+		var err error
+		if f, err = os.Create(out); err != nil {
+			return err
+		}
+		w = f
+	}
+	n, err := manifest(w, os.DirFS(dir), dir)
+	if f != nil {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(os.Stderr, "worker: %d files in %s\n", n, dir)
+	return nil
 }
 
 // manifest writes "<sha256>  <path>" for every regular file under fsys, in

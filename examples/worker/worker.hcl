@@ -1,9 +1,18 @@
 # A command-mode module: runs once, writes a manifest of /data to its stdout log.
 # Push the module first:  strata module push examples/worker/worker.wasm -name worker -version 0.1.0
+# It reads the host volume "example-data", which an agent must declare:
+#   strata agent ... -host-volume example-data=/var/lib/strata-example-data:ro
 job "worker" {
   type = "batch"
   group "batch" {
     count = 1
+
+    volume "data" {
+      type      = "host"
+      source    = "example-data"
+      read_only = true
+    }
+
     task "worker" {
       driver = "wasm"
       config {
@@ -11,11 +20,10 @@ job "worker" {
         mode        = "command"
         args        = ["/data"]
         max_runtime = "5m"
-        mount {
-          source   = "/var/lib/strata-example-data"
-          target   = "/data"
-          readonly = true
-        }
+      }
+      volume_mount {
+        volume      = "data"
+        destination = "/data"
       }
       restart {
         attempts = 1

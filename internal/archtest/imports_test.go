@@ -23,9 +23,10 @@ var allowed = map[string][]string{
 	"edge":                {"spec", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "internal/docker"},
 	"internal/docker":     {},
 	"coordinator/structs": {"spec", "sched", "registry", "internal/wire"},
-	"coordinator/api":     {"spec", "registry", "coordinator/structs"},
+	"coordinator/api":     {"spec", "registry", "coordinator/structs", "internal/wire"},
 	"coordinator/state":   {"spec", "sched", "registry", "internal/boltcheck", "coordinator/structs"},
-	"coordinator":         {"spec", "sched", "registry", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "coordinator/structs", "coordinator/state"},
+	"coordinator/acl":     {"spec"},
+	"coordinator":         {"spec", "sched", "registry", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "coordinator/structs", "coordinator/state", "coordinator/acl"},
 }
 
 // neverLinked lists, for a package, third-party packages that must not
@@ -36,6 +37,7 @@ var neverLinked = map[string][]string{
 	"coordinator/structs": {"github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/quic-go/quic-go", "net/http"},
 	"coordinator/api":     {"github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/quic-go/quic-go", "github.com/tetratelabs/wazero"},
 	"coordinator/state":   {"github.com/hashicorp/raft", "net/http", "github.com/quic-go/quic-go"},
+	"coordinator/acl":     {"github.com/hashicorp/raft", "go.etcd.io/bbolt", "net/http", "github.com/quic-go/quic-go"},
 }
 
 // goList runs `go list` over the module with the given template.

@@ -26,12 +26,14 @@ type ContainerConfig struct {
 
 // HostConfig is the part of a container's config that concerns its host.
 type HostConfig struct {
-	Memory        int64                    `json:"Memory,omitempty"`     // bytes
-	MemorySwap    int64                    `json:"MemorySwap,omitempty"` // memory + swap, bytes; = Memory: no swap
-	CPUShares     int64                    `json:"CpuShares,omitempty"`  // relative weight (1024 = one default share)
-	NanoCPUs      int64                    `json:"NanoCpus,omitempty"`   // hard limit, 1e9 = one CPU
-	PortBindings  map[string][]PortBinding `json:"PortBindings,omitempty"`
-	RestartPolicy RestartPolicy            `json:"RestartPolicy"`
+	Memory       int64                    `json:"Memory,omitempty"`     // bytes
+	MemorySwap   int64                    `json:"MemorySwap,omitempty"` // memory + swap, bytes; = Memory: no swap
+	CPUShares    int64                    `json:"CpuShares,omitempty"`  // relative weight (1024 = one default share)
+	NanoCPUs     int64                    `json:"NanoCpus,omitempty"`   // hard limit, 1e9 = one CPU
+	PortBindings map[string][]PortBinding `json:"PortBindings,omitempty"`
+	// Binds are bind mounts, "host-path:container-path[:ro]".
+	Binds         []string      `json:"Binds,omitempty"`
+	RestartPolicy RestartPolicy `json:"RestartPolicy"`
 }
 
 // PortBinding publishes a container port on a host address and port.

@@ -29,8 +29,8 @@ func fixtures() []struct {
 		Config: TaskConfig{
 			Module: "web@1.4.2", ModuleDigest: "sha256:" + strings.Repeat("ab", 32), Mode: ModeHTTP,
 			Args: []string{"-port", "${STRATA_PORT_http}"}, MaxRequestTime: 2 * time.Second, MaxConcurrency: 8,
-			MaxRuntime: time.Minute, Mounts: []Mount{{Source: "/srv/data", Target: "/data", Readonly: true}},
-			Image: "registry.local/web:1", Command: "/bin/web", Ports: []string{"admin"},
+			MaxRuntime: time.Minute,
+			Image:      "registry.local/web:1", Command: "/bin/web", Ports: []string{"admin"},
 		},
 		Env:       map[string]string{"DB_HOST": "db01.example.com", "LISTEN": "${STRATA_ADDR_http}"},
 		Resources: Resources{CPU: 500, MemoryMB: 128, Ports: []string{"http"}},
@@ -42,6 +42,7 @@ func fixtures() []struct {
 		KillTimeout:   5 * time.Second,
 		ShutdownDelay: 2 * time.Second,
 		Lifecycle:     &Lifecycle{Hook: HookPrestart, Sidecar: true},
+		VolumeMounts:  []VolumeMount{{Volume: "data", HostVolume: "shared-data", Destination: "/data", ReadOnly: true}},
 	}
 	return []struct {
 		typ Type
@@ -49,7 +50,8 @@ func fixtures() []struct {
 	}{
 		{TypeRegister, Register{Versions: []int{2}, NodeID: "3f0c9d5e-node", Name: "edge-1", Datacenter: "us-west-1", Address: "10.0.0.7",
 			CPU: 8000, MemoryMB: 16384, Drivers: map[string]bool{"docker": true, "wasm": true},
-			Attributes: map[string]string{"cpu.arch": "amd64", "kernel.name": "linux"}, Meta: map[string]string{"rack": "r1"}}},
+			Attributes: map[string]string{"cpu.arch": "amd64", "kernel.name": "linux"}, Meta: map[string]string{"rack": "r1"},
+			HostVolumes: map[string]HostVolume{"certs": {Path: "/etc/ssl/certs", ReadOnly: true}}}},
 		{TypeRegistered, Registered{Version: 2, NodeID: "3f0c9d5e-node", HeartbeatMillis: 333, Servers: []string{"10.0.0.1:4702", "10.0.0.2:4702"}}},
 		{TypeHeartbeat, Heartbeat{}},
 		{TypeAllocs, Allocs{Index: 42, Allocs: []Alloc{{

@@ -17,6 +17,15 @@ type Register struct {
 	Drivers    map[string]bool   `json:"Drivers"`
 	Attributes map[string]string `json:"Attributes,omitempty"`
 	Meta       map[string]string `json:"Meta,omitempty"`
+	// HostVolumes are the directories the agent's operator lets jobs
+	// mount, by name.
+	HostVolumes map[string]HostVolume `json:"HostVolumes,omitempty"`
+}
+
+// HostVolume is a directory an agent offers jobs under a name.
+type HostVolume struct {
+	Path     string `json:"Path"`
+	ReadOnly bool   `json:"ReadOnly,omitempty"`
 }
 
 // Registered answers Register.

@@ -46,6 +46,20 @@ type Task struct {
 	// Lifecycle makes the task run around the group's main tasks; nil is
 	// a main task.
 	Lifecycle *Lifecycle `json:"Lifecycle,omitempty"`
+	// VolumeMounts mount host volumes of the node into the task.
+	VolumeMounts []VolumeMount `json:"VolumeMounts,omitempty"`
+}
+
+// VolumeMount mounts a host volume the node declared (Register.HostVolumes)
+// into a task: a directory of a wasm module's filesystem, a bind mount of
+// a container. The servers place the task only on a node that declares
+// the volume; the agent refuses to start a task whose volume it does not
+// have (declared since), and mounts it read-only when either side says so.
+type VolumeMount struct {
+	Volume      string `json:"Volume"`     // the job's name for it, for messages
+	HostVolume  string `json:"HostVolume"` // the node's name for it
+	Destination string `json:"Destination"`
+	ReadOnly    bool   `json:"ReadOnly,omitempty"`
 }
 
 // TaskConfig is the driver's part of a task. Fields of the other driver
@@ -64,8 +78,6 @@ type TaskConfig struct {
 	MaxConcurrency int `json:"MaxConcurrency,omitempty"`
 	// MaxRuntime ends a command-mode run; 0 is no bound.
 	MaxRuntime time.Duration `json:"MaxRuntime,omitempty"`
-	// Mounts grant the module host directories.
-	Mounts []Mount `json:"Mounts,omitempty"`
 
 	// docker: the image (on the node, or pulled), the command that
 	// replaces the image's Cmd, and the allocation's port labels the
@@ -73,13 +85,6 @@ type TaskConfig struct {
 	Image   string   `json:"Image,omitempty"`
 	Command string   `json:"Command,omitempty"`
 	Ports   []string `json:"Ports,omitempty"`
-}
-
-// Mount grants a wasm module a host directory.
-type Mount struct {
-	Source   string `json:"Source"`
-	Target   string `json:"Target"`
-	Readonly bool   `json:"Readonly,omitempty"`
 }
 
 // Resources is what the task may use on the node.

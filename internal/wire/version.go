@@ -21,12 +21,16 @@ const (
 	// language's. Version 2 adds deployments: an allocation's deployment
 	// and health policy, its canary flag, the health the agent reports,
 	// services' canary tags, endpoints' canary flag and tasks' shutdown
-	// delay.
-	Version = 2
+	// delay. Version 3 replaces raw host paths (TaskConfig.Mounts, gone)
+	// with host volumes: the ones an agent declares (Register.HostVolumes)
+	// and a task's mounts of them (Task.VolumeMounts).
+	Version = 3
 	// MinVersion is the oldest version this build still speaks. A
 	// version 1 agent reports no deployment health, so a deployment would
-	// wait on it until its deadline: servers speak 2 only.
-	MinVersion = 2
+	// wait on it until its deadline; a version 2 agent would ignore a
+	// task's volume mounts and run it without them (an agent downgraded
+	// on a node that declared volumes): servers speak 3 only.
+	MinVersion = 3
 )
 
 // Versions are the protocol versions this build speaks, newest first.

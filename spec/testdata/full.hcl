@@ -123,6 +123,12 @@ job "full" {
       }
     }
 
+    volume "data" {
+      type      = "host"
+      source    = "api-data"
+      read_only = true
+    }
+
     task "server" {
       driver = "wasm"
       config {
@@ -131,11 +137,11 @@ job "full" {
         args             = ["-v", "--port=${STRATA_PORT_http}"]
         max_request_time = "30s"
         max_concurrency  = 64
-        mount {
-          source   = "/srv/api/data"
-          target   = "/data"
-          readonly = true
-        }
+      }
+      volume_mount {
+        volume      = "data"
+        destination = "/data"
+        read_only   = true
       }
       env = {
         "LOG_LEVEL" = "debug"
