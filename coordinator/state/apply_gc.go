@@ -58,13 +58,7 @@ type SystemGC struct {
 }
 
 // GCResult counts what a SystemGC (or a purge) deleted.
-type GCResult struct {
-	Allocs      int `json:"Allocs"`
-	Evals       int `json:"Evals"`
-	Deployments int `json:"Deployments"`
-	Jobs        int `json:"Jobs"`
-	Versions    int `json:"Versions"`
-}
+type GCResult = structs.GCResult
 
 // apply sets the node's eligibility; an unknown node is refused, and so
 // is making a draining one eligible.
