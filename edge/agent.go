@@ -178,7 +178,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		log.Info("docker driver not offered", "err", err)
 		a.unavailable[wire.DriverDocker] = "no Docker Engine answered when it started"
 	} else {
-		log.Info("docker driver available", "host", c.Host(), "engine", v.Version)
+		log.Info("docker driver available", "host", c.Host(), "engine", v.Version, "api", v.Negotiated)
 		a.docker = &dockerDriver{c: c, nodeID: id, bindAddr: cfg.BindAddr, log: log.With("part", "docker")}
 		a.drivers[wire.DriverDocker] = a.docker
 		a.fp.addDriver(wire.DriverDocker, v.Version)

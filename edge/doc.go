@@ -35,10 +35,12 @@
 //     the allocation's status and endpoints.
 //   - drivers (driver.go) are chosen from a map by the task's Driver name:
 //     wasm (wasm_driver.go: wasmhost's http, listener and command modes)
-//     and docker (docker_driver.go, docker_task.go, over internal/docker;
-//     offered when a Docker Engine answers at start: Config.DockerHost,
-//     $DOCKER_HOST). Each starts an attempt and hands back its handle:
-//     wait, stop (stop signal, then kill after kill_timeout), signals,
+//     and docker (docker_driver.go, docker_task.go: the official Engine
+//     client through internal/docker, at the API version negotiated with
+//     the daemon; offered when a Docker Engine answers at start and accepts
+//     that version: Config.DockerHost, $DOCKER_HOST). Each starts an
+//     attempt and hands back its handle: wait, stop (stop signal, then
+//     kill after kill_timeout), signals,
 //     stats (what the driver can measure), and re-attaching after an agent
 //     restart (docker re-attaches to a task's running container; a wasm
 //     instance ended with the agent, so its task is started again).

@@ -8,15 +8,22 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+
 	"github.com/strata-run/strata/internal/docker"
 )
 
-// The docker driver: one attempt of a task is one container.
+// The docker driver: one attempt of a task is one container, run through
+// the official Engine client (internal/docker adapts it) at the API
+// version negotiated with the daemon when the agent started.
 //
 //   - The image must be on the node: an absent one is pulled once, and if
 //     that fails (no registry reachable) the attempt fails naming the image.
@@ -69,8 +76,9 @@ const (
 )
 
 // connectDocker returns a client of the daemon at host ("" means
-// $DOCKER_HOST or the default socket) and its version, or why no usable
-// daemon answers: the agent then does not offer docker.
+// $DOCKER_HOST or the default socket), its API version negotiated, and
+// the daemon's version; or why no usable daemon answers: the agent then
+// does not offer docker.
 func connectDocker(ctx context.Context, host string) (*docker.Client, docker.Version, error) {
 	c, err := docker.New(host)
 	if err != nil {
@@ -78,11 +86,9 @@ func connectDocker(ctx context.Context, host string) (*docker.Client, docker.Ver
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if err := c.Ping(ctx); err != nil {
-		return nil, docker.Version{}, fmt.Errorf("no Docker Engine answers at %s: %w", c.Host(), err)
-	}
 	v, err := c.Negotiate(ctx)
 	if err != nil {
+		c.Close()
 		return nil, docker.Version{}, err
 	}
 	return c, v, nil
@@ -104,7 +110,7 @@ func (d *dockerDriver) prune(ctx context.Context, keep func(allocID, task string
 		if keep(c.Labels[labelAllocID], c.Labels[labelTask]) {
 			continue
 		}
-		if err := d.c.ContainerRemove(ctx, c.ID, true); err != nil && !docker.IsNotFound(err) {
+		if err := d.c.ContainerRemove(ctx, c.ID, true); err != nil && !cerrdefs.IsNotFound(err) {
 			d.log.Warn("removing stale container", "container", c.ID, "err", err)
 			continue
 		}
@@ -123,13 +129,17 @@ func (d *dockerDriver) start(ctx context.Context, t *taskSpec) (taskHandle, erro
 	if err := d.remove(name); err != nil {
 		return nil, err
 	}
+	cfg, host, err := d.containerConfig(t).api()
+	if err != nil {
+		return nil, err
+	}
 	// Not cancelled with the runner: a create abandoned half-way could
 	// still complete in the daemon after its removal was tried, and leak.
 	cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	created, err := d.c.ContainerCreate(cctx, name, d.containerConfig(t))
+	created, err := d.c.ContainerCreate(cctx, name, cfg, host)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("create container %s: %w", name, err)
+		return nil, err
 	}
 	for _, w := range created.Warnings {
 		d.log.Warn("docker: "+w, "task", t.Task.Name, "container", name)
@@ -141,7 +151,7 @@ func (d *dockerDriver) start(ctx context.Context, t *taskSpec) (taskHandle, erro
 		if rerr := d.remove(created.ID); rerr != nil {
 			d.log.Error("removing container", "task", t.Task.Name, "container", name, "err", rerr)
 		}
-		return nil, fmt.Errorf("start container %s: %w", name, err)
+		return nil, err
 	}
 	d.log.Info("task started", "task", t.Task.Name, "driver", "docker", "image", t.Task.Config.Image, "container", shortID(created.ID))
 	return d.follow(t, created.ID, name, time.Time{},
@@ -156,10 +166,12 @@ func (d *dockerDriver) recover(_ context.Context, t *taskSpec) (taskHandle, erro
 	defer cancel()
 	info, err := d.c.ContainerInspect(ctx, name)
 	switch {
-	case docker.IsNotFound(err):
+	case cerrdefs.IsNotFound(err):
 		return nil, fmt.Errorf("%w: no container %s", errNotRecovered, name)
 	case err != nil:
-		return nil, fmt.Errorf("%w: container %s: %v", errNotRecovered, name, err)
+		return nil, fmt.Errorf("%w: %v", errNotRecovered, err)
+	case info.Config == nil || info.State == nil:
+		return nil, fmt.Errorf("%w: container %s: the daemon gave no config or state", errNotRecovered, name)
 	}
 	labels := info.Config.Labels
 	switch want := d.containerConfig(t).Labels[labelConfig]; {
@@ -181,8 +193,8 @@ func (d *dockerDriver) ensureImage(ctx context.Context, image string) error {
 	if err == nil {
 		return nil
 	}
-	if !docker.IsNotFound(err) {
-		return fmt.Errorf("image %s: %w", image, err)
+	if !cerrdefs.IsNotFound(err) {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -197,28 +209,62 @@ func (d *dockerDriver) ensureImage(ctx context.Context, image string) error {
 func (d *dockerDriver) remove(id string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := d.c.ContainerRemove(ctx, id, true); err != nil && !docker.IsNotFound(err) {
+	if err := d.c.ContainerRemove(ctx, id, true); err != nil && !cerrdefs.IsNotFound(err) {
 		return err
 	}
 	return nil
 }
 
+// containerSpec is the container of one attempt as the driver asks for
+// it, and what its labelConfig hash is computed over. Its JSON form is
+// the one the agent has hashed since it first re-attached to containers
+// (TestContainerConfig holds a hash made before the move to the official
+// client), so an upgraded agent still recognises the containers its
+// predecessor started; it does not follow the Engine API types, whose
+// encoding may change with the client library. api() gives the API's
+// types.
+type containerSpec struct {
+	Image        string              `json:"Image"`
+	Cmd          []string            `json:"Cmd,omitempty"`
+	Env          []string            `json:"Env,omitempty"`
+	Labels       map[string]string   `json:"Labels,omitempty"`
+	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"` // "80/tcp"
+	Host         hostSpec            `json:"HostConfig"`
+}
+
+type hostSpec struct {
+	Memory       int64                    `json:"Memory,omitempty"`     // bytes
+	MemorySwap   int64                    `json:"MemorySwap,omitempty"` // memory + swap, bytes; = Memory: no swap
+	CPUShares    int64                    `json:"CpuShares,omitempty"`
+	PortBindings map[string][]portBinding `json:"PortBindings,omitempty"`
+	// Binds are bind mounts, "host-path:container-path[:ro]".
+	Binds         []string `json:"Binds,omitempty"`
+	RestartPolicy struct {
+		Name string `json:"Name"`
+	} `json:"RestartPolicy"`
+}
+
+type portBinding struct {
+	HostIP   string `json:"HostIp"`
+	HostPort string `json:"HostPort"`
+}
+
 // containerConfig is the container of one attempt of t (already resolved).
-func (d *dockerDriver) containerConfig(t *taskSpec) *docker.ContainerConfig {
+func (d *dockerDriver) containerConfig(t *taskSpec) *containerSpec {
 	task := &t.Task
-	cfg := &docker.ContainerConfig{
+	cfg := &containerSpec{
 		Image: task.Config.Image,
 		Labels: map[string]string{
 			labelAllocID: t.AllocID, labelJob: t.JobID, labelGroup: t.Group,
 			labelTask: task.Name, labelNode: d.nodeID,
 		},
-		HostConfig: docker.HostConfig{
-			Memory:        int64(task.Resources.MemoryMB) << 20,
-			MemorySwap:    int64(task.Resources.MemoryMB) << 20,
-			CPUShares:     cpuShares(task.Resources.CPU),
-			RestartPolicy: docker.RestartPolicy{Name: "no"},
+		Host: hostSpec{
+			Memory:     int64(task.Resources.MemoryMB) << 20,
+			MemorySwap: int64(task.Resources.MemoryMB) << 20,
+			CPUShares:  cpuShares(task.Resources.CPU),
 		},
 	}
+	cfg.Host.RestartPolicy.Name = string(container.RestartPolicyDisabled)
 	for _, k := range slices.Sorted(maps.Keys(t.Env)) {
 		cfg.Env = append(cfg.Env, k+"="+t.Env[k])
 	}
@@ -227,7 +273,7 @@ func (d *dockerDriver) containerConfig(t *taskSpec) *docker.ContainerConfig {
 		if m.ReadOnly {
 			bind += ":ro"
 		}
-		cfg.HostConfig.Binds = append(cfg.HostConfig.Binds, bind)
+		cfg.Host.Binds = append(cfg.Host.Binds, bind)
 	}
 	if task.Config.Command != "" {
 		cfg.Cmd = append([]string{task.Config.Command}, task.Config.Args...)
@@ -242,11 +288,11 @@ func (d *dockerDriver) containerConfig(t *taskSpec) *docker.ContainerConfig {
 		key := strconv.Itoa(to) + "/tcp"
 		if cfg.ExposedPorts == nil {
 			cfg.ExposedPorts = map[string]struct{}{}
-			cfg.HostConfig.PortBindings = map[string][]docker.PortBinding{}
+			cfg.Host.PortBindings = map[string][]portBinding{}
 		}
 		cfg.ExposedPorts[key] = struct{}{}
-		cfg.HostConfig.PortBindings[key] = append(cfg.HostConfig.PortBindings[key],
-			docker.PortBinding{HostIP: d.bindAddr, HostPort: strconv.Itoa(p.Value)})
+		cfg.Host.PortBindings[key] = append(cfg.Host.PortBindings[key],
+			portBinding{HostIP: d.bindAddr, HostPort: strconv.Itoa(p.Value)})
 	}
 	// JSON encodes maps in key order: the same configuration always
 	// hashes the same.
@@ -254,6 +300,36 @@ func (d *dockerDriver) containerConfig(t *taskSpec) *docker.ContainerConfig {
 	sum := sha256.Sum256(b)
 	cfg.Labels[labelConfig] = hex.EncodeToString(sum[:12])
 	return cfg
+}
+
+// api is s in the Engine API's types, as the official client sends them.
+func (s *containerSpec) api() (*container.Config, *container.HostConfig, error) {
+	cfg := &container.Config{Image: s.Image, Cmd: s.Cmd, Env: s.Env, Labels: s.Labels}
+	host := &container.HostConfig{
+		Binds:         s.Host.Binds,
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(s.Host.RestartPolicy.Name)},
+		Resources: container.Resources{
+			Memory: s.Host.Memory, MemorySwap: s.Host.MemorySwap, CPUShares: s.Host.CPUShares,
+		},
+	}
+	for key, binds := range s.Host.PortBindings {
+		port, err := network.ParsePort(key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("container port %s: %w", key, err)
+		}
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts, host.PortBindings = network.PortSet{}, network.PortMap{}
+		}
+		cfg.ExposedPorts[port] = struct{}{}
+		for _, b := range binds {
+			ip, err := netip.ParseAddr(b.HostIP)
+			if err != nil {
+				return nil, nil, fmt.Errorf("container port %s: host address: %w", key, err)
+			}
+			host.PortBindings[port] = append(host.PortBindings[port], network.PortBinding{HostIP: ip, HostPort: b.HostPort})
+		}
+	}
+	return cfg, host, nil
 }
 
 // cpuShares maps resources.cpu (MHz) to CPU shares, one per MHz, as

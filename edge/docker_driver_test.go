@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+
 	"github.com/strata-run/strata/internal/docker"
 	"github.com/strata-run/strata/internal/fsutil"
 	"github.com/strata-run/strata/internal/testdocker"
@@ -53,7 +57,7 @@ func removeNodeContainers(t *testing.T, c *docker.Client, nodeID string) int {
 		return 0
 	}
 	for _, ct := range list {
-		if err := c.ContainerRemove(ctx, ct.ID, true); err != nil && !docker.IsNotFound(err) {
+		if err := c.ContainerRemove(ctx, ct.ID, true); err != nil && !cerrdefs.IsNotFound(err) {
 			t.Errorf("cleanup: %v", err)
 		}
 	}
@@ -142,17 +146,17 @@ func TestDockerDriverServes(t *testing.T) {
 		t.Errorf("label %s = %q, want the configuration's hash", labelConfig, info.Config.Labels[labelConfig])
 	}
 	h := info.HostConfig
-	if h.Memory != 64<<20 || h.MemorySwap != 64<<20 || h.CPUShares != 250 || h.RestartPolicy.Name != "no" {
-		t.Errorf("host config %+v", h)
+	if h.Memory != 64<<20 || h.MemorySwap != 64<<20 || h.CPUShares != 250 || h.NanoCPUs != 0 || h.RestartPolicy.Name != container.RestartPolicyDisabled {
+		t.Errorf("host config %+v, restart policy %q", h.Resources, h.RestartPolicy.Name)
 	}
-	if b := h.PortBindings["8080/tcp"]; len(b) != 1 || b[0].HostIP != "127.0.0.1" || b[0].HostPort != fmt.Sprint(hostPort) {
+	if b := h.PortBindings[network.MustParsePort("8080/tcp")]; len(b) != 1 || b[0].HostIP.String() != "127.0.0.1" || b[0].HostPort != fmt.Sprint(hostPort) {
 		t.Errorf("port bindings %+v, want 8080/tcp on 127.0.0.1:%d", h.PortBindings, hostPort)
 	}
 
 	if err := ar.stop(); err != nil {
 		t.Fatalf("stopped task: %v", err)
 	}
-	if _, err := c.ContainerInspect(ctx, name); !docker.IsNotFound(err) {
+	if _, err := c.ContainerInspect(ctx, name); !cerrdefs.IsNotFound(err) {
 		t.Fatalf("container after stop: %v, want it removed", err)
 	}
 	if out := readLog(t, n.dir, al.ID, "task.stdout"); !strings.Contains(out, "hello: serving on :8080\n") || !strings.Contains(out, "hello: stopping on SIGTERM\n") {
@@ -247,8 +251,8 @@ func TestDockerPrune(t *testing.T) {
 	for i, ct := range []struct{ node, alloc, task string }{
 		{node, "kept", "web"}, {node, "kept", "gone"}, {node, "stale", "web"}, {other, "stale", "web"},
 	} {
-		cfg := &docker.ContainerConfig{Image: image, Labels: map[string]string{labelNode: ct.node, labelAllocID: ct.alloc, labelTask: ct.task}}
-		created, err := c.ContainerCreate(ctx, fmt.Sprintf("strata-prune-%s-%d", ct.node, i), cfg)
+		cfg := &container.Config{Image: image, Labels: map[string]string{labelNode: ct.node, labelAllocID: ct.alloc, labelTask: ct.task}}
+		created, err := c.ContainerCreate(ctx, fmt.Sprintf("strata-prune-%s-%d", ct.node, i), cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,8 +272,11 @@ func TestDockerPrune(t *testing.T) {
 	}
 }
 
-// The container a task gets, without a daemon; its hash label follows
-// the configuration.
+// The container a task gets, without a daemon, in the Engine API's types
+// as they are sent; its hash label follows the configuration, and is the
+// one the agent computed before it moved to the official client, so
+// containers started by an older agent are re-attached to after an
+// upgrade.
 func TestContainerConfig(t *testing.T) {
 	n := newTestNode(t)
 	n.deps.node.id = "n1"
@@ -290,39 +297,54 @@ func TestContainerConfig(t *testing.T) {
 		}
 		return ts
 	}
+	api := func(t *testing.T, s *containerSpec) (*container.Config, *container.HostConfig) {
+		t.Helper()
+		cfg, host, err := s.api()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg, host
+	}
 	ts := spec(task)
 	if got := portLabels(ts.Ports); !slices.Equal(got, []string{"http", "metrics", "admin"}) {
 		t.Fatalf("published ports %v, want the task's own, then config.ports' others", got)
 	}
-	cfg := d.containerConfig(ts)
-	if !slices.Equal(cfg.Cmd, []string{"/bin/app", "-v"}) {
-		t.Errorf("cmd %q", cfg.Cmd)
+	s := d.containerConfig(ts)
+	cfg, host := api(t, s)
+	if cfg.Image != "app:1" || !slices.Equal(cfg.Cmd, []string{"/bin/app", "-v"}) || cfg.Entrypoint != nil {
+		t.Errorf("image %q cmd %q entrypoint %q: want the image's entrypoint kept", cfg.Image, cfg.Cmd, cfg.Entrypoint)
 	}
 	if cfg.Env[0] != "A=1" || cfg.Env[1] != "B=2" || !slices.Contains(cfg.Env, "STRATA_PORT_unused=25003") {
 		t.Errorf("env %q: want sorted, with every port of the group", cfg.Env)
 	}
 	wantBind := map[string]string{"80/tcp": "25000", "25001/tcp": "25001", "25002/tcp": "25002"}
-	if len(cfg.ExposedPorts) != len(wantBind) || len(cfg.HostConfig.PortBindings) != len(wantBind) {
-		t.Errorf("exposed %v, bindings %v", cfg.ExposedPorts, cfg.HostConfig.PortBindings)
+	if len(cfg.ExposedPorts) != len(wantBind) || len(host.PortBindings) != len(wantBind) {
+		t.Errorf("exposed %v, bindings %v", cfg.ExposedPorts, host.PortBindings)
 	}
 	for key, hostPort := range wantBind {
-		b := cfg.HostConfig.PortBindings[key]
-		if _, ok := cfg.ExposedPorts[key]; !ok || len(b) != 1 || b[0] != (docker.PortBinding{HostIP: "127.0.0.1", HostPort: hostPort}) {
+		port := network.MustParsePort(key)
+		b := host.PortBindings[port]
+		if _, ok := cfg.ExposedPorts[port]; !ok || len(b) != 1 || b[0].HostIP.String() != "127.0.0.1" || b[0].HostPort != hostPort {
 			t.Errorf("%s: exposed %v, bindings %v; want 127.0.0.1:%s", key, cfg.ExposedPorts, b, hostPort)
 		}
 	}
-	if h := cfg.HostConfig; h.Memory != 128<<20 || h.MemorySwap != 128<<20 || h.CPUShares != 2 || h.RestartPolicy.Name != "no" {
-		t.Errorf("host config %+v", h)
+	if host.Memory != 128<<20 || host.MemorySwap != 128<<20 || host.CPUShares != 2 || host.NanoCPUs != 0 || host.RestartPolicy.Name != container.RestartPolicyDisabled {
+		t.Errorf("host config %+v: want 128 MiB without swap, 2 CPU shares and no hard limit, restart policy no", host.Resources)
 	}
-	if cfg.Labels[labelNode] != "n1" || cfg.Labels[labelTask] != "web" || cfg.Labels[labelAllocID] != "a1" {
+	if cfg.Labels[labelNode] != "n1" || cfg.Labels[labelTask] != "web" || cfg.Labels[labelAllocID] != "a1" || cfg.Labels[labelJob] != "j" || cfg.Labels[labelGroup] != "g" {
 		t.Errorf("labels %v", cfg.Labels)
 	}
-	if again := d.containerConfig(spec(task)); again.Labels[labelConfig] != cfg.Labels[labelConfig] {
-		t.Errorf("the same task hashes %s, then %s", cfg.Labels[labelConfig], again.Labels[labelConfig])
+	// Hashed by the agent before the official client (the same task, the
+	// same node): a container that agent started is this task's.
+	if got, want := cfg.Labels[labelConfig], "2b42fbd22de3c7f99f59d48b"; got != want {
+		t.Errorf("config hash %s, want %s as the previous agent computed it", got, want)
+	}
+	if again := d.containerConfig(spec(task)); again.Labels[labelConfig] != s.Labels[labelConfig] {
+		t.Errorf("the same task hashes %s, then %s", s.Labels[labelConfig], again.Labels[labelConfig])
 	}
 	changed := task
 	changed.Env = map[string]string{"A": "1", "B": "3"}
-	if other := d.containerConfig(spec(changed)); other.Labels[labelConfig] == cfg.Labels[labelConfig] {
+	if other := d.containerConfig(spec(changed)); other.Labels[labelConfig] == s.Labels[labelConfig] {
 		t.Error("a task with other env hashes the same")
 	}
 
@@ -330,18 +352,20 @@ func TestContainerConfig(t *testing.T) {
 	n.deps.node.volumes = map[string]HostVolume{"certs": {Path: "/etc/ssl/certs", ReadOnly: true}, "data": {Path: "/srv/data"}}
 	mounted := task
 	mounted.VolumeMounts = []wire.VolumeMount{{Volume: "c", HostVolume: "certs", Destination: "/certs"}, {Volume: "d", HostVolume: "data", Destination: "/data"}}
-	if cfg := d.containerConfig(spec(mounted)); !slices.Equal(cfg.HostConfig.Binds, []string{"/etc/ssl/certs:/certs:ro", "/srv/data:/data"}) {
-		t.Errorf("binds %q", cfg.HostConfig.Binds)
-	} else if cfg.Labels[labelConfig] == d.containerConfig(spec(task)).Labels[labelConfig] {
-		t.Error("a task with volume mounts hashes as one without")
+	ms := d.containerConfig(spec(mounted))
+	if _, host := api(t, ms); !slices.Equal(host.Binds, []string{"/etc/ssl/certs:/certs:ro", "/srv/data:/data"}) {
+		t.Errorf("binds %q", host.Binds)
+	}
+	if got, want := ms.Labels[labelConfig], "7a48aee7dbf78332093c0e4e"; got != want {
+		t.Errorf("config hash with volumes %s, want %s as the previous agent computed it", got, want)
 	}
 
 	task.Config.Command = ""
-	if cfg := d.containerConfig(spec(task)); !slices.Equal(cfg.Cmd, []string{"-v"}) {
+	if cfg, _ := api(t, d.containerConfig(spec(task))); !slices.Equal(cfg.Cmd, []string{"-v"}) {
 		t.Errorf("args alone: cmd %q", cfg.Cmd)
 	}
 	task.Config.Args = nil
-	if cfg := d.containerConfig(spec(task)); cfg.Cmd != nil {
+	if cfg, _ := api(t, d.containerConfig(spec(task))); cfg.Cmd != nil {
 		t.Errorf("neither command nor args: cmd %q, want the image's", cfg.Cmd)
 	}
 }

@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+
 	"github.com/strata-run/strata/coordinator"
 	"github.com/strata-run/strata/coordinator/structs"
-	"github.com/strata-run/strata/internal/docker"
 	"github.com/strata-run/strata/internal/testdocker"
 	"github.com/strata-run/strata/internal/wire"
 )
@@ -303,8 +305,8 @@ func TestAgentReattachesContainersAfterRestart(t *testing.T) {
 	stdout.Close()
 	stderr.Close()
 	first := h.(*containerTask).id
-	stale, err := c.ContainerCreate(context.Background(), "strata-stale-"+node, &docker.ContainerConfig{Image: image,
-		Labels: map[string]string{labelNode: node, labelAllocID: "gone", labelTask: "web"}})
+	stale, err := c.ContainerCreate(context.Background(), "strata-stale-"+node, &container.Config{Image: image,
+		Labels: map[string]string{labelNode: node, labelAllocID: "gone", labelTask: "web"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +325,7 @@ func TestAgentReattachesContainersAfterRestart(t *testing.T) {
 	if len(left) != 1 || left[0].ID != first {
 		t.Fatalf("the node's containers %+v, want only %s, the one the previous run started", left, shortID(first))
 	}
-	if _, err := c.ContainerInspect(context.Background(), stale.ID); !docker.IsNotFound(err) {
+	if _, err := c.ContainerInspect(context.Background(), stale.ID); !cerrdefs.IsNotFound(err) {
 		t.Fatalf("a container no allocation owns: %v, want it removed at start", err)
 	}
 	if got := getBody(t, fmt.Sprintf("http://127.0.0.1:%d/again", al.Ports[0].Value)); got != "hello from /again\n" {

@@ -2,12 +2,12 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/strata-run/strata/internal/docker"
 	"github.com/strata-run/strata/internal/wire"
@@ -43,7 +43,7 @@ func (d *dockerDriver) follow(t *taskSpec, id, name string, since time.Time, sta
 	// returns before the runner closes the files.
 	logCtx, stopLogs := context.WithCancel(context.Background())
 	h.stopLogs = stopLogs
-	go func() { h.logsDone <- d.c.ContainerLogsSince(logCtx, id, since, t.Stdout, t.Stderr) }()
+	go func() { h.logsDone <- d.c.ContainerLogs(logCtx, id, since, t.Stdout, t.Stderr) }()
 	waitCtx, stopWait := context.WithCancel(context.Background())
 	h.stopWait = stopWait
 	go func() {
@@ -76,12 +76,12 @@ func (h *containerTask) wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 	if h.waitErr != nil {
-		return fmt.Errorf("container %s: %w", h.name, h.waitErr)
+		return h.waitErr
 	}
 	exit := &containerExitError{Code: h.code, MemoryMB: h.memoryMB}
 	ictx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if info, err := h.d.c.ContainerInspect(ictx, h.id); err == nil {
+	if info, err := h.d.c.ContainerInspect(ictx, h.id); err == nil && info.State != nil {
 		exit.OOMKilled = info.State.OOMKilled
 	}
 	if exit.Code == 0 && !exit.OOMKilled {
@@ -99,7 +99,7 @@ func (h *containerTask) stop(killTimeout time.Duration) error {
 		case <-h.waitDone:
 		default:
 			ctx, cancel := context.WithTimeout(context.Background(), killTimeout+30*time.Second)
-			if err := h.d.c.ContainerStop(ctx, h.id, killTimeout); err != nil && !docker.IsNotFound(err) {
+			if err := h.d.c.ContainerStop(ctx, h.id, killTimeout); err != nil && !cerrdefs.IsNotFound(err) {
 				h.log.Warn("stopping container", "err", err) // the removal below forces it
 			}
 			cancel()
@@ -129,24 +129,20 @@ func (h *containerTask) stop(killTimeout time.Duration) error {
 
 func (h *containerTask) signal(ctx context.Context, sig string) error {
 	err := h.d.c.ContainerKill(ctx, h.id, sig)
-	var de *docker.Error
-	if errors.As(err, &de) && de.StatusCode == http.StatusConflict {
+	if cerrdefs.IsConflict(err) {
 		return fmt.Errorf("%w: container %s is not running", errSignalRefused, h.name)
 	}
-	if err != nil {
-		return fmt.Errorf("signal container %s: %w", h.name, err)
-	}
-	return nil
+	return err
 }
 
 func (h *containerTask) stats(ctx context.Context) (wire.TaskStats, error) {
 	s, err := h.d.c.ContainerStats(ctx, h.id)
 	if err != nil {
-		return wire.TaskStats{}, fmt.Errorf("stats of container %s: %w", h.name, err)
+		return wire.TaskStats{}, err
 	}
 	return wire.TaskStats{
 		Measured:    []string{wire.MeasuredMemory, wire.MeasuredCPU},
-		MemoryBytes: int64(s.MemoryInUse()), MemoryLimitBytes: int64(s.MemoryStats.Limit),
-		CPUPercent: s.CPUPercent(), CPUTotalNanos: s.CPUStats.CPUUsage.TotalUsage,
+		MemoryBytes: int64(docker.MemoryInUse(s)), MemoryLimitBytes: int64(s.MemoryStats.Limit),
+		CPUPercent: docker.CPUPercent(s), CPUTotalNanos: s.CPUStats.CPUUsage.TotalUsage,
 	}, nil
 }

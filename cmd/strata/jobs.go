@@ -89,6 +89,16 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	want, running := 0, 0
+	for _, g := range job.Groups {
+		want += g.Count
+	}
+	for _, a := range r.Allocations {
+		if a.JobVersion == resp.Version && a.DesiredStatus == sched.DesiredRun && a.ClientStatus == sched.ClientRunning {
+			running++
+		}
+	}
+	fmt.Fprintf(env.Stdout, "==> Job %q version %d: %d/%d allocations running\n", job.ID, resp.Version, running, want)
 	printServices(env, r.Allocations, resp.Version, nodeAddrs(ctx, c))
 	return nil
 }

@@ -24,9 +24,10 @@ var allowed = map[string][]string{
 	"internal/docker":     {},
 	"coordinator/structs": {"spec", "sched", "registry", "internal/wire"},
 	"coordinator/api":     {"spec", "registry", "coordinator/structs", "internal/wire"},
-	"coordinator/state":   {"spec", "sched", "registry", "internal/boltcheck", "coordinator/structs"},
+	"coordinator/state":   {"spec", "sched", "registry", "internal/boltcheck", "coordinator/structs", "coordinator/deploy"},
+	"coordinator/deploy":  {"coordinator/structs"},
 	"coordinator/acl":     {"spec"},
-	"coordinator":         {"spec", "sched", "registry", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "coordinator/structs", "coordinator/state", "coordinator/acl"},
+	"coordinator":         {"spec", "sched", "registry", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "coordinator/structs", "coordinator/state", "coordinator/acl", "coordinator/deploy"},
 }
 
 // neverLinked lists, for a package, third-party packages that must not
@@ -38,6 +39,7 @@ var neverLinked = map[string][]string{
 	"coordinator/api":     {"github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/quic-go/quic-go", "github.com/tetratelabs/wazero"},
 	"coordinator/state":   {"github.com/hashicorp/raft", "net/http", "github.com/quic-go/quic-go"},
 	"coordinator/acl":     {"github.com/hashicorp/raft", "go.etcd.io/bbolt", "net/http", "github.com/quic-go/quic-go"},
+	"coordinator/deploy":  {"github.com/hashicorp/raft", "go.etcd.io/bbolt", "net/http", "github.com/quic-go/quic-go"},
 }
 
 // goList runs `go list` over the module with the given template.

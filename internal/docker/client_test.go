@@ -3,15 +3,21 @@ package docker_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+	"github.com/moby/moby/client/pkg/versions"
 
 	"github.com/strata-run/strata/internal/docker"
 	"github.com/strata-run/strata/internal/testdocker"
@@ -34,7 +40,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 
 // create creates a container of the test image, removed at cleanup even
 // when the test fails.
-func create(t *testing.T, c *docker.Client, image string, cfg docker.ContainerConfig) string {
+func create(t *testing.T, c *docker.Client, image string, cfg container.Config, host container.HostConfig) string {
 	t.Helper()
 	cfg.Image = image
 	if cfg.Labels == nil {
@@ -42,45 +48,70 @@ func create(t *testing.T, c *docker.Client, image string, cfg docker.ContainerCo
 	}
 	k, v, _ := strings.Cut(testLabel, "=")
 	cfg.Labels[k] = v
-	cfg.HostConfig.RestartPolicy = docker.RestartPolicy{Name: "no"}
+	host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
 	name := "strata-test-" + strings.ToLower(strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
-	created, err := c.ContainerCreate(ctxT(t, 30*time.Second), name, &cfg)
+	created, err := c.ContainerCreate(ctxT(t, 30*time.Second), name, &cfg, &host)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := c.ContainerRemove(ctx, created.ID, true); err != nil && !docker.IsNotFound(err) {
+		if err := c.ContainerRemove(ctx, created.ID, true); err != nil && !cerrdefs.IsNotFound(err) {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
 	return created.ID
 }
 
-func TestPingAndNegotiate(t *testing.T) {
+// Against the daemon here the client settles on the daemon's highest
+// version (Docker 20.10: 1.41), below the official client's own.
+func TestNegotiate(t *testing.T) {
 	c, _ := testdocker.Hello(t)
-	ctx := ctxT(t, 10*time.Second)
-	if err := c.Ping(ctx); err != nil {
-		t.Fatal(err)
-	}
-	v, err := c.Negotiate(ctx)
+	v, err := c.Negotiate(ctxT(t, 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Version == "" || v.APIVersion == "" || v.Os != "linux" {
-		t.Fatalf("version %+v", v)
+	want := v.APIVersion
+	if versions.GreaterThan(want, client.MaxAPIVersion) {
+		want = client.MaxAPIVersion
+	}
+	if v.Version == "" || v.Os != "linux" || v.Negotiated != want || c.APIVersion() != want {
+		t.Fatalf("version %+v, client at %s: want %s negotiated", v, c.APIVersion(), want)
+	}
+	t.Logf("Engine %s (API %s–%s): negotiated %s", v.Version, v.MinAPIVersion, v.APIVersion, v.Negotiated)
+}
+
+// A version the daemon does not speak, pinned with DOCKER_API_VERSION
+// (which turns negotiation off), is refused at Negotiate in the daemon's
+// words.
+func TestNegotiatePinnedTooNew(t *testing.T) {
+	testdocker.Hello(t)
+	t.Setenv("DOCKER_API_VERSION", client.MaxAPIVersion)
+	c, err := docker.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	v, err := c.Negotiate(ctxT(t, 10*time.Second))
+	switch {
+	case err != nil && !strings.Contains(err.Error(), "client version "+client.MaxAPIVersion+" is too new"):
+		t.Fatalf("Negotiate pinned to %s: %v, want the daemon's refusal", client.MaxAPIVersion, err)
+	case err == nil && versions.LessThan(v.APIVersion, client.MaxAPIVersion):
+		t.Fatalf("Negotiate pinned to %s = %+v: accepted by a daemon that speaks %s at most", client.MaxAPIVersion, v, v.APIVersion)
 	}
 }
 
 func TestUnreachableDaemon(t *testing.T) {
-	c, err := docker.New("unix://" + t.TempDir() + "/docker.sock")
+	sock := t.TempDir() + "/docker.sock"
+	c, err := docker.New("unix://" + sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = c.Ping(ctxT(t, 5*time.Second))
-	if err == nil || !strings.Contains(err.Error(), "GET /_ping") {
-		t.Fatalf("Ping = %v, want an error naming GET /_ping", err)
+	defer c.Close()
+	_, err = c.Negotiate(ctxT(t, 5*time.Second))
+	if err == nil || !strings.Contains(err.Error(), "docker: ping unix://"+sock) || !client.IsErrConnectionFailed(err) {
+		t.Fatalf("Negotiate = %v, want a connection failure naming the socket", err)
 	}
 }
 
@@ -91,10 +122,11 @@ func TestNewHost(t *testing.T) {
 		{host: "unix:///run/d.sock", want: "unix:///run/d.sock"},
 		{host: "tcp://10.0.0.1:2375", want: "tcp://10.0.0.1:2375"},
 		{env: "unix:///from/env.sock", want: "unix:///from/env.sock"},
-		{want: docker.DefaultHost},
+		{want: client.DefaultDockerHost},
 		{host: "ssh://me@host", err: "only unix:// and tcp://"},
-		{host: "unix://", err: "no socket path"},
-		{host: "tcp://", err: "no address"},
+		{host: "npipe:////./pipe/docker_engine", err: "protocol not available"},
+		{host: "unix://", err: "unable to parse docker host"},
+		{host: "tcp://", err: "unable to parse docker host"},
 	} {
 		t.Run(tc.host+tc.env, func(t *testing.T) {
 			t.Setenv("DOCKER_HOST", tc.env)
@@ -108,6 +140,7 @@ func TestNewHost(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer c.Close()
 			if c.Host() != tc.want {
 				t.Fatalf("host %q, want %q", c.Host(), tc.want)
 			}
@@ -120,7 +153,7 @@ func TestNewHost(t *testing.T) {
 func TestContainerExit(t *testing.T) {
 	c, image := testdocker.Hello(t)
 	ctx := ctxT(t, time.Minute)
-	id := create(t, c, image, docker.ContainerConfig{Cmd: []string{"exit", "3"}, Labels: map[string]string{"strata.task": "x"}})
+	id := create(t, c, image, container.Config{Cmd: []string{"exit", "3"}, Labels: map[string]string{"strata.task": "x"}}, container.HostConfig{})
 	if err := c.ContainerStart(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +162,7 @@ func TestContainerExit(t *testing.T) {
 		t.Fatalf("wait = %d, %v; want 3", code, err)
 	}
 	var stdout, stderr bytes.Buffer
-	if err := c.ContainerLogs(ctx, id, &stdout, &stderr); err != nil {
+	if err := c.ContainerLogs(ctx, id, time.Time{}, &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
 	if stdout.String() != "hello: exiting with code 3\n" || stderr.String() != "hello: stderr before exit 3\n" {
@@ -149,13 +182,13 @@ func TestContainerExit(t *testing.T) {
 	if err := c.ContainerRemove(ctx, id, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ContainerInspect(ctx, id); !docker.IsNotFound(err) {
+	if _, err := c.ContainerInspect(ctx, id); !cerrdefs.IsNotFound(err) {
 		t.Fatalf("inspect after remove = %v, want not found", err)
 	}
 	if list, err := c.ContainerList(ctx, testLabel, "strata.task=x"); err != nil || containsID(list, id) {
 		t.Fatalf("list after remove = %v, %v", list, err)
 	}
-	if err := c.ContainerRemove(ctx, id, true); !docker.IsNotFound(err) {
+	if err := c.ContainerRemove(ctx, id, true); !cerrdefs.IsNotFound(err) {
 		t.Fatalf("second remove = %v, want not found", err)
 	}
 }
@@ -175,20 +208,20 @@ func TestContainerServeAndStop(t *testing.T) {
 	c, image := testdocker.Hello(t)
 	ctx := ctxT(t, time.Minute)
 	port := freePort(t)
-	id := create(t, c, image, docker.ContainerConfig{
+	p8081 := network.MustParsePort("8081/tcp")
+	id := create(t, c, image, container.Config{
 		Env:          []string{"PORT=8081", "GREETING=hi there"},
-		ExposedPorts: map[string]struct{}{"8081/tcp": {}},
-		HostConfig: docker.HostConfig{
-			Memory: 32 << 20, MemorySwap: 32 << 20, CPUShares: 256,
-			PortBindings: map[string][]docker.PortBinding{"8081/tcp": {{HostIP: "127.0.0.1", HostPort: strconv.Itoa(port)}}},
-		},
+		ExposedPorts: network.PortSet{p8081: {}},
+	}, container.HostConfig{
+		Resources:    container.Resources{Memory: 32 << 20, MemorySwap: 32 << 20, CPUShares: 256},
+		PortBindings: network.PortMap{p8081: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(port)}}},
 	})
 	if err := c.ContainerStart(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	var stdout, stderr testutil.Buffer
 	logsDone := make(chan error, 1)
-	go func() { logsDone <- c.ContainerLogs(ctx, id, &stdout, &stderr) }()
+	go func() { logsDone <- c.ContainerLogs(ctx, id, time.Time{}, &stdout, &stderr) }()
 
 	// The program says it serves once it listens, and the daemon has
 	// published the port before starting it: wait for that line as the
@@ -247,10 +280,8 @@ func TestContainerServeAndStop(t *testing.T) {
 func TestContainerMemoryLimit(t *testing.T) {
 	c, image := testdocker.Hello(t)
 	ctx := ctxT(t, time.Minute)
-	id := create(t, c, image, docker.ContainerConfig{
-		Cmd:        []string{"eat", "128"},
-		HostConfig: docker.HostConfig{Memory: 16 << 20, MemorySwap: 16 << 20},
-	})
+	id := create(t, c, image, container.Config{Cmd: []string{"eat", "128"}},
+		container.HostConfig{Resources: container.Resources{Memory: 16 << 20, MemorySwap: 16 << 20}})
 	if err := c.ContainerStart(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -272,30 +303,19 @@ func TestMissingImage(t *testing.T) {
 	ctx := ctxT(t, time.Minute)
 	const absent = "strata-test/absent:0"
 	_, err := c.ImageInspect(ctx, absent)
-	if !docker.IsNotFound(err) || !strings.Contains(err.Error(), "GET /images/"+absent+"/json") {
-		t.Fatalf("inspect = %v, want not found, naming the endpoint", err)
+	if !cerrdefs.IsNotFound(err) || !strings.Contains(err.Error(), "docker: inspect image "+absent+": ") {
+		t.Fatalf("inspect = %v, want not found, naming the image", err)
 	}
-	_, err = c.ContainerCreate(ctx, "strata-test-absent", &docker.ContainerConfig{Image: absent})
-	var de *docker.Error
-	if !errors.As(err, &de) || de.StatusCode != http.StatusNotFound || !strings.Contains(de.Message, "strata-test/absent") ||
-		!strings.Contains(err.Error(), "POST /containers/create") {
-		t.Fatalf("create = %v, want a 404 naming the image and the endpoint", err)
+	_, err = c.ContainerCreate(ctx, "strata-test-absent", &container.Config{Image: absent}, nil)
+	if !cerrdefs.IsNotFound(err) || !strings.Contains(err.Error(), "docker: create container strata-test-absent: ") ||
+		!strings.Contains(err.Error(), "No such image: "+absent) {
+		t.Fatalf("create = %v, want not found, naming the container and, in the daemon's words, the image", err)
 	}
 	// No registry answers here (and strata-test/ is not on Docker Hub
 	// where one does): the pull fails with the daemon's reason.
 	err = c.ImagePull(ctx, absent)
-	if !errors.As(err, &de) || !strings.Contains(err.Error(), "POST /images/create") {
+	if err == nil || !strings.Contains(err.Error(), "docker: pull "+absent+": ") {
 		t.Fatalf("pull = %v, want the daemon's error", err)
-	}
-}
-
-func TestErrorMessage(t *testing.T) {
-	err := &docker.Error{Method: "POST", Path: "/containers/create", StatusCode: 404, Message: "No such image: x:1"}
-	if got, want := err.Error(), "docker: POST /containers/create: No such image: x:1 (HTTP 404)"; got != want {
-		t.Fatalf("%q, want %q", got, want)
-	}
-	if !docker.IsNotFound(fmt.Errorf("wrapped: %w", err)) {
-		t.Fatal("IsNotFound does not see through wrapping")
 	}
 }
 

@@ -1,17 +1,23 @@
-// Package docker is a small client of the Docker Engine API: what the
-// agent's docker driver needs (ping and version, image inspect and pull,
-// container create, start, wait, logs (from the start or from an instant),
-// inspect, kill with a signal, stats, stop, remove and list) and
-// an image build for tests, over plain net/http with JSON.
+// Package docker is the agent's adapter over the official Docker Engine
+// client, github.com/moby/moby/client: the calls the docker driver makes
+// (negotiate and version, image inspect and pull, container create,
+// start, wait, logs from the start or from an instant, inspect, kill with
+// a signal, stats, stop, remove and list), each one call of the official
+// client shaped as the driver makes it, with the API's own types
+// (container.Config, container.HostConfig, container.InspectResponse, …)
+// and its errors (containerd's errdefs: cerrdefs.IsNotFound,
+// cerrdefs.IsConflict) wrapped once with the operation.
 //
-// It speaks one pinned API version (APIVersion) on the socket named by
-// DOCKER_HOST (unix:// or tcp://, default unix:///var/run/docker.sock) and
-// refuses, at Negotiate, a daemon that does not accept that version. Every
-// error from the daemon is an *Error naming the request and carrying the
-// daemon's own message.
+// What it adds to the official client is small and the driver's: the
+// negotiated version checked against the daemon's range at Negotiate, the
+// wait as an exit code, one stats sample with the figures `docker stats`
+// shows (MemoryInUse, CPUPercent), and logs followed into two writers
+// (the official stdcopy splits the stream). HTTP, the socket, API version
+// negotiation, streams, TLS from the environment and the daemon's errors
+// are the official client's.
 //
 // It knows nothing of jobs, allocations or Strata's labels: the driver in
 // package edge decides what to run; this package only speaks the API. It
-// does not implement TLS to a remote daemon, registries' authentication or
-// TTY containers.
+// does not authenticate to registries (pulls are anonymous) and does not
+// run TTY containers.
 package docker

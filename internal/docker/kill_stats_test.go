@@ -1,12 +1,13 @@
 package docker_test
 
 import (
-	"errors"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 
 	"github.com/strata-run/strata/internal/docker"
 	"github.com/strata-run/strata/internal/testdocker"
@@ -61,15 +62,13 @@ func (w *lineWaiter) waitFor(t *testing.T, s string) {
 func TestContainerKillStatsAndLogsSince(t *testing.T) {
 	c, image := testdocker.Hello(t)
 	ctx := ctxT(t, time.Minute)
-	id := create(t, c, image, docker.ContainerConfig{
-		HostConfig: docker.HostConfig{Memory: 64 << 20, MemorySwap: 64 << 20},
-	})
+	id := create(t, c, image, container.Config{}, container.HostConfig{Resources: container.Resources{Memory: 64 << 20, MemorySwap: 64 << 20}})
 	if err := c.ContainerStart(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	stdout := newLineWaiter()
 	logsDone := make(chan error, 1)
-	go func() { logsDone <- c.ContainerLogs(ctx, id, stdout, newLineWaiter()) }()
+	go func() { logsDone <- c.ContainerLogs(ctx, id, time.Time{}, stdout, newLineWaiter()) }()
 	stdout.waitFor(t, "hello: serving on :8080\n")
 
 	since := time.Now()
@@ -79,7 +78,7 @@ func TestContainerKillStatsAndLogsSince(t *testing.T) {
 	stdout.waitFor(t, "hello: got SIGHUP\n")
 	later := newLineWaiter()
 	sinceDone := make(chan error, 1)
-	go func() { sinceDone <- c.ContainerLogsSince(ctx, id, since, later, newLineWaiter()) }()
+	go func() { sinceDone <- c.ContainerLogs(ctx, id, since, later, newLineWaiter()) }()
 	later.waitFor(t, "hello: got SIGHUP\n")
 	if strings.Contains(later.String(), "serving on") {
 		t.Fatalf("logs since %s hold an earlier line: %q", since, later.String())
@@ -89,8 +88,9 @@ func TestContainerKillStatsAndLogsSince(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.MemoryInUse() == 0 || s.MemoryInUse() > 64<<20 || s.MemoryStats.Limit != 64<<20 || s.CPUStats.CPUUsage.TotalUsage == 0 || s.CPUPercent() < 0 {
-		t.Fatalf("stats %+v: in use %d, CPU %.2f%%; want memory under the 64 MiB limit and CPU time", s, s.MemoryInUse(), s.CPUPercent())
+	if used := docker.MemoryInUse(s); used == 0 || used > 64<<20 || s.MemoryStats.Limit != 64<<20 || s.CPUStats.CPUUsage.TotalUsage == 0 ||
+		s.PreCPUStats.SystemUsage == 0 || docker.CPUPercent(s) < 0 {
+		t.Fatalf("stats %+v: in use %d, CPU %.2f%%; want memory under the 64 MiB limit, CPU time and a previous reading", s, used, docker.CPUPercent(s))
 	}
 
 	if err := c.ContainerKill(ctx, id, "SIGTERM"); err != nil {
@@ -104,29 +104,27 @@ func TestContainerKillStatsAndLogsSince(t *testing.T) {
 			t.Fatalf("log stream: %v", err)
 		}
 	}
-	err = c.ContainerKill(ctx, id, "SIGHUP")
-	var de *docker.Error
-	if !errors.As(err, &de) || de.StatusCode != http.StatusConflict {
-		t.Fatalf("killing a stopped container: %v, want HTTP 409", err)
+	if err := c.ContainerKill(ctx, id, "SIGHUP"); !cerrdefs.IsConflict(err) {
+		t.Fatalf("killing a stopped container: %v, want a conflict", err)
 	}
 }
 
 // The figures `docker stats` shows, from a sample: memory less the page
 // cache (cgroup v1) or the inactive file pages (v2), CPU over the interval.
 func TestStatsFigures(t *testing.T) {
-	v1 := docker.Stats{MemoryStats: docker.MemoryStats{Usage: 100, Stats: map[string]uint64{"cache": 30, "inactive_file": 10}}}
-	v2 := docker.Stats{MemoryStats: docker.MemoryStats{Usage: 100, Stats: map[string]uint64{"inactive_file": 10}}}
-	if v1.MemoryInUse() != 70 || v2.MemoryInUse() != 90 {
-		t.Fatalf("memory in use: v1 %d, v2 %d; want 70, 90", v1.MemoryInUse(), v2.MemoryInUse())
+	v1 := &container.StatsResponse{MemoryStats: container.MemoryStats{Usage: 100, Stats: map[string]uint64{"cache": 30, "inactive_file": 10}}}
+	v2 := &container.StatsResponse{MemoryStats: container.MemoryStats{Usage: 100, Stats: map[string]uint64{"inactive_file": 10}}}
+	if docker.MemoryInUse(v1) != 70 || docker.MemoryInUse(v2) != 90 {
+		t.Fatalf("memory in use: v1 %d, v2 %d; want 70, 90", docker.MemoryInUse(v1), docker.MemoryInUse(v2))
 	}
-	var s docker.Stats
+	s := &container.StatsResponse{}
 	s.CPUStats.CPUUsage.TotalUsage, s.PreCPUStats.CPUUsage.TotalUsage = 3e9, 2e9
 	s.CPUStats.SystemUsage, s.PreCPUStats.SystemUsage = 14e9, 10e9
 	s.CPUStats.OnlineCPUs = 2
-	if got := s.CPUPercent(); got != 50 {
+	if got := docker.CPUPercent(s); got != 50 {
 		t.Fatalf("CPU %.1f%%, want 50%% (1s of the container's CPU time in 4s of the host's, × 2 CPUs)", got)
 	}
-	if (&docker.Stats{}).CPUPercent() != 0 {
+	if docker.CPUPercent(&container.StatsResponse{}) != 0 {
 		t.Fatal("a first sample without a previous one gives CPU")
 	}
 }
