@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -10,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-run/strata/coordinator/state"
 	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/internal/testutil"
 	"github.com/strata-run/strata/internal/wire"
+	"github.com/strata-run/strata/sched"
 	"github.com/strata-run/strata/spec"
 )
 
@@ -155,5 +158,175 @@ func TestJobScale(t *testing.T) {
 	}
 	if code, body := f.call(t, "", "POST", "/v1/job/nope/scale", structs.JobScaleRequest{Count: &three}, nil); code != 404 {
 		t.Errorf("scaling a job that does not exist: %d %s", code, body)
+	}
+}
+
+// Signal, restart and stats on a server the agent is not connected to go
+// through the one it is (server RPC agent-call); the agent's refusal
+// comes back as a conflict, and an agent that no server holds is
+// unavailable.
+func TestAllocOpsForwardedToTheAgentsServer(t *testing.T) {
+	servers := startInProcessCluster(t, 2)
+	held, asked := servers[0], servers[1]
+	events := clusterEvents(t, held, asked)
+	waitFor(t, events, "the cluster CA on both servers", 30*time.Second, func() bool { return held.CAPin() != "" && asked.CAPin() != "" })
+	conn := dialAgent(t, held)
+	ctrl, err := conn.OpenStreamSync(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire.Write(ctrl, wire.TypeRegister, wire.Register{Versions: wire.Versions(), NodeID: "n1", Name: "edge-1", Address: "127.0.0.1"})
+	if typ, _, err := wire.Read(ctrl); err != nil || typ != wire.TypeRegistered {
+		t.Fatalf("register: %v %v", typ, err)
+	}
+	// The fake agent answers each request on its own stream.
+	asks := make(chan string, 8)
+	go func() {
+		for {
+			st, err := conn.AcceptStream(context.Background())
+			if err != nil {
+				return
+			}
+			typ, payload, err := wire.Read(st)
+			if err != nil {
+				return
+			}
+			switch typ {
+			case wire.TypeSignalTask:
+				var req wire.SignalTask
+				wire.Decode(typ, payload, &req)
+				asks <- "signal " + req.Task + " " + req.Signal
+				ans := wire.TaskSignalled{}
+				if req.Signal == "SIGHUP" {
+					ans.Error = "SIGHUP has no meaning here"
+				}
+				wire.Write(st, wire.TypeTaskSignalled, ans)
+			case wire.TypeRestartTask:
+				var req wire.RestartTask
+				wire.Decode(typ, payload, &req)
+				asks <- "restart " + req.Task
+				wire.Write(st, wire.TypeTaskRestarted, wire.TaskRestarted{Tasks: []string{"a", "b"}})
+			case wire.TypeStatsRequest:
+				var req wire.StatsRequest
+				wire.Decode(typ, payload, &req)
+				asks <- "stats " + req.Task
+				wire.Write(st, wire.TypeTaskStats, wire.TaskStats{Measured: []string{wire.MeasuredInstances}, Instances: 1})
+			}
+			st.Close()
+		}
+	}()
+	job := &spec.Job{ID: "web", Type: "service", Groups: []*spec.Group{{Name: "g", Count: 0, Tasks: []*spec.Task{{Name: "a", Driver: "wasm"}, {Name: "b", Driver: "wasm"}}}}}
+	res, _, err := held.node.apply(&state.JobRegister{Job: job, EvalID: newEvalID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc := &sched.Allocation{ID: "a1b2c3", JobID: "web", JobVersion: res.(*state.JobRegisterResult).Version, Group: "g",
+		NodeID: "n1", NodeName: "edge-1", DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientRunning}
+	if _, _, err := held.node.apply(&state.PlanApply{Place: []*sched.Allocation{alloc}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, events, "the allocation replicated", 30*time.Second, func() bool {
+		a, _ := asked.store.Alloc("a1b2c3")
+		return a != nil
+	})
+	ctx := context.Background()
+	ops := asked.ops
+
+	tasks, err := ops.signal(ctx, "a1b2c3", "", "SIGUSR1")
+	if err != nil || strings.Join(tasks, ",") != "a,b" {
+		t.Fatalf("signal = %v, %v; want both tasks", tasks, err)
+	}
+	if got := []string{<-asks, <-asks}; got[0] != "signal a SIGUSR1" || got[1] != "signal b SIGUSR1" {
+		t.Fatalf("the agent was asked %v", got)
+	}
+	if _, err := ops.signal(ctx, "a1b2c3", "a", "SIGHUP"); !errors.Is(err, ErrAllocNotRunning) || !strings.Contains(err.Error(), "no meaning here") {
+		t.Fatalf("a signal the agent refuses: %v", err)
+	}
+	<-asks
+	if tasks, err := ops.restart(ctx, "a1b2c3", ""); err != nil || strings.Join(tasks, ",") != "a,b" || <-asks != "restart " {
+		t.Fatalf("restart = %v, %v", tasks, err)
+	}
+	st, err := ops.stats(ctx, "a1b2c3", "b")
+	if err != nil || len(st.Tasks) != 1 || st.Tasks[0].Task != "b" || st.Tasks[0].Instances != 1 || <-asks != "stats b" {
+		t.Fatalf("stats = %+v, %v", st, err)
+	}
+	if _, err := ops.restart(ctx, "a1b2c3", "c"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("restart of a task the group lacks: %v", err)
+	}
+
+	// Stopped, the allocation is replaced; a second stop is a conflict.
+	stop, err := ops.stop("a1b2c3")
+	if err != nil || stop.EvalID == "" {
+		t.Fatalf("stop = %+v, %v", stop, err)
+	}
+	waitApplied(asked.store, stop.Index, 10*time.Second)
+	if a, _ := asked.store.Alloc("a1b2c3"); a.DesiredStatus != sched.DesiredStop {
+		t.Fatalf("after stop: %+v", a.Allocation)
+	}
+	if e, _ := asked.store.Eval(stop.EvalID); e == nil || e.TriggeredBy != "alloc-stop" {
+		t.Fatalf("the replacing evaluation: %+v", e)
+	}
+	if _, err := ops.stop("a1b2c3"); !errors.Is(err, ErrAllocNotRunning) || !strings.Contains(err.Error(), "already stopping") {
+		t.Fatalf("a second stop: %v", err)
+	}
+}
+
+// Members lists every server of the Raft configuration, alive when it
+// answers, failed (with why) when it does not.
+func TestServerMembers(t *testing.T) {
+	servers := startInProcessCluster(t, 2)
+	late, err := New(Config{DataDir: t.TempDir(), Join: []string{servers[1].RaftAddr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			late.Shutdown(ctx)
+		}
+	})
+	events := clusterEvents(t, append(servers, late)...)
+	waitFor(t, events, "the third server added", 30*time.Second, func() bool {
+		peers, err := servers[0].RaftPeers()
+		return err == nil && len(peers) == 3 && late.Leader() != "" && late.store.Index() > 0
+	})
+	members := func() map[string]structs.ServerMember {
+		t.Helper()
+		m, err := servers[0].cluster.members(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.ServerID != servers[0].cfg.NodeID {
+			t.Fatalf("answered by %s, not %s", m.ServerID, servers[0].cfg.NodeID)
+		}
+		out := map[string]structs.ServerMember{}
+		for _, s := range m.Members {
+			out[s.RaftAddr] = s
+		}
+		return out
+	}
+	m := members()
+	leaders := 0
+	for _, s := range append(servers, late) {
+		got, ok := m[s.RaftAddr()]
+		if !ok || got.Status != structs.MemberAlive || !got.Voter || got.LastIndex == 0 || got.ID != s.cfg.NodeID {
+			t.Fatalf("member %s: %+v (found %t)", s.RaftAddr(), got, ok)
+		}
+		if got.Leader {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		t.Fatalf("%d leaders among %+v", leaders, m)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addr := late.RaftAddr()
+	late.Shutdown(ctx)
+	stopped = true
+	if got := members()[addr]; got.Status != structs.MemberFailed || got.Error == "" {
+		t.Fatalf("a stopped server: %+v", got)
 	}
 }
