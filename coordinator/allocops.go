@@ -96,6 +96,9 @@ func (o *allocOps) signal(ctx context.Context, id, task, sig string) ([]string, 
 	if err != nil {
 		return nil, err
 	}
+	if len(tasks) == 0 {
+		return nil, fmt.Errorf("%w: allocation %s has no task to signal (its job version is gone)", ErrAllocNotRunning, short8(al.ID))
+	}
 	var reached []string
 	var errs []error
 	for _, t := range tasks {

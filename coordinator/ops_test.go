@@ -330,3 +330,38 @@ func TestServerMembers(t *testing.T) {
 		t.Fatalf("a stopped server: %+v", got)
 	}
 }
+
+// A module's blob is on the server it was pushed to and on any that
+// copied it for an agent: deleting the version deletes both copies, each
+// server collecting its own disk when it applies the delete.
+func TestBlobsCollectedOnEveryServer(t *testing.T) {
+	servers := startInProcessCluster(t, 2)
+	pushed, copied := servers[0], servers[1]
+	tiny, err := os.ReadFile("../examples/tiny/tiny.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m, _, err := pushed.PushModule(ctx, "tiny", "1.0.0", tiny)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copier := &blobCopier{blobs: copied.blobs, rpc: copied.node.rpc, others: copied.node.others}
+	if err := copier.fetch(ctx, m.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if !pushed.blobs.Has(m.Digest) || !copied.blobs.Has(m.Digest) {
+		t.Fatal("the blob is not on both servers")
+	}
+	if _, err := copied.jobs.deleteModule("tiny", "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range servers {
+		testutil.Await(t, 10*time.Second, "the blob collected on "+s.RaftAddr(), s.blobGC.swept, func() error {
+			if s.blobs.Has(m.Digest) {
+				return fmt.Errorf("%s still on disk", m.Digest)
+			}
+			return nil
+		})
+	}
+}
