@@ -7,26 +7,149 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
+	"github.com/strata-run/strata/coordinator/state"
 	"github.com/strata-run/strata/internal/fsutil"
 	"github.com/strata-run/strata/wasmhost"
 )
 
 // blobStore keeps module bytes content-addressed on disk:
-// <dir>/sha256/<hex>. A blob is written once, fsynced, and never changed.
+// <dir>/sha256/<hex>. A blob is written once, fsynced, and never changed;
+// collect deletes the blobs no module version names.
 type blobStore struct {
 	dir string
+
+	mu   sync.Mutex
+	held map[string]int // digests being pushed: collect keeps them
 }
 
 func newBlobStore(dir string) (*blobStore, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "sha256"), 0o700); err != nil {
 		return nil, fmt.Errorf("coordinator: module store: %w", err)
 	}
-	return &blobStore{dir: dir}, nil
+	return &blobStore{dir: dir, held: map[string]int{}}, nil
+}
+
+// hold keeps a digest's blob from collection until release is called: a
+// push writes the blob before the state names it.
+func (b *blobStore) hold(digest string) (release func()) {
+	b.mu.Lock()
+	b.held[digest]++
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		if b.held[digest]--; b.held[digest] <= 0 {
+			delete(b.held, digest)
+		}
+		b.mu.Unlock()
+	}
+}
+
+// collect deletes every blob whose digest is not in what named returns
+// and that no push or copy holds, and returns the digests it deleted.
+// named is read under the store's lock: a blob written since is held by
+// its writer until this server's state names it.
+func (b *blobStore) collect(named func() (map[string]bool, error)) ([]string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	keep, err := named()
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(filepath.Join(b.dir, "sha256"))
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: module store: %w", err)
+	}
+	var deleted []string
+	var errs []error
+	for _, e := range entries {
+		digest := "sha256:" + e.Name()
+		if e.IsDir() || keep[digest] || b.held[digest] > 0 {
+			continue
+		}
+		if _, err := b.path(digest); err != nil {
+			continue // not a blob (a temporary file of a write in progress)
+		}
+		if err := os.Remove(filepath.Join(b.dir, "sha256", e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		deleted = append(deleted, digest)
+	}
+	return deleted, errors.Join(errs...)
+}
+
+// blobGC deletes, on this server, the module blobs no module version
+// names: after a batch that deleted module versions or collected garbage
+// (every server applies it, so every server collects), after a snapshot
+// was restored, and once at start. Run owns its goroutine; kick never
+// blocks.
+type blobGC struct {
+	store *state.Store
+	blobs *blobStore
+	log   *slog.Logger
+	kicks chan struct{}
+
+	mu   sync.Mutex
+	done chan struct{} // closed after the next collection
+}
+
+func newBlobGC(store *state.Store, blobs *blobStore, log *slog.Logger) *blobGC {
+	return &blobGC{store: store, blobs: blobs, log: log, kicks: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// swept returns a channel closed once the next collection is over.
+func (g *blobGC) swept() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.done
+}
+
+// kick asks for a collection.
+func (g *blobGC) kick() {
+	select {
+	case g.kicks <- struct{}{}:
+	default:
+	}
+}
+
+// Run collects once, then on every kick, until ctx ends.
+func (g *blobGC) Run(ctx context.Context) {
+	for {
+		g.sweep()
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.kicks:
+		}
+	}
+}
+
+func (g *blobGC) sweep() {
+	deleted, err := g.blobs.collect(func() (map[string]bool, error) {
+		mods, err := g.store.Modules()
+		named := make(map[string]bool, len(mods))
+		for _, m := range mods {
+			named[m.Digest] = true
+		}
+		return named, err
+	})
+	if err != nil {
+		g.log.Error("collecting module blobs", "err", err)
+	}
+	if len(deleted) > 0 {
+		g.log.Info("module blobs no version names deleted", "blobs", len(deleted))
+	}
+	g.mu.Lock()
+	close(g.done)
+	g.done = make(chan struct{})
+	g.mu.Unlock()
 }
 
 // Digest returns "sha256:<hex>" of b (the module digest, as wasmhost computes it).
@@ -97,8 +220,11 @@ type blobCopier struct {
 	others func() ([]string, error) // the other servers' Raft addresses
 }
 
-// fetch copies a blob this server lacks from another server.
+// fetch copies a blob this server lacks from another server; the copy
+// is held from collection while it is written.
 func (b *blobCopier) fetch(ctx context.Context, digest string) error {
+	release := b.blobs.hold(digest)
+	defer release()
 	peers, err := b.others()
 	if err != nil {
 		return err

@@ -24,6 +24,8 @@ type ServerInfo struct {
 	// Known lists the Raft addresses of the other servers this one has
 	// heard from, so servers find each other transitively.
 	Known []string `json:"Known,omitempty"`
+	// AppliedIndex is the state index this server has applied.
+	AppliedIndex uint64 `json:"AppliedIndex,omitempty"`
 }
 
 // cluster is the servers' membership: what this server knows of the
@@ -48,7 +50,7 @@ type cluster struct {
 func (c *cluster) info() *ServerInfo {
 	si := &ServerInfo{
 		ID: c.id, RaftAddr: c.node.addr(), HTTPAddr: c.httpAddr, AgentAddr: c.agentAddr,
-		Bootstrapped: c.node.bootstrapped(), Leader: c.node.leader(),
+		Bootstrapped: c.node.bootstrapped(), Leader: c.node.leader(), AppliedIndex: c.node.store.Index(),
 	}
 	for _, p := range c.known() {
 		si.Known = append(si.Known, p.RaftAddr)

@@ -11,17 +11,19 @@
 // cycle and runs the leader-only ones while it leads (Server.lead). An
 // arrow is "uses":
 //
-//	httpAPI ──> registrar, deployOps, tokenIssuer, drainer, logRouter, failureDetector, cluster, raftNode,
+//	httpAPI ──> registrar, deployOps, tokenIssuer, drainer, logRouter, allocOps, failureDetector, cluster, raftNode,
 //	            aclResolver, aclAdmin ──> apply, leaderProxy ──> raftNode (the leader's address)
 //	deployOps ──> registrar, apply (plan, revert, promote, fail)
 //	deploymentWatcher ─(leader)─> deploy.Step (pure), apply
 //	agentEndpoint ──> apply, failureDetector.heartbeat, tokenIssuer.join, cluster.agentServers, blobStore, blobCopier
 //	logRouter ──> agentEndpoint (agentLogs), rpcClient          blobCopier ──> blobStore, rpcClient
+//	allocOps ──> apply (stop), agentEndpoint (agentCalls), rpcClient    blobGC ──> state.Store, blobStore
+//	fsm ──> blobGC.kick (a batch deleted module versions or collected garbage, a restore)
 //	registrar, tokenIssuer, drainer ──> apply                   cluster ──> raftNode, rpcClient
 //	failureDetector ─(leader)─> heartbeats (pure), apply, rpcClient (a follower forwards beats)
 //	scheduler ─(leader)─> evalQueue, planApplier ──> raftNode.propose; apply (evaluations)
 //	raftNode ──> fsm ──> state.Store; fsm ──> scheduler, deploymentWatcher (leaderHooks); raftNode ──> rpcClient (forwarding)
-//	rpcServer ──> the methods each part registers (info, join, remove-peer, apply, heartbeat, logs, blob)
+//	rpcServer ──> the methods each part registers (info, join, remove-peer, apply, heartbeat, logs, agent-call, blob)
 //
 // "apply" is raftNode.apply, the one proposal path, handed to parts as a
 // func value (applyFunc). Every part reads the state (state.Store)
@@ -92,6 +94,17 @@
 // Server.forwarded), so the leader checks it against its own state;
 // consistent reads take the same path. HTTPTLSConfig issues the API's
 // HTTPS certificate from the cluster CA.
+//
+// Operations. allocOps are the operator's actions on one allocation
+// (allocops.go): a stop is a plan entry with the evaluation that replaces
+// it; signal, restart and stats are requests on a new stream of the
+// agent's connection, forwarded over server RPC "agent-call" to the
+// server it is connected to. The registrar scales a job (a new version
+// with one count changed, modify index enforced), purges one and deletes
+// module versions; blobGC deletes from this server's disk the blobs no
+// module version names (blobs.go), woken by the FSM; cluster.members
+// asks every Raft peer whether it answers. Garbage collection is one
+// state command (state.SystemGC). http_ops.go has their routes.
 //
 // The coordinator never runs workloads: it validates modules at push
 // (wasmhost.Validate) but executes nothing. It must not write the state

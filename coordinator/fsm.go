@@ -18,6 +18,10 @@ type fsm struct {
 	// changes. It runs on every server, on the FSM goroutine; the
 	// leader's scheduling side acts on it.
 	hook applyHook
+	// blobs, if set, is told (without blocking) when module blobs may
+	// have lost their last module version: a batch deleted some or
+	// collected garbage, or a snapshot replaced the state.
+	blobs func()
 }
 
 // applyHook is what the adapter tells of each batch (leaderHooks: the
@@ -59,6 +63,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		} else {
 			out[i] = r.Value
 		}
+	}
+	if fx.Modules && f.blobs != nil {
+		f.blobs()
 	}
 	changes := reported.changes(f.store)
 	if f.hook != nil && (len(fx.Evals) > 0 || fx.Capacity || len(changes) > 0 || len(fx.Deployments) > 0) {
@@ -153,5 +160,9 @@ func (s *fsmSnapshot) Release() { s.snap.Release() }
 
 func (f *fsm) Restore(r io.ReadCloser) error {
 	defer r.Close()
-	return f.store.Restore(r)
+	err := f.store.Restore(r)
+	if err == nil && f.blobs != nil {
+		f.blobs()
+	}
+	return err
 }

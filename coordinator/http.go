@@ -33,6 +33,7 @@ type httpAPI struct {
 	logs     *logRouter
 	detector *failureDetector
 	deploys  *deployOps
+	ops      *allocOps    // allocation stop, restart, signal, stats
 	acls     *aclResolver // what a request's token may do (http_acl.go)
 	admin    *aclAdmin    // the ACL system's writes
 	leader   *leaderProxy // forwards to the leader over the Raft port
@@ -76,6 +77,7 @@ func (s *httpAPI) handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/agent/token/{id}", s.handleTokenRevoke)
 	mux.HandleFunc("GET /v1/operator/raft/configuration", s.handleRaftConfiguration)
 	mux.HandleFunc("DELETE /v1/operator/raft/peer", s.handleRaftRemovePeer)
+	s.opsRoutes(mux, read)
 	s.aclRoutes(mux)
 	return mux
 }
@@ -148,7 +150,7 @@ func writeError(w http.ResponseWriter, err error) {
 		status = http.StatusServiceUnavailable
 	case errors.Is(err, ErrNotFound):
 		status = http.StatusNotFound
-	case errors.Is(err, state.ErrRefused):
+	case errors.Is(err, state.ErrRefused), errors.Is(err, ErrAllocNotRunning):
 		status = http.StatusConflict
 	case errors.Is(err, ErrNodeUnavailable):
 		status = http.StatusBadGateway

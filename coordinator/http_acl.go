@@ -61,8 +61,25 @@ var routeNeeds = map[string]acl.Need{
 	"PUT /v1/job/{id}/plan":           acl.NeedNamespace(acl.CapSubmitJob),
 	"PUT /v1/job/{id}/revert":         acl.NeedNamespace(acl.CapSubmitJob),
 
-	"GET /v1/nodes":           acl.NeedNode(acl.PolicyRead),
-	"PUT /v1/node/{id}/drain": acl.NeedNode(acl.PolicyWrite),
+	"GET /v1/nodes":                  acl.NeedNode(acl.PolicyRead),
+	"PUT /v1/node/{id}/drain":        acl.NeedNode(acl.PolicyWrite),
+	"POST /v1/node/{id}/eligibility": acl.NeedNode(acl.PolicyWrite),
+
+	// The operator's routes (http_ops.go), with Nomad's needs: a job's
+	// summary is read-job, scaling scale-job or submit-job, stopping,
+	// restarting and signalling an allocation alloc-lifecycle, its stats
+	// read-job; the servers' members agent read (Nomad's /v1/agent/
+	// members); a garbage collection a management token (Nomad's
+	// /v1/system/gc); deleting a module version submit-job, as pushing.
+	"GET /v1/job/{id}/summary":                acl.NeedNamespace(acl.CapReadJob),
+	"POST /v1/job/{id}/scale":                 acl.NeedNamespaceEither(acl.CapScaleJob, acl.CapSubmitJob),
+	"POST /v1/allocation/{id}/stop":           acl.NeedNamespace(acl.CapAllocLifecycle),
+	"POST /v1/client/allocation/{id}/signal":  acl.NeedNamespace(acl.CapAllocLifecycle),
+	"POST /v1/client/allocation/{id}/restart": acl.NeedNamespace(acl.CapAllocLifecycle),
+	"GET /v1/client/allocation/{id}/stats":    acl.NeedNamespace(acl.CapReadJob),
+	"GET /v1/agent/members":                   acl.NeedAgent(acl.PolicyRead),
+	"PUT /v1/system/gc":                       acl.NeedManagement,
+	"DELETE /v1/module/{name}/{version}":      acl.NeedNamespace(acl.CapSubmitJob),
 
 	// Services, and Consul's catalog and health API (the discovery
 	// branch mounts the rest of it).

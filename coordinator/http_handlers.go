@@ -112,14 +112,23 @@ func (s *httpAPI) handleJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, idx, rec)
 }
 
+// handleJobStop stops a job; ?purge=true removes it and its history
+// (Nomad's purge).
 func (s *httpAPI) handleJobStop(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	evalID, idx, err := s.jobs.stopJob(id)
+	purge := false
+	if v := r.URL.Query().Get("purge"); v != "" {
+		var err error
+		if purge, err = strconv.ParseBool(v); err != nil {
+			writeError(w, badRequest{fmt.Errorf("purge=%q: want true or false", v)})
+			return
+		}
+	}
+	resp, err := s.jobs.stopJob(r.PathValue("id"), purge)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, idx, map[string]any{"JobID": id, "EvalID": evalID, "Index": idx})
+	writeJSON(w, http.StatusOK, resp.Index, resp)
 }
 
 func (s *httpAPI) handleJobAllocs(w http.ResponseWriter, r *http.Request) {

@@ -2,8 +2,11 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/strata-run/strata/coordinator/state"
@@ -38,25 +41,34 @@ func newEvalID() string { return fsutil.NewID() }
 // when the new version changes what a group runs). With enforce, it is
 // committed only if the job's modify index is still modifyIndex.
 func (s *registrar) registerJob(job *spec.Job, enforce bool, modifyIndex uint64) (*structs.JobRegisterResponse, error) {
-	if err := s.prepare(job); err != nil {
+	digests, err := s.prepared(job)
+	if err != nil {
 		return nil, err
 	}
-	return s.commit(&state.JobRegister{Job: job, EnforceIndex: enforce, JobModifyIndex: modifyIndex})
+	return s.commit(&state.JobRegister{Job: job, EnforceIndex: enforce, JobModifyIndex: modifyIndex, Modules: digests})
 }
 
 // prepare canonicalizes and validates a job and pins its modules.
 func (s *registrar) prepare(job *spec.Job) error {
+	_, err := s.prepared(job)
+	return err
+}
+
+// prepared is prepare, returning the digests it resolved from module
+// versions: the registration is refused if one was deleted meanwhile.
+func (s *registrar) prepared(job *spec.Job) ([]string, error) {
 	if job == nil {
-		return badRequest{errors.New("request has no Job")}
+		return nil, badRequest{errors.New("request has no Job")}
 	}
 	spec.Canonicalize(job)
 	if err := spec.Validate(job); err != nil {
-		return badRequest{fmt.Errorf("invalid job: %w", err)}
+		return nil, badRequest{fmt.Errorf("invalid job: %w", err)}
 	}
-	if err := s.resolveModules(job); err != nil {
-		return badRequest{err}
+	digests, err := s.resolveModules(job)
+	if err != nil {
+		return nil, badRequest{err}
 	}
-	return nil
+	return digests, nil
 }
 
 // commit stamps a registration's time and IDs and commits it.
@@ -72,9 +84,11 @@ func (s *registrar) commit(c *state.JobRegister) (*structs.JobRegisterResponse, 
 }
 
 // resolveModules fills ModuleDigest of every wasm task from the module
-// registry; a reference to a module that was never pushed is an error.
-func (s *registrar) resolveModules(job *spec.Job) error {
+// registry and returns the digests it read from module versions; a
+// reference to a module that was never pushed is an error.
+func (s *registrar) resolveModules(job *spec.Job) ([]string, error) {
 	var errs []error
+	var fromVersions []string
 	for _, g := range job.Groups {
 		for _, t := range g.Tasks {
 			if t.Driver != "wasm" {
@@ -88,7 +102,7 @@ func (s *registrar) resolveModules(job *spec.Job) error {
 			if digest == "" {
 				m, err := s.store.Module(name, version)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				if m == nil {
 					errs = append(errs, fmt.Errorf("group %q task %q: module %s@%s does not exist; push it first with `strata module push FILE -name %s -version %s`",
@@ -96,8 +110,11 @@ func (s *registrar) resolveModules(job *spec.Job) error {
 					continue
 				}
 				digest = m.Digest
+				if !slices.Contains(fromVersions, digest) {
+					fromVersions = append(fromVersions, digest)
+				}
 			} else if m, err := s.store.ModuleByDigest(digest); err != nil {
-				return err
+				return nil, err
 			} else if m == nil && !s.blobs.Has(digest) {
 				errs = append(errs, fmt.Errorf("group %q task %q: no module with digest %s has been pushed", g.Name, t.Name, digest))
 				continue
@@ -105,7 +122,7 @@ func (s *registrar) resolveModules(job *spec.Job) error {
 			t.Config.ModuleDigest = digest
 		}
 	}
-	return errors.Join(errs...)
+	return fromVersions, errors.Join(errs...)
 }
 
 // pushModule validates and stores a module version. Versions are
@@ -129,6 +146,10 @@ func (s *registrar) pushModule(ctx context.Context, name, version string, b []by
 	if err := wasmhost.Validate(ctx, b); err != nil {
 		return nil, 0, badRequest{fmt.Errorf("%s@%s is not a module Strata can run: %w", name, version, err)}
 	}
+	// The blob is held from before it is written until this server's
+	// state names it, so a blob collection in between keeps it.
+	release := s.blobs.hold(digest)
+	defer release()
 	if _, err := s.blobs.Put(b); err != nil {
 		return nil, 0, err
 	}
@@ -137,13 +158,105 @@ func (s *registrar) pushModule(ctx context.Context, name, version string, b []by
 	if err != nil {
 		return nil, 0, err
 	}
+	waitApplied(s.store, idx, 10*time.Second)
 	stored, err := s.store.Module(name, version)
 	return stored, idx, err
 }
 
-// stopJob stops a job, with the evaluation that stops its allocations.
-func (s *registrar) stopJob(id string) (evalID string, index uint64, err error) {
-	evalID = newEvalID()
-	_, index, err = s.apply(&state.JobStop{JobID: id, EvalID: evalID})
-	return evalID, index, err
+// waitApplied waits (at most max) until this server's state has applied
+// index: a write committed through the leader is then readable here.
+func waitApplied(store *state.Store, index uint64, max time.Duration) {
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	for {
+		ch := store.Watch()
+		if store.Index() >= index {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
+// deleteModule deletes a module version; the state refuses it while a
+// stored job version uses it. Every server then deletes the blobs no
+// module version names (blobGC).
+func (s *registrar) deleteModule(name, version string) (uint64, error) {
+	_, idx, err := s.apply(&state.ModuleDelete{Name: name, Version: version})
+	return idx, err
+}
+
+// stopJob stops a job, with the evaluation that stops its allocations;
+// with purge it removes the job and its history (state.JobStop).
+func (s *registrar) stopJob(id string, purge bool) (*structs.JobDeregisterResponse, error) {
+	evalID := newEvalID()
+	res, index, err := s.apply(&state.JobStop{JobID: id, EvalID: evalID, Purge: purge})
+	if err != nil {
+		return nil, err
+	}
+	out := &structs.JobDeregisterResponse{JobID: id, EvalID: evalID, Index: index}
+	if r, ok := res.(*state.GCResult); ok {
+		out.Purged = r
+	}
+	return out, nil
+}
+
+// scaleJob sets a group's count, as a new job version that changes
+// nothing else: the state starts no deployment for a count-only change,
+// so the scheduler scales in place. group "" is the job's only group. The
+// version is registered only if the job has not changed since it was
+// read.
+func (s *registrar) scaleJob(id, group string, count int) (*structs.JobRegisterResponse, error) {
+	if count < 0 {
+		return nil, badRequest{fmt.Errorf("count %d: a group's count cannot be negative", count)}
+	}
+	rec, err := s.store.Job(id)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, fmt.Errorf("job %q: %w", id, ErrNotFound)
+	}
+	if rec.Stopped {
+		return nil, badRequest{fmt.Errorf("job %q is stopped: run it again before scaling it", id)}
+	}
+	job, err := copyJob(rec.Job)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, g := range job.Groups {
+		names = append(names, g.Name)
+	}
+	if group == "" {
+		if len(job.Groups) != 1 {
+			return nil, badRequest{fmt.Errorf("job %q has groups %s: name the one to scale", id, strings.Join(names, ", "))}
+		}
+		group = job.Groups[0].Name
+	}
+	g := job.Lookup(group)
+	if g == nil {
+		return nil, fmt.Errorf("job %q has no group %q (its groups: %s): %w", id, group, strings.Join(names, ", "), ErrNotFound)
+	}
+	if g.Count == count {
+		return &structs.JobRegisterResponse{JobID: id, Version: rec.Version, Index: s.store.Index()}, nil
+	}
+	g.Count = count
+	return s.registerJob(job, true, rec.ModifyIndex)
+}
+
+// copyJob is a deep copy of a stored job, through its JSON form.
+func copyJob(j *spec.Job) (*spec.Job, error) {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return nil, err
+	}
+	var out spec.Job
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

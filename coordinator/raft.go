@@ -315,8 +315,16 @@ func (n *raftNode) forward(data []byte) (any, uint64, error) {
 		return nil, 0, &NotLeaderError{Leader: leader, Cause: err}
 	}
 	var res any
-	if t == state.CmdJobRegister && out.Result != nil {
+	switch {
+	case out.Result == nil:
+	case t == state.CmdJobRegister:
 		var r state.JobRegisterResult
+		if err := json.Unmarshal(out.Result, &r); err != nil {
+			return nil, 0, err
+		}
+		res = &r
+	case t == state.CmdSystemGC, t == state.CmdJobStop:
+		var r state.GCResult
 		if err := json.Unmarshal(out.Result, &r); err != nil {
 			return nil, 0, err
 		}

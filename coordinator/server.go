@@ -112,6 +112,8 @@ type Server struct {
 	jobs     *registrar
 	tokens   *tokenIssuer
 	logs     *logRouter
+	ops      *allocOps
+	blobGC   *blobGC
 	agents   *agentEndpoint
 	http     *httpAPI
 	// forwarded serves the HTTP API requests other servers forward here
@@ -193,7 +195,7 @@ func New(cfg Config) (*Server, error) {
 	s.cancel = cancel
 	s.wire(ln, life)
 	if err := s.node.start(raftConfig{ID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, DevMode: cfg.DevMode},
-		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys}}, s.rpc.serve); err != nil {
+		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys}, blobs: s.blobGC.kick}, s.rpc.serve); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -201,6 +203,7 @@ func New(cfg Config) (*Server, error) {
 	s.goRun(func() { s.forwarded.Serve(s.node.mux.httpListener()) })
 	s.goRun(func() { s.leaderLoop(life) })
 	s.goRun(func() { s.cluster.Run(life) })
+	s.goRun(func() { s.blobGC.Run(life) })
 	ok = true
 	close(s.rpc.ready)
 	s.log.Info("coordinator started", "id", cfg.NodeID, "raft", s.node.addr(), "agents", s.agents.Addr())
@@ -234,7 +237,9 @@ func (s *Server) wire(ln *quic.Listener, life context.Context) {
 	s.agents = newAgentEndpoint(ln, agentDeps{store: s.store, apply: apply, beat: s.detector.heartbeat, interval: s.detector.agentInterval,
 		grace: cfg.HeartbeatGrace, servers: s.cluster.agentServers, signJoin: s.tokens.join, blobs: s.blobs, copier: copier, log: part("agents")})
 	s.logs = &logRouter{store: s.store, agents: s.agents, rpc: rpc, others: s.node.others, life: life}
-	s.http = &httpAPI{store: s.store, node: s.node, cluster: s.cluster, jobs: s.jobs, tokens: s.tokens, drainer: s.drainer, logs: s.logs, detector: s.detector,
+	s.ops = &allocOps{store: s.store, apply: apply, agents: s.agents, rpc: rpc, others: s.node.others}
+	s.blobGC = newBlobGC(s.store, s.blobs, part("blobs"))
+	s.http = &httpAPI{store: s.store, node: s.node, cluster: s.cluster, jobs: s.jobs, tokens: s.tokens, drainer: s.drainer, logs: s.logs, detector: s.detector, ops: s.ops,
 		deploys: &deployOps{store: s.store, jobs: s.jobs, apply: apply, now: time.Now},
 		acls:    &aclResolver{store: s.store, enabled: cfg.ACLEnabled, now: time.Now},
 		admin:   &aclAdmin{store: s.store, apply: apply, enabled: cfg.ACLEnabled, now: time.Now},
@@ -250,6 +255,7 @@ func (s *Server) wire(ln *quic.Listener, life context.Context) {
 		"apply":       unary(s.node.rpcApply),
 		"heartbeat":   unary(s.detector.rpcHeartbeat),
 		"logs":        s.logs.serveRPC,
+		"agent-call":  unary(s.ops.serveRPC),
 		"blob":        copier.serveRPC,
 	}}
 }

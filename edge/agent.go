@@ -189,7 +189,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 			volumes: cfg.HostVolumes},
 	}
 	a.allocs = newAllocSet(deps, a.outbox, local, mods.setInUse, log)
-	a.streams = &streamServer{dataDir: cfg.DataDir, nodeName: cfg.NodeName, signal: a.allocs.signal, stats: a.allocs.stats, log: log.With("part", "streams")}
+	a.streams = &streamServer{dataDir: cfg.DataDir, nodeName: cfg.NodeName, signal: a.allocs.signal, stats: a.allocs.stats, restart: a.allocs.restart, log: log.With("part", "streams")}
 	a.control = &control{
 		registration: a.registration, outbox: a.outbox, log: log.With("part", "control"),
 		allocs: func(_ context.Context, m wire.Allocs) {

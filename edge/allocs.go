@@ -198,6 +198,18 @@ func (s *allocSet) signal(ctx context.Context, allocID, task, sig string) error 
 	return h.signal(ctx, sig)
 }
 
+// restart restarts a running task of an allocation in place, or every
+// running one for task "" (RestartTask), and returns the tasks restarted.
+func (s *allocSet) restart(_ context.Context, allocID, task string) ([]string, error) {
+	s.mu.Lock()
+	r := s.runners[allocID]
+	s.mu.Unlock()
+	if r == nil {
+		return nil, fmt.Errorf("allocation %s does not run on this node", allocID)
+	}
+	return r.restartTasks(task)
+}
+
 // stats measures a running task's resource use.
 func (s *allocSet) stats(ctx context.Context, allocID, task string) (wire.TaskStats, error) {
 	h, err := s.handle(allocID, task)

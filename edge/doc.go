@@ -30,9 +30,10 @@
 //     its driver under the task's restart policy (attempts within
 //     interval, delay with up to 25% jitter, mode fail or delay), resolves
 //     its runtime references, runs its services' health checks (with
-//     check_restart), records Nomad's task events (events.go: pure
-//     functions; kept in agent.db so they survive a restart) and reports
-//     the allocation's status and endpoints.
+//     check_restart), restarts a running task in place when an operator
+//     asks (at once, spending no attempt), records Nomad's task events
+//     (events.go: pure functions; kept in agent.db so they survive a
+//     restart) and reports the allocation's status and endpoints.
 //   - drivers (driver.go) are chosen from a map by the task's Driver name:
 //     wasm (wasm_driver.go: wasmhost's http, listener and command modes)
 //     and docker (docker_driver.go, docker_task.go: the official Engine
@@ -56,7 +57,8 @@
 //     Config.ModuleCacheMB (least recently used first, never one a current
 //     allocation references). Compiled code is cached by wasmhost.
 //   - server streams (logs.go): the server opens a stream per log read,
-//     signal or stats request; the agent answers each on its stream.
+//     signal, stats or restart request; the agent answers each on its
+//     stream.
 //   - task logs (logfile.go): every driver's stdout and stderr go to the
 //     agent's rotated files, <DataDir>/allocs/<alloc>/logs/<task>.{stdout,
 //     stderr}.

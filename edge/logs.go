@@ -21,7 +21,8 @@ import (
 // LogHeader and the log file's bytes, and with Follow goes on sending what
 // the task appends, until the server ends or resets its side of the
 // stream, the session ends, or the agent stops. A signal is answered with
-// TaskSignalled, a stats request with TaskStats. Each is its own QUIC
+// TaskSignalled, a stats request with TaskStats, a restart with
+// TaskRestarted. Each is its own QUIC
 // stream, so none of them delays a heartbeat on the control stream.
 
 // logPollEvery is how often a followed log file is checked for new bytes
@@ -41,6 +42,7 @@ type streamServer struct {
 	dataDir, nodeName string
 	signal            func(ctx context.Context, allocID, task, sig string) error
 	stats             func(ctx context.Context, allocID, task string) (wire.TaskStats, error)
+	restart           func(ctx context.Context, allocID, task string) ([]string, error)
 	log               *slog.Logger
 	poll              time.Duration // logPollEvery unless a test sets it
 	logStreams        atomic.Int64  // log streams being served
@@ -95,8 +97,20 @@ func (s *streamServer) serve(ctx context.Context, st serverStream) {
 		}
 		wire.Write(st, wire.TypeTaskStats, ans)
 		st.CancelRead(0)
+	case wire.TypeRestartTask:
+		var req wire.RestartTask
+		var ans wire.TaskRestarted
+		err := wire.Decode(t, payload, &req)
+		if err == nil {
+			ans.Tasks, err = s.restart(ctx, req.AllocID, req.Task)
+		}
+		if err != nil {
+			ans.Error = err.Error()
+		}
+		wire.Write(st, wire.TypeTaskRestarted, ans)
+		st.CancelRead(0)
 	default:
-		wire.Write(st, wire.TypeError, wire.Error{Message: fmt.Sprintf("this agent answers LogRequest, SignalTask and StatsRequest on the streams a server opens, not %s", t)})
+		wire.Write(st, wire.TypeError, wire.Error{Message: fmt.Sprintf("this agent answers LogRequest, SignalTask, StatsRequest and RestartTask on the streams a server opens, not %s", t)})
 		st.CancelRead(0)
 	}
 }

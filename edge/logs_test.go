@@ -138,6 +138,12 @@ func TestServerStreams(t *testing.T) {
 			stats: func(_ context.Context, allocID, task string) (wire.TaskStats, error) {
 				return wire.TaskStats{AllocID: allocID, Task: task, Measured: []string{wire.MeasuredMemory}, MemoryBytes: 42}, nil
 			},
+			restart: func(_ context.Context, allocID, task string) ([]string, error) {
+				if task == "" {
+					return nil, errors.New("nothing runs")
+				}
+				return []string{allocID + "/" + task}, nil
+			},
 		}
 		ask := func(typ wire.Type, req any, answer wire.Type, v any) {
 			t.Helper()
@@ -164,6 +170,16 @@ func TestServerStreams(t *testing.T) {
 		ask(wire.TypeStatsRequest, wire.StatsRequest{AllocID: "al1", Task: "web"}, wire.TypeTaskStats, &st)
 		if st.MemoryBytes != 42 || st.Task != "web" || st.Error != "" {
 			t.Fatalf("stats answer %+v", st)
+		}
+		var rs wire.TaskRestarted
+		ask(wire.TypeRestartTask, wire.RestartTask{AllocID: "al1", Task: "web"}, wire.TypeTaskRestarted, &rs)
+		if rs.Error != "" || !slices.Equal(rs.Tasks, []string{"al1/web"}) {
+			t.Fatalf("restart answer %+v", rs)
+		}
+		rs = wire.TaskRestarted{}
+		ask(wire.TypeRestartTask, wire.RestartTask{AllocID: "al1"}, wire.TypeTaskRestarted, &rs)
+		if rs.Error != "nothing runs" || len(rs.Tasks) != 0 {
+			t.Fatalf("a refused restart's answer %+v", rs)
 		}
 		var hdr wire.LogHeader
 		agent, server := net.Pipe()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +78,9 @@ type taskState struct {
 	endpoints []wire.Endpoint
 	hist      wire.TaskState // Nomad-style state and events, reported and persisted
 	handle    taskHandle     // the running attempt, nil between attempts
+	// restart ends the running attempt with a cause (nil between
+	// attempts): a restart asked for, which runTask does at once.
+	restart context.CancelCauseFunc
 }
 
 // newAllocRunner prepares al's runner; restored are the task states kept
@@ -309,12 +314,57 @@ func (r *allocRunner) setTask(name, state, desc string, eps []wire.Endpoint) {
 	}
 }
 
-// setHandle records a task's running attempt (nil once it is over), for
-// signals and stats.
-func (r *allocRunner) setHandle(name string, h taskHandle) {
+// setHandle records a task's running attempt and what ends it (nil once
+// it is over), for signals, stats and restarts.
+func (r *allocRunner) setHandle(name string, h taskHandle, restart context.CancelCauseFunc) {
 	r.mu.Lock()
-	r.tasks[name].handle = h
+	r.tasks[name].handle, r.tasks[name].restart = h, restart
 	r.mu.Unlock()
+}
+
+// restartRequested ends an attempt a user asked to restart (Nomad's
+// `alloc restart`): runTask starts the task again at once, and it is not
+// a failure, so the restart policy's attempts are not spent.
+type restartRequested struct{}
+
+func (*restartRequested) Error() string { return "restart requested" }
+
+// restartTasks restarts the named task, or every running task for "",
+// and returns the tasks it restarted. A task that is not running (not
+// started yet, waiting to restart, finished) cannot be restarted.
+func (r *allocRunner) restartTasks(task string) ([]string, error) {
+	r.mu.Lock()
+	var names []string
+	var ends []context.CancelCauseFunc
+	if task != "" {
+		ts := r.tasks[task]
+		switch {
+		case ts == nil:
+			r.mu.Unlock()
+			return nil, fmt.Errorf("allocation %s has no task %q", r.alloc.ID, task)
+		case ts.restart == nil:
+			r.mu.Unlock()
+			return nil, fmt.Errorf("task %q of allocation %s is not running now", task, r.alloc.ID)
+		}
+		names, ends = []string{task}, []context.CancelCauseFunc{ts.restart}
+	} else {
+		for _, name := range slices.Sorted(maps.Keys(r.tasks)) {
+			if end := r.tasks[name].restart; end != nil {
+				names, ends = append(names, name), append(ends, end)
+			}
+		}
+		if len(names) == 0 {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("no task of allocation %s is running now", r.alloc.ID)
+		}
+	}
+	r.mu.Unlock()
+	for i, name := range names {
+		r.log.Info("restarting task on request", "task", name)
+		r.record(name, "", "", func(h *wire.TaskState, now time.Time) { taskRestartSignaled(h, now, "User requested restart") })
+		ends[i](&restartRequested{})
+	}
+	return names, nil
 }
 
 // handle is a task's running attempt, or an error saying why there is none.

@@ -43,6 +43,15 @@ func (r *allocRunner) runTask(t wire.Task, untilComplete bool) bool {
 			r.killed(t.Name)
 			return false
 		}
+		if asked := new(restartRequested); errors.As(err, &asked) {
+			// Asked for, not a failure: at once, and no attempt spent.
+			r.record(t.Name, "pending", "restarting on request",
+				func(h *wire.TaskState, now time.Time) {
+					taskEnded(h, now, err)
+					taskRestarting(h, now, 0)
+				})
+			continue
+		}
 		if completed {
 			r.completeTask(t.Name, ran)
 			if untilComplete {
@@ -133,7 +142,7 @@ func (r *allocRunner) runAttempt(t *wire.Task, reattach bool) (ran time.Duration
 	}
 	start := time.Now()
 	r.started(t.Name, h.describe())
-	r.setHandle(t.Name, h)
+	r.setHandle(t.Name, h, cancel)
 	checks := newTaskChecks(ctx, t, r.deps.node.bindAddr, r.alloc.Ports, r.log,
 		func(eps []wire.Endpoint) { r.setTask(t.Name, "running", "", eps) },
 		func(reason string) {
@@ -144,17 +153,20 @@ func (r *allocRunner) runAttempt(t *wire.Task, reattach bool) (ran time.Duration
 	checks.start()
 	werr := h.wait(ctx)
 	checks.stop()
-	r.setHandle(t.Name, nil)
+	r.setHandle(t.Name, nil, nil)
 	ran = time.Since(start)
 	if serr := h.stop(t.KillTimeout); serr != nil {
 		r.log.Error("stopping task", "task", t.Name, "err", serr)
 	}
 	var cr *checkRestartError
+	var asked *restartRequested
 	switch {
 	case r.ctx.Err() != nil:
 		return ran, false, nil
 	case errors.As(context.Cause(ctx), &cr):
 		return ran, false, cr
+	case errors.As(context.Cause(ctx), &asked):
+		return ran, false, asked
 	case werr == nil:
 		return ran, true, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +221,55 @@ func TestWasmDriverDoesNotRecover(t *testing.T) {
 	st := waitStatus(t, n.outbox, al.ID, ar.finished, "running")
 	if ev := st.TaskStates["task"].Events; ev[len(ev)-1].Type != wire.EventStarted || !strings.HasPrefix(ev[len(ev)-1].Message, "Serving http on ") {
 		t.Fatalf("events %+v, want the task started anew", ev)
+	}
+}
+
+// A restart asked for (alloc restart) ends the running attempt and starts
+// it again at once, as the restart loop does, without spending the
+// policy's attempts: with none left to spend, a failure would have
+// failed the task.
+func TestRestartOnRequest(t *testing.T) {
+	tiny, err := os.ReadFile("../examples/tiny/tiny.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newTestNode(t)
+	task := wasmTask(t, n, tiny, wire.ModeHTTP)
+	task.Restart = &wire.RestartPolicy{Attempts: 0, Interval: time.Hour, Delay: time.Hour, Mode: "fail"}
+	al := testAlloc(t, task, wire.Port{Label: "http"})
+	r, done := startRunner(t, n, al)
+	waitStatus(t, n.outbox, al.ID, done, "running")
+	set := newAllocSet(n.deps, n.outbox, nil, func(map[string]bool) {}, n.deps.log)
+	set.runners[al.ID] = r
+	ctx := context.Background()
+
+	if _, err := set.restart(ctx, al.ID, "nosuch"); err == nil || !strings.Contains(err.Error(), `no task "nosuch"`) {
+		t.Fatalf("restart of a task the allocation lacks: %v", err)
+	}
+	if _, err := set.restart(ctx, "other", ""); err == nil || !strings.Contains(err.Error(), "does not run on this node") {
+		t.Fatalf("restart of an allocation elsewhere: %v", err)
+	}
+	names, err := set.restart(ctx, al.ID, "")
+	if err != nil || !slices.Equal(names, []string{"task"}) {
+		t.Fatalf("restart = %v, %v; want [task]", names, err)
+	}
+	st := waitReport(t, n.outbox, al.ID, done, "the task running again after one restart", func(st wire.AllocStatus) bool {
+		ts := st.TaskStates["task"]
+		return st.ClientStatus == "running" && ts != nil && ts.Restarts == 1 && ts.State == wire.TaskRunning
+	})
+	ts := st.TaskStates["task"]
+	got := eventTypes(ts)
+	want := []string{"Restart Signaled", "Terminated", "Restarting", "Started"}
+	if len(got) < len(want) || !slices.Equal(got[len(got)-len(want):], want) {
+		t.Fatalf("events %q, want them to end with %q", got, want)
+	}
+	if e := ts.Events[len(ts.Events)-4]; e.Message != "User requested restart" {
+		t.Fatalf("Restart Signaled %+v", e)
+	}
+	if e := ts.Events[len(ts.Events)-2]; e.RestartDelayMillis != 0 || ts.Failed {
+		t.Fatalf("Restarting %+v (failed %t): want at once, not a failure", e, ts.Failed)
+	}
+	if got := getBody(t, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(al.Ports[0].Value))+"/"); got != "hello" {
+		t.Fatalf("after the restart the task answers %q", got)
 	}
 }

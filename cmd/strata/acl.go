@@ -113,12 +113,16 @@ func readPolicy(path string) ([]byte, error) {
 func runACLPolicyList(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "acl policy list")
 	addr := addressFlag(fs, env)
+	out := addOutputFlags(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	ps, err := client(*addr).ACLPolicies(ctx)
 	if err != nil {
 		return err
+	}
+	if out.raw() {
+		return out.write(env.Stdout, ps)
 	}
 	if len(ps) == 0 {
 		fmt.Fprintln(env.Stdout, "No policies found")
@@ -136,6 +140,7 @@ func runACLPolicyList(ctx context.Context, env *Env, args []string) error {
 func runACLPolicyInfo(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "acl policy info")
 	addr := addressFlag(fs, env)
+	out := addOutputFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -146,6 +151,9 @@ func runACLPolicyInfo(ctx context.Context, env *Env, args []string) error {
 	p, err := client(*addr).ACLPolicy(ctx, pos[0])
 	if err != nil {
 		return err
+	}
+	if out.raw() {
+		return out.write(env.Stdout, p)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 1, ' ', 0)
 	fmt.Fprintf(tw, "Name\t= %s\n", p.Name)
@@ -213,12 +221,16 @@ func runACLTokenCreate(ctx context.Context, env *Env, args []string) error {
 func runACLTokenList(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "acl token list")
 	addr := addressFlag(fs, env)
+	out := addOutputFlags(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	toks, err := client(*addr).ACLTokens(ctx)
 	if err != nil {
 		return err
+	}
+	if out.raw() {
+		return out.write(env.Stdout, toks)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
@@ -234,6 +246,7 @@ func runACLTokenList(ctx context.Context, env *Env, args []string) error {
 func runACLTokenInfo(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "acl token info")
 	addr := addressFlag(fs, env)
+	out := addOutputFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -245,6 +258,9 @@ func runACLTokenInfo(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if out.raw() {
+		return out.write(env.Stdout, tok)
+	}
 	printToken(env, tok)
 	return nil
 }
@@ -252,12 +268,16 @@ func runACLTokenInfo(ctx context.Context, env *Env, args []string) error {
 func runACLTokenSelf(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "acl token self")
 	addr := addressFlag(fs, env)
+	out := addOutputFlags(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	tok, err := client(*addr).ACLTokenSelf(ctx)
 	if err != nil {
 		return err
+	}
+	if out.raw() {
+		return out.write(env.Stdout, tok)
 	}
 	printToken(env, tok)
 	return nil

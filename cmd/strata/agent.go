@@ -136,6 +136,7 @@ func runTokenCreate(ctx context.Context, env *Env, args []string) error {
 func runTokenList(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "agent token list")
 	addr := addressFlag(fs, env)
+	out := addOutputFlags(fs)
 	if pos, err := parse(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -144,6 +145,9 @@ func runTokenList(ctx context.Context, env *Env, args []string) error {
 	toks, err := client(*addr).JoinTokens(ctx)
 	if err != nil {
 		return err
+	}
+	if out.raw() {
+		return out.write(env.Stdout, toks)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tType\tUses\tLast Node\tCreated\tExpires\tDescription")

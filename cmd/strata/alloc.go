@@ -45,6 +45,7 @@ func resolveAlloc(ctx context.Context, c *api.Client, id string) (*structs.Alloc
 func runAllocStatus(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "alloc status")
 	addr := addressFlag(fs, env)
+	out := addOutputFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -55,6 +56,9 @@ func runAllocStatus(ctx context.Context, env *Env, args []string) error {
 	a, err := resolveAlloc(ctx, client(*addr), pos[0])
 	if err != nil {
 		return err
+	}
+	if out.raw() {
+		return out.write(env.Stdout, a)
 	}
 	printAllocStatus(env.Stdout, a, env.location())
 	return nil

@@ -54,17 +54,20 @@ func commands() []command {
 		{"dev", "Run a coordinator, an agent and DNS in one process, on loopback", runDev},
 		{"module push", "Push an immutable module version: module push FILE -name NAME -version VERSION", runModulePush},
 		{"module list", "List module versions", runModuleList},
+		{"module delete", "Delete a module version no stored job version uses: module delete NAME@VERSION", runModuleDelete},
 		{"run", "Validate, submit a job and follow it until it runs: run [-detach] [-check-index N] FILE.hcl", runRun},
 		{"plan", "Show what submitting a job would change, changing nothing: plan FILE.hcl", runPlan},
 		{"job history", "List a job's versions (-p: with their changes): job history [-p] JOB", runJobHistory},
 		{"job revert", "Register an earlier version again: job revert JOB VERSION", runJobRevert},
+		{"job status", "Show a job: summary by group, latest deployment, current allocations with health: job status [-all-allocs] [JOB]", runJobStatus},
+		{"job scale", "Set a group's count in place, no deployment: job scale [-detach] JOB [GROUP] COUNT", runJobScale},
 		{"deployment list", "List deployments", runDeploymentList},
 		{"deployment status", "Show a deployment's progress: deployment status ID", runDeploymentStatus},
 		{"deployment promote", "Promote a deployment's canaries: deployment promote [-group G]... ID", runDeploymentPromote},
 		{"deployment fail", "Fail a running deployment (auto_revert reverts the job): deployment fail ID", runDeploymentFail},
 		{"validate", "Check a job file: validate FILE.hcl", runValidate},
-		{"status", "List jobs, or show one job's allocations: status [JOB]", runStatus},
-		{"stop", "Stop a job: stop JOB", runStop},
+		{"status", "List jobs, or show one job's current allocations with their health: status [-all-allocs] [JOB]", runStatus},
+		{"stop", "Stop a job (-purge: and remove it with its history): stop [-purge] JOB", runStop},
 		{"server", "Run a coordinator server: server -data-dir D [-bootstrap-expect N -join ADDR,...]", runServer},
 		{"agent", "Run an edge agent: agent -servers ADDR,... -ca-pin sha256:... -join-token T -data-dir D [-datacenter DC]", runAgent},
 		{"acl bootstrap", "Create the cluster's first management token (once per cluster)", runACLBootstrap},
@@ -82,8 +85,15 @@ func commands() []command {
 		{"agent token revoke", "Revoke a join token: agent token revoke ID", runTokenRevoke},
 		{"alloc status", "Show an allocation, its tasks' states and recent events: alloc status ALLOC (ID or unique prefix)", runAllocStatus},
 		{"alloc logs", "Print a task's stdout (or -stderr): alloc logs [-f] [-stderr] [-tail N] ALLOC [TASK]", runAllocLogs},
+		{"alloc stop", "Stop an allocation; the scheduler replaces it: alloc stop [-detach] ALLOC", runAllocStop},
+		{"alloc restart", "Restart an allocation's running tasks in place: alloc restart [-task T] ALLOC [TASK]", runAllocRestart},
+		{"alloc signal", "Send a signal to an allocation's tasks: alloc signal [-s SIGNAL] [-task T] ALLOC [TASK]", runAllocSignal},
+		{"alloc stats", "Show an allocation's resource use: alloc stats [-task T] ALLOC [TASK]", runAllocStats},
 		{"node status", "List the agents' nodes", runNodeStatus},
 		{"node drain", "Move a node's allocations elsewhere: node drain -enable [-deadline D] NODE | -disable NODE", runNodeDrain},
+		{"node eligibility", "Allow or stop new placements on a node: node eligibility -enable NODE | -disable NODE", runNodeEligibility},
+		{"server members", "List the servers and whether each answers", runServerMembers},
+		{"system gc", "Collect finished allocations, done evaluations, dead jobs and old job versions", runSystemGC},
 		{"operator raft list-peers", "List the servers of the Raft configuration", runRaftListPeers},
 		{"operator raft remove-peer", "Remove a server: remove-peer -peer-id ID | -peer-address ADDR", runRaftRemovePeer},
 		{"job init", "Write a commented example job: job init [FILE] (default example.hcl)", runJobInit},
@@ -141,6 +151,7 @@ func usage(w io.Writer, cmds []command) {
 	}
 	fmt.Fprintln(w, "\nThe API address is -address, or STRATA_ADDR (default http://127.0.0.1:4700); the ACL token")
 	fmt.Fprintln(w, "-token or STRATA_TOKEN; an HTTPS server is verified with -ca-cert (STRATA_CACERT) or -ca-pin (STRATA_CAPIN).")
+	fmt.Fprintln(w, "Read commands take -json (the API's answer) or -t '{{...}}' (a Go template over it).")
 }
 
 // newFlags returns a FlagSet that reports errors instead of exiting.
@@ -162,11 +173,14 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 			return nil, &exitError{code: 2}
 		}
 		args = fs.Args()
-		if len(args) == 0 {
+		if len(args) == 0 || args[0] == "--" {
+			if len(args) > 0 {
+				pos = append(pos, args[1:]...)
+			}
+			if err := checkOutputFlags(fs); err != nil {
+				return nil, err
+			}
 			return pos, loadAPIFlags(fs)
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), loadAPIFlags(fs)
 		}
 		pos = append(pos, args[0])
 		args = args[1:]

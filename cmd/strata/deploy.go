@@ -109,6 +109,7 @@ func printPlan(w io.Writer, job *spec.Job, r *structs.JobPlanResponse) bool {
 func runJobHistory(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "job history")
 	addr := addressFlag(fs, env)
+	out := addOutputFlags(fs)
 	diffs := fs.Bool("p", false, "show the changes of each version from the one before")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -120,6 +121,9 @@ func runJobHistory(ctx context.Context, env *Env, args []string) error {
 	r, err := client(*addr).JobVersions(ctx, pos[0], *diffs)
 	if err != nil {
 		return err
+	}
+	if out.raw() {
+		return out.write(env.Stdout, r)
 	}
 	if !*diffs {
 		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
@@ -359,6 +363,7 @@ func resolveDeployment(ctx context.Context, c *api.Client, ref string) (*structs
 func runDeploymentList(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "deployment list")
 	addr := addressFlag(fs, env)
+	out := addOutputFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -369,6 +374,9 @@ func runDeploymentList(ctx context.Context, env *Env, args []string) error {
 	ds, err := client(*addr).Deployments(ctx, "")
 	if err != nil {
 		return err
+	}
+	if out.raw() {
+		return out.write(env.Stdout, ds)
 	}
 	if len(ds) == 0 {
 		fmt.Fprintln(env.Stdout, "No deployments.")
@@ -385,6 +393,7 @@ func runDeploymentList(ctx context.Context, env *Env, args []string) error {
 func runDeploymentStatus(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "deployment status")
 	addr := addressFlag(fs, env)
+	out := addOutputFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -395,6 +404,9 @@ func runDeploymentStatus(ctx context.Context, env *Env, args []string) error {
 	d, err := resolveDeployment(ctx, client(*addr), pos[0])
 	if err != nil {
 		return err
+	}
+	if out.raw() {
+		return out.write(env.Stdout, d)
 	}
 	printDeployment(env, d)
 	return nil

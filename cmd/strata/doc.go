@@ -7,7 +7,12 @@
 // flag parsing, one or a few API calls, and what the user reads. Every
 // such command takes -address, -token, -ca-cert and -ca-pin (STRATA_ADDR,
 // STRATA_TOKEN, STRATA_CACERT, STRATA_CAPIN: apiFlags in cli.go, turned
-// into the client when the flags are parsed). `strata acl` (acl.go)
+// into the client when the flags are parsed). Every read command also
+// takes -json and -t (output.go): the API's answer as JSON, or a Go
+// template over that JSON, instead of the layout for people. The
+// operator's commands (ops.go: job status and scale, alloc
+// stop|restart|signal|stats, node eligibility, server members, system gc,
+// module delete) are each one or two API calls. `strata acl` (acl.go)
 // parses a policy locally first, so its problems show with their source
 // lines; `strata server` and `strata dev` take -acl-enabled and
 // -http-tls or -http-cert/-http-key, and agents -host-volume.

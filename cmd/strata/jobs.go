@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sort"
@@ -233,69 +234,151 @@ func shortAlloc(id string) string {
 func runStatus(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "status")
 	addr := addressFlag(fs, env)
+	out := addOutputFlags(fs)
+	all := fs.Bool("all-allocs", false, "show the allocations of every version the servers keep, not only the current version's")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	c := client(*addr)
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	defer tw.Flush()
-	switch len(pos) {
-	case 0:
-		jobs, err := c.Jobs(ctx)
-		if err != nil {
-			return err
+	switch {
+	case len(pos) == 0 && *all:
+		return usageError("-all-allocs shows a job's allocations: strata status -all-allocs JOB")
+	case len(pos) == 0:
+		return printJobList(ctx, env, c, out)
+	case len(pos) > 1:
+		return usageError("status takes at most one job ID")
+	}
+	id := pos[0]
+	r, _, err := c.JobAllocs(ctx, id, 0, 0)
+	if err != nil {
+		return err
+	}
+	shown, hidden := versionAllocs(r.Allocations, r.Version, *all)
+	if out.raw() {
+		v := *r
+		v.Allocations = shown
+		return out.write(env.Stdout, &v)
+	}
+	fmt.Fprintf(env.Stdout, "Job %s, version %d, %s\n", id, r.Version, jobStatusWord(ctx, c, id, r.Stopped))
+	if e := r.LatestEval; e != nil {
+		for _, g := range sortedKeys(e.Failed) {
+			fmt.Fprintf(env.Stdout, "Placement failure, group %q: %s\n", g, e.Failed[g])
 		}
-		if len(jobs) == 0 {
-			fmt.Fprintln(env.Stdout, "No jobs.")
-			return nil
-		}
-		fmt.Fprintln(tw, "ID\tVersion\tStatus\tAllocations")
-		for _, j := range jobs {
-			var parts []string
-			for _, k := range sortedKeys(j.Summary) {
-				parts = append(parts, fmt.Sprintf("%d %s", j.Summary[k], k))
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", j.ID, j.Version, j.Status, strings.Join(parts, ", "))
-		}
-		return nil
-	case 1:
-		r, _, err := c.JobAllocs(ctx, pos[0], 0, 0)
-		if err != nil {
-			return err
-		}
-		state := "running"
-		if r.Stopped {
-			state = "stopped"
-		}
-		fmt.Fprintf(env.Stdout, "Job %s, version %d, %s\n", pos[0], r.Version, state)
-		if e := r.LatestEval; e != nil {
-			for _, g := range sortedKeys(e.Failed) {
-				fmt.Fprintf(env.Stdout, "Placement failure, group %q: %s\n", g, e.Failed[g])
-			}
-		}
-		if len(r.Allocations) == 0 {
-			fmt.Fprintln(env.Stdout, "No allocations.")
-			return nil
-		}
-		nodes := nodeAddrs(ctx, c)
-		fmt.Fprintln(tw, "\nID\tName\tVersion\tNode\tDesired\tStatus\tAddress")
-		for _, a := range r.Allocations {
-			var addrs []string
-			for _, p := range a.Ports {
-				addrs = append(addrs, p.Label+"="+net.JoinHostPort(nodes[a.NodeID], strconv.Itoa(p.Value)))
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", shortAlloc(a.ID), a.Name, a.JobVersion, a.NodeName,
-				a.DesiredStatus, a.ClientStatus, strings.Join(addrs, " "))
-		}
+	}
+	if len(shown) == 0 {
+		fmt.Fprintln(env.Stdout, "No allocations.")
+	} else {
+		fmt.Fprintln(env.Stdout)
+		printAllocTable(env.Stdout, shown, nodeAddrs(ctx, c), true)
+	}
+	if hidden > 0 {
+		fmt.Fprintf(env.Stdout, "\n%d allocation(s) of older versions not shown: strata status -all-allocs %s\n", hidden, id)
+	}
+	return nil
+}
+
+// printJobList prints every job with its version, status and allocations.
+func printJobList(ctx context.Context, env *Env, c *api.Client, out *outputFlags) error {
+	jobs, err := c.Jobs(ctx)
+	if err != nil {
+		return err
+	}
+	if out.raw() {
+		return out.write(env.Stdout, jobs)
+	}
+	if len(jobs) == 0 {
+		fmt.Fprintln(env.Stdout, "No jobs.")
 		return nil
 	}
-	return usageError("status takes at most one job ID")
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	fmt.Fprintln(tw, "ID\tVersion\tStatus\tAllocations")
+	for _, j := range jobs {
+		var parts []string
+		for _, k := range sortedKeys(j.Summary) {
+			parts = append(parts, fmt.Sprintf("%d %s", j.Summary[k], k))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", j.ID, j.Version, j.Status, strings.Join(parts, ", "))
+	}
+	return nil
+}
+
+// versionAllocs are the allocations of the current version (all with
+// all), and how many others it leaves out.
+func versionAllocs(allocs []*structs.Alloc, version uint64, all bool) (shown []*structs.Alloc, hidden int) {
+	shown = []*structs.Alloc{}
+	for _, a := range allocs {
+		if all || a.JobVersion == version {
+			shown = append(shown, a)
+		} else {
+			hidden++
+		}
+	}
+	return shown, hidden
+}
+
+// jobStatusWord is a job's status as the API's job list gives it.
+func jobStatusWord(ctx context.Context, c *api.Client, id string, stopped bool) string {
+	if jobs, err := c.Jobs(ctx); err == nil {
+		for _, j := range jobs {
+			if j.ID == id {
+				return j.Status
+			}
+		}
+	}
+	if stopped {
+		return "dead"
+	}
+	return "running"
+}
+
+// allocHealth is what people read of an allocation's health: its
+// deployment health once its agent decided it, else its services'
+// checks while it runs ("healthy" once every one passes), else "-".
+func allocHealth(a *structs.Alloc) string {
+	if a.Health != sched.HealthUnknown {
+		return a.Health.String()
+	}
+	if a.ClientStatus != sched.ClientRunning || a.DesiredStatus != sched.DesiredRun || len(a.Endpoints) == 0 {
+		return "-"
+	}
+	for _, e := range a.Endpoints {
+		if !e.Healthy {
+			return "checks pending"
+		}
+	}
+	return "healthy"
+}
+
+// printAllocTable lists allocations with their health; withName adds
+// their names and addresses (status JOB), else their group (job status).
+func printAllocTable(w io.Writer, allocs []*structs.Alloc, nodes map[string]string, withName bool) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	if withName {
+		fmt.Fprintln(tw, "ID\tName\tVersion\tNode\tDesired\tStatus\tHealth\tAddress")
+	} else {
+		fmt.Fprintln(tw, "ID\tNode\tTask Group\tVersion\tDesired\tStatus\tHealth")
+	}
+	for _, a := range allocs {
+		if !withName {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", shortAlloc(a.ID), a.NodeName, a.Group, a.JobVersion, a.DesiredStatus, a.ClientStatus, allocHealth(a))
+			continue
+		}
+		var addrs []string
+		for _, p := range a.Ports {
+			addrs = append(addrs, p.Label+"="+net.JoinHostPort(nodes[a.NodeID], strconv.Itoa(p.Value)))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", shortAlloc(a.ID), a.Name, a.JobVersion, a.NodeName,
+			a.DesiredStatus, a.ClientStatus, allocHealth(a), strings.Join(addrs, " "))
+	}
 }
 
 func runStop(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "stop")
 	addr := addressFlag(fs, env)
+	purge := fs.Bool("purge", false, "remove the job and its history (versions, deployments, finished allocations and evaluations); what still runs is stopped")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -303,8 +386,14 @@ func runStop(ctx context.Context, env *Env, args []string) error {
 	if len(pos) != 1 {
 		return usageError("stop takes one job ID")
 	}
-	if err := client(*addr).StopJob(ctx, pos[0]); err != nil {
+	r, err := client(*addr).DeregisterJob(ctx, pos[0], *purge)
+	if err != nil {
 		return err
+	}
+	if p := r.Purged; p != nil {
+		fmt.Fprintf(env.Stdout, "==> Job %q stopped and purged: %d version(s), %d allocation(s), %d evaluation(s), %d deployment(s) removed\n",
+			pos[0], p.Versions, p.Allocs, p.Evals, p.Deployments)
+		return nil
 	}
 	fmt.Fprintf(env.Stdout, "==> Job %q stopped\n", pos[0])
 	return nil
@@ -337,12 +426,16 @@ func runModulePush(ctx context.Context, env *Env, args []string) error {
 func runModuleList(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "module list")
 	addr := addressFlag(fs, env)
+	out := addOutputFlags(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	mods, err := client(*addr).Modules(ctx)
 	if err != nil {
 		return err
+	}
+	if out.raw() {
+		return out.write(env.Stdout, mods)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()

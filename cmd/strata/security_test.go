@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/internal/testutil"
 )
 
@@ -97,6 +99,15 @@ func (d *secureDev) must(env []string, args ...string) string {
 		d.t.Fatalf("strata %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 	}
 	return r.stdout
+}
+
+// parse runs a read command (with -json) and decodes its output into v.
+func (d *secureDev) parse(env []string, v any, args ...string) {
+	d.t.Helper()
+	out := d.must(env, args...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		d.t.Fatalf("strata %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
 }
 
 // refused runs a command that must fail with exit 1 and a message
@@ -192,6 +203,24 @@ func TestEndToEndHTTPSAndACLs(t *testing.T) {
 	if out := d.must(asRead, "acl", "token", "self"); !strings.Contains(out, "ci-read") || strings.Contains(out, readTok) {
 		t.Fatalf("token self (must not show the secret):\n%s", out)
 	}
+	// The ACL system's read commands print the API's JSON, or a template.
+	var stubs []structs.ACLPolicyListStub
+	d.parse(asMgmt, &stubs, "acl", "policy", "list", "-json")
+	var policy structs.ACLPolicy
+	d.parse(asMgmt, &policy, "acl", "policy", "info", "-json", "readers")
+	var self structs.ACLToken
+	d.parse(asRead, &self, "acl", "token", "self", "-json")
+	var info structs.ACLToken
+	d.parse(asMgmt, &info, "acl", "token", "info", "-json", self.AccessorID)
+	var toks []structs.ACLToken
+	d.parse(asMgmt, &toks, "acl", "token", "list", "-json")
+	if len(stubs) != 2 || !strings.Contains(policy.Rules, `policy = "read"`) || self.Name != "ci-read" || self.SecretID != "" ||
+		info.Name != "ci-read" || len(toks) != 3 {
+		t.Fatalf("-json: policies %+v, readers %+v, self %+v, info %+v, %d tokens", stubs, policy, self, info, len(toks))
+	}
+	if out := d.must(asMgmt, "acl", "token", "list", "-t", "{{range .}}{{.Name}};{{end}}"); !strings.Contains(out, "ci-read;") || !strings.Contains(out, "deployer;") {
+		t.Fatalf("token list -t: %q", out)
+	}
 
 	// The write token deploys; the read token reads it.
 	d.must(asWrite, "module", "push", helloWasm, "-name", "hello", "-version", "0.1.0")
@@ -212,6 +241,26 @@ func TestEndToEndHTTPSAndACLs(t *testing.T) {
 	d.refused(asWrite, []string{"agent:write"}, "agent", "token", "create")
 	if out := d.must(asMgmt, "agent", "token", "create"); !strings.Contains(out, "-join-token") {
 		t.Fatalf("join token with the management token:\n%s", out)
+	}
+	// The operator's commands need Nomad's capabilities: the read token
+	// sees an allocation but may not restart it, nor scale the job; only
+	// management collects garbage; the servers' members are agent:read.
+	var hello structs.JobAllocsResponse
+	d.parse(asRead, &hello, "status", "-json", "hello")
+	alloc := hello.Allocations[0].ID
+	d.refused(asRead, []string{"Permission denied", `"alloc-lifecycle"`}, "alloc", "restart", alloc)
+	d.refused(asRead, []string{"Permission denied", `"scale-job" or "submit-job"`}, "job", "scale", "hello", "2")
+	d.refused(asWrite, []string{"Permission denied", "a management token"}, "system", "gc")
+	if out := d.must(asWrite, "alloc", "restart", alloc); !strings.Contains(out, "Restarted") {
+		t.Fatalf("alloc restart with the write token:\n%s", out)
+	}
+	var members structs.ServerMembers
+	d.parse(asRead, &members, "server", "members", "-json")
+	if len(members.Members) != 1 || members.Members[0].Status != structs.MemberAlive {
+		t.Fatalf("server members -json: %+v", members)
+	}
+	if out := d.must(asMgmt, "system", "gc"); !strings.Contains(out, "Garbage collected") {
+		t.Fatalf("system gc with the management token:\n%s", out)
 	}
 	d.refused(asRead, []string{"a management token"}, "acl", "token", "list")
 	if out := d.must(asMgmt, "acl", "token", "list"); !strings.Contains(out, "ci-read") || !strings.Contains(out, "deployer") {

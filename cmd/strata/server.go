@@ -213,12 +213,16 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 func runRaftListPeers(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "operator raft list-peers")
 	addr := addressFlag(fs, env)
+	out := addOutputFlags(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	peers, err := client(*addr).RaftPeers(ctx)
 	if err != nil {
 		return err
+	}
+	if out.raw() {
+		return out.write(env.Stdout, peers)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
@@ -258,12 +262,16 @@ func runRaftRemovePeer(ctx context.Context, env *Env, args []string) error {
 func runNodeStatus(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "node status")
 	addr := addressFlag(fs, env)
+	out := addOutputFlags(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	nodes, err := client(*addr).Nodes(ctx)
 	if err != nil {
 		return err
+	}
+	if out.raw() {
+		return out.write(env.Stdout, nodes)
 	}
 	if len(nodes) == 0 {
 		fmt.Fprintln(env.Stdout, "No nodes.")

@@ -207,6 +207,10 @@ type Need struct {
 	// What is the capability for ScopeNamespace, the level
 	// (PolicyRead, PolicyWrite) for ScopeNode, ScopeAgent and ScopeOperator; empty otherwise.
 	What string
+	// Or is a second capability that grants the operation as well
+	// (ScopeNamespace only; "" for none): scaling takes scale-job or
+	// submit-job, as in Nomad.
+	Or string
 }
 
 // Needs.
@@ -218,6 +222,11 @@ var (
 
 // NeedNamespace needs capability in the default namespace.
 func NeedNamespace(capability string) Need { return Need{Scope: ScopeNamespace, What: capability} }
+
+// NeedNamespaceEither needs one of two capabilities in the default namespace.
+func NeedNamespaceEither(capability, or string) Need {
+	return Need{Scope: ScopeNamespace, What: capability, Or: or}
+}
 
 // NeedNode, NeedAgent and NeedOperator need their rule at level.
 func NeedNode(level string) Need     { return Need{Scope: ScopeNode, What: level} }
@@ -232,7 +241,7 @@ func (a *ACL) Allows(n Need) bool {
 	case ScopeToken:
 		return a != nil && a.token
 	case ScopeNamespace:
-		return a.AllowNamespace(DefaultNamespace, n.What)
+		return a.AllowNamespace(DefaultNamespace, n.What) || (n.Or != "" && a.AllowNamespace(DefaultNamespace, n.Or))
 	case ScopeNode:
 		return a.AllowNode(n.What)
 	case ScopeAgent:
@@ -256,6 +265,9 @@ func (n Need) String() string {
 		policy := PolicyWrite
 		if slices.Contains(expand(PolicyRead), n.What) {
 			policy = PolicyRead
+		}
+		if n.Or != "" {
+			return fmt.Sprintf("capability %q or %q in namespace %q (namespace policy %q grants them)", n.What, n.Or, DefaultNamespace, policy)
 		}
 		return fmt.Sprintf("capability %q in namespace %q (namespace policy %q grants it)", n.What, DefaultNamespace, policy)
 	case ScopeNode:

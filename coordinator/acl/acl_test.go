@@ -119,3 +119,36 @@ func TestNeedString(t *testing.T) {
 		}
 	}
 }
+
+// Stopping, restarting and signalling allocations take alloc-lifecycle,
+// scaling scale-job or submit-job, as in Nomad; a namespace's write
+// policy grants both, its read policy neither.
+func TestLifecycleAndScaleNeeds(t *testing.T) {
+	lifecycle := NeedNamespace(CapAllocLifecycle)
+	scale := NeedNamespaceEither(CapScaleJob, CapSubmitJob)
+	for _, tc := range []struct {
+		rules            string
+		lifecycle, scale bool
+	}{
+		{`namespace "default" { policy = "write" }`, true, true},
+		{`namespace "default" { policy = "read" }`, false, false},
+		{`namespace "default" { capabilities = ["submit-job"] }`, false, true},
+		{`namespace "default" { capabilities = ["scale-job"] }`, false, true},
+		{`namespace "default" { capabilities = ["alloc-lifecycle"] }`, true, false},
+		{`namespace "default" {
+  policy       = "write"
+  capabilities = ["deny"]
+}`, false, false},
+	} {
+		a := Compile(mustParse(t, tc.rules))
+		if got := a.Allows(lifecycle); got != tc.lifecycle {
+			t.Errorf("%s: alloc-lifecycle allowed = %t", tc.rules, got)
+		}
+		if got := a.Allows(scale); got != tc.scale {
+			t.Errorf("%s: scaling allowed = %t", tc.rules, got)
+		}
+	}
+	if s := scale.String(); !strings.Contains(s, `"scale-job" or "submit-job"`) {
+		t.Errorf("the need says %q", s)
+	}
+}

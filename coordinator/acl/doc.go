@@ -9,14 +9,16 @@
 //
 //	namespace "default" {                 a name or a glob ("*", "prod-*")
 //	  policy       = "read"               deny | read | write
-//	  capabilities = ["read-logs"]        deny, list-jobs, read-job, submit-job, read-logs
-//	}
+//	  capabilities = ["read-logs"]        deny, list-jobs, read-job, submit-job, read-logs,
+//	}                                     alloc-lifecycle, scale-job
 //	node     { policy = "read" }          deny | read | write
 //	agent    { policy = "write" }
 //	operator { policy = "read" }
 //
-// "read" is list-jobs and read-job, "write" adds submit-job and read-logs
-// (Nomad's expansions, cut to what Strata has). Merging a token's
+// "read" is list-jobs and read-job, "write" adds submit-job, read-logs,
+// alloc-lifecycle and scale-job (Nomad's expansions, cut to what Strata
+// has). A Need may accept either of two capabilities (scaling: scale-job
+// or submit-job, as in Nomad). Merging a token's
 // policies: capabilities add up per namespace and deny in any rule wins;
 // node, agent and operator take the highest level unless one denies. A
 // namespace's rule is the one with its exact name, else the glob matching

@@ -23,14 +23,17 @@ const (
 
 // The namespace capabilities Strata honours: each guards operations of
 // the API (the route table says which). A namespace policy is shorthand:
-// "read" is list-jobs and read-job; "write" adds submit-job and
-// read-logs; "deny" is deny, which wins over every grant.
+// "read" is list-jobs and read-job; "write" adds submit-job, read-logs,
+// alloc-lifecycle (stop, restart and signal an allocation) and scale-job;
+// "deny" is deny, which wins over every grant.
 const (
-	CapDeny      = "deny"
-	CapListJobs  = "list-jobs"
-	CapReadJob   = "read-job"
-	CapSubmitJob = "submit-job"
-	CapReadLogs  = "read-logs"
+	CapDeny           = "deny"
+	CapListJobs       = "list-jobs"
+	CapReadJob        = "read-job"
+	CapSubmitJob      = "submit-job"
+	CapReadLogs       = "read-logs"
+	CapAllocLifecycle = "alloc-lifecycle"
+	CapScaleJob       = "scale-job"
 )
 
 // DefaultNamespace is Strata's one namespace: every job is in it.
@@ -41,14 +44,14 @@ const MaxPolicySize = 64 << 10
 
 // capabilities lists the capabilities Strata honours, in the order
 // messages show them.
-var capabilities = []string{CapDeny, CapListJobs, CapReadJob, CapSubmitJob, CapReadLogs}
+var capabilities = []string{CapDeny, CapListJobs, CapReadJob, CapSubmitJob, CapReadLogs, CapAllocLifecycle, CapScaleJob}
 
 // nomadOnly are Nomad's namespace capabilities that guard operations
 // Strata does not have: refused by name, with what Strata honours.
 var nomadOnly = []string{
-	"parse-job", "dispatch-job", "read-fs", "alloc-exec", "alloc-node-exec", "alloc-lifecycle",
+	"parse-job", "dispatch-job", "read-fs", "alloc-exec", "alloc-node-exec",
 	"csi-register-plugin", "csi-write-volume", "csi-read-volume", "csi-list-volume", "csi-mount-volume",
-	"list-scaling-policies", "read-scaling-policy", "read-job-scaling", "scale-job",
+	"list-scaling-policies", "read-scaling-policy", "read-job-scaling",
 	"sentinel-override", "submit-recommendation", "host-volume-create", "host-volume-register",
 	"host-volume-read", "host-volume-write", "host-volume-delete",
 }
@@ -61,7 +64,7 @@ func expand(policy string) []string {
 	case PolicyRead:
 		return []string{CapListJobs, CapReadJob}
 	case PolicyWrite:
-		return []string{CapListJobs, CapReadJob, CapSubmitJob, CapReadLogs}
+		return []string{CapListJobs, CapReadJob, CapSubmitJob, CapReadLogs, CapAllocLifecycle, CapScaleJob}
 	}
 	return nil
 }

@@ -94,8 +94,8 @@ func (s *Store) JobAllocs(jobID string) ([]*structs.Alloc, error) {
 }
 
 // NodeAllocs returns a node's allocations (listed by the in-memory
-// index, which holds committed allocations only; allocations are never
-// deleted, so each is in bbolt).
+// index, which holds committed allocations only; one that garbage
+// collection deleted since the index was read is skipped).
 func (s *Store) NodeAllocs(nodeID string) ([]*structs.Alloc, error) {
 	ids := s.usage.nodeAllocs(nodeID)
 	out := make([]*structs.Alloc, 0, len(ids))
@@ -105,10 +105,9 @@ func (s *Store) NodeAllocs(nodeID string) ([]*structs.Alloc, error) {
 			if err != nil {
 				return err
 			}
-			if a == nil {
-				return fmt.Errorf("%w: node %s lists missing allocation %q", ErrCorruptState, nodeID, id)
+			if a != nil {
+				out = append(out, a)
 			}
-			out = append(out, a)
 		}
 		return nil
 	})

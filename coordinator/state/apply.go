@@ -47,6 +47,9 @@ type Effects struct {
 	// Deployments are the deployments the batch created or changed
 	// (counters, status), sorted: the leader's watcher steps them.
 	Deployments []string
+	// Modules is set when the batch deleted module versions or collected
+	// garbage: every server deletes the blobs no module version names.
+	Modules bool
 }
 
 // Apply applies a batch of committed entries in one bbolt transaction
@@ -98,6 +101,7 @@ func (s *Store) Apply(entries []Entry) ([]Result, *Effects, error) {
 		return nil, nil, fmt.Errorf("state: storage failed: %w", err)
 	}
 	s.allocs.publish(b.pending)
+	s.allocs.drop(b.dropped)
 	s.usage.publish(b.usage)
 	b.fx.Nodes = b.allocNodes()
 	b.fx.Deployments = sortedKeys(b.deployments)
@@ -122,6 +126,7 @@ type batch struct {
 
 	cache   *allocCache
 	pending map[string]*structs.Alloc // allocations written by this batch, not yet committed
+	dropped map[string]bool           // allocations deleted by this batch
 	usage   map[string]*usageDelta    // per node: the batch's change to the usage index
 	// deployments are those the batch wrote, by ID (the latest copy).
 	deployments map[string]*structs.Deployment
@@ -142,6 +147,9 @@ func (b *batch) apply(data []byte) (any, error) {
 // alloc returns an allocation for a command to change: a copy, from this
 // batch's writes, the committed cache, or bbolt; nil if there is none.
 func (b *batch) alloc(id string) (*structs.Alloc, error) {
+	if b.dropped[id] {
+		return nil, nil
+	}
 	if a := b.pending[id]; a != nil {
 		return a, nil
 	}

@@ -31,6 +31,9 @@ func (c *JobRegister) apply(b *batch) (any, error) {
 			return nil, &refusal{fmt.Errorf("%w: job %q is at modify index %d, not %d: it changed since you looked (run `strata plan` again)", ErrIndexMismatch, c.Job.ID, at, c.JobModifyIndex)}
 		}
 	}
+	if err := b.checkModules(c.Modules); err != nil {
+		return nil, err
+	}
 	prevVersion := rec.Version
 	res := &JobRegisterResult{}
 	switch {
@@ -78,7 +81,9 @@ func jobVersionKey(id string, version uint64) []byte {
 }
 
 // apply marks the job stopped, with the evaluation that stops its
-// allocations. A job that does not exist is refused.
+// allocations; with Purge it removes the job and its history instead
+// (see JobStop) and returns a *GCResult. A job that does not exist is
+// refused.
 func (c *JobStop) apply(b *batch) (any, error) {
 	jobs := b.tx.Bucket(bucketJobs)
 	var rec structs.JobRecord
@@ -88,6 +93,16 @@ func (c *JobStop) apply(b *batch) (any, error) {
 	}
 	if !ok {
 		return nil, &refusal{fmt.Errorf("job %q: %w", c.JobID, ErrNotFound)}
+	}
+	if c.Purge {
+		res, err := b.purge(c.JobID)
+		if err != nil {
+			return nil, err
+		}
+		if c.EvalID != "" {
+			err = b.eval(&structs.Eval{ID: c.EvalID, JobID: c.JobID, TriggeredBy: "job-deregister", Status: structs.EvalPending})
+		}
+		return res, err
 	}
 	rec.Stopped, rec.ModifyIndex = true, b.index
 	if c.EvalID != "" {

@@ -38,6 +38,9 @@ const (
 	CmdACLPolicyDel      CmdType = 19
 	CmdACLTokenSet       CmdType = 20
 	CmdACLTokenDel       CmdType = 21
+	CmdNodeEligibility   CmdType = 22
+	CmdModuleDelete      CmdType = 23
+	CmdSystemGC          CmdType = 24
 )
 
 // Command is a change to the state: one Raft log entry. Applying it must
@@ -74,6 +77,9 @@ var commandTypes = map[CmdType]func() Command{
 	CmdACLPolicyDel:      func() Command { return new(ACLPolicyDelete) },
 	CmdACLTokenSet:       func() Command { return new(ACLTokenCreate) },
 	CmdACLTokenDel:       func() Command { return new(ACLTokenDelete) },
+	CmdNodeEligibility:   func() Command { return new(NodeEligibility) },
+	CmdModuleDelete:      func() Command { return new(ModuleDelete) },
+	CmdSystemGC:          func() Command { return new(SystemGC) },
 }
 
 // Encode is a command as a Raft log entry's data: its type byte, then its
@@ -133,6 +139,11 @@ type JobRegister struct {
 	// RevertOf is set when the registration is the automatic revert of
 	// that version's failed deployment.
 	RevertOf *uint64 `json:"RevertOf,omitempty"`
+	// Modules are the module digests the proposer resolved from module
+	// versions: the registration is refused if one no longer names a
+	// module version (deleted since it was resolved), so no job version
+	// commits a module that `module delete` removed.
+	Modules []string `json:"Modules,omitempty"`
 }
 
 // JobRegisterResult is JobRegister's result: the job's version, whether
@@ -148,9 +159,14 @@ type JobRegisterResult struct {
 }
 
 // JobStop stops a job, with the evaluation that stops its allocations.
+// With Purge the job is removed with its history (versions, deployments,
+// finished allocations and evaluations); what still runs is stopped by
+// the evaluation, and keeps the versions it runs until `system gc`
+// collects it once finished.
 type JobStop struct {
 	JobID  string `json:"JobID"`
 	EvalID string `json:"EvalID"`
+	Purge  bool   `json:"Purge,omitempty"`
 }
 
 // ModuleRegister records a module version (pushed once, immutable).
@@ -283,6 +299,9 @@ func (*TokenUse) Type() CmdType          { return CmdTokenUse }
 func (*TokenRevoke) Type() CmdType       { return CmdTokenRevoke }
 func (*DeploymentPromote) Type() CmdType { return CmdDeploymentPromote }
 func (*DeploymentUpdate) Type() CmdType  { return CmdDeploymentUpdate }
+func (*NodeEligibility) Type() CmdType   { return CmdNodeEligibility }
+func (*ModuleDelete) Type() CmdType      { return CmdModuleDelete }
+func (*SystemGC) Type() CmdType          { return CmdSystemGC }
 
 // Refusals. A refused command changes nothing; its error goes back to
 // the proposer.
@@ -303,6 +322,12 @@ var (
 	// ErrDeploymentEnded: a promotion or status change of a deployment
 	// that is no longer running.
 	ErrDeploymentEnded = errors.New("state: deployment not running")
+	// ErrModuleInUse: a module version that a stored job version
+	// references cannot be deleted.
+	ErrModuleInUse = errors.New("state: module version in use")
+	// ErrNodeDraining: a draining node cannot be made eligible; its drain
+	// must end first.
+	ErrNodeDraining = errors.New("state: node is draining")
 )
 
 // refusal wraps an error that refuses one command without failing the batch.

@@ -42,6 +42,13 @@
 //     found by it is compared in constant time; the proposer parses
 //     policies and checks expiry, the state only what depends on it
 //     (policies a token names exist, a second bootstrap);
+//   - the operator's clean-up (apply_gc.go): node eligibility (refused
+//     for a draining node), module deletion (refused while a stored job
+//     version uses it), a job's purge and the system's garbage collection
+//     (finished allocations the scheduler no longer counts, done
+//     evaluations, ended deployments, dead jobs, versions past a bound but
+//     those still running and the latest stable). Deleted allocations
+//     leave the in-memory views in the batch's publish;
 //   - the plan applier's re-check (CheckPlan), a function of the state, a
 //     plan and the placements in flight, with sched's feasibility check.
 //

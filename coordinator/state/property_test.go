@@ -64,9 +64,23 @@ func (w *world) step() {
 		w.report()
 	case r < 88:
 		w.nodeChange()
-	default:
+	case r < 97:
 		w.evalUpsert()
+	default:
+		w.collect()
 	}
+}
+
+// collect runs the garbage collector, or purges a job.
+func (w *world) collect() {
+	if w.rng.IntN(3) > 0 || len(w.jobs) == 0 {
+		w.h.must(&SystemGC{KeepVersions: 1 + w.rng.IntN(3)})
+		return
+	}
+	id := w.pick(w.jobs)
+	w.h.apply(&JobStop{JobID: id, EvalID: fmt.Sprintf("e%d", w.nextEval()), Purge: true})
+	w.jobs = slices.DeleteFunc(w.jobs, func(j string) bool { return j == id })
+	delete(w.stale, id)
 }
 
 func (w *world) pick(list []string) string { return list[w.rng.IntN(len(list))] }

@@ -39,8 +39,10 @@ type usageDelta struct {
 	allocs       int      // change in allocations holding resources
 	allocWritten bool     // an allocation on the node was written
 	newAllocs    []string // allocations placed on the node
-	addPorts     []int
-	delPorts     []int
+	delAllocs    []string // allocations deleted (garbage collected)
+	// ports is each port's net change over the batch: +1 taken, -1
+	// freed, 0 both (placed and stopped in the same batch: as it was).
+	ports map[int]int
 }
 
 // holds reports whether an allocation holds resources on its node.
@@ -74,12 +76,11 @@ func (b *batch) allocChanged(before, after *structs.Alloc) {
 	d.allocs += sign
 	d.res.CPU += sign * after.Resources.CPU
 	d.res.MemoryMB += sign * after.Resources.MemoryMB
+	if len(after.Ports) > 0 && d.ports == nil {
+		d.ports = map[int]int{}
+	}
 	for _, p := range after.Ports {
-		if is {
-			d.addPorts = append(d.addPorts, p.Value)
-		} else {
-			d.delPorts = append(d.delPorts, p.Value)
-		}
+		d.ports[p.Value] += sign
 	}
 }
 
@@ -134,20 +135,29 @@ func (u *usageIndex) publish(deltas map[string]*usageDelta) {
 			}
 			u.byNode[id] = l
 		}
+		if len(d.delAllocs) > 0 {
+			drop := make(map[string]bool, len(d.delAllocs))
+			for _, a := range d.delAllocs {
+				drop[a] = true
+			}
+			u.byNode[id] = u.byNode[id].remove(drop)
+		}
 		if d.allocWritten {
 			if u.changes == nil {
 				u.changes = map[string]uint64{}
 			}
 			u.changes[id]++
 		}
-		if len(d.addPorts) > 0 || len(d.delPorts) > 0 || ns.UsedPorts == nil {
-			ports := make(map[int]bool, len(ns.UsedPorts)+len(d.addPorts))
+		if len(d.ports) > 0 || ns.UsedPorts == nil {
+			ports := make(map[int]bool, len(ns.UsedPorts)+len(d.ports))
 			maps.Copy(ports, ns.UsedPorts)
-			for _, p := range d.delPorts {
-				delete(ports, p)
-			}
-			for _, p := range d.addPorts {
-				ports[p] = true
+			for p, n := range d.ports {
+				switch {
+				case n > 0:
+					ports[p] = true
+				case n < 0:
+					delete(ports, p)
+				}
 			}
 			ns.UsedPorts = ports
 		}

@@ -51,3 +51,24 @@ func TestAllocCacheDropsOldest(t *testing.T) {
 		}
 	}
 }
+
+// An allocation placed and finished in the same batch (a follower or a
+// restarted server applies many entries at once) leaves its port free,
+// as applying the entries one at a time does.
+func TestUsageIndexPortPlacedAndFreedInOneBatch(t *testing.T) {
+	h := newHarness(t)
+	h.must(&NodeRegister{Node: testNode("n1", 1000, 1024)})
+	a := testAlloc("a1", "web", "n1")
+	a.Ports = []sched.PortMapping{{Label: "http", Value: 24000}}
+	b := testAlloc("a2", "web", "n1")
+	b.Ports = []sched.PortMapping{{Label: "http", Value: 24001}}
+	h.must(&PlanApply{Place: []*sched.Allocation{b}})
+	h.must(
+		&PlanApply{Place: []*sched.Allocation{a}},
+		&AllocUpdate{NodeID: "n1", Updates: []ClientUpdate{{AllocID: "a1", ClientStatus: sched.ClientComplete}}},
+		&AllocUpdate{NodeID: "n1", Updates: []ClientUpdate{{AllocID: "a2", ClientStatus: sched.ClientFailed}}},
+	)
+	if used := h.st.NodeState("n1").UsedPorts; len(used) != 0 {
+		t.Fatalf("ports still used after their allocations finished in the batch that placed one: %v", used)
+	}
+}

@@ -15,7 +15,8 @@
 //   - the streams the server opens, one per request: LogRequest, answered
 //     by a LogHeader frame and raw log bytes until the log ends or (Follow)
 //     the server resets the stream; SignalTask, answered by TaskSignalled;
-//     StatsRequest, answered by TaskStats.
+//     StatsRequest, answered by TaskStats; RestartTask, answered by
+//     TaskRestarted.
 //
 // A frame is a 4-byte big-endian length, a 1-byte message type and a JSON
 // payload; the length covers type and payload. Frames larger than MaxFrame

@@ -308,6 +308,24 @@ type TaskSignalled struct {
 	Error string `json:"Error,omitempty"`
 }
 
+// RestartTask asks the agent to restart a running task in place (Nomad's
+// `alloc restart`), on a stream the server opens: the task's attempt ends
+// as its restart policy ends one, and it starts again at once; a restart
+// asked for is not a failure, so it spends none of the policy's attempts.
+// Task "" restarts every task of the allocation that runs. The agent
+// answers with TaskRestarted once the tasks are told to restart.
+type RestartTask struct {
+	AllocID string `json:"AllocID"`
+	Task    string `json:"Task,omitempty"`
+}
+
+// TaskRestarted answers RestartTask: the tasks restarted, or Error says
+// why none was.
+type TaskRestarted struct {
+	Tasks []string `json:"Tasks,omitempty"`
+	Error string   `json:"Error,omitempty"`
+}
+
 // StatsRequest asks for a running task's resource use, on a stream the
 // server opens; the agent answers with TaskStats.
 type StatsRequest struct {

@@ -23,7 +23,11 @@ const (
 	// services' canary tags, endpoints' canary flag and tasks' shutdown
 	// delay. Version 3 replaces raw host paths (TaskConfig.Mounts, gone)
 	// with host volumes: the ones an agent declares (Register.HostVolumes)
-	// and a task's mounts of them (Task.VolumeMounts).
+	// and a task's mounts of them (Task.VolumeMounts). RestartTask and
+	// TaskRestarted came later without a new version: only a server opens
+	// such a stream, and an agent built before them resets it (an unknown
+	// frame type), which the server reports as an agent too old to
+	// restart tasks.
 	Version = 3
 	// MinVersion is the oldest version this build still speaks. A
 	// version 1 agent reports no deployment health, so a deployment would

@@ -39,11 +39,14 @@ const (
 	TypeTaskSignalled     Type = 15 // agent -> server, TaskSignalled, answers SignalTask
 	TypeStatsRequest      Type = 16 // server -> agent, StatsRequest, on a stream the server opens
 	TypeTaskStats         Type = 17 // agent -> server, TaskStats, answers StatsRequest
+	// 18 to 20 are the catalog stream's frames.
+	TypeRestartTask   Type = 21 // server -> agent, RestartTask, on a stream the server opens
+	TypeTaskRestarted Type = 22 // agent -> server, TaskRestarted, answers RestartTask
 )
 
 // MaxType is the highest message type this version knows; Read rejects
 // frames of a higher type.
-const MaxType = TypeTaskStats
+const MaxType = TypeTaskRestarted
 
 var typeNames = [...]string{
 	TypeRegister:          "Register",
@@ -63,10 +66,12 @@ var typeNames = [...]string{
 	TypeTaskSignalled:     "TaskSignalled",
 	TypeStatsRequest:      "StatsRequest",
 	TypeTaskStats:         "TaskStats",
+	TypeRestartTask:       "RestartTask",
+	TypeTaskRestarted:     "TaskRestarted",
 }
 
 func (t Type) String() string {
-	if t >= TypeRegister && t <= MaxType {
+	if t >= TypeRegister && t <= MaxType && typeNames[t] != "" {
 		return typeNames[t]
 	}
 	return fmt.Sprintf("Type(%d)", byte(t))
@@ -113,7 +118,7 @@ func Read(r io.Reader) (Type, []byte, error) {
 		return 0, nil, fmt.Errorf("wire: truncated frame: %w", err)
 	}
 	t := Type(buf[0])
-	if t < TypeRegister || t > MaxType {
+	if t < TypeRegister || t > MaxType || typeNames[t] == "" {
 		return 0, nil, fmt.Errorf("wire: unknown message type %d", buf[0])
 	}
 	return t, buf[1:], nil
