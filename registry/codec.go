@@ -14,7 +14,8 @@ import (
 //	message  = kind:byte version:byte(1) index:uvarint strings body
 //	strings  = n:uvarint { len:uvarint bytes }*n     (ref 0 is "", ref i is the i-th string)
 //	instance = id service:ref ntags:uvarint tag:ref* address:ref port:uvarint
-//	           node:ref nodeID:ref nodeAddress:ref allocID:ref health:byte   (id, tags: refs)
+//	           node:ref nodeID:ref nodeAddress:ref allocID:ref health:byte   (id, tags: refs;
+//	           health's top bit (0x80) marks an unpromoted canary)
 //	snapshot = kind 'S'; body = changeIndex:uvarint n:uvarint { instance create:uvarint modify:uvarint }*n
 //	           nsvc:uvarint { name:ref index:uvarint }*nsvc  nnode:uvarint { name:ref index:uvarint }*nnode
 //	delta    = kind 'D'; body = n:uvarint instance*n ndel:uvarint id:ref*ndel
@@ -260,8 +261,15 @@ func (t *stringTable) appendInstance(b []byte, in *Instance) []byte {
 	b = binary.AppendUvarint(b, t.ref(in.NodeID))
 	b = binary.AppendUvarint(b, t.ref(in.NodeAddress))
 	b = binary.AppendUvarint(b, t.ref(in.AllocID))
-	return append(b, byte(in.Health))
+	h := byte(in.Health)
+	if in.Canary {
+		h |= canaryBit
+	}
+	return append(b, h)
 }
+
+// canaryBit is set in an instance's health byte when it is an unpromoted canary.
+const canaryBit = 0x80
 
 // decoder reads the encoding; the first error sticks and every later read
 // returns zero values, so callers check d.err once per loop.
@@ -362,7 +370,7 @@ func (d *decoder) instance() Instance {
 		if len(d.b) == 0 {
 			d.fail("truncated instance")
 		} else {
-			in.Health = Health(d.b[0])
+			in.Health, in.Canary = Health(d.b[0]&^canaryBit), d.b[0]&canaryBit != 0
 			d.b = d.b[1:]
 		}
 	}

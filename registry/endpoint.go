@@ -44,11 +44,17 @@ type Catalog interface {
 	Endpoints(service string) []Endpoint
 }
 
-// HealthyWithTag filters endpoints: healthy only, and carrying tag if tag != "".
-// Tags are compared case-insensitively. It keeps the input order, never modifies
+// HealthyWithTag filters endpoints: healthy only, and carrying tag if tag != "";
+// an unpromoted canary is found only by one of its tags, never by the untagged
+// name (Nomad's canary_tags). Tags are compared case-insensitively. It keeps the input order, never modifies
 // eps, and returns nil if no endpoint passes.
 func HealthyWithTag(eps []Endpoint, tag string) []Endpoint {
-	keep := func(e *Endpoint) bool { return e.Healthy && (tag == "" || e.HasTag(tag)) }
+	keep := func(e *Endpoint) bool {
+		if tag == "" {
+			return e.Healthy && !e.Canary
+		}
+		return e.Healthy && e.HasTag(tag)
+	}
 	n := 0
 	for i := range eps {
 		if keep(&eps[i]) {
@@ -127,6 +133,7 @@ func (e Endpoint) Instance(id string) Instance {
 		NodeID:  e.NodeID,
 		AllocID: e.AllocID,
 		Health:  h,
+		Canary:  e.Canary,
 	}
 }
 

@@ -39,6 +39,8 @@ func TestHealthyWithTag(t *testing.T) {
 		{"canary", []string{"a2"}},
 		{"staging", nil},
 	}
+	eps[1].Canary = true // an unpromoted canary: only its tag finds it
+	cases[0].want = []string{"a1", "a3", "a5"}
 	for _, tc := range cases {
 		t.Run(tc.tag, func(t *testing.T) {
 			got := HealthyWithTag(eps, tc.tag)

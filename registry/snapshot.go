@@ -48,6 +48,9 @@ type Instance struct {
 	NodeAddress string   // the node's IP address; "" if unknown
 	AllocID     string   // the allocation that runs it, "" if none
 	Health      Health
+	// Canary marks an unpromoted canary: only a query for one of its tags
+	// finds it; the untagged name does not (Nomad's canary_tags).
+	Canary bool
 }
 
 // Entry is an Instance as a Snapshot holds it, with the Raft-like indexes at which
@@ -200,7 +203,8 @@ func (s *Snapshot) Instances(service, tag string) []*Entry {
 	return e.tagged[lowerASCII(tag)]
 }
 
-// Passing is Instances restricted to HealthPassing.
+// Passing is Instances restricted to HealthPassing; with no tag it leaves out
+// unpromoted canaries, which only their tags find.
 func (s *Snapshot) Passing(service, tag string) []*Entry {
 	e := s.service(service)
 	switch {
@@ -366,7 +370,7 @@ func buildService(index uint64, all []*Entry) *serviceEntries {
 	se := &serviceEntries{index: index, all: all}
 	for _, e := range all {
 		pass := e.Health == HealthPassing
-		if pass {
+		if pass && !e.Canary {
 			se.passing = append(se.passing, e)
 		}
 		for _, t := range e.Tags {
@@ -432,7 +436,8 @@ func newEntry(in Instance) *Entry {
 func sameInstance(a, b *Instance) bool {
 	return a.ID == b.ID && a.Service == b.Service && slices.Equal(a.Tags, b.Tags) &&
 		a.Address == b.Address && a.Port == b.Port && a.Node == b.Node && a.NodeID == b.NodeID &&
-		a.NodeAddress == b.NodeAddress && a.AllocID == b.AllocID && a.Health == b.Health
+		a.NodeAddress == b.NodeAddress && a.AllocID == b.AllocID && a.Health == b.Health &&
+		a.Canary == b.Canary
 }
 
 func intern(s string) string {

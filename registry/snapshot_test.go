@@ -90,6 +90,25 @@ func TestSnapshotLookups(t *testing.T) {
 	}
 }
 
+// A passing unpromoted canary is found by its tag, never by the untagged name.
+func TestSnapshotCanaryOnlyByTag(t *testing.T) {
+	in := instances()
+	in[1].Health, in[1].Canary = HealthPassing, true
+	s := mustSnapshot(t, 3, in)
+	if got := ids(s.Passing("web", "")); !slices.Equal(got, []string{"w1"}) {
+		t.Errorf("untagged passing = %v, want [w1] (the canary w2 left out)", got)
+	}
+	if got := ids(s.Passing("web", "canary")); !slices.Equal(got, []string{"w2"}) {
+		t.Errorf("canary-tagged passing = %v, want [w2]", got)
+	}
+	promoted := in[1]
+	promoted.Canary, promoted.Tags = false, []string{"prod"}
+	s2 := mustApply(t, s, Delta{Index: 4, Upserts: []Instance{promoted}})
+	if got := ids(s2.Passing("web", "")); !slices.Equal(got, []string{"w1", "w2"}) {
+		t.Errorf("after promotion untagged passing = %v, want [w1 w2]", got)
+	}
+}
+
 func TestSnapshotApply(t *testing.T) {
 	s1 := mustSnapshot(t, 10, instances())
 	webBefore := s1.services["web"]
@@ -258,7 +277,7 @@ func TestHolderWait(t *testing.T) {
 func TestCodecRoundTrip(t *testing.T) {
 	s1 := mustSnapshot(t, 10, instances())
 	up := instances()[1]
-	up.Health = HealthPassing
+	up.Health, up.Canary = HealthPassing, true
 	s2 := mustApply(t, s1, Delta{Index: 12, Upserts: []Instance{up}, Deletes: []string{"d1"}})
 
 	b, err := s2.MarshalBinary()
@@ -268,6 +287,9 @@ func TestCodecRoundTrip(t *testing.T) {
 	got, err := DecodeSnapshot(b)
 	if err != nil {
 		t.Fatalf("DecodeSnapshot: %v", err)
+	}
+	if w2, _ := got.Instance("w2"); !w2.Canary || w2.Health != HealthPassing {
+		t.Errorf("w2 decoded as %v canary=%v, want a passing canary", w2.Health, w2.Canary)
 	}
 	if got.Index() != 12 || !slices.Equal(got.Services(), s2.Services()) || !slices.Equal(got.Nodes(), s2.Nodes()) {
 		t.Fatalf("decoded index %d services %v nodes %v", got.Index(), got.Services(), got.Nodes())
