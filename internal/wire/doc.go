@@ -12,6 +12,10 @@
 //     (the module from Offset on) from the server. A large download
 //     therefore never sits in front of a heartbeat, and a broken one
 //     resumes where it stopped.
+//   - the catalog stream (catalog.go), which the agent opens once it has
+//     registered: CatalogWatch{Index} from the agent, then a
+//     CatalogSnapshot or a CatalogDelta, then a CatalogDelta per change,
+//     from the server, for the agent's replica of the service catalog.
 //   - the streams the server opens, one per request: LogRequest, answered
 //     by a LogHeader frame and raw log bytes until the log ends or (Follow)
 //     the server resets the stream; SignalTask, answered by TaskSignalled;

@@ -82,6 +82,9 @@ func fixtures() []struct {
 			Measured:    []string{MeasuredMemory, MeasuredCPU, MeasuredInstances, MeasuredRequests},
 			MemoryBytes: 12 << 20, MemoryLimitBytes: 128 << 20, CPUPercent: 12.5, CPUTotalNanos: 3_000_000_000,
 			Instances: 2, Requests: 1234, Error: "not measured"}},
+		{TypeCatalogWatch, CatalogWatch{Index: 42}},
+		{TypeCatalogSnapshot, CatalogSnapshot{Index: 42, Catalog: []byte("S\x01 registry codec bytes")}},
+		{TypeCatalogDelta, CatalogDelta{Index: 43, Delta: []byte("D\x01 registry codec bytes")}},
 		{TypeRestartTask, RestartTask{AllocID: "9a1e-alloc", Task: "web"}},
 		{TypeTaskRestarted, TaskRestarted{Tasks: []string{"web"}, Error: "task \"web\" is not running"}},
 	}

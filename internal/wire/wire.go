@@ -39,9 +39,11 @@ const (
 	TypeTaskSignalled     Type = 15 // agent -> server, TaskSignalled, answers SignalTask
 	TypeStatsRequest      Type = 16 // server -> agent, StatsRequest, on a stream the server opens
 	TypeTaskStats         Type = 17 // agent -> server, TaskStats, answers StatsRequest
-	// 18 to 20 are the catalog stream's frames.
-	TypeRestartTask   Type = 21 // server -> agent, RestartTask, on a stream the server opens
-	TypeTaskRestarted Type = 22 // agent -> server, TaskRestarted, answers RestartTask
+	TypeCatalogWatch      Type = 18 // agent -> server, CatalogWatch, first frame of the catalog stream the agent opens (catalog.go)
+	TypeCatalogSnapshot   Type = 19 // server -> agent, CatalogSnapshot, on the catalog stream
+	TypeCatalogDelta      Type = 20 // server -> agent, CatalogDelta, on the catalog stream
+	TypeRestartTask       Type = 21 // server -> agent, RestartTask, on a stream the server opens
+	TypeTaskRestarted     Type = 22 // agent -> server, TaskRestarted, answers RestartTask
 )
 
 // MaxType is the highest message type this version knows; Read rejects
@@ -66,6 +68,9 @@ var typeNames = [...]string{
 	TypeTaskSignalled:     "TaskSignalled",
 	TypeStatsRequest:      "StatsRequest",
 	TypeTaskStats:         "TaskStats",
+	TypeCatalogWatch:      "CatalogWatch",
+	TypeCatalogSnapshot:   "CatalogSnapshot",
+	TypeCatalogDelta:      "CatalogDelta",
 	TypeRestartTask:       "RestartTask",
 	TypeTaskRestarted:     "TaskRestarted",
 }
