@@ -28,8 +28,8 @@ import (
 // and pushes each agent its allocations. It decides nothing about
 // scheduling: what a report means for a job is the scheduling side's
 // (evalTrigger). Each connection gets one goroutine reading its control
-// stream, one pushing allocation changes, and one per module download;
-// all stop when the connection or the endpoint closes.
+// stream, one pushing allocation changes, and one per stream the agent
+// opens (a module download, the catalog stream); all stop when the connection or the endpoint closes.
 type agentEndpoint struct {
 	agentDeps
 	ln *quic.Listener
@@ -55,6 +55,9 @@ type agentDeps struct {
 	signJoin func(token, nodeID string, csr []byte) ([]byte, error)
 	blobs    *blobStore
 	copier   *blobCopier // a module pushed through another server
+	// catalog is the service catalog agents replicate (catalogstream.go);
+	// nil on a server that keeps none, which refuses the catalog stream.
+	catalog *registry.Holder
 	log      *slog.Logger
 }
 
@@ -167,7 +170,8 @@ func (a *agentEndpoint) close() {
 }
 
 // handle runs one agent connection: the first stream is the control
-// stream; every later stream the agent opens is a module download. The
+// stream; every later stream the agent opens is a module download or the
+// catalog stream (downloads.go, catalogstream.go). The
 // server opens streams of its own for log reads (logs.go).
 func (a *agentEndpoint) handle(ctx context.Context, conn *quic.Conn) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -208,7 +212,7 @@ func (a *agentEndpoint) handle(ctx context.Context, conn *quic.Conn) {
 	}()
 	go func() {
 		defer wg.Done()
-		a.serveDownloads(ctx, conn, log)
+		a.serveAgentStreams(ctx, conn, log)
 	}()
 	err = a.readControl(ctx, reg, ctrl, &told)
 	stopped := ctx.Err() != nil // by the server's shutdown or a failed push, not by the agent

@@ -13,8 +13,11 @@ import (
 	"github.com/strata-run/strata/internal/wire"
 )
 
-// serveDownloads answers module downloads, one per stream.
-func (a *agentEndpoint) serveDownloads(ctx context.Context, conn *quic.Conn, log *slog.Logger) {
+// serveAgentStreams answers the streams the agent opens after its control
+// stream, one goroutine each: a module download (FetchModule) or the
+// catalog stream (CatalogWatch, catalogstream.go), told apart by their
+// first frame.
+func (a *agentEndpoint) serveAgentStreams(ctx context.Context, conn *quic.Conn, log *slog.Logger) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -26,27 +29,45 @@ func (a *agentEndpoint) serveDownloads(ctx context.Context, conn *quic.Conn, log
 		go func() {
 			defer wg.Done()
 			defer st.Close()
-			if err := a.sendModule(st); err != nil {
-				log.Warn("module download", "err", err)
+			if err := a.serveAgentStream(ctx, st, log); err != nil && ctx.Err() == nil {
+				log.Warn("agent stream", "err", err)
 				st.CancelWrite(1)
 			}
 		}()
 	}
 }
 
-func (a *agentEndpoint) sendModule(st *quic.Stream) error {
+func (a *agentEndpoint) serveAgentStream(ctx context.Context, st *quic.Stream, log *slog.Logger) error {
 	st.SetReadDeadline(time.Now().Add(10 * time.Second))
 	t, payload, err := wire.Read(st)
 	if err != nil {
 		return err
 	}
-	if t != wire.TypeFetchModule {
-		return fmt.Errorf("download stream must start with FetchModule, got %s", t)
+	st.SetReadDeadline(time.Time{})
+	switch t {
+	case wire.TypeFetchModule:
+		var req wire.FetchModule
+		if err := wire.Decode(t, payload, &req); err != nil {
+			return err
+		}
+		if err := a.sendModule(st, req); err != nil {
+			return fmt.Errorf("module download: %w", err)
+		}
+		return nil
+	case wire.TypeCatalogWatch:
+		var w wire.CatalogWatch
+		if err := wire.Decode(t, payload, &w); err != nil {
+			return err
+		}
+		if err := a.serveCatalog(ctx, st, w, log); err != nil {
+			return fmt.Errorf("catalog stream: %w", err)
+		}
+		return nil
 	}
-	var req wire.FetchModule
-	if err := wire.Decode(t, payload, &req); err != nil {
-		return err
-	}
+	return fmt.Errorf("a stream the agent opens must start with FetchModule or CatalogWatch, got %s", t)
+}
+
+func (a *agentEndpoint) sendModule(st *quic.Stream, req wire.FetchModule) error {
 	if !a.blobs.Has(req.Digest) {
 		// Pushed through another server: copy it from there first.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
