@@ -58,7 +58,7 @@ type agentDeps struct {
 	// catalog is the service catalog agents replicate (catalogstream.go);
 	// nil on a server that keeps none, which refuses the catalog stream.
 	catalog *registry.Holder
-	log      *slog.Logger
+	log     *slog.Logger
 }
 
 // Application error codes sent when closing an agent connection.
