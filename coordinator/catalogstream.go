@@ -22,6 +22,13 @@ var errNoCatalog = errors.New("this server keeps no service catalog to replicate
 // replica's index, when it reads again.
 const catalogWriteTimeout = time.Minute
 
+// catalogRetry is the stream error code of a catalog stream the server
+// ended on an error (a write timed out): the agent opens a new one. Code 1,
+// what every other failed agent stream is reset with, is what a server
+// that predates the catalog stream answers it with: the agent does not
+// retry that one.
+const catalogRetry quic.StreamErrorCode = 2
+
 // catalogStream is the catalog stream as serveCatalog uses it (a *quic.Stream).
 type catalogStream interface {
 	io.ReadWriter
@@ -71,6 +78,7 @@ func (a *agentEndpoint) serveCatalog(ctx context.Context, st catalogStream, w wi
 				if ctx.Err() != nil {
 					return nil
 				}
+				st.CancelWrite(catalogRetry)
 				return err
 			}
 			if snapshot {

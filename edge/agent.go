@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-run/strata/internal/fsutil"
 	"github.com/strata-run/strata/internal/wire"
+	"github.com/strata-run/strata/registry"
 	"github.com/strata-run/strata/wasmhost"
 )
 
@@ -50,7 +51,19 @@ type Config struct {
 	// servers place a job that asks for one only here. A job can mount
 	// nothing else of the host.
 	HostVolumes map[string]HostVolume
-	Logger      *slog.Logger
+	// DNSAddr, if set, is where the agent serves DNS (UDP and TCP) for
+	// the cluster's services, from its replica of the servers' catalog
+	// (replica.go), which it keeps only then. It answers while the link
+	// is down, and from agent.db after a restart.
+	DNSAddr string
+	// DNSDomain is the zone served (default "strata"; "consul" answers
+	// Consul's names unchanged). Only with DNSAddr.
+	DNSDomain string
+	// DNSRecursors are resolvers ("ip" or "ip:port") that names outside
+	// DNSDomain are forwarded to; with none they are REFUSED. Only with
+	// DNSAddr.
+	DNSRecursors []string
+	Logger       *slog.Logger
 }
 
 // HostVolume is a directory of the host offered to jobs under a name.
@@ -76,7 +89,9 @@ const DefaultModuleCacheMB = 1024
 //   - modules (download.go, modules.go): fetching and caching modules;
 //   - streams (logs.go): the log, signal and stats requests the servers
 //     open streams for;
-//   - local (state.go): agent.db.
+//   - local (state.go): agent.db;
+//   - replica and dns (replica.go, replica_stream.go, dns.go): the
+//     cluster's names, served from a replica of the servers' catalog.
 type Agent struct {
 	cfg    Config
 	log    *slog.Logger
@@ -95,6 +110,9 @@ type Agent struct {
 	// unavailable says why a driver the agent knows is not offered.
 	unavailable map[string]string
 	docker      *dockerDriver // also in drivers; nil when no Docker Engine answered at start
+	// replica and dns serve the cluster's names (Config.DNSAddr); nil without.
+	replica *replica
+	dns     *registry.DNSServer
 }
 
 // New prepares an agent: data dir, node identity, wasm host, drivers,
@@ -183,8 +201,13 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		a.drivers[wire.DriverDocker] = a.docker
 		a.fp.addDriver(wire.DriverDocker, v.Version)
 	}
+	if err := a.newDNS(); err != nil {
+		local.close()
+		host.Close(ctx)
+		return nil, err
+	}
 	deps := &runnerDeps{
-		report: a.outbox.report, saveStates: local.saveTaskStates, driver: a.driver, dataDir: cfg.DataDir, log: log,
+		report: a.report, saveStates: local.saveTaskStates, driver: a.driver, dataDir: cfg.DataDir, log: log,
 		node: nodeInfo{id: id, name: cfg.NodeName, datacenter: cfg.Datacenter, bindAddr: cfg.BindAddr, attributes: a.fp.attributes, meta: cfg.Meta,
 			volumes: cfg.HostVolumes},
 	}
@@ -196,10 +219,16 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 			if err := local.save(m.Allocs); err != nil {
 				log.Error("saving local state", "err", err)
 			}
+			if a.replica != nil {
+				a.replica.retain(m.Allocs)
+			}
 			a.allocs.reconcile(m.Allocs, false)
 		},
 		serve: func(ctx context.Context, st *quic.Stream) { a.streams.serve(ctx, st) },
 		learn: func(addrs []string) { a.link.learn(addrs, true) },
+	}
+	if a.replica != nil {
+		a.control.watch = a.replica.watch
 	}
 	return a, nil
 }
@@ -246,6 +275,15 @@ func (a *Agent) ActiveLogStreams() int { return int(a.streams.logStreams.Load())
 // server speaking this agent's protocol version.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.shutdown()
+	if a.dns != nil {
+		// Before anything else: a restarted agent answers from its
+		// replica on disk at once, with or without a server.
+		if err := a.dns.Listen(ctx, a.cfg.DNSAddr); err != nil {
+			return fmt.Errorf("edge: %w", err)
+		}
+		a.log.Info("serving DNS", "addr", a.dns.Addr(), "domain", a.dns.Domain(), "index", a.replica.index())
+		defer a.stopDNS()
+	}
 	// Run what the servers last asked for, from local state, before any
 	// server answers: a rebooted edge host serves again at once, and a
 	// container the agent's previous run left is re-attached to.

@@ -22,7 +22,8 @@ import (
 // the server gives, sends the status outbox (in full after each
 // reconnect), and hands on the allocation sets the server pushes. The
 // other streams of the connection are the server's (log reads, signals,
-// stats): it hands them on too.
+// stats): it hands them on too; and it runs watch, the stream the agent
+// opens to follow the service catalog, for as long as the session.
 type control struct {
 	registration func() wire.Register
 	outbox       *outbox
@@ -32,6 +33,9 @@ type control struct {
 	serve func(ctx context.Context, st *quic.Stream)
 	// learn is told the servers' addresses the cluster knows.
 	learn func(addrs []string)
+	// watch, if set, runs on each connection once the agent registered,
+	// until ctx ends: the catalog stream (replica_stream.go).
+	watch func(ctx context.Context, conn *quic.Conn)
 	log   *slog.Logger
 
 	// beatEvery is the heartbeat interval the server last asked for;
@@ -55,7 +59,14 @@ func (c *control) session(ctx context.Context, conn *quic.Conn, up func()) error
 	if err != nil {
 		return err
 	}
-	return c.run(ctx, ctrl, up, func(ctx context.Context) { c.acceptStreams(ctx, conn) })
+	return c.run(ctx, ctrl, up, func(ctx context.Context) {
+		var wg sync.WaitGroup
+		if c.watch != nil {
+			wg.Go(func() { c.watch(ctx, conn) })
+		}
+		c.acceptStreams(ctx, conn)
+		wg.Wait()
+	})
 }
 
 // run speaks the control protocol on ctrl: it registers, calls up, then
