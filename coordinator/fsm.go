@@ -22,6 +22,9 @@ type fsm struct {
 	// have lost their last module version: a batch deleted some or
 	// collected garbage, or a snapshot replaced the state.
 	blobs func()
+	// catalog, if set, is handed each batch's change to the service
+	// catalog, and rebuilt after a restore.
+	catalog *catalogFeed
 }
 
 // applyHook is what the adapter tells of each batch (leaderHooks: the
@@ -63,6 +66,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		} else {
 			out[i] = r.Value
 		}
+	}
+	if f.catalog != nil {
+		f.catalog.applied(fx.Catalog)
 	}
 	if fx.Modules && f.blobs != nil {
 		f.blobs()
@@ -161,8 +167,14 @@ func (s *fsmSnapshot) Release() { s.snap.Release() }
 func (f *fsm) Restore(r io.ReadCloser) error {
 	defer r.Close()
 	err := f.store.Restore(r)
-	if err == nil && f.blobs != nil {
+	if err != nil {
+		return err
+	}
+	if f.catalog != nil {
+		f.catalog.rebuild()
+	}
+	if f.blobs != nil {
 		f.blobs()
 	}
-	return err
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-run/strata/coordinator/state"
 	"github.com/strata-run/strata/coordinator/structs"
+	"github.com/strata-run/strata/registry"
 	"github.com/strata-run/strata/sched"
 	"github.com/strata-run/strata/spec"
 )
@@ -19,6 +20,13 @@ import (
 
 // Store returns the state store (read-only use).
 func (s *Server) Store() *state.Store { return s.store }
+
+// Catalog is the service catalog this server serves: an immutable
+// registry.Snapshot swapped on every change, indexed by the Raft index of
+// the batch that made it. It follows this server's state machine, so a
+// follower's is current up to the entries it has applied. Read it (DNS,
+// HTTP, agents' replicas); never write it.
+func (s *Server) Catalog() *registry.Holder { return s.catalog.holder }
 
 // Handler returns the HTTP API.
 func (s *Server) Handler() http.Handler { return s.http.handler() }

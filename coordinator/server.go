@@ -101,6 +101,8 @@ type Server struct {
 	store *state.Store
 	blobs *blobStore
 	certs *serverCerts
+	// catalog is the service catalog this server serves, fed by its FSM.
+	catalog *catalogFeed
 
 	node     *raftNode
 	rpc      *rpcServer
@@ -186,6 +188,9 @@ func New(cfg Config) (*Server, error) {
 	if s.blobs, err = newBlobStore(filepath.Join(cfg.DataDir, "modules")); err != nil {
 		return nil, err
 	}
+	if s.catalog, err = newCatalogFeed(s.store, s.log.With("part", "catalog")); err != nil {
+		return nil, err
+	}
 	s.certs = &serverCerts{store: s.store}
 	ln, err := listenAgents(cfg.AgentAddr, s.certs)
 	if err != nil {
@@ -195,7 +200,7 @@ func New(cfg Config) (*Server, error) {
 	s.cancel = cancel
 	s.wire(ln, life)
 	if err := s.node.start(raftConfig{ID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, DevMode: cfg.DevMode},
-		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys}, blobs: s.blobGC.kick}, s.rpc.serve); err != nil {
+		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys}, blobs: s.blobGC.kick, catalog: s.catalog}, s.rpc.serve); err != nil {
 		cancel()
 		return nil, err
 	}

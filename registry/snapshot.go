@@ -476,6 +476,12 @@ func validateDelta(d Delta) error {
 	return nil
 }
 
+// Validate reports why in cannot be part of a Snapshot (an error wrapping
+// ErrInvalidInstance), or nil: what NewSnapshot and Apply check of each
+// instance, for a producer that leaves bad ones out instead of failing a
+// whole delta.
+func (in Instance) Validate() error { return validateInstance(&in) }
+
 func validateInstance(in *Instance) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w %q: %s", ErrInvalidInstance, in.ID, fmt.Sprintf(format, args...))

@@ -9,6 +9,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-run/strata/coordinator/structs"
+	"github.com/strata-run/strata/registry"
 )
 
 // Entry is one committed Raft log entry. Only a command entry (Data is
@@ -50,6 +51,11 @@ type Effects struct {
 	// Modules is set when the batch deleted module versions or collected
 	// garbage: every server deletes the blobs no module version names.
 	Modules bool
+	// Catalog is the batch's change to the registry catalog (endpoints
+	// registered, changed or gone), stamped with Index; nil when no
+	// allocation's endpoints changed. Every server applies it to the
+	// catalog it serves (CatalogSnapshot is the same catalog whole).
+	Catalog *registry.Delta
 }
 
 // Apply applies a batch of committed entries in one bbolt transaction
@@ -92,6 +98,10 @@ func (s *Store) Apply(entries []Entry) ([]Result, *Effects, error) {
 			}
 			results[i].Value = res
 		}
+		var err error
+		if b.fx.Catalog, err = b.catalogDelta(); err != nil {
+			return err
+		}
 		if b.fx.Index > applied {
 			return setAppliedIndex(tx, b.fx.Index)
 		}
@@ -130,6 +140,8 @@ type batch struct {
 	usage   map[string]*usageDelta    // per node: the batch's change to the usage index
 	// deployments are those the batch wrote, by ID (the latest copy).
 	deployments map[string]*structs.Deployment
+	// catalog is each allocation whose endpoints the batch replaced.
+	catalog map[string]*endpointChange
 
 	arena        arena  // keys and values written to bbolt by this batch
 	scratch, key []byte // encoding buffers, copied into the arena

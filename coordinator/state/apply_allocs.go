@@ -156,6 +156,7 @@ func (b *batch) clientUpdates(nodeID string, now int64, updates []ClientUpdate) 
 // setEndpoints replaces an allocation's entries in the services bucket,
 // keyed service \x00 allocID \x00 n; old is what the alloc had before.
 func (b *batch) setEndpoints(allocID string, old, eps []registry.Endpoint) error {
+	b.catalogChanged(allocID, old, eps)
 	bk := b.tx.Bucket(bucketServices)
 	for i, e := range old {
 		if err := bk.Delete(serviceKey(e.Service, allocID, i)); err != nil {
