@@ -240,7 +240,7 @@ func (s *Server) wire(ln *quic.Listener, life context.Context) {
 	s.tokens = &tokenIssuer{store: s.store, apply: apply, certs: s.certs, agentAddr: ln.Addr().String(), peers: s.cluster.known}
 	copier := &blobCopier{blobs: s.blobs, rpc: rpc, others: s.node.others}
 	s.agents = newAgentEndpoint(ln, agentDeps{store: s.store, apply: apply, beat: s.detector.heartbeat, interval: s.detector.agentInterval,
-		grace: cfg.HeartbeatGrace, servers: s.cluster.agentServers, signJoin: s.tokens.join, blobs: s.blobs, copier: copier, log: part("agents")})
+		grace: cfg.HeartbeatGrace, servers: s.cluster.agentServers, signJoin: s.tokens.join, blobs: s.blobs, copier: copier, catalog: s.catalog.holder, log: part("agents")})
 	s.logs = &logRouter{store: s.store, agents: s.agents, rpc: rpc, others: s.node.others, life: life}
 	s.ops = &allocOps{store: s.store, apply: apply, agents: s.agents, rpc: rpc, others: s.node.others}
 	s.blobGC = newBlobGC(s.store, s.blobs, part("blobs"))
