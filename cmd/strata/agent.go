@@ -63,6 +63,9 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	bind := fs.String("bind", "127.0.0.1", "IP its tasks listen on and advertise")
 	cacheMB := fs.Int("module-cache-mb", edge.DefaultModuleCacheMB, "disk budget of downloaded modules, MiB: past it the least recently used ones no allocation needs are removed")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	dnsAddr := fs.String("dns-addr", "", "serve the cluster's names over DNS (UDP and TCP) at this address, from a replica of the servers' catalog kept in the data directory: answers while the servers are unreachable (default: no DNS)")
+	dnsDomain := fs.String("dns-domain", "", "the DNS zone served with -dns-addr (default strata; consul answers Consul's names unchanged)")
+	dnsRecursors := fs.String("dns-recursors", "", "comma-separated resolvers (ip or ip:port) that -dns-addr forwards other names to (default: such names are REFUSED)")
 	meta := metaFlag{}
 	fs.Var(meta, "meta", "node metadata key=value, repeatable")
 	vols := hostVolumeFlag{}
@@ -82,15 +85,14 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var addrs []string
-	for _, a := range strings.Split(*servers, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			addrs = append(addrs, a)
-		}
+	addrs := splitList(*servers)
+	if *dnsAddr == "" && (*dnsDomain != "" || *dnsRecursors != "") {
+		return usageError("-dns-domain and -dns-recursors need -dns-addr")
 	}
 	agent, err := edge.New(ctx, edge.Config{
 		Servers: addrs, CAPin: *pin, JoinToken: *token, DataDir: *dataDir, NodeName: *name,
 		Datacenter: *dc, BindAddr: *bind, Meta: meta, ModuleCacheMB: *cacheMB, HostVolumes: vols, Logger: logger,
+		DNSAddr: *dnsAddr, DNSDomain: *dnsDomain, DNSRecursors: splitList(*dnsRecursors),
 	})
 	if err != nil {
 		return err
@@ -184,4 +186,15 @@ func runTokenRevoke(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "Join token %s revoked: no agent can join with it. Agents that joined with it keep their certificates.\n", id)
 	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, a := range strings.Split(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
