@@ -12,7 +12,7 @@ import (
 	"github.com/strata-run/strata/registry"
 )
 
-func openTestState(t *testing.T, dir string) *localState {
+func openTestState(t testing.TB, dir string) *localState {
 	t.Helper()
 	l, err := openLocalState(filepath.Join(dir, "agent.db"))
 	if err != nil {
@@ -28,7 +28,7 @@ func catInstance(i int, node string) registry.Instance {
 
 // catalogFrames encodes a snapshot of n instances on node at index n, then
 // one delta per index up to last, each adding an instance on node.
-func catalogFrames(t *testing.T, n, last int, node string) *bytes.Buffer {
+func catalogFrames(t testing.TB, n, last int, node string) *bytes.Buffer {
 	t.Helper()
 	var ins []registry.Instance
 	for i := 1; i <= n; i++ {
@@ -47,7 +47,7 @@ func catalogFrames(t *testing.T, n, last int, node string) *bytes.Buffer {
 	return &buf
 }
 
-func writeDelta(t *testing.T, w io.Writer, d registry.Delta) {
+func writeDelta(t testing.TB, w io.Writer, d registry.Delta) {
 	t.Helper()
 	b, err := d.MarshalBinary()
 	if err != nil {
