@@ -65,6 +65,16 @@
 //   - local state (state.go): agent.db holds the last allocation set (run
 //     at start, before any server answers), the task states, and the
 //     servers learned at registration.
+//   - the catalog replica and DNS (replica.go, replica_stream.go,
+//     catalog_state.go, dns.go), only with Config.DNSAddr: a copy of the
+//     servers' service catalog received on the catalog stream (a
+//     snapshot, then deltas; after a reconnect, resumed from the replica's
+//     index), kept in agent.db as a snapshot plus the deltas since, and
+//     served by registry's DNS server, so names resolve while the link is
+//     down and, after a restart, from disk before any server answers.
+//     While no stream is up, the agent's own allocations' instances
+//     follow what its runners report (an overlay dropped when a stream is
+//     up again). It never changes the servers' catalog.
 //
 // Deployments (deployhealth.go, runner.go): an allocation whose deployment
 // asks (wire.Alloc.Health) has its deployment health decided here, as

@@ -20,7 +20,7 @@ var allowed = map[string][]string{
 	"wasmhost":            {},
 	"registry":            {},
 	"internal/wire":       {},
-	"edge":                {"spec", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "internal/docker"},
+	"edge":                {"spec", "registry", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "internal/docker"},
 	"internal/docker":     {},
 	"coordinator/structs": {"spec", "sched", "registry", "internal/wire"},
 	"coordinator/api":     {"spec", "registry", "coordinator/structs", "internal/wire"},
