@@ -10,8 +10,12 @@ package wire
 // agent holds, when nothing changed), and then with one CatalogDelta per
 // change, each taking the replica from the index of the previous frame
 // to its own. A server that falls behind (a slow link) does not queue
-// every change: its next delta covers all of them at once. The stream
-// lasts as long as the connection; either side ends it by resetting it.
+// every change: its next delta covers all of them at once; one that no
+// longer has the changes since the last frame sends a CatalogSnapshot
+// again. The stream lasts as long as the connection; either side ends it
+// by resetting it (the agent never closes its side: the server takes
+// that as the end). A server resets a stream it failed to serve with
+// error code 2, which the agent retries.
 //
 // The catalog travels in the registry's binary encoding
 // (registry.Snapshot.MarshalBinary, registry.Delta.MarshalBinary): the
