@@ -11,6 +11,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/strata-run/strata/internal/wire"
+	"github.com/strata-run/strata/registry"
 )
 
 // errNoCatalog refuses a catalog stream on a server that keeps no catalog.
@@ -70,10 +71,15 @@ func (a *agentEndpoint) serveCatalog(ctx context.Context, st catalogStream, w wi
 	defer stop()
 
 	sent, first := w.Index, true
+	var seen *registry.Snapshot // the catalog the agent's replica now matches; nil if not known
 	for {
 		snap, changed := a.catalog.Changed()
-		if first || snap.Index() > sent {
-			idx, snapshot, err := a.sendCatalog(st, sent, first)
+		if first || snap != seen {
+			// A catalog replaced whole (rebuilt after a snapshot restore)
+			// at an index the agent already has: no delta describes the
+			// change, so it gets the snapshot.
+			whole := !first && seen != nil && snap.Index() <= sent
+			f, err := a.sendCatalog(st, sent, first, whole)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -81,10 +87,10 @@ func (a *agentEndpoint) serveCatalog(ctx context.Context, st catalogStream, w wi
 				st.CancelWrite(catalogRetry)
 				return err
 			}
-			if snapshot {
-				log.Debug("catalog snapshot sent", "from", sent, "index", idx)
+			if f.snapshot {
+				log.Debug("catalog snapshot sent", "from", sent, "index", f.index)
 			}
-			sent, first = idx, false
+			sent, first, seen = f.index, false, f.matches
 			continue // the catalog may have moved on while writing
 		}
 		select {
@@ -95,27 +101,46 @@ func (a *agentEndpoint) serveCatalog(ctx context.Context, st catalogStream, w wi
 	}
 }
 
+// catalogFrame is what sendCatalog sent.
+type catalogFrame struct {
+	index    uint64
+	snapshot bool
+	// matches is the published snapshot the agent's replica matches once it
+	// applied the frame: the one sent, or for a delta the one published at
+	// its index just after it was computed (nil if another was already
+	// published: the next round then sends the delta from index). A
+	// catalog replaced whole at the same index between those two reads
+	// would be missed until the next change: a rebuild lands in that
+	// window of microseconds only by rare chance.
+	matches *registry.Snapshot
+}
+
 // sendCatalog writes the frame that takes a replica at index to the
 // catalog's current index: a delta when the catalog still has the changes
 // since index, else the whole snapshot (always on the first frame for a
-// replica at 0). It returns the index written.
-func (a *agentEndpoint) sendCatalog(st catalogStream, index uint64, first bool) (uint64, bool, error) {
+// replica at 0, and when whole is set).
+func (a *agentEndpoint) sendCatalog(st catalogStream, index uint64, first, whole bool) (catalogFrame, error) {
 	st.SetWriteDeadline(time.Now().Add(catalogWriteTimeout))
 	defer st.SetWriteDeadline(time.Time{})
-	if d, ok := a.catalog.DeltaSince(index); ok && !(first && index == 0) {
+	if d, ok := a.catalog.DeltaSince(index); ok && !whole && !(first && index == 0) {
+		f := catalogFrame{index: d.Index, matches: a.catalog.Snapshot()}
+		if f.matches.Index() != d.Index {
+			f.matches = nil
+		}
 		if d.Index == index && !first {
-			return index, false, nil // nothing new after all
+			return f, nil // nothing new after all
 		}
 		b, err := d.MarshalBinary()
 		if err != nil {
-			return 0, false, fmt.Errorf("encoding the delta to %d: %w", d.Index, err)
+			return f, fmt.Errorf("encoding the delta to %d: %w", d.Index, err)
 		}
-		return d.Index, false, wire.Write(st, wire.TypeCatalogDelta, wire.CatalogDelta{Index: d.Index, Delta: b})
+		return f, wire.Write(st, wire.TypeCatalogDelta, wire.CatalogDelta{Index: d.Index, Delta: b})
 	}
 	snap := a.catalog.Snapshot()
+	f := catalogFrame{index: snap.Index(), snapshot: true, matches: snap}
 	b, err := snap.MarshalBinary()
 	if err != nil {
-		return 0, false, fmt.Errorf("encoding the snapshot at %d: %w", snap.Index(), err)
+		return f, fmt.Errorf("encoding the snapshot at %d: %w", snap.Index(), err)
 	}
-	return snap.Index(), true, wire.Write(st, wire.TypeCatalogSnapshot, wire.CatalogSnapshot{Index: snap.Index(), Catalog: b})
+	return f, wire.Write(st, wire.TypeCatalogSnapshot, wire.CatalogSnapshot{Index: snap.Index(), Catalog: b})
 }

@@ -209,6 +209,32 @@ func TestCatalogStreamCoalescesWhileTheAgentLags(t *testing.T) {
 	r.same(t, h.Snapshot())
 }
 
+// A catalog replaced whole (rebuilt after a snapshot restore), even at
+// the index the agent has, reaches it as a snapshot: no delta describes
+// the change.
+func TestCatalogStreamSendsARebuiltCatalogWhole(t *testing.T) {
+	h := catalogHolder(t, 4)
+	c, _ := watchCatalog(t, h, 0)
+	r := &replica{}
+	r.read(t, c)
+	rebuilt, err := registry.NewSnapshot(4, []registry.Instance{instance(7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Replace(rebuilt)
+	r.read(t, c)
+	if r.snapshots != 2 {
+		t.Fatalf("%d snapshots, want 2 (the rebuilt catalog)", r.snapshots)
+	}
+	r.same(t, rebuilt)
+	h.Apply(registry.Delta{Index: 5, Upserts: []registry.Instance{instance(8)}})
+	r.read(t, c)
+	if r.snapshots != 2 || r.deltas != 1 {
+		t.Fatalf("%d snapshots, %d deltas after a change of the rebuilt catalog, want 2 and 1", r.snapshots, r.deltas)
+	}
+	r.same(t, h.Snapshot())
+}
+
 // The stream ends when the agent resets it (or its connection closes).
 func TestCatalogStreamEndsWhenTheAgentGoes(t *testing.T) {
 	h := catalogHolder(t, 1)
