@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,5 +103,27 @@ func TestAgentDNSWithoutTheServer(t *testing.T) {
 	t.Logf("scaled to 5 -> the server answers 5 in %s, the agent %s later", serverAt.Sub(scaled).Round(time.Millisecond), agentAt.Sub(serverAt).Round(time.Millisecond))
 	if lag := agentAt.Sub(serverAt); lag > 2*time.Second {
 		t.Fatalf("the agent's answer followed the server's %s later, want within 2 s", lag)
+	}
+}
+
+// DNS settings the agent would not honour are refused: a domain or
+// recursors without an address to serve on, a recursor that is not one.
+func TestAgentDNSFlagsRefused(t *testing.T) {
+	pin := "sha256:" + strings.Repeat("0", 64)
+	base := []string{"agent", "-servers", "127.0.0.1:1", "-ca-pin", pin, "-join-token", "a.b", "-data-dir", t.TempDir()}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-dns-domain", "consul"}, 2, "-dns-domain and -dns-recursors need -dns-addr"},
+		{[]string{"-dns-recursors", "10.0.0.53"}, 2, "-dns-domain and -dns-recursors need -dns-addr"},
+		{[]string{"-dns-addr", "127.0.0.1:0", "-dns-recursors", "resolver.example"}, 1, "resolver.example"},
+		{[]string{"-dns-addr", "127.0.0.1:0", "-dns-domain", "bad..domain"}, 1, "bad..domain"},
+	} {
+		code, _, stderr := runMain(t, nil, append(slices.Clone(base), tc.args...)...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("agent %v: exit %d, stderr %q; want exit %d naming %q", tc.args, code, stderr, tc.code, tc.want)
+		}
 	}
 }
