@@ -15,7 +15,9 @@
 // module delete) are each one or two API calls. `strata acl` (acl.go)
 // parses a policy locally first, so its problems show with their source
 // lines; `strata server` and `strata dev` take -acl-enabled and
-// -http-tls or -http-cert/-http-key, and agents -host-volume.
+// -http-tls or -http-cert/-http-key, and agents -host-volume and
+// -dns-addr (with -dns-domain, -dns-recursors: DNS from the agent's
+// replica of the catalog).
 //
 // This package wires and prints. It must not hold scheduling, state or
 // protocol logic: what a command needs beyond formatting belongs to the
