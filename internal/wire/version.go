@@ -27,7 +27,10 @@ const (
 	// TaskRestarted came later without a new version: only a server opens
 	// such a stream, and an agent built before them resets it (an unknown
 	// frame type), which the server reports as an agent too old to
-	// restart tasks.
+	// restart tasks. The catalog stream (catalog.go) came later too
+	// without a new version: only an agent opens it, and a server built
+	// before it resets it (error code 1), which the agent reports as a
+	// server that does not replicate the catalog.
 	Version = 3
 	// MinVersion is the oldest version this build still speaks. A
 	// version 1 agent reports no deployment health, so a deployment would
