@@ -17,6 +17,11 @@ import (
 // Retrying on the same connection cannot help.
 var errCatalogRefused = errors.New("the server does not replicate the service catalog")
 
+// catalogRetryCode is the stream error code a current server resets a
+// catalog stream with when it failed to serve it (the coordinator's
+// catalogRetry): the agent opens a new one.
+const catalogRetryCode quic.StreamErrorCode = 2
+
 // watch keeps the replica current over conn's catalog stream until ctx
 // ends or the connection closes (the link's session then ends, and the
 // next session watches again from the replica's index). A frame the
@@ -68,9 +73,10 @@ func (r *replica) watchStream(ctx context.Context, conn *quic.Conn, from uint64)
 	}
 	err = r.follow(st)
 	var se *quic.StreamError
-	if errors.As(err, &se) && se.Remote && se.ErrorCode == 1 {
+	if errors.As(err, &se) && se.Remote && se.ErrorCode != 0 && se.ErrorCode != catalogRetryCode {
 		// What a server that predates the stream does to a stream it cannot
-		// read; a current one resets with 0 (shutting down) or 2 (retry).
+		// read (code 1); a current one resets with 0 (its connection ends)
+		// or catalogRetryCode.
 		return fmt.Errorf("%w: it reset the stream (a server older than the catalog stream?)", errCatalogRefused)
 	}
 	return err
