@@ -95,6 +95,11 @@ type blobGC struct {
 	blobs *blobStore
 	log   *slog.Logger
 	kicks chan struct{}
+	// after: collect nothing until the state has applied this index. A
+	// state rebuilt at start (openState) names only the snapshot's
+	// modules until the log is replayed; a sweep before would delete
+	// blobs that later entries name.
+	after uint64
 
 	mu   sync.Mutex
 	done chan struct{} // closed after the next collection
@@ -121,6 +126,17 @@ func (g *blobGC) kick() {
 
 // Run collects once, then on every kick, until ctx ends.
 func (g *blobGC) Run(ctx context.Context) {
+	for {
+		ch := g.store.Watch()
+		if g.store.Index() >= g.after {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
 	for {
 		g.sweep()
 		select {
