@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/strata-run/strata/coordinator/state"
+	"github.com/strata-run/strata/internal/boltcheck"
 )
 
 // openState opens the state file at path and checks it against what the
@@ -101,4 +103,30 @@ func replaceState(path, why string, log *slog.Logger) (*state.Store, error) {
 		return nil, fmt.Errorf("coordinator: a new state file in place of the damaged %s: %w", path, err)
 	}
 	return st, nil
+}
+
+// StateReport is what CheckDataDir found in a data dir.
+type StateReport struct {
+	StateFile string         // the state file checked
+	RaftLog   string         // the Raft log whose pages were checked
+	Format    string         // the state's format record
+	Index     uint64         // the state's applied Raft index
+	Records   map[string]int // records decoded, by bucket
+}
+
+// CheckDataDir fully checks a stopped server's data dir (`strata
+// operator state check`): every page and record of state.db
+// (state.CheckFile), and every page of the Raft log. It changes nothing.
+// An error names the file it is about.
+func CheckDataDir(dataDir string) (*StateReport, error) {
+	path := filepath.Join(dataDir, "state.db")
+	rep, err := state.CheckFile(path)
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dataDir, "raft", "raft.db")
+	if err := boltcheck.Preflight(logPath); err != nil {
+		return nil, fmt.Errorf("coordinator: raft log: %w", err)
+	}
+	return &StateReport{StateFile: path, RaftLog: logPath, Format: rep.Format, Index: rep.Index, Records: rep.Records}, nil
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,6 +69,11 @@ func CheckFile(path string) (rep *CheckReport, err error) {
 			return fmt.Errorf("%w: %s: applied index record is %d bytes, want 8", ErrCorruptState, path, len(v))
 		}
 		rep.Index = appliedIndex(tx)
+		if v := meta.Get(keyCA); v != nil {
+			if err := jsonRecord[ClusterCA](keyCA, v); err != nil {
+				return fmt.Errorf("%w: %s: bucket %s, key %q: %v", ErrCorruptState, path, bucketMeta, keyCA, err)
+			}
+		}
 		for name, decode := range recordDecoders {
 			b := tx.Bucket([]byte(name))
 			if b == nil {
@@ -125,9 +131,19 @@ var recordDecoders = map[string]func(k, v []byte) error{
 	},
 }
 
+// jsonRecord decodes v strictly: a field the type does not have is a
+// damaged name (a flipped bit in a key), not one to skip.
 func jsonRecord[T any](_, v []byte) error {
 	var x T
-	return json.Unmarshal(v, &x)
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&x); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("bytes after the record")
+	}
+	return nil
 }
 
 // versionKeyed checks a job ID \x00 BE uint64 version key, then the value.
