@@ -33,6 +33,12 @@ func newBlobStore(dir string) (*blobStore, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "sha256"), 0o700); err != nil {
 		return nil, fmt.Errorf("coordinator: module store: %w", err)
 	}
+	// Uploads a crash interrupted (blobs_upload.go) are never adopted.
+	if left, err := filepath.Glob(filepath.Join(dir, "upload-*.tmp")); err == nil {
+		for _, p := range left {
+			os.Remove(p)
+		}
+	}
 	return &blobStore{dir: dir, held: map[string]int{}}, nil
 }
 
