@@ -186,6 +186,12 @@ func waitApplied(store *state.Store, index uint64, max time.Duration) {
 // stored job version uses it. Every server then deletes the blobs no
 // module version names (blobGC).
 func (s *registrar) deleteModule(name, version string) (uint64, error) {
+	if err := spec.ValidModuleName(name); err != nil {
+		return 0, badRequest{err}
+	}
+	if err := spec.ValidVersion(version); err != nil {
+		return 0, badRequest{err}
+	}
 	_, idx, err := s.apply(&state.ModuleDelete{Name: name, Version: version})
 	return idx, err
 }
@@ -211,8 +217,11 @@ func (s *registrar) stopJob(id string, purge bool) (*structs.JobDeregisterRespon
 // version is registered only if the job has not changed since it was
 // read.
 func (s *registrar) scaleJob(id, group string, count int) (*structs.JobRegisterResponse, error) {
-	if count < 0 {
-		return nil, badRequest{fmt.Errorf("count %d: a group's count cannot be negative", count)}
+	switch {
+	case count < 0:
+		return nil, badRequest{fmt.Errorf("field Count %d: a group's count cannot be negative", count)}
+	case count > spec.MaxCount:
+		return nil, badRequest{fmt.Errorf("field Count %d: a group's count is at most %d", count, spec.MaxCount)}
 	}
 	rec, err := s.store.Job(id)
 	if err != nil {
