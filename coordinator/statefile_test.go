@@ -58,10 +58,28 @@ func TestDamagedStateRebuiltFromRaft(t *testing.T) {
 			return b
 		}},
 	}
+	// Not damaged bytes but a state that is not the log's: an older copy
+	// put back (behind the snapshot: restored from it), and another
+	// cluster's state (ahead of the log: moved aside).
+	var early, foreign []byte
+	damages = append(damages,
+		struct {
+			name   string
+			damage func(b []byte, rng *rand.Rand) []byte
+		}{"an older copy put back", func([]byte, *rand.Rand) []byte { return early }},
+		struct {
+			name   string
+			damage func(b []byte, rng *rand.Rand) []byte
+		}{"another cluster's state", func([]byte, *rand.Rand) []byte { return foreign }},
+	)
+	other := t.TempDir()
+	runAcknowledgedJobs(t, other, nil)
+	runAcknowledgedJobs(t, other, nil) // the same jobs again: a higher applied index
+	foreign, _ = os.ReadFile(filepath.Join(other, "state.db"))
 	for i, d := range damages {
 		t.Run(d.name, func(t *testing.T) {
 			dir := t.TempDir()
-			want, acked := runAcknowledgedJobs(t, dir)
+			want, acked := runAcknowledgedJobs(t, dir, &early)
 			path := filepath.Join(dir, "state.db")
 			b, err := os.ReadFile(path)
 			if err != nil {
@@ -97,6 +115,9 @@ func TestDamagedStateRebuiltFromRaft(t *testing.T) {
 					t.Fatalf("job %s after the restart:\n%s\nwant\n%s", id, got, job)
 				}
 			}
+			if all, err := s.store.Jobs(); err != nil || len(all) != len(want) {
+				t.Fatalf("the restarted server has %d jobs (%v), want the %d it acknowledged", len(all), err, len(want))
+			}
 			aside, _ := filepath.Glob(path + ".damaged-*")
 			if strings.Contains(logs.String(), "state file damaged") != (len(aside) == 1) {
 				t.Fatalf("files moved aside: %v; log:\n%s", aside, logs.String())
@@ -114,8 +135,9 @@ func TestDamagedStateRebuiltFromRaft(t *testing.T) {
 
 // runAcknowledgedJobs runs a server on dir, registers jobs (half before a
 // Raft snapshot, half after) and stops it. It returns each job's JSON as
-// registered and the index of the last acknowledgement.
-func runAcknowledgedJobs(t *testing.T, dir string) (map[string][]byte, uint64) {
+// registered and the index of the last acknowledgement; early, if not
+// nil, is set to a copy of the state as of the tenth job.
+func runAcknowledgedJobs(t *testing.T, dir string, early *[]byte) (map[string][]byte, uint64) {
 	t.Helper()
 	s, err := New(Config{DataDir: dir, Bootstrap: true, DevMode: true})
 	if err != nil {
@@ -123,10 +145,14 @@ func runAcknowledgedJobs(t *testing.T, dir string) (map[string][]byte, uint64) {
 	}
 	waitLeading(t, s)
 	want := map[string][]byte{}
+	prefix := "job"
+	if early == nil {
+		prefix = "other"
+	}
 	var acked uint64
 	register := func(from, to int) {
 		for i := from; i < to; i++ {
-			job := dockerJob(fmt.Sprintf("job-%03d", i), nil)
+			job := dockerJob(fmt.Sprintf("%s-%03d", prefix, i), nil)
 			job.Meta = map[string]string{"payload": strings.Repeat(fmt.Sprint(i), 200)}
 			_, idx, err := s.node.apply(&state.JobRegister{Job: job})
 			if err != nil {
@@ -136,7 +162,21 @@ func runAcknowledgedJobs(t *testing.T, dir string) (map[string][]byte, uint64) {
 			acked = idx
 		}
 	}
-	register(0, 40)
+	register(0, 10)
+	if early != nil {
+		snap, err := s.store.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		_, err = snap.WriteTo(&buf)
+		snap.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		*early = buf.Bytes()
+	}
+	register(10, 40)
 	if err := s.node.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
