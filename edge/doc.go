@@ -64,7 +64,9 @@
 //     stderr}.
 //   - local state (state.go): agent.db holds the last allocation set (run
 //     at start, before any server answers), the task states, and the
-//     servers learned at registration.
+//     servers learned at registration. A damaged agent.db is moved aside
+//     (agent.db.damaged-<time>, logged by name) and the agent starts
+//     empty: its server sends its allocations again.
 //
 // Deployments (deployhealth.go, runner.go): an allocation whose deployment
 // asks (wire.Alloc.Health) has its deployment health decided here, as
