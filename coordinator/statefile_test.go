@@ -218,3 +218,42 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// A damaged Raft log cannot be rebuilt on this server: the start is
+// refused with an error naming it, never a panic (bbolt panics on such
+// pages; boltcheck refuses them first).
+func TestDamagedRaftLogRefusedByName(t *testing.T) {
+	const page = 4096
+	damages := map[string]func([]byte) []byte{
+		"zeroed pages": func(b []byte) []byte { clear(b[2*page : len(b)/page*page]); return b },
+		"page ids flipped": func(b []byte) []byte {
+			for p := 2; p < len(b)/page; p++ {
+				b[p*page] ^= 0x5a
+			}
+			return b
+		},
+		"truncated": func(b []byte) []byte { return b[:len(b)/2] },
+	}
+	for name, damage := range damages {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			runAcknowledgedJobs(t, dir, nil)
+			path := filepath.Join(dir, "raft", "raft.db")
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, damage(b), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := New(Config{DataDir: dir, Bootstrap: true, DevMode: true})
+			if err == nil {
+				shutdownNow(t, s)
+				t.Fatal("started on a damaged Raft log")
+			}
+			if !strings.Contains(err.Error(), path) {
+				t.Fatalf("error %q does not name %s", err, path)
+			}
+		})
+	}
+}
