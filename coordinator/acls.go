@@ -259,6 +259,11 @@ func (a *aclAdmin) setPolicy(p structs.ACLPolicy) (*structs.ACLPolicy, uint64, e
 	if err := state.ValidACLName("policy", p.Name); err != nil {
 		return nil, 0, badRequest{err}
 	}
+	// Not in the state's rule (a log entry it accepted once must apply
+	// the same on replay): a new name must not read as a CLI flag.
+	if strings.HasPrefix(p.Name, "-") {
+		return nil, 0, badRequest{fmt.Errorf("ACL policy name %q must not start with '-': a command line would read it as a flag", p.Name)}
+	}
 	if len(p.Description) > 256 {
 		return nil, 0, badRequest{errors.New("policy description: at most 256 bytes")}
 	}

@@ -33,6 +33,12 @@ func newBlobStore(dir string) (*blobStore, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "sha256"), 0o700); err != nil {
 		return nil, fmt.Errorf("coordinator: module store: %w", err)
 	}
+	// Uploads a crash interrupted (blobs_upload.go) are never adopted.
+	if left, err := filepath.Glob(filepath.Join(dir, "upload-*.tmp")); err == nil {
+		for _, p := range left {
+			os.Remove(p)
+		}
+	}
 	return &blobStore{dir: dir, held: map[string]int{}}, nil
 }
 
@@ -95,6 +101,11 @@ type blobGC struct {
 	blobs *blobStore
 	log   *slog.Logger
 	kicks chan struct{}
+	// after: collect nothing until the state has applied this index. A
+	// state rebuilt at start (openState) names only the snapshot's
+	// modules until the log is replayed; a sweep before would delete
+	// blobs that later entries name.
+	after uint64
 
 	mu   sync.Mutex
 	done chan struct{} // closed after the next collection
@@ -121,6 +132,17 @@ func (g *blobGC) kick() {
 
 // Run collects once, then on every kick, until ctx ends.
 func (g *blobGC) Run(ctx context.Context) {
+	for {
+		ch := g.store.Watch()
+		if g.store.Index() >= g.after {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
 	for {
 		g.sweep()
 		select {

@@ -35,8 +35,11 @@
 // state machine's state is a separate bbolt file (state.db) owned by
 // package state, which applies every batch of Raft entries in one
 // transaction that also records the last applied index, so a restart
-// replays only newer entries and a replayed entry is a no-op. This
-// package only adapts it to Raft (fsm.go: log entries in, results and
+// replays only newer entries and a replayed entry is a no-op. At start
+// (statefile.go: openState) the file is checked against the Raft log and
+// snapshots: a damaged one, or one ahead of the log, is moved aside and
+// rebuilt from the newest snapshot and the log; one behind the snapshot
+// is restored from it first. This package only adapts it to Raft (fsm.go: log entries in, results and
 // effects out; snapshots and restore) and reads it. Every write goes
 // through one proposal path (raft.go: apply encodes a state.Command and
 // forwards it to the leader when this server does not lead; propose

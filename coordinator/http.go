@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/strata-run/strata/coordinator/state"
 	"github.com/strata-run/strata/coordinator/structs"
@@ -89,10 +88,12 @@ func (s *httpAPI) handler() http.Handler {
 // ?consistent serves it from the leader after it confirms its leadership.
 func (s *httpAPI) readMode(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
+		// checkQuery has refused malformed values.
+		stale, _ := queryBool(r, "stale", false)
+		consistent, _ := queryBool(r, "consistent", false)
 		switch {
-		case q.Has("stale"):
-		case q.Has("consistent"):
+		case stale:
+		case consistent:
 			if !s.node.isLeader() {
 				if isForwarded(r.Context()) { // forwarded once already: no second hop
 					writeError(w, &NotLeaderError{Leader: s.node.leader()})
@@ -142,6 +143,8 @@ func writeError(w http.ResponseWriter, err error) {
 		status = http.StatusForbidden
 	case errors.As(err, &bad):
 		status = http.StatusBadRequest
+	case errors.As(err, new(tooLarge)):
+		status = http.StatusRequestEntityTooLarge
 	case errors.Is(err, state.ErrIndexMismatch), errors.Is(err, state.ErrDeploymentEnded):
 		status = http.StatusConflict
 	case errors.Is(err, ErrModuleExists):
@@ -163,17 +166,12 @@ type badRequest struct{ error }
 func (b badRequest) Unwrap() error { return b.error }
 
 // blockingWait implements Consul/Nomad blocking queries: with ?index=N the
-// request waits (up to ?wait=, default 5m, max 10m) until the state index
+// request waits (up to ?wait=, default 5m, max 10m: blockingParams) until the state index
 // passes N, then answers.
 func (s *httpAPI) blockingWait(r *http.Request) {
-	q := r.URL.Query()
-	min, err := strconv.ParseUint(q.Get("index"), 10, 64)
+	min, wait, err := blockingParams(r) // checkQuery has refused malformed values
 	if err != nil || min == 0 {
 		return
-	}
-	wait := 5 * time.Minute
-	if d, err := time.ParseDuration(q.Get("wait")); err == nil && d > 0 {
-		wait = min64(d, 10*time.Minute)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
@@ -188,11 +186,4 @@ func (s *httpAPI) blockingWait(r *http.Request) {
 		case <-ch:
 		}
 	}
-}
-
-func min64(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
 }

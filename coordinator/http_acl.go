@@ -143,7 +143,7 @@ func (m *routeMux) Handle(pattern string, h http.Handler) {
 		panic(fmt.Sprintf("coordinator: HTTP route %q has no entry in routeNeeds (http_acl.go): say what it needs", pattern))
 	}
 	m.patterns = append(m.patterns, pattern)
-	m.mux.Handle(pattern, m.api.guard(pattern, need, h))
+	m.mux.Handle(pattern, checkQuery(m.api.guard(pattern, need, h)))
 }
 
 // HandleFunc is Handle for a function.

@@ -1,10 +1,7 @@
 package coordinator
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 
@@ -84,10 +81,8 @@ func (s *httpAPI) handleACLPolicy(w http.ResponseWriter, r *http.Request) {
 
 func (s *httpAPI) handleACLPolicySet(w http.ResponseWriter, r *http.Request) {
 	var p structs.ACLPolicy
-	dec := json.NewDecoder(io.LimitReader(r.Body, 2*acl.MaxPolicySize))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		writeError(w, badRequest{fmt.Errorf("malformed ACL policy JSON: %w", err)})
+	if err := decodeJSON(r, 2*acl.MaxPolicySize, "ACL policy JSON", &p, false); err != nil {
+		writeError(w, err)
 		return
 	}
 	name := r.PathValue("name")
@@ -132,10 +127,8 @@ func (s *httpAPI) handleACLTokens(w http.ResponseWriter, r *http.Request) {
 
 func (s *httpAPI) handleACLTokenCreate(w http.ResponseWriter, r *http.Request) {
 	var req structs.ACLTokenRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-		writeError(w, badRequest{fmt.Errorf("malformed ACL token request: %w", err)})
+	if err := decodeJSON(r, maxSmallBody, "ACL token request", &req, true); err != nil {
+		writeError(w, err)
 		return
 	}
 	tok, err := s.admin.createToken(req)

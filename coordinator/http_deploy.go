@@ -1,9 +1,7 @@
 package coordinator
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -53,12 +51,7 @@ func (s *httpAPI) handleJobVersions(w http.ResponseWriter, r *http.Request) {
 // decodeBody reads a JSON body of at most limit bytes, refusing unknown
 // fields, into v.
 func decodeBody(r *http.Request, limit int64, what string, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return badRequest{fmt.Errorf("malformed %s: %w", what, err)}
-	}
-	return nil
+	return decodeJSON(r, limit, what, v, false)
 }
 
 // handleJobPlan is PUT /v1/job/{id}/plan: what registering the job would

@@ -2,10 +2,8 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -83,10 +81,8 @@ func (s *httpAPI) handleJobs(w http.ResponseWriter, r *http.Request) {
 
 func (s *httpAPI) handleJobRegister(w http.ResponseWriter, r *http.Request) {
 	var req structs.JobRegisterRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxJobSize))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, badRequest{fmt.Errorf("malformed job JSON: %w", err)})
+	if err := decodeJSON(r, maxJobSize, "job JSON", &req, false); err != nil {
+		writeError(w, err)
 		return
 	}
 	resp, err := s.jobs.registerJob(req.Job, req.EnforceIndex, req.JobModifyIndex)
@@ -156,16 +152,11 @@ func (s *httpAPI) handleEval(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *httpAPI) handleModulePush(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxModuleSize+1))
-	if err != nil {
-		writeError(w, badRequest{fmt.Errorf("reading module: %w", err)})
+	if r.ContentLength > MaxModuleSize {
+		writeError(w, tooLarge{what: "the module", limit: MaxModuleSize})
 		return
 	}
-	if len(body) > MaxModuleSize {
-		writeError(w, badRequest{fmt.Errorf("module is larger than %d MiB", MaxModuleSize>>20)})
-		return
-	}
-	m, idx, err := s.jobs.pushModule(r.Context(), r.PathValue("name"), r.PathValue("version"), body)
+	m, idx, err := s.jobs.pushModuleFrom(r.Context(), r.PathValue("name"), r.PathValue("version"), r.Body)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -302,15 +293,15 @@ func (s *httpAPI) handleAllocLogs(w http.ResponseWriter, r *http.Request) {
 
 func (s *httpAPI) handleNodeDrain(w http.ResponseWriter, r *http.Request) {
 	var req structs.DrainRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
-		writeError(w, badRequest{fmt.Errorf("malformed drain request: %w", err)})
+	if err := decodeJSON(r, maxSmallBody, "drain request", &req, false); err != nil {
+		writeError(w, err)
 		return
 	}
 	var deadline time.Duration
 	if req.Deadline != "" {
 		d, err := time.ParseDuration(req.Deadline)
-		if err != nil || d < 0 {
-			writeError(w, badRequest{fmt.Errorf("deadline %q: want a duration like \"1h\"", req.Deadline)})
+		if err != nil || d < 0 || d > maxDrainDeadline {
+			writeError(w, badRequest{fmt.Errorf("field Deadline %q: want a duration from 0 to %s, like \"1h\" (0: no deadline)", req.Deadline, maxDrainDeadline)})
 			return
 		}
 		deadline = d
@@ -325,8 +316,8 @@ func (s *httpAPI) handleNodeDrain(w http.ResponseWriter, r *http.Request) {
 
 func (s *httpAPI) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
 	var req structs.JoinTokenRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-		writeError(w, badRequest{fmt.Errorf("malformed token request: %w", err)})
+	if err := decodeJSON(r, maxSmallBody, "token request", &req, true); err != nil {
+		writeError(w, err)
 		return
 	}
 	tok, err := s.tokens.create(req)

@@ -1,10 +1,8 @@
 package coordinator
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/strata-run/strata/coordinator/state"
@@ -32,12 +30,7 @@ func (s *httpAPI) opsRoutes(mux *routeMux, read func(string, http.HandlerFunc)) 
 // decodeOptional decodes a small JSON body, refusing fields the route
 // does not take (decodeBody); an empty body leaves v as it is.
 func decodeOptional(r *http.Request, what string, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		return badRequest{fmt.Errorf("malformed %s: %w", what, err)}
-	}
-	return nil
+	return decodeJSON(r, maxSmallBody, what, v, true)
 }
 
 func (s *httpAPI) handleJobSummary(w http.ResponseWriter, r *http.Request) {

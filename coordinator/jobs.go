@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,13 +129,13 @@ func (s *registrar) resolveModules(job *spec.Job) ([]string, error) {
 // pushModule validates and stores a module version. Versions are
 // immutable: the same name@version with other bytes is refused.
 func (s *registrar) pushModule(ctx context.Context, name, version string, b []byte) (*structs.Module, uint64, error) {
-	if err := spec.ValidModuleName(name); err != nil {
-		return nil, 0, badRequest{err}
-	}
-	if err := spec.ValidVersion(version); err != nil {
-		return nil, 0, badRequest{err}
-	}
-	digest := Digest(b)
+	return s.pushModuleFrom(ctx, name, version, bytes.NewReader(b))
+}
+
+// registerModule validates an ingested module (data: its bytes, mapped)
+// and stores it: the blob under its digest, the version in the state.
+func (s *registrar) registerModule(ctx context.Context, name, version string, u *upload, data []byte) (*structs.Module, uint64, error) {
+	digest := u.digest
 	if old, err := s.store.Module(name, version); err != nil {
 		return nil, 0, err
 	} else if old != nil && old.Digest != digest {
@@ -143,17 +144,17 @@ func (s *registrar) pushModule(ctx context.Context, name, version string, b []by
 	} else if old != nil {
 		return old, s.store.Index(), nil
 	}
-	if err := wasmhost.Validate(ctx, b); err != nil {
+	if err := wasmhost.Validate(ctx, data); err != nil {
 		return nil, 0, badRequest{fmt.Errorf("%s@%s is not a module Strata can run: %w", name, version, err)}
 	}
 	// The blob is held from before it is written until this server's
 	// state names it, so a blob collection in between keeps it.
 	release := s.blobs.hold(digest)
 	defer release()
-	if _, err := s.blobs.Put(b); err != nil {
+	if err := s.blobs.adopt(u); err != nil {
 		return nil, 0, err
 	}
-	m := structs.Module{Name: name, Version: version, Digest: digest, Size: int64(len(b)), PushTime: time.Now().UnixNano()}
+	m := structs.Module{Name: name, Version: version, Digest: digest, Size: u.size, PushTime: time.Now().UnixNano()}
 	_, idx, err := s.apply(&state.ModuleRegister{Module: m})
 	if err != nil {
 		return nil, 0, err
@@ -185,6 +186,12 @@ func waitApplied(store *state.Store, index uint64, max time.Duration) {
 // stored job version uses it. Every server then deletes the blobs no
 // module version names (blobGC).
 func (s *registrar) deleteModule(name, version string) (uint64, error) {
+	if err := spec.ValidModuleName(name); err != nil {
+		return 0, badRequest{err}
+	}
+	if err := spec.ValidVersion(version); err != nil {
+		return 0, badRequest{err}
+	}
 	_, idx, err := s.apply(&state.ModuleDelete{Name: name, Version: version})
 	return idx, err
 }
@@ -210,8 +217,11 @@ func (s *registrar) stopJob(id string, purge bool) (*structs.JobDeregisterRespon
 // version is registered only if the job has not changed since it was
 // read.
 func (s *registrar) scaleJob(id, group string, count int) (*structs.JobRegisterResponse, error) {
-	if count < 0 {
-		return nil, badRequest{fmt.Errorf("count %d: a group's count cannot be negative", count)}
+	switch {
+	case count < 0:
+		return nil, badRequest{fmt.Errorf("field Count %d: a group's count cannot be negative", count)}
+	case count > spec.MaxCount:
+		return nil, badRequest{fmt.Errorf("field Count %d: a group's count is at most %d", count, spec.MaxCount)}
 	}
 	rec, err := s.store.Job(id)
 	if err != nil {

@@ -36,8 +36,9 @@ type raftNode struct {
 	raft     *raft.Raft
 	trans    *raft.NetworkTransport
 	mux      *muxLayer
-	logDB    *raftboltdb.BoltStore
-	leaderCh chan bool // Raft's NotifyCh: leadership changes, read by Server.leaderLoop only
+	logDB    *raftboltdb.BoltStore   // opened by openLog, before the state
+	snaps    *raft.FileSnapshotStore // opened by openLog
+	leaderCh chan bool               // Raft's NotifyCh: leadership changes, read by Server.leaderLoop only
 }
 
 // raftConfig is what starting Raft needs from the server's Config.
@@ -68,17 +69,41 @@ func (e *NotLeaderError) Error() string {
 
 func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 
-// start opens the Raft log over cfg.DataDir/raft, binds the Raft port
-// (whose RPC connections go to rpc) and starts Raft with fsm.
-func (n *raftNode) start(cfg raftConfig, fsm raft.FSM, rpc func(net.Conn)) error {
+// openLog opens the Raft log and the snapshot store over dataDir/raft,
+// checking both, before the state is opened (openState checks the state
+// against them).
+func (n *raftNode) openLog(dataDir string) error {
+	dir := filepath.Join(dataDir, "raft")
+	logPath := filepath.Join(dir, "raft.db")
+	if err := boltcheck.Preflight(logPath); err != nil {
+		return fmt.Errorf("coordinator: raft log: %w", err)
+	}
+	var err error
+	n.logDB, err = raftboltdb.New(raftboltdb.Options{Path: logPath})
+	if err != nil {
+		return fmt.Errorf("coordinator: open raft log %s: %w", logPath, err)
+	}
+	n.snaps, err = raft.NewFileSnapshotStore(dir, 2, io.Discard)
+	if err != nil {
+		return fmt.Errorf("coordinator: snapshot store: %w", err)
+	}
+	return verifySnapshots(filepath.Join(dir, "snapshots"), n.snaps)
+}
+
+// start binds the Raft port (whose RPC connections go to rpc) and starts
+// Raft with fsm over the log openLog opened. restore: the state is
+// behind the newest snapshot (openState), so Raft restores it from the
+// snapshot before replaying the log.
+func (n *raftNode) start(cfg raftConfig, fsm raft.FSM, rpc func(net.Conn), restore bool) error {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
 	// The FSM is durable: do not rebuild it from the snapshot at start,
-	// replay only what is newer than its applied index.
-	rc.NoSnapshotRestoreOnStart = true
+	// replay only what is newer than its applied index; unless it is
+	// behind the snapshot (a rebuilt state).
+	rc.NoSnapshotRestoreOnStart = !restore
 	// Leadership changes reach Server.leaderLoop only: a channel of our
 	// own, so no other reader can take a transition from it.
 	n.leaderCh = make(chan bool, 16)
@@ -89,23 +114,8 @@ func (n *raftNode) start(cfg raftConfig, fsm raft.FSM, rpc func(net.Conn)) error
 		rc.LeaderLeaseTimeout = 100 * time.Millisecond
 		rc.CommitTimeout = 5 * time.Millisecond
 	}
-	dir := filepath.Join(cfg.DataDir, "raft")
-	logPath := filepath.Join(dir, "raft.db")
-	if err := boltcheck.Preflight(logPath); err != nil {
-		return fmt.Errorf("coordinator: raft log: %w", err)
-	}
+	snaps := n.snaps
 	var err error
-	n.logDB, err = raftboltdb.New(raftboltdb.Options{Path: logPath})
-	if err != nil {
-		return fmt.Errorf("coordinator: open raft log %s: %w", logPath, err)
-	}
-	snaps, err := raft.NewFileSnapshotStore(dir, 2, io.Discard)
-	if err != nil {
-		return fmt.Errorf("coordinator: snapshot store: %w", err)
-	}
-	if err := verifySnapshots(filepath.Join(dir, "snapshots"), snaps); err != nil {
-		return err
-	}
 	if n.mux, err = newMuxLayer(cfg.Bind, rpc); err != nil {
 		return err
 	}

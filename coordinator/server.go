@@ -181,8 +181,13 @@ func New(cfg Config) (*Server, error) {
 			s.closeStores()
 		}
 	}()
+	if err := s.node.openLog(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	var restore bool
+	var catchUp uint64
 	var err error
-	if s.store, err = state.Open(filepath.Join(cfg.DataDir, "state.db")); err != nil {
+	if s.store, restore, catchUp, err = openState(filepath.Join(cfg.DataDir, "state.db"), s.node, s.log); err != nil {
 		return nil, err
 	}
 	if s.blobs, err = newBlobStore(filepath.Join(cfg.DataDir, "modules")); err != nil {
@@ -199,8 +204,9 @@ func New(cfg Config) (*Server, error) {
 	life, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wire(ln, life)
+	s.blobGC.after = catchUp
 	if err := s.node.start(raftConfig{ID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, DevMode: cfg.DevMode},
-		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys}, blobs: s.blobGC.kick, catalog: s.catalog}, s.rpc.serve); err != nil {
+		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys}, blobs: s.blobGC.kick, catalog: s.catalog}, s.rpc.serve, restore); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -222,7 +228,7 @@ func (s *Server) wire(ln *quic.Listener, life context.Context) {
 	part := func(name string) *slog.Logger { return s.log.With("part", name) }
 	apply := s.node.apply // the node is started once every part exists
 	rpc := &rpcClient{}
-	*s.node = raftNode{id: cfg.NodeID, store: s.store, rpc: rpc, log: part("raft")}
+	*s.node = raftNode{id: cfg.NodeID, store: s.store, rpc: rpc, log: part("raft"), logDB: s.node.logDB, snaps: s.node.snaps}
 	advertise := cfg.AgentAdvertise
 	if advertise == "" {
 		advertise = advertisable(ln.Addr().String())

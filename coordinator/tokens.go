@@ -65,8 +65,8 @@ func (s *tokenIssuer) create(req structs.JoinTokenRequest) (*structs.NewJoinToke
 	tok := structs.JoinToken{Reusable: req.Reusable, Description: req.Description, CreateTime: now.UnixNano()}
 	if req.TTL != "" {
 		ttl, err := time.ParseDuration(req.TTL)
-		if err != nil || ttl <= 0 {
-			return nil, badRequest{fmt.Errorf("token TTL %q: want a positive duration like \"24h\"", req.TTL)}
+		if err != nil || ttl < minJoinTokenTTL || ttl > maxJoinTokenTTL {
+			return nil, badRequest{fmt.Errorf("field TTL %q: want a duration from %s to %s, like \"24h\" (omit it for a token that never expires)", req.TTL, minJoinTokenTTL, maxJoinTokenTTL)}
 		}
 		tok.ExpireTime = now.Add(ttl).UnixNano()
 	}

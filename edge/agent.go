@@ -173,7 +173,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cert == nil && cfg.JoinToken == "" {
 		return nil, errors.New("edge: this agent has not joined the cluster yet: start it with -join-token (create one on a server with `strata agent token create`)")
 	}
-	local, err := openLocalState(filepath.Join(cfg.DataDir, "agent.db"))
+	local, err := openLocalStateOrReset(filepath.Join(cfg.DataDir, "agent.db"), log)
 	if err != nil {
 		return nil, err
 	}

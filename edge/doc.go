@@ -64,7 +64,9 @@
 //     stderr}.
 //   - local state (state.go): agent.db holds the last allocation set (run
 //     at start, before any server answers), the task states, and the
-//     servers learned at registration.
+//     servers learned at registration. A damaged agent.db is moved aside
+//     (agent.db.damaged-<time>, logged by name) and the agent starts
+//     empty: its server sends its allocations again.
 //   - the catalog replica and DNS (replica.go, replica_stream.go,
 //     catalog_state.go, dns.go), only with Config.DNSAddr: a copy of the
 //     servers' service catalog received on the catalog stream (a

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -43,11 +45,47 @@ var ErrCorruptLocalState = errors.New("edge: corrupt local state")
 // another protocol version.
 var errStaleLocalState = errors.New("edge: allocations stored by an agent of another version")
 
-func openLocalState(path string) (*localState, error) {
+// openLocalStateOrReset opens the agent's state file; a damaged one is
+// moved aside (path.damaged-<time>, logged by name) and the agent starts
+// with an empty one: what it held is the servers' to tell again, which
+// they do once the agent reconnects.
+func openLocalStateOrReset(path string, log *slog.Logger) (*localState, error) {
+	l, err := openLocalState(path)
+	if !errors.Is(err, ErrCorruptLocalState) {
+		return l, err
+	}
+	aside := fmt.Sprintf("%s.damaged-%s", path, time.Now().UTC().Format("20060102T150405.000Z"))
+	if rerr := os.Rename(path, aside); rerr != nil {
+		return nil, fmt.Errorf("%w; moving it aside failed: %v", err, rerr)
+	}
+	log.Warn("agent state file damaged: moved aside, starting empty until a server sends this node's allocations", "file", path, "moved_to", aside, "err", err)
+	return openLocalState(path)
+}
+
+// openLocalState opens the agent's state file, or refuses a damaged one
+// with ErrCorruptLocalState naming it (never a panic: bbolt panics on
+// some damaged pages).
+func openLocalState(path string) (l *localState, err error) {
 	if err := boltcheck.Preflight(path); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptLocalState, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	var db *bolt.DB
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrCorruptLocalState, path, r)
+		}
+		if err != nil && db != nil {
+			func() {
+				defer func() { _ = recover() }()
+				db.Close()
+			}()
+			l = nil
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("edge: %s is locked by another process: is another agent running on this data dir?", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %v", ErrCorruptLocalState, path, err)
 	}
@@ -64,7 +102,6 @@ func openLocalState(path string) (*localState, error) {
 		_, err := tx.CreateBucketIfNotExists(bucketAllocs)
 		return err
 	}); err != nil {
-		db.Close()
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptLocalState, path, err)
 	}
 	return &localState{db: db}, nil

@@ -96,6 +96,7 @@ func commands() []command {
 		{"system gc", "Collect finished allocations, done evaluations, dead jobs and old job versions", runSystemGC},
 		{"operator raft list-peers", "List the servers of the Raft configuration", runRaftListPeers},
 		{"operator raft remove-peer", "Remove a server: remove-peer -peer-id ID | -peer-address ADDR", runRaftRemovePeer},
+		{"operator state check", "Check a stopped server's state.db and Raft log fully: operator state check -data-dir D", runStateCheck},
 		{"job init", "Write a commented example job: job init [FILE] (default example.hcl)", runJobInit},
 		{"fmt", "Rewrite job files in canonical HCL layout: fmt [-check] FILE...", runFmt},
 		{"inspect", "Print a job file as canonical JSON, defaults filled: inspect FILE.hcl", runInspect},

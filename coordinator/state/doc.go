@@ -4,10 +4,13 @@
 //
 // It owns:
 //
-//   - the store (Open): the bbolt file, its format check (meta/format =
-//     strata-state-v2; a corrupt or foreign file is refused by name, never
-//     replaced), snapshots (Snapshot) and Restore, which checks a
-//     snapshot before it replaces anything;
+//   - the store (Open): the bbolt file, its checks (boltcheck's page walk
+//     before bbolt reads it, bbolt's tx.Check, meta/format =
+//     strata-state-v2; a corrupt or foreign file is refused by name,
+//     never replaced here: the coordinator moves it aside and rebuilds it
+//     from Raft), snapshots (Snapshot) and Restore, which checks a
+//     snapshot before it replaces anything; CheckFile, the full check
+//     (every record decoded strictly) of `strata operator state check`;
 //   - the commands (Command, Encode): one type byte and a payload, JSON
 //     except the plan, whose allocations have a compact binary form
 //     (codec.go), as do stored allocations;

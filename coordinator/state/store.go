@@ -78,17 +78,37 @@ type Store struct {
 // Open opens (creating if absent) the state file at path. An existing
 // file that is not a valid Strata state file is an error naming the file;
 // it is never replaced by an empty state.
+//
+// Open never panics on bad bytes: bbolt panics on some damaged pages, and
+// such a panic is turned into an error naming the file.
 func Open(path string) (*Store, error) {
 	db, err := openDB(path)
 	if err != nil {
 		return nil, err
 	}
 	s := &Store{path: path, db: db, watch: make(chan struct{}), allocs: allocCache{m: map[string]*structs.Alloc{}}}
-	if err := db.View(s.usage.rebuild); err != nil {
+	if err := viewRecovering(db, path, s.usage.rebuild); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// viewRecovering runs fn in a read transaction, turning a bbolt panic on
+// a damaged page into an error naming the file.
+func viewRecovering(db *bolt.DB, path string, fn func(*bolt.Tx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrCorruptState, path, r)
+		}
+	}()
+	if err := db.View(fn); err != nil {
+		if errors.Is(err, ErrCorruptState) {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return err
+	}
+	return nil
 }
 
 func openDB(path string) (db *bolt.DB, err error) {
@@ -104,24 +124,37 @@ func openDB(path string) (db *bolt.DB, err error) {
 	defer func() {
 		// bbolt panics on some malformed files instead of returning an error.
 		if r := recover(); r != nil {
-			db, err = nil, fmt.Errorf("%w: %s: %v", ErrCorruptState, path, r)
+			err = fmt.Errorf("%w: %s: %v", ErrCorruptState, path, r)
+		}
+		if err != nil && db != nil {
+			closeQuietly(db)
+			db = nil
 		}
 	}()
 	// The freelist is rebuilt at open instead of written on every commit:
 	// fewer pages per Raft batch.
 	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("state: %s is locked by another process: is another server running on this data dir?", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %v", ErrCorruptState, path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error { return initBuckets(tx, path, fresh) })
-	if err == nil {
-		err = checkDB(db, path)
+	// Check the pages before writing anything: a write into a damaged
+	// file could spread the damage.
+	if err = checkDB(db, path); err != nil {
+		return db, err
 	}
-	if err != nil {
-		db.Close()
-		return nil, err
+	if err = db.Update(func(tx *bolt.Tx) error { return initBuckets(tx, path, fresh) }); err != nil {
+		return db, err
 	}
 	return db, nil
+}
+
+// closeQuietly closes a damaged file's handle; closing may panic too.
+func closeQuietly(db *bolt.DB) {
+	defer func() { _ = recover() }()
+	db.Close()
 }
 
 // initBuckets checks the format of an existing file, or writes it into a
@@ -156,12 +189,24 @@ func initBuckets(tx *bolt.Tx, path string, fresh bool) error {
 // checkDB walks every page of the file (bbolt's consistency check), so a
 // truncated or scribbled file fails at start, not on first read.
 func checkDB(db *bolt.DB, path string) error {
-	return db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return fmt.Errorf("%w: %s: %v", ErrCorruptState, path, err)
+	return db.View(func(tx *bolt.Tx) error { return checkPages(tx, path) })
+}
+
+// checkPages runs bbolt's consistency check and returns its first error.
+// It reads the check to its end: the check's goroutine uses tx until then.
+func checkPages(tx *bolt.Tx, path string) error {
+	var first error
+	n := 0
+	for err := range tx.Check() {
+		if first == nil {
+			first = err
 		}
+		n++
+	}
+	if first == nil {
 		return nil
-	})
+	}
+	return fmt.Errorf("%w: %s: %v (%d problems found)", ErrCorruptState, path, first, n)
 }
 
 // Close closes the database.

@@ -25,13 +25,16 @@ const (
 
 type meta struct {
 	pageSize uint32
+	root     uint64 // the root bucket's root page
 	pgid     uint64
 	txid     uint64
 }
 
 // Preflight checks path. A missing file is fine (bbolt creates it); an
 // existing one must have a valid meta page whose high-water mark fits in
-// the file.
+// the file, and every page reachable from its root must be a well-formed
+// branch or leaf page whose elements stay inside it (walk.go). It reads
+// the tree's pages once: its cost is that of reading the file.
 func Preflight(path string) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -69,7 +72,8 @@ func Preflight(path string) error {
 	if need := int64(best.pgid) * int64(best.pageSize); size < need {
 		return fmt.Errorf("%w: %s is truncated: %d bytes, its header says %d", ErrCorrupt, path, size, need)
 	}
-	return nil
+	w := &walker{r: f, path: path, pageSize: int64(best.pageSize), hwm: best.pgid, seen: map[uint64]bool{}}
+	return w.tree(best.root, 0)
 }
 
 // readMeta reads the meta page at off. It returns the decoded meta even
@@ -86,6 +90,7 @@ func readMeta(r io.ReaderAt, off int64) (*meta, error) {
 	}
 	m := &meta{
 		pageSize: binary.LittleEndian.Uint32(b[offPageSize:]),
+		root:     binary.LittleEndian.Uint64(b[offRoot:]),
 		pgid:     binary.LittleEndian.Uint64(b[offPgid:]),
 		txid:     binary.LittleEndian.Uint64(b[offTxid:]),
 	}
