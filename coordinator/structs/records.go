@@ -80,7 +80,7 @@ type Eval struct {
 	// failed allocations after their delay).
 	WaitUntil   int64  `json:"WaitUntil,omitempty"`
 	CreateIndex uint64 `json:"CreateIndex"`
-	ModifyIndex   uint64 `json:"ModifyIndex"`
+	ModifyIndex uint64 `json:"ModifyIndex"`
 }
 
 // TaskState is a task's state on its agent: pending, running or dead,
