@@ -272,6 +272,9 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintln(env.Stdout)
 		printAllocTable(env.Stdout, shown, nodeAddrs(ctx, c), true)
 	}
+	if rec, err := c.Job(ctx, id); err == nil && rec != nil {
+		printRescheduling(env.Stdout, rec.Job, shown, time.Now())
+	}
 	if hidden > 0 {
 		fmt.Fprintf(env.Stdout, "\n%d allocation(s) of older versions not shown: strata status -all-allocs %s\n", hidden, id)
 	}

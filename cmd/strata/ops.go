@@ -126,6 +126,7 @@ func printJobStatus(env *Env, st *jobStatus, eval *structs.Eval, hidden int) {
 	} else {
 		printAllocTable(w, st.Allocations, nil, false)
 	}
+	printRescheduling(w, j, st.Allocations, time.Now())
 	if hidden > 0 {
 		fmt.Fprintf(w, "\n%d allocation(s) of older versions not shown: strata job status -all-allocs %s\n", hidden, j.ID)
 	}
