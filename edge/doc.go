@@ -62,9 +62,12 @@
 //   - task logs (logfile.go): every driver's stdout and stderr go to the
 //     agent's rotated files, <DataDir>/allocs/<alloc>/logs/<task>.{stdout,
 //     stderr}.
-//   - local state (state.go): agent.db holds the last allocation set (run
-//     at start, before any server answers), the task states, and the
-//     servers learned at registration.
+//   - local state (state.go): agent.db holds the last allocation set, the
+//     task states, and the servers learned at registration. After a
+//     restart the stored set runs only if no server sends its set within
+//     Config.RestoreWait (restore.go: a two-step state machine); a
+//     server's set first replaces it, so nothing the servers stopped or
+//     replaced meanwhile starts, and only its containers are kept.
 //
 // Deployments (deployhealth.go, runner.go): an allocation whose deployment
 // asks (wire.Alloc.Health) has its deployment health decided here, as
