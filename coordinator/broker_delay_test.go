@@ -2,6 +2,9 @@ package coordinator
 
 import (
 	"context"
+	"github.com/strata-run/strata/coordinator/state"
+	"io"
+	"log/slog"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -65,5 +68,29 @@ func TestDelayedEvalsReset(t *testing.T) {
 	q.push(&structs.Eval{ID: "f", JobID: "j", Status: structs.EvalPending, WaitUntil: time.Now().Add(time.Hour).UnixNano()})
 	if q.delayed.len() != 1 {
 		t.Fatal("follow-up not held again after reset")
+	}
+}
+
+// A new leader finds the follow-ups in the state: startLeading holds the
+// one not yet due (not queued before its time) and queues the one due.
+func TestNewLeaderLoadsFollowUps(t *testing.T) {
+	st := openStore(t)
+	rec := &commandRecorder{t: t, store: st}
+	now := time.Now()
+	rec.apply(&state.EvalUpsert{Evals: []*structs.Eval{
+		{ID: "later", JobID: "a", TriggeredBy: "alloc-failure", Status: structs.EvalPending, WaitUntil: now.Add(time.Hour).UnixNano()},
+		{ID: "due", JobID: "b", TriggeredBy: "alloc-failure", Status: structs.EvalPending, WaitUntil: now.Add(-time.Second).UnixNano()},
+	}})
+	s := newScheduler(st, rec.apply, nil, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := s.startLeading(); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.broker.delayed.len(); n != 1 {
+		t.Fatalf("%d follow-ups held, want the one not due", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if e, err := s.broker.pop(ctx); err != nil || e.ID != "due" {
+		t.Fatalf("popped %v, %v; want the due follow-up", e, err)
 	}
 }
