@@ -2,13 +2,13 @@ package coordinator
 
 import (
 	"context"
-	"github.com/strata-run/strata/coordinator/state"
 	"io"
 	"log/slog"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/strata-run/strata/coordinator/state"
 	"github.com/strata-run/strata/coordinator/structs"
 )
 
