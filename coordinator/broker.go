@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/strata-run/strata/coordinator/structs"
 )
@@ -21,15 +22,17 @@ type evalQueue struct {
 	capIndex uint64                   // state index of the last capacity change
 	ready    chan struct{}            // wake-up for workers
 	priority func(jobID string) int
+	delayed  *delayedEvals // evals whose WaitUntil has not come
 }
 
 func newEvalQueue(priority func(string) int) *evalQueue {
-	q := &evalQueue{ready: make(chan struct{}, 1), priority: priority}
+	q := &evalQueue{ready: make(chan struct{}, 1), priority: priority, delayed: newDelayedEvals()}
 	q.reset()
 	return q
 }
 
 func (q *evalQueue) reset() {
+	q.delayed.reset()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.order, q.pending, q.inflight, q.blocked, q.pri = nil, map[string]*structs.Eval{}, map[string]bool{}, map[string]*structs.Eval{}, map[string]int{}
@@ -42,8 +45,13 @@ func (q *evalQueue) wake() {
 	}
 }
 
-// push enqueues e; a blocked eval waits for unblock instead.
+// push enqueues e; a blocked eval waits for unblock instead, and one
+// whose WaitUntil has not come waits for it (runDelayed).
 func (q *evalQueue) push(e *structs.Eval) {
+	if e.Status == structs.EvalPending && e.WaitUntil > time.Now().UnixNano() {
+		q.delayed.add(e)
+		return
+	}
 	pri := q.priority(e.JobID) // outside the lock: it reads the state
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -65,6 +73,11 @@ func (q *evalQueue) push(e *structs.Eval) {
 	q.pending[e.JobID] = e
 	q.pri[e.JobID] = pri
 	q.wake()
+}
+
+// runDelayed queues each delayed evaluation when due, until ctx ends.
+func (q *evalQueue) runDelayed(ctx context.Context) {
+	q.delayed.run(ctx, q.push)
 }
 
 // unblock moves every blocked eval back to the queue: capacity changed

@@ -61,7 +61,12 @@
 // (state.CheckPlan, with sched's own feasibility check), stamps the IDs
 // of what still fits, proposes it, and retries the rest on a fresh
 // snapshot. Placements that fit nowhere leave the evaluation blocked
-// until capacity changes.
+// until capacity changes. A failed allocation whose reschedule delay has
+// not passed gets a follow-up evaluation, committed with the plan,
+// pending with a WaitUntil: the broker holds it in a heap and one
+// goroutine of the leader's scheduler, sleeping on one timer, queues it
+// when due (broker_delay.go); a new leader loads it from the state. The
+// job list's status is Nomad's (jobstatus.go).
 //
 // Deployments. A job version that changes what a group runs carries its
 // deployment in its registration's entry (package state). The scheduler

@@ -86,6 +86,11 @@ func (s *scheduler) stopLeading() {
 // and the loop that commits evaluations for what the rules found.
 func (s *scheduler) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.broker.runDelayed(ctx)
+	}()
 	for range s.workers {
 		wg.Add(1)
 		go func() {
@@ -255,7 +260,7 @@ func scheduleRequest(store *state.Store, e *structs.Eval, now time.Time) (*sched
 	if err != nil {
 		return nil, err
 	}
-	req := &sched.Request{EvalID: e.ID, Nodes: nodes}
+	req := &sched.Request{EvalID: e.ID, Nodes: nodes, Now: now.UnixNano()}
 	for _, a := range allocs {
 		a := a.Allocation
 		req.Existing = append(req.Existing, &a)

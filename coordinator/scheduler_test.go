@@ -14,6 +14,7 @@ import (
 	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/internal/wire"
 	"github.com/strata-run/strata/sched"
+	"github.com/strata-run/strata/spec"
 )
 
 func TestEvalTrigger(t *testing.T) {
@@ -188,21 +189,50 @@ func TestAgentReportIsOneCommand(t *testing.T) {
 }
 
 // An agent reports its allocation failed: the scheduling side evaluates
-// the job (trigger alloc-failed) and the replacement is placed.
-func TestFailedAllocationIsReplaced(t *testing.T) {
+// the job (trigger alloc-failed), which commits a follow-up evaluation
+// due after the reschedule delay instead of replacing it at once; the
+// leader fires it when due and the replacement, linked to the failed
+// allocation, is placed.
+func TestFailedAllocationIsRescheduledAfterItsDelay(t *testing.T) {
 	s := startHeartbeatServer(t, Config{})
 	a := connectFakeAgent(t, s, "node-a", "127.0.0.1")
-	if _, err := s.RegisterJob(dockerJob("web", nil)); err != nil {
+	job := dockerJob("web", nil)
+	job.Groups[0].Reschedule = &spec.Reschedule{Delay: spec.Duration(5 * time.Second), DelayFunction: spec.DelayConstant, Unlimited: true}
+	if _, err := s.RegisterJob(job); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, s, "placement", 10*time.Second, func() bool { return len(liveAllocs(t, s, "web")) == 1 })
 	first := liveAllocs(t, s, "web")[0]
 	a.report(first.ID, sched.ClientRunning)
 	a.report(first.ID, sched.ClientFailed)
-	waitState(t, s, "a replacement after the failure", 10*time.Second, func() bool {
-		live := liveAllocs(t, s, "web")
-		return len(live) == 1 && live[0].ID != first.ID
+	var followUp *structs.Eval
+	waitState(t, s, "a follow-up evaluation", 10*time.Second, func() bool {
+		failed, err := s.store.Alloc(first.ID)
+		if err != nil || failed.FollowupEvalID == "" {
+			return false
+		}
+		followUp, err = s.store.Eval(failed.FollowupEvalID)
+		return err == nil && followUp != nil
 	})
+	failed, _ := s.store.Alloc(first.ID)
+	if want := failed.FinishedAt + int64(5*time.Second); followUp.WaitUntil != want || followUp.TriggeredBy != "alloc-failure" {
+		t.Fatalf("follow-up %+v: want triggered by alloc-failure, due at %d (failure + 5s)", followUp, want)
+	}
+	if live := liveAllocs(t, s, "web"); len(live) != 0 {
+		t.Fatalf("replaced before the delay: %d live allocations", len(live))
+	}
+	waitState(t, s, "a replacement after the delay", 20*time.Second, func() bool {
+		live := liveAllocs(t, s, "web")
+		return len(live) == 1 && live[0].PreviousAllocation == first.ID
+	})
+	if now := time.Now().UnixNano(); now < followUp.WaitUntil {
+		t.Fatalf("replacement placed %s before its follow-up was due", time.Duration(followUp.WaitUntil-now))
+	}
+	failed, _ = s.store.Alloc(first.ID)
+	repl := liveAllocs(t, s, "web")[0]
+	if failed.NextAllocation != repl.ID || failed.DesiredStatus != sched.DesiredStop {
+		t.Fatalf("failed allocation %+v: want NextAllocation %s and stopped", failed.Allocation, repl.ID)
+	}
 	evals, err := s.store.Evals(structs.EvalComplete)
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +241,7 @@ func TestFailedAllocationIsReplaced(t *testing.T) {
 	for _, e := range evals {
 		triggers[e.TriggeredBy]++
 	}
-	if triggers["alloc-failed"] != 1 {
-		t.Fatalf("completed evaluations by trigger: %v; want one alloc-failed", triggers)
+	if triggers["alloc-failed"] != 1 || triggers["alloc-failure"] != 1 {
+		t.Fatalf("completed evaluations by trigger: %v; want one alloc-failed, one alloc-failure", triggers)
 	}
 }

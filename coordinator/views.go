@@ -29,14 +29,13 @@ func jobList(store *state.Store) ([]structs.JobListEntry, error) {
 				e.Summary[a.ClientStatus]++
 			}
 		}
-		switch {
-		case j.Stopped:
-			e.Status = "dead"
-		case e.Summary["running"] > 0:
-			e.Status = "running"
-		default:
-			e.Status = "pending"
+		var latest *structs.Eval
+		if j.LatestEvalID != "" {
+			if latest, err = store.Eval(j.LatestEvalID); err != nil {
+				return nil, err
+			}
 		}
+		e.Status = jobStatusOf(j, allocs, latest)
 		out = append(out, e)
 	}
 	return out, nil

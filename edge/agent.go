@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -63,7 +65,11 @@ type Config struct {
 	// DNSDomain are forwarded to; with none they are REFUSED. Only with
 	// DNSAddr.
 	DNSRecursors []string
-	Logger       *slog.Logger
+	// RestoreWait is how long a restarted agent waits for a server's
+	// allocation set before it starts the allocations kept in local state
+	// (default DefaultRestoreWait; restore.go).
+	RestoreWait time.Duration
+	Logger      *slog.Logger
 }
 
 // HostVolume is a directory of the host offered to jobs under a name.
@@ -113,6 +119,9 @@ type Agent struct {
 	// replica and dns serve the cluster's names (Config.DNSAddr); nil without.
 	replica *replica
 	dns     *registry.DNSServer
+	// restore holds the allocations of local state until a server's set
+	// or RestoreWait decides (restore.go); set by Run before the link runs.
+	restore *restoreGate
 }
 
 // New prepares an agent: data dir, node identity, wasm host, drivers,
@@ -145,6 +154,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	if cfg.ModuleCacheMB == 0 {
 		cfg.ModuleCacheMB = DefaultModuleCacheMB
+	}
+	if cfg.RestoreWait < 0 {
+		return nil, fmt.Errorf("edge: restore wait %s is negative", cfg.RestoreWait)
+	}
+	if cfg.RestoreWait == 0 {
+		cfg.RestoreWait = DefaultRestoreWait
 	}
 	if cfg.ModuleCacheMB < 0 {
 		return nil, fmt.Errorf("edge: module cache size %d MB is negative", cfg.ModuleCacheMB)
@@ -222,7 +237,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 			if a.replica != nil {
 				a.replica.retain(m.Allocs)
 			}
-			a.allocs.reconcile(m.Allocs, false)
+			a.restore.serverSet(m.Allocs)
 		},
 		serve: func(ctx context.Context, st *quic.Stream) { a.streams.serve(ctx, st) },
 		learn: func(addrs []string) { a.link.learn(addrs, true) },
@@ -284,9 +299,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info("serving DNS", "addr", a.dns.Addr(), "domain", a.dns.Domain(), "index", a.replica.index())
 		defer a.stopDNS()
 	}
-	// Run what the servers last asked for, from local state, before any
-	// server answers: a rebooted edge host serves again at once, and a
-	// container the agent's previous run left is re-attached to.
+	// What the servers last asked for, from local state, runs only if no
+	// server sends its set within RestoreWait (restore.go): an edge host
+	// rebooted offline serves again a moment later, and one that reaches a
+	// server never starts what the servers stopped or replaced meanwhile.
+	// Containers the previous run left are re-attached to.
 	stored, err := a.local.load()
 	switch {
 	case errors.Is(err, errStaleLocalState):
@@ -294,23 +311,51 @@ func (a *Agent) Run(ctx context.Context) error {
 	case err != nil:
 		a.log.Error("reading local state", "err", err)
 	}
-	if a.docker != nil {
-		a.docker.prune(ctx, func(allocID, task string) bool {
-			return slices.ContainsFunc(stored, func(al wire.Alloc) bool {
-				return al.ID == allocID && al.DesiredStatus == "run" &&
-					slices.ContainsFunc(al.Tasks, func(t wire.Task) bool { return t.Name == task && t.Driver == wire.DriverDocker })
-			})
+	a.restore = newRestoreGate(stored,
+		func(stored []wire.Alloc) {
+			a.log.Info("no server answered: restoring allocations from local state", "allocs", len(stored), "waited", a.cfg.RestoreWait)
+			a.pruneContainers(ctx, stored)
+			a.allocs.reconcile(stored, true)
+		},
+		func(set []wire.Alloc, first bool) {
+			if first {
+				// What the previous run left is the servers' to decide:
+				// containers of allocations they stopped or replaced go;
+				// the others are re-attached to.
+				a.log.Info("a server answered: running its allocation set, not local state's", "allocs", len(set), "stored", len(stored))
+				a.pruneContainers(ctx, set)
+			}
+			a.allocs.reconcile(set, first)
 		})
-	}
 	if len(stored) > 0 {
-		a.log.Info("restoring allocations from local state", "allocs", len(stored))
-		a.allocs.reconcile(stored, true)
+		a.log.Info("allocations in local state: waiting for a server's set before starting them", "allocs", len(stored), "wait", a.cfg.RestoreWait)
+		var wg sync.WaitGroup
+		gctx, stop := context.WithCancel(ctx)
+		wg.Go(func() { a.restore.run(gctx, a.cfg.RestoreWait) })
+		defer wg.Wait()
+		defer stop()
+	} else {
+		a.pruneContainers(ctx, nil)
 	}
 	if err := a.link.run(ctx, a.control.session, a.allocs.stopOffline); err != nil {
 		a.log.Error("agent stopping", "err", err)
 		return err
 	}
 	return nil
+}
+
+// pruneContainers removes the containers of this node that no allocation
+// of set, desired to run, owns.
+func (a *Agent) pruneContainers(ctx context.Context, set []wire.Alloc) {
+	if a.docker == nil {
+		return
+	}
+	a.docker.prune(ctx, func(allocID, task string) bool {
+		return slices.ContainsFunc(set, func(al wire.Alloc) bool {
+			return al.ID == allocID && al.DesiredStatus == "run" &&
+				slices.ContainsFunc(al.Tasks, func(t wire.Task) bool { return t.Name == task && t.Driver == wire.DriverDocker })
+		})
+	})
 }
 
 func (a *Agent) shutdown() {

@@ -62,11 +62,15 @@
 //   - task logs (logfile.go): every driver's stdout and stderr go to the
 //     agent's rotated files, <DataDir>/allocs/<alloc>/logs/<task>.{stdout,
 //     stderr}.
-//   - local state (state.go): agent.db holds the last allocation set (run
-//     at start, before any server answers), the task states, and the
-//     servers learned at registration. A damaged agent.db is moved aside
-//     (agent.db.damaged-<time>, logged by name) and the agent starts
-//     empty: its server sends its allocations again.
+//   - local state (state.go): agent.db holds the last allocation set, the
+//     task states, and the servers learned at registration. After a
+//     restart the stored set runs only if no server sends its set within
+//     Config.RestoreWait (restore.go: a two-step state machine); a
+//     server's set first replaces it, so nothing the servers stopped or
+//     replaced meanwhile starts, and only its containers are kept.
+//     A damaged agent.db is moved aside (agent.db.damaged-<time>, logged
+//     by name) and the agent starts empty: its server sends its
+//     allocations again.
 //   - the catalog replica and DNS (replica.go, replica_stream.go,
 //     catalog_state.go, dns.go), only with Config.DNSAddr: a copy of the
 //     servers' service catalog received on the catalog stream (a

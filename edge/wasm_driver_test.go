@@ -106,6 +106,25 @@ func TestWasmDriverCommand(t *testing.T) {
 		}
 	})
 
+	t.Run("os.Exit(3) is exit code 3 in the task's events", func(t *testing.T) {
+		n := newTestNode(t)
+		task := wasmTask(t, n, wasip1Module(t, "../wasmhost/testdata/exitcode"), wire.ModeCommand)
+		task.Restart = &wire.RestartPolicy{Attempts: 0, Interval: time.Minute, Delay: time.Second, Mode: "fail"}
+		al := testAlloc(t, task)
+		r, done := startRunner(t, n, al)
+		waitStatus(t, n.outbox, al.ID, done, "failed")
+		ts := r.taskStates()["task"]
+		var term *wire.TaskEvent
+		for i := range ts.Events {
+			if ts.Events[i].Type == wire.EventTerminated {
+				term = &ts.Events[i]
+			}
+		}
+		if term == nil || term.ExitCode == nil || *term.ExitCode != 3 || term.Message != "Exit Code: 3, stderr: exitcode: giving up" {
+			t.Fatalf("Terminated event %+v, want exit code 3 and the module's stderr line (events %+v)", term, ts.Events)
+		}
+	})
+
 	t.Run("memory limit", func(t *testing.T) {
 		n := newTestNode(t)
 		task := wasmTask(t, n, worker, wire.ModeCommand)

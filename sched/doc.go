@@ -118,9 +118,21 @@
 //   - A job update is destructive and all at once: every allocation of an
 //     older job version is stopped and replaced in the same plan
 //     (update.max_parallel, canaries and auto-revert are not implemented).
-//   - Allocations that failed or were lost are replaced once per
-//     evaluation, with no reschedule policy (no attempt limit, delay or
-//     penalty for the node they failed on).
+//   - A failed allocation (client failed, desired run) is rescheduled
+//     with Nomad's semantics (reschedule.go): only while its group's
+//     reschedule policy allows (attempts within interval, or unlimited),
+//     after delay grown by delay_function up to max_delay, counted from
+//     Allocation.FinishedAt. Its replacement links to it
+//     (PreviousAllocation) and carries the chain's RescheduleTracker. A
+//     reschedule not yet due holds its index and asks for a follow-up
+//     evaluation (Plan.FollowUps, due at WaitUntil); one the policy does
+//     not allow stays failed and holds its index (the group runs short,
+//     as in Nomad). Request.Now is the only time read. There is no
+//     penalty for the node it failed on. A failed allocation of a group
+//     changed since (destructive update) is stopped and replaced at once.
+//   - A lost allocation is stopped ("alloc lost") and replaced at once;
+//     stopping a job stops every allocation still desired to run,
+//     finished ones included.
 //   - A batch job's allocation of the current version that completed
 //     successfully keeps its index and is not run again.
 //   - Non-terminal allocations on a node that is down or absent from the

@@ -15,6 +15,7 @@ const (
 	descNodeDown       = "node down"
 	descCountReduced   = "count reduced"
 	descDuplicateIndex = "duplicate index"
+	descLost           = "alloc lost: its node is down"
 )
 
 // jobTypeBatch is the job type whose completed allocations are not rerun.
@@ -29,6 +30,9 @@ type groupPlan struct {
 	ask    *groupAsk
 	place  []int        // indexes to place, ascending
 	canary map[int]bool // the indexes of place that are canaries
+	// resched holds the indexes of place that replace a failed
+	// allocation, with the one they replace.
+	resched map[int]replacement
 }
 
 // groupAllocs sorts one group's allocations for reconciliation.
@@ -36,13 +40,16 @@ type groupAllocs struct {
 	current  []*Allocation // non-terminal, current job version (or moving to it in place)
 	outdated []*Allocation // non-terminal, an older job version the group's new one replaces
 	done     []int         // batch: indexes completed at the current version
+	failed   []*Allocation // failed, desired to run, not replaced: rescheduleFailed decides
 }
 
-// stopAll stops every non-terminal allocation: the job is stopped or gone.
+// stopAll stops every allocation still desired to run, finished ones
+// included (a failed or lost allocation of a stopped job is never
+// rescheduled, and a re-run starts afresh): the job is stopped or gone.
 func stopAll(existing []*Allocation) []*Allocation {
 	var stops []*Allocation
 	for _, a := range existing {
-		if a != nil && !a.Terminal() {
+		if a != nil && a.DesiredStatus == DesiredRun {
 			stops = append(stops, stopped(a, descJobStopped))
 		}
 	}
@@ -87,10 +94,11 @@ func (p *placer) sortExisting(plan *Plan) []groupAllocs {
 		gi, ok := index[a.Group]
 		switch {
 		case a.Terminal():
-			if ok && batch && a.JobVersion == p.req.JobVersion &&
-				a.DesiredStatus == DesiredRun && a.ClientStatus == ClientComplete {
-				byGroup[gi].done = append(byGroup[gi].done, a.Index)
+			var g *groupAllocs
+			if ok {
+				g = &byGroup[gi]
 			}
+			p.sortFinished(plan, a, g, batch)
 		case !ok:
 			p.stop(plan, a, descGroupRemoved)
 		case p.refs[a.NodeID].down && a.ClientStatus == ClientUnknown:
@@ -117,6 +125,48 @@ func (p *placer) sortExisting(plan *Plan) []groupAllocs {
 		}
 	}
 	return byGroup
+}
+
+// sortFinished sorts a terminal allocation of the job: a batch copy that
+// completed at the current version keeps its index; a failed one waits
+// for rescheduleFailed (unless replaced already, or its group is gone or
+// changed: then it is stopped); a lost one is stopped, as Nomad does, so
+// its agent never runs it again if it comes back. g is nil when the
+// allocation's group is gone.
+func (p *placer) sortFinished(plan *Plan, a *Allocation, g *groupAllocs, batch bool) {
+	if a.DesiredStatus != DesiredRun {
+		return
+	}
+	switch a.ClientStatus {
+	case ClientComplete:
+		if g != nil && batch && a.JobVersion == p.req.JobVersion {
+			g.done = append(g.done, a.Index)
+		}
+	case ClientLost:
+		plan.Stop = append(plan.Stop, stopped(a, descLost))
+	case ClientFailed:
+		switch {
+		case a.NextAllocation != "":
+			// Replaced: the store stopped it with the placement.
+		case g == nil:
+			plan.Stop = append(plan.Stop, stopped(a, descGroupRemoved))
+		case a.JobVersion != p.req.JobVersion && p.needsReplace(a, p.asks[p.groupIndex(a.Group)].group):
+			// A new version of the group runs afresh, now.
+			plan.Stop = append(plan.Stop, stopped(a, descJobUpdated(p.req.JobVersion)))
+		default:
+			g.failed = append(g.failed, a)
+		}
+	}
+}
+
+// groupIndex is the index in p.asks of the group named name (present).
+func (p *placer) groupIndex(name string) int {
+	for i, g := range p.asks {
+		if g.group.Name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // nodeRef is where a node holding one of the job's allocations is.
@@ -176,10 +226,14 @@ func (p *placer) reconcileGroup(plan *Plan, g *groupAsk, allocs *groupAllocs) gr
 	if roll != nil {
 		gp.place, gp.canary = p.rollingUpdate(plan, g, roll, allocs.outdated, current, occupied)
 	}
+	gp.resched = p.rescheduleFailed(g, allocs.failed, occupied)
 	for i := 0; len(occupied)+len(gp.place) < count; i++ {
 		if !occupied[i] {
 			gp.place = append(gp.place, i)
 		}
+	}
+	for i := range gp.resched {
+		gp.place = append(gp.place, i)
 	}
 	slices.Sort(gp.place)
 	return gp

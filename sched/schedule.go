@@ -26,6 +26,8 @@ type placer struct {
 	// the current version in place; replace caches needsReplace.
 	inPlace map[string]bool
 	replace map[versionGroup]bool
+	// delayed holds the failed allocations to reschedule later.
+	delayed []delayedAlloc
 }
 
 // newPlacer prepares one Schedule call: it interns the groups' constraint
@@ -104,6 +106,7 @@ func Schedule(req *Request) (*Plan, error) {
 			return nil, err
 		}
 	}
+	plan.FollowUps = p.followUps()
 	return plan, nil
 }
 
@@ -130,6 +133,10 @@ func (p *placer) placeGroup(plan *Plan, gp groupPlan) error {
 		if d := p.req.Deployment; d != nil {
 			a.DeploymentID = d.ID
 			a.Canary = gp.canary[index]
+		}
+		if r, ok := gp.resched[index]; ok {
+			a.PreviousAllocation = r.prev.ID
+			a.RescheduleTracker = nextTracker(gp.ask.group.Reschedule, r.prev, p.req.Now, r.delay)
 		}
 		plan.Place = append(plan.Place, a)
 	}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/strata-run/strata/spec"
 )
@@ -198,6 +199,7 @@ func TestSeedComesFromEvalID(t *testing.T) {
 // that every placement passes Fits when applied in order.
 func TestPlanProperties(t *testing.T) {
 	r := rand.New(rand.NewPCG(42, 7))
+	replacements, followUps := 0, 0
 	for i := range 200 {
 		ns, job := randomCluster(r), randomJob(r)
 		req := &Request{EvalID: fmt.Sprintf("first-%d", i), Job: job, JobVersion: 1, Nodes: ns}
@@ -210,7 +212,7 @@ func TestPlanProperties(t *testing.T) {
 		for _, a := range plan.Place {
 			c := *a
 			c.ClientStatus = ClientRunning
-			if r.IntN(8) == 0 {
+			if r.IntN(3) == 0 {
 				c.ClientStatus = []string{ClientFailed, ClientLost}[r.IntN(2)]
 				state[c.NodeID].Used = state[c.NodeID].Used.Add(Resources{CPU: -c.Resources.CPU, MemoryMB: -c.Resources.MemoryMB})
 				for _, p := range c.Ports {
@@ -234,9 +236,63 @@ func TestPlanProperties(t *testing.T) {
 		for _, g := range job2.Groups {
 			g.Count = r.IntN(9)
 		}
-		req2 := &Request{EvalID: fmt.Sprintf("second-%d", i), Job: job2, JobVersion: version, Nodes: ns2, Existing: existingAllocs}
-		checkPlan(t, req2, mustSchedule(t, req2))
+		// Half the groups reschedule failures (due now or later), the
+		// others have no policy: their failures hold their index.
+		for _, g := range job2.Groups {
+			if r.IntN(2) == 0 {
+				g.Reschedule = &spec.Reschedule{Delay: spec.Duration(5 * time.Second), DelayFunction: spec.DelayConstant, Unlimited: true}
+			}
+		}
+		for _, a := range existingAllocs {
+			a.FinishedAt = t0
+		}
+		now := t0 + int64(r.IntN(2))*sec(10)
+		req2 := &Request{EvalID: fmt.Sprintf("second-%d", i), Job: job2, JobVersion: version, Nodes: ns2, Existing: existingAllocs, Now: now}
+		plan2 := mustSchedule(t, req2)
+		checkPlan(t, req2, plan2)
+		n, f := checkReschedules(t, req2, plan2)
+		replacements, followUps = replacements+n, followUps+f
 	}
+	if replacements == 0 || followUps == 0 {
+		t.Fatalf("the random cases rescheduled %d failures and asked %d follow-ups: both must happen", replacements, followUps)
+	}
+	t.Logf("%d failures rescheduled, %d follow-ups asked", replacements, followUps)
+}
+
+// checkReschedules: a placement that replaces an allocation replaces a
+// failed one of its group and index, at most once, only when its group
+// has a policy and the delay passed; a follow-up names failed allocations
+// not replaced, due after now.
+func checkReschedules(t *testing.T, req *Request, plan *Plan) (replacements, followUps int) {
+	t.Helper()
+	byID := map[string]*Allocation{}
+	for _, a := range req.Existing {
+		byID[a.ID] = a
+	}
+	replaced := map[string]bool{}
+	for _, a := range plan.Place {
+		if a.PreviousAllocation == "" {
+			continue
+		}
+		prev := byID[a.PreviousAllocation]
+		g := req.Job.Lookup(a.Group)
+		if prev == nil || prev.ClientStatus != ClientFailed || prev.Group != a.Group || prev.Index != a.Index ||
+			replaced[prev.ID] || g.Reschedule == nil || req.Now < prev.FinishedAt+int64(g.Reschedule.Delay)-int64(rescheduleWindow) {
+			t.Fatalf("%s: placement %s replaces %+v", req.EvalID, a.Name, prev)
+		}
+		replaced[prev.ID] = true
+	}
+	for _, f := range plan.FollowUps {
+		if f.WaitUntil <= req.Now {
+			t.Fatalf("%s: follow-up due at %d, not after now %d", req.EvalID, f.WaitUntil, req.Now)
+		}
+		for _, id := range f.AllocIDs {
+			if a := byID[id]; a == nil || a.ClientStatus != ClientFailed || replaced[id] {
+				t.Fatalf("%s: follow-up for %+v", req.EvalID, a)
+			}
+		}
+	}
+	return len(replaced), len(plan.FollowUps)
 }
 
 func checkPlan(t *testing.T, req *Request, plan *Plan) {
@@ -276,6 +332,18 @@ func checkPlan(t *testing.T, req *Request, plan *Plan) {
 		claim(a)
 		placed[a.Group]++
 	}
+	// Failed allocations the policy does not reschedule (the random jobs
+	// have none) keep their index: the group runs short by them.
+	held := map[string]int{}
+	replaced := map[string]bool{}
+	for _, a := range plan.Place {
+		replaced[a.PreviousAllocation] = true
+	}
+	for _, a := range req.Existing {
+		if a.ClientStatus == ClientFailed && a.DesiredStatus == DesiredRun && !stopped[a.ID] && !replaced[a.ID] {
+			held[a.Group]++
+		}
+	}
 	checkDistinctHosts(t, req, plan, stopped)
 	// Every group ends with Count copies, or explains the shortfall.
 	for _, g := range req.Job.Groups {
@@ -286,8 +354,12 @@ func checkPlan(t *testing.T, req *Request, plan *Plan) {
 				t.Fatalf("%s: explanation %+v for %d nodes", req.EvalID, e, len(req.Nodes))
 			}
 		}
-		if got := kept[g.Name] + placed[g.Name] + missing; got != g.Count {
-			t.Fatalf("%s: group %s: kept %d + placed %d + missing %d != count %d",
+		if got := kept[g.Name] + placed[g.Name] + missing + held[g.Name]; got != g.Count && !(held[g.Name] > 0 && got > g.Count) {
+			t.Fatalf("%s: group %s: kept %d + placed %d + missing %d + held failed %d != count %d",
+				req.EvalID, g.Name, kept[g.Name], placed[g.Name], missing, held[g.Name], g.Count)
+		}
+		if kept[g.Name]+placed[g.Name]+missing > g.Count {
+			t.Fatalf("%s: group %s: kept %d + placed %d + missing %d > count %d",
 				req.EvalID, g.Name, kept[g.Name], placed[g.Name], missing, g.Count)
 		}
 	}

@@ -114,6 +114,21 @@ type Allocation struct {
 	// CreateIndex and ModifyIndex are Raft indexes stamped by the store.
 	CreateIndex uint64 `json:"CreateIndex"`
 	ModifyIndex uint64 `json:"ModifyIndex"`
+
+	// Rescheduling (reschedule.go). PreviousAllocation is the failed
+	// allocation this one replaces, NextAllocation the one that replaced
+	// it (set by the store when the replacement is placed), and
+	// RescheduleTracker the reschedules of the chain so far, this one's
+	// included. FollowupEvalID is the delayed evaluation that will
+	// reschedule this failed allocation when its delay has passed.
+	// FinishedAt is when a report made its client status final (unix
+	// nanoseconds, stamped by the proposer): a reschedule delay counts
+	// from there.
+	PreviousAllocation string             `json:"PreviousAllocation,omitempty"`
+	NextAllocation     string             `json:"NextAllocation,omitempty"`
+	RescheduleTracker  *RescheduleTracker `json:"RescheduleTracker,omitempty"`
+	FollowupEvalID     string             `json:"FollowupEvalID,omitempty"`
+	FinishedAt         int64              `json:"FinishedAt,omitempty"`
 }
 
 // Health is an allocation's deployment health.
@@ -196,6 +211,10 @@ type Request struct {
 	// Deployment drives the replacement of changed allocations; nil
 	// replaces them all at once.
 	Deployment *Deployment
+	// Now is the evaluation's time (unix nanoseconds), read by the
+	// coordinator: a failed allocation is rescheduled once its delay has
+	// passed by then, or a follow-up evaluation is asked for later.
+	Now int64
 }
 
 // Deployment is what the scheduler needs of the job version's deployment.
@@ -231,6 +250,9 @@ type Plan struct {
 	InPlace []*Allocation
 	// Failed explains, per group, placements that found no node.
 	Failed map[string]*Explanation
+	// FollowUps are the delayed evaluations that reschedule failed
+	// allocations whose delay has not passed yet (reschedule.go).
+	FollowUps []*FollowUp
 }
 
 // Explanation says why a group's placements failed, with counts per reason.

@@ -18,13 +18,10 @@ import "slices"
 // later segment overwriting an earlier one stays a separate segment, in
 // order). A module with a DataCount section (bulk memory: memory.init and
 // data.drop name segments by index) is left alone. Gaps are filled with the
-// zeros the memory already holds there, within the span the original
-// segments covered, so bounds do not change either.
+// bytes the memory already holds there (zeros, or what an earlier merged
+// segment wrote: gapBytes), within the span the original segments covered,
+// so bounds do not change either.
 func coalesceData(b []byte) []byte {
-	type segment struct {
-		offset uint32
-		data   []byte
-	}
 	r := &reader{b: b, off: 8}
 	var dataStart, dataEnd int // the data section, id and size included
 	var segs []segment
@@ -86,10 +83,13 @@ func coalesceData(b []byte) []byte {
 			last := &merged[len(merged)-1]
 			lastEnd := uint64(last.offset) + uint64(len(last.data))
 			if uint64(s.offset) >= lastEnd && uint64(s.offset)-lastEnd <= maxDataGap {
-				last.data = append(last.data, make([]byte, uint64(s.offset)-lastEnd)...)
+				last.data = append(last.data, gapBytes(merged[:len(merged)-1], lastEnd, uint64(s.offset))...)
 				last.data = append(last.data, s.data...)
 				continue
 			}
+		}
+		if len(merged) == maxMergedSegments {
+			return b // too scattered to be worth merging
 		}
 		merged = append(merged, segment{offset: s.offset, data: slices.Clip(slices.Clone(s.data))})
 	}
@@ -112,6 +112,36 @@ func coalesceData(b []byte) []byte {
 	out = append(out, uleb32(uint32(len(sec)))...)
 	out = append(out, sec...)
 	return append(out, b[dataEnd:]...)
+}
+
+// segment is an active data segment: data written at offset.
+type segment struct {
+	offset uint32
+	data   []byte
+}
+
+// maxMergedSegments bounds coalesceData's work (each gap reads every
+// merged segment before it): a module whose segments leave more runs in
+// address order than this is left as it is.
+const maxMergedSegments = 256
+
+// gapBytes is what linear memory holds at [lo, hi) once the merged
+// segments before are written: zeros, except where one of them wrote (the
+// last one wins, as at instantiation). The Go linker's segments are not
+// all in address order (one run of segments comes back to lower addresses
+// and fills the holes of the one before), so a gap is not always zeros:
+// filled with zeros, it once overwrote the earlier run's bytes and a Go
+// module crashed in its runtime ("unexpected signal during runtime
+// execution", exit code 4) when it called os.Exit after writing output.
+func gapBytes(before []segment, lo, hi uint64) []byte {
+	gap := make([]byte, hi-lo)
+	for _, m := range before {
+		mLo, mHi := uint64(m.offset), uint64(m.offset)+uint64(len(m.data))
+		if from, to := max(lo, mLo), min(hi, mHi); from < to {
+			copy(gap[from-lo:to-lo], m.data[from-mLo:to-mLo])
+		}
+	}
+	return gap
 }
 
 // s32 reads a signed LEB128 i32.

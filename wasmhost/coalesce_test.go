@@ -28,6 +28,7 @@ func dumpModule() []byte {
 			{offset: 0x102, bytes: []byte("cd")},   // adjacent
 			{offset: 0x106, bytes: []byte("ef")},   // 2 bytes apart
 			{offset: 0x103, bytes: []byte("X")},    // overwrites "d": stays apart, in order
+			{offset: 0x10a, bytes: []byte("Y")},    // merged with X: the gap holds "ef", written before
 			{offset: 0x2000, bytes: []byte("far")}, // over maxDataGap away
 		},
 	}.encode()
@@ -71,8 +72,8 @@ func TestCoalesceData(t *testing.T) {
 	if err := h.RunCommand(ctx, mustCompile(t, h, orig), CommandConfig{Stdout: &got}); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got.Bytes(), want.Bytes()) || !bytes.HasPrefix(want.Bytes(), []byte("abcX\x00\x00ef")) {
-		t.Fatalf("memory differs after coalescing: %q… vs %q…", got.Bytes()[:8], want.Bytes()[:8])
+	if !bytes.Equal(got.Bytes(), want.Bytes()) || !bytes.HasPrefix(want.Bytes(), []byte("abcX\x00\x00ef\x00\x00Y")) {
+		t.Fatalf("memory differs after coalescing: %q… vs %q…", got.Bytes()[:11], want.Bytes()[:11])
 	}
 
 	// Left alone: a DataCount section (segments named by index), a single
@@ -94,5 +95,67 @@ func TestReaderS32(t *testing.T) {
 		if got := r.s32(); got != v || r.err != nil {
 			t.Errorf("s32(sleb32(%d)) = %d, %v", v, got, r.err)
 		}
+	}
+}
+
+// activeSegments returns a module's data segments (all active, memory 0,
+// i32.const offsets: what the Go linker writes).
+func activeSegments(t *testing.T, b []byte) []segment {
+	t.Helper()
+	r := &reader{b: b, off: 8}
+	for r.off < len(r.b) {
+		id := r.byte()
+		size := r.u32()
+		end := r.off + int(size)
+		if id != 11 {
+			r.off = end
+			continue
+		}
+		var out []segment
+		for range r.u32() {
+			if flags := r.u32(); flags != 0 || r.byte() != 0x41 {
+				t.Fatalf("segment %d: not active at an i32.const offset", len(out))
+			}
+			off := r.s32()
+			r.byte()
+			l := int(r.u32())
+			out = append(out, segment{offset: uint32(off), data: r.b[r.off : r.off+l]})
+			r.off += l
+		}
+		return out
+	}
+	return nil
+}
+
+// initialMemory is the memory the segments write, in order.
+func initialMemory(segs []segment) []byte {
+	var mem []byte
+	for _, s := range segs {
+		if end := int(s.offset) + len(s.data); end > len(mem) {
+			mem = append(mem, make([]byte, end-len(mem))...)
+		}
+		copy(mem[s.offset:], s.data)
+	}
+	return mem
+}
+
+// Go modules keep their initial memory byte for byte once coalesced. The
+// Go linker writes a second run of segments back at lower addresses, in
+// the holes of the first: zeros in the merged gaps once overwrote the
+// first run's bytes, and a Go module that wrote output then called
+// os.Exit(3) crashed in its runtime instead (exit code 4).
+func TestCoalescePreservesGoModules(t *testing.T) {
+	for _, pkg := range []string{envechoPkg, helloPkg, exitcodePkg} {
+		t.Run(pkg, func(t *testing.T) {
+			orig := goModule(t, pkg)
+			merged := coalesceData(orig)
+			before, after := activeSegments(t, orig), activeSegments(t, merged)
+			if len(after) >= len(before) || len(after) > 16 {
+				t.Errorf("%d segments coalesced into %d, want a handful", len(before), len(after))
+			}
+			if !bytes.Equal(initialMemory(before), initialMemory(after)) {
+				t.Fatal("coalescing changed the module's initial memory")
+			}
+		})
 	}
 }

@@ -288,3 +288,24 @@ func TestCommandNoNetwork(t *testing.T) {
 		t.Fatalf("RunCommand = %v, want a quick, clean exit", err)
 	}
 }
+
+// A Go module that writes output and calls os.Exit(3) ends with exit code
+// 3 and its own output (it once crashed in its runtime with code 4: see
+// TestCoalescePreservesGoModules).
+func TestGoModuleExitCode(t *testing.T) {
+	h, m := sharedGoModule(t, exitcodePkg)
+	for _, code := range []uint32{3, 1, 0} {
+		var stdout, stderr bytes.Buffer
+		err := h.RunCommand(context.Background(), m, CommandConfig{Name: "exitcode", Args: []string{strconv.Itoa(int(code))}, Stdout: &stdout, Stderr: &stderr})
+		var exit *ExitError
+		switch {
+		case code == 0 && err != nil:
+			t.Fatalf("os.Exit(0): %v", err)
+		case code != 0 && (!errors.As(err, &exit) || exit.Kind != ExitCode || exit.Code != code || exit.Stderr != "exitcode: giving up"):
+			t.Fatalf("os.Exit(%d): %#v (%v), want exit code %d with its stderr line", code, err, err, code)
+		}
+		if stdout.String() != "failing on purpose\n" || stderr.String() != "exitcode: giving up\n" {
+			t.Fatalf("os.Exit(%d): stdout %q, stderr %q", code, stdout.String(), stderr.String())
+		}
+	}
+}

@@ -70,10 +70,11 @@ func fileExists(p string) bool {
 }
 
 const (
-	helloPkg   = "../examples/hello"
-	serverPkg  = "../examples/server"
-	workerPkg  = "../examples/worker"
-	envechoPkg = "./testdata/envecho"
+	helloPkg    = "../examples/hello"
+	serverPkg   = "../examples/server"
+	workerPkg   = "../examples/worker"
+	envechoPkg  = "./testdata/envecho"
+	exitcodePkg = "./testdata/exitcode"
 )
 
 // goModule builds pkg (relative to this package) for wasip1 once and returns

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-run/strata/coordinator/api"
 	"github.com/strata-run/strata/coordinator/structs"
+	"github.com/strata-run/strata/spec"
 )
 
 // resolveAlloc finds the allocation whose ID is id or starts with it.
@@ -53,7 +54,8 @@ func runAllocStatus(ctx context.Context, env *Env, args []string) error {
 	if len(pos) != 1 {
 		return usageError("usage: strata alloc status ALLOC (an ID or a unique prefix of one)")
 	}
-	a, err := resolveAlloc(ctx, client(*addr), pos[0])
+	c := client(*addr)
+	a, err := resolveAlloc(ctx, c, pos[0])
 	if err != nil {
 		return err
 	}
@@ -61,7 +63,28 @@ func runAllocStatus(ctx context.Context, env *Env, args []string) error {
 		return out.write(env.Stdout, a)
 	}
 	printAllocStatus(env.Stdout, a, env.location())
+	// Rescheduling reads the group's policy: from the job as it is now
+	// (a purged job has none to show).
+	if rec, err := c.Job(ctx, a.JobID); err == nil && rec != nil {
+		printAllocReschedule(env.Stdout, a, reschedulePolicy(rec.Job, a), time.Now())
+	} else if !isNotFound(err) {
+		return err
+	}
 	return nil
+}
+
+// printAllocReschedule writes the rescheduling rows after the task states.
+func printAllocReschedule(w io.Writer, a *structs.Alloc, policy *spec.Reschedule, now time.Time) {
+	rows := rescheduleRows(a, policy, now)
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nRescheduling")
+	kv := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
+	for _, row := range rows {
+		fmt.Fprintf(kv, "%s\t= %s\n", row[0], row[1])
+	}
+	kv.Flush()
 }
 
 // printAllocStatus writes Nomad's `alloc status` layout: the allocation,

@@ -254,7 +254,7 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	shown, hidden := versionAllocs(r.Allocations, r.Version, *all)
+	shown, hidden := versionAllocs(r.Allocations, r.Version, r.LatestEval, *all)
 	if out.raw() {
 		v := *r
 		v.Allocations = shown
@@ -272,8 +272,11 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintln(env.Stdout)
 		printAllocTable(env.Stdout, shown, nodeAddrs(ctx, c), true)
 	}
+	if rec, err := c.Job(ctx, id); err == nil && rec != nil {
+		printRescheduling(env.Stdout, rec.Job, shown, time.Now())
+	}
 	if hidden > 0 {
-		fmt.Fprintf(env.Stdout, "\n%d allocation(s) of older versions not shown: strata status -all-allocs %s\n", hidden, id)
+		fmt.Fprintf(env.Stdout, "\n%d allocation(s) of older versions or earlier runs not shown: strata status -all-allocs %s\n", hidden, id)
 	}
 	return nil
 }
@@ -305,11 +308,15 @@ func printJobList(ctx context.Context, env *Env, c *api.Client, out *outputFlags
 }
 
 // versionAllocs are the allocations of the current version (all with
-// all), and how many others it leaves out.
-func versionAllocs(allocs []*structs.Alloc, version uint64, all bool) (shown []*structs.Alloc, hidden int) {
+// all), and how many others it leaves out. Allocations of an earlier run
+// of the same version (stopped and finished before the job's latest
+// registration, latest: its evaluation; the job was stopped and run
+// again) are left out too.
+func versionAllocs(allocs []*structs.Alloc, version uint64, latest *structs.Eval, all bool) (shown []*structs.Alloc, hidden int) {
 	shown = []*structs.Alloc{}
 	for _, a := range allocs {
-		if all || a.JobVersion == version {
+		earlier := latest != nil && a.CreateIndex < latest.CreateIndex && a.DesiredStatus == sched.DesiredStop && a.ClientStatus != sched.ClientRunning && a.ClientStatus != sched.ClientPending
+		if all || (a.JobVersion == version && !earlier) {
 			shown = append(shown, a)
 		} else {
 			hidden++

@@ -66,7 +66,7 @@ func runJobStatus(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	shown, hidden := versionAllocs(r.Allocations, rec.Version, *all)
+	shown, hidden := versionAllocs(r.Allocations, rec.Version, r.LatestEval, *all)
 	st := &jobStatus{Job: rec, Status: jobStatusWord(ctx, c, id, rec.Stopped), Summary: sum, LatestDeployment: dep, Allocations: shown}
 	if out.raw() {
 		return out.write(env.Stdout, st)
@@ -126,8 +126,9 @@ func printJobStatus(env *Env, st *jobStatus, eval *structs.Eval, hidden int) {
 	} else {
 		printAllocTable(w, st.Allocations, nil, false)
 	}
+	printRescheduling(w, j, st.Allocations, time.Now())
 	if hidden > 0 {
-		fmt.Fprintf(w, "\n%d allocation(s) of older versions not shown: strata job status -all-allocs %s\n", hidden, j.ID)
+		fmt.Fprintf(w, "\n%d allocation(s) of older versions or earlier runs not shown: strata job status -all-allocs %s\n", hidden, j.ID)
 	}
 }
 

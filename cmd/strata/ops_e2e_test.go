@@ -182,7 +182,7 @@ func TestOperationsEndToEnd(t *testing.T) {
 		if len(r.Allocations) != 2 || len(all.Allocations) != 3 {
 			t.Fatalf("status shows %d allocations, -all-allocs %d; want the 2 of version 2, and the one stopped at version 1 too", len(r.Allocations), len(all.Allocations))
 		}
-		if out := d.must(t, "status", "ops"); !strings.Contains(out, "1 allocation(s) of older versions not shown") {
+		if out := d.must(t, "status", "ops"); !strings.Contains(out, "1 allocation(s) of older versions or earlier runs not shown") {
 			t.Fatalf("status does not say what it hides:\n%s", out)
 		}
 		if r := d.cli("job", "scale", "ops", "nope", "2"); r.code != 1 || !strings.Contains(r.stderr, `no group "nope"`) {

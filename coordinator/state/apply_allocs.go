@@ -18,6 +18,9 @@ func (c *PlanApply) apply(b *batch) (any, error) {
 	if c.Eval != nil && c.Eval.ID == "" {
 		return nil, refuse("state: plan with an evaluation without an ID")
 	}
+	if err := c.checkFollowUps(); err != nil {
+		return nil, err
+	}
 	for _, s := range c.Stop {
 		if err := b.stopAlloc(s); err != nil {
 			return nil, err
@@ -44,8 +47,14 @@ func (c *PlanApply) apply(b *batch) (any, error) {
 		d := b.delta(a.NodeID)
 		d.newAllocs = append(d.newAllocs, a.ID)
 		placed = append(placed, p)
+		if err := b.replaced(a); err != nil {
+			return nil, err
+		}
 	}
 	if err := b.placed(placed, c.Time); err != nil {
+		return nil, err
+	}
+	if err := b.followUps(c); err != nil {
 		return nil, err
 	}
 	if c.Eval != nil {
@@ -112,6 +121,9 @@ func (b *batch) clientUpdates(nodeID string, now int64, updates []ClientUpdate) 
 		}
 		if clientTerminal(a.ClientStatus) && !clientTerminal(u.ClientStatus) {
 			continue
+		}
+		if clientTerminal(u.ClientStatus) && !clientTerminal(a.ClientStatus) {
+			a.FinishedAt = now // a reschedule delay counts from here
 		}
 		if u.ClientStatus == sched.ClientUnknown && a.ClientStatus != sched.ClientUnknown {
 			a.UnknownSince = now

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/strata-run/strata/coordinator/structs"
 	"github.com/strata-run/strata/registry"
@@ -27,17 +28,24 @@ import (
 // deployment fields (DeploymentID, Canary, Health, HealthTime) and the
 // endpoints' Canary flag; V1 records (written before deployments) still
 // read, with those fields zero.
+//
+// V3 adds the reschedule fields (PreviousAllocation, NextAllocation,
+// FollowupEvalID, FinishedAt, RescheduleTracker).
 const (
 	allocRecordV1 = 1
 	allocRecordV2 = 2
+	allocRecordV3 = 3
 )
 
 // The first byte of a binary plan command's payload is its version. V2
 // adds the allocations' deployment fields, the in-place moves and the
 // plan's time; V1 plans (in a Raft log written before) still apply.
+// V3 adds the allocations' reschedule fields and the follow-up
+// evaluations.
 const (
 	planCmdV1 = 1
 	planCmdV2 = 2
+	planCmdV3 = 3
 )
 
 // ErrCorruptRecord is wrapped by every decoding error of the binary forms.
@@ -103,6 +111,23 @@ func (e *encoder) allocation(a *sched.Allocation) {
 		e.bool(a.Canary)
 		e.buf = append(e.buf, byte(a.Health))
 		e.varint(a.HealthTime)
+	}
+	if e.v >= 3 {
+		e.str(a.PreviousAllocation)
+		e.str(a.NextAllocation)
+		e.shared(a.FollowupEvalID)
+		e.varint(a.FinishedAt)
+		if a.RescheduleTracker == nil {
+			e.uvarint(0)
+		} else {
+			e.uvarint(1 + uint64(len(a.RescheduleTracker.Events)))
+			for _, ev := range a.RescheduleTracker.Events {
+				e.varint(ev.RescheduleTime)
+				e.str(ev.PrevAllocID)
+				e.shared(ev.PrevNodeID)
+				e.varint(int64(ev.Delay))
+			}
+		}
 	}
 }
 
@@ -265,6 +290,25 @@ func (d *decoder) allocation(a *sched.Allocation) {
 		}
 		a.HealthTime = d.varint("HealthTime")
 	}
+	if d.v >= 3 {
+		a.PreviousAllocation = d.str("PreviousAllocation")
+		a.NextAllocation = d.str("NextAllocation")
+		a.FollowupEvalID = d.shared("FollowupEvalID")
+		a.FinishedAt = d.varint("FinishedAt")
+		if n := d.count("RescheduleTracker"); n > 0 {
+			a.RescheduleTracker = &sched.RescheduleTracker{}
+			if n > 1 {
+				a.RescheduleTracker.Events = make([]sched.RescheduleEvent, n-1)
+				for i := range a.RescheduleTracker.Events {
+					ev := &a.RescheduleTracker.Events[i]
+					ev.RescheduleTime = d.varint("RescheduleTracker.RescheduleTime")
+					ev.PrevAllocID = d.str("RescheduleTracker.PrevAllocID")
+					ev.PrevNodeID = d.shared("RescheduleTracker.PrevNodeID")
+					ev.Delay = time.Duration(d.varint("RescheduleTracker.Delay"))
+				}
+			}
+		}
+	}
 }
 
 // bool reads what encoder.bool wrote: 0 or 1.
@@ -280,7 +324,7 @@ func (d *decoder) bool(field string) bool {
 
 // appendAllocRecord appends a's stored form to buf.
 func appendAllocRecord(buf []byte, a *structs.Alloc) []byte {
-	e := encoder{buf: append(buf, allocRecordV2), v: allocRecordV2}
+	e := encoder{buf: append(buf, allocRecordV3), v: allocRecordV3}
 	e.allocation(&a.Allocation)
 	e.uvarint(uint64(len(a.Endpoints)))
 	for _, ep := range a.Endpoints {
@@ -310,11 +354,11 @@ func appendAllocRecord(buf []byte, a *structs.Alloc) []byte {
 
 // decodeAllocRecord decodes a stored allocation.
 func decodeAllocRecord(b []byte) (*structs.Alloc, error) {
-	if len(b) == 0 || (b[0] != allocRecordV1 && b[0] != allocRecordV2) {
+	if len(b) == 0 || b[0] < allocRecordV1 || b[0] > allocRecordV3 {
 		if len(b) > 0 && b[0] == '{' {
-			return nil, fmt.Errorf("%w: allocation is JSON (an older state format), want binary version %d", ErrCorruptRecord, allocRecordV2)
+			return nil, fmt.Errorf("%w: allocation is JSON (an older state format), want binary version %d", ErrCorruptRecord, allocRecordV3)
 		}
-		return nil, fmt.Errorf("%w: allocation record does not start with version byte %d or %d", ErrCorruptRecord, allocRecordV1, allocRecordV2)
+		return nil, fmt.Errorf("%w: allocation record does not start with version byte %d to %d", ErrCorruptRecord, allocRecordV1, allocRecordV3)
 	}
 	d := decoder{what: "allocation", b: b, off: 1, v: b[0]}
 	a := &structs.Alloc{}
@@ -365,7 +409,7 @@ func appendPlanCmd(dst []byte, c *PlanApply) ([]byte, error) {
 			return nil, err
 		}
 	}
-	body := encoder{buf: make([]byte, 0, 64+len(evalJSON)+128*len(c.Place)), table: make(map[string]uint64, 16+len(c.Place)), v: planCmdV2}
+	body := encoder{buf: make([]byte, 0, 64+len(evalJSON)+128*len(c.Place)), table: make(map[string]uint64, 16+len(c.Place)), v: planCmdV3}
 	body.varint(c.Time)
 	body.uvarint(uint64(len(evalJSON)))
 	body.buf = append(body.buf, evalJSON...)
@@ -383,12 +427,21 @@ func appendPlanCmd(dst []byte, c *PlanApply) ([]byte, error) {
 		body.str(m.ID)
 		body.uvarint(m.JobVersion)
 	}
+	body.uvarint(uint64(len(c.FollowUps)))
+	for _, f := range c.FollowUps {
+		body.str(f.EvalID)
+		body.varint(f.WaitUntil)
+		body.uvarint(uint64(len(f.AllocIDs)))
+		for _, id := range f.AllocIDs {
+			body.str(id)
+		}
+	}
 	size := len(dst) + 1 + binary.MaxVarintLen64 + len(body.buf)
 	for _, s := range body.strs {
 		size += binary.MaxVarintLen64 + len(s)
 	}
 	out := encoder{buf: append(make([]byte, 0, size), dst...)}
-	out.buf = append(out.buf, planCmdV2)
+	out.buf = append(out.buf, planCmdV3)
 	out.uvarint(uint64(len(body.strs)))
 	for _, s := range body.strs {
 		out.str(s)
@@ -398,8 +451,8 @@ func appendPlanCmd(dst []byte, c *PlanApply) ([]byte, error) {
 
 // decodePlanCmd decodes appendPlanCmd's payload.
 func decodePlanCmd(b []byte) (*PlanApply, error) {
-	if len(b) == 0 || (b[0] != planCmdV1 && b[0] != planCmdV2) {
-		return nil, fmt.Errorf("%w: plan does not start with version byte %d or %d", ErrCorruptRecord, planCmdV1, planCmdV2)
+	if len(b) == 0 || b[0] < planCmdV1 || b[0] > planCmdV3 {
+		return nil, fmt.Errorf("%w: plan does not start with version byte %d to %d", ErrCorruptRecord, planCmdV1, planCmdV3)
 	}
 	d := decoder{what: "plan", b: b, off: 1, v: b[0]}
 	n := d.count("strings")
@@ -437,6 +490,22 @@ func decodePlanCmd(b []byte) (*PlanApply, error) {
 			c.InPlace = make([]AllocMove, n)
 			for i := range c.InPlace {
 				c.InPlace[i] = AllocMove{ID: d.str("InPlace.ID"), JobVersion: d.uvarint("InPlace.JobVersion")}
+			}
+		}
+	}
+	if d.v >= 3 {
+		if n := d.count("FollowUps"); n > 0 {
+			c.FollowUps = make([]FollowUp, n)
+			for i := range c.FollowUps {
+				f := &c.FollowUps[i]
+				f.EvalID = d.str("FollowUps.EvalID")
+				f.WaitUntil = d.varint("FollowUps.WaitUntil")
+				if m := d.count("FollowUps.AllocIDs"); m > 0 {
+					f.AllocIDs = make([]string, m)
+					for j := range f.AllocIDs {
+						f.AllocIDs[j] = d.str("FollowUps.AllocIDs")
+					}
+				}
 			}
 		}
 	}

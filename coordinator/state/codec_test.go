@@ -103,6 +103,7 @@ func testPlan(t *testing.T, r *rand.Rand) *PlanApply {
 		}
 		c.Place = append(c.Place, a)
 	}
+	c.FollowUps = []FollowUp{{EvalID: "f1", WaitUntil: 1_700_000_005_000_000_000, AllocIDs: []string{"old-1", "old-2"}}, {EvalID: "f2", WaitUntil: 7, AllocIDs: []string{"x"}}}
 	c.InPlace = []AllocMove{{ID: "kept-1", JobVersion: 3}, {ID: "kept-2", JobVersion: 3}}
 	c.Time = 1_796_385_600_000_000_000
 	return c

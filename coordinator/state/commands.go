@@ -191,6 +191,18 @@ type PlanApply struct {
 	// Time is when the applier proposed the plan (unix nanoseconds): a
 	// deployment's batch starts then.
 	Time int64 `json:"Time,omitempty"`
+	// FollowUps are delayed evaluations of the plan's job that reschedule
+	// failed allocations when due (sched.Plan.FollowUps).
+	FollowUps []FollowUp `json:"FollowUps,omitempty"`
+}
+
+// FollowUp is a delayed evaluation: pending, due at WaitUntil (unix
+// nanoseconds), and the failed allocations it will reschedule, which
+// are marked with its ID.
+type FollowUp struct {
+	EvalID    string   `json:"EvalID"`
+	WaitUntil int64    `json:"WaitUntil"`
+	AllocIDs  []string `json:"AllocIDs"`
 }
 
 // AllocMove moves one allocation to JobVersion in place.

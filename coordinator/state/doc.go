@@ -52,6 +52,12 @@
 //     evaluations, ended deployments, dead jobs, versions past a bound but
 //     those still running and the latest stable). Deleted allocations
 //     leave the in-memory views in the batch's publish;
+//   - rescheduling (apply_resched.go): a plan's follow-up evaluations
+//     (pending, with WaitUntil) and the failed allocations they will
+//     reschedule, marked with their ID; a placement that replaces a failed
+//     allocation links both (NextAllocation) and stops the failed one in
+//     the same transaction; the failure time (FinishedAt) stamped from
+//     the report's proposer time;
 //   - the plan applier's re-check (CheckPlan), a function of the state, a
 //     plan and the placements in flight, with sched's feasibility check.
 //

@@ -44,6 +44,9 @@ func (s *Store) CheckPlan(plan *sched.Plan, eval *structs.Eval, inflight func(*s
 		return nil, nil, err
 	}
 	cmd.Place = place
+	for _, f := range plan.FollowUps {
+		cmd.FollowUps = append(cmd.FollowUps, FollowUp{EvalID: f.EvalID, WaitUntil: f.WaitUntil, AllocIDs: f.AllocIDs})
+	}
 	done := *eval
 	done.Status, done.Failed = structs.EvalComplete, plan.Failed
 	if len(plan.Failed) > 0 {

@@ -75,8 +75,12 @@ type Eval struct {
 	// SnapshotIndex is the state index the scheduler planned at: a blocked
 	// evaluation whose snapshot predates a capacity change retries at once.
 	SnapshotIndex uint64 `json:"SnapshotIndex,omitempty"`
-	CreateIndex   uint64 `json:"CreateIndex"`
-	ModifyIndex   uint64 `json:"ModifyIndex"`
+	// WaitUntil (unix nanoseconds) delays a pending evaluation: the
+	// leader's broker holds it until then (a follow-up that reschedules
+	// failed allocations after their delay).
+	WaitUntil   int64  `json:"WaitUntil,omitempty"`
+	CreateIndex uint64 `json:"CreateIndex"`
+	ModifyIndex uint64 `json:"ModifyIndex"`
 }
 
 // TaskState is a task's state on its agent: pending, running or dead,
