@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -22,6 +23,8 @@ type fsm struct {
 	// have lost their last module version: a batch deleted some or
 	// collected garbage, or a snapshot replaced the state.
 	blobs func()
+	// metrics times batches and, with the store's OnApply, commands.
+	metrics *serverMetrics
 }
 
 // applyHook is what the adapter tells of each batch (leaderHooks: the
@@ -42,6 +45,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 // ApplyBatch applies logs in one transaction. Results are per log: the
 // command's result, or the error of a command the state refused.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	start := time.Now()
+	f.metrics.batchStart(start)
+	defer f.metrics.batchDone(start)
 	var reported *reportedAllocs
 	if f.hook != nil && f.hook.watching() {
 		reported = f.reportedAllocs(logs)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-run/strata/coordinator/state"
 	"github.com/strata-run/strata/coordinator/structs"
+	"github.com/strata-run/strata/registry"
 	"github.com/strata-run/strata/sched"
 	"github.com/strata-run/strata/spec"
 )
@@ -22,6 +23,10 @@ func (s *Server) Store() *state.Store { return s.store }
 
 // Handler returns the HTTP API.
 func (s *Server) Handler() http.Handler { return s.http.handler() }
+
+// DNSObserver counts the queries a DNS server over this server's catalog
+// answers, in this server's metrics (registry.DNSConfig.Observer).
+func (s *Server) DNSObserver() registry.DNSObserver { return s.metrics }
 
 // AgentAddr is the bound QUIC address agents dial.
 func (s *Server) AgentAddr() string { return s.agents.Addr() }

@@ -82,6 +82,9 @@ func (s *Store) Apply(entries []Entry) ([]Result, *Effects, error) {
 			}
 			b.index = e.Index
 			res, err := b.apply(e.Data)
+			if s.onApply != nil && len(e.Data) > 0 {
+				s.onApply(CmdType(e.Data[0]))
+			}
 			var r *refusal
 			if errors.As(err, &r) {
 				results[i].Err = r

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -67,3 +68,31 @@ func AllocStatuses(counts map[AllocStatus]int) []AllocStatus {
 		return strings.Compare(a.Client, b.Client)
 	})
 }
+
+// CmdName is a command type's name for people and metrics ("JobRegister",
+// "PlanApply"); an unknown type is "unknown".
+func CmdName(t CmdType) string {
+	if t == CmdPlanApply {
+		return "PlanApply"
+	}
+	newCmd, ok := commandTypes[t]
+	if !ok {
+		return "unknown"
+	}
+	name := fmt.Sprintf("%T", newCmd())
+	return name[strings.LastIndexByte(name, '.')+1:]
+}
+
+// CmdTypes lists every command type this state applies.
+func CmdTypes() []CmdType {
+	out := slices.Collect(maps.Keys(commandTypes))
+	out = append(out, CmdPlanApply)
+	slices.Sort(out)
+	return out
+}
+
+// OnApply sets fn to be called after each command Apply applies or
+// refuses, with its type, on Apply's goroutine before the batch commits
+// (the coordinator times commands with it: this package reads no clock).
+// Set it before the first Apply; fn must not call the Store.
+func (s *Store) OnApply(fn func(CmdType)) { s.onApply = fn }
