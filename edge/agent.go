@@ -95,6 +95,7 @@ type Agent struct {
 	// unavailable says why a driver the agent knows is not offered.
 	unavailable map[string]string
 	docker      *dockerDriver // also in drivers; nil when no Docker Engine answered at start
+	metrics     *agentMetrics // served by MetricsHandler
 }
 
 // New prepares an agent: data dir, node identity, wasm host, drivers,
@@ -173,7 +174,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	a.link = newLink(pin, identity{nodeID: id, nodeName: cfg.NodeName, dataDir: cfg.DataDir}, cfg.JoinToken, cert, servers,
 		local.addServers, log.With("part", "link"))
 	src := &moduleSource{cache: mods, conn: a.link.liveConn}
-	a.drivers[wire.DriverWasm] = &wasmDriver{host: host, fetch: src.fetch, bindAddr: cfg.BindAddr, log: log.With("part", "wasm")}
+	wasm := &wasmDriver{host: host, fetch: src.fetch, bindAddr: cfg.BindAddr, log: log.With("part", "wasm")}
+	a.drivers[wire.DriverWasm] = wasm
 	if c, v, err := connectDocker(ctx, cfg.DockerHost); err != nil {
 		log.Info("docker driver not offered", "err", err)
 		a.unavailable[wire.DriverDocker] = "no Docker Engine answered when it started"
@@ -201,6 +203,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		serve: func(ctx context.Context, st *quic.Stream) { a.streams.serve(ctx, st) },
 		learn: func(addrs []string) { a.link.learn(addrs, true) },
 	}
+	a.metrics = newAgentMetrics(a)
+	deps.metrics, wasm.metrics = a.metrics, a.metrics
 	return a, nil
 }
 
