@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -63,6 +65,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	bind := fs.String("bind", "127.0.0.1", "IP its tasks listen on and advertise")
 	cacheMB := fs.Int("module-cache-mb", edge.DefaultModuleCacheMB, "disk budget of downloaded modules, MiB: past it the least recently used ones no allocation needs are removed")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	httpAddr := fs.String("http-addr", "", "serve the agent's Prometheus metrics at http://ADDR/v1/metrics?format=prometheus (nothing else; no ACLs: bind it where only scrapers reach)")
 	meta := metaFlag{}
 	fs.Var(meta, "meta", "node metadata key=value, repeatable")
 	vols := hostVolumeFlag{}
@@ -96,7 +99,34 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "==> Strata agent %s starting (node %s, datacenter %s, servers %s)\n", *name, agent.NodeID(), *dc, strings.Join(addrs, ","))
+	if *httpAddr != "" {
+		bound, stop, err := serveAgentMetrics(agent, *httpAddr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(env.Stdout, "    Metrics:   http://%s/v1/metrics?format=prometheus\n", bound)
+	}
 	return agent.Run(ctx)
+}
+
+// serveAgentMetrics serves the agent's metrics on addr (bound: the
+// address it listens on) until stop.
+func serveAgentMetrics(agent *edge.Agent, addr string) (bound string, stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("-http-addr: %w", err)
+	}
+	hs := &http.Server{Handler: agent.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		hs.Serve(ln)
+	}()
+	return ln.Addr().String(), func() {
+		hs.Close()
+		<-done
+	}, nil
 }
 
 func runTokenCreate(ctx context.Context, env *Env, args []string) error {
