@@ -91,6 +91,13 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 			addrs = append(addrs, a)
 		}
 	}
+	var metricsLn net.Listener
+	if *httpAddr != "" { // bound first: a taken address stops the agent before it starts anything
+		if metricsLn, err = net.Listen("tcp", *httpAddr); err != nil {
+			return fmt.Errorf("-http-addr: %w", err)
+		}
+		defer metricsLn.Close()
+	}
 	agent, err := edge.New(ctx, edge.Config{
 		Servers: addrs, CAPin: *pin, JoinToken: *token, DataDir: *dataDir, NodeName: *name,
 		Datacenter: *dc, BindAddr: *bind, Meta: meta, ModuleCacheMB: *cacheMB, HostVolumes: vols, Logger: logger,
@@ -99,34 +106,25 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "==> Strata agent %s starting (node %s, datacenter %s, servers %s)\n", *name, agent.NodeID(), *dc, strings.Join(addrs, ","))
-	if *httpAddr != "" {
-		bound, stop, err := serveAgentMetrics(agent, *httpAddr)
-		if err != nil {
-			return err
-		}
-		defer stop()
-		fmt.Fprintf(env.Stdout, "    Metrics:   http://%s/v1/metrics?format=prometheus\n", bound)
+	if metricsLn != nil {
+		defer serveAgentMetrics(agent, metricsLn)()
+		fmt.Fprintf(env.Stdout, "    Metrics:   http://%s/v1/metrics?format=prometheus\n", metricsLn.Addr())
 	}
 	return agent.Run(ctx)
 }
 
-// serveAgentMetrics serves the agent's metrics on addr (bound: the
-// address it listens on) until stop.
-func serveAgentMetrics(agent *edge.Agent, addr string) (bound string, stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", nil, fmt.Errorf("-http-addr: %w", err)
-	}
+// serveAgentMetrics serves the agent's metrics on ln until stop.
+func serveAgentMetrics(agent *edge.Agent, ln net.Listener) (stop func()) {
 	hs := &http.Server{Handler: agent.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		hs.Serve(ln)
 	}()
-	return ln.Addr().String(), func() {
+	return func() {
 		hs.Close()
 		<-done
-	}, nil
+	}
 }
 
 func runTokenCreate(ctx context.Context, env *Env, args []string) error {
