@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -154,5 +155,27 @@ func TestAgentMetricsHandlerRefuses(t *testing.T) {
 		if rec.Code != c.code || !strings.Contains(string(body), c.says) {
 			t.Errorf("%s %s: %d %s, want %d saying %q", c.method, c.path, rec.Code, body, c.code, c.says)
 		}
+	}
+}
+
+// A dropped link that comes back is one reconnect; the link is up again.
+func TestAgentMetricsLinkReconnects(t *testing.T) {
+	f := newLinkFixture(t)
+	h := f.agent.MetricsHandler()
+	if got := metricValue(agentScrape(t, h), "strata_agent_link_reconnects_total"); got != 0 {
+		t.Fatalf("reconnects %v before any", got)
+	}
+	conn, err := f.agent.link.liveConn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.CloseWithError(0, "test: drop the link")
+	waitAgent(t, f.agent, "the agent to reconnect", 20*time.Second, func() bool { return f.agent.link.sessions.Load() == 2 })
+	m := agentScrape(t, h)
+	if got := metricValue(m, "strata_agent_link_reconnects_total"); got != 1 {
+		t.Errorf("reconnects %v after one", got)
+	}
+	if got := metricValue(m, "strata_agent_link_up"); got != 1 {
+		t.Errorf("link up %v after the reconnect", got)
 	}
 }
