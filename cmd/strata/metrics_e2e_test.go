@@ -180,3 +180,22 @@ func seriesValue(mfs map[string]*dto.MetricFamily, name string, want ...string) 
 	}
 	return total
 }
+
+// strata dev serves its agent's metrics with -agent-http-addr, beside the
+// server's on its API.
+func TestDevServesAgentMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts strata dev")
+	}
+	buildArtifacts(t)
+	agentAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	d := startDev(t, t.TempDir(), freePort(t), freePort(t), "-agent-http-addr", agentAddr)
+	agent := scrapeProcess(t, "http://"+agentAddr+"/v1/metrics?format=prometheus")
+	if got := seriesValue(agent, "strata_agent_link_up"); got != 1 {
+		t.Errorf("the dev agent's strata_agent_link_up = %v", got)
+	}
+	server := scrapeProcess(t, "http://"+d.httpAddr+"/v1/metrics?format=prometheus")
+	if got := seriesValue(server, "strata_nodes", "status", "ready"); got != 1 {
+		t.Errorf("the dev server's strata_nodes{status=ready} = %v", got)
+	}
+}
