@@ -10,7 +10,7 @@ TESTFLAGS ?=
 
 WASM_EXAMPLES := examples/hello/hello.wasm examples/server/server.wasm examples/worker/worker.wasm examples/tiny/tiny.wasm
 
-.PHONY: all build examples run test bench bench-dns fuzz clean
+.PHONY: all build examples run test tools bench bench-dns fuzz clean
 
 all: build examples
 
@@ -47,9 +47,14 @@ run: build examples
 # Every test, with the race detector. The end-to-end tests build the
 # binary and the example modules themselves, and the docker tests their
 # image (through the Docker Engine, which they need; no registry).
-test:
+test: tools
 	$(GO) vet ./...
 	$(GO) test -race -timeout 20m $(TESTFLAGS) ./...
+
+# What the tests run besides Go: promtool (Debian's prometheus package)
+# checks the servers' and agents' metrics; installed when missing.
+tools:
+	command -v promtool >/dev/null 2>&1 || (apt-get update && apt-get install -y --no-install-recommends prometheus)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./sched/... ./wasmhost/... ./registry/... ./spec/...

@@ -23,6 +23,13 @@ type evalQueue struct {
 	ready    chan struct{}            // wake-up for workers
 	priority func(jobID string) int
 	delayed  *delayedEvals // evals whose WaitUntil has not come
+
+	// acked, if set, is told how long each evaluation took from entering
+	// the queue (the first of those superseding each other) until its
+	// worker's done; since holds when each queued job's came, taken the
+	// same for the jobs in flight.
+	acked        func(time.Duration)
+	since, taken map[string]time.Time
 }
 
 func newEvalQueue(priority func(string) int) *evalQueue {
@@ -36,6 +43,7 @@ func (q *evalQueue) reset() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.order, q.pending, q.inflight, q.blocked, q.pri = nil, map[string]*structs.Eval{}, map[string]bool{}, map[string]*structs.Eval{}, map[string]int{}
+	q.since, q.taken = map[string]time.Time{}, map[string]time.Time{}
 }
 
 func (q *evalQueue) wake() {
@@ -69,6 +77,9 @@ func (q *evalQueue) push(e *structs.Eval) {
 	delete(q.blocked, e.JobID)
 	if _, ok := q.pending[e.JobID]; !ok {
 		q.order = append(q.order, e.JobID)
+		if q.acked != nil {
+			q.since[e.JobID] = time.Now()
+		}
 	}
 	q.pending[e.JobID] = e
 	q.pri[e.JobID] = pri
@@ -116,6 +127,10 @@ func (q *evalQueue) pop(ctx context.Context) (*structs.Eval, error) {
 			delete(q.pending, job)
 			delete(q.pri, job)
 			q.inflight[job] = true
+			if t, ok := q.since[job]; ok {
+				q.taken[job] = t
+				delete(q.since, job)
+			}
 			if len(q.order) > 0 {
 				q.wake() // another worker may take the next one
 			}
@@ -136,7 +151,12 @@ func (q *evalQueue) done(jobID string) {
 	q.mu.Lock()
 	delete(q.inflight, jobID)
 	more := len(q.order) > 0
+	since, timed := q.taken[jobID]
+	delete(q.taken, jobID)
 	q.mu.Unlock()
+	if timed {
+		q.acked(time.Since(since))
+	}
 	if more {
 		q.wake()
 	}

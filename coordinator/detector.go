@@ -21,12 +21,13 @@ import (
 // evaluations that replace them, and unknown allocations lost once their
 // lost_after passes.
 type failureDetector struct {
-	store  *state.Store
-	apply  applyFunc
-	node   *raftNode // is this server the leader, and where is it
-	rpc    *rpcClient
-	log    *slog.Logger
-	ticker time.Duration // how often Run steps the machine
+	store   *state.Store
+	apply   applyFunc
+	node    *raftNode // is this server the leader, and where is it
+	rpc     *rpcClient
+	log     *slog.Logger
+	ticker  time.Duration // how often Run steps the machine
+	metrics *serverMetrics
 
 	mu sync.Mutex
 	hb heartbeats
@@ -40,6 +41,7 @@ func (d *failureDetector) heartbeat(ctx context.Context, nodeID string) error {
 		d.mu.Lock()
 		d.hb.beat(nodeID, time.Now(), n)
 		d.mu.Unlock()
+		d.metrics.heartbeat()
 		return nil
 	}
 	leader := d.node.leader()
@@ -113,6 +115,7 @@ func (d *failureDetector) Run(ctx context.Context) {
 		d.mu.Lock()
 		down, lost := d.hb.step(now)
 		d.mu.Unlock()
+		d.metrics.nodesDown(len(down))
 		for _, id := range down {
 			if err := d.markNodeDown(id, now); err != nil {
 				d.log.Error("marking node down", "node", id, "err", err)

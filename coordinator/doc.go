@@ -114,6 +114,17 @@
 // asks every Raft peer whether it answers. Garbage collection is one
 // state command (state.SystemGC). http_ops.go has their routes.
 //
+// Metrics (metrics.go). serverMetrics is the server's Prometheus registry
+// (its own, never the global default), served at GET /v1/metrics
+// ?format=prometheus (open, as Nomad's). The parts that see an event count
+// it through the pointer they hold (raftNode commits, the fsm's batches
+// and, through state.Store.OnApply, each command, the broker's waits, the
+// plan applier's placements and rejections, the failure detector's beats
+// and missed deadlines, routeMux's requests by route pattern, the DNS
+// server's answers through registry.DNSObserver); stateCollector reads
+// states at scrape time from memory (Raft's state, the broker's queue,
+// allocations by status as the state counts them, nodes, deployments).
+//
 // The coordinator never runs workloads: it validates modules at push
 // (wasmhost.Validate) but executes nothing. It must not write the state
 // except through Raft.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -25,6 +26,8 @@ type fsm struct {
 	// catalog, if set, is handed each batch's change to the service
 	// catalog, and rebuilt after a restore.
 	catalog *catalogFeed
+	// metrics times batches and, with the store's OnApply, commands.
+	metrics *serverMetrics
 }
 
 // applyHook is what the adapter tells of each batch (leaderHooks: the
@@ -45,6 +48,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 // ApplyBatch applies logs in one transaction. Results are per log: the
 // command's result, or the error of a command the state refused.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	start := time.Now()
+	f.metrics.batchStart(start)
+	defer f.metrics.batchDone(start)
 	var reported *reportedAllocs
 	if f.hook != nil && f.hook.watching() {
 		reported = f.reportedAllocs(logs)

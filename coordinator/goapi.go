@@ -31,6 +31,10 @@ func (s *Server) Catalog() *registry.Holder { return s.catalog.holder }
 // Handler returns the HTTP API.
 func (s *Server) Handler() http.Handler { return s.http.handler() }
 
+// DNSObserver counts the queries a DNS server over this server's catalog
+// answers, in this server's metrics (registry.DNSConfig.Observer).
+func (s *Server) DNSObserver() registry.DNSObserver { return s.metrics }
+
 // AgentAddr is the bound QUIC address agents dial.
 func (s *Server) AgentAddr() string { return s.agents.Addr() }
 

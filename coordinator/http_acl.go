@@ -98,11 +98,13 @@ var routeNeeds = map[string]acl.Need{
 	"GET /v1/operator/raft/configuration": acl.NeedOperator(acl.PolicyRead),
 	"DELETE /v1/operator/raft/peer":       acl.NeedOperator(acl.PolicyWrite),
 
-	// Metrics, the event stream and the UI (the ops branch): metrics as
-	// the operator's, the stream for any token (its events are filtered
-	// by what the token may read), the UI's static files open (the UI
-	// sends the token it is given).
-	"GET /v1/metrics":      acl.NeedOperator(acl.PolicyRead),
+	// Metrics, the event stream and the UI (the ops branch): metrics open,
+	// as Nomad's /v1/metrics (a scraper sends no token; the server's
+	// labels name no job, node, path or secret: docs/RATIONALE.md,
+	// Metrics), the stream for any token (its events are filtered by what
+	// the token may read), the UI's static files open (the UI sends the
+	// token it is given).
+	"GET /v1/metrics":      acl.NeedOpen,
 	"GET /v1/event/stream": acl.NeedToken,
 	"GET /ui/":             acl.NeedOpen,
 
@@ -143,7 +145,7 @@ func (m *routeMux) Handle(pattern string, h http.Handler) {
 		panic(fmt.Sprintf("coordinator: HTTP route %q has no entry in routeNeeds (http_acl.go): say what it needs", pattern))
 	}
 	m.patterns = append(m.patterns, pattern)
-	m.mux.Handle(pattern, checkQuery(m.api.guard(pattern, need, h)))
+	m.mux.Handle(pattern, m.api.metrics.instrument(pattern, checkQuery(m.api.guard(pattern, need, h))))
 }
 
 // HandleFunc is Handle for a function.

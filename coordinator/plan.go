@@ -25,6 +25,7 @@ type planApplier struct {
 	mu       sync.Mutex    // one plan checked at a time
 	inflight inflightPlans // plans proposed, not yet applied
 	ids      *idGen        // stamps placements' IDs, in commit order
+	metrics  *serverMetrics
 }
 
 // apply checks a plan, commits what still fits, and returns how many
@@ -54,6 +55,7 @@ func (s *planApplier) proposePlan(plan *sched.Plan, e *structs.Eval) (wait func(
 	if err != nil {
 		return nil, 0, err
 	}
+	s.metrics.planChecked(len(why))
 	for _, err := range why {
 		s.log.Debug("plan applier rejected a placement", "eval", e.ID, "job", e.JobID, "reason", err)
 	}
@@ -71,7 +73,11 @@ func (s *planApplier) proposePlan(plan *sched.Plan, e *structs.Eval) (wait func(
 	committed := s.propose(data)
 	return func() (any, uint64, error) {
 		defer s.inflight.remove(token)
-		return committed()
+		res, index, err := committed()
+		if err == nil {
+			s.metrics.planCommitted(len(cmd.Place))
+		}
+		return res, index, err
 	}, len(why), nil
 }
 

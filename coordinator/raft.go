@@ -39,6 +39,7 @@ type raftNode struct {
 	logDB    *raftboltdb.BoltStore   // opened by openLog, before the state
 	snaps    *raft.FileSnapshotStore // opened by openLog
 	leaderCh chan bool               // Raft's NotifyCh: leadership changes, read by Server.leaderLoop only
+	metrics  *serverMetrics
 }
 
 // raftConfig is what starting Raft needs from the server's Config.
@@ -277,9 +278,14 @@ func (n *raftNode) apply(c state.Command) (any, uint64, error) {
 // applied, with its result. Raft refuses it on a server that does not
 // lead.
 func (n *raftNode) propose(data []byte) (wait func() (any, uint64, error)) {
+	start := time.Now()
 	f := n.raft.Apply(data, applyTimeout)
 	return func() (any, uint64, error) {
-		if err := f.Error(); err != nil {
+		err := f.Error()
+		if err == nil {
+			n.metrics.committed(time.Since(start))
+		}
+		if err != nil {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 				return nil, 0, &NotLeaderError{Leader: n.leader()}
 			}

@@ -118,6 +118,7 @@ type Server struct {
 	blobGC   *blobGC
 	agents   *agentEndpoint
 	http     *httpAPI
+	metrics  *serverMetrics
 	// forwarded serves the HTTP API requests other servers forward here
 	// over the Raft port (leaderProxy).
 	forwarded *http.Server
@@ -206,7 +207,7 @@ func New(cfg Config) (*Server, error) {
 	s.wire(ln, life)
 	s.blobGC.after = catchUp
 	if err := s.node.start(raftConfig{ID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, DevMode: cfg.DevMode},
-		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys}, blobs: s.blobGC.kick, catalog: s.catalog}, s.rpc.serve, restore); err != nil {
+		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys}, blobs: s.blobGC.kick, catalog: s.catalog, metrics: s.metrics}, s.rpc.serve, restore); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -229,6 +230,7 @@ func (s *Server) wire(ln *quic.Listener, life context.Context) {
 	apply := s.node.apply // the node is started once every part exists
 	rpc := &rpcClient{}
 	*s.node = raftNode{id: cfg.NodeID, store: s.store, rpc: rpc, log: part("raft"), logDB: s.node.logDB, snaps: s.node.snaps}
+	s.metrics = wireMetrics(s.store, s.node, func() *evalQueue { return s.sched.broker })
 	advertise := cfg.AgentAdvertise
 	if advertise == "" {
 		advertise = advertisable(ln.Addr().String())
@@ -239,8 +241,10 @@ func (s *Server) wire(ln *quic.Listener, life context.Context) {
 	s.detector = &failureDetector{store: s.store, apply: apply, node: s.node, rpc: rpc, log: part("heartbeats"), ticker: heartbeatCheckInterval,
 		hb: heartbeats{minTTL: cfg.MinHeartbeatTTL, grace: cfg.HeartbeatGrace, failover: cfg.FailoverGrace}}
 	s.drainer = &drainer{store: s.store, apply: apply, log: part("drain"), ticker: heartbeatCheckInterval}
-	plans := &planApplier{store: s.store, propose: s.node.propose, log: part("plans"), ids: newIDGen(time.Now)}
+	plans := &planApplier{store: s.store, propose: s.node.propose, log: part("plans"), ids: newIDGen(time.Now), metrics: s.metrics}
 	s.sched = newScheduler(s.store, apply, plans, cfg.Workers, part("scheduler"))
+	s.sched.broker.acked = s.metrics.evalAcked
+	s.detector.metrics = s.metrics
 	s.deploys = newDeploymentWatcher(s.store, apply, time.Now, part("deployments"))
 	s.jobs = &registrar{store: s.store, blobs: s.blobs, apply: apply}
 	s.tokens = &tokenIssuer{store: s.store, apply: apply, certs: s.certs, agentAddr: ln.Addr().String(), peers: s.cluster.known}
@@ -254,7 +258,7 @@ func (s *Server) wire(ln *quic.Listener, life context.Context) {
 		deploys: &deployOps{store: s.store, jobs: s.jobs, apply: apply, now: time.Now},
 		acls:    &aclResolver{store: s.store, enabled: cfg.ACLEnabled, now: time.Now},
 		admin:   &aclAdmin{store: s.store, apply: apply, enabled: cfg.ACLEnabled, now: time.Now},
-		leader:  newLeaderProxy(s.node)}
+		leader:  newLeaderProxy(s.node), metrics: s.metrics}
 	s.forwarded = &http.Server{Handler: s.http.handler(), ReadHeaderTimeout: 10 * time.Second,
 		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
 			return context.WithValue(ctx, forwardedKey, true)

@@ -122,6 +122,7 @@ type Agent struct {
 	// restore holds the allocations of local state until a server's set
 	// or RestoreWait decides (restore.go); set by Run before the link runs.
 	restore *restoreGate
+	metrics *agentMetrics // served by MetricsHandler
 }
 
 // New prepares an agent: data dir, node identity, wasm host, drivers,
@@ -206,7 +207,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	a.link = newLink(pin, identity{nodeID: id, nodeName: cfg.NodeName, dataDir: cfg.DataDir}, cfg.JoinToken, cert, servers,
 		local.addServers, log.With("part", "link"))
 	src := &moduleSource{cache: mods, conn: a.link.liveConn}
-	a.drivers[wire.DriverWasm] = &wasmDriver{host: host, fetch: src.fetch, bindAddr: cfg.BindAddr, log: log.With("part", "wasm")}
+	wasm := &wasmDriver{host: host, fetch: src.fetch, bindAddr: cfg.BindAddr, log: log.With("part", "wasm")}
+	a.drivers[wire.DriverWasm] = wasm
 	if c, v, err := connectDocker(ctx, cfg.DockerHost); err != nil {
 		log.Info("docker driver not offered", "err", err)
 		a.unavailable[wire.DriverDocker] = "no Docker Engine answered when it started"
@@ -245,6 +247,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if a.replica != nil {
 		a.control.watch = a.replica.watch
 	}
+	a.metrics = newAgentMetrics(a)
+	deps.metrics, wasm.metrics = a.metrics, a.metrics
 	return a, nil
 }
 

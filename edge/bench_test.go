@@ -47,14 +47,25 @@ func BenchmarkWasmHTTPTask(b *testing.B) {
 		}
 		serve(b, handler)
 	})
-	b.Run("agent", func(b *testing.B) {
-		d := &wasmDriver{host: h, bindAddr: "127.0.0.1", log: testLoggerDiscard()}
-		ln, err := d.startHTTP(&taskSpec{Task: wire.Task{Name: "task", Config: wire.TaskConfig{Mode: wire.ModeHTTP}},
-			Ports: []wire.Port{{Label: "http", Value: 0}}}, mod, wasmhost.Limits{})
-		if err != nil {
-			b.Fatal(err)
+	// agent: no metrics; agent+metrics: the agent's metrics count and time
+	// every request (wasmhost's Observe hook, label children resolved once).
+	for _, withMetrics := range []bool{false, true} {
+		name := "agent"
+		if withMetrics {
+			name = "agent+metrics"
 		}
-		defer ln.stop(0)
-		serve(b, ln.(*httpTask).srv.Handler)
-	})
+		b.Run(name, func(b *testing.B) {
+			d := &wasmDriver{host: h, bindAddr: "127.0.0.1", log: testLoggerDiscard()}
+			if withMetrics {
+				d.metrics = newAgentMetrics(&Agent{mods: &moduleCache{}, link: &link{}, allocs: &allocSet{}})
+			}
+			ln, err := d.startHTTP(&taskSpec{JobID: "j", Group: "g", Task: wire.Task{Name: "task", Config: wire.TaskConfig{Mode: wire.ModeHTTP}},
+				Ports: []wire.Port{{Label: "http", Value: 0}}}, mod, wasmhost.Limits{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.stop(0)
+			serve(b, ln.(*httpTask).srv.Handler)
+		})
+	}
 }

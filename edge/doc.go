@@ -93,6 +93,13 @@
 // then stops them (an http task draining its requests within kill_timeout);
 // the stop is confirmed to the servers only once its tasks ended.
 //
+// Metrics (metrics.go): the agent's Prometheus registry (its own, not the
+// global one), served by MetricsHandler (strata agent -http-addr): events
+// counted where they happen (restarts by the runner, http tasks' requests
+// through wasmhost's Observe hook with label children resolved once per
+// task, module cache hits and misses), states read at scrape time (tasks
+// by state, the cache's bytes, the link's sessions).
+//
 // Lifecycle (runner.go): an allocation's prestart sidecars start first, its
 // prestart tasks run to completion (exit 0; a failure fails the
 // allocation), then its main tasks start, and its poststart tasks once

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-run/strata/internal/fsutil"
@@ -41,6 +42,10 @@ type moduleCache struct {
 	inUse   map[string]bool          // digests current allocations reference
 	clock   uint64                   // last logical use time handed out
 	locks   map[string]chan struct{} // one download per digest at a time
+
+	// hits and misses count fetches served from disk and those that
+	// downloaded (metrics.go).
+	hits, misses atomic.Int64
 }
 
 // cacheEntry is one digest's bytes on disk: the module, or a partial
@@ -274,6 +279,7 @@ const maxStalledAttempts = 3
 // disk, as long as each attempt makes progress.
 func (c *moduleCache) fetch(ctx context.Context, digest string, open opener) ([]byte, error) {
 	if b, err := c.get(digest); err == nil {
+		c.hits.Add(1)
 		return b, nil
 	}
 	unlock, err := c.lock(ctx, digest)
@@ -282,8 +288,10 @@ func (c *moduleCache) fetch(ctx context.Context, digest string, open opener) ([]
 	}
 	defer unlock()
 	if b, err := c.get(digest); err == nil {
+		c.hits.Add(1)
 		return b, nil // downloaded while we waited
 	}
+	c.misses.Add(1)
 	stalls := 0
 	for {
 		n, err := c.download(ctx, digest, open)

@@ -28,6 +28,7 @@ type runnerDeps struct {
 	// dataDir holds the task log files (allocs/<alloc>/logs/).
 	dataDir string
 	log     *slog.Logger
+	metrics *agentMetrics // restarts
 }
 
 // nodeInfo is the node as tasks see it: their runtime references

@@ -45,6 +45,7 @@ func (r *allocRunner) runTask(t wire.Task, untilComplete bool) bool {
 		}
 		if asked := new(restartRequested); errors.As(err, &asked) {
 			// Asked for, not a failure: at once, and no attempt spent.
+			r.deps.metrics.restarted(reasonRequested)
 			r.record(t.Name, "pending", "restarting on request",
 				func(h *wire.TaskState, now time.Time) {
 					taskEnded(h, now, err)
@@ -71,6 +72,7 @@ func (r *allocRunner) runTask(t wire.Task, untilComplete bool) bool {
 			return false
 		}
 		delay += jitter(delay)
+		r.deps.metrics.restarted(reasonFailure)
 		r.log.Warn("task failed, restarting", "task", t.Name, "err", err, "in", delay)
 		r.record(t.Name, "pending", fmt.Sprintf("restarting in %s after: %v", delay.Round(time.Millisecond), err),
 			func(h *wire.TaskState, now time.Time) {

@@ -53,6 +53,7 @@ type wasmDriver struct {
 	fetch    func(ctx context.Context, digest string) ([]byte, error) // the module's bytes by digest
 	bindAddr string
 	log      *slog.Logger
+	metrics  *agentMetrics // http tasks' requests
 }
 
 func (d *wasmDriver) recover(context.Context, *taskSpec) (taskHandle, error) {
@@ -123,6 +124,7 @@ func (d *wasmDriver) startHTTP(t *taskSpec, mod *wasmhost.Module, lim wasmhost.L
 		MaxRequestTime: task.Config.MaxRequestTime,
 		MaxConcurrency: task.Config.MaxConcurrency,
 		Limits:         lim,
+		Observe:        d.metrics.wasmObserver(t.JobID, t.Group, task.Name),
 	})
 	if err != nil {
 		return nil, err

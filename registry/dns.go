@@ -78,6 +78,18 @@ type DNSConfig struct {
 	Seed uint64
 
 	Logger *slog.Logger // nil = discard
+
+	// Observer, if set, hears of every query answered (DNSObserver).
+	Observer DNSObserver
+}
+
+// DNSObserver is told of every query a DNSServer answers: the reply's
+// rcode and the time from receiving it to writing the reply. It is called
+// on the query's goroutine, on the hot path: it must not block, and
+// should not allocate (the coordinator's metrics count with pre-resolved
+// counters). The registry itself keeps no metrics.
+type DNSObserver interface {
+	ObserveDNS(rcode int, elapsed time.Duration)
 }
 
 // DNSServer answers DNS queries for the configured domain from a catalog
@@ -95,6 +107,7 @@ type DNSServer struct {
 	seed      uint64
 	queries   atomic.Uint64 // shuffle stream
 	log       *slog.Logger
+	observer  DNSObserver // nil: none
 
 	mu      sync.Mutex
 	state   serverState
@@ -162,6 +175,7 @@ func NewDNS(cfg DNSConfig) (*DNSServer, error) {
 		tcpClient: &dns.Client{Net: "tcp", Timeout: timeout},
 		seed:      seed,
 		log:       log.With("component", "registry.dns"),
+		observer:  cfg.Observer,
 	}, nil
 }
 
@@ -190,17 +204,27 @@ func (s *DNSServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		return
 	}
 	tcp := isTCP(w)
+	var start time.Time
+	if s.observer != nil {
+		start = time.Now()
+	}
 	var m *dns.Msg
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("panic while answering a DNS query", "panic", p, "stack", string(debug.Stack()))
 			if m == nil { // nothing was written yet
-				s.write(w, r, serverFailure(r), tcp)
+				rcode := s.write(w, r, serverFailure(r), tcp)
+				if s.observer != nil {
+					s.observer.ObserveDNS(rcode, time.Since(start))
+				}
 			}
 		}
 	}()
 	m = s.reply(r, tcp)
-	s.write(w, r, m, tcp)
+	rcode := s.write(w, r, m, tcp)
+	if s.observer != nil {
+		s.observer.ObserveDNS(rcode, time.Since(start))
+	}
 }
 
 // reply builds the answer to r, before EDNS0 and truncation.
@@ -656,8 +680,9 @@ func (s *DNSServer) addrRR(name string, a netip.Addr, ip net.IP) dns.RR {
 	return &dns.AAAA{Hdr: s.hdr(name, dns.TypeAAAA), AAAA: ip}
 }
 
-// write adds EDNS0, fits m to the transport and sends it.
-func (s *DNSServer) write(w dns.ResponseWriter, r, m *dns.Msg, tcp bool) {
+// write adds EDNS0, fits m to the transport and sends it; it returns the
+// rcode sent (SERVFAIL if m did not pack).
+func (s *DNSServer) write(w dns.ResponseWriter, r, m *dns.Msg, tcp bool) int {
 	opt, _ := requestOPT(r)
 	if opt != nil { // RFC 6891 §7: a request with OPT gets a reply with OPT
 		m.SetEdns0(maxUDPSize, false)
@@ -693,6 +718,7 @@ func (s *DNSServer) write(w dns.ResponseWriter, r, m *dns.Msg, tcp bool) {
 			slog.Any("client", w.RemoteAddr()),
 		)
 	}
+	return m.Rcode
 }
 
 // serverFailure is the minimal reply for when the normal one cannot be built.

@@ -19,7 +19,9 @@
 //   - The encoding (AppendBinary/MarshalBinary, DecodeSnapshot, DecodeDelta):
 //     versioned and compact (strings written once); decoders return errors
 //     wrapping ErrBadEncoding and never panic (fuzzed).
-//   - DNSServer: a miekg/dns handler (ServeDNS) plus a UDP+TCP listener life
+//   - DNSServer: a miekg/dns handler (ServeDNS; DNSConfig.Observer hears
+//     each answered query's rcode and duration: the servers' metrics count
+//     them, no metrics library here) plus a UDP+TCP listener life
 //     cycle (Listen, Addr, Shutdown), answering from a Holder's snapshot.
 //   - Endpoint, Catalog, HealthyWithTag, StaticCatalog: the vocabulary agents
 //     report and the coordinator stores today; Endpoint.Instance converts.

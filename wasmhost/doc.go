@@ -33,6 +33,10 @@
 // memory limit, time limit, with the module's telling stderr line), which
 // the agent's restart policy reads.
 //
+// It keeps no metrics: HTTPConfig.Observe tells the caller each request's
+// status and duration (the agent counts them, without a metrics library
+// here or an allocation per request).
+//
 // It must not know about jobs, allocations, Raft or the agent protocol: callers
 // hand it bytes with their digest and get back compiled modules, handlers and
 // run functions. It does not choose ports, restart anything or fetch modules.

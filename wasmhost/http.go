@@ -49,6 +49,13 @@ type HTTPConfig struct {
 	// MaxResponseBytes bounds what the module may write to stdout. 0 = 16 MiB;
 	// a module writing more gets its writes failed, and the client 502.
 	MaxResponseBytes int64
+
+	// Observe, if set, is told of every request once it is answered: the
+	// status sent (0 when the client left before an answer) and the time
+	// from its arrival to the end of the answer. It runs on the request's
+	// goroutine: it must not block, and should not allocate (the agent's
+	// metrics use pre-resolved counters). wasmhost keeps no metrics.
+	Observe func(status int, elapsed time.Duration)
 }
 
 // Server identification in SERVER_SOFTWARE, and the route every request
@@ -107,6 +114,7 @@ func (h *Host) HTTPHandler(m *Module, cfg HTTPConfig) (http.Handler, error) {
 		maxBody:   orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 		maxResp:   orDefault(cfg.MaxResponseBytes, DefaultMaxResponseBytes),
 		maxMemory: cfg.MaxMemory,
+		observe:   cfg.Observe,
 	}
 	if cfg.MaxConcurrency > 0 {
 		hh.slots = make(chan struct{}, cfg.MaxConcurrency)
@@ -177,6 +185,8 @@ type httpHandler struct {
 
 	slots chan struct{} // nil: no MaxConcurrency
 	queue chan struct{} // requests waiting for a slot
+
+	observe func(status int, elapsed time.Duration) // HTTPConfig.Observe
 }
 
 // orDefault returns v, or def when v is zero or negative.
@@ -188,29 +198,38 @@ func orDefault[T int64 | time.Duration](v, def T) T {
 }
 
 func (hh *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	deadline := time.Now().Add(hh.maxTime)
+	if hh.observe == nil {
+		hh.serve(w, r, time.Now())
+		return
+	}
+	start := time.Now()
+	status := hh.serve(w, r, start)
+	hh.observe(status, time.Since(start))
+}
+
+// serve answers one request that arrived at now, and returns the status
+// it sent (0: none, the client left).
+func (hh *httpHandler) serve(w http.ResponseWriter, r *http.Request, now time.Time) int {
+	deadline := now.Add(hh.maxTime)
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
 	rc := http.NewResponseController(w)
 
 	if hh.host.closed.Load() {
-		hh.fail(w, http.StatusServiceUnavailable, "host is closed")
-		return
+		return hh.fail(w, http.StatusServiceUnavailable, "host is closed")
 	}
 	body, code, err := hh.readBody(r, rc, deadline)
 	if err != nil {
-		hh.fail(w, code, "reading request body: "+err.Error())
-		return
+		return hh.fail(w, code, "reading request body: "+err.Error())
 	}
 	if hh.slots != nil {
 		release, ok := hh.acquire(ctx)
 		if !ok {
 			if r.Context().Err() != nil {
-				return // the client left while waiting
+				return 0 // the client left while waiting
 			}
 			w.Header().Set("Retry-After", "1")
-			hh.fail(w, http.StatusServiceUnavailable, fmt.Sprintf("%d requests running (MaxConcurrency) and no slot free in time", cap(hh.slots)))
-			return
+			return hh.fail(w, http.StatusServiceUnavailable, fmt.Sprintf("%d requests running (MaxConcurrency) and no slot free in time", cap(hh.slots)))
 		}
 		defer release()
 	}
@@ -228,26 +247,21 @@ func (hh *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var exit *ExitError
 	switch {
 	case errors.Is(runErr, ErrClosed):
-		hh.fail(w, http.StatusServiceUnavailable, "host closed during the request")
-		return
+		return hh.fail(w, http.StatusServiceUnavailable, "host closed during the request")
 	case runErr != nil && r.Context().Err() != nil:
 		hh.log.Debug("request canceled by the client; instance stopped", "path", r.URL.Path, "err", runErr)
-		return
+		return 0
 	case errors.As(runErr, &exit) && exit.Kind == ExitTimeout:
-		hh.fail(w, http.StatusGatewayTimeout, fmt.Sprintf("stopped after %s (MaxRequestTime)", hh.maxTime))
-		return
+		return hh.fail(w, http.StatusGatewayTimeout, fmt.Sprintf("stopped after %s (MaxRequestTime)", hh.maxTime))
 	case runErr != nil:
-		hh.fail(w, http.StatusInternalServerError, strings.TrimPrefix(runErr.Error(), "wasmhost: "))
-		return
+		return hh.fail(w, http.StatusInternalServerError, strings.TrimPrefix(runErr.Error(), "wasmhost: "))
 	case stdout.overflow:
-		hh.fail(w, http.StatusBadGateway, fmt.Sprintf("response larger than %d bytes (MaxResponseBytes)", hh.maxResp))
-		return
+		return hh.fail(w, http.StatusBadGateway, fmt.Sprintf("response larger than %d bytes (MaxResponseBytes)", hh.maxResp))
 	}
 
 	resp, err := parseCGIResponse(stdout.buf.Bytes())
 	if err != nil {
-		hh.fail(w, http.StatusBadGateway, "invalid CGI response: "+err.Error())
-		return
+		return hh.fail(w, http.StatusBadGateway, "invalid CGI response: "+err.Error())
 	}
 	header := w.Header()
 	for k, v := range resp.header {
@@ -264,12 +278,14 @@ func (hh *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if bodyAllowed {
 		_, _ = w.Write(resp.body)
 	}
+	return resp.status
 }
 
-// fail logs reason and answers code with a short text body.
-func (hh *httpHandler) fail(w http.ResponseWriter, code int, reason string) {
+// fail logs reason and answers code with a short text body; it returns code.
+func (hh *httpHandler) fail(w http.ResponseWriter, code int, reason string) int {
 	hh.log.Warn("http request failed", "status", code, "reason", reason)
 	http.Error(w, fmt.Sprintf("%d %s", code, http.StatusText(code)), code)
+	return code
 }
 
 // readBody reads the whole request body, bounded in size by maxBody and in

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -66,6 +68,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	dnsAddr := fs.String("dns-addr", "", "serve the cluster's names over DNS (UDP and TCP) at this address, from a replica of the servers' catalog kept in the data directory: answers while the servers are unreachable (default: no DNS)")
 	dnsDomain := fs.String("dns-domain", "", "the DNS zone served with -dns-addr (default strata; consul answers Consul's names unchanged)")
 	dnsRecursors := fs.String("dns-recursors", "", "comma-separated resolvers (ip or ip:port) that -dns-addr forwards other names to (default: such names are REFUSED)")
+	httpAddr := fs.String("http-addr", "", "serve the agent's Prometheus metrics at http://ADDR/v1/metrics?format=prometheus (nothing else; no ACLs: bind it where only scrapers reach)")
 	meta := metaFlag{}
 	fs.Var(meta, "meta", "node metadata key=value, repeatable")
 	vols := hostVolumeFlag{}
@@ -89,6 +92,13 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	if *dnsAddr == "" && (*dnsDomain != "" || *dnsRecursors != "") {
 		return usageError("-dns-domain and -dns-recursors need -dns-addr")
 	}
+	var metricsLn net.Listener
+	if *httpAddr != "" { // bound first: a taken address stops the agent before it starts anything
+		if metricsLn, err = net.Listen("tcp", *httpAddr); err != nil {
+			return fmt.Errorf("-http-addr: %w", err)
+		}
+		defer metricsLn.Close()
+	}
 	agent, err := edge.New(ctx, edge.Config{
 		Servers: addrs, CAPin: *pin, JoinToken: *token, DataDir: *dataDir, NodeName: *name,
 		Datacenter: *dc, BindAddr: *bind, Meta: meta, ModuleCacheMB: *cacheMB, HostVolumes: vols, Logger: logger,
@@ -98,7 +108,25 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "==> Strata agent %s starting (node %s, datacenter %s, servers %s)\n", *name, agent.NodeID(), *dc, strings.Join(addrs, ","))
+	if metricsLn != nil {
+		defer serveAgentMetrics(agent, metricsLn)()
+		fmt.Fprintf(env.Stdout, "    Metrics:   http://%s/v1/metrics?format=prometheus\n", metricsLn.Addr())
+	}
 	return agent.Run(ctx)
+}
+
+// serveAgentMetrics serves the agent's metrics on ln until stop.
+func serveAgentMetrics(agent *edge.Agent, ln net.Listener) (stop func()) {
+	hs := &http.Server{Handler: agent.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		hs.Serve(ln)
+	}()
+	return func() {
+		hs.Close()
+		<-done
+	}
 }
 
 func runTokenCreate(ctx context.Context, env *Env, args []string) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -24,6 +25,7 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	agentAddr := fs.String("agent-addr", "127.0.0.1:0", "QUIC address the agent connects to")
 	nodeName := fs.String("node-name", "dev", "the agent's node name")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	agentMetrics := fs.String("agent-http-addr", "", "serve the dev agent's Prometheus metrics at http://ADDR/v1/metrics?format=prometheus (the server's are on the HTTP API)")
 	vols := hostVolumeFlag{}
 	fs.Var(vols, "host-volume", hostVolumesUsage)
 	aclEnabled := fs.Bool("acl-enabled", false, "require ACL tokens on the API (dev is open by default); `strata acl bootstrap` creates the first")
@@ -46,6 +48,13 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 		*dataDir = d
+	}
+	var metricsLn net.Listener
+	if *agentMetrics != "" {
+		if metricsLn, err = net.Listen("tcp", *agentMetrics); err != nil {
+			return fmt.Errorf("-agent-http-addr: %w", err)
+		}
+		defer metricsLn.Close()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -81,6 +90,9 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if metricsLn != nil {
+		defer serveAgentMetrics(agent, metricsLn)()
+	}
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- agent.Run(ctx) }()
 	defer func() {
@@ -105,6 +117,9 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "    DNS:       %s (udp, tcp)\n", sv.dnsAddr)
 	fmt.Fprintf(env.Stdout, "    Agents:    %s (quic), CA pin %s\n", srv.AgentAddr(), srv.CAPin())
 	fmt.Fprintf(env.Stdout, "    Data dir:  %s\n", *dataDir)
+	if metricsLn != nil {
+		fmt.Fprintf(env.Stdout, "    Metrics:   %s/v1/metrics?format=prometheus (server), http://%s/v1/metrics?format=prometheus (agent)\n", sv.httpURL, metricsLn.Addr())
+	}
 	if err := announceSecurity(env, sv, *dataDir, *aclEnabled, tlsf); err != nil {
 		return err
 	}

@@ -85,7 +85,7 @@ func startServing(cfg coordinator.Config, httpAddr, dnsAddr string, logger *slog
 		defer c()
 		srv.Shutdown(ctx)
 	})
-	dns, err := registry.NewDNS(registry.DNSConfig{Catalog: srv.Store(), Logger: logger})
+	dns, err := registry.NewDNS(registry.DNSConfig{Catalog: srv.Store(), Logger: logger, Observer: srv.DNSObserver()})
 	if err != nil {
 		httpLn.Close()
 		sv.close()

@@ -88,6 +88,9 @@ func (s *Store) Apply(entries []Entry) ([]Result, *Effects, error) {
 			}
 			b.index = e.Index
 			res, err := b.apply(e.Data)
+			if s.onApply != nil && len(e.Data) > 0 {
+				s.onApply(CmdType(e.Data[0]))
+			}
 			var r *refusal
 			if errors.As(err, &r) {
 				results[i].Err = r
@@ -113,6 +116,7 @@ func (s *Store) Apply(entries []Entry) ([]Result, *Effects, error) {
 	s.allocs.publish(b.pending)
 	s.allocs.drop(b.dropped)
 	s.usage.publish(b.usage)
+	s.usage.publishStatuses(b.before, b.pending, b.dropped)
 	b.fx.Nodes = b.allocNodes()
 	b.fx.Deployments = sortedKeys(b.deployments)
 	s.notify() // after the in-memory views: a woken watcher reads them current
@@ -137,6 +141,7 @@ type batch struct {
 	cache   *allocCache
 	pending map[string]*structs.Alloc // allocations written by this batch, not yet committed
 	dropped map[string]bool           // allocations deleted by this batch
+	before  map[string]AllocStatus    // committed status of the allocations the batch read (counts.go)
 	usage   map[string]*usageDelta    // per node: the batch's change to the usage index
 	// deployments are those the batch wrote, by ID (the latest copy).
 	deployments map[string]*structs.Deployment
@@ -166,13 +171,27 @@ func (b *batch) alloc(id string) (*structs.Alloc, error) {
 		return a, nil
 	}
 	if a := b.cache.get(id); a != nil {
+		b.committed(a)
 		c := *a
 		c.Ports = slices.Clone(a.Ports)
 		c.Endpoints = slices.Clone(a.Endpoints)
 		c.TaskStates = maps.Clone(a.TaskStates) // the states themselves are replaced, never changed
 		return &c, nil
 	}
-	return getAlloc(b.tx, []byte(id))
+	a, err := getAlloc(b.tx, []byte(id))
+	if a != nil {
+		b.committed(a)
+	}
+	return a, err
+}
+
+// committed records the status of an allocation as committed before the
+// batch, which the counts by status move from.
+func (b *batch) committed(a *structs.Alloc) {
+	if b.before == nil {
+		b.before = map[string]AllocStatus{}
+	}
+	b.before[a.ID] = statusOf(a)
 }
 
 // wrote records an allocation this batch wrote.

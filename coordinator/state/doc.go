@@ -24,9 +24,11 @@
 //     and its error goes back to the proposer. After the commit the
 //     in-memory views are published, then watchers are woken (Watch);
 //   - the in-memory views: the usage index (each node with what its live
-//     allocations hold: the scheduler's snapshot, and the allocations by
-//     node) and the allocation cache, rebuilt from bbolt at open and
-//     restore;
+//     allocations hold: the scheduler's snapshot, the allocations by
+//     node, and the allocations counted by desired and client status for
+//     the metrics: AllocCounts, counts.go) and the allocation cache,
+//     rebuilt from bbolt at open and restore; OnApply lets the coordinator
+//     time each command (this package reads no clock);
 //   - the reads: jobs and their versions, allocations, nodes, evaluations,
 //     modules, join tokens, ACL policies and tokens, the cluster CA, and
 //     the registry catalog

@@ -67,8 +67,11 @@ type Store struct {
 	db     *bolt.DB
 	allocs allocCache // committed allocations, for Apply's updates
 	usage  usageIndex // nodes with what they hold, for the scheduler
-	watchM sync.Mutex
-	watch  chan struct{} // closed and replaced after every commit
+	// onApply, if set, is called after each command Apply applied or
+	// refused, inside the batch's transaction (OnApply).
+	onApply func(CmdType)
+	watchM  sync.Mutex
+	watch   chan struct{} // closed and replaced after every commit
 
 	// notifyHook, if set, runs just before watchers are woken (tests
 	// observe what a woken watcher would read).

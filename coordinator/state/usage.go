@@ -23,12 +23,13 @@ import (
 // changes under it.
 type usageIndex struct {
 	mu       sync.RWMutex
-	list     []*sched.NodeState // every node, sorted by ID: snapshots are deterministic
-	pos      map[string]int     // node ID -> its index in list
-	draining map[string]bool    // nodes with a drain in progress
-	live     int                // allocations holding resources, cluster-wide
-	changes  map[string]uint64  // node ID -> count of batches that wrote its allocations
-	byNode   map[string]idList  // node ID -> IDs of every allocation placed on it
+	list     []*sched.NodeState  // every node, sorted by ID: snapshots are deterministic
+	pos      map[string]int      // node ID -> its index in list
+	draining map[string]bool     // nodes with a drain in progress
+	live     int                 // allocations holding resources, cluster-wide
+	changes  map[string]uint64   // node ID -> count of batches that wrote its allocations
+	byNode   map[string]idList   // node ID -> IDs of every allocation placed on it
+	statuses map[AllocStatus]int // allocations by status (counts.go)
 }
 
 // usageDelta is one batch's change to one node.
@@ -258,6 +259,7 @@ func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 	nodes := map[string]*sched.NodeState{}
 	draining := map[string]bool{}
 	byNode := map[string]idList{}
+	statuses := map[AllocStatus]int{}
 	live := 0
 	err := tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
 		var n structs.NodeRecord
@@ -280,6 +282,7 @@ func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 			return fmt.Errorf("%w: allocation %q: %v", ErrCorruptState, k, err)
 		}
 		byNode[a.NodeID] = byNode[a.NodeID].add(a.ID)
+		statuses[statusOf(a)]++
 		if a.Terminal() {
 			return nil
 		}
@@ -302,7 +305,7 @@ func (u *usageIndex) rebuild(tx *bolt.Tx) error {
 	defer u.mu.Unlock()
 	u.list, u.pos = slices.Collect(maps.Values(nodes)), map[string]int{}
 	u.sort()
-	u.draining, u.live, u.byNode = draining, live, byNode
+	u.draining, u.live, u.byNode, u.statuses = draining, live, byNode, statuses
 	return nil
 }
 
