@@ -10,7 +10,7 @@ TESTFLAGS ?=
 
 WASM_EXAMPLES := examples/hello/hello.wasm examples/server/server.wasm examples/worker/worker.wasm examples/tiny/tiny.wasm
 
-.PHONY: all build examples run test tools bench bench-dns fuzz clean
+.PHONY: all build examples run test tools bench bench-dns bench-dns-target fuzz clean
 
 all: build examples
 
@@ -67,6 +67,15 @@ DNS_ROUNDS ?= 1
 bench-dns:
 	command -v dnsperf >/dev/null 2>&1 || (apt-get update && apt-get install -y dnsperf)
 	$(GO) run ./cmd/strata-bench dns -duration 15s -inflight 50 -rounds $(DNS_ROUNDS)
+
+# The same against a running server's DNS (`strata dev`, `strata server`,
+# an agent's -dns-addr) that serves DNS_SERVICES (each answering A and SRV),
+# beside the ceiling filled with that server's own answers.
+DNS_TARGET ?= 127.0.0.1:8600
+DNS_SERVICES ?= hello-web-hello
+bench-dns-target:
+	command -v dnsperf >/dev/null 2>&1 || (apt-get update && apt-get install -y dnsperf)
+	$(GO) run ./cmd/strata-bench dns -target $(DNS_TARGET) -service $(DNS_SERVICES) -duration 15s -inflight 50 -rounds $(DNS_ROUNDS)
 
 clean:
 	rm -rf bin $(WASM_EXAMPLES)

@@ -19,6 +19,7 @@
 //	logRouter ──> agentEndpoint (agentLogs), rpcClient          blobCopier ──> blobStore, rpcClient
 //	allocOps ──> apply (stop), agentEndpoint (agentCalls), rpcClient    blobGC ──> state.Store, blobStore
 //	fsm ──> blobGC.kick (a batch deleted module versions or collected garbage, a restore)
+//	fsm ──> catalogFeed ──> registry.Holder (Server.Catalog) <── DNS (cmd), consul API (httpAPI)
 //	registrar, tokenIssuer, drainer ──> apply                   cluster ──> raftNode, rpcClient
 //	failureDetector ─(leader)─> heartbeats (pure), apply, rpcClient (a follower forwards beats)
 //	scheduler ─(leader)─> evalQueue, planApplier ──> raftNode.propose; apply (evaluations)
@@ -86,8 +87,19 @@
 // for the protocol) and are pushed the full set of their allocations
 // whenever it changes; they report status and service endpoints, which
 // the endpoint translates into one command each, and the state turns
-// into the registry's catalog (state.Store implements registry.Catalog).
-// The endpoint makes no scheduling decision.
+// into the registry's catalog. The endpoint makes no scheduling decision.
+//
+// The service catalog. Each batch's change to the endpoints comes out of
+// the state as one registry.Delta stamped with the batch's Raft index
+// (state.Effects.Catalog); catalogFeed (catalog.go) applies it to the
+// server's registry.Holder on the FSM goroutine, on every server, and
+// rebuilds the Holder whole from the state (state.Store.CatalogSnapshot)
+// at start and after a snapshot restore. Server.Catalog is that Holder:
+// the DNS server, the Consul-compatible API (http_consul.go: package
+// registry/consul at Consul's paths, behind routeNeeds like every route)
+// and agents' replicas read it; nothing on their path reads bbolt.
+// Strata's own service routes (/v1/services, /v1/service/{name}) still
+// read the state's services bucket.
 //
 // ACLs and the HTTP API. Every route is registered through routeMux with
 // its entry of routeNeeds (http_acl.go), the one table of what each needs

@@ -37,6 +37,9 @@ type httpAPI struct {
 	admin    *aclAdmin    // the ACL system's writes
 	leader   *leaderProxy // forwards to the leader over the Raft port
 	metrics  *serverMetrics
+	// consul serves Consul's catalog and health API from the service
+	// catalog (consulRoutes).
+	consul http.Handler
 }
 
 // handler returns the routes, each behind its ACL check (routeNeeds in
@@ -69,8 +72,11 @@ func (s *httpAPI) handler() http.Handler {
 	mux.HandleFunc("PUT /v1/module/{name}/{version}", s.handleModulePush)
 	read("GET /v1/modules", s.handleModules)
 	read("GET /v1/nodes", s.handleNodes)
-	read("GET /v1/catalog/services", s.handleServices)
-	read("GET /v1/catalog/service/{name}", s.handleService)
+	read("GET /v1/services", s.handleServices)
+	read("GET /v1/service/{name}", s.handleService)
+	for _, p := range consulRoutes {
+		mux.Handle(p, s.consul)
+	}
 	mux.HandleFunc("PUT /v1/node/{id}/drain", s.handleNodeDrain)
 	mux.HandleFunc("POST /v1/agent/tokens", s.handleTokenCreate)
 	read("GET /v1/agent/tokens", s.handleTokens)

@@ -81,8 +81,10 @@ var routeNeeds = map[string]acl.Need{
 	"PUT /v1/system/gc":                       acl.NeedManagement,
 	"DELETE /v1/module/{name}/{version}":      acl.NeedNamespace(acl.CapSubmitJob),
 
-	// Services, and Consul's catalog and health API (the discovery
-	// branch mounts the rest of it).
+	// Services: Strata's own view (Nomad's paths), and Consul's catalog
+	// and health API (http_consul.go).
+	"GET /v1/services":               acl.NeedNamespace(acl.CapReadJob),
+	"GET /v1/service/{name}":         acl.NeedNamespace(acl.CapReadJob),
 	"GET /v1/catalog/services":       acl.NeedNamespace(acl.CapReadJob),
 	"GET /v1/catalog/service/{name}": acl.NeedNamespace(acl.CapReadJob),
 	"GET /v1/health/service/{name}":  acl.NeedNamespace(acl.CapReadJob),

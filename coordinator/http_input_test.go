@@ -77,8 +77,21 @@ var badInputs = map[string][]badInput{
 	},
 	"GET /v1/modules":                nil,
 	"GET /v1/nodes":                  nil,
+	"GET /v1/services":               nil,
+	"GET /v1/service/{name}":         nil,
 	"GET /v1/catalog/services":       nil,
 	"GET /v1/catalog/service/{name}": nil,
+	"GET /v1/health/service/{name}": {
+		{name: "passing not a boolean", path: "/v1/health/service/web?passing=maybe", status: 400, field: "passing"},
+	},
+	"GET /v1/catalog/nodes":       nil,
+	"GET /v1/catalog/node/{name}": nil,
+	"GET /v1/catalog/datacenters": nil,
+	"GET /v1/agent/self":          nil,
+	"GET /v1/metrics": {
+		{name: "no format", path: "/v1/metrics", status: 400, field: "format"},
+		{name: "unknown format", path: "/v1/metrics?format=json", status: 400, field: "format"},
+	},
 	"PUT /v1/node/{id}/drain": {
 		unknownField("Bogus"),
 		{name: "negative deadline", body: `{"Enable":true,"Deadline":"-1h"}`, status: 400, field: "Deadline"},

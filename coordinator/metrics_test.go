@@ -112,7 +112,7 @@ func TestServerMetricsMove(t *testing.T) {
 	if resp, err := http.Get(ts.URL + "/v1/job/web"); err == nil {
 		resp.Body.Close()
 	}
-	dnsSrv, err := registry.NewDNS(registry.DNSConfig{Catalog: s.Store(), Observer: s.DNSObserver()})
+	dnsSrv, err := registry.NewDNS(registry.DNSConfig{Snapshots: s.Catalog(), Observer: s.DNSObserver()})
 	if err != nil {
 		t.Fatal(err)
 	}

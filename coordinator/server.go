@@ -197,6 +197,10 @@ func New(cfg Config) (*Server, error) {
 	if s.catalog, err = newCatalogFeed(s.store, s.log.With("part", "catalog")); err != nil {
 		return nil, err
 	}
+	consulAPI, err := newConsulAPI(s.catalog.holder, s.node, cfg.NodeID, s.log.With("part", "consul-api"))
+	if err != nil {
+		return nil, err
+	}
 	s.certs = &serverCerts{store: s.store}
 	ln, err := listenAgents(cfg.AgentAddr, s.certs)
 	if err != nil {
@@ -204,7 +208,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	life, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wire(ln, life)
+	s.wire(ln, life, consulAPI)
 	s.blobGC.after = catchUp
 	if err := s.node.start(raftConfig{ID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, DevMode: cfg.DevMode},
 		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys}, blobs: s.blobGC.kick, catalog: s.catalog, metrics: s.metrics}, s.rpc.serve, restore); err != nil {
@@ -223,8 +227,9 @@ func New(cfg Config) (*Server, error) {
 }
 
 // wire builds the parts around the store, with the agent endpoint's
-// listener ln; Raft (s.node) is started after, and life ends at Shutdown.
-func (s *Server) wire(ln *quic.Listener, life context.Context) {
+// listener ln and the Consul-compatible API; Raft (s.node) is started
+// after, and life ends at Shutdown.
+func (s *Server) wire(ln *quic.Listener, life context.Context, consulAPI http.Handler) {
 	cfg := s.cfg
 	part := func(name string) *slog.Logger { return s.log.With("part", name) }
 	apply := s.node.apply // the node is started once every part exists
@@ -258,7 +263,8 @@ func (s *Server) wire(ln *quic.Listener, life context.Context) {
 		deploys: &deployOps{store: s.store, jobs: s.jobs, apply: apply, now: time.Now},
 		acls:    &aclResolver{store: s.store, enabled: cfg.ACLEnabled, now: time.Now},
 		admin:   &aclAdmin{store: s.store, apply: apply, enabled: cfg.ACLEnabled, now: time.Now},
-		leader:  newLeaderProxy(s.node), metrics: s.metrics}
+		leader:  newLeaderProxy(s.node), metrics: s.metrics,
+		consul: consulAPI}
 	s.forwarded = &http.Server{Handler: s.http.handler(), ReadHeaderTimeout: 10 * time.Second,
 		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
 			return context.WithValue(ctx, forwardedKey, true)

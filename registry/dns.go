@@ -41,7 +41,7 @@ const (
 )
 
 var (
-	// ErrNoCatalog is returned by NewDNS when DNSConfig has neither Snapshots nor Catalog.
+	// ErrNoCatalog is returned by NewDNS without DNSConfig.Snapshots.
 	ErrNoCatalog = errors.New("registry: DNSConfig.Snapshots is required")
 	// ErrServerClosed is returned by Listen after Shutdown.
 	ErrServerClosed = errors.New("registry: DNS server closed")
@@ -56,14 +56,6 @@ type DNSConfig struct {
 	// Snapshots is the catalog served: every query reads its current snapshot
 	// (one atomic load, no lock, no I/O).
 	Snapshots *Holder
-	// Catalog is the per-query source of the servers until they keep a Holder:
-	// each query reads the asked service's endpoints from it and builds a
-	// one-service snapshot. It cannot serve <node>.node names (NXDOMAIN), and
-	// its SRV targets are always <hex>.addr names (an Endpoint carries no node
-	// address). Set exactly one of Snapshots and Catalog.
-	//
-	// Deprecated: use Snapshots.
-	Catalog Catalog
 
 	TTL time.Duration // 0 = DefaultTTL; at most 2^31-1 s
 
@@ -99,7 +91,6 @@ type DNSObserver interface {
 type DNSServer struct {
 	domain    string // canonical: lowercase, fully qualified
 	snapshots *Holder
-	catalog   Catalog
 	ttl       uint32 // seconds
 	recursors []string
 	udpClient *dns.Client
@@ -120,11 +111,8 @@ type DNSServer struct {
 // NewDNS validates cfg and returns a server. It does not listen: use ServeDNS as
 // a handler, or Listen.
 func NewDNS(cfg DNSConfig) (*DNSServer, error) {
-	switch {
-	case cfg.Snapshots == nil && cfg.Catalog == nil:
+	if cfg.Snapshots == nil {
 		return nil, ErrNoCatalog
-	case cfg.Snapshots != nil && cfg.Catalog != nil:
-		return nil, errors.New("registry: DNSConfig has both Snapshots and Catalog")
 	}
 	domain := cfg.Domain
 	if domain == "" {
@@ -168,7 +156,6 @@ func NewDNS(cfg DNSConfig) (*DNSServer, error) {
 	return &DNSServer{
 		domain:    domain,
 		snapshots: cfg.Snapshots,
-		catalog:   cfg.Catalog,
 		ttl:       uint32(ttl / time.Second),
 		recursors: recursors,
 		udpClient: &dns.Client{Net: "udp", Timeout: timeout, UDPSize: maxUDPSize},
@@ -368,7 +355,7 @@ func (s *DNSServer) resolveService(m *dns.Msg, qname, rest string, qtype uint16)
 		s.nxdomain(m)
 		return
 	}
-	eps := s.snapshot(service).Passing(service, tag)
+	eps := s.snapshots.Snapshot().Passing(service, tag)
 	if len(eps) == 0 { // unknown, not passing, or nothing with that tag: Consul says NXDOMAIN
 		s.nxdomain(m)
 		return
@@ -382,14 +369,6 @@ func (s *DNSServer) resolveService(m *dns.Msg, qname, rest string, qtype uint16)
 	if len(m.Answer) == 0 {
 		s.nodata(m)
 	}
-}
-
-// snapshot returns the snapshot to answer a question about service from.
-func (s *DNSServer) snapshot(service string) *Snapshot {
-	if s.snapshots != nil {
-		return s.snapshots.Snapshot()
-	}
-	return catalogSnapshot(s.catalog, service, s.log)
 }
 
 // small is the answer count up to which the shuffle's permutation lives on the
@@ -584,7 +563,7 @@ func (s *DNSServer) resolveNode(m *dns.Msg, qname, rest string, qtype uint16) {
 		s.nxdomain(m)
 		return
 	}
-	snap := s.snapshot("")
+	snap := s.snapshots.Snapshot()
 	if snap.nodes[rest] == nil {
 		s.nxdomain(m)
 		return

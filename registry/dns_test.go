@@ -459,23 +459,6 @@ func TestServeDNSFollowsHolder(t *testing.T) {
 	}
 }
 
-// TestServeDNSFromCatalog: the deprecated per-query Catalog source.
-func TestServeDNSFromCatalog(t *testing.T) {
-	s := newTestServer(t, DNSConfig{Catalog: NewStaticCatalog(webEndpoints()...)})
-	req := query("prod.web.service.strata.", dns.TypeSRV)
-	got, _ := ask(t, s, req, false)
-	checkHeader(t, req, got, dns.RcodeSuccess, true)
-	checkRRs(t, "answer", got.Answer, []string{
-		"prod.web.service.strata. 5 IN SRV 1 1 8080 " + h1,
-		"prod.web.service.strata. 5 IN SRV 1 1 9090 " + h1,
-		"prod.web.service.strata. 5 IN SRV 1 1 8080 " + h6,
-	})
-	checkRRs(t, "additional", got.Extra, []string{h1 + " 5 IN A 10.0.0.1", h6 + " 5 IN AAAA 2001:db8::1"})
-	if got, _ := ask(t, s, query("edge-1.node.strata.", dns.TypeA), false); got.Rcode != dns.RcodeNameError {
-		t.Errorf("node name from a Catalog: %s, want NXDOMAIN", dns.RcodeToString[got.Rcode])
-	}
-}
-
 func TestNewDNS(t *testing.T) {
 	h := NewHolder(nil)
 	cases := []struct {
@@ -492,7 +475,6 @@ func TestNewDNS(t *testing.T) {
 		{name: "max TTL", cfg: DNSConfig{Snapshots: h, TTL: (1<<31 - 1) * time.Second}, ok: true, domain: "strata.", ttl: 1<<31 - 1},
 		{name: "recursors", cfg: DNSConfig{Snapshots: h, Recursors: []string{"127.0.0.1", "[::1]:5353"}}, ok: true, domain: "strata.", ttl: 5},
 		{name: "no catalog", cfg: DNSConfig{}, wantErr: ErrNoCatalog},
-		{name: "both sources", cfg: DNSConfig{Snapshots: h, Catalog: NewStaticCatalog()}},
 		{name: "root domain", cfg: DNSConfig{Snapshots: h, Domain: "."}},
 		{name: "empty label", cfg: DNSConfig{Snapshots: h, Domain: "a..b."}},
 		{name: "negative TTL", cfg: DNSConfig{Snapshots: h, TTL: -time.Second}},
@@ -546,12 +528,10 @@ func TestServeDNSLogsEachQueryAtDebug(t *testing.T) {
 	}
 }
 
-type panicCatalog struct{}
-
-func (panicCatalog) Endpoints(string) []Endpoint { panic("catalog exploded") }
-
-func TestServeDNSRecoversFromCatalogPanic(t *testing.T) {
-	s := newTestServer(t, DNSConfig{Catalog: panicCatalog{}})
+// A panic while answering (here: a zero Holder, which its doc forbids)
+// is recovered and answered SERVFAIL.
+func TestServeDNSRecoversFromPanic(t *testing.T) {
+	s := newTestServer(t, DNSConfig{Snapshots: &Holder{}})
 	req := withEDNS(query("web.service.strata.", dns.TypeA), 1232, 0)
 	got, _ := ask(t, s, req, false)
 	if got.Rcode != dns.RcodeServerFailure || got.Id != req.Id {

@@ -24,7 +24,9 @@
 //     them, no metrics library here) plus a UDP+TCP listener life
 //     cycle (Listen, Addr, Shutdown), answering from a Holder's snapshot.
 //   - Endpoint, Catalog, HealthyWithTag, StaticCatalog: the vocabulary agents
-//     report and the coordinator stores today; Endpoint.Instance converts.
+//     report and the coordinator stores (its native /v1/service API reads
+//     them); Endpoint.Instance converts, Instance.Validate says what a
+//     snapshot refuses.
 //
 // # What it must not do
 //
@@ -116,10 +118,9 @@
 // compressed when the reply would not fit without.
 //
 // Every query is logged at Debug level.
-// ServeDNS never panics: a panic (from a Catalog, say) is recovered, logged at
-// Error and answered with SERVFAIL.
+// ServeDNS never panics: a panic is recovered, logged at Error and answered
+// with SERVFAIL.
 //
-// DNSConfig.Catalog (deprecated) is the per-query source the servers used before
-// the Holder: it reads one service's endpoints per query, cannot answer
-// <node>.node names and always uses <hex>.addr SRV targets.
+// Every server answers from the Holder its coordinator feeds (Server.Catalog):
+// the per-query Catalog source (a bbolt read per query) is gone.
 package registry

@@ -1,9 +1,7 @@
 package registry
 
 import (
-	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -135,25 +133,4 @@ func (e Endpoint) Instance(id string) Instance {
 		Health:  h,
 		Canary:  e.Canary,
 	}
-}
-
-// catalogSnapshot builds a one-service snapshot from a Catalog (DNSConfig.Catalog).
-// Endpoints that cannot be instances (a port out of range) are left out.
-func catalogSnapshot(c Catalog, service string, log *slog.Logger) *Snapshot {
-	eps := c.Endpoints(service)
-	ins := make([]Instance, 0, len(eps))
-	for i, e := range eps {
-		in := e.Instance(strconv.Itoa(i))
-		if err := validateInstance(&in); err != nil {
-			log.Debug("endpoint left out of DNS", "service", service, "alloc", e.AllocID, "err", err)
-			continue
-		}
-		ins = append(ins, in)
-	}
-	s, err := NewSnapshot(0, ins)
-	if err != nil { // unreachable: every instance was validated and IDs are distinct
-		log.Error("catalog endpoints do not make a snapshot", "service", service, "err", err)
-		return emptySnapshot
-	}
-	return s
 }

@@ -23,6 +23,11 @@ import (
 // DNSConfig is `strata-bench dns`: dnsperf against Strata's DNS server over a
 // generated catalog snapshot, and against a minimal miekg/dns server answering
 // the same records from a map (the ceiling), one after the other in one run.
+//
+// With Target, the Strata side is a running server (`strata dev`, `strata
+// server`, an agent's -dns-addr) at that address: the ceiling is filled with
+// that server's own answers (asked over TCP, so they are whole) to the A and
+// SRV questions about Services, and the query file asks about those.
 type DNSConfig struct {
 	Out        io.Writer
 	DNSPerf    string        // dnsperf binary
@@ -34,6 +39,9 @@ type DNSConfig struct {
 	Rounds     int           // runs of each server, alternating which goes first
 	Serve      string        // "strata" or "ceiling": serve only that one on ServeAddr until interrupted
 	ServeAddr  string
+	Target     string   // a running Strata DNS server's address (host:port): measure it instead of a generated catalog
+	Services   []string // with Target: the services to ask about (at least one, each answering A and SRV)
+	Domain     string   // with Target: the server's -dns-domain; default "strata"
 }
 
 // DNSResult is one dnsperf run.
@@ -46,6 +54,9 @@ type DNSResult struct {
 
 // DNS runs the comparison and prints both figures and their ratio.
 func DNS(ctx context.Context, cfg DNSConfig) error {
+	if cfg.Target != "" {
+		return dnsTarget(ctx, cfg)
+	}
 	if cfg.PerService < 1 || cfg.Instances < cfg.PerService {
 		return fmt.Errorf("dns: need instances >= per-service >= 1")
 	}
@@ -58,13 +69,13 @@ func DNS(ctx context.Context, cfg DNSConfig) error {
 		return err
 	}
 	names := snap.Services()
-	ceiling, err := newCeiling(recorder, names)
+	ceiling, err := newCeiling(serveAsk(recorder), names, registry.DefaultDomain)
 	if err != nil {
 		return err
 	}
 	// (a) is served the way Strata serves (DNSServer.Listen), (b) by a plain
 	// miekg/dns server.
-	serve := map[string]func(addr string) (string, func() error, error){
+	serve := map[string]startFunc{
 		"strata": func(addr string) (string, func() error, error) {
 			s, err := registry.NewDNS(registry.DNSConfig{Snapshots: registry.NewHolder(snap)})
 			if err != nil {
@@ -94,18 +105,57 @@ func DNS(ctx context.Context, cfg DNSConfig) error {
 		<-ctx.Done()
 		return stop()
 	}
+	fmt.Fprintf(cfg.Out, "catalog: %d instances in %d services; dnsperf -q %d -l %s, %d distinct queries, half SRV half A\n",
+		snap.Len(), len(names), cfg.InFlight, cfg.Duration, cfg.Queries)
+	return compareDNS(ctx, cfg, serve, names, registry.DefaultDomain)
+}
 
+// dnsTarget compares a running server at cfg.Target with the ceiling
+// answering what that server answers.
+func dnsTarget(ctx context.Context, cfg DNSConfig) error {
+	if len(cfg.Services) == 0 {
+		return fmt.Errorf("dns: -target needs -service (the services to ask the server about)")
+	}
+	if cfg.Serve != "" {
+		return fmt.Errorf("dns: -target and -serve do not go together")
+	}
+	if _, _, err := net.SplitHostPort(cfg.Target); err != nil {
+		return fmt.Errorf("dns: -target %q: %w", cfg.Target, err)
+	}
+	domain := dns.Fqdn(cfg.Domain)
+	if cfg.Domain == "" {
+		domain = registry.DefaultDomain
+	}
+	ceiling, err := newCeiling(exchangeAsk(cfg.Target), cfg.Services, domain)
+	if err != nil {
+		return fmt.Errorf("%w (is %s a Strata DNS server with -dns-domain %s?)", err, cfg.Target, domain)
+	}
+	serve := map[string]startFunc{
+		"strata":  func(string) (string, func() error, error) { return cfg.Target, func() error { return nil }, nil },
+		"ceiling": func(addr string) (string, func() error, error) { return serveUDP(addr, ceiling) },
+	}
+	fmt.Fprintf(cfg.Out, "target: %s, services %v; dnsperf -q %d -l %s, %d distinct queries, half SRV half A\n",
+		cfg.Target, cfg.Services, cfg.InFlight, cfg.Duration, cfg.Queries)
+	return compareDNS(ctx, cfg, serve, cfg.Services, domain)
+}
+
+// startFunc starts a server on addr and returns the address it serves on
+// and how to stop it.
+type startFunc func(addr string) (string, func() error, error)
+
+// compareDNS runs dnsperf against "strata" and "ceiling" over queries
+// about names in domain, cfg.Rounds times, and prints the best of each
+// and their ratio.
+func compareDNS(ctx context.Context, cfg DNSConfig, serve map[string]startFunc, names []string, domain string) error {
 	dir, err := os.MkdirTemp("", "strata-bench-dns")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
 	queryFile := filepath.Join(dir, "queries")
-	if err := writeQueries(queryFile, names, cfg.Queries); err != nil {
+	if err := writeQueries(queryFile, names, cfg.Queries, domain); err != nil {
 		return err
 	}
-	fmt.Fprintf(cfg.Out, "catalog: %d instances in %d services; dnsperf -q %d -l %s, %d distinct queries, half SRV half A\n",
-		snap.Len(), len(names), cfg.InFlight, cfg.Duration, cfg.Queries)
 	// Rounds alternate which server goes first, so neither always runs on a
 	// warmer (or busier) machine; the best round of each is reported.
 	best := map[string]DNSResult{}
@@ -166,7 +216,7 @@ func dnsCatalog(n, perService int) []registry.Instance {
 	return out
 }
 
-func writeQueries(path string, services []string, n int) error {
+func writeQueries(path string, services []string, n int, domain string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -178,7 +228,7 @@ func writeQueries(path string, services []string, n int) error {
 		if i%2 == 0 {
 			qtype = "SRV"
 		}
-		fmt.Fprintf(w, "%s.service.strata. %s\n", services[r.IntN(len(services))], qtype)
+		fmt.Fprintf(w, "%s.service.%s %s\n", services[r.IntN(len(services))], domain, qtype)
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()
@@ -195,24 +245,46 @@ type ceiling struct {
 
 type ceilingAnswer struct{ answer, extra []dns.RR }
 
-// newCeiling records Strata's full answers (over a TCP-sized writer) to every
-// A and SRV question the benchmark asks, so both servers send the same records.
-func newCeiling(strata *registry.DNSServer, services []string) (*ceiling, error) {
+// newCeiling records Strata's full answers (ask: over a TCP-sized writer or
+// TCP) to every A and SRV question the benchmark asks, so both servers send
+// the same records.
+func newCeiling(ask func(*dns.Msg) (*dns.Msg, error), services []string, domain string) (*ceiling, error) {
 	c := &ceiling{records: map[dns.Question]ceilingAnswer{}}
 	for _, svc := range services {
 		for _, qtype := range []uint16{dns.TypeA, dns.TypeSRV} {
-			q := dns.Question{Name: svc + ".service.strata.", Qtype: qtype, Qclass: dns.ClassINET}
+			q := dns.Question{Name: dns.CanonicalName(svc + ".service." + domain), Qtype: qtype, Qclass: dns.ClassINET}
 			r := new(dns.Msg)
+			r.Id = dns.Id()
 			r.Question = []dns.Question{q}
-			w := &captureWriter{}
-			strata.ServeDNS(w, r)
-			if w.m == nil || w.m.Rcode != dns.RcodeSuccess {
+			m, err := ask(r)
+			if err != nil {
+				return nil, fmt.Errorf("dns: asking %s: %w", q.String(), err)
+			}
+			if m == nil || m.Rcode != dns.RcodeSuccess || len(m.Answer) == 0 {
 				return nil, fmt.Errorf("dns: strata does not answer %s", q.String())
 			}
-			c.records[q] = ceilingAnswer{answer: w.m.Answer, extra: w.m.Extra}
+			c.records[q] = ceilingAnswer{answer: m.Answer, extra: m.Extra}
 		}
 	}
 	return c, nil
+}
+
+// serveAsk asks a DNS server in process, as over TCP (no truncation).
+func serveAsk(s *registry.DNSServer) func(*dns.Msg) (*dns.Msg, error) {
+	return func(r *dns.Msg) (*dns.Msg, error) {
+		w := &captureWriter{}
+		s.ServeDNS(w, r)
+		return w.m, nil
+	}
+}
+
+// exchangeAsk asks the server at addr over TCP (the whole answer).
+func exchangeAsk(addr string) func(*dns.Msg) (*dns.Msg, error) {
+	c := &dns.Client{Net: "tcp", Timeout: 5 * time.Second}
+	return func(r *dns.Msg) (*dns.Msg, error) {
+		m, _, err := c.Exchange(r, addr)
+		return m, err
+	}
 }
 
 func (c *ceiling) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+	"io"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -20,7 +23,7 @@ func TestCeilingAnswersLikeStrata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := newCeiling(strata, snap.Services())
+	c, err := newCeiling(serveAsk(strata), snap.Services(), registry.DefaultDomain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +49,56 @@ func TestCeilingAnswersLikeStrata(t *testing.T) {
 				t.Errorf("%s %s: ceiling\n%v\nstrata\n%v", svc, dns.TypeToString[qtype], wc.m, ws.m)
 			}
 		}
+	}
+}
+
+// With -target, the ceiling is filled over TCP from a running server's own
+// answers (here one listening on a socket, under -dns-domain consul), and a
+// server that does not answer a service is refused with its address.
+func TestCeilingFromTarget(t *testing.T) {
+	snap, err := registry.NewSnapshot(1, dnsCatalog(400, 40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := registry.NewDNS(registry.DNSConfig{Snapshots: registry.NewHolder(snap), Domain: "consul"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(context.Background(), "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	c, err := newCeiling(exchangeAsk(srv.Addr()), []string{"svc-0", "SVC-3"}, "consul.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []dns.Question{
+		{Name: "svc-0.service.consul.", Qtype: dns.TypeSRV, Qclass: dns.ClassINET},
+		{Name: "svc-3.service.consul.", Qtype: dns.TypeA, Qclass: dns.ClassINET},
+	} {
+		a, ok := c.records[q]
+		if !ok {
+			t.Fatalf("no ceiling record for %s", q.String())
+		}
+		eps := snap.Passing(strings.SplitN(q.Name, ".", 2)[0], "")
+		want := len(eps)
+		if q.Qtype == dns.TypeA { // one record per distinct address
+			addrs := map[string]bool{}
+			for _, e := range eps {
+				addrs[e.Address] = true
+			}
+			want = len(addrs)
+		}
+		if len(a.answer) != want {
+			t.Errorf("%s: %d records, want %d (the whole answer, over TCP)", q.String(), len(a.answer), want)
+		}
+	}
+	err = DNS(context.Background(), DNSConfig{Out: io.Discard, Target: srv.Addr(), Services: []string{"nope"}, Domain: "consul"})
+	if err == nil || !strings.Contains(err.Error(), srv.Addr()) || !strings.Contains(err.Error(), "nope.service.consul.") {
+		t.Errorf("a service the target does not answer: %v", err)
+	}
+	if err := DNS(context.Background(), DNSConfig{Out: io.Discard, Target: srv.Addr()}); err == nil {
+		t.Error("-target without -service accepted")
 	}
 }
 

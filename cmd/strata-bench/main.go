@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -149,8 +150,35 @@ func runDNS(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Rounds, "rounds", 1, "runs of each server, alternating which goes first; the best of each is reported")
 	fs.StringVar(&cfg.Serve, "serve", "", "only serve this server (strata or ceiling) on -addr until interrupted")
 	fs.StringVar(&cfg.ServeAddr, "addr", "127.0.0.1:8600", "address for -serve")
+	fs.StringVar(&cfg.Target, "target", "", "measure the running Strata DNS server at this address (e.g. strata dev's 127.0.0.1:8600) instead of a generated catalog, beside a ceiling that answers what it answers")
+	services := fs.String("service", "", "with -target: comma-separated services to ask about (each must answer A and SRV)")
+	fs.StringVar(&cfg.Domain, "domain", "strata", "with -target: the server's -dns-domain")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	fs.Parse(args)
+	for _, svc := range strings.Split(*services, ",") {
+		if svc = strings.TrimSpace(svc); svc != "" {
+			cfg.Services = append(cfg.Services, svc)
+		}
+	}
+	var conflict []string
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "instances", "per-service", "serve", "addr":
+			if cfg.Target != "" {
+				conflict = append(conflict, "-"+f.Name)
+			}
+		case "service", "domain":
+			if cfg.Target == "" {
+				conflict = append(conflict, "-"+f.Name)
+			}
+		}
+	})
+	if len(conflict) > 0 {
+		if cfg.Target != "" {
+			return fmt.Errorf("dns: %s describe the generated catalog, not -target's server", strings.Join(conflict, ", "))
+		}
+		return fmt.Errorf("dns: %s apply only with -target", strings.Join(conflict, ", "))
+	}
 	if *profile != "" {
 		f, err := os.Create(*profile)
 		if err != nil {

@@ -75,3 +75,18 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// A DNS domain or recursor the DNS server would refuse stops server and
+// dev before anything starts, naming the flag.
+func TestDNSFlagsRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"server", "-data-dir", t.TempDir(), "-dns-recursors", "dns.example.com"},
+		{"server", "-data-dir", t.TempDir(), "-dns-recursors", "127.0.0.1:0"},
+		{"dev", "-data-dir", t.TempDir(), "-dns-domain", "a..b"},
+	} {
+		code, _, stderr := runMain(t, nil, args...)
+		if code != 2 || !strings.Contains(stderr, "-dns-domain/-dns-recursors") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 naming the flags", args, code, stderr)
+		}
+	}
+}

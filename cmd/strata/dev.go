@@ -21,7 +21,7 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "dev")
 	dataDir := fs.String("data-dir", "", "data directory (default: a fresh temporary directory)")
 	httpAddr := fs.String("http-addr", "127.0.0.1:4700", "HTTP API address")
-	dnsAddr := fs.String("dns-addr", "127.0.0.1:8600", "DNS address (UDP and TCP)")
+	dnsf := addDNSFlags(fs, "127.0.0.1:8600", "DNS address (UDP and TCP)")
 	agentAddr := fs.String("agent-addr", "127.0.0.1:0", "QUIC address the agent connects to")
 	nodeName := fs.String("node-name", "dev", "the agent's node name")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -36,6 +36,9 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 		return usageError("dev takes no arguments, got %q", pos)
 	}
 	if err := tlsf.check(); err != nil {
+		return err
+	}
+	if err := dnsf.check(); err != nil {
 		return err
 	}
 	logger, err := newLogger(env.Stderr, *logLevel)
@@ -62,7 +65,7 @@ func runDev(ctx context.Context, env *Env, args []string) error {
 	sv, err := startServing(coordinator.Config{
 		DataDir: filepath.Join(*dataDir, "server"), AgentAddr: *agentAddr,
 		Bootstrap: true, DevMode: true, Logger: logger, ACLEnabled: *aclEnabled,
-	}, *httpAddr, *dnsAddr, logger, tlsf)
+	}, *httpAddr, dnsf, logger, tlsf)
 	if err != nil {
 		return err
 	}

@@ -165,7 +165,7 @@ func (c *partitionCluster) allocs() []*structs.Alloc {
 // catalog is the service's endpoints in the registry, whatever their health.
 func (c *partitionCluster) catalog() []registry.Endpoint {
 	var eps []registry.Endpoint
-	c.d.getJSON("/v1/catalog/service/hello-web-hello", &eps)
+	c.d.getJSON("/v1/service/hello-web-hello", &eps)
 	return eps
 }
 

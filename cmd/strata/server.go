@@ -39,7 +39,7 @@ type serving struct {
 // startServing starts a coordinator and its DNS server, and binds the
 // HTTP API (serving starts with startHTTP), over TLS when tlsf says so.
 // close stops them in reverse order.
-func startServing(cfg coordinator.Config, httpAddr, dnsAddr string, logger *slog.Logger, tlsf *httpTLSFlags) (*serving, error) {
+func startServing(cfg coordinator.Config, httpAddr string, dnsf *dnsFlags, logger *slog.Logger, tlsf *httpTLSFlags) (*serving, error) {
 	var own *tls.Certificate
 	if tlsf.cert != "" {
 		c, err := tls.LoadX509KeyPair(tlsf.cert, tlsf.key)
@@ -85,13 +85,15 @@ func startServing(cfg coordinator.Config, httpAddr, dnsAddr string, logger *slog
 		defer c()
 		srv.Shutdown(ctx)
 	})
-	dns, err := registry.NewDNS(registry.DNSConfig{Catalog: srv.Store(), Logger: logger, Observer: srv.DNSObserver()})
+	dnsCfg := dnsf.config(srv.Catalog(), logger)
+	dnsCfg.Observer = srv.DNSObserver()
+	dns, err := registry.NewDNS(dnsCfg)
 	if err != nil {
 		httpLn.Close()
 		sv.close()
 		return nil, err
 	}
-	if err := dns.Listen(context.Background(), dnsAddr); err != nil {
+	if err := dns.Listen(context.Background(), dnsf.addr); err != nil {
 		httpLn.Close()
 		sv.close()
 		return nil, fmt.Errorf("DNS: %w", err)
@@ -134,7 +136,7 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	raftAddr := fs.String("raft-addr", "", "Raft and server RPC address (default BIND:4701)")
 	agentAddr := fs.String("agent-addr", "", "QUIC address agents connect to (default BIND:4702)")
 	agentAdvertise := fs.String("agent-advertise", "", "address agents are told to reach this server at (default: the agent address as bound, unless its IP is 0.0.0.0 or ::)")
-	dnsAddr := fs.String("dns-addr", "", "DNS address, UDP and TCP (default BIND:8600)")
+	dnsf := addDNSFlags(fs, "", "DNS address, UDP and TCP (default BIND:8600)")
 	expect := fs.Int("bootstrap-expect", 1, "bootstrap the cluster once this many servers know of each other")
 	join := fs.String("join", "", "comma-separated Raft addresses of other servers")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -146,6 +148,9 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 		return usageError("server takes no arguments, got %q", pos)
 	}
 	if err := tlsf.check(); err != nil {
+		return err
+	}
+	if err := dnsf.check(); err != nil {
 		return err
 	}
 	if *dataDir == "" {
@@ -164,6 +169,7 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 		}
 		return net.JoinHostPort(*bind, port)
 	}
+	dnsf.addr = orDefault(&dnsf.addr, "8600")
 	var joins []string
 	for _, j := range strings.Split(*join, ",") {
 		if j = strings.TrimSpace(j); j != "" {
@@ -175,7 +181,7 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 		AgentAdvertise: *agentAdvertise,
 		Bootstrap:      *expect == 1 && len(joins) == 0, BootstrapExpect: *expect, Join: joins, Logger: logger,
 		ACLEnabled: *aclEnabled,
-	}, orDefault(httpAddr, "4700"), orDefault(dnsAddr, "8600"), logger, tlsf)
+	}, orDefault(httpAddr, "4700"), dnsf, logger, tlsf)
 	if err != nil {
 		return err
 	}
@@ -200,6 +206,42 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	case err := <-sv.httpDone:
 		return fmt.Errorf("HTTP API stopped: %w", err)
 	}
+}
+
+// dnsFlags are -dns-addr, -dns-domain and -dns-recursors, shared by the
+// commands that serve DNS.
+type dnsFlags struct {
+	addr      string
+	domain    string
+	recursors string // comma-separated
+}
+
+func addDNSFlags(fs *flag.FlagSet, defaultAddr, addrUsage string) *dnsFlags {
+	f := &dnsFlags{}
+	fs.StringVar(&f.addr, "dns-addr", defaultAddr, addrUsage)
+	fs.StringVar(&f.domain, "dns-domain", "strata", "the DNS zone served: <service>.service.DOMAIN; \"consul\" answers Consul's names unchanged")
+	fs.StringVar(&f.recursors, "dns-recursors", "", "comma-separated resolvers (IP or IP:port) that names outside -dns-domain are forwarded to; without, such names are REFUSED")
+	return f
+}
+
+// config is the DNS server's configuration over catalog.
+func (f *dnsFlags) config(catalog *registry.Holder, logger *slog.Logger) registry.DNSConfig {
+	var recursors []string
+	for _, r := range strings.Split(f.recursors, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			recursors = append(recursors, r)
+		}
+	}
+	return registry.DNSConfig{Domain: f.domain, Recursors: recursors, Snapshots: catalog, Logger: logger}
+}
+
+// check refuses a domain or recursor the DNS server would refuse, before
+// anything starts.
+func (f *dnsFlags) check() error {
+	if _, err := registry.NewDNS(f.config(registry.NewHolder(nil), nil)); err != nil {
+		return usageError("-dns-domain/-dns-recursors: %v", err)
+	}
+	return nil
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {

@@ -221,7 +221,7 @@ func (c *Client) Nodes(ctx context.Context) ([]*structs.NodeRecord, error) {
 // Service returns a service's endpoints.
 func (c *Client) Service(ctx context.Context, name string) ([]registry.Endpoint, error) {
 	var eps []registry.Endpoint
-	_, err := c.do(ctx, http.MethodGet, "/v1/catalog/service/"+url.PathEscape(name), nil, &eps)
+	_, err := c.do(ctx, http.MethodGet, "/v1/service/"+url.PathEscape(name), nil, &eps)
 	return eps, err
 }
 

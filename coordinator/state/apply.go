@@ -145,8 +145,10 @@ type batch struct {
 	usage   map[string]*usageDelta    // per node: the batch's change to the usage index
 	// deployments are those the batch wrote, by ID (the latest copy).
 	deployments map[string]*structs.Deployment
-	// catalog is each allocation whose endpoints the batch replaced.
-	catalog map[string]*endpointChange
+	// catalog is each allocation whose endpoints the batch replaced;
+	// movedNodes the nodes that registered with a new address.
+	catalog    map[string]*endpointChange
+	movedNodes map[string]bool
 
 	arena        arena  // keys and values written to bbolt by this batch
 	scratch, key []byte // encoding buffers, copied into the arena

@@ -22,6 +22,9 @@ func (c *NodeRegister) apply(b *batch) (any, error) {
 		rec.CreateIndex = b.index
 	}
 	eligible := rec.Eligible || !ok
+	if ok && rec.Address != c.Node.Address {
+		b.nodeMoved(c.Node.ID)
+	}
 	rec.Node, rec.LastRegister, rec.ModifyIndex = c.Node, c.Time, b.index
 	if ok {
 		rec.Eligible = eligible && rec.Drain == nil

@@ -22,9 +22,12 @@ import (
 // whole catalog at the applied index, for a server that starts or
 // restores a snapshot.
 
-// endpointChange is one allocation's endpoints before a batch and after it.
+// endpointChange is one allocation's endpoints before a batch and after
+// it; moved: its node's address changed, so its instances change even if
+// its endpoints did not.
 type endpointChange struct {
 	before, after []registry.Endpoint
+	moved         bool
 }
 
 // catalogChanged records that the batch replaced an allocation's
@@ -41,10 +44,24 @@ func (b *batch) catalogChanged(allocID string, old, eps []registry.Endpoint) {
 	c.after = eps
 }
 
+// nodeMoved records that a node registered with another address than
+// before: its instances' NodeAddress changes.
+func (b *batch) nodeMoved(nodeID string) {
+	if b.movedNodes == nil {
+		b.movedNodes = map[string]bool{}
+	}
+	b.movedNodes[nodeID] = true
+}
+
 // catalogDelta is the batch's change to the catalog, stamped with the
 // batch's index; nil if no allocation's endpoints changed. It reads the
 // nodes' addresses in the batch's transaction.
 func (b *batch) catalogDelta() (*registry.Delta, error) {
+	if len(b.movedNodes) > 0 {
+		if err := b.catalogMovedNodes(); err != nil {
+			return nil, err
+		}
+	}
 	if len(b.catalog) == 0 {
 		return nil, nil
 	}
@@ -52,9 +69,6 @@ func (b *batch) catalogDelta() (*registry.Delta, error) {
 	addrs := nodeAddresses{bucket: b.tx.Bucket(bucketNodes)}
 	for _, id := range sortedKeys(b.catalog) {
 		c := b.catalog[id]
-		if slices.EqualFunc(c.before, c.after, sameEndpoint) {
-			continue
-		}
 		kept := make(map[string]bool, len(c.after))
 		for i, e := range c.after {
 			addr, err := addrs.of(e.NodeID)
@@ -66,6 +80,9 @@ func (b *batch) catalogDelta() (*registry.Delta, error) {
 				continue // never servable: left out here as in CatalogSnapshot
 			}
 			kept[in.ID] = true
+			if !c.moved && i < len(c.before) && sameEndpoint(c.before[i], e) {
+				continue // unchanged: a reader sees no difference
+			}
 			d.Upserts = append(d.Upserts, in)
 		}
 		for i, e := range c.before {
@@ -78,6 +95,46 @@ func (b *batch) catalogDelta() (*registry.Delta, error) {
 		return nil, nil
 	}
 	return d, nil
+}
+
+// catalogMovedNodes marks every allocation with endpoints on a node that
+// moved as changed (a scan of the services bucket: a node's address
+// changes rarely).
+func (b *batch) catalogMovedNodes() error {
+	allocs := map[string]bool{}
+	err := b.tx.Bucket(bucketServices).ForEach(func(k, v []byte) error {
+		allocID, _, ok := parseServiceKey(k)
+		if !ok {
+			return fmt.Errorf("%w: services key %q", ErrCorruptState, k)
+		}
+		var e registry.Endpoint
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("%w: services key %q: %v", ErrCorruptState, k, err)
+		}
+		if b.movedNodes[e.NodeID] {
+			allocs[allocID] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for allocID := range allocs {
+		if b.catalog[allocID] == nil {
+			// Not changed by the batch: before and after are what the
+			// allocation holds (the services bucket's positions).
+			a, err := b.alloc(allocID)
+			if err != nil {
+				return err
+			}
+			if a == nil {
+				continue
+			}
+			b.catalogChanged(allocID, a.Endpoints, a.Endpoints)
+		}
+		b.catalog[allocID].moved = true
+	}
+	return nil
 }
 
 // CatalogSnapshot returns the whole registry catalog at the applied

@@ -32,7 +32,13 @@
 //   - the reads: jobs and their versions, allocations, nodes, evaluations,
 //     modules, join tokens, ACL policies and tokens, the cluster CA, and
 //     the registry catalog
-//     (Endpoints, Services: Store is a registry.Catalog);
+//     (Endpoints, Services: Store is a registry.Catalog; CatalogSnapshot,
+//     the whole catalog as a registry.Snapshot at the applied index);
+//   - the catalog's changes (catalog.go): a batch that changes endpoints
+//     reports them as one registry.Delta at its index (Effects.Catalog),
+//     instance IDs "<alloc>/<service>/<n>", node addresses from the
+//     nodes bucket (SRV targets name the node); a report that changes
+//     nothing a reader sees makes no delta;
 //   - deployments (apply_deploy.go): created by the registration of a
 //     version that changes what a group runs (or a first run), cancelled
 //     by a newer version, their counters kept as plans place allocations

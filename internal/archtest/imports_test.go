@@ -19,6 +19,7 @@ var allowed = map[string][]string{
 	"sched":               {"spec"},
 	"wasmhost":            {},
 	"registry":            {},
+	"registry/consul":     {"registry"},
 	"internal/wire":       {},
 	"edge":                {"spec", "registry", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "internal/docker"},
 	"internal/docker":     {},
@@ -27,7 +28,7 @@ var allowed = map[string][]string{
 	"coordinator/state":   {"spec", "sched", "registry", "internal/boltcheck", "coordinator/structs", "coordinator/deploy"},
 	"coordinator/deploy":  {"coordinator/structs"},
 	"coordinator/acl":     {"spec"},
-	"coordinator":         {"spec", "sched", "registry", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "coordinator/structs", "coordinator/state", "coordinator/acl", "coordinator/deploy"},
+	"coordinator":         {"spec", "sched", "registry", "registry/consul", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "coordinator/structs", "coordinator/state", "coordinator/acl", "coordinator/deploy"},
 }
 
 // neverLinked lists, for a package, third-party packages that must not

@@ -34,8 +34,9 @@
 // node-meta, near, hash, peer, sameness-group, consistent, a dc other than the
 // configured one, a namespace or partition other than default) get 400 naming
 // the parameter, as does a malformed index, wait or passing. stale and cached
-// are accepted: every answer comes from this server's snapshot. X-Consul-Token
-// is ignored: the catalog is readable by anyone who can reach the API.
+// are accepted: every answer comes from this server's snapshot. The handler
+// checks no token: whoever mounts it does (the coordinator puts each route
+// behind its ACL table, which reads X-Consul-Token).
 //
 // # What it must not do
 //
