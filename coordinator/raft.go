@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -38,6 +39,10 @@ type raftNode struct {
 	mux      *muxLayer
 	logDB    *raftboltdb.BoltStore
 	leaderCh chan bool // Raft's NotifyCh: leadership changes, read by Server.leaderLoop only
+	// established is the term in which this server, as leader, passed
+	// its start barrier (becomeLeader): its state then holds every write
+	// its predecessors acknowledged, so it may serve reads (0: none yet).
+	established atomic.Uint64
 }
 
 // raftConfig is what starting Raft needs from the server's Config.
@@ -209,9 +214,13 @@ func (n *raftNode) others() ([]string, error) {
 // has applied everything the previous leader committed, then this
 // server's own address fixed if it moved.
 func (n *raftNode) becomeLeader() error {
+	// The term is read before the barrier: the barrier can only succeed
+	// while this server still leads in it.
+	term := n.raft.CurrentTerm()
 	if err := n.raft.Barrier(applyTimeout).Error(); err != nil {
 		return fmt.Errorf("coordinator: barrier after election: %w", err)
 	}
+	n.established.Store(term)
 	n.fixOwnAddress()
 	return nil
 }

@@ -253,6 +253,7 @@ func (s *Server) wire(ln *quic.Listener, life context.Context) {
 		"join":        unary(s.cluster.rpcJoin),
 		"remove-peer": unary(s.cluster.rpcRemovePeer),
 		"apply":       unary(s.node.rpcApply),
+		"read-index":  unary(s.node.rpcReadIndex),
 		"heartbeat":   unary(s.detector.rpcHeartbeat),
 		"logs":        s.logs.serveRPC,
 		"agent-call":  unary(s.ops.serveRPC),
