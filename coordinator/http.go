@@ -149,6 +149,9 @@ func writeError(w http.ResponseWriter, err error) {
 		status = http.StatusConflict
 	case errors.As(err, &nl), errors.Is(err, ErrNotLeader):
 		status = http.StatusServiceUnavailable
+		if nl != nil && nl.NotApplied {
+			w.Header().Set(structs.NotAppliedHeader, "true")
+		}
 	case errors.Is(err, ErrNotFound):
 		status = http.StatusNotFound
 	case errors.Is(err, state.ErrRefused), errors.Is(err, ErrAllocNotRunning):

@@ -59,6 +59,11 @@ var ErrNotLeader = errors.New("coordinator: not the leader")
 type NotLeaderError struct {
 	Leader string
 	Cause  error
+	// NotApplied is set when the write was certainly not proposed (no
+	// leader known, refused by a server that does not lead, the leader
+	// could not be dialled): a client may send it again
+	// (structs.NotAppliedHeader).
+	NotApplied bool
 }
 
 func (e *NotLeaderError) Error() string {
@@ -279,7 +284,11 @@ func (n *raftNode) propose(data []byte) (wait func() (any, uint64, error)) {
 	f := n.raft.Apply(data, applyTimeout)
 	return func() (any, uint64, error) {
 		if err := f.Error(); err != nil {
-			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			switch {
+			case errors.Is(err, raft.ErrNotLeader):
+				return nil, 0, &NotLeaderError{Leader: n.leader(), NotApplied: true}
+			case errors.Is(err, raft.ErrLeadershipLost):
+				// Appended, maybe committed by the next leader: unknown.
 				return nil, 0, &NotLeaderError{Leader: n.leader()}
 			}
 			return nil, 0, fmt.Errorf("coordinator: raft apply: %w", err)
@@ -307,7 +316,7 @@ type applyResponse struct {
 func (n *raftNode) forward(data []byte) (any, uint64, error) {
 	leader := n.leader()
 	if leader == "" {
-		return nil, 0, &NotLeaderError{}
+		return nil, 0, &NotLeaderError{NotApplied: true}
 	}
 	t := state.CmdType(data[0])
 	var out applyResponse
@@ -317,11 +326,15 @@ func (n *raftNode) forward(data []byte) (any, uint64, error) {
 		return nil, 0, err // the leader refused the write itself
 	}
 	if err != nil {
-		// Not the leader any more, or unreachable: the write was not taken.
+		// Not the leader any more, or unreachable: the write was not
+		// taken, certainly so when the leader refused it before proposing
+		// or could not be dialled.
+		var nl *NotLeaderError
+		notApplied := errors.As(err, &nl) && nl.NotApplied || isDialError(err)
 		if errors.Is(err, ErrNotLeader) {
 			err = errors.New("it is no longer the leader")
 		}
-		return nil, 0, &NotLeaderError{Leader: leader, Cause: err}
+		return nil, 0, &NotLeaderError{Leader: leader, Cause: err, NotApplied: notApplied}
 	}
 	var res any
 	switch {
@@ -343,6 +356,13 @@ func (n *raftNode) forward(data []byte) (any, uint64, error) {
 	return res, out.Index, nil
 }
 
+// isDialError reports whether err is a failure to open a connection:
+// nothing was sent.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
 // rpcApply is the server RPC "apply": a write forwarded by a follower.
 // It is proposed here or refused; never forwarded a second hop.
 func (n *raftNode) rpcApply(body json.RawMessage) (any, error) {
@@ -351,7 +371,7 @@ func (n *raftNode) rpcApply(body json.RawMessage) (any, error) {
 		return nil, err
 	}
 	if !n.isLeader() {
-		return nil, &NotLeaderError{Leader: n.leader()}
+		return nil, &NotLeaderError{Leader: n.leader(), NotApplied: true}
 	}
 	res, idx, err := n.propose(append([]byte{byte(ar.Type)}, ar.Payload...))()
 	if err != nil {

@@ -63,6 +63,10 @@ func (e *remoteError) Is(target error) bool {
 func errorKind(err error) string {
 	switch {
 	case errors.Is(err, ErrNotLeader):
+		var nl *NotLeaderError
+		if errors.As(err, &nl) && nl.NotApplied {
+			return "not-leader-not-applied"
+		}
 		return "not-leader"
 	case errors.Is(err, ErrModuleExists):
 		return "module-exists"
@@ -153,8 +157,11 @@ func (r *rpcClient) call(ctx context.Context, addr, method string, body, out any
 		return fmt.Errorf("server %s: %s: %w", addr, method, err)
 	}
 	if resp.Error != "" {
-		if resp.Kind == "not-leader" {
+		switch resp.Kind {
+		case "not-leader":
 			return &NotLeaderError{}
+		case "not-leader-not-applied":
+			return &NotLeaderError{NotApplied: true}
 		}
 		return &remoteError{kind: resp.Kind, msg: resp.Error}
 	}
