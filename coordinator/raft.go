@@ -49,6 +49,32 @@ type raftNode struct {
 type raftConfig struct {
 	ID, DataDir, Bind  string
 	Bootstrap, DevMode bool
+	Multiplier         int // scales the timeouts (raftTimeouts); 0 is 1
+}
+
+// Raft's timeouts at multiplier 1, tuned for servers on one host or a
+// LAN: a follower notices a dead leader within one to two heartbeat
+// timeouts (300–600 ms) and an election on loopback takes a few ms, so a
+// failover (kill -9 of the leader until the next one takes a write) has
+// a median under a second. hashicorp/raft's defaults (1 s, 1 s, 500 ms)
+// are Consul's multiplier 1; Consul runs 5 by default for WANs and busy
+// VMs. The multiplier scales the three as Consul's raft_multiplier does.
+const (
+	baseHeartbeatTimeout   = 300 * time.Millisecond
+	baseElectionTimeout    = 300 * time.Millisecond
+	baseLeaderLeaseTimeout = 150 * time.Millisecond
+	maxRaftMultiplier      = 10
+)
+
+// raftTimeouts sets rc's heartbeat, election and leader-lease timeouts
+// for multiplier m.
+func raftTimeouts(rc *raft.Config, m int) {
+	if m < 1 {
+		m = 1
+	}
+	rc.HeartbeatTimeout = baseHeartbeatTimeout * time.Duration(m)
+	rc.ElectionTimeout = baseElectionTimeout * time.Duration(m)
+	rc.LeaderLeaseTimeout = baseLeaderLeaseTimeout * time.Duration(m)
 }
 
 // ErrNotLeader is returned for a write on a server that is not the leader.
@@ -93,6 +119,7 @@ func (n *raftNode) start(cfg raftConfig, fsm raft.FSM, rpc func(net.Conn)) error
 	// own, so no other reader can take a transition from it.
 	n.leaderCh = make(chan bool, 16)
 	rc.NotifyCh = n.leaderCh
+	raftTimeouts(rc, cfg.Multiplier)
 	if cfg.DevMode {
 		rc.HeartbeatTimeout = 150 * time.Millisecond
 		rc.ElectionTimeout = 150 * time.Millisecond

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/strata-run/strata/coordinator/structs"
 )
@@ -150,4 +153,29 @@ func indexOf(servers []*Server, s *Server) int {
 		}
 	}
 	return -1
+}
+
+// -raft-multiplier scales the three timeouts; out of range is refused
+// with its name.
+func TestRaftMultiplier(t *testing.T) {
+	for _, m := range []int{-1, 11} {
+		if _, err := New(Config{DataDir: t.TempDir(), RaftMultiplier: m}); err == nil || !strings.Contains(err.Error(), "raft multiplier") {
+			t.Errorf("multiplier %d: %v, want a refusal naming it", m, err)
+		}
+	}
+	var rc raft.Config
+	raftTimeouts(&rc, 3)
+	if rc.HeartbeatTimeout != 900*time.Millisecond || rc.ElectionTimeout != 900*time.Millisecond || rc.LeaderLeaseTimeout != 450*time.Millisecond {
+		t.Fatalf("multiplier 3: heartbeat %s, election %s, lease %s", rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout)
+	}
+	// hashicorp/raft refuses a lease longer than the heartbeat timeout:
+	// every multiplier must give a configuration it accepts.
+	for m := 1; m <= maxRaftMultiplier; m++ {
+		rc := raft.DefaultConfig()
+		rc.LocalID = "x"
+		raftTimeouts(rc, m)
+		if err := raft.ValidateConfig(rc); err != nil {
+			t.Errorf("multiplier %d: %v", m, err)
+		}
+	}
 }

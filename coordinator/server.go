@@ -66,6 +66,11 @@ type Config struct {
 	FailoverGrace time.Duration
 	// DevMode shortens Raft timeouts for a single-node cluster on loopback.
 	DevMode bool
+	// RaftMultiplier scales Raft's heartbeat, election and leader-lease
+	// timeouts, as Consul's raft_multiplier does: 1 (the default) is tuned
+	// for servers on one host or a LAN (a leader's loss is noticed in
+	// 300–600 ms), larger values suit slower or busier networks, up to 10.
+	RaftMultiplier int
 	// ACLEnabled makes every HTTP API request present an ACL token that
 	// grants what its route needs (http_acl.go); `strata acl bootstrap`
 	// creates the first one. Every server of a cluster needs the same value.
@@ -139,6 +144,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AgentAddr == "" {
 		cfg.AgentAddr = "127.0.0.1:0"
 	}
+	if cfg.RaftMultiplier < 0 || cfg.RaftMultiplier > maxRaftMultiplier {
+		return nil, fmt.Errorf("coordinator: raft multiplier %d: must be between 1 and %d", cfg.RaftMultiplier, maxRaftMultiplier)
+	}
+	if cfg.RaftMultiplier == 0 {
+		cfg.RaftMultiplier = 1
+	}
 	if cfg.AgentAdvertise != "" && advertisable(cfg.AgentAdvertise) == "" {
 		return nil, fmt.Errorf("coordinator: agent advertise address %q must be host:port with a specific host", cfg.AgentAdvertise)
 	}
@@ -194,7 +205,7 @@ func New(cfg Config) (*Server, error) {
 	life, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wire(ln, life)
-	if err := s.node.start(raftConfig{ID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, DevMode: cfg.DevMode},
+	if err := s.node.start(raftConfig{ID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, DevMode: cfg.DevMode, Multiplier: cfg.RaftMultiplier},
 		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys}, blobs: s.blobGC.kick}, s.rpc.serve); err != nil {
 		cancel()
 		return nil, err
