@@ -240,7 +240,7 @@ func newLeaderProxy(node *raftNode) *leaderProxy {
 				if leader == "" {
 					return nil, &NotLeaderError{NotApplied: true}
 				}
-				return dialMuxContext(ctx, leader, muxHTTP)
+				return dialMuxContext(ctx, node.mux.localIP(), leader, muxHTTP)
 			},
 			MaxIdleConnsPerHost: 4,
 			IdleConnTimeout:     time.Minute,

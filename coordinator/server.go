@@ -227,7 +227,7 @@ func (s *Server) wire(ln *quic.Listener, life context.Context) {
 	cfg := s.cfg
 	part := func(name string) *slog.Logger { return s.log.With("part", name) }
 	apply := s.node.apply // the node is started once every part exists
-	rpc := &rpcClient{}
+	rpc := &rpcClient{from: bindIP(cfg.RaftAddr)}
 	*s.node = raftNode{id: cfg.NodeID, store: s.store, rpc: rpc, log: part("raft")}
 	advertise := cfg.AgentAdvertise
 	if advertise == "" {
