@@ -443,9 +443,15 @@ func TestFaults(t *testing.T) {
 	// An agent, connected to the three servers through every fault.
 	leader := c.leader()
 	_, pin := serverAgentAddr(t, leader)
+	// The leader first: the join token was just written there, and a
+	// follower checks a join against its own state (which may not have
+	// applied the token yet).
 	var agentServers []string
-	for _, ip := range faultIPs {
-		agentServers = append(agentServers, ip+":4702")
+	for _, p := range append([]*serverProc{leader}, c.procs...) {
+		a := strings.Replace(p.raftAddr, ":4701", ":4702", 1)
+		if !slices.Contains(agentServers, a) {
+			agentServers = append(agentServers, a)
+		}
 	}
 	startAgent(t, leader, "edge-1", "127.0.0.1", strings.Join(agentServers, ","), pin)
 	agentReady := func() error {
