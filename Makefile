@@ -60,7 +60,7 @@ test:
 faults:
 	$(GO) vet -tags faults ./cmd/strata
 	$(GO) test -c -tags faults -o bin/faults.test ./cmd/strata
-	cd cmd/strata && unshare -n -- sh -c 'ip link set lo up && STRATA_FAULTS_NETNS=1 exec ../../bin/faults.test -test.run "^TestFaults$$" -test.v -test.timeout 8m'
+	cd cmd/strata && unshare -n -- sh -c 'ip link set lo up && STRATA_FAULTS_NETNS=1 exec ../../bin/faults.test -test.run "^(TestRegisterModel|TestFaults)$$" -test.v -test.timeout 8m'
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./sched/... ./wasmhost/... ./registry/... ./spec/...

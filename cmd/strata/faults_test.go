@@ -555,3 +555,23 @@ func TestFaults(t *testing.T) {
 	// The agent rode through it all: its node is ready.
 	testutil.Eventually(t, 30*time.Second, "the agent's node is ready after the faults", agentReady)
 }
+
+// The register model refuses what the suite must catch: a read that
+// returns an older value after a newer one was acknowledged (a stale
+// follower), and accepts a read concurrent with the write.
+func TestRegisterModel(t *testing.T) {
+	op := func(client int, in regInput, call int64, out any, ret int64) porcupine.Operation {
+		return porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret}
+	}
+	w1 := op(0, regInput{key: 1, write: true, v: 1}, 0, 0, 10)
+	w2 := op(0, regInput{key: 1, write: true, v: 2}, 11, 0, 20)
+	stale := op(1, regInput{key: 1}, 21, 1, 30)      // after w2 returned, sees 1
+	concurrent := op(1, regInput{key: 1}, 15, 1, 30) // overlaps w2: 1 is fine
+	other := op(2, regInput{key: 2}, 21, 0, 30)      // another job, never written
+	if res := porcupine.CheckOperationsTimeout(registerModel, []porcupine.Operation{w1, w2, stale, other}, time.Minute); res != porcupine.Illegal {
+		t.Errorf("a stale read after an acknowledged write: %s, want Illegal", res)
+	}
+	if res := porcupine.CheckOperationsTimeout(registerModel, []porcupine.Operation{w1, w2, concurrent, other}, time.Minute); res != porcupine.Ok {
+		t.Errorf("a read concurrent with the write: %s, want Ok", res)
+	}
+}
