@@ -9,8 +9,9 @@ import (
 
 // Consistent reads without a trip of the data to the leader (Raft's
 // read-index, as etcd serves them): the leader names the index of its
-// state after confirming it still leads, and the server asked answers
-// from its own state once it has applied that index. Every write
+// state after a barrier (which confirms it still leads and that its state
+// holds every committed write), and the server asked answers from its
+// own state once it has applied that index. Every write
 // acknowledged before the read began is then visible in the answer.
 
 // readIndexTimeout bounds how long a read waits for this server to catch
@@ -24,10 +25,15 @@ func errNotEstablished(leader string) error {
 	return fmt.Errorf("%w: the leader %s was just elected and is still applying its predecessors' writes; retry", ErrNotLeader, leader)
 }
 
-// leaderReadIndex is the read index on the leader: its state's index,
-// taken once this term's start barrier has passed, then leadership
-// confirmed with a quorum (VerifyLeader), so no newer leader can have
-// acknowledged a write this state lacks.
+// leaderReadIndex is the read index on the leader: its state's index
+// after a Raft barrier. The barrier commits only while this server leads
+// (a quorum takes it: no newer leader exists) and returns once this
+// server's state has applied everything before it, so the index covers
+// every write committed before the call, acknowledged or not. The
+// state's index alone would not: a leader applies committed entries
+// after its followers may have, and a read served by one of them could
+// show a write that a later read, served at the leader's lagging index,
+// does not (the fault suite's porcupine check found exactly that).
 func (n *raftNode) leaderReadIndex() (uint64, error) {
 	if !n.isLeader() {
 		return 0, &NotLeaderError{Leader: n.leader()}
@@ -35,11 +41,10 @@ func (n *raftNode) leaderReadIndex() (uint64, error) {
 	if n.established.Load() != n.raft.CurrentTerm() {
 		return 0, errNotEstablished(n.leader())
 	}
-	idx := n.store.Index()
-	if err := n.verifyLeader(); err != nil {
-		return 0, err
+	if err := n.raft.Barrier(readIndexTimeout).Error(); err != nil {
+		return 0, fmt.Errorf("%w: the leader could not confirm its read index (%v); retry", ErrNotLeader, err)
 	}
-	return idx, nil
+	return n.store.Index(), nil
 }
 
 type readIndexResponse struct {

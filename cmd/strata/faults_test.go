@@ -544,6 +544,9 @@ func TestFaults(t *testing.T) {
 		if err := porcupine.VisualizePath(registerModel, info, f); err == nil {
 			t.Logf("faults: the history is drawn in %s", f)
 		}
+		for _, line := range explainRegister(ops, 10) {
+			t.Log("faults: " + line)
+		}
 		t.Errorf("porcupine: the history is %s, want Ok", res)
 	}
 	if n := w.killPhaseWriteErrors.Load(); n != 0 {
@@ -574,4 +577,43 @@ func TestRegisterModel(t *testing.T) {
 	if res := porcupine.CheckOperationsTimeout(registerModel, []porcupine.Operation{w1, w2, concurrent, other}, time.Minute); res != porcupine.Ok {
 		t.Errorf("a read concurrent with the write: %s, want Ok", res)
 	}
+}
+
+// explainRegister names up to limit reads that break the register's rules
+// in the simplest ways (one writer per job): a value older than a write
+// acknowledged before the read began, one newer than any write begun
+// before it ended, or older than what a read that ended before it saw.
+func explainRegister(ops []porcupine.Operation, limit int) []string {
+	var out []string
+	for _, r := range ops {
+		in := r.Input.(regInput)
+		if in.write || len(out) >= limit {
+			continue
+		}
+		got := r.Output.(int)
+		acked, begun := 0, 0
+		for _, o := range ops {
+			oi := o.Input.(regInput)
+			if oi.key != in.key {
+				continue
+			}
+			switch {
+			case oi.write && o.Return < r.Call:
+				acked = max(acked, oi.v)
+			case !oi.write && o.Return < r.Call && o.Output.(int) > got:
+				out = append(out, fmt.Sprintf("job-%d: reader %d saw %d in [%d,%d] after reader %d saw %d in [%d,%d]",
+					in.key, r.ClientId, got, r.Call, r.Return, o.ClientId, o.Output, o.Call, o.Return))
+			}
+			if oi.write && o.Call < r.Return {
+				begun = max(begun, oi.v)
+			}
+		}
+		if got < acked {
+			out = append(out, fmt.Sprintf("job-%d: reader %d saw %d in [%d,%d]; %d was acknowledged before", in.key, r.ClientId, got, r.Call, r.Return, acked))
+		}
+		if got > begun {
+			out = append(out, fmt.Sprintf("job-%d: reader %d saw %d in [%d,%d]; only %d had been sent", in.key, r.ClientId, got, r.Call, r.Return, begun))
+		}
+	}
+	return out
 }
