@@ -112,7 +112,12 @@
 // is forwarded to the leader as the HTTP request it is, token included
 // (leaderProxy, over the Raft port's muxHTTP protocol, served by
 // Server.forwarded), so the leader checks it against its own state;
-// consistent reads take the same path. HTTPTLSConfig issues the API's
+// ?consistent reads take the same path. A default read is served by the
+// server asked once it has applied the leader's read index (readindex.go:
+// the "read-index" RPC, answered by the leader after its start barrier
+// and a Raft barrier); ?stale reads skip it. A write refused before it
+// was proposed is answered 503 with X-Strata-Not-Applied, so a client
+// may send it again. HTTPTLSConfig issues the API's
 // HTTPS certificate from the cluster CA.
 //
 // Operations. allocOps are the operator's actions on one allocation

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 
@@ -90,10 +89,12 @@ func (s *httpAPI) handler() http.Handler {
 }
 
 // readMode implements Nomad/Consul read consistency. By default a read is
-// served from this server's state if it knows a leader (the state is at
-// most a replication delay behind; X-Strata-Index says how far it is).
-// ?stale serves it even with no leader (e.g. during an outage);
-// ?consistent serves it from the leader after it confirms its leadership.
+// consistent: it is served from this server's state once that state holds
+// every write the cluster acknowledged before the read (readBarrier: the
+// leader's read index). ?stale serves this server's state as it is, even
+// with no leader (fast, possibly behind; X-Strata-Index says how far);
+// ?consistent is served by the leader itself (forwarded) after it
+// confirms its leadership.
 func (s *httpAPI) readMode(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// checkQuery has refused malformed values.
@@ -110,13 +111,13 @@ func (s *httpAPI) readMode(h http.HandlerFunc) http.Handler {
 				s.proxyToLeader(w, r)
 				return
 			}
-			if err := s.node.verifyLeader(); err != nil {
+			if _, err := s.node.leaderReadIndex(); err != nil {
 				writeError(w, err)
 				return
 			}
 		default:
-			if s.node.leader() == "" {
-				writeError(w, fmt.Errorf("%w: no cluster leader is known, so this server's state may be outdated; add ?stale to read it anyway", ErrNotLeader))
+			if err := s.node.readBarrier(r.Context()); err != nil {
+				writeError(w, err)
 				return
 			}
 		}
@@ -159,6 +160,9 @@ func writeError(w http.ResponseWriter, err error) {
 		status = http.StatusConflict
 	case errors.As(err, &nl), errors.Is(err, ErrNotLeader):
 		status = http.StatusServiceUnavailable
+		if nl != nil && nl.NotApplied {
+			w.Header().Set(structs.NotAppliedHeader, "true")
+		}
 	case errors.Is(err, ErrNotFound):
 		status = http.StatusNotFound
 	case errors.Is(err, state.ErrRefused), errors.Is(err, ErrAllocNotRunning):

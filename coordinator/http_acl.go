@@ -242,9 +242,9 @@ func newLeaderProxy(node *raftNode) *leaderProxy {
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 				leader := node.leader()
 				if leader == "" {
-					return nil, &NotLeaderError{}
+					return nil, &NotLeaderError{NotApplied: true}
 				}
-				return dialMuxContext(ctx, leader, muxHTTP)
+				return dialMuxContext(ctx, node.mux.localIP(), leader, muxHTTP)
 			},
 			MaxIdleConnsPerHost: 4,
 			IdleConnTimeout:     time.Minute,
@@ -265,7 +265,8 @@ func newLeaderProxy(node *raftNode) *leaderProxy {
 				writeError(w, err)
 				return
 			}
-			writeError(w, fmt.Errorf("%w: cannot reach the leader %s to forward the request: %v", ErrNotLeader, node.leader(), err))
+			writeError(w, &NotLeaderError{Leader: node.leader(), NotApplied: isDialError(err),
+				Cause: fmt.Errorf("cannot reach it to forward the request: %v", err)})
 		},
 	}
 	return p

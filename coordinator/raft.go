@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -40,12 +41,42 @@ type raftNode struct {
 	snaps    *raft.FileSnapshotStore // opened by openLog
 	leaderCh chan bool               // Raft's NotifyCh: leadership changes, read by Server.leaderLoop only
 	metrics  *serverMetrics
+	// established is the term in which this server, as leader, passed
+	// its start barrier (becomeLeader): its state then holds every write
+	// its predecessors acknowledged, so it may serve reads (0: none yet).
+	established atomic.Uint64
 }
 
 // raftConfig is what starting Raft needs from the server's Config.
 type raftConfig struct {
 	ID, DataDir, Bind  string
 	Bootstrap, DevMode bool
+	Multiplier         int // scales the timeouts (raftTimeouts); 0 is 1
+}
+
+// Raft's timeouts at multiplier 1, tuned for servers on one host or a
+// LAN: a follower notices a dead leader within one to two heartbeat
+// timeouts (300–600 ms) and an election on loopback takes a few ms, so a
+// failover (kill -9 of the leader until the next one takes a write) has
+// a median under a second. hashicorp/raft's defaults (1 s, 1 s, 500 ms)
+// are Consul's multiplier 1; Consul runs 5 by default for WANs and busy
+// VMs. The multiplier scales the three as Consul's raft_multiplier does.
+const (
+	baseHeartbeatTimeout   = 300 * time.Millisecond
+	baseElectionTimeout    = 300 * time.Millisecond
+	baseLeaderLeaseTimeout = 150 * time.Millisecond
+	maxRaftMultiplier      = 10
+)
+
+// raftTimeouts sets rc's heartbeat, election and leader-lease timeouts
+// for multiplier m.
+func raftTimeouts(rc *raft.Config, m int) {
+	if m < 1 {
+		m = 1
+	}
+	rc.HeartbeatTimeout = baseHeartbeatTimeout * time.Duration(m)
+	rc.ElectionTimeout = baseElectionTimeout * time.Duration(m)
+	rc.LeaderLeaseTimeout = baseLeaderLeaseTimeout * time.Duration(m)
 }
 
 // ErrNotLeader is returned for a write on a server that is not the leader.
@@ -56,6 +87,11 @@ var ErrNotLeader = errors.New("coordinator: not the leader")
 type NotLeaderError struct {
 	Leader string
 	Cause  error
+	// NotApplied is set when the write was certainly not proposed (no
+	// leader known, refused by a server that does not lead, the leader
+	// could not be dialled): a client may send it again
+	// (structs.NotAppliedHeader).
+	NotApplied bool
 }
 
 func (e *NotLeaderError) Error() string {
@@ -109,6 +145,7 @@ func (n *raftNode) start(cfg raftConfig, fsm raft.FSM, rpc func(net.Conn), resto
 	// own, so no other reader can take a transition from it.
 	n.leaderCh = make(chan bool, 16)
 	rc.NotifyCh = n.leaderCh
+	raftTimeouts(rc, cfg.Multiplier)
 	if cfg.DevMode {
 		rc.HeartbeatTimeout = 150 * time.Millisecond
 		rc.ElectionTimeout = 150 * time.Millisecond
@@ -220,9 +257,13 @@ func (n *raftNode) others() ([]string, error) {
 // has applied everything the previous leader committed, then this
 // server's own address fixed if it moved.
 func (n *raftNode) becomeLeader() error {
+	// The term is read before the barrier: the barrier can only succeed
+	// while this server still leads in it.
+	term := n.raft.CurrentTerm()
 	if err := n.raft.Barrier(applyTimeout).Error(); err != nil {
 		return fmt.Errorf("coordinator: barrier after election: %w", err)
 	}
+	n.established.Store(term)
 	n.fixOwnAddress()
 	return nil
 }
@@ -286,7 +327,11 @@ func (n *raftNode) propose(data []byte) (wait func() (any, uint64, error)) {
 			n.metrics.committed(time.Since(start))
 		}
 		if err != nil {
-			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			switch {
+			case errors.Is(err, raft.ErrNotLeader):
+				return nil, 0, &NotLeaderError{Leader: n.leader(), NotApplied: true}
+			case errors.Is(err, raft.ErrLeadershipLost):
+				// Appended, maybe committed by the next leader: unknown.
 				return nil, 0, &NotLeaderError{Leader: n.leader()}
 			}
 			return nil, 0, fmt.Errorf("coordinator: raft apply: %w", err)
@@ -314,7 +359,7 @@ type applyResponse struct {
 func (n *raftNode) forward(data []byte) (any, uint64, error) {
 	leader := n.leader()
 	if leader == "" {
-		return nil, 0, &NotLeaderError{}
+		return nil, 0, &NotLeaderError{NotApplied: true}
 	}
 	t := state.CmdType(data[0])
 	var out applyResponse
@@ -324,11 +369,15 @@ func (n *raftNode) forward(data []byte) (any, uint64, error) {
 		return nil, 0, err // the leader refused the write itself
 	}
 	if err != nil {
-		// Not the leader any more, or unreachable: the write was not taken.
+		// Not the leader any more, or unreachable: the write was not
+		// taken, certainly so when the leader refused it before proposing
+		// or could not be dialled.
+		var nl *NotLeaderError
+		notApplied := errors.As(err, &nl) && nl.NotApplied || isDialError(err)
 		if errors.Is(err, ErrNotLeader) {
 			err = errors.New("it is no longer the leader")
 		}
-		return nil, 0, &NotLeaderError{Leader: leader, Cause: err}
+		return nil, 0, &NotLeaderError{Leader: leader, Cause: err, NotApplied: notApplied}
 	}
 	var res any
 	switch {
@@ -350,6 +399,13 @@ func (n *raftNode) forward(data []byte) (any, uint64, error) {
 	return res, out.Index, nil
 }
 
+// isDialError reports whether err is a failure to open a connection:
+// nothing was sent.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
 // rpcApply is the server RPC "apply": a write forwarded by a follower.
 // It is proposed here or refused; never forwarded a second hop.
 func (n *raftNode) rpcApply(body json.RawMessage) (any, error) {
@@ -358,7 +414,7 @@ func (n *raftNode) rpcApply(body json.RawMessage) (any, error) {
 		return nil, err
 	}
 	if !n.isLeader() {
-		return nil, &NotLeaderError{Leader: n.leader()}
+		return nil, &NotLeaderError{Leader: n.leader(), NotApplied: true}
 	}
 	res, idx, err := n.propose(append([]byte{byte(ar.Type)}, ar.Payload...))()
 	if err != nil {

@@ -34,6 +34,12 @@ type rpcResponse struct {
 
 const rpcTimeout = 30 * time.Second
 
+// rpcDialTimeout bounds opening a connection to another server. Servers
+// share a LAN, where a connection opens in a millisecond; a peer that
+// does not answer a SYN in 2 s is cut off, and a forwarded write or read
+// index is refused (and retried by the client) instead of hanging.
+const rpcDialTimeout = 2 * time.Second
+
 // remoteError is an error returned by another server, keeping the
 // sentinel it matched there.
 type remoteError struct{ kind, msg string }
@@ -63,6 +69,10 @@ func (e *remoteError) Is(target error) bool {
 func errorKind(err error) string {
 	switch {
 	case errors.Is(err, ErrNotLeader):
+		var nl *NotLeaderError
+		if errors.As(err, &nl) && nl.NotApplied {
+			return "not-leader-not-applied"
+		}
 		return "not-leader"
 	case errors.Is(err, ErrModuleExists):
 		return "module-exists"
@@ -139,6 +149,8 @@ type rpcClient struct {
 	// self describes this server in every request (cluster.info), so
 	// the callee learns of it. Set once the cluster part exists.
 	self func() *ServerInfo
+	// from is the IP connections leave from: the Raft port's (dialMux).
+	from net.IP
 }
 
 // call sends one request to the server at addr (a Raft address).
@@ -153,8 +165,11 @@ func (r *rpcClient) call(ctx context.Context, addr, method string, body, out any
 		return fmt.Errorf("server %s: %s: %w", addr, method, err)
 	}
 	if resp.Error != "" {
-		if resp.Kind == "not-leader" {
+		switch resp.Kind {
+		case "not-leader":
 			return &NotLeaderError{}
+		case "not-leader-not-applied":
+			return &NotLeaderError{NotApplied: true}
 		}
 		return &remoteError{kind: resp.Kind, msg: resp.Error}
 	}
@@ -170,7 +185,7 @@ func (r *rpcClient) dial(ctx context.Context, addr, method string, body any) (ne
 	if err != nil {
 		return nil, err
 	}
-	c, err := dialMux(addr, muxRPC, 5*time.Second)
+	c, err := dialMux(r.from, addr, muxRPC, rpcDialTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("server %s: %w", addr, err)
 	}

@@ -66,6 +66,11 @@ type Config struct {
 	FailoverGrace time.Duration
 	// DevMode shortens Raft timeouts for a single-node cluster on loopback.
 	DevMode bool
+	// RaftMultiplier scales Raft's heartbeat, election and leader-lease
+	// timeouts, as Consul's raft_multiplier does: 1 (the default) is tuned
+	// for servers on one host or a LAN (a leader's loss is noticed in
+	// 300–600 ms), larger values suit slower or busier networks, up to 10.
+	RaftMultiplier int
 	// ACLEnabled makes every HTTP API request present an ACL token that
 	// grants what its route needs (http_acl.go); `strata acl bootstrap`
 	// creates the first one. Every server of a cluster needs the same value.
@@ -142,6 +147,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AgentAddr == "" {
 		cfg.AgentAddr = "127.0.0.1:0"
 	}
+	if cfg.RaftMultiplier < 0 || cfg.RaftMultiplier > maxRaftMultiplier {
+		return nil, fmt.Errorf("coordinator: raft multiplier %d: must be between 1 and %d", cfg.RaftMultiplier, maxRaftMultiplier)
+	}
+	if cfg.RaftMultiplier == 0 {
+		cfg.RaftMultiplier = 1
+	}
 	if cfg.AgentAdvertise != "" && advertisable(cfg.AgentAdvertise) == "" {
 		return nil, fmt.Errorf("coordinator: agent advertise address %q must be host:port with a specific host", cfg.AgentAdvertise)
 	}
@@ -210,7 +221,7 @@ func New(cfg Config) (*Server, error) {
 	s.cancel = cancel
 	s.wire(ln, life, consulAPI)
 	s.blobGC.after = catchUp
-	if err := s.node.start(raftConfig{ID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, DevMode: cfg.DevMode},
+	if err := s.node.start(raftConfig{ID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, DevMode: cfg.DevMode, Multiplier: cfg.RaftMultiplier},
 		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys}, blobs: s.blobGC.kick, catalog: s.catalog, metrics: s.metrics}, s.rpc.serve, restore); err != nil {
 		cancel()
 		return nil, err
@@ -233,7 +244,7 @@ func (s *Server) wire(ln *quic.Listener, life context.Context, consulAPI http.Ha
 	cfg := s.cfg
 	part := func(name string) *slog.Logger { return s.log.With("part", name) }
 	apply := s.node.apply // the node is started once every part exists
-	rpc := &rpcClient{}
+	rpc := &rpcClient{from: bindIP(cfg.RaftAddr)}
 	*s.node = raftNode{id: cfg.NodeID, store: s.store, rpc: rpc, log: part("raft"), logDB: s.node.logDB, snaps: s.node.snaps}
 	s.metrics = wireMetrics(s.store, s.node, func() *evalQueue { return s.sched.broker })
 	advertise := cfg.AgentAdvertise
@@ -274,6 +285,7 @@ func (s *Server) wire(ln *quic.Listener, life context.Context, consulAPI http.Ha
 		"join":        unary(s.cluster.rpcJoin),
 		"remove-peer": unary(s.cluster.rpcRemovePeer),
 		"apply":       unary(s.node.rpcApply),
+		"read-index":  unary(s.node.rpcReadIndex),
 		"heartbeat":   unary(s.detector.rpcHeartbeat),
 		"logs":        s.logs.serveRPC,
 		"agent-call":  unary(s.ops.serveRPC),

@@ -150,18 +150,43 @@ func (l *muxHTTPListener) Addr() net.Addr { return l.m.ln.Addr() }
 
 // Dial opens a Raft connection to another server.
 func (m *muxLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dialMux(string(addr), muxRaft, timeout)
+	return dialMux(m.localIP(), string(addr), muxRaft, timeout)
 }
 
-func dialMux(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
+// localIP is the IP the Raft port is bound to: every connection this
+// server opens to another server's Raft port leaves from it.
+func (m *muxLayer) localIP() net.IP {
+	if tcp, ok := m.ln.Addr().(*net.TCPAddr); ok {
+		return tcp.IP
+	}
+	return nil
+}
+
+// bindIP is the IP of a Raft bind address ("ip:port"), nil if it names
+// none.
+func bindIP(bind string) net.IP {
+	host, _, err := net.SplitHostPort(bind)
+	if err != nil {
+		return nil
+	}
+	return net.ParseIP(host)
+}
+
+func dialMux(from net.IP, addr string, kind byte, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return dialMuxContext(ctx, addr, kind)
+	return dialMuxContext(ctx, from, addr, kind)
 }
 
-// dialMuxContext dials the Raft port at addr for protocol kind.
-func dialMuxContext(ctx context.Context, addr string, kind byte) (net.Conn, error) {
+// dialMuxContext dials the Raft port at addr for protocol kind, from the
+// IP this server's own Raft port is bound to (from; nil: any): servers
+// see each other at their Raft addresses, and a firewall rule written
+// for those addresses holds for every connection between them.
+func dialMuxContext(ctx context.Context, from net.IP, addr string, kind byte) (net.Conn, error) {
 	var d net.Dialer
+	if from != nil && !from.IsUnspecified() {
+		d.LocalAddr = &net.TCPAddr{IP: from}
+	}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

@@ -150,7 +150,8 @@ func usage(w io.Writer, cmds []command) {
 	for _, c := range cmds {
 		fmt.Fprintf(w, "  %-26s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nThe API address is -address, or STRATA_ADDR (default http://127.0.0.1:4700); the ACL token")
+	fmt.Fprintln(w, "\nThe API address is -address, or STRATA_ADDR (default http://127.0.0.1:4700); several servers are")
+	fmt.Fprintln(w, "-address repeated or a comma-separated list, and a call moves on when one cannot answer; the ACL token")
 	fmt.Fprintln(w, "-token or STRATA_TOKEN; an HTTPS server is verified with -ca-cert (STRATA_CACERT) or -ca-pin (STRATA_CAPIN).")
 	fmt.Fprintln(w, "Read commands take -json (the API's answer) or -t '{{...}}' (a Go template over it).")
 }
@@ -217,11 +218,37 @@ func addressFlag(fs *flag.FlagSet, env *Env) *apiFlags {
 	if f.address == "" {
 		f.address = "http://127.0.0.1:4700"
 	}
-	fs.StringVar(&f.address, "address", f.address, "HTTP API address (env STRATA_ADDR)")
+	fs.Var(&addressList{f: f}, "address", "HTTP API address; repeat it, or separate addresses with commas, to name several servers: a call moves to the next when one cannot answer (env STRATA_ADDR)")
 	fs.StringVar(&f.token, "token", f.token, "ACL token secret, sent as X-Strata-Token (env STRATA_TOKEN)")
 	fs.Var(&caCertFlag{f}, "ca-cert", "PEM file of the CA that signed the server's HTTPS certificate (env STRATA_CACERT)")
 	fs.StringVar(&f.caPin, "ca-pin", f.caPin, "sha256:<hex> of the cluster CA certificate, as `strata server` prints it, to verify an HTTPS server instead of -ca-cert (env STRATA_CAPIN)")
 	return f
+}
+
+// addressList is -address: the first use replaces STRATA_ADDR's list,
+// each further use adds to it.
+type addressList struct {
+	f   *apiFlags
+	set bool
+}
+
+func (v *addressList) String() string {
+	if v.f == nil {
+		return ""
+	}
+	return v.f.address
+}
+
+func (v *addressList) Set(s string) error {
+	if strings.TrimSpace(strings.ReplaceAll(s, ",", "")) == "" {
+		return errors.New("an empty address")
+	}
+	if !v.set {
+		v.f.address, v.set = s, true
+		return nil
+	}
+	v.f.address += "," + s
+	return nil
 }
 
 // load builds the client from the parsed flags.

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -88,5 +91,29 @@ func TestDNSFlagsRefused(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, "-dns-domain/-dns-recursors") {
 			t.Errorf("%v: exit %d, stderr %q; want 2 naming the flags", args, code, stderr)
 		}
+	}
+}
+
+// Several servers: STRATA_ADDR's list or -address repeated (the first
+// -address replaces the variable's list); a call moves past a dead one.
+func TestSeveralAddresses(t *testing.T) {
+	var hits atomic.Int32
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write([]byte("[]"))
+	}))
+	defer live.Close()
+	dead := "http://127.0.0.1:1"
+	if code, _, stderr := runMain(t, map[string]string{"STRATA_ADDR": dead + "," + live.URL}, "status"); code != 0 {
+		t.Fatalf("STRATA_ADDR=dead,live: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := runMain(t, map[string]string{"STRATA_ADDR": "http://127.0.0.1:2"}, "status", "-address", dead, "-address", live.URL); code != 0 {
+		t.Fatalf("-address dead -address live: exit %d: %s", code, stderr)
+	}
+	if hits.Load() != 2 {
+		t.Fatalf("the live server answered %d calls, want 2", hits.Load())
+	}
+	if code, _, stderr := runMain(t, nil, "status", "-address", ","); code != 2 || !strings.Contains(stderr, "empty address") {
+		t.Fatalf("-address , : exit %d: %s", code, stderr)
 	}
 }

@@ -140,6 +140,7 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	expect := fs.Int("bootstrap-expect", 1, "bootstrap the cluster once this many servers know of each other")
 	join := fs.String("join", "", "comma-separated Raft addresses of other servers")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	multiplier := fs.Int("raft-multiplier", 1, "scale Raft's heartbeat, election and leader-lease timeouts (1-10, as Consul's raft_multiplier): 1 is tuned for one host or a LAN, raise it on slow or busy networks")
 	aclEnabled := fs.Bool("acl-enabled", false, "require an ACL token that grants what each API request needs (bootstrap one with `strata acl bootstrap`)")
 	tlsf := addHTTPTLSFlags(fs)
 	if pos, err := parse(fs, args); err != nil {
@@ -158,6 +159,9 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	}
 	if *expect < 1 {
 		return usageError("-bootstrap-expect must be at least 1")
+	}
+	if *multiplier < 1 || *multiplier > 10 {
+		return usageError("-raft-multiplier must be between 1 and 10, got %d", *multiplier)
 	}
 	logger, err := newLogger(env.Stderr, *logLevel)
 	if err != nil {
@@ -180,7 +184,7 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 		DataDir: *dataDir, RaftAddr: orDefault(raftAddr, "4701"), AgentAddr: orDefault(agentAddr, "4702"),
 		AgentAdvertise: *agentAdvertise,
 		Bootstrap:      *expect == 1 && len(joins) == 0, BootstrapExpect: *expect, Join: joins, Logger: logger,
-		ACLEnabled: *aclEnabled,
+		ACLEnabled: *aclEnabled, RaftMultiplier: *multiplier,
 	}, orDefault(httpAddr, "4700"), dnsf, logger, tlsf)
 	if err != nil {
 		return err

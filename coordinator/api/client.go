@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-run/strata/coordinator/structs"
@@ -19,20 +21,70 @@ import (
 	"github.com/strata-run/strata/spec"
 )
 
-// Client calls one Strata server's HTTP API.
+// Client calls a Strata cluster's HTTP API. It knows one or several
+// servers (Addresses) and moves to the next when one cannot answer:
+// see do for what it retries.
 type Client struct {
-	Address string // e.g. http://127.0.0.1:4700
-	HTTP    *http.Client
+	// Address is the server the client asks first, e.g.
+	// http://127.0.0.1:4700; Addresses, when set, are all the servers it
+	// may ask (Address among them).
+	Address   string
+	Addresses []string
+	HTTP      *http.Client
 	// Token is the ACL token's secret, sent as X-Strata-Token ("": none).
 	Token string
+	// RetryFor bounds how long a call keeps retrying on other servers and
+	// through an election (0: DefaultRetryFor; negative: never retry).
+	RetryFor time.Duration
+
+	next atomic.Int32 // index in addrs() of the server that answered last
 }
 
-// NewClient returns a client for address ("host:port" or a URL).
+// NotAppliedHeader marks a 503 whose write the server refused before
+// proposing it: the client sends any such write again.
+const NotAppliedHeader = structs.NotAppliedHeader
+
+// DefaultRetryFor is how long a call retries by default: longer than a
+// leader election on a healthy network, short enough for a person
+// waiting on the command line.
+const DefaultRetryFor = 10 * time.Second
+
+// NewClient returns a client for address ("host:port" or a URL), or for
+// several separated by commas ("a:4700,b:4700,c:4700", as STRATA_ADDR).
 func NewClient(address string) *Client {
-	if !strings.Contains(address, "://") {
-		address = "http://" + address
+	addrs := splitAddresses(address, false)
+	return &Client{Address: addrs[0], Addresses: addrs, HTTP: &http.Client{}}
+}
+
+// splitAddresses splits a comma-separated address list and gives each a
+// scheme (https when secure). It never returns an empty list.
+func splitAddresses(list string, secure bool) []string {
+	var out []string
+	for _, a := range strings.Split(list, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if !strings.Contains(a, "://") {
+			if secure {
+				a = "https://" + a
+			} else {
+				a = "http://" + a
+			}
+		}
+		out = append(out, strings.TrimRight(a, "/"))
 	}
-	return &Client{Address: strings.TrimRight(address, "/"), HTTP: &http.Client{}}
+	if len(out) == 0 {
+		out = []string{strings.TrimRight(list, "/")}
+	}
+	return out
+}
+
+func (c *Client) addrs() []string {
+	if len(c.Addresses) > 0 {
+		return c.Addresses
+	}
+	return []string{c.Address}
 }
 
 // StatusError is a non-2xx answer from the API.
@@ -43,29 +95,145 @@ type StatusError struct {
 
 func (e *StatusError) Error() string { return e.Message }
 
-// send sends a request with the client's token.
-func (c *Client) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.Address+path, body)
+// sendOnce sends a request to the server at base with the client's token.
+// sent reports whether the request may have reached the server (false
+// when the connection could not even be opened).
+func (c *Client) sendOnce(ctx context.Context, base, method, path string, body []byte) (resp *http.Response, sent bool, err error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if c.Token != "" {
 		req.Header.Set("X-Strata-Token", c.Token)
 	}
-	resp, err := c.HTTP.Do(req)
+	resp, err = c.HTTP.Do(req)
 	if err != nil {
 		var ue *url.Error
 		var unknownCA x509.UnknownAuthorityError
 		var badHost x509.HostnameError
+		var op *net.OpError
+		sent = !(errors.As(err, &op) && op.Op == "dial")
 		switch {
 		case errors.As(err, &unknownCA), errors.As(err, &badHost):
-			return nil, fmt.Errorf("the Strata API at %s presented a certificate this client does not trust (give the CA with -ca-cert or STRATA_CACERT, or its pin with -ca-pin or STRATA_CAPIN): %w", c.Address, err)
+			return nil, false, fmt.Errorf("the Strata API at %s presented a certificate this client does not trust (give the CA with -ca-cert or STRATA_CACERT, or its pin with -ca-pin or STRATA_CAPIN): %w", base, err)
 		case errors.As(err, &ue) && ctx.Err() == nil:
-			return nil, fmt.Errorf("cannot reach the Strata API at %s (is `strata dev` or a server running? set -address or STRATA_ADDR): %w", c.Address, ue.Err)
+			return nil, sent, &unreachableError{addr: base, err: ue.Err}
 		}
-		return nil, err
+		return nil, sent, err
 	}
-	return resp, nil
+	return resp, true, nil
+}
+
+// unreachableError is a server that could not be asked, or did not
+// answer.
+type unreachableError struct {
+	addr string
+	err  error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the Strata API at %s (is `strata dev` or a server running? set -address or STRATA_ADDR): %v", e.addr, e.err)
+}
+
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// send sends a request, moving to the next server and backing off as do
+// says; the caller closes the answer's body.
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	return c.sendRetry(ctx, method, path, body, method == http.MethodGet)
+}
+
+// sendRetry is the client's one way to the servers. It tries the server
+// that answered last, then the others in turn, then again after an
+// exponential backoff (50 ms doubling to 1 s), until RetryFor has passed:
+//   - a server that cannot be connected to is skipped for every call: the
+//     request never left (when none of them can be, the call fails at
+//     once: no server is up);
+//   - a 503 the server marks NotAppliedHeader (it refused a write before
+//     proposing it: no leader, not the leader) is retried for any call;
+//   - another 503 (a leader lost while committing, a server still
+//     catching up) and a connection lost after sending are retried only
+//     for an idempotent call: a read, or a write that does the same when
+//     applied twice (a job registered with the same spec, without
+//     -check-index). A write that may have been applied is never sent
+//     again otherwise: the server's answer or the error says so.
+func (c *Client) sendRetry(ctx context.Context, method, path string, body io.Reader, idempotent bool) (*http.Response, error) {
+	var raw []byte
+	if body != nil {
+		var err error
+		if raw, err = io.ReadAll(body); err != nil {
+			return nil, err
+		}
+	}
+	addrs := c.addrs()
+	limit := c.RetryFor
+	if limit == 0 {
+		limit = DefaultRetryFor
+	}
+	deadline := time.Now().Add(limit)
+	backoff := 50 * time.Millisecond
+	first := int(c.next.Load())
+	refused := 0 // servers of this pass that could not be connected to
+	for attempt := 0; ; attempt++ {
+		if attempt%len(addrs) == 0 {
+			refused = 0
+		}
+		i := (first + attempt) % len(addrs)
+		resp, sent, err := c.sendOnce(ctx, addrs[i], method, path, raw)
+		retry := false
+		switch {
+		case err == nil && resp.StatusCode == http.StatusServiceUnavailable:
+			// The server says whether a refused write was certainly not
+			// applied (no leader, not the leader): then any call may go
+			// again.
+			retry = idempotent || resp.Header.Get(NotAppliedHeader) == "true"
+		case err == nil:
+			c.next.Store(int32(i))
+			return resp, nil
+		case ctx.Err() != nil:
+			return nil, err
+		case !sent:
+			refused++
+			// When no server of a pass could be connected to, none is
+			// up: that is not an election, and waiting would not help.
+			retry = refused < len(addrs)
+		default:
+			var ue *unreachableError
+			retry = idempotent && errors.As(err, &ue)
+			if !retry && errors.As(err, &ue) {
+				err = fmt.Errorf("%w; the request may have been applied, so it was not sent again", err)
+			}
+		}
+		endOfPass := (attempt+1)%len(addrs) == 0
+		wait := min(backoff, time.Until(deadline))
+		if !retry || limit < 0 || (endOfPass && wait <= 0) {
+			if resp != nil {
+				return resp, nil // the last server's own answer
+			}
+			if retry {
+				err = fmt.Errorf("%w (retried on %d servers for %s)", err, len(addrs), limit)
+			}
+			return nil, err
+		}
+		if resp != nil {
+			resp.Body.Close() // a retried 503: the next answer is wanted
+		}
+		if !endOfPass {
+			continue // the next server at once
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
 }
 
 // statusError is a non-2xx answer's error: the API's message, or a hint
@@ -81,8 +249,15 @@ func (c *Client) statusError(resp *http.Response, raw []byte, method, path strin
 	return &StatusError{Status: resp.StatusCode, Message: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
 }
 
+// do calls the API and decodes a 2xx answer into out; a read is
+// retried on other servers (sendRetry), a write only if it was not sent.
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) (uint64, error) {
-	resp, err := c.send(ctx, method, path, body)
+	return c.doRetry(ctx, method, path, body, out, method == http.MethodGet)
+}
+
+// doRetry is do for a call the caller knows to be idempotent or not.
+func (c *Client) doRetry(ctx context.Context, method, path string, body io.Reader, out any, idempotent bool) (uint64, error) {
+	resp, err := c.sendRetry(ctx, method, path, body, idempotent)
 	if err != nil {
 		return 0, err
 	}
@@ -139,7 +314,9 @@ func (c *Client) RegisterJob(ctx context.Context, job *spec.Job) (*structs.JobRe
 		return nil, err
 	}
 	var r structs.JobRegisterResponse
-	_, err = c.do(ctx, http.MethodPut, "/v1/jobs", bytes.NewReader(body), &r)
+	// Registering the same spec twice changes nothing the second time:
+	// retried through an election like a read.
+	_, err = c.doRetry(ctx, http.MethodPut, "/v1/jobs", bytes.NewReader(body), &r, true)
 	return &r, err
 }
 

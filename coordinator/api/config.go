@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
+	"time"
 
 	"github.com/strata-run/strata/internal/wire"
 )
@@ -14,8 +14,13 @@ import (
 // Config configures a Client.
 type Config struct {
 	// Address is "host:port" or a URL (http:// or https://); "host:port"
-	// is http:// unless a CA is given, then https://.
+	// is http:// unless a CA is given, then https://. Several servers are
+	// separated by commas ("a:4700,b:4700,c:4700", as STRATA_ADDR): the
+	// client asks the first and moves on when one cannot answer.
 	Address string
+	// RetryFor bounds a call's retries on other servers and through an
+	// election (0: DefaultRetryFor; negative: none).
+	RetryFor time.Duration
 	// Token is the ACL token's secret, sent as X-Strata-Token.
 	Token string
 	// CACertPEM verifies an HTTPS server: the CA (PEM) that signed its
@@ -31,16 +36,9 @@ type Config struct {
 // New returns a client for cfg; a CA that does not parse or a malformed
 // pin is an error.
 func New(cfg Config) (*Client, error) {
-	addr := cfg.Address
 	secure := len(cfg.CACertPEM) > 0 || cfg.CAPin != ""
-	if !strings.Contains(addr, "://") {
-		if secure {
-			addr = "https://" + addr
-		} else {
-			addr = "http://" + addr
-		}
-	}
-	c := &Client{Address: strings.TrimRight(addr, "/"), HTTP: &http.Client{}, Token: cfg.Token}
+	addrs := splitAddresses(cfg.Address, secure)
+	c := &Client{Address: addrs[0], Addresses: addrs, HTTP: &http.Client{}, Token: cfg.Token, RetryFor: cfg.RetryFor}
 	if !secure {
 		return c, nil
 	}

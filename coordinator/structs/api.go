@@ -2,6 +2,11 @@ package structs
 
 import "github.com/strata-run/strata/spec"
 
+// NotAppliedHeader is set ("true") on a 503 answering a write the server
+// refused before proposing it (no leader known, not the leader): a client
+// may send that write again, to this server or another.
+const NotAppliedHeader = "X-Strata-Not-Applied"
+
 // APIError is the body of every error response.
 type APIError struct {
 	Error string `json:"error"`
