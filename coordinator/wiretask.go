@@ -17,10 +17,31 @@ func wireTasks(g *spec.Group) []wire.Task {
 			w := wireTask(t)
 			w.ShutdownDelay = g.TaskShutdownDelay(t)
 			resolveVolumes(g, w.VolumeMounts)
+			servedFirst(g, t, &w)
 			out = append(out, w)
 		}
 	}
 	return out
+}
+
+// servedFirst puts the port a served wasm task serves on (its config's
+// port, which may be its group's, or its group's only port) first in its
+// ports, where the agent looks for it.
+func servedFirst(g *spec.Group, t *spec.Task, w *wire.Task) {
+	if t.Driver != spec.DriverWasm || (t.Config.Mode != spec.ModeHTTP && t.Config.Mode != spec.ModeListener) {
+		return
+	}
+	label := g.ServedPort(t)
+	if label == "" {
+		return
+	}
+	ports := []string{label}
+	for _, l := range w.Resources.Ports {
+		if l != label {
+			ports = append(ports, l)
+		}
+	}
+	w.Resources.Ports = ports
 }
 
 // resolveVolumes names, in each mount, the host volume its group volume

@@ -64,6 +64,7 @@ var leftOut = map[string]string{
 	"Resources.Networks[0].MBits":           "bandwidth is the scheduler's to pack, not the agent's to enforce",
 	"Resources.Networks[0].Ports[0].Static": "the assigned number is in Alloc.Ports",
 	"Resources.Networks[0].Ports[0].To":     "the container port is in Alloc.Ports, with the number",
+	"Config.Port":                           "wireTasks puts the port it names first in Resources.Ports, where the agent serves (TestWireTasksServedPortFirst)",
 	"Config.Mounts[0].Source":               "raw host paths are refused by validation: never sent to an agent",
 	"Config.Mounts[0].Target":               "raw host paths are refused by validation: never sent to an agent",
 	"Config.Mounts[0].Readonly":             "raw host paths are refused by validation: never sent to an agent",
@@ -140,6 +141,49 @@ func TestWireTaskAbsentParts(t *testing.T) {
 	// A task's shutdown delay is its own, else its group's.
 	if got[0].ShutdownDelay != 3*time.Second || got[1].ShutdownDelay != time.Second {
 		t.Fatalf("shutdown delays %s, %s; want the group's 3s and the task's own 1s", got[0].ShutdownDelay, got[1].ShutdownDelay)
+	}
+}
+
+// A served wasm task serves on the port its config names, else its first
+// own port, else its group's only port: wireTasks puts that one first.
+func TestWireTasksServedPortFirst(t *testing.T) {
+	own := func(labels ...string) spec.Resources {
+		var ps []*spec.Port
+		for _, l := range labels {
+			ps = append(ps, &spec.Port{Label: l})
+		}
+		return spec.Resources{Networks: []*spec.Network{{Ports: ps}}}
+	}
+	tests := []struct {
+		name  string
+		group []string
+		task  spec.Task
+		want  []string
+	}{
+		{"the group's only port", []string{"http"}, spec.Task{Driver: "wasm", Config: spec.TaskConfig{Mode: "http"}}, []string{"http"}},
+		{"a named group port before the task's own", []string{"http", "admin"},
+			spec.Task{Driver: "wasm", Config: spec.TaskConfig{Mode: "listener", Port: "admin"}, Resources: own("metrics")}, []string{"admin", "metrics"}},
+		{"a named own port moves first", nil,
+			spec.Task{Driver: "wasm", Config: spec.TaskConfig{Mode: "http", Port: "b"}, Resources: own("a", "b")}, []string{"b", "a"}},
+		{"the task's own first port over the group's", []string{"http"},
+			spec.Task{Driver: "wasm", Config: spec.TaskConfig{Mode: "http"}, Resources: own("mine")}, []string{"mine"}},
+		{"a command task serves nothing", []string{"http"}, spec.Task{Driver: "wasm", Config: spec.TaskConfig{Mode: "command"}}, nil},
+		{"docker publishes its ports list", []string{"http"}, spec.Task{Driver: "docker", Config: spec.TaskConfig{Ports: []string{"http"}}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &spec.Group{Tasks: []*spec.Task{&tt.task}}
+			if tt.group != nil {
+				n := &spec.Network{}
+				for _, l := range tt.group {
+					n.Ports = append(n.Ports, &spec.Port{Label: l})
+				}
+				g.Networks = []*spec.Network{n}
+			}
+			if got := wireTasks(g)[0].Resources.Ports; !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("ports = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -238,6 +238,7 @@ func (c *converter) task(at loc, r *rawTask) *Task {
 		t.Config = TaskConfig{
 			Module:         rc.Module,
 			Mode:           rc.Mode,
+			Port:           rc.Port,
 			Args:           c.templateList(rc.Args),
 			MaxRequestTime: c.duration(cl, "max_request_time", rc.MaxRequestTime),
 			MaxConcurrency: rc.MaxConcurrency,

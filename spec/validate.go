@@ -241,7 +241,7 @@ func (v *validator) group(at loc, j *Job, g *Group) {
 		for l, w := range taskPorts[ti] {
 			usable[l] = w
 		}
-		v.task(tl, t, g.Restart, j.ID+"-"+g.Name+"-"+t.Name, taskPorts[ti], usable, all)
+		v.task(tl, t, g.Restart, j.ID+"-"+g.Name+"-"+t.Name, taskPorts[ti], usable, all, groupPorts)
 		v.volumeMounts(tl, t.VolumeMounts, vols)
 	}
 	if main == 0 && len(g.Tasks) > 0 {
@@ -252,12 +252,12 @@ func (v *validator) group(at loc, j *Job, g *Group) {
 // task checks t. groupRestart is the policy it may have inherited; own
 // are its own ports, usable its own and its group's (what its services,
 // docker ports and wasm modes may name), all every port of the group (what
-// runtime variables may name).
-func (v *validator) task(at loc, t *Task, groupRestart *RestartPolicy, derived string, own, usable, all portSet) {
+// runtime variables may name), group the group's own.
+func (v *validator) task(at loc, t *Task, groupRestart *RestartPolicy, derived string, own, usable, all, group portSet) {
 	cl := at.single("config")
 	switch t.Driver {
 	case DriverWasm:
-		v.wasmConfig(cl, &t.Config, own)
+		v.wasmConfig(cl, &t.Config, own, usable, group)
 	case DriverDocker:
 		v.dockerConfig(cl, &t.Config, usable)
 	case "":
@@ -318,7 +318,7 @@ func (v *validator) task(at loc, t *Task, groupRestart *RestartPolicy, derived s
 	}
 }
 
-func (v *validator) wasmConfig(at loc, c *TaskConfig, own portSet) {
+func (v *validator) wasmConfig(at loc, c *TaskConfig, own, usable, group portSet) {
 	switch {
 	case c.Module == "":
 		v.add(at.attr("module"), "Missing module", `a wasm task needs config { module = "name@version" } (or "sha256:<digest>")`)
@@ -329,9 +329,7 @@ func (v *validator) wasmConfig(at loc, c *TaskConfig, own portSet) {
 	}
 	switch c.Mode {
 	case ModeHTTP, ModeListener:
-		if len(own) == 0 {
-			v.add(at.attr("mode"), "Missing port", "mode %q serves on a port: declare one in the task's resources { network { port \"http\" {} } } (the task's first port is the one served)", c.Mode)
-		}
+		v.servedPort(at, c, own, usable, group)
 	case ModeCommand:
 	case "":
 		v.add(at.attr("mode"), "Missing mode", "a wasm task needs config { mode = ... }; supported: %s", supportedModes)
@@ -346,6 +344,9 @@ func (v *validator) wasmConfig(at loc, c *TaskConfig, own portSet) {
 	modeOnly("max_request_time", ModeHTTP, c.MaxRequestTime != 0)
 	modeOnly("max_concurrency", ModeHTTP, c.MaxConcurrency != 0)
 	modeOnly("max_runtime", ModeCommand, c.MaxRuntime != 0)
+	if c.Port != "" && c.Mode == ModeCommand {
+		v.add(at.attr("port"), "Option of another mode", "port applies to modes %q and %q, which serve on it; this task's mode is %q", ModeHTTP, ModeListener, c.Mode)
+	}
 	if c.MaxRequestTime < 0 {
 		v.add(at.attr("max_request_time"), "Invalid max_request_time", "max_request_time must not be negative, got %s", c.MaxRequestTime)
 	}
@@ -366,8 +367,25 @@ func (v *validator) wasmConfig(at loc, c *TaskConfig, own portSet) {
 		set  bool
 	}{{"image", c.Image != ""}, {"command", c.Command != ""}, {"ports", len(c.Ports) > 0}} {
 		if o.set {
-			v.add(at.attr(o.name), "Option of another driver", "%s is a docker option; a wasm task takes module, mode, args, max_request_time, max_concurrency and max_runtime", o.name)
+			v.add(at.attr(o.name), "Option of another driver", "%s is a docker option; a wasm task takes module, mode, port, args, max_request_time, max_concurrency and max_runtime", o.name)
 		}
+	}
+}
+
+// servedPort checks that a task in mode http or listener has a port to
+// serve on (Group.ServedPort): the one its config names, which must be its
+// own or its group's, else its first own port, else its group's only one.
+func (v *validator) servedPort(at loc, c *TaskConfig, own, usable, group portSet) {
+	switch {
+	case c.Port != "":
+		if usable[c.Port] == "" {
+			v.add(at.attr("port"), "Undeclared port", "port %q is not declared in this task's or its group's network blocks (declared: %s); add network { port %q {} } to the group", c.Port, usable.labels(), c.Port)
+		}
+	case len(own) > 0 || len(group) == 1:
+	case len(group) > 1:
+		v.add(at.attr("mode"), "Missing port", "mode %q serves on one port and the group declares %d (%s): name it with config { port = \"...\" }", c.Mode, len(group), group.labels())
+	default:
+		v.add(at.attr("mode"), "Missing port", "mode %q serves on a port: declare one in the group's network { port \"http\" {} } (or the task's resources { network { ... } }), and name it with config { port = \"http\" } if there are several", c.Mode)
 	}
 }
 
@@ -492,7 +510,7 @@ func (v *validator) dockerConfig(at loc, c *TaskConfig, usable portSet) {
 	}{
 		{"module", c.Module != ""}, {"mode", c.Mode != ""}, {"module_digest", c.ModuleDigest != ""},
 		{"max_request_time", c.MaxRequestTime != 0}, {"max_concurrency", c.MaxConcurrency != 0},
-		{"max_runtime", c.MaxRuntime != 0},
+		{"max_runtime", c.MaxRuntime != 0}, {"port", c.Port != ""},
 	} {
 		if o.set {
 			v.add(at.attr(o.name), "Option of another driver", "%s is a wasm option; a docker task takes image, args, command and ports", o.name)

@@ -93,7 +93,9 @@ type Resources struct {
 	MemoryMB int `json:"MemoryMB"` // a wasm instance's linear memory, a container's memory
 	// Ports are the labels of the ports the task itself asked for, in
 	// order; their numbers are in Alloc.Ports. A wasm task serves on the
-	// first; a container publishes them all.
+	// first, which the servers make the one it serves on (its config's
+	// port, or its group's only port, which may be a group port); a
+	// container publishes them all.
 	Ports []string `json:"Ports,omitempty"`
 }
 
