@@ -1,6 +1,8 @@
 package coordinator
 
 import (
+	"maps"
+
 	"github.com/strata-run/strata/internal/wire"
 	"github.com/strata-run/strata/spec"
 )
@@ -22,6 +24,32 @@ func wireTasks(g *spec.Group) []wire.Task {
 		}
 	}
 	return out
+}
+
+// mergeMeta gives each of a group's wire tasks its meta merged over its
+// group's and its job's (the task's wins), what the agent turns into
+// NOMAD_META_<key>.
+func mergeMeta(job *spec.Job, g *spec.Group, tasks []wire.Task) {
+	for i := range tasks {
+		m := map[string]string{}
+		maps.Copy(m, job.Meta)
+		maps.Copy(m, g.Meta)
+		if t := taskNamed(g, tasks[i].Name); t != nil {
+			maps.Copy(m, t.Meta)
+		}
+		if len(m) > 0 {
+			tasks[i].Meta = m
+		}
+	}
+}
+
+func taskNamed(g *spec.Group, name string) *spec.Task {
+	for _, t := range g.Tasks {
+		if t != nil && t.Name == name {
+			return t
+		}
+	}
+	return nil
 }
 
 // servedFirst puts the port a served wasm task serves on (its config's

@@ -55,12 +55,13 @@ var carried = map[string]string{
 }
 
 // fromGroup are the fields of wire.Task that wireTasks sets from the
-// task's group, not from the task (TestWireTasksResolveVolumes).
-var fromGroup = []string{"VolumeMounts[0].HostVolume"}
+// task's group, not from the task (TestWireTasksResolveVolumes), or
+// that nodeAllocs sets from the job (TestMergeMeta).
+var fromGroup = []string{"VolumeMounts[0].HostVolume", "Meta"}
 
 // leftOut are the fields of spec.Task an agent does not need, and why.
 var leftOut = map[string]string{
-	"Meta":                                  "task meta is the job's record; the agent exposes none of it",
+	"Meta":                                  "merged over the group's and job's by nodeAllocs (mergeMeta, TestMergeMeta)",
 	"Resources.Networks[0].MBits":           "bandwidth is the scheduler's to pack, not the agent's to enforce",
 	"Resources.Networks[0].Ports[0].Static": "the assigned number is in Alloc.Ports",
 	"Resources.Networks[0].Ports[0].To":     "the container port is in Alloc.Ports, with the number",
@@ -326,4 +327,25 @@ func sameValue(s, w reflect.Value) bool {
 		return w.Type() == reflect.TypeOf(time.Duration(0)) && s.Int() == w.Int()
 	}
 	return reflect.DeepEqual(s.Interface(), w.Interface())
+}
+
+// A wire task's meta is its own over its group's over its job's: the
+// agent's NOMAD_META_<key>.
+func TestMergeMeta(t *testing.T) {
+	job := &spec.Job{Meta: map[string]string{"owner": "job", "tier": "web"}}
+	g := &spec.Group{Meta: map[string]string{"owner": "group"}, Tasks: []*spec.Task{
+		{Name: "a", Meta: map[string]string{"tier": "task"}}, {Name: "b"}}}
+	tasks := wireTasks(g)
+	mergeMeta(job, g, tasks)
+	if want := map[string]string{"owner": "group", "tier": "task"}; !reflect.DeepEqual(tasks[0].Meta, want) {
+		t.Errorf("task a's meta = %v, want %v", tasks[0].Meta, want)
+	}
+	if want := map[string]string{"owner": "group", "tier": "web"}; !reflect.DeepEqual(tasks[1].Meta, want) {
+		t.Errorf("task b's meta = %v, want %v", tasks[1].Meta, want)
+	}
+	none := wireTasks(&spec.Group{Tasks: []*spec.Task{{Name: "c"}}})
+	mergeMeta(&spec.Job{}, &spec.Group{}, none)
+	if none[0].Meta != nil {
+		t.Errorf("no meta anywhere gave %v", none[0].Meta)
+	}
 }

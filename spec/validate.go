@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -241,7 +242,11 @@ func (v *validator) group(at loc, j *Job, g *Group) {
 		for l, w := range taskPorts[ti] {
 			usable[l] = w
 		}
-		v.task(tl, t, g.Restart, j.ID+"-"+g.Name+"-"+t.Name, taskPorts[ti], usable, all, groupPorts)
+		meta := map[string]string{}
+		maps.Copy(meta, j.Meta)
+		maps.Copy(meta, g.Meta)
+		maps.Copy(meta, t.Meta)
+		v.task(tl, t, g.Restart, j.ID+"-"+g.Name+"-"+t.Name, taskPorts[ti], usable, all, groupPorts, meta)
 		v.volumeMounts(tl, t.VolumeMounts, vols)
 	}
 	if main == 0 && len(g.Tasks) > 0 {
@@ -253,7 +258,7 @@ func (v *validator) group(at loc, j *Job, g *Group) {
 // are its own ports, usable its own and its group's (what its services,
 // docker ports and wasm modes may name), all every port of the group (what
 // runtime variables may name), group the group's own.
-func (v *validator) task(at loc, t *Task, groupRestart *RestartPolicy, derived string, own, usable, all, group portSet) {
+func (v *validator) task(at loc, t *Task, groupRestart *RestartPolicy, derived string, own, usable, all, group portSet, meta map[string]string) {
 	cl := at.single("config")
 	switch t.Driver {
 	case DriverWasm:
@@ -265,16 +270,17 @@ func (v *validator) task(at loc, t *Task, groupRestart *RestartPolicy, derived s
 	default:
 		v.add(at.attr("driver"), "Unsupported driver", "driver %q is not supported; supported: %s", t.Driver, supportedDriver)
 	}
+	rs := &runtimeScope{ports: all, meta: meta}
 	for i, a := range t.Config.Args {
-		v.template(cl.attr("args").elem(i), a, refRuntime, all)
+		v.template(cl.attr("args").elem(i), a, refRuntime, rs)
 	}
-	v.template(cl.attr("command"), t.Config.Command, refRuntime, all)
+	v.template(cl.attr("command"), t.Config.Command, refRuntime, rs)
 	for _, k := range slices.Sorted(maps.Keys(t.Env)) {
 		el := at.attr("env").entry(k)
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			v.add(el, "Invalid environment variable", "environment variable name %q must be non-empty, without '=' or NUL", k)
 		}
-		v.template(el, t.Env[k], refRuntime, all)
+		v.template(el, t.Env[k], refRuntime, rs)
 	}
 	v.meta(at.attr("meta"), t.Meta)
 	if t.Restart != nil && (groupRestart == nil || *t.Restart != *groupRestart) {
@@ -455,6 +461,8 @@ func (v *validator) volumeMounts(at loc, ms []*VolumeMount, vols map[string]*Vol
 		}
 		if err := absPath(m.Destination); err != nil {
 			v.add(ml.attr("destination"), "Invalid destination", "destination (where the task sees the volume) %v", err)
+		} else if d := path.Clean(m.Destination); d == "/alloc" || d == "/local" || strings.HasPrefix(d, "/alloc/") || strings.HasPrefix(d, "/local/") {
+			v.add(ml.attr("destination"), "Reserved destination", "destination %q is inside /alloc or /local, where the agent mounts the allocation's directories (NOMAD_ALLOC_DIR, NOMAD_TASK_DIR)", m.Destination)
 		} else if dests[m.Destination] {
 			v.add(ml.attr("destination"), "Duplicate destination", "destination %q is mounted twice", m.Destination)
 		}
@@ -763,10 +771,18 @@ func (v *validator) check(at loc, c *Check) {
 	}
 }
 
+// runtimeScope is what a task's runtime variables may name: the ports of
+// its group (STRATA_PORT_<label> and the like) and the keys of its job's,
+// group's and its own meta (NOMAD_META_<key>).
+type runtimeScope struct {
+	ports portSet
+	meta  map[string]string
+}
+
 // template checks a string that may hold runtime references (see
-// template.go); ports are the labels STRATA_PORT_<label> and the like
-// may name.
-func (v *validator) template(at loc, s string, kind refKind, ports portSet) {
+// template.go); rs is what runtime variables may name (nil for node
+// references only).
+func (v *validator) template(at loc, s string, kind refKind, rs *runtimeScope) {
 	if !strings.Contains(s, "${") {
 		return
 	}
@@ -780,10 +796,30 @@ func (v *validator) template(at loc, s string, kind refKind, ports portSet) {
 			v.add(at, "Invalid reference", "%s", msg)
 			continue
 		}
-		if label, ok := portOfRef(ref); ok && kind == refRuntime && ports[label] == "" {
-			v.add(at, "Undeclared port", "${%s} names port %q, which this group does not declare (declared: %s)", ref, label, ports.labels())
+		if kind != refRuntime || rs == nil {
+			continue
+		}
+		if label, ok := portOfRef(ref); ok && rs.ports[label] == "" {
+			v.add(at, "Undeclared port", "${%s} names port %q, which this group does not declare (declared: %s)", ref, label, rs.ports.labels())
+		}
+		if key, ok := metaOfRef(ref); ok {
+			if _, set := MetaVars(rs.meta)["NOMAD_META_"+key]; !set {
+				v.add(at, "Unknown meta key", "${%s} names meta key %q, which neither the job, its group nor the task sets (set: %s)", ref, key, metaKeys(rs.meta))
+			}
 		}
 	}
+}
+
+// metaKeys lists m's keys for a message.
+func metaKeys(m map[string]string) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	set := map[string]bool{}
+	for k := range m {
+		set[k] = true
+	}
+	return joinSorted(set)
 }
 
 // name checks a job ID, group, task or port name and reports whether it is valid.

@@ -7,7 +7,7 @@ import "time"
 // in one place (coordinator/wiretask.go), so a change of the job language
 // changes the wire only when that conversion does, and the golden files in
 // testdata/ show it. A Task holds what an agent needs to run the task and
-// nothing else (no placement, no update strategy, no task meta).
+// nothing else (no placement, no update strategy).
 //
 // Durations are time.Duration, encoded as integer nanoseconds (as Nomad's
 // API does). String values of Env, Args and Command may hold runtime
@@ -31,7 +31,10 @@ type Task struct {
 	Config TaskConfig `json:"Config"`
 	// Env is the task's environment, before the runtime variables
 	// (STRATA_*, NOMAD_*) the agent adds.
-	Env       map[string]string `json:"Env,omitempty"`
+	Env map[string]string `json:"Env,omitempty"`
+	// Meta is the task's meta merged over its group's and job's: the
+	// NOMAD_META_<key> variables.
+	Meta      map[string]string `json:"Meta,omitempty"`
 	Resources Resources         `json:"Resources"`
 	Services  []Service         `json:"Services,omitempty"`
 	// Restart is the task's restart policy; nil means the agent's default
