@@ -12,14 +12,23 @@ import (
 // what an agent runs: a change of spec reaches the wire only through
 // here, and wiretask_test.go fails for a spec.Task field this neither
 // carries nor lists as deliberately left out.
+//
+// The group's own services are registered by its first main task (the
+// first without a lifecycle hook): the agent registers and checks
+// services per task, and that task lives as long as the allocation.
 func wireTasks(g *spec.Group) []wire.Task {
 	out := make([]wire.Task, 0, len(g.Tasks))
+	groupServices := false
 	for _, t := range g.Tasks {
 		if t != nil {
 			w := wireTask(t)
 			w.ShutdownDelay = g.TaskShutdownDelay(t)
 			resolveVolumes(g, w.VolumeMounts)
 			servedFirst(g, t, &w)
+			if t.Lifecycle == nil && !groupServices {
+				groupServices = true
+				w.Services = append(wireServices(g.Services), w.Services...)
+			}
 			out = append(out, w)
 		}
 	}
@@ -120,7 +129,20 @@ func wireTask(t *spec.Task) wire.Task {
 			w.Resources.Ports = append(w.Resources.Ports, p.Label)
 		}
 	}
-	for _, s := range t.Services {
+	w.Services = wireServices(t.Services)
+	if r := t.Restart; r != nil {
+		w.Restart = &wire.RestartPolicy{Attempts: r.Attempts, Interval: r.Interval.D(), Delay: r.Delay.D(), Mode: r.Mode}
+	}
+	if lc := t.Lifecycle; lc != nil {
+		w.Lifecycle = &wire.Lifecycle{Hook: lc.Hook, Sidecar: lc.Sidecar}
+	}
+	return w
+}
+
+// wireServices converts services, skipping nil entries.
+func wireServices(ss []*spec.Service) []wire.Service {
+	var out []wire.Service
+	for _, s := range ss {
 		if s == nil {
 			continue
 		}
@@ -135,15 +157,9 @@ func wireTask(t *spec.Task) wire.Task {
 			}
 			ws.Checks = append(ws.Checks, wc)
 		}
-		w.Services = append(w.Services, ws)
+		out = append(out, ws)
 	}
-	if r := t.Restart; r != nil {
-		w.Restart = &wire.RestartPolicy{Attempts: r.Attempts, Interval: r.Interval.D(), Delay: r.Delay.D(), Mode: r.Mode}
-	}
-	if lc := t.Lifecycle; lc != nil {
-		w.Lifecycle = &wire.Lifecycle{Hook: lc.Hook, Sidecar: lc.Sidecar}
-	}
-	return w
+	return out
 }
 
 func cloneStrings(s []string) []string {

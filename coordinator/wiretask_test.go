@@ -349,3 +349,23 @@ func TestMergeMeta(t *testing.T) {
 		t.Errorf("no meta anywhere gave %v", none[0].Meta)
 	}
 }
+
+// A group's own services go with its first main task, before that
+// task's own; a prestart task does not carry them.
+func TestWireTasksGroupServices(t *testing.T) {
+	g := &spec.Group{
+		Services: []*spec.Service{nil, {Name: "j-g", Port: "http", Checks: []*spec.Check{{Type: "tcp"}}}},
+		Tasks: []*spec.Task{
+			{Name: "init", Lifecycle: &spec.Lifecycle{Hook: "prestart"}},
+			{Name: "main", Services: []*spec.Service{{Name: "own"}}},
+			{Name: "other"},
+		},
+	}
+	got := wireTasks(g)
+	if got[0].Services != nil || got[2].Services != nil {
+		t.Fatalf("the prestart and the second main task carry %v, %v; want none", got[0].Services, got[2].Services)
+	}
+	if s := got[1].Services; len(s) != 2 || s[0].Name != "j-g" || s[0].Port != "http" || len(s[0].Checks) != 1 || s[1].Name != "own" {
+		t.Fatalf("the first main task carries %+v; want the group's j-g, then its own", s)
+	}
+}
