@@ -102,7 +102,7 @@ func TestRuntimeEnvEndToEnd(t *testing.T) {
 			"NOMAD_ALLOC_DIR": "/alloc", "NOMAD_TASK_DIR": "/local",
 			"NOMAD_PORT_http": strconv.Itoa(a.Ports[0].Value), "NOMAD_ADDR_http": addr, "WHERE": addr,
 			"NOMAD_HOST_PORT_http": strconv.Itoa(a.Ports[0].Value),
-			"NOMAD_META_owner": "examples", "OWNER": "examples",
+			"NOMAD_META_owner":     "examples", "OWNER": "examples",
 		}
 		for k, v := range want {
 			if env[k] != v {
