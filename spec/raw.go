@@ -226,6 +226,7 @@ type rawResources struct {
 
 type rawNetwork struct {
 	MBits int        `hcl:"mbits,optional"`
+	Mode  string     `hcl:"mode,optional"`
 	Ports []*rawPort `hcl:"port,block"`
 
 	Body     hcl.Body  `hcl:",body"`

@@ -222,6 +222,9 @@ type Resources struct {
 
 // Network asks for bandwidth and ports.
 type Network struct {
+	// Mode is Nomad's network mode: only "host" (the default, written
+	// or not), where tasks bind the node's ports.
+	Mode  string  `json:"Mode,omitempty"`
 	MBits int     `json:"MBits,omitempty"`
 	Ports []*Port `json:"Ports,omitempty"`
 }

@@ -117,6 +117,9 @@ func validate(j *Job) []problem {
 	return v.ps
 }
 
+// NetworkModeHost is the one network mode: tasks bind the node's ports.
+const NetworkModeHost = "host"
+
 // portSet is the ports a group declares: label -> where ("the group", or "task \"x\"").
 type portSet map[string]string
 
@@ -650,6 +653,13 @@ func (v *validator) networks(at loc, ns []*Network, owner string, labels portSet
 		}
 		if n.MBits < 0 {
 			v.add(nl.attr("mbits"), "Invalid mbits", "mbits must be 0 or more, got %d", n.MBits)
+		}
+		switch n.Mode {
+		case "", NetworkModeHost:
+		case "bridge", "none":
+			v.add(nl.attr("mode"), "Unsupported network mode", "network mode %q is not supported: agents bind each port on the node itself; use mode = %q (the default)", n.Mode, NetworkModeHost)
+		default:
+			v.add(nl.attr("mode"), "Unsupported network mode", "network mode %q is not supported (CNI networks are not); use mode = %q (the default)", n.Mode, NetworkModeHost)
 		}
 		for pi, p := range n.Ports {
 			if p == nil {
