@@ -63,6 +63,7 @@ var fromGroup = []string{"VolumeMounts[0].HostVolume", "Meta"}
 var leftOut = map[string]string{
 	"Meta":                                  "merged over the group's and job's by nodeAllocs (mergeMeta, TestMergeMeta)",
 	"Resources.Networks[0].MBits":           "bandwidth is the scheduler's to pack, not the agent's to enforce",
+	"Resources.Networks[0].Mode":            "only host networking is valid, which is what agents do",
 	"Resources.Networks[0].Ports[0].Static": "the assigned number is in Alloc.Ports",
 	"Resources.Networks[0].Ports[0].To":     "the container port is in Alloc.Ports, with the number",
 	"Config.Port":                           "wireTasks puts the port it names first in Resources.Ports, where the agent serves (TestWireTasksServedPortFirst)",
