@@ -530,8 +530,10 @@ func (a *agentEndpoint) nodeAllocs(nodeID string) ([]wire.Alloc, error) {
 		wa := wire.Alloc{
 			ID: al.ID, Name: al.Name, JobID: al.JobID, JobVersion: al.JobVersion,
 			Group: al.Group, DesiredStatus: al.DesiredStatus, Tasks: wireTasks(g),
+			Index: al.Index, Region: job.Region,
 			DeploymentID: al.DeploymentID, Canary: al.Canary, Health: healthPolicy(&al.Allocation, g),
 		}
+		mergeMeta(job, g, wa.Tasks)
 		if g.Disconnect != nil {
 			wa.StopAfterOfflineMillis = g.Disconnect.StopOnClientAfter.D().Milliseconds()
 		}

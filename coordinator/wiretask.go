@@ -1,6 +1,8 @@
 package coordinator
 
 import (
+	"maps"
+
 	"github.com/strata-run/strata/internal/wire"
 	"github.com/strata-run/strata/spec"
 )
@@ -10,17 +12,73 @@ import (
 // what an agent runs: a change of spec reaches the wire only through
 // here, and wiretask_test.go fails for a spec.Task field this neither
 // carries nor lists as deliberately left out.
+//
+// The group's own services are registered by its first main task (the
+// first without a lifecycle hook): the agent registers and checks
+// services per task, and that task lives as long as the allocation.
 func wireTasks(g *spec.Group) []wire.Task {
 	out := make([]wire.Task, 0, len(g.Tasks))
+	groupServices := false
 	for _, t := range g.Tasks {
 		if t != nil {
 			w := wireTask(t)
 			w.ShutdownDelay = g.TaskShutdownDelay(t)
 			resolveVolumes(g, w.VolumeMounts)
+			servedFirst(g, t, &w)
+			if t.Lifecycle == nil && !groupServices {
+				groupServices = true
+				w.Services = append(wireServices(g.Services), w.Services...)
+			}
 			out = append(out, w)
 		}
 	}
 	return out
+}
+
+// mergeMeta gives each of a group's wire tasks its meta merged over its
+// group's and its job's (the task's wins), what the agent turns into
+// NOMAD_META_<key>.
+func mergeMeta(job *spec.Job, g *spec.Group, tasks []wire.Task) {
+	for i := range tasks {
+		m := map[string]string{}
+		maps.Copy(m, job.Meta)
+		maps.Copy(m, g.Meta)
+		if t := taskNamed(g, tasks[i].Name); t != nil {
+			maps.Copy(m, t.Meta)
+		}
+		if len(m) > 0 {
+			tasks[i].Meta = m
+		}
+	}
+}
+
+func taskNamed(g *spec.Group, name string) *spec.Task {
+	for _, t := range g.Tasks {
+		if t != nil && t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// servedFirst puts the port a served wasm task serves on (its config's
+// port, which may be its group's, or its group's only port) first in its
+// ports, where the agent looks for it.
+func servedFirst(g *spec.Group, t *spec.Task, w *wire.Task) {
+	if t.Driver != spec.DriverWasm || (t.Config.Mode != spec.ModeHTTP && t.Config.Mode != spec.ModeListener) {
+		return
+	}
+	label := g.ServedPort(t)
+	if label == "" {
+		return
+	}
+	ports := []string{label}
+	for _, l := range w.Resources.Ports {
+		if l != label {
+			ports = append(ports, l)
+		}
+	}
+	w.Resources.Ports = ports
 }
 
 // resolveVolumes names, in each mount, the host volume its group volume
@@ -71,7 +129,20 @@ func wireTask(t *spec.Task) wire.Task {
 			w.Resources.Ports = append(w.Resources.Ports, p.Label)
 		}
 	}
-	for _, s := range t.Services {
+	w.Services = wireServices(t.Services)
+	if r := t.Restart; r != nil {
+		w.Restart = &wire.RestartPolicy{Attempts: r.Attempts, Interval: r.Interval.D(), Delay: r.Delay.D(), Mode: r.Mode}
+	}
+	if lc := t.Lifecycle; lc != nil {
+		w.Lifecycle = &wire.Lifecycle{Hook: lc.Hook, Sidecar: lc.Sidecar}
+	}
+	return w
+}
+
+// wireServices converts services, skipping nil entries.
+func wireServices(ss []*spec.Service) []wire.Service {
+	var out []wire.Service
+	for _, s := range ss {
 		if s == nil {
 			continue
 		}
@@ -86,15 +157,9 @@ func wireTask(t *spec.Task) wire.Task {
 			}
 			ws.Checks = append(ws.Checks, wc)
 		}
-		w.Services = append(w.Services, ws)
+		out = append(out, ws)
 	}
-	if r := t.Restart; r != nil {
-		w.Restart = &wire.RestartPolicy{Attempts: r.Attempts, Interval: r.Interval.D(), Delay: r.Delay.D(), Mode: r.Mode}
-	}
-	if lc := t.Lifecycle; lc != nil {
-		w.Lifecycle = &wire.Lifecycle{Hook: lc.Hook, Sidecar: lc.Sidecar}
-	}
-	return w
+	return out
 }
 
 func cloneStrings(s []string) []string {

@@ -55,15 +55,18 @@ var carried = map[string]string{
 }
 
 // fromGroup are the fields of wire.Task that wireTasks sets from the
-// task's group, not from the task (TestWireTasksResolveVolumes).
-var fromGroup = []string{"VolumeMounts[0].HostVolume"}
+// task's group, not from the task (TestWireTasksResolveVolumes), or
+// that nodeAllocs sets from the job (TestMergeMeta).
+var fromGroup = []string{"VolumeMounts[0].HostVolume", "Meta"}
 
 // leftOut are the fields of spec.Task an agent does not need, and why.
 var leftOut = map[string]string{
-	"Meta":                                  "task meta is the job's record; the agent exposes none of it",
+	"Meta":                                  "merged over the group's and job's by nodeAllocs (mergeMeta, TestMergeMeta)",
 	"Resources.Networks[0].MBits":           "bandwidth is the scheduler's to pack, not the agent's to enforce",
+	"Resources.Networks[0].Mode":            "only host networking is valid, which is what agents do",
 	"Resources.Networks[0].Ports[0].Static": "the assigned number is in Alloc.Ports",
 	"Resources.Networks[0].Ports[0].To":     "the container port is in Alloc.Ports, with the number",
+	"Config.Port":                           "wireTasks puts the port it names first in Resources.Ports, where the agent serves (TestWireTasksServedPortFirst)",
 	"Config.Mounts[0].Source":               "raw host paths are refused by validation: never sent to an agent",
 	"Config.Mounts[0].Target":               "raw host paths are refused by validation: never sent to an agent",
 	"Config.Mounts[0].Readonly":             "raw host paths are refused by validation: never sent to an agent",
@@ -140,6 +143,49 @@ func TestWireTaskAbsentParts(t *testing.T) {
 	// A task's shutdown delay is its own, else its group's.
 	if got[0].ShutdownDelay != 3*time.Second || got[1].ShutdownDelay != time.Second {
 		t.Fatalf("shutdown delays %s, %s; want the group's 3s and the task's own 1s", got[0].ShutdownDelay, got[1].ShutdownDelay)
+	}
+}
+
+// A served wasm task serves on the port its config names, else its first
+// own port, else its group's only port: wireTasks puts that one first.
+func TestWireTasksServedPortFirst(t *testing.T) {
+	own := func(labels ...string) spec.Resources {
+		var ps []*spec.Port
+		for _, l := range labels {
+			ps = append(ps, &spec.Port{Label: l})
+		}
+		return spec.Resources{Networks: []*spec.Network{{Ports: ps}}}
+	}
+	tests := []struct {
+		name  string
+		group []string
+		task  spec.Task
+		want  []string
+	}{
+		{"the group's only port", []string{"http"}, spec.Task{Driver: "wasm", Config: spec.TaskConfig{Mode: "http"}}, []string{"http"}},
+		{"a named group port before the task's own", []string{"http", "admin"},
+			spec.Task{Driver: "wasm", Config: spec.TaskConfig{Mode: "listener", Port: "admin"}, Resources: own("metrics")}, []string{"admin", "metrics"}},
+		{"a named own port moves first", nil,
+			spec.Task{Driver: "wasm", Config: spec.TaskConfig{Mode: "http", Port: "b"}, Resources: own("a", "b")}, []string{"b", "a"}},
+		{"the task's own first port over the group's", []string{"http"},
+			spec.Task{Driver: "wasm", Config: spec.TaskConfig{Mode: "http"}, Resources: own("mine")}, []string{"mine"}},
+		{"a command task serves nothing", []string{"http"}, spec.Task{Driver: "wasm", Config: spec.TaskConfig{Mode: "command"}}, nil},
+		{"docker publishes its ports list", []string{"http"}, spec.Task{Driver: "docker", Config: spec.TaskConfig{Ports: []string{"http"}}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &spec.Group{Tasks: []*spec.Task{&tt.task}}
+			if tt.group != nil {
+				n := &spec.Network{}
+				for _, l := range tt.group {
+					n.Ports = append(n.Ports, &spec.Port{Label: l})
+				}
+				g.Networks = []*spec.Network{n}
+			}
+			if got := wireTasks(g)[0].Resources.Ports; !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("ports = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 
@@ -282,4 +328,45 @@ func sameValue(s, w reflect.Value) bool {
 		return w.Type() == reflect.TypeOf(time.Duration(0)) && s.Int() == w.Int()
 	}
 	return reflect.DeepEqual(s.Interface(), w.Interface())
+}
+
+// A wire task's meta is its own over its group's over its job's: the
+// agent's NOMAD_META_<key>.
+func TestMergeMeta(t *testing.T) {
+	job := &spec.Job{Meta: map[string]string{"owner": "job", "tier": "web"}}
+	g := &spec.Group{Meta: map[string]string{"owner": "group"}, Tasks: []*spec.Task{
+		{Name: "a", Meta: map[string]string{"tier": "task"}}, {Name: "b"}}}
+	tasks := wireTasks(g)
+	mergeMeta(job, g, tasks)
+	if want := map[string]string{"owner": "group", "tier": "task"}; !reflect.DeepEqual(tasks[0].Meta, want) {
+		t.Errorf("task a's meta = %v, want %v", tasks[0].Meta, want)
+	}
+	if want := map[string]string{"owner": "group", "tier": "web"}; !reflect.DeepEqual(tasks[1].Meta, want) {
+		t.Errorf("task b's meta = %v, want %v", tasks[1].Meta, want)
+	}
+	none := wireTasks(&spec.Group{Tasks: []*spec.Task{{Name: "c"}}})
+	mergeMeta(&spec.Job{}, &spec.Group{}, none)
+	if none[0].Meta != nil {
+		t.Errorf("no meta anywhere gave %v", none[0].Meta)
+	}
+}
+
+// A group's own services go with its first main task, before that
+// task's own; a prestart task does not carry them.
+func TestWireTasksGroupServices(t *testing.T) {
+	g := &spec.Group{
+		Services: []*spec.Service{nil, {Name: "j-g", Port: "http", Checks: []*spec.Check{{Type: "tcp"}}}},
+		Tasks: []*spec.Task{
+			{Name: "init", Lifecycle: &spec.Lifecycle{Hook: "prestart"}},
+			{Name: "main", Services: []*spec.Service{{Name: "own"}}},
+			{Name: "other"},
+		},
+	}
+	got := wireTasks(g)
+	if got[0].Services != nil || got[2].Services != nil {
+		t.Fatalf("the prestart and the second main task carry %v, %v; want none", got[0].Services, got[2].Services)
+	}
+	if s := got[1].Services; len(s) != 2 || s[0].Name != "j-g" || s[0].Port != "http" || len(s[0].Checks) != 1 || s[1].Name != "own" {
+		t.Fatalf("the first main task carries %+v; want the group's j-g, then its own", s)
+	}
 }

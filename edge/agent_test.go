@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"github.com/strata-run/strata/spec"
 	"strings"
 	"testing"
 	"time"
@@ -142,6 +143,47 @@ func TestResolveTaskRuntimeReferences(t *testing.T) {
 	task.Env = map[string]string{"X": "${STRATA_PORT_nosuch}"}
 	if _, err := r.resolveTask(task); err == nil || !strings.Contains(err.Error(), "STRATA_PORT_nosuch") {
 		t.Fatalf("unknown reference: %v, want an error naming it", err)
+	}
+}
+
+// Nomad's runtime environment: every variable under NOMAD_ and STRATA_,
+// the allocation's index, region and directories, the node's datacenter,
+// each port as PORT_, IP_, ADDR_ (and HOST_, ALLOC_), the task's merged
+// meta and its resources.
+func TestRuntimeVars(t *testing.T) {
+	n := newTestNode(t)
+	al := offlineAlloc("r1", 0)
+	al.Name, al.Index, al.Region = "j.g[2]", 2, "europe"
+	al.Ports = []wire.Port{{Label: "http", Value: 23456}}
+	r := newAllocRunner(n.deps, al, nil, false)
+	task := &wire.Task{Name: "t", Meta: map[string]string{"owner": "ops"}, Resources: wire.Resources{CPU: 250, MemoryMB: 64}}
+	vars := r.runtimeVars(task)
+	want := map[string]string{
+		"ALLOC_ID": "r1", "ALLOC_NAME": "j.g[2]", "ALLOC_INDEX": "2", "ALLOC_DIR": "/alloc", "TASK_DIR": "/local",
+		"JOB_ID": "j", "JOB_NAME": "j", "GROUP_NAME": "g", "TASK_NAME": "t", "DC": "dc1", "REGION": "europe",
+		"CPU_LIMIT": "250", "MEMORY_LIMIT": "64",
+		"PORT_http": "23456", "IP_http": "127.0.0.1", "ADDR_http": "127.0.0.1:23456",
+		"HOST_PORT_http": "23456", "HOST_IP_http": "127.0.0.1", "HOST_ADDR_http": "127.0.0.1:23456",
+		"ALLOC_PORT_http": "23456", "ALLOC_ADDR_http": "127.0.0.1:23456",
+		"META_owner": "ops", "META_OWNER": "ops",
+	}
+	for k, v := range want {
+		for _, p := range []string{"NOMAD_", "STRATA_"} {
+			if vars[p+k] != v {
+				t.Errorf("%s%s = %q, want %q", p, k, vars[p+k], v)
+			}
+		}
+	}
+	// Every fixed name the job language accepts is set.
+	for _, name := range spec.RuntimeVarNames {
+		if _, ok := vars["NOMAD_"+name]; !ok {
+			t.Errorf("NOMAD_%s is accepted by validate but not set by the agent", name)
+		}
+	}
+	task.Env = map[string]string{"I": "${NOMAD_ALLOC_INDEX}", "M": "${NOMAD_META_owner}"}
+	got, err := r.resolveTask(task)
+	if err != nil || got.Env["I"] != "2" || got.Env["M"] != "ops" {
+		t.Fatalf("resolveTask = %v, %v; want I=2, M=ops", got.Env, err)
 	}
 }
 

@@ -280,6 +280,10 @@ func TestDockerPrune(t *testing.T) {
 func TestContainerConfig(t *testing.T) {
 	n := newTestNode(t)
 	n.deps.node.id = "n1"
+	// A fixed data directory: the allocation's directories are bind
+	// mounts, part of the hash pinned below.
+	n.deps.dataDir, n.dir = "/tmp/strata-test-container-config", "/tmp/strata-test-container-config"
+	t.Cleanup(func() { os.RemoveAll(n.deps.dataDir) })
 	d := &dockerDriver{nodeID: "n1", bindAddr: "127.0.0.1"}
 	task := wire.Task{
 		Name: "web", Driver: wire.DriverDocker,
@@ -334,9 +338,12 @@ func TestContainerConfig(t *testing.T) {
 	if cfg.Labels[labelNode] != "n1" || cfg.Labels[labelTask] != "web" || cfg.Labels[labelAllocID] != "a1" || cfg.Labels[labelJob] != "j" || cfg.Labels[labelGroup] != "g" {
 		t.Errorf("labels %v", cfg.Labels)
 	}
-	// Hashed by the agent before the official client (the same task, the
-	// same node): a container that agent started is this task's.
-	if got, want := cfg.Labels[labelConfig], "2b42fbd22de3c7f99f59d48b"; got != want {
+	// Pinned: an agent computing another hash for the same task replaces
+	// the containers it re-attaches to. (Changed once, on purpose, by
+	// protocol version 4: the container's env gains Nomad's runtime
+	// variables and its binds /alloc and /local, which a container
+	// started before does not have; see docs/RATIONALE.md.)
+	if got, want := cfg.Labels[labelConfig], "668c519483260016e37a2170"; got != want {
 		t.Errorf("config hash %s, want %s as the previous agent computed it", got, want)
 	}
 	if again := d.containerConfig(spec(task)); again.Labels[labelConfig] != s.Labels[labelConfig] {
@@ -353,10 +360,11 @@ func TestContainerConfig(t *testing.T) {
 	mounted := task
 	mounted.VolumeMounts = []wire.VolumeMount{{Volume: "c", HostVolume: "certs", Destination: "/certs"}, {Volume: "d", HostVolume: "data", Destination: "/data"}}
 	ms := d.containerConfig(spec(mounted))
-	if _, host := api(t, ms); !slices.Equal(host.Binds, []string{"/etc/ssl/certs:/certs:ro", "/srv/data:/data"}) {
+	allocDir, localDir, _ := allocPaths(n.dir, "a1", "web")
+	if _, host := api(t, ms); !slices.Equal(host.Binds, []string{allocDir + ":/alloc", localDir + ":/local", "/etc/ssl/certs:/certs:ro", "/srv/data:/data"}) {
 		t.Errorf("binds %q", host.Binds)
 	}
-	if got, want := ms.Labels[labelConfig], "7a48aee7dbf78332093c0e4e"; got != want {
+	if got, want := ms.Labels[labelConfig], "959f9037073f86b3e0e49c83"; got != want {
 		t.Errorf("config hash with volumes %s, want %s as the previous agent computed it", got, want)
 	}
 

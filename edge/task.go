@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"net"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/strata-run/strata/internal/wire"
@@ -214,6 +211,11 @@ func (r *allocRunner) taskSpec(t *wire.Task) (*taskSpec, error) {
 	if err != nil {
 		return nil, err
 	}
+	dirs, err := r.taskDirs(t.Name)
+	if err != nil {
+		return nil, err
+	}
+	mounts = append(dirs, mounts...)
 	env := r.runtimeVars(t)
 	maps.Copy(env, resolved.Env)
 	return &taskSpec{
@@ -242,60 +244,13 @@ func (r *allocRunner) servedPorts(t *wire.Task) []wire.Port {
 	return out
 }
 
-// runtimeVars are the variables a task sees and its env and args may
-// reference: Strata's, and Nomad's names for the same values, for every
-// port of the allocation.
-func (r *allocRunner) runtimeVars(t *wire.Task) map[string]string {
-	vars := map[string]string{
-		"STRATA_ALLOC_ID":   r.alloc.ID,
-		"STRATA_ALLOC_NAME": r.alloc.Name,
-		"STRATA_JOB_NAME":   r.alloc.JobID,
-		"STRATA_GROUP_NAME": r.alloc.Group,
-		"STRATA_TASK_NAME":  t.Name,
-	}
-	bind := r.deps.node.bindAddr
-	for _, p := range r.alloc.Ports {
-		vars["STRATA_PORT_"+p.Label] = strconv.Itoa(p.Value)
-		vars["STRATA_ADDR_"+p.Label] = net.JoinHostPort(bind, strconv.Itoa(p.Value))
-		vars["NOMAD_HOST_PORT_"+p.Label] = strconv.Itoa(p.Value)
-		vars["NOMAD_IP_"+p.Label] = bind
-	}
-	for k, v := range maps.Clone(vars) {
-		if rest, ok := strings.CutPrefix(k, "STRATA_"); ok {
-			vars["NOMAD_"+rest] = v
-		}
-	}
-	return vars
-}
-
 // resolveTask returns a copy of t whose env values, args and command have
 // their runtime references (${STRATA_PORT_http}, ${node.datacenter},
 // ${attr.…}, ${meta.…}) resolved with the job language's own
 // spec.Interpolate; a reference the agent cannot resolve fails the task,
 // naming it.
 func (r *allocRunner) resolveTask(t *wire.Task) (*wire.Task, error) {
-	vars := r.runtimeVars(t)
-	node := r.deps.node
-	resolve := func(ref string) (string, bool) {
-		if v, ok := vars[ref]; ok {
-			return v, true
-		}
-		switch {
-		case ref == "node.datacenter":
-			return node.datacenter, true
-		case ref == "node.unique.name":
-			return node.name, true
-		case ref == "node.unique.id":
-			return node.id, true
-		case strings.HasPrefix(ref, "attr."):
-			v, ok := node.attributes[strings.TrimPrefix(ref, "attr.")]
-			return v, ok
-		case strings.HasPrefix(ref, "meta."):
-			v, ok := node.meta[strings.TrimPrefix(ref, "meta.")]
-			return v, ok
-		}
-		return "", false
-	}
+	resolve := r.resolver(r.runtimeVars(t))
 	c := *t
 	c.Env = make(map[string]string, len(t.Env))
 	for k, v := range t.Env {

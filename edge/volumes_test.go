@@ -122,7 +122,8 @@ func TestCheckHostVolumes(t *testing.T) {
 }
 
 // A docker task's host volume is a bind mount the Engine takes as asked:
-// read-only when the agent declares it so.
+// read-only when the agent declares it so; the allocation's directories
+// come first, at /alloc and /local.
 func TestDockerTaskHostVolume(t *testing.T) {
 	n, c, image := dockerNode(t)
 	data := t.TempDir()
@@ -138,7 +139,8 @@ func TestDockerTaskHostVolume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{data + ":/data:ro"}; !slices.Equal(info.HostConfig.Binds, want) {
+	allocDir, localDir, _ := allocPaths(n.dir, al.ID, "task")
+	if want := []string{allocDir + ":/alloc", localDir + ":/local", data + ":/data:ro"}; !slices.Equal(info.HostConfig.Binds, want) {
 		t.Fatalf("the container's binds are %q, want %q", info.HostConfig.Binds, want)
 	}
 }

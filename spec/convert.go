@@ -238,6 +238,7 @@ func (c *converter) task(at loc, r *rawTask) *Task {
 		t.Config = TaskConfig{
 			Module:         rc.Module,
 			Mode:           rc.Mode,
+			Port:           rc.Port,
 			Args:           c.templateList(rc.Args),
 			MaxRequestTime: c.duration(cl, "max_request_time", rc.MaxRequestTime),
 			MaxConcurrency: rc.MaxConcurrency,
@@ -275,7 +276,7 @@ func (c *converter) networks(at loc, rs []*rawNetwork) []*Network {
 	for ni, rn := range rs {
 		nl := at.nth("network", ni)
 		c.block(nl, rn.DefRange, rn.Body)
-		n := &Network{MBits: rn.MBits}
+		n := &Network{Mode: rn.Mode, MBits: rn.MBits}
 		for pi, rp := range rn.Ports {
 			c.block(nl.block("port", pi, rp.Label), rp.DefRange, rp.Body)
 			n.Ports = append(n.Ports, &Port{Label: rp.Label, Static: rp.Static, To: rp.To})

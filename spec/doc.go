@@ -90,6 +90,7 @@
 //	    }                             keep_replacement | longest_running
 //	    shutdown_delay = "0s"     between deregistering services and stopping tasks; tasks inherit it
 //	    network {                 zero or more: ports shared by the group's tasks
+//	      mode  = "host"          the only mode (bridge, none, cni/* refused)
 //	      mbits = 10
 //	      port "http" { static = 8080  to = 80 }
 //	    }
@@ -104,8 +105,10 @@
 //	      driver = "wasm"         required: wasm | docker
 //	      config {                wasm:
 //	        module = "hello@0.1.0"      required: "name@1.2.3" (semver) or "sha256:<hex>"
-//	        mode   = "http"             required: command | http | listener; http and
-//	                                    listener serve on the task's first own port
+//	        mode   = "http"             required: command | http | listener
+//	        port   = "http"             http, listener: the port served, the task's own or
+//	                                    its group's; default: the task's first own port,
+//	                                    else the group's only port
 //	        args   = ["-v"]             also docker
 //	        max_request_time = "30s"    http only
 //	        max_concurrency  = 64       http only
@@ -172,9 +175,10 @@
 // var.* is evaluated at parse time; any other is kept as written. A ref
 // names node.datacenter, node.unique.name, node.unique.id, node.class,
 // attr.<name> or meta.<name>; env, args and command may also name runtime
-// variables STRATA_<NAME> and NOMAD_<NAME>, and STRATA_PORT_<label> (also
-// STRATA_ADDR_, NOMAD_PORT_, NOMAD_ADDR_, NOMAD_IP_, NOMAD_HOST_PORT_) must
-// name a port of the group. Everywhere else, ${...} may only use var.*.
+// variables NOMAD_<NAME> and STRATA_<NAME> (runtimevars.go lists them;
+// any other name is refused), STRATA_PORT_<label> and the like must name a
+// port of the group, NOMAD_META_<key> a key of the job's, group's or
+// task's meta. Everywhere else, ${...} may only use var.*.
 // Interpolate expands a template.
 //
 // # Defaults

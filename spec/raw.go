@@ -77,6 +77,7 @@ type rawConfig struct {
 	// wasm
 	Module         string      `hcl:"module,optional"`
 	Mode           string      `hcl:"mode,optional"`
+	Port           string      `hcl:"port,optional"`
 	MaxRequestTime string      `hcl:"max_request_time,optional"`
 	MaxConcurrency int         `hcl:"max_concurrency,optional"`
 	MaxRuntime     string      `hcl:"max_runtime,optional"`
@@ -225,6 +226,7 @@ type rawResources struct {
 
 type rawNetwork struct {
 	MBits int        `hcl:"mbits,optional"`
+	Mode  string     `hcl:"mode,optional"`
 	Ports []*rawPort `hcl:"port,block"`
 
 	Body     hcl.Body  `hcl:",body"`

@@ -29,8 +29,9 @@ import (
 //	attr.<name>      meta.<name>       (node attributes and node meta; names may hold '.', '-')
 //	STRATA_<NAME>    NOMAD_<NAME>      (runtime variables: env, args, command only)
 //
-// STRATA_PORT_<label>, STRATA_ADDR_<label> and their NOMAD_PORT_, NOMAD_ADDR_,
-// NOMAD_IP_, NOMAD_HOST_PORT_ twins must name a port of the group.
+// The runtime variables are listed in runtimevars.go; Validate refuses any
+// other name. STRATA_PORT_<label> and the like must name a port of the
+// group, NOMAD_META_<key> a key of the job's, group's or task's meta.
 //
 // In the HCL file, an interpolation that refers only to var.* is evaluated
 // when the file is parsed, like anywhere else, and its value is literal
@@ -124,11 +125,11 @@ func checkRef(ref string, kind refKind) string {
 		}
 		return ""
 	}
-	if kind == refRuntime && (strings.HasPrefix(ref, "STRATA_") || strings.HasPrefix(ref, "NOMAD_")) {
-		if validRefName(ref) && !strings.Contains(ref, ".") {
-			return ""
+	if name, ok := runtimeVar(ref); kind == refRuntime && ok {
+		if !validRefName(ref) || strings.Contains(ref, ".") {
+			return fmt.Sprintf("${%s} is not a runtime variable name: letters, digits, '_' and '-'", ref)
 		}
-		return fmt.Sprintf("${%s} is not a runtime variable name: letters, digits, '_' and '-'", ref)
+		return checkRuntimeVar(ref, name)
 	}
 	known := "node.*, attr.*, meta.*"
 	if kind == refRuntime {
@@ -150,19 +151,6 @@ func validRefName(s string) bool {
 		}
 	}
 	return true
-}
-
-// portRefPrefixes are the runtime variables that name a port label.
-var portRefPrefixes = []string{"STRATA_PORT_", "STRATA_ADDR_", "NOMAD_PORT_", "NOMAD_ADDR_", "NOMAD_IP_", "NOMAD_HOST_PORT_"}
-
-// portOfRef returns the port label a runtime variable names, if it names one.
-func portOfRef(ref string) (string, bool) {
-	for _, p := range portRefPrefixes {
-		if label, ok := strings.CutPrefix(ref, p); ok && label != "" {
-			return label, true
-		}
-	}
-	return "", false
 }
 
 // template turns an HCL string expression into a template of the job

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"maps"
 	"strings"
 	"testing"
 )
@@ -104,6 +105,15 @@ func TestCheckRef(t *testing.T) {
 		{"STRATA_PORT_http", refRuntime, true},
 		{"NOMAD_ALLOC_ID", refRuntime, true},
 		{"NOMAD_META_a.b", refRuntime, false},
+		{"NOMAD_ALLOC_INDEX", refRuntime, true},
+		{"STRATA_ALLOC_INDEX", refRuntime, true},
+		{"NOMAD_DC", refRuntime, true},
+		{"NOMAD_HOST_ADDR_http", refRuntime, true},
+		{"NOMAD_META_owner", refRuntime, true},
+		{"NOMAD_ALLOC_INDX", refRuntime, false},
+		{"NOMAD_META_", refRuntime, false},
+		{"STRATA_PORT_", refRuntime, false},
+		{"NOMAD_ALLOC_INDEX", refNode, false},
 		{"foo.bar", refRuntime, false},
 		{"var.x", refRuntime, false},
 		{"", refRuntime, false},
@@ -112,6 +122,33 @@ func TestCheckRef(t *testing.T) {
 		if msg := checkRef(tt.ref, tt.kind); (msg == "") != tt.ok {
 			t.Errorf("checkRef(%q, %d) = %q; ok want %v", tt.ref, tt.kind, msg, tt.ok)
 		}
+	}
+}
+
+// A port variable names its label after the longest prefix: HOST_PORT_x
+// is port x, whichever spelling.
+func TestPortOfRef(t *testing.T) {
+	for ref, want := range map[string]string{
+		"NOMAD_PORT_http": "http", "STRATA_HOST_PORT_http": "http", "NOMAD_HOST_ADDR_db": "db",
+		"NOMAD_ALLOC_PORT_x": "x", "NOMAD_IP_admin": "admin", "NOMAD_ALLOC_ID": "", "NOMAD_PORT_": "",
+	} {
+		got, ok := portOfRef(ref)
+		if got != want || ok != (want != "") {
+			t.Errorf("portOfRef(%q) = %q, %v; want %q", ref, got, ok, want)
+		}
+	}
+}
+
+// NOMAD_META_<key> and STRATA_META_<key> carry the merged meta, the
+// task's over the group's over the job's, and an upper-cased twin.
+func TestMetaVars(t *testing.T) {
+	got := MetaVars(map[string]string{"owner": "job", "tier": "web"}, map[string]string{"owner": "group"}, map[string]string{"TIER": "task"})
+	want := map[string]string{
+		"NOMAD_META_owner": "group", "NOMAD_META_OWNER": "group", "STRATA_META_owner": "group", "STRATA_META_OWNER": "group",
+		"NOMAD_META_tier": "web", "STRATA_META_tier": "web", "NOMAD_META_TIER": "task", "STRATA_META_TIER": "task",
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("MetaVars = %v\nwant %v", got, want)
 	}
 }
 

@@ -92,9 +92,13 @@ type Task struct {
 // belong to the task's driver must be empty (Validate says so).
 type TaskConfig struct {
 	// wasm driver.
-	Module string   `json:"Module,omitempty"` // "name@version" or "sha256:<hex>"
-	Mode   string   `json:"Mode,omitempty"`   // "command", "http" or "listener"
-	Args   []string `json:"Args,omitempty"`   // also docker
+	Module string `json:"Module,omitempty"` // "name@version" or "sha256:<hex>"
+	Mode   string `json:"Mode,omitempty"`   // "command", "http" or "listener"
+	// Port is the label of the port an http or listener task serves on:
+	// one of its own or its group's. Empty: the task's first own port,
+	// else its group's only port (Group.ServedPort).
+	Port string   `json:"Port,omitempty"`
+	Args []string `json:"Args,omitempty"` // also docker
 	// MaxRequestTime bounds one request in http mode (0: the agent's default).
 	MaxRequestTime Duration `json:"MaxRequestTime,omitempty"`
 	// MaxConcurrency bounds concurrent instances in http mode (0: no bound).
@@ -218,6 +222,9 @@ type Resources struct {
 
 // Network asks for bandwidth and ports.
 type Network struct {
+	// Mode is Nomad's network mode: only "host" (the default, written
+	// or not), where tasks bind the node's ports.
+	Mode  string  `json:"Mode,omitempty"`
 	MBits int     `json:"MBits,omitempty"`
 	Ports []*Port `json:"Ports,omitempty"`
 }
@@ -322,6 +329,35 @@ func (g *Group) AllPorts() []*Port {
 		}
 	}
 	return ps
+}
+
+// ServedPort is the label of the port the wasm task t serves on in mode
+// http or listener: its config's port, else its own first port, else the
+// group's only port; "" when none of these says (Validate refuses that).
+func (g *Group) ServedPort(t *Task) string {
+	if t.Config.Port != "" {
+		return t.Config.Port
+	}
+	for _, p := range t.Ports() {
+		if p != nil {
+			return p.Label
+		}
+	}
+	var group []string
+	for _, n := range g.Networks {
+		if n == nil {
+			continue
+		}
+		for _, p := range n.Ports {
+			if p != nil {
+				group = append(group, p.Label)
+			}
+		}
+	}
+	if len(group) == 1 {
+		return group[0]
+	}
+	return ""
 }
 
 // TaskShutdownDelay is how long t waits between the deregistration of its

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -115,6 +116,9 @@ func validate(j *Job) []problem {
 	}
 	return v.ps
 }
+
+// NetworkModeHost is the one network mode: tasks bind the node's ports.
+const NetworkModeHost = "host"
 
 // portSet is the ports a group declares: label -> where ("the group", or "task \"x\"").
 type portSet map[string]string
@@ -241,7 +245,11 @@ func (v *validator) group(at loc, j *Job, g *Group) {
 		for l, w := range taskPorts[ti] {
 			usable[l] = w
 		}
-		v.task(tl, t, g.Restart, j.ID+"-"+g.Name+"-"+t.Name, taskPorts[ti], usable, all)
+		meta := map[string]string{}
+		maps.Copy(meta, j.Meta)
+		maps.Copy(meta, g.Meta)
+		maps.Copy(meta, t.Meta)
+		v.task(tl, t, g.Restart, j.ID+"-"+g.Name+"-"+t.Name, taskPorts[ti], usable, all, groupPorts, meta)
 		v.volumeMounts(tl, t.VolumeMounts, vols)
 	}
 	if main == 0 && len(g.Tasks) > 0 {
@@ -252,12 +260,12 @@ func (v *validator) group(at loc, j *Job, g *Group) {
 // task checks t. groupRestart is the policy it may have inherited; own
 // are its own ports, usable its own and its group's (what its services,
 // docker ports and wasm modes may name), all every port of the group (what
-// runtime variables may name).
-func (v *validator) task(at loc, t *Task, groupRestart *RestartPolicy, derived string, own, usable, all portSet) {
+// runtime variables may name), group the group's own.
+func (v *validator) task(at loc, t *Task, groupRestart *RestartPolicy, derived string, own, usable, all, group portSet, meta map[string]string) {
 	cl := at.single("config")
 	switch t.Driver {
 	case DriverWasm:
-		v.wasmConfig(cl, &t.Config, own)
+		v.wasmConfig(cl, &t.Config, own, usable, group)
 	case DriverDocker:
 		v.dockerConfig(cl, &t.Config, usable)
 	case "":
@@ -265,16 +273,17 @@ func (v *validator) task(at loc, t *Task, groupRestart *RestartPolicy, derived s
 	default:
 		v.add(at.attr("driver"), "Unsupported driver", "driver %q is not supported; supported: %s", t.Driver, supportedDriver)
 	}
+	rs := &runtimeScope{ports: all, meta: meta}
 	for i, a := range t.Config.Args {
-		v.template(cl.attr("args").elem(i), a, refRuntime, all)
+		v.template(cl.attr("args").elem(i), a, refRuntime, rs)
 	}
-	v.template(cl.attr("command"), t.Config.Command, refRuntime, all)
+	v.template(cl.attr("command"), t.Config.Command, refRuntime, rs)
 	for _, k := range slices.Sorted(maps.Keys(t.Env)) {
 		el := at.attr("env").entry(k)
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			v.add(el, "Invalid environment variable", "environment variable name %q must be non-empty, without '=' or NUL", k)
 		}
-		v.template(el, t.Env[k], refRuntime, all)
+		v.template(el, t.Env[k], refRuntime, rs)
 	}
 	v.meta(at.attr("meta"), t.Meta)
 	if t.Restart != nil && (groupRestart == nil || *t.Restart != *groupRestart) {
@@ -318,7 +327,7 @@ func (v *validator) task(at loc, t *Task, groupRestart *RestartPolicy, derived s
 	}
 }
 
-func (v *validator) wasmConfig(at loc, c *TaskConfig, own portSet) {
+func (v *validator) wasmConfig(at loc, c *TaskConfig, own, usable, group portSet) {
 	switch {
 	case c.Module == "":
 		v.add(at.attr("module"), "Missing module", `a wasm task needs config { module = "name@version" } (or "sha256:<digest>")`)
@@ -329,9 +338,7 @@ func (v *validator) wasmConfig(at loc, c *TaskConfig, own portSet) {
 	}
 	switch c.Mode {
 	case ModeHTTP, ModeListener:
-		if len(own) == 0 {
-			v.add(at.attr("mode"), "Missing port", "mode %q serves on a port: declare one in the task's resources { network { port \"http\" {} } } (the task's first port is the one served)", c.Mode)
-		}
+		v.servedPort(at, c, own, usable, group)
 	case ModeCommand:
 	case "":
 		v.add(at.attr("mode"), "Missing mode", "a wasm task needs config { mode = ... }; supported: %s", supportedModes)
@@ -346,6 +353,9 @@ func (v *validator) wasmConfig(at loc, c *TaskConfig, own portSet) {
 	modeOnly("max_request_time", ModeHTTP, c.MaxRequestTime != 0)
 	modeOnly("max_concurrency", ModeHTTP, c.MaxConcurrency != 0)
 	modeOnly("max_runtime", ModeCommand, c.MaxRuntime != 0)
+	if c.Port != "" && c.Mode == ModeCommand {
+		v.add(at.attr("port"), "Option of another mode", "port applies to modes %q and %q, which serve on it; this task's mode is %q", ModeHTTP, ModeListener, c.Mode)
+	}
 	if c.MaxRequestTime < 0 {
 		v.add(at.attr("max_request_time"), "Invalid max_request_time", "max_request_time must not be negative, got %s", c.MaxRequestTime)
 	}
@@ -366,8 +376,25 @@ func (v *validator) wasmConfig(at loc, c *TaskConfig, own portSet) {
 		set  bool
 	}{{"image", c.Image != ""}, {"command", c.Command != ""}, {"ports", len(c.Ports) > 0}} {
 		if o.set {
-			v.add(at.attr(o.name), "Option of another driver", "%s is a docker option; a wasm task takes module, mode, args, max_request_time, max_concurrency and max_runtime", o.name)
+			v.add(at.attr(o.name), "Option of another driver", "%s is a docker option; a wasm task takes module, mode, port, args, max_request_time, max_concurrency and max_runtime", o.name)
 		}
+	}
+}
+
+// servedPort checks that a task in mode http or listener has a port to
+// serve on (Group.ServedPort): the one its config names, which must be its
+// own or its group's, else its first own port, else its group's only one.
+func (v *validator) servedPort(at loc, c *TaskConfig, own, usable, group portSet) {
+	switch {
+	case c.Port != "":
+		if usable[c.Port] == "" {
+			v.add(at.attr("port"), "Undeclared port", "port %q is not declared in this task's or its group's network blocks (declared: %s); add network { port %q {} } to the group", c.Port, usable.labels(), c.Port)
+		}
+	case len(own) > 0 || len(group) == 1:
+	case len(group) > 1:
+		v.add(at.attr("mode"), "Missing port", "mode %q serves on one port and the group declares %d (%s): name it with config { port = \"...\" }", c.Mode, len(group), group.labels())
+	default:
+		v.add(at.attr("mode"), "Missing port", "mode %q serves on a port: declare one in the group's network { port \"http\" {} } (or the task's resources { network { ... } }), and name it with config { port = \"http\" } if there are several", c.Mode)
 	}
 }
 
@@ -437,6 +464,8 @@ func (v *validator) volumeMounts(at loc, ms []*VolumeMount, vols map[string]*Vol
 		}
 		if err := absPath(m.Destination); err != nil {
 			v.add(ml.attr("destination"), "Invalid destination", "destination (where the task sees the volume) %v", err)
+		} else if d := path.Clean(m.Destination); d == "/alloc" || d == "/local" || strings.HasPrefix(d, "/alloc/") || strings.HasPrefix(d, "/local/") {
+			v.add(ml.attr("destination"), "Reserved destination", "destination %q is inside /alloc or /local, where the agent mounts the allocation's directories (NOMAD_ALLOC_DIR, NOMAD_TASK_DIR)", m.Destination)
 		} else if dests[m.Destination] {
 			v.add(ml.attr("destination"), "Duplicate destination", "destination %q is mounted twice", m.Destination)
 		}
@@ -492,7 +521,7 @@ func (v *validator) dockerConfig(at loc, c *TaskConfig, usable portSet) {
 	}{
 		{"module", c.Module != ""}, {"mode", c.Mode != ""}, {"module_digest", c.ModuleDigest != ""},
 		{"max_request_time", c.MaxRequestTime != 0}, {"max_concurrency", c.MaxConcurrency != 0},
-		{"max_runtime", c.MaxRuntime != 0},
+		{"max_runtime", c.MaxRuntime != 0}, {"port", c.Port != ""},
 	} {
 		if o.set {
 			v.add(at.attr(o.name), "Option of another driver", "%s is a wasm option; a docker task takes image, args, command and ports", o.name)
@@ -625,6 +654,13 @@ func (v *validator) networks(at loc, ns []*Network, owner string, labels portSet
 		if n.MBits < 0 {
 			v.add(nl.attr("mbits"), "Invalid mbits", "mbits must be 0 or more, got %d", n.MBits)
 		}
+		switch n.Mode {
+		case "", NetworkModeHost:
+		case "bridge", "none":
+			v.add(nl.attr("mode"), "Unsupported network mode", "network mode %q is not supported: agents bind each port on the node itself; use mode = %q (the default)", n.Mode, NetworkModeHost)
+		default:
+			v.add(nl.attr("mode"), "Unsupported network mode", "network mode %q is not supported (CNI networks are not); use mode = %q (the default)", n.Mode, NetworkModeHost)
+		}
 		for pi, p := range n.Ports {
 			if p == nil {
 				v.add(nl.nth("port", pi), "Missing port", "port %d is null", pi)
@@ -745,10 +781,18 @@ func (v *validator) check(at loc, c *Check) {
 	}
 }
 
+// runtimeScope is what a task's runtime variables may name: the ports of
+// its group (STRATA_PORT_<label> and the like) and the keys of its job's,
+// group's and its own meta (NOMAD_META_<key>).
+type runtimeScope struct {
+	ports portSet
+	meta  map[string]string
+}
+
 // template checks a string that may hold runtime references (see
-// template.go); ports are the labels STRATA_PORT_<label> and the like
-// may name.
-func (v *validator) template(at loc, s string, kind refKind, ports portSet) {
+// template.go); rs is what runtime variables may name (nil for node
+// references only).
+func (v *validator) template(at loc, s string, kind refKind, rs *runtimeScope) {
 	if !strings.Contains(s, "${") {
 		return
 	}
@@ -762,10 +806,30 @@ func (v *validator) template(at loc, s string, kind refKind, ports portSet) {
 			v.add(at, "Invalid reference", "%s", msg)
 			continue
 		}
-		if label, ok := portOfRef(ref); ok && kind == refRuntime && ports[label] == "" {
-			v.add(at, "Undeclared port", "${%s} names port %q, which this group does not declare (declared: %s)", ref, label, ports.labels())
+		if kind != refRuntime || rs == nil {
+			continue
+		}
+		if label, ok := portOfRef(ref); ok && rs.ports[label] == "" {
+			v.add(at, "Undeclared port", "${%s} names port %q, which this group does not declare (declared: %s)", ref, label, rs.ports.labels())
+		}
+		if key, ok := metaOfRef(ref); ok {
+			if _, set := MetaVars(rs.meta)["NOMAD_META_"+key]; !set {
+				v.add(at, "Unknown meta key", "${%s} names meta key %q, which neither the job, its group nor the task sets (set: %s)", ref, key, metaKeys(rs.meta))
+			}
 		}
 	}
+}
+
+// metaKeys lists m's keys for a message.
+func metaKeys(m map[string]string) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	set := map[string]bool{}
+	for k := range m {
+		set[k] = true
+	}
+	return joinSorted(set)
 }
 
 // name checks a job ID, group, task or port name and reports whether it is valid.

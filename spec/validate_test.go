@@ -63,7 +63,20 @@ func TestValidateJSONPaths(t *testing.T) {
 			j.Groups[0].Tasks[0].Config.Mode = "listener"
 			j.Groups[0].Tasks[0].Resources.Networks = nil
 			j.Groups[0].Tasks[0].Services = nil
-		}, []string{`group "web" > task "hello" > config > mode: Missing port: mode "listener" serves on a port: declare one in the task's resources { network { port "http" {} } } (the task's first port is the one served)`}},
+		}, []string{`group "web" > task "hello" > config > mode: Missing port: mode "listener" serves on a port: declare one in the group's network { port "http" {} } (or the task's resources { network { ... } }), and name it with config { port = "http" } if there are several`}},
+		{"listener mode, two group ports, none named", func(j *Job) {
+			j.Groups[0].Tasks[0].Config.Mode = "listener"
+			j.Groups[0].Tasks[0].Resources.Networks = nil
+			j.Groups[0].Tasks[0].Services = nil
+			j.Groups[0].Networks = []*Network{{Ports: []*Port{{Label: "http"}, {Label: "admin"}}}}
+		}, []string{`group "web" > task "hello" > config > mode: Missing port: mode "listener" serves on one port and the group declares 2 ("admin", "http"): name it with config { port = "..." }`}},
+		{"config port undeclared", func(j *Job) { j.Groups[0].Tasks[0].Config.Port = "web" },
+			[]string{`group "web" > task "hello" > config > port: Undeclared port: port "web" is not declared in this task's or its group's network blocks (declared: "http"); add network { port "web" {} } to the group`}},
+		{"config port in command mode", func(j *Job) {
+			j.Groups[0].Tasks[0].Config.Mode = "command"
+			j.Groups[0].Tasks[0].Config.Port = "http"
+			j.Groups[0].Tasks[0].Services = nil
+		}, []string{`group "web" > task "hello" > config > port: Option of another mode: port applies to modes "http" and "listener", which serve on it; this task's mode is "command"`}},
 		{"command mode with a check", func(j *Job) { j.Groups[0].Tasks[0].Config.Mode = "command" },
 			[]string{`group "web" > task "hello" > service[0] > check[0]: Check of a command task: a wasm task in mode "command" cannot accept connections (WASI preview 1 has no sockets unless the agent opens one, which modes "http" and "listener" do), so its services cannot be checked`}},
 		{"job id", func(j *Job) { j.ID = "" },

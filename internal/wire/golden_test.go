@@ -25,7 +25,7 @@ func fixtures() []struct {
 } {
 	code := 137
 	task := Task{
-		Name: "web", Driver: DriverWasm,
+		Name: "web", Driver: DriverWasm, Meta: map[string]string{"owner": "ops"},
 		Config: TaskConfig{
 			Module: "web@1.4.2", ModuleDigest: "sha256:" + strings.Repeat("ab", 32), Mode: ModeHTTP,
 			Args: []string{"-port", "${STRATA_PORT_http}"}, MaxRequestTime: 2 * time.Second, MaxConcurrency: 8,
@@ -55,7 +55,7 @@ func fixtures() []struct {
 		{TypeRegistered, Registered{Version: 2, NodeID: "3f0c9d5e-node", HeartbeatMillis: 333, Servers: []string{"10.0.0.1:4702", "10.0.0.2:4702"}}},
 		{TypeHeartbeat, Heartbeat{}},
 		{TypeAllocs, Allocs{Index: 42, Allocs: []Alloc{{
-			ID: "9a1e-alloc", Name: "my-service.webs[0]", JobID: "my-service", JobVersion: 3, Group: "webs", DesiredStatus: "run",
+			ID: "9a1e-alloc", Name: "my-service.webs[2]", JobID: "my-service", JobVersion: 3, Group: "webs", DesiredStatus: "run", Index: 2, Region: "global",
 			StopAfterOfflineMillis: 600000, DeploymentID: "5c2d-deploy", Canary: true,
 			Health: &HealthPolicy{Mode: HealthChecks, MinHealthyTime: 10 * time.Second, HealthyDeadline: 5 * time.Minute},
 			Tasks:  []Task{task},

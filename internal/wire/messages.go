@@ -68,6 +68,10 @@ type Alloc struct {
 	JobVersion    uint64 `json:"JobVersion"`
 	Group         string `json:"Group"`
 	DesiredStatus string `json:"DesiredStatus"`
+	// Index is the allocation's index in its group (NOMAD_ALLOC_INDEX),
+	// Region its job's region (NOMAD_REGION).
+	Index  int    `json:"Index,omitempty"`
+	Region string `json:"Region,omitempty"`
 	// StopAfterOfflineMillis: the agent stops this allocation itself once
 	// it has been unable to reach any server this long (the group's
 	// disconnect.stop_on_client_after); 0 keeps it running.

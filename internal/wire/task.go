@@ -7,7 +7,7 @@ import "time"
 // in one place (coordinator/wiretask.go), so a change of the job language
 // changes the wire only when that conversion does, and the golden files in
 // testdata/ show it. A Task holds what an agent needs to run the task and
-// nothing else (no placement, no update strategy, no task meta).
+// nothing else (no placement, no update strategy).
 //
 // Durations are time.Duration, encoded as integer nanoseconds (as Nomad's
 // API does). String values of Env, Args and Command may hold runtime
@@ -31,7 +31,10 @@ type Task struct {
 	Config TaskConfig `json:"Config"`
 	// Env is the task's environment, before the runtime variables
 	// (STRATA_*, NOMAD_*) the agent adds.
-	Env       map[string]string `json:"Env,omitempty"`
+	Env map[string]string `json:"Env,omitempty"`
+	// Meta is the task's meta merged over its group's and job's: the
+	// NOMAD_META_<key> variables.
+	Meta      map[string]string `json:"Meta,omitempty"`
 	Resources Resources         `json:"Resources"`
 	Services  []Service         `json:"Services,omitempty"`
 	// Restart is the task's restart policy; nil means the agent's default
@@ -93,7 +96,9 @@ type Resources struct {
 	MemoryMB int `json:"MemoryMB"` // a wasm instance's linear memory, a container's memory
 	// Ports are the labels of the ports the task itself asked for, in
 	// order; their numbers are in Alloc.Ports. A wasm task serves on the
-	// first; a container publishes them all.
+	// first, which the servers make the one it serves on (its config's
+	// port, or its group's only port, which may be a group port); a
+	// container publishes them all.
 	Ports []string `json:"Ports,omitempty"`
 }
 

@@ -30,14 +30,21 @@ const (
 	// restart tasks. The catalog stream (catalog.go) came later too
 	// without a new version: only an agent opens it, and a server built
 	// before it resets it (error code 1), which the agent reports as a
-	// server that does not replicate the catalog.
-	Version = 3
+	// server that does not replicate the catalog. Version 4 adds Nomad's
+	// runtime environment: an allocation's index and region, a task's
+	// merged meta (the agent's NOMAD_ALLOC_INDEX, NOMAD_REGION,
+	// NOMAD_META_*), and the /alloc and /local directories the agent
+	// mounts in every task.
+	Version = 4
 	// MinVersion is the oldest version this build still speaks. A
 	// version 1 agent reports no deployment health, so a deployment would
 	// wait on it until its deadline; a version 2 agent would ignore a
 	// task's volume mounts and run it without them (an agent downgraded
-	// on a node that declared volumes): servers speak 3 only.
-	MinVersion = 3
+	// on a node that declared volumes). A version 3 server sends no
+	// allocation index, so a version 4 agent would give every allocation
+	// NOMAD_ALLOC_INDEX=0; a version 3 agent fails a task naming a
+	// runtime variable it does not know: servers speak 4 only.
+	MinVersion = 4
 )
 
 // Versions are the protocol versions this build speaks, newest first.
