@@ -73,7 +73,7 @@ func (n *raftNode) readBarrier(ctx context.Context) error {
 	}
 	leader := n.leader()
 	if leader == "" {
-		return &NotLeaderError{}
+		return fmt.Errorf("%w; a consistent read needs the leader's read index: retry, or add ?stale for this server's state as it is", &NotLeaderError{})
 	}
 	ctx, cancel := context.WithTimeout(ctx, readIndexTimeout)
 	defer cancel()
