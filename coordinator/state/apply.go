@@ -50,6 +50,10 @@ type Effects struct {
 	// Modules is set when the batch deleted module versions or collected
 	// garbage: every server deletes the blobs no module version names.
 	Modules bool
+	// Events are the changes to jobs, allocations, deployments and nodes,
+	// in the order of the entries that made them (events.go): the event
+	// stream's source.
+	Events []Event
 }
 
 // Apply applies a batch of committed entries in one bbolt transaction
@@ -85,11 +89,13 @@ func (s *Store) Apply(entries []Entry) ([]Result, *Effects, error) {
 			var r *refusal
 			if errors.As(err, &r) {
 				results[i].Err = r
+				b.endEntry(0, false)
 				continue
 			}
 			if err != nil {
 				return fmt.Errorf("apply index %d: %w", e.Index, err)
 			}
+			b.endEntry(CmdType(e.Data[0]), true)
 			results[i].Value = res
 		}
 		if b.fx.Index > applied {
@@ -123,6 +129,7 @@ type batch struct {
 	tx    *bolt.Tx
 	index uint64
 	fx    Effects
+	ev    entryEvents // what the entry being applied touched
 
 	cache   *allocCache
 	pending map[string]*structs.Alloc // allocations written by this batch, not yet committed
@@ -170,6 +177,7 @@ func (b *batch) wrote(a *structs.Alloc) {
 	}
 	b.pending[a.ID] = a
 	b.delta(a.NodeID).allocWritten = true
+	b.touchAlloc(a.ID)
 }
 
 // eval writes an evaluation, stamping its indexes, and queues it for the
