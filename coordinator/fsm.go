@@ -22,6 +22,8 @@ type fsm struct {
 	// have lost their last module version: a batch deleted some or
 	// collected garbage, or a snapshot replaced the state.
 	blobs func()
+	// events, if set, keeps each batch's events for the event stream.
+	events *eventBuffer
 }
 
 // applyHook is what the adapter tells of each batch (leaderHooks: the
@@ -63,6 +65,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		} else {
 			out[i] = r.Value
 		}
+	}
+	if f.events != nil {
+		f.events.publish(fx.Index, fx.Events)
 	}
 	if fx.Modules && f.blobs != nil {
 		f.blobs()
@@ -161,6 +166,9 @@ func (s *fsmSnapshot) Release() { s.snap.Release() }
 func (f *fsm) Restore(r io.ReadCloser) error {
 	defer r.Close()
 	err := f.store.Restore(r)
+	if err == nil && f.events != nil {
+		f.events.reset(f.store.Index())
+	}
 	if err == nil && f.blobs != nil {
 		f.blobs()
 	}

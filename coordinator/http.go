@@ -37,6 +37,7 @@ type httpAPI struct {
 	acls     *aclResolver // what a request's token may do (http_acl.go)
 	admin    *aclAdmin    // the ACL system's writes
 	leader   *leaderProxy // forwards to the leader over the Raft port
+	events   *eventStream // the event stream (events_http.go)
 }
 
 // handler returns the routes, each behind its ACL check (routeNeeds in
@@ -77,6 +78,7 @@ func (s *httpAPI) handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/agent/token/{id}", s.handleTokenRevoke)
 	mux.HandleFunc("GET /v1/operator/raft/configuration", s.handleRaftConfiguration)
 	mux.HandleFunc("DELETE /v1/operator/raft/peer", s.handleRaftRemovePeer)
+	mux.HandleFunc("GET /v1/event/stream", s.events.serve)
 	s.opsRoutes(mux, read)
 	s.aclRoutes(mux)
 	return mux
