@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-run/strata/coordinator/state"
 	"github.com/strata-run/strata/coordinator/structs"
+	"github.com/strata-run/strata/coordinator/ui"
 )
 
 // MaxModuleSize bounds a pushed module.
@@ -79,6 +80,7 @@ func (s *httpAPI) handler() http.Handler {
 	mux.HandleFunc("GET /v1/operator/raft/configuration", s.handleRaftConfiguration)
 	mux.HandleFunc("DELETE /v1/operator/raft/peer", s.handleRaftRemovePeer)
 	mux.HandleFunc("GET /v1/event/stream", s.events.serve)
+	mux.Handle("GET /ui/", ui.Handler("/ui/"))
 	s.opsRoutes(mux, read)
 	s.aclRoutes(mux)
 	return mux

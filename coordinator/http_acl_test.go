@@ -23,7 +23,7 @@ import (
 var plannedRoutes = []string{
 	"GET /v1/health/service/{name}", "GET /v1/catalog/nodes", "GET /v1/catalog/node/{name}",
 	"GET /v1/catalog/datacenters", "GET /v1/agent/self",
-	"GET /v1/metrics", "GET /ui/",
+	"GET /v1/metrics",
 }
 
 // Every route has an entry in the table (Handle panics otherwise), and
