@@ -19,6 +19,7 @@
 //	logRouter ──> agentEndpoint (agentLogs), rpcClient          blobCopier ──> blobStore, rpcClient
 //	allocOps ──> apply (stop), agentEndpoint (agentCalls), rpcClient    blobGC ──> state.Store, blobStore
 //	fsm ──> blobGC.kick (a batch deleted module versions or collected garbage, a restore)
+//	fsm ──> eventBuffer (each batch's events) <── eventStream (GET /v1/event/stream, one goroutine per subscriber)
 //	registrar, tokenIssuer, drainer ──> apply                   cluster ──> raftNode, rpcClient
 //	failureDetector ─(leader)─> heartbeats (pure), apply, rpcClient (a follower forwards beats)
 //	scheduler ─(leader)─> evalQueue, planApplier ──> raftNode.propose; apply (evaluations)
