@@ -62,11 +62,12 @@ async function api(path, signal) {
   } catch {
     body = null;
   }
+  const message = body && body.error; // the API's errors: {"error": "…"}
   if (resp.status === 403) {
-    throw new AuthError(body && body.Error ? body.Error : 'permission denied');
+    throw new AuthError(message || 'permission denied');
   }
   if (!resp.ok) {
-    throw new Error(`${path}: ${resp.status} ${body && body.Error ? body.Error : text}`);
+    throw new Error(`${path}: ${resp.status} ${message || text}`);
   }
   return body;
 }
@@ -406,7 +407,7 @@ function logViewer(allocID) {
       const resp = await fetch(`/v1/client/allocation/${encodeURIComponent(allocID)}/logs?${q}`, { headers: headers(), signal });
       if (!resp.ok) {
         const body = await resp.json().catch(() => ({}));
-        status.textContent = `No log: ${body.Error || resp.status}`;
+        status.textContent = `No log: ${body.error || resp.status}`;
         return;
       }
       const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
