@@ -147,6 +147,14 @@ func TestWebUI(t *testing.T) {
 			t.Fatalf("browser: waiting for %s: %v\n%s", what, err, pageText(bctx))
 		}
 	}
+	// click clicks the first element matching a CSS selector, found and
+	// clicked in one step in the page: the page re-renders its body when
+	// events arrive, so a node found in one protocol call may be gone in
+	// the next.
+	click := func(what, selector string) {
+		t.Helper()
+		until(what, fmt.Sprintf(`(() => { const el = document.querySelector(%q); if (!el) return false; el.click(); return true; })()`, selector))
+	}
 	shot := func(name string) {
 		t.Helper()
 		if !*screenshots {
@@ -177,11 +185,11 @@ func TestWebUI(t *testing.T) {
 	shot("jobs")
 
 	// The job, then its allocation and the task's log lines.
-	run("follow the job", chromedp.Click(chromedp.CSS(`#page a[href="#/job/server"]`)))
+	click("follow the job", `#page a[href="#/job/server"]`)
 	until("the job's allocation, running",
 		`(() => { const t = document.querySelector('[aria-label="Allocations"] tbody'); return !!t && t.rows.length === 1 && t.textContent.includes('running'); })()`)
 	shot("job")
-	run("follow the allocation", chromedp.Click(chromedp.CSS(`[aria-label="Allocations"] tbody a[href^="#/allocation/"]`)))
+	click("follow the allocation", `[aria-label="Allocations"] tbody a[href^="#/allocation/"]`)
 	until("the task's events", `!!document.querySelector('[aria-label="Events of task server"]')`)
 	until("the task's log, stdout", `document.getElementById('log-type').value === 'stdout'`)
 	until("switch to stderr", `(() => { const s = document.getElementById('log-type'); s.value = 'stderr'; s.dispatchEvent(new Event('change')); return true; })()`)
@@ -191,7 +199,7 @@ func TestWebUI(t *testing.T) {
 	// Back on the job's page, a scale to 2 shows a second allocation with
 	// no reload: a value set on the page survives, and the page was not
 	// navigated again.
-	run("back to the job", chromedp.Click(chromedp.CSS(`#page a[href="#/job/server"]`)))
+	click("back to the job", `#page a[href="#/job/server"]`)
 	until("the job page again", `!!document.querySelector('[aria-label="Allocations"] tbody')`)
 	until("mark the page", `(window.__notReloaded = 'yes') === 'yes'`)
 	if _, err := c.ScaleJob(ctx, "server", "web", 2); err != nil {
@@ -207,7 +215,7 @@ func TestWebUI(t *testing.T) {
 	until("the node, ready, with its two allocations",
 		`(() => { const r = document.querySelector('[aria-label="Nodes"] tbody tr'); return !!r && r.textContent.includes('edge-1') && r.textContent.includes('ready') && r.textContent.includes('wasm') && r.cells[r.cells.length-1].textContent === '2'; })()`)
 	shot("nodes")
-	run("the node's page", chromedp.Click(chromedp.CSS(`[aria-label="Nodes"] tbody a`)))
+	click("the node's page", `[aria-label="Nodes"] tbody a`)
 	until("its drivers and allocations", `!!document.querySelector('[aria-label="Drivers"]') && document.querySelectorAll('[aria-label="Allocations"] tbody tr').length === 2`)
 	shot("node")
 	run("the services page", chromedp.Navigate(hs.URL+"/ui/#/services"))
@@ -223,7 +231,8 @@ func TestWebUI(t *testing.T) {
 	shot("jobs-phone")
 
 	// Without a token the page asks for one.
-	run("forget the token", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(hs.URL+"/ui/#/jobs"), chromedp.Click(chromedp.ID("forget-token")))
+	run("a desktop again", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(hs.URL+"/ui/#/jobs"))
+	click("forget the token", "#forget-token")
 	until("the token form", `!!document.getElementById('token-input') && document.querySelector('form.token [role=alert]').textContent.includes('no ACL token')`)
 	shot("token")
 }
