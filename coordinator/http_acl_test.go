@@ -183,6 +183,11 @@ func TestACLEveryRouteEveryToken(t *testing.T) {
 			}
 			return "x"
 		})
+		if pattern == "GET /v1/event/stream" {
+			// The stream never ends: an unknown topic makes an allowed
+			// request a 400 from the handler, after the ACL check.
+			path += "?topic=x"
+		}
 		for _, kind := range kinds {
 			t.Run(pattern+"/"+kind, func(t *testing.T) {
 				n++
