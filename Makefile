@@ -10,7 +10,7 @@ TESTFLAGS ?=
 
 WASM_EXAMPLES := examples/hello/hello.wasm examples/server/server.wasm examples/worker/worker.wasm examples/tiny/tiny.wasm
 
-.PHONY: all build examples run test tools faults bench bench-dns bench-dns-target fuzz clean
+.PHONY: all build examples run test tools tools-chromium faults bench bench-dns bench-dns-target fuzz clean
 
 all: build examples
 
@@ -47,7 +47,7 @@ run: build examples
 # Every test, with the race detector. The end-to-end tests build the
 # binary and the example modules themselves, and the docker tests their
 # image (through the Docker Engine, which they need; no registry).
-test: tools
+test: tools tools-chromium
 	$(GO) vet ./...
 	$(GO) test -race -timeout 20m $(TESTFLAGS) ./...
 	$(MAKE) faults
@@ -103,3 +103,8 @@ examples/worker/worker.wasm: $(wildcard examples/worker/*.go)
 examples/tiny/tiny.wasm: examples/tiny/tiny.wat
 	if command -v wat2wasm >/dev/null 2>&1; then wat2wasm -o $@ $<; \
 	else $(GO) test ./examples/tiny -run TestTinyWasm -update; fi
+
+# The web UI's browser test (cmd/strata TestWebUI) drives Debian's
+# chromium through chromedp; it fails, never skips, without it.
+tools-chromium:
+	command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y --no-install-recommends chromium)

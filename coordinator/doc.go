@@ -20,6 +20,7 @@
 //	allocOps ──> apply (stop), agentEndpoint (agentCalls), rpcClient    blobGC ──> state.Store, blobStore
 //	fsm ──> blobGC.kick (a batch deleted module versions or collected garbage, a restore)
 //	fsm ──> catalogFeed ──> registry.Holder (Server.Catalog) <── DNS (cmd), consul API (httpAPI)
+//	fsm ──> eventBuffer (each batch's events) <── eventStream (GET /v1/event/stream, one goroutine per subscriber)
 //	registrar, tokenIssuer, drainer ──> apply                   cluster ──> raftNode, rpcClient
 //	failureDetector ─(leader)─> heartbeats (pure), apply, rpcClient (a follower forwards beats)
 //	scheduler ─(leader)─> evalQueue, planApplier ──> raftNode.propose; apply (evaluations)

@@ -28,6 +28,8 @@ type fsm struct {
 	catalog *catalogFeed
 	// metrics times batches and, with the store's OnApply, commands.
 	metrics *serverMetrics
+	// events, if set, keeps each batch's events for the event stream.
+	events *eventBuffer
 }
 
 // applyHook is what the adapter tells of each batch (leaderHooks: the
@@ -75,6 +77,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	if f.catalog != nil {
 		f.catalog.applied(fx.Catalog)
+	}
+	if f.events != nil {
+		f.events.publish(fx.Index, fx.Events)
 	}
 	if fx.Modules && f.blobs != nil {
 		f.blobs()
@@ -178,6 +183,9 @@ func (f *fsm) Restore(r io.ReadCloser) error {
 	}
 	if f.catalog != nil {
 		f.catalog.rebuild()
+	}
+	if f.events != nil {
+		f.events.reset(f.store.Index())
 	}
 	if f.blobs != nil {
 		f.blobs()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-run/strata/coordinator/state"
 	"github.com/strata-run/strata/coordinator/structs"
+	"github.com/strata-run/strata/coordinator/ui"
 )
 
 // MaxModuleSize bounds a pushed module.
@@ -39,6 +40,7 @@ type httpAPI struct {
 	// consul serves Consul's catalog and health API from the service
 	// catalog (consulRoutes).
 	consul http.Handler
+	events *eventStream // the event stream (events_http.go)
 }
 
 // handler returns the routes, each behind its ACL check (routeNeeds in
@@ -83,6 +85,8 @@ func (s *httpAPI) handler() http.Handler {
 	mux.HandleFunc("GET /v1/operator/raft/configuration", s.handleRaftConfiguration)
 	mux.HandleFunc("DELETE /v1/operator/raft/peer", s.handleRaftRemovePeer)
 	mux.Handle("GET /v1/metrics", s.metrics.handler())
+	mux.HandleFunc("GET /v1/event/stream", s.events.serve)
+	mux.Handle("GET /ui/", ui.Handler("/ui/"))
 	s.opsRoutes(mux, read)
 	s.aclRoutes(mux)
 	return mux

@@ -20,9 +20,7 @@ import (
 // plannedRoutes are entries of routeNeeds for routes other branches are
 // adding (metrics, events, UI):
 // the table says what they need before they land.
-var plannedRoutes = []string{
-	"GET /v1/event/stream", "GET /ui/",
-}
+var plannedRoutes = []string{}
 
 // Every route has an entry in the table (Handle panics otherwise), and
 // every entry is a route, or one another branch is adding.
@@ -181,6 +179,11 @@ func TestACLEveryRouteEveryToken(t *testing.T) {
 			}
 			return "x"
 		})
+		if pattern == "GET /v1/event/stream" {
+			// The stream never ends: an unknown topic makes an allowed
+			// request a 400 from the handler, after the ACL check.
+			path += "?topic=x"
+		}
 		for _, kind := range kinds {
 			t.Run(pattern+"/"+kind, func(t *testing.T) {
 				n++

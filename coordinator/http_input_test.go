@@ -88,6 +88,10 @@ var badInputs = map[string][]badInput{
 	"GET /v1/catalog/node/{name}": nil,
 	"GET /v1/catalog/datacenters": nil,
 	"GET /v1/agent/self":          nil,
+	"GET /v1/event/stream": {
+		{name: "unknown topic", path: "/v1/event/stream?topic=Bogus", status: 400, field: "topic"},
+	},
+	"GET /ui/": nil,
 	"GET /v1/metrics": {
 		{name: "no format", path: "/v1/metrics", status: 400, field: "format"},
 		{name: "unknown format", path: "/v1/metrics?format=json", status: 400, field: "format"},

@@ -75,7 +75,10 @@ type Config struct {
 	// grants what its route needs (http_acl.go); `strata acl bootstrap`
 	// creates the first one. Every server of a cluster needs the same value.
 	ACLEnabled bool
-	Logger     *slog.Logger
+	// EventBuffer is how many events the server keeps for the event
+	// stream's resumes (default 4096); older ones are dropped.
+	EventBuffer int
+	Logger      *slog.Logger
 }
 
 // Server is one coordinator. It builds its parts, wires each with what it
@@ -222,7 +225,7 @@ func New(cfg Config) (*Server, error) {
 	s.wire(ln, life, consulAPI)
 	s.blobGC.after = catchUp
 	if err := s.node.start(raftConfig{ID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, DevMode: cfg.DevMode, Multiplier: cfg.RaftMultiplier},
-		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys}, blobs: s.blobGC.kick, catalog: s.catalog, metrics: s.metrics}, s.rpc.serve, restore); err != nil {
+		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys}, blobs: s.blobGC.kick, catalog: s.catalog, metrics: s.metrics, events: s.http.events.buf}, s.rpc.serve, restore); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -275,7 +278,9 @@ func (s *Server) wire(ln *quic.Listener, life context.Context, consulAPI http.Ha
 		acls:    &aclResolver{store: s.store, enabled: cfg.ACLEnabled, now: time.Now},
 		admin:   &aclAdmin{store: s.store, apply: apply, enabled: cfg.ACLEnabled, now: time.Now},
 		leader:  newLeaderProxy(s.node), metrics: s.metrics,
-		consul: consulAPI}
+		consul: consulAPI,
+		events: &eventStream{buf: newEventBuffer(cfg.EventBuffer, s.store.Index()), heartbeat: defaultEventHeartbeat, writeTimeout: eventWriteTimeout}}
+	s.http.events.acls = s.http.acls
 	s.forwarded = &http.Server{Handler: s.http.handler(), ReadHeaderTimeout: 10 * time.Second,
 		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
 			return context.WithValue(ctx, forwardedKey, true)

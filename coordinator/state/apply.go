@@ -56,6 +56,10 @@ type Effects struct {
 	// allocation's endpoints changed. Every server applies it to the
 	// catalog it serves (CatalogSnapshot is the same catalog whole).
 	Catalog *registry.Delta
+	// Events are the changes to jobs, allocations, deployments and nodes,
+	// in the order of the entries that made them (events.go): the event
+	// stream's source.
+	Events []Event
 }
 
 // Apply applies a batch of committed entries in one bbolt transaction
@@ -94,11 +98,13 @@ func (s *Store) Apply(entries []Entry) ([]Result, *Effects, error) {
 			var r *refusal
 			if errors.As(err, &r) {
 				results[i].Err = r
+				b.endEntry(0, false)
 				continue
 			}
 			if err != nil {
 				return fmt.Errorf("apply index %d: %w", e.Index, err)
 			}
+			b.endEntry(CmdType(e.Data[0]), true)
 			results[i].Value = res
 		}
 		var err error
@@ -137,6 +143,7 @@ type batch struct {
 	tx    *bolt.Tx
 	index uint64
 	fx    Effects
+	ev    entryEvents // what the entry being applied touched
 
 	cache   *allocCache
 	pending map[string]*structs.Alloc // allocations written by this batch, not yet committed
@@ -203,6 +210,7 @@ func (b *batch) wrote(a *structs.Alloc) {
 	}
 	b.pending[a.ID] = a
 	b.delta(a.NodeID).allocWritten = true
+	b.touchAlloc(a.ID)
 }
 
 // eval writes an evaluation, stamping its indexes, and queues it for the

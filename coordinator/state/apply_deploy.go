@@ -67,6 +67,7 @@ func (b *batch) putDeployment(d *structs.Deployment) error {
 		b.deployments = map[string]*structs.Deployment{}
 	}
 	b.deployments[d.ID] = d
+	b.touchDeployment(d.ID)
 	return putJSON(b.tx.Bucket(bucketDeployments), []byte(d.ID), d)
 }
 

@@ -68,6 +68,7 @@ func (c *JobRegister) apply(b *batch) (any, error) {
 		return nil, err2
 	}
 	res.ModifyIndex = rec.ModifyIndex
+	b.touchJob(c.Job.ID, rec)
 	return res, putJSON(jobs, []byte(c.Job.ID), &rec)
 }
 
@@ -95,6 +96,9 @@ func (c *JobStop) apply(b *batch) (any, error) {
 		return nil, &refusal{fmt.Errorf("job %q: %w", c.JobID, ErrNotFound)}
 	}
 	if c.Purge {
+		gone := rec
+		gone.Stopped, gone.ModifyIndex = true, b.index
+		b.touchJob(c.JobID, gone)
 		res, err := b.purge(c.JobID)
 		if err != nil {
 			return nil, err
@@ -105,6 +109,7 @@ func (c *JobStop) apply(b *batch) (any, error) {
 		return res, err
 	}
 	rec.Stopped, rec.ModifyIndex = true, b.index
+	b.touchJob(c.JobID, rec)
 	if c.EvalID != "" {
 		rec.LatestEvalID = c.EvalID
 		if err := b.eval(&structs.Eval{ID: c.EvalID, JobID: c.JobID, TriggeredBy: "job-deregister", Status: structs.EvalPending}); err != nil {

@@ -19,9 +19,11 @@
 //     entry is a no-op. Each command is applied by its own method, a
 //     function of the state and the command that returns the command's
 //     result and records its effects (Effects: evaluations to queue,
-//     capacity grown, nodes whose allocations changed). A command that is
-//     malformed or not valid in the state is refused: it changes nothing
-//     and its error goes back to the proposer. After the commit the
+//     capacity grown, nodes whose allocations changed, and the events of
+//     the event stream: each job, allocation, deployment and node an
+//     entry wrote, with a copy of the record as it left it: events.go).
+//     A command that is malformed or not valid in the state is refused:
+//     it changes nothing and its error goes back to the proposer. After the commit the
 //     in-memory views are published, then watchers are woken (Watch);
 //   - the in-memory views: the usage index (each node with what its live
 //     allocations hold: the scheduler's snapshot, the allocations by

@@ -87,6 +87,7 @@ func (b *batch) allocChanged(before, after *structs.Alloc) {
 
 // nodeChanged records a node record written by the batch.
 func (b *batch) nodeChanged(rec *structs.NodeRecord) {
+	b.touchNode(rec)
 	c := rec.Node
 	d := b.delta(c.ID)
 	d.node = &c

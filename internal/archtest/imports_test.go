@@ -28,7 +28,8 @@ var allowed = map[string][]string{
 	"coordinator/state":   {"spec", "sched", "registry", "internal/boltcheck", "coordinator/structs", "coordinator/deploy"},
 	"coordinator/deploy":  {"coordinator/structs"},
 	"coordinator/acl":     {"spec"},
-	"coordinator":         {"spec", "sched", "registry", "registry/consul", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "coordinator/structs", "coordinator/state", "coordinator/acl", "coordinator/deploy"},
+	"coordinator/ui":      {},
+	"coordinator":         {"spec", "sched", "registry", "registry/consul", "wasmhost", "internal/wire", "internal/fsutil", "internal/boltcheck", "coordinator/structs", "coordinator/state", "coordinator/acl", "coordinator/deploy", "coordinator/ui"},
 }
 
 // neverLinked lists, for a package, third-party packages that must not
