@@ -187,6 +187,11 @@ func (c *converter) job(r *rawJob) *Job {
 		Spreads:     c.spreads(at, r.Spreads),
 		Update:      c.update(at, r.Update),
 	}
+	if rp := r.Periodic; rp != nil {
+		pl := at.single("periodic")
+		c.block(pl, rp.DefRange, rp.Body)
+		j.Periodic = &Periodic{Cron: rp.Cron, Crons: rp.Crons, ProhibitOverlap: rp.ProhibitOverlap, TimeZone: rp.TimeZone, Enabled: rp.Enabled}
+	}
 	for gi, rg := range r.Groups {
 		j.Groups = append(j.Groups, c.group(at.block("group", gi, rg.Name), rg))
 	}

@@ -25,6 +25,7 @@ type rawJob struct {
 	Affinities  []*rawAffinity    `hcl:"affinity,block"`
 	Spreads     []*rawSpread      `hcl:"spread,block"`
 	Update      *rawUpdate        `hcl:"update,block"`
+	Periodic    *rawPeriodic      `hcl:"periodic,block"`
 	Groups      []*rawGroup       `hcl:"group,block"`
 
 	Body     hcl.Body  `hcl:",body"`
@@ -276,4 +277,15 @@ type rawCheckRestart struct {
 type rawMap struct {
 	Attrs    hcl.Attributes `hcl:",remain"`
 	DefRange hcl.Range      `hcl:",def_range"`
+}
+
+type rawPeriodic struct {
+	Cron            string   `hcl:"cron,optional"`
+	Crons           []string `hcl:"crons,optional"`
+	ProhibitOverlap bool     `hcl:"prohibit_overlap,optional"`
+	TimeZone        string   `hcl:"time_zone,optional"`
+	Enabled         *bool    `hcl:"enabled,optional"`
+
+	Body     hcl.Body  `hcl:",body"`
+	DefRange hcl.Range `hcl:",def_range"`
 }

@@ -20,7 +20,13 @@ type Job struct {
 	Affinities  []*Affinity       `json:"Affinities,omitempty"`
 	Spreads     []*Spread         `json:"Spreads,omitempty"`
 	Update      *Update           `json:"Update,omitempty"`
-	Groups      []*Group          `json:"Groups"`
+	// Periodic makes the job a template of child jobs launched at each
+	// tick (periodic.go): it is never placed itself.
+	Periodic *Periodic `json:"Periodic,omitempty"`
+	// ParentID is set in a child job only: the periodic job it was
+	// launched from.
+	ParentID string   `json:"ParentID,omitempty"`
+	Groups   []*Group `json:"Groups"`
 }
 
 // Group is the unit of placement: Count copies of its tasks, each copy on one node.

@@ -62,7 +62,9 @@ func validate(j *Job) []problem {
 		v.add(root, "Missing job", "the job is null")
 		return v.ps
 	}
-	v.name(root, "job ID", j.ID)
+	if j.ParentID == "" { // a child's ID is checked by v.periodic
+		v.name(root, "job ID", j.ID)
+	}
 
 	switch j.Type {
 	case JobTypeService, JobTypeBatch, JobTypeSystem:
@@ -98,6 +100,7 @@ func validate(j *Job) []problem {
 		}
 	}
 
+	v.periodic(j)
 	if len(j.Groups) == 0 {
 		v.add(root, "Missing group", "a job needs at least one group")
 	}
