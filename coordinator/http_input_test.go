@@ -124,6 +124,10 @@ var badInputs = map[string][]badInput{
 		{name: "negative count", body: `{"Count":-1}`, status: 400, field: "Count"},
 		{name: "count of the wrong type", body: `{"Count":"ten"}`, status: 400, field: "Count"},
 	},
+	"PUT /v1/job/{id}/periodic/force": {
+		unknownField("Bogus"),
+		{name: "body not an object", body: `[1]`, status: 400, field: "periodic force request"},
+	},
 	"POST /v1/allocation/{id}/stop": nil,
 	"POST /v1/client/allocation/{id}/signal": {
 		unknownField("Bogus"),

@@ -2,8 +2,11 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -239,5 +242,47 @@ func TestPeriodicJobThroughServer(t *testing.T) {
 		if c.LatestEvalID == "" || c.Job.Periodic != nil {
 			t.Fatalf("child %s: eval %q periodic %v", id, c.LatestEvalID, c.Job.Periodic)
 		}
+	}
+}
+
+// periodic force launches a child now, outside the schedule, through
+// Nomad's route; a job that is not periodic is refused.
+func TestPeriodicForce(t *testing.T) {
+	s := startTestServer(t)
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	j := dockerJob("yearly", nil)
+	j.Type = spec.JobTypeBatch
+	j.Periodic = &spec.Periodic{Cron: "0 0 1 1 *"}
+	if _, err := s.RegisterJob(j); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RegisterJob(dockerJob("web", nil)); err != nil {
+		t.Fatal(err)
+	}
+	force := func(id string) (int, structs.PeriodicForceResponse, string) {
+		req, _ := http.NewRequest(http.MethodPut, ts.URL+"/v1/job/"+id+"/periodic/force", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var out structs.PeriodicForceResponse
+		json.Unmarshal(b, &out)
+		return resp.StatusCode, out, string(b)
+	}
+	code, out, body := force("yearly")
+	if code != http.StatusOK || !out.Launched || !strings.HasPrefix(out.JobID, "yearly/periodic-") || out.EvalID == "" {
+		t.Fatalf("force = %d %s", code, body)
+	}
+	if got := children(t, s.store, "yearly"); !slices.Equal(got, []string{out.JobID}) {
+		t.Fatalf("children = %v, want %s", got, out.JobID)
+	}
+	if code, _, body := force("web"); code != http.StatusBadRequest || !strings.Contains(body, "not periodic") {
+		t.Fatalf("force of a service job = %d %s", code, body)
+	}
+	if code, _, body := force("nope"); code != http.StatusNotFound {
+		t.Fatalf("force of a missing job = %d %s", code, body)
 	}
 }

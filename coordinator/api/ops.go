@@ -130,3 +130,10 @@ func (c *Client) DeleteModule(ctx context.Context, name, version string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/module/"+url.PathEscape(name)+"/"+url.PathEscape(version), nil, nil)
 	return err
 }
+
+// ForcePeriodic launches a child of a periodic job now.
+func (c *Client) ForcePeriodic(ctx context.Context, id string) (*structs.PeriodicForceResponse, error) {
+	var r structs.PeriodicForceResponse
+	_, err := c.do(ctx, http.MethodPut, "/v1/job/"+url.PathEscape(id)+"/periodic/force", nil, &r)
+	return &r, err
+}

@@ -112,3 +112,13 @@ type Peer struct {
 	Voter   bool   `json:"Voter"`
 	Leader  bool   `json:"Leader"`
 }
+
+// PeriodicForceResponse answers PUT /v1/job/{id}/periodic/force: the
+// child launched and its evaluation (Launched false: a child of this
+// second exists already).
+type PeriodicForceResponse struct {
+	JobID    string `json:"JobID"`
+	Launched bool   `json:"Launched"`
+	EvalID   string `json:"EvalID,omitempty"`
+	Index    uint64 `json:"Index"`
+}

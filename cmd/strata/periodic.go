@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+	"fmt"
+)
+
+// runJobPeriodicForce launches a child of a periodic job now (Nomad's
+// `job periodic force`).
+func runJobPeriodicForce(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "job periodic force")
+	addr := addressFlag(fs, env)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("usage: strata job periodic force JOB")
+	}
+	resp, err := client(*addr).ForcePeriodic(ctx, pos[0])
+	if err != nil {
+		return fmt.Errorf("forcing periodic job %q: %w", pos[0], err)
+	}
+	if !resp.Launched {
+		fmt.Fprintf(env.Stdout, "==> Job %q launched %q already this second\n", pos[0], resp.JobID)
+		return nil
+	}
+	fmt.Fprintf(env.Stdout, "==> Job %q launched %q, evaluation %s\n", pos[0], resp.JobID, short(resp.EvalID))
+	return nil
+}
