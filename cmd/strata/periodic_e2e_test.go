@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-run/strata/internal/testutil"
+)
+
+// periodicJobJSON is a batch job launched every 2 seconds (a seven-field
+// cron: seconds first).
+func periodicJobJSON(id string) []byte {
+	var j map[string]any
+	json.Unmarshal(jobJSON(id), &j)
+	job := j["Job"].(map[string]any)
+	job["Type"] = "batch"
+	job["Periodic"] = map[string]any{"Cron": "*/2 * * * * * *"}
+	b, _ := json.Marshal(j)
+	return b
+}
+
+// periodicTicks lists the ticks (unix seconds) of parent's children,
+// read from one server, sorted.
+func periodicTicks(addr, parent string) ([]int64, error) {
+	resp, err := httpc.Get("http://" + addr + "/v1/jobs")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var js []jobEntry
+	if err := json.NewDecoder(resp.Body).Decode(&js); err != nil {
+		return nil, err
+	}
+	var ticks []int64
+	for _, j := range js {
+		rest, ok := strings.CutPrefix(j.ID, parent+"/periodic-")
+		if !ok {
+			continue
+		}
+		tk, err := strconv.ParseInt(rest, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("child %q: %v", j.ID, err)
+		}
+		ticks = append(ticks, tk)
+	}
+	slices.Sort(ticks)
+	return ticks, nil
+}
+
+// A periodic job on a 3-server cluster launches one child per tick
+// across leader kills: every child is on a tick of the schedule, none
+// twice. A leader killed alone is replaced within a tick. Then the
+// leader and a follower are killed (no quorum) for over two ticks: once
+// a server is back, the new leader launches the latest missed tick at
+// once, once, and every tick after it.
+func TestClusterPeriodicAcrossLeaderKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	buildArtifacts(t)
+	procs := startCluster(t, 3)
+	leader := waitClusterLeader(t, procs)
+	req, _ := http.NewRequest(http.MethodPut, "http://"+leader.httpAddr+"/v1/jobs", bytes.NewReader(periodicJobJSON("cron")))
+	resp, err := httpc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("register: %d %s", resp.StatusCode, b)
+	}
+	// waitTicks waits until a child is launched at or after tick.
+	waitTicks := func(what string, tick int64) []int64 {
+		var ticks []int64
+		testutil.Eventually(t, 30*time.Second, what, func() error {
+			l := waitClusterLeader(t, procs)
+			var err error
+			ticks, err = periodicTicks(l.httpAddr, "cron")
+			if err == nil && (len(ticks) == 0 || ticks[len(ticks)-1] < tick) {
+				err = fmt.Errorf("children at %v", ticks)
+			}
+			return err
+		})
+		return ticks
+	}
+	waitTicks("children before the kill", time.Now().Unix()+4)
+
+	// The leader alone.
+	leader.kill()
+	waitClusterLeader(t, procs)
+	waitTicks("children after the first kill", time.Now().Unix()+4)
+	leader.start()
+
+	// The leader and a follower: no quorum while ticks pass.
+	leader = waitClusterLeader(t, procs)
+	follower := procs[(slices.Index(procs, leader)+1)%len(procs)]
+	before, err := periodicTicks(leader.httpAddr, "cron")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader.kill()
+	follower.kill()
+	down := time.Now()
+	time.Sleep(5 * time.Second) // wall-clock ticks of the schedule pass with no leader
+	follower.start()
+	waitClusterLeader(t, procs)
+	back := time.Now()
+	ticks := waitTicks("children after the outage", back.Unix()+6)
+	t.Logf("quorum lost at %d, a leader again at %d; children before %v, at the end %v", down.Unix(), back.Unix(), before, ticks)
+
+	last := before[len(before)-1]
+	for i, tk := range ticks {
+		if tk%2 != 0 {
+			t.Fatalf("child at %d: not a tick of */2", tk)
+		}
+		if i > 0 && tk == ticks[i-1] {
+			t.Fatalf("tick %d launched twice: %v", tk, ticks)
+		}
+	}
+	i := slices.Index(ticks, last) + 1
+	if i == 0 || i >= len(ticks) {
+		t.Fatalf("children %v: %d missing, or nothing after it", ticks, last)
+	}
+	// The ticks missed during the outage are not replayed one by one: the
+	// first child after it is the latest tick missed when a leader came
+	// back, launched at once.
+	if first := ticks[i]; first < down.Unix()+4 || first > back.Unix() {
+		t.Fatalf("the first child after the outage %d..%d is at %d, want the latest missed tick (%d..%d): %v",
+			down.Unix(), back.Unix(), first, down.Unix()+4, back.Unix(), ticks)
+	}
+	for i++; i < len(ticks); i++ {
+		if ticks[i]-ticks[i-1] != 2 {
+			t.Fatalf("tick after %d missed with a leader: %v", ticks[i-1], ticks)
+		}
+	}
+}
