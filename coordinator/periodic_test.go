@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -278,6 +279,20 @@ func TestPeriodicForce(t *testing.T) {
 	}
 	if got := children(t, s.store, "yearly"); !slices.Equal(got, []string{out.JobID}) {
 		t.Fatalf("children = %v, want %s", got, out.JobID)
+	}
+	// The child is read through Nomad's path, its ID escaped.
+	get, err := http.Get(ts.URL + "/v1/job/" + url.PathEscape(out.JobID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec structs.JobRecord
+	json.NewDecoder(get.Body).Decode(&rec)
+	get.Body.Close()
+	if get.StatusCode != http.StatusOK || rec.Job == nil || rec.Job.ParentID != "yearly" {
+		t.Fatalf("GET the child: %d %+v", get.StatusCode, rec)
+	}
+	if st := jobStatusOf(&structs.JobRecord{Job: j}, nil, nil); st != jobRunning {
+		t.Fatalf("a periodic job's status = %s, want running", st)
 	}
 	if code, _, body := force("web"); code != http.StatusBadRequest || !strings.Contains(body, "not periodic") {
 		t.Fatalf("force of a service job = %d %s", code, body)
