@@ -74,6 +74,10 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	} else {
 		fmt.Fprintf(env.Stdout, "==> Job %q registered: version %d, evaluation %s\n", job.ID, resp.Version, short(resp.EvalID))
 	}
+	if job.Periodic != nil {
+		printNextLaunch(env, job)
+		return nil
+	}
 	if *detach {
 		return nil
 	}

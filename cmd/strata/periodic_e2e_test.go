@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -141,5 +144,74 @@ func TestClusterPeriodicAcrossLeaderKill(t *testing.T) {
 		if ticks[i]-ticks[i-1] != 2 {
 			t.Fatalf("tick after %d missed with a leader: %v", ticks[i-1], ticks)
 		}
+	}
+}
+
+const periodicEnvJob = `job "report" {
+  type = "batch"
+  periodic {
+    cron             = "0 0 1 1 *"
+    prohibit_overlap = true
+  }
+  group "g" {
+    task "t" {
+      driver = "wasm"
+      config {
+        module = "env@0.1.0"
+        mode   = "command"
+      }
+    }
+  }
+}
+`
+
+// run of a periodic job tells its next launch and returns (the job is
+// never placed itself); job periodic force launches a child now, which
+// runs on the agent as a batch job of its own ID.
+func TestPeriodicForceEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: builds binaries")
+	}
+	buildArtifacts(t)
+	wasm := buildEnvWasm(t)
+	d := startDev(t, t.TempDir(), freePort(t), freePort(t))
+	d.mustCLI("module", "push", wasm, "-name", "env", "-version", "0.1.0")
+	file := filepath.Join(t.TempDir(), "report.hcl")
+	if err := os.WriteFile(file, []byte(periodicEnvJob), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := d.mustCLI("run", file); !strings.Contains(out, `"report" is periodic: its next child is launched at`) {
+		t.Fatalf("run of a periodic job:\n%s", out)
+	}
+	out := d.mustCLI("job", "periodic", "force", "report")
+	_, rest, ok := strings.Cut(out, `launched "`)
+	child, _, _ := strings.Cut(rest, `"`)
+	if !ok || !strings.HasPrefix(child, "report/periodic-") {
+		t.Fatalf("force:\n%s", out)
+	}
+	var allocID string
+	testutil.Eventually(t, 60*time.Second, "the child completes", func() error {
+		var resp struct {
+			Allocations []struct{ ID, ClientStatus string }
+		}
+		d.getJSON("/v1/job/"+url.PathEscape(child)+"/allocations", &resp)
+		for _, a := range resp.Allocations {
+			if a.ClientStatus == "complete" {
+				allocID = a.ID
+				return nil
+			}
+		}
+		return fmt.Errorf("allocations %+v", resp.Allocations)
+	})
+	if logs := d.mustCLI("alloc", "logs", allocID); !strings.Contains(logs, "NOMAD_JOB_ID="+child+"\n") {
+		t.Fatalf("the child's task does not run as %s:\n%s", child, logs)
+	}
+	var parent struct{ Allocations []any }
+	d.getJSON("/v1/job/report/allocations", &parent)
+	if len(parent.Allocations) != 0 {
+		t.Fatalf("the periodic job itself was placed: %+v", parent.Allocations)
+	}
+	if r := d.cli("job", "periodic", "force", "nope"); r.code != 1 || !strings.Contains(r.stderr, "not found") {
+		t.Fatalf("force of a missing job: exit %d\n%s", r.code, r.stderr)
 	}
 }
