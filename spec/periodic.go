@@ -35,7 +35,7 @@ type Periodic struct {
 
 // IsTemplate reports whether the job is launched as children rather than
 // placed itself.
-func (j *Job) IsTemplate() bool { return j != nil && j.Periodic != nil }
+func (j *Job) IsTemplate() bool { return j != nil && (j.Periodic != nil || j.Parameterized != nil) }
 
 // On reports whether a periodic job launches children.
 func (p *Periodic) On() bool { return p != nil && (p.Enabled == nil || *p.Enabled) }
@@ -115,6 +115,19 @@ func (j *Job) PeriodicChild(tick time.Time) (*Job, error) {
 	return c, nil
 }
 
+// copyJob is a deep copy of j through its JSON form (the stored one).
+func copyJob(j *Job) (*Job, error) {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return nil, err
+	}
+	var c *Job
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // periodic checks the periodic block and a child's ID.
 func (v *validator) periodic(j *Job) {
 	root := rootLoc()
@@ -150,7 +163,7 @@ func (v *validator) periodic(j *Job) {
 			v.add(root, "Invalid child job", "a child job's ID is its parent's, \"/\" and a name; got %q for parent %q", j.ID, j.ParentID)
 		}
 		if j.IsTemplate() {
-			v.add(root, "Invalid child job", "a child job is not periodic itself")
+			v.add(root, "Invalid child job", "a child job is neither periodic nor parameterized itself")
 		}
 	}
 }

@@ -101,6 +101,7 @@ func validate(j *Job) []problem {
 	}
 
 	v.periodic(j)
+	v.parameterized(j)
 	if len(j.Groups) == 0 {
 		v.add(root, "Missing group", "a job needs at least one group")
 	}
@@ -249,6 +250,11 @@ func (v *validator) group(at loc, j *Job, g *Group) {
 			usable[l] = w
 		}
 		meta := map[string]string{}
+		if p := j.Parameterized; p != nil { // set by each dispatch
+			for _, k := range append(slices.Clone(p.MetaRequired), p.MetaOptional...) {
+				meta[k] = ""
+			}
+		}
 		maps.Copy(meta, j.Meta)
 		maps.Copy(meta, g.Meta)
 		maps.Copy(meta, t.Meta)

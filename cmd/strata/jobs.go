@@ -78,6 +78,10 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 		printNextLaunch(env, job)
 		return nil
 	}
+	if job.Parameterized != nil {
+		fmt.Fprintf(env.Stdout, "==> Job %q is parameterized: launch it with strata job dispatch %s\n", job.ID, job.ID)
+		return nil
+	}
 	if *detach {
 		return nil
 	}

@@ -215,3 +215,87 @@ func TestPeriodicForceEndToEnd(t *testing.T) {
 		t.Fatalf("force of a missing job: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+const dispatchEnvJob = `job "transcode" {
+  type = "batch"
+  parameterized {
+    payload       = "required"
+    meta_required = ["input"]
+    meta_optional = ["quality"]
+  }
+  group "g" {
+    task "t" {
+      driver = "wasm"
+      config {
+        module = "env@0.1.0"
+        mode   = "command"
+      }
+      env {
+        ECHO_FILE = "/local/in/params.txt"
+      }
+      dispatch_payload {
+        file = "in/params.txt"
+      }
+    }
+  }
+}
+`
+
+// Must-show 3 (dispatch): a parameterized job is never placed itself;
+// job dispatch with meta and a payload launches a child whose task sees
+// the meta as NOMAD_META_* and the payload as its /local file; a dispatch
+// without the meta the job requires is refused.
+func TestDispatchEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: builds binaries")
+	}
+	buildArtifacts(t)
+	wasm := buildEnvWasm(t)
+	d := startDev(t, t.TempDir(), freePort(t), freePort(t))
+	d.mustCLI("module", "push", wasm, "-name", "env", "-version", "0.1.0")
+	dir := t.TempDir()
+	file, payload := filepath.Join(dir, "transcode.hcl"), filepath.Join(dir, "params.txt")
+	if err := os.WriteFile(file, []byte(dispatchEnvJob), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(payload, []byte("width=640 height=480"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := d.mustCLI("run", file); !strings.Contains(out, `"transcode" is parameterized`) {
+		t.Fatalf("run of a parameterized job:\n%s", out)
+	}
+	if r := d.cli("job", "dispatch", "transcode", payload); r.code != 1 || !strings.Contains(r.stderr, "requires meta input") {
+		t.Fatalf("dispatch without the required meta: exit %d\n%s", r.code, r.stderr)
+	}
+	out := d.mustCLI("job", "dispatch", "-meta", "input=cat.mp4", "-meta", "quality=low", "transcode", payload)
+	_, rest, ok := strings.Cut(out, `dispatched "`)
+	child, _, _ := strings.Cut(rest, `"`)
+	if !ok || !strings.HasPrefix(child, "transcode/dispatch-") {
+		t.Fatalf("dispatch:\n%s", out)
+	}
+	var allocID string
+	testutil.Eventually(t, 60*time.Second, "the dispatched child completes", func() error {
+		var resp struct {
+			Allocations []struct{ ID, ClientStatus string }
+		}
+		d.getJSON("/v1/job/"+url.PathEscape(child)+"/allocations", &resp)
+		for _, a := range resp.Allocations {
+			if a.ClientStatus == "complete" {
+				allocID = a.ID
+				return nil
+			}
+		}
+		return fmt.Errorf("allocations %+v", resp.Allocations)
+	})
+	logs := d.mustCLI("alloc", "logs", allocID)
+	for _, want := range []string{"NOMAD_META_input=cat.mp4\n", "NOMAD_META_quality=low\n", "NOMAD_JOB_ID=" + child + "\n", "width=640 height=480"} {
+		if !strings.Contains(logs, want) {
+			t.Fatalf("the child's output lacks %q:\n%s", want, logs)
+		}
+	}
+	var parent struct{ Allocations []any }
+	d.getJSON("/v1/job/transcode/allocations", &parent)
+	if len(parent.Allocations) != 0 {
+		t.Fatalf("the parameterized job itself was placed: %+v", parent.Allocations)
+	}
+}

@@ -137,3 +137,15 @@ func (c *Client) ForcePeriodic(ctx context.Context, id string) (*structs.Periodi
 	_, err := c.do(ctx, http.MethodPut, "/v1/job/"+url.PathEscape(id)+"/periodic/force", nil, &r)
 	return &r, err
 }
+
+// DispatchJob launches a child of a parameterized job with meta and a
+// payload.
+func (c *Client) DispatchJob(ctx context.Context, id string, meta map[string]string, payload []byte) (*structs.JobDispatchResponse, error) {
+	body, err := jsonBody(structs.JobDispatchRequest{Meta: meta, Payload: payload})
+	if err != nil {
+		return nil, err
+	}
+	var r structs.JobDispatchResponse
+	_, err = c.do(ctx, http.MethodPost, "/v1/job/"+url.PathEscape(id)+"/dispatch", body, &r)
+	return &r, err
+}

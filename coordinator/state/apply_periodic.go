@@ -79,3 +79,49 @@ func (c *PeriodicLaunch) apply(b *batch) (any, error) {
 	rec.PeriodicLast = c.Tick
 	return res, putJSON(jobs, []byte(c.JobID), &rec)
 }
+
+// JobDispatch launches a child of parameterized job JobID: ChildID
+// (stamped by the proposer) with the meta and payload, registered with
+// the evaluation EvalID. A dispatch the parent does not accept (meta,
+// payload), or whose child exists, is refused.
+type JobDispatch struct {
+	JobID      string            `json:"JobID"`
+	ChildID    string            `json:"ChildID"`
+	Meta       map[string]string `json:"Meta,omitempty"`
+	Payload    []byte            `json:"Payload,omitempty"`
+	EvalID     string            `json:"EvalID"`
+	SubmitTime int64             `json:"SubmitTime"` // unix nanoseconds
+}
+
+// Type implements Command.
+func (*JobDispatch) Type() CmdType { return CmdJobDispatch }
+
+func (c *JobDispatch) apply(b *batch) (any, error) {
+	jobs := b.tx.Bucket(bucketJobs)
+	var rec structs.JobRecord
+	ok, err := getJSON(jobs, []byte(c.JobID), &rec)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !ok:
+		return nil, &refusal{fmt.Errorf("job %q: %w", c.JobID, ErrNotFound)}
+	case rec.Stopped:
+		return nil, refuse("job %q is stopped: it cannot be dispatched", c.JobID)
+	}
+	if err := rec.Job.CheckDispatch(c.Meta, c.Payload); err != nil {
+		return nil, &refusal{err}
+	}
+	exists, err := getJSON(jobs, []byte(c.ChildID), &structs.JobRecord{})
+	if err != nil {
+		return nil, err
+	}
+	if exists {
+		return nil, refuse("job %q exists already", c.ChildID)
+	}
+	child, err := rec.Job.DispatchChild(c.ChildID, c.Meta, c.Payload)
+	if err != nil {
+		return nil, err
+	}
+	return (&JobRegister{Job: child, SubmitTime: c.SubmitTime, EvalID: c.EvalID}).apply(b)
+}

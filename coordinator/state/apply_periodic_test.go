@@ -78,3 +78,34 @@ func TestPeriodicLaunchRefused(t *testing.T) {
 	h.must(&JobRegister{Job: periodicJob("cron"), EvalID: "e1"}, &JobStop{JobID: "cron", EvalID: "e2"})
 	h.refused(&PeriodicLaunch{JobID: "cron", Tick: 1})
 }
+
+// A dispatch registers the child with the meta over the parent's and the
+// payload; one the parent does not accept is refused, changing nothing.
+func TestJobDispatch(t *testing.T) {
+	h := newHarness(t)
+	j := testJob("tc", "a@1.0.0")
+	j.Type, j.Meta = "batch", map[string]string{"quality": "high"}
+	j.Parameterized = &spec.Parameterized{Payload: spec.PayloadRequired, MetaRequired: []string{"input"}, MetaOptional: []string{"quality"}}
+	h.must(&JobRegister{Job: j, EvalID: "e0"})
+	for _, c := range []*JobDispatch{
+		{JobID: "tc", ChildID: "tc/dispatch-1-aaaaaaaa", Payload: []byte("x"), EvalID: "e1"},                                                      // no meta input
+		{JobID: "tc", ChildID: "tc/dispatch-1-aaaaaaaa", Meta: map[string]string{"input": "a"}, EvalID: "e1"},                                     // no payload
+		{JobID: "tc", ChildID: "tc/dispatch-1-aaaaaaaa", Meta: map[string]string{"input": "a", "other": "b"}, Payload: []byte("x"), EvalID: "e1"}, // unknown meta
+		{JobID: "nope", ChildID: "nope/dispatch-1-aaaaaaaa", EvalID: "e1"},
+	} {
+		h.refused(c)
+	}
+	if c, _ := h.st.Job("tc/dispatch-1-aaaaaaaa"); c != nil {
+		t.Fatal("a refused dispatch registered a child")
+	}
+	h.must(&JobDispatch{JobID: "tc", ChildID: "tc/dispatch-1-aaaaaaaa", Meta: map[string]string{"input": "a.mp4"}, Payload: []byte("data"), EvalID: "e2"})
+	c, err := h.st.Job("tc/dispatch-1-aaaaaaaa")
+	if err != nil || c == nil {
+		t.Fatalf("child: %v %v", c, err)
+	}
+	if c.Job.ParentID != "tc" || c.Job.Parameterized != nil || string(c.Job.Payload) != "data" ||
+		c.Job.Meta["input"] != "a.mp4" || c.Job.Meta["quality"] != "high" || c.LatestEvalID != "e2" {
+		t.Fatalf("child = %+v", c.Job)
+	}
+	h.refused(&JobDispatch{JobID: "tc", ChildID: "tc/dispatch-1-aaaaaaaa", Meta: map[string]string{"input": "b"}, Payload: []byte("x"), EvalID: "e3"})
+}

@@ -42,6 +42,7 @@ const (
 	CmdModuleDelete      CmdType = 23
 	CmdSystemGC          CmdType = 24
 	CmdPeriodicLaunch    CmdType = 28
+	CmdJobDispatch       CmdType = 29
 )
 
 // Command is a change to the state: one Raft log entry. Applying it must
@@ -82,6 +83,7 @@ var commandTypes = map[CmdType]func() Command{
 	CmdModuleDelete:      func() Command { return new(ModuleDelete) },
 	CmdSystemGC:          func() Command { return new(SystemGC) },
 	CmdPeriodicLaunch:    func() Command { return new(PeriodicLaunch) },
+	CmdJobDispatch:       func() Command { return new(JobDispatch) },
 }
 
 // Encode is a command as a Raft log entry's data: its type byte, then its
