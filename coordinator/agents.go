@@ -534,6 +534,7 @@ func (a *agentEndpoint) nodeAllocs(nodeID string) ([]wire.Alloc, error) {
 			DeploymentID: al.DeploymentID, Canary: al.Canary, Health: healthPolicy(&al.Allocation, g),
 		}
 		mergeMeta(job, g, wa.Tasks)
+		addPayload(job, wa.Tasks)
 		if g.Disconnect != nil {
 			wa.StopAfterOfflineMillis = g.Disconnect.StopOnClientAfter.D().Milliseconds()
 		}

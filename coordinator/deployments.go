@@ -217,8 +217,9 @@ func (w *deploymentWatcher) forget(id string) {
 // batch through the Raft adapter: the scheduling side and the deployment
 // watcher.
 type leaderHooks struct {
-	sched   *scheduler
-	deploys *deploymentWatcher
+	sched    *scheduler
+	deploys  *deploymentWatcher
+	periodic *periodicLauncher
 }
 
 func (h leaderHooks) watching() bool { return h.sched.watching() }
@@ -226,6 +227,9 @@ func (h leaderHooks) watching() bool { return h.sched.watching() }
 func (h leaderHooks) applied(fx *state.Effects, changes []statusChange) {
 	h.sched.applied(fx, changes)
 	h.deploys.applied(fx)
+	if len(fx.Evals) > 0 || fx.Capacity { // a job changed or an allocation ended
+		h.periodic.kick()
+	}
 }
 
 // newEval is a pending evaluation of a job, for a reason.

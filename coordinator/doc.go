@@ -84,6 +84,13 @@
 // diff and the scheduler's dry run, committing nothing), revert, promote,
 // fail.
 //
+// Periodic and parameterized jobs are templates the scheduler never
+// places (it treats them as stopped). The leader's periodic launcher
+// (periodic.go), one goroutine on one timer, proposes a launch of each
+// due tick, decided from the parent's last tick in the state; the launch
+// command is keyed by job and tick, so it launches once whoever proposes
+// it. Dispatch and periodic force are requests (http_periodic.go).
+//
 // Agents. Agents dial the server's QUIC endpoint (package internal/wire
 // for the protocol) and are pushed the full set of their allocations
 // whenever it changes; they report status and service endpoints, which

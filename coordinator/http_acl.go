@@ -71,8 +71,12 @@ var routeNeeds = map[string]acl.Need{
 	// read-job; the servers' members agent read (Nomad's /v1/agent/
 	// members); a garbage collection a management token (Nomad's
 	// /v1/system/gc); deleting a module version submit-job, as pushing.
-	"GET /v1/job/{id}/summary":                acl.NeedNamespace(acl.CapReadJob),
-	"POST /v1/job/{id}/scale":                 acl.NeedNamespaceEither(acl.CapScaleJob, acl.CapSubmitJob),
+	"GET /v1/job/{id}/summary": acl.NeedNamespace(acl.CapReadJob),
+	"POST /v1/job/{id}/scale":  acl.NeedNamespaceEither(acl.CapScaleJob, acl.CapSubmitJob),
+	// Forcing a periodic job's launch: submit-job, as Nomad's.
+	"PUT /v1/job/{id}/periodic/force": acl.NeedNamespace(acl.CapSubmitJob),
+	// Dispatching a parameterized job: dispatch-job or submit-job.
+	"POST /v1/job/{id}/dispatch":              acl.NeedNamespaceEither(acl.CapDispatchJob, acl.CapSubmitJob),
 	"POST /v1/allocation/{id}/stop":           acl.NeedNamespace(acl.CapAllocLifecycle),
 	"POST /v1/client/allocation/{id}/signal":  acl.NeedNamespace(acl.CapAllocLifecycle),
 	"POST /v1/client/allocation/{id}/restart": acl.NeedNamespace(acl.CapAllocLifecycle),

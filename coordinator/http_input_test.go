@@ -128,6 +128,16 @@ var badInputs = map[string][]badInput{
 		{name: "negative count", body: `{"Count":-1}`, status: 400, field: "Count"},
 		{name: "count of the wrong type", body: `{"Count":"ten"}`, status: 400, field: "Count"},
 	},
+	"PUT /v1/job/{id}/periodic/force": {
+		unknownField("Bogus"),
+		{name: "body not an object", body: `[1]`, status: 400, field: "periodic force request"},
+	},
+	"POST /v1/job/{id}/dispatch": {
+		unknownField("Bogus"),
+		{name: "payload not base64", body: `{"Payload":"%%%"}`, status: 400, field: "Payload"},
+		{name: "meta of the wrong type", body: `{"Meta":["a"]}`, status: 400, field: "Meta"},
+		{name: "body over 64 KiB", body: `{"Payload":"` + strings.Repeat("A", 70<<10) + `"}`, status: 413, field: "64 KiB"},
+	},
 	"POST /v1/allocation/{id}/stop": nil,
 	"POST /v1/client/allocation/{id}/signal": {
 		unknownField("Bogus"),

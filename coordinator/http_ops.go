@@ -17,6 +17,8 @@ import (
 func (s *httpAPI) opsRoutes(mux *routeMux, read func(string, http.HandlerFunc)) {
 	read("GET /v1/job/{id}/summary", s.handleJobSummary)
 	mux.HandleFunc("POST /v1/job/{id}/scale", s.handleJobScale)
+	mux.HandleFunc("PUT /v1/job/{id}/periodic/force", s.handlePeriodicForce)
+	mux.HandleFunc("POST /v1/job/{id}/dispatch", s.handleJobDispatch)
 	mux.HandleFunc("POST /v1/allocation/{id}/stop", s.handleAllocStop)
 	mux.HandleFunc("POST /v1/client/allocation/{id}/signal", s.handleAllocSignal)
 	mux.HandleFunc("POST /v1/client/allocation/{id}/restart", s.handleAllocRestart)

@@ -17,7 +17,7 @@ const (
 // jobStatusOf is a job's status by Nomad's rules (state_store.go
 // getJobStatus), from its allocations and latest evaluation:
 //
-//   - a system job runs until stopped;
+//   - a system job, and a periodic one, runs until stopped;
 //   - any allocation still wanted and not finished: running;
 //   - stopped, with nothing left running: dead;
 //   - its latest evaluation not done (pending, blocked), or a failed
@@ -31,8 +31,8 @@ const (
 // Nomad has no "complete": it calls a finished batch job dead whatever
 // its allocations did; complete tells success from failure at a glance.
 func jobStatusOf(rec *structs.JobRecord, allocs []*structs.Alloc, latest *structs.Eval) string {
-	if rec.Job.Type == spec.JobTypeSystem && !rec.Stopped {
-		return jobRunning
+	if (rec.Job.Type == spec.JobTypeSystem || rec.Job.IsTemplate()) && !rec.Stopped {
+		return jobRunning // a periodic job runs as long as it launches
 	}
 	wanted, completed, waiting := 0, 0, false
 	for _, a := range allocs {

@@ -269,8 +269,9 @@ func scheduleRequest(store *state.Store, e *structs.Eval, now time.Time) (*sched
 		req.Stopped = true
 		return req, nil
 	}
-	req.Job, req.JobVersion, req.Stopped = rec.Job, rec.Version, rec.Stopped
-	if rec.Stopped {
+	// A periodic job is a template: its children are placed, never it.
+	req.Job, req.JobVersion, req.Stopped = rec.Job, rec.Version, rec.Stopped || rec.Job.IsTemplate()
+	if req.Stopped {
 		return req, nil
 	}
 	for _, a := range req.Existing {

@@ -117,6 +117,7 @@ type Server struct {
 	cluster  *cluster
 	sched    *scheduler
 	deploys  *deploymentWatcher
+	periodic *periodicLauncher
 	detector *failureDetector
 	drainer  *drainer
 	jobs     *registrar
@@ -225,7 +226,7 @@ func New(cfg Config) (*Server, error) {
 	s.wire(ln, life, consulAPI)
 	s.blobGC.after = catchUp
 	if err := s.node.start(raftConfig{ID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, DevMode: cfg.DevMode, Multiplier: cfg.RaftMultiplier},
-		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys}, blobs: s.blobGC.kick, catalog: s.catalog, metrics: s.metrics, events: s.http.events.buf}, s.rpc.serve, restore); err != nil {
+		&fsm{store: s.store, hook: leaderHooks{sched: s.sched, deploys: s.deploys, periodic: s.periodic}, blobs: s.blobGC.kick, catalog: s.catalog, metrics: s.metrics, events: s.http.events.buf}, s.rpc.serve, restore); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -265,6 +266,7 @@ func (s *Server) wire(ln *quic.Listener, life context.Context, consulAPI http.Ha
 	s.sched.broker.acked = s.metrics.evalAcked
 	s.detector.metrics = s.metrics
 	s.deploys = newDeploymentWatcher(s.store, apply, time.Now, part("deployments"))
+	s.periodic = newPeriodicLauncher(s.store, apply, time.Now, part("periodic"))
 	s.jobs = &registrar{store: s.store, blobs: s.blobs, apply: apply}
 	s.tokens = &tokenIssuer{store: s.store, apply: apply, certs: s.certs, agentAddr: ln.Addr().String(), peers: s.cluster.known}
 	copier := &blobCopier{blobs: s.blobs, rpc: rpc, others: s.node.others}
@@ -384,7 +386,7 @@ func (s *Server) lead(ctx context.Context) {
 		return
 	}
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context){s.sched.Run, s.detector.Run, s.drainer.Run, s.deploys.Run} {
+	for _, run := range []func(context.Context){s.sched.Run, s.detector.Run, s.drainer.Run, s.deploys.Run, s.periodic.Run} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"maps"
+	"slices"
 
 	"github.com/strata-run/strata/internal/wire"
 	"github.com/strata-run/strata/spec"
@@ -48,6 +49,16 @@ func mergeMeta(job *spec.Job, g *spec.Group, tasks []wire.Task) {
 		}
 		if len(m) > 0 {
 			tasks[i].Meta = m
+		}
+	}
+}
+
+// addPayload gives each of a dispatched job's tasks with a
+// dispatch_payload block the job's payload.
+func addPayload(job *spec.Job, tasks []wire.Task) {
+	for i := range tasks {
+		if p := tasks[i].DispatchPayload; p != nil {
+			p.Data = slices.Clone(job.Payload)
 		}
 	}
 }
@@ -112,6 +123,9 @@ func wireTask(t *spec.Task) wire.Task {
 		Resources:     wire.Resources{CPU: t.Resources.CPU, MemoryMB: t.Resources.MemoryMB},
 		KillTimeout:   t.KillTimeout.D(),
 		ShutdownDelay: t.ShutdownDelay.D(),
+	}
+	if t.DispatchPayload != nil {
+		w.DispatchPayload = &wire.DispatchPayload{File: t.DispatchPayload.File}
 	}
 	for _, m := range t.VolumeMounts {
 		if m != nil {

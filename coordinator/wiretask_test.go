@@ -52,12 +52,14 @@ var carried = map[string]string{
 	"VolumeMounts[0].Volume":                   "VolumeMounts[0].Volume",
 	"VolumeMounts[0].Destination":              "VolumeMounts[0].Destination",
 	"VolumeMounts[0].ReadOnly":                 "VolumeMounts[0].ReadOnly",
+	"DispatchPayload.File":                     "DispatchPayload.File",
 }
 
 // fromGroup are the fields of wire.Task that wireTasks sets from the
 // task's group, not from the task (TestWireTasksResolveVolumes), or
-// that nodeAllocs sets from the job (TestMergeMeta).
-var fromGroup = []string{"VolumeMounts[0].HostVolume", "Meta"}
+// that nodeAllocs sets from the job (TestMergeMeta, and the payload:
+// TestDispatchEndToEnd).
+var fromGroup = []string{"VolumeMounts[0].HostVolume", "Meta", "DispatchPayload.Data"}
 
 // leftOut are the fields of spec.Task an agent does not need, and why.
 var leftOut = map[string]string{

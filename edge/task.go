@@ -215,6 +215,9 @@ func (r *allocRunner) taskSpec(t *wire.Task) (*taskSpec, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := writePayload(dirs, t); err != nil {
+		return nil, err
+	}
 	mounts = append(dirs, mounts...)
 	env := r.runtimeVars(t)
 	maps.Copy(env, resolved.Env)

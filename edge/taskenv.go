@@ -115,3 +115,31 @@ func (r *allocRunner) resolver(vars map[string]string) func(ref string) (string,
 		return "", false
 	}
 }
+
+// writePayload writes a dispatched task's payload into its /local
+// directory (the mount of dirs at taskDirMount). The file must be a
+// relative path inside it: the servers validated it, the agent does not
+// trust that.
+func writePayload(dirs []hostMount, t *wire.Task) error {
+	p := t.DispatchPayload
+	if p == nil {
+		return nil
+	}
+	var local string
+	for _, d := range dirs {
+		if d.Destination == taskDirMount {
+			local = d.Source
+		}
+	}
+	if local == "" || !filepath.IsLocal(p.File) {
+		return fmt.Errorf("edge: task %q: dispatch payload file %q is not a relative path inside /local", t.Name, p.File)
+	}
+	dst := filepath.Join(local, p.File)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("edge: task %q: dispatch payload: %w", t.Name, err)
+	}
+	if err := os.WriteFile(dst, p.Data, 0o644); err != nil {
+		return fmt.Errorf("edge: task %q: dispatch payload: %w", t.Name, err)
+	}
+	return nil
+}

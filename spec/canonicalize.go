@@ -175,6 +175,16 @@ func canonicalize(j *Job, written present) {
 		c.update(j.Update, root.single("update"), &defaultUpdate)
 	}
 	j.Groups = nilIfEmpty(j.Groups)
+	if p := j.Parameterized; p != nil {
+		if c.unset(root.single("parameterized"), "payload", p.Payload == "", false) {
+			p.Payload = PayloadOptional
+		}
+		p.MetaRequired = nilIfEmpty(p.MetaRequired)
+		p.MetaOptional = nilIfEmpty(p.MetaOptional)
+	}
+	if len(j.Payload) == 0 {
+		j.Payload = nil
+	}
 
 	restart := defaultRestart(j.Type)
 	for gi, g := range j.Groups {

@@ -187,6 +187,15 @@ func (c *converter) job(r *rawJob) *Job {
 		Spreads:     c.spreads(at, r.Spreads),
 		Update:      c.update(at, r.Update),
 	}
+	if rp := r.Periodic; rp != nil {
+		pl := at.single("periodic")
+		c.block(pl, rp.DefRange, rp.Body)
+		j.Periodic = &Periodic{Cron: rp.Cron, Crons: rp.Crons, ProhibitOverlap: rp.ProhibitOverlap, TimeZone: rp.TimeZone, Enabled: rp.Enabled}
+	}
+	if rp := r.Param; rp != nil {
+		c.block(at.single("parameterized"), rp.DefRange, rp.Body)
+		j.Parameterized = &Parameterized{Payload: rp.Payload, MetaRequired: rp.MetaRequired, MetaOptional: rp.MetaOptional}
+	}
 	for gi, rg := range r.Groups {
 		j.Groups = append(j.Groups, c.group(at.block("group", gi, rg.Name), rg))
 	}
@@ -263,6 +272,10 @@ func (c *converter) task(at loc, r *rawTask) *Task {
 		rl := at.single("resources")
 		c.block(rl, rr.DefRange, rr.Body)
 		t.Resources = Resources{CPU: rr.CPU, MemoryMB: rr.Memory, Networks: c.networks(rl, rr.Networks)}
+	}
+	if rd := r.Payload; rd != nil {
+		c.block(at.single("dispatch_payload"), rd.DefRange, rd.Body)
+		t.DispatchPayload = &DispatchPayload{File: rd.File}
 	}
 	if rl := r.Lifecycle; rl != nil {
 		c.block(at.single("lifecycle"), rl.DefRange, rl.Body)

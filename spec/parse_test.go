@@ -177,6 +177,12 @@ func TestParseRanges(t *testing.T) {
 		{"bad-ports.hcl", "Duplicate port", `port "http"`, 24},
 		{"bad-strategies.hcl", "Ambiguous reschedule policy", "true", 18},
 		{"bad-system.hcl", "Reschedule not allowed", "reschedule", 17},
+		{"bad-periodic.hcl", "Invalid cron", `"61 * * * *"`, 4},
+		{"bad-periodic.hcl", "Invalid time_zone", `"Mars/Olympus"`, 5},
+		{"bad-periodic.hcl", "Periodic not allowed", "periodic", 3},
+		{"bad-parameterized.hcl", "Invalid payload", `"sometimes"`, 4},
+		{"bad-parameterized.hcl", "Duplicate meta key", `"input"`, 6},
+		{"bad-parameterized.hcl", "Invalid file", `"../escape.txt"`, 16},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file+"/"+tt.summary, func(t *testing.T) {

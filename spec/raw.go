@@ -25,6 +25,8 @@ type rawJob struct {
 	Affinities  []*rawAffinity    `hcl:"affinity,block"`
 	Spreads     []*rawSpread      `hcl:"spread,block"`
 	Update      *rawUpdate        `hcl:"update,block"`
+	Periodic    *rawPeriodic      `hcl:"periodic,block"`
+	Param       *rawParameterized `hcl:"parameterized,block"`
 	Groups      []*rawGroup       `hcl:"group,block"`
 
 	Body     hcl.Body  `hcl:",body"`
@@ -54,20 +56,21 @@ type rawGroup struct {
 }
 
 type rawTask struct {
-	Name          string            `hcl:"name,label"`
-	Driver        string            `hcl:"driver,optional"`
-	Config        *rawConfig        `hcl:"config,block"`
-	Env           hcl.Expression    `hcl:"env,optional"`
-	EnvBlock      *rawMap           `hcl:"env,block"`
-	Restart       *rawRestart       `hcl:"restart,block"`
-	Resources     *rawResources     `hcl:"resources,block"`
-	Services      []*rawService     `hcl:"service,block"`
-	Meta          map[string]string `hcl:"meta,optional"`
-	MetaBlock     *rawMap           `hcl:"meta,block"`
-	KillTimeout   string            `hcl:"kill_timeout,optional"`
-	ShutdownDelay string            `hcl:"shutdown_delay,optional"`
-	Lifecycle     *rawLifecycle     `hcl:"lifecycle,block"`
-	VolumeMounts  []*rawVolumeMount `hcl:"volume_mount,block"`
+	Name          string              `hcl:"name,label"`
+	Driver        string              `hcl:"driver,optional"`
+	Config        *rawConfig          `hcl:"config,block"`
+	Env           hcl.Expression      `hcl:"env,optional"`
+	EnvBlock      *rawMap             `hcl:"env,block"`
+	Restart       *rawRestart         `hcl:"restart,block"`
+	Resources     *rawResources       `hcl:"resources,block"`
+	Services      []*rawService       `hcl:"service,block"`
+	Meta          map[string]string   `hcl:"meta,optional"`
+	MetaBlock     *rawMap             `hcl:"meta,block"`
+	KillTimeout   string              `hcl:"kill_timeout,optional"`
+	ShutdownDelay string              `hcl:"shutdown_delay,optional"`
+	Lifecycle     *rawLifecycle       `hcl:"lifecycle,block"`
+	VolumeMounts  []*rawVolumeMount   `hcl:"volume_mount,block"`
+	Payload       *rawDispatchPayload `hcl:"dispatch_payload,block"`
 
 	Body     hcl.Body  `hcl:",body"`
 	DefRange hcl.Range `hcl:",def_range"`
@@ -276,4 +279,31 @@ type rawCheckRestart struct {
 type rawMap struct {
 	Attrs    hcl.Attributes `hcl:",remain"`
 	DefRange hcl.Range      `hcl:",def_range"`
+}
+
+type rawPeriodic struct {
+	Cron            string   `hcl:"cron,optional"`
+	Crons           []string `hcl:"crons,optional"`
+	ProhibitOverlap bool     `hcl:"prohibit_overlap,optional"`
+	TimeZone        string   `hcl:"time_zone,optional"`
+	Enabled         *bool    `hcl:"enabled,optional"`
+
+	Body     hcl.Body  `hcl:",body"`
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+type rawParameterized struct {
+	Payload      string   `hcl:"payload,optional"`
+	MetaRequired []string `hcl:"meta_required,optional"`
+	MetaOptional []string `hcl:"meta_optional,optional"`
+
+	Body     hcl.Body  `hcl:",body"`
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+type rawDispatchPayload struct {
+	File string `hcl:"file,optional"`
+
+	Body     hcl.Body  `hcl:",body"`
+	DefRange hcl.Range `hcl:",def_range"`
 }

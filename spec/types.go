@@ -20,7 +20,17 @@ type Job struct {
 	Affinities  []*Affinity       `json:"Affinities,omitempty"`
 	Spreads     []*Spread         `json:"Spreads,omitempty"`
 	Update      *Update           `json:"Update,omitempty"`
-	Groups      []*Group          `json:"Groups"`
+	// Periodic makes the job a template of child jobs launched at each
+	// tick (periodic.go): it is never placed itself.
+	Periodic *Periodic `json:"Periodic,omitempty"`
+	// Parameterized makes the job a template of child jobs launched by
+	// dispatch (dispatch.go): it is never placed itself either.
+	Parameterized *Parameterized `json:"Parameterized,omitempty"`
+	// ParentID is set in a child job only: the periodic or parameterized
+	// job it was launched from. Payload is a dispatched child's payload.
+	ParentID string   `json:"ParentID,omitempty"`
+	Payload  []byte   `json:"Payload,omitempty"`
+	Groups   []*Group `json:"Groups"`
 }
 
 // Group is the unit of placement: Count copies of its tasks, each copy on one node.
@@ -86,6 +96,8 @@ type Task struct {
 	Lifecycle     *Lifecycle `json:"Lifecycle,omitempty"`
 	// VolumeMounts mount the group's volumes into the task.
 	VolumeMounts []*VolumeMount `json:"VolumeMounts,omitempty"`
+	// DispatchPayload writes a dispatched job's payload into the task.
+	DispatchPayload *DispatchPayload `json:"DispatchPayload,omitempty"`
 }
 
 // TaskConfig holds the driver-specific configuration. Fields that do not

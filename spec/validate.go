@@ -62,7 +62,9 @@ func validate(j *Job) []problem {
 		v.add(root, "Missing job", "the job is null")
 		return v.ps
 	}
-	v.name(root, "job ID", j.ID)
+	if j.ParentID == "" { // a child's ID is checked by v.periodic
+		v.name(root, "job ID", j.ID)
+	}
 
 	switch j.Type {
 	case JobTypeService, JobTypeBatch, JobTypeSystem:
@@ -98,6 +100,8 @@ func validate(j *Job) []problem {
 		}
 	}
 
+	v.periodic(j)
+	v.parameterized(j)
 	if len(j.Groups) == 0 {
 		v.add(root, "Missing group", "a job needs at least one group")
 	}
@@ -246,6 +250,11 @@ func (v *validator) group(at loc, j *Job, g *Group) {
 			usable[l] = w
 		}
 		meta := map[string]string{}
+		if p := j.Parameterized; p != nil { // set by each dispatch
+			for _, k := range append(slices.Clone(p.MetaRequired), p.MetaOptional...) {
+				meta[k] = ""
+			}
+		}
 		maps.Copy(meta, j.Meta)
 		maps.Copy(meta, g.Meta)
 		maps.Copy(meta, t.Meta)

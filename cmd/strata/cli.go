@@ -61,6 +61,8 @@ func commands() []command {
 		{"job revert", "Register an earlier version again: job revert JOB VERSION", runJobRevert},
 		{"job status", "Show a job: summary by group, latest deployment, current allocations with health: job status [-all-allocs] [JOB]", runJobStatus},
 		{"job scale", "Set a group's count in place, no deployment: job scale [-detach] JOB [GROUP] COUNT", runJobScale},
+		{"job periodic force", "Launch a periodic job's child now, outside its schedule: job periodic force JOB", runJobPeriodicForce},
+		{"job dispatch", "Launch a parameterized job's child with meta and a payload: job dispatch [-meta K=V]... JOB [PAYLOAD_FILE|-]", runJobDispatch},
 		{"deployment list", "List deployments", runDeploymentList},
 		{"deployment status", "Show a deployment's progress: deployment status ID", runDeploymentStatus},
 		{"deployment promote", "Promote a deployment's canaries: deployment promote [-group G]... ID", runDeploymentPromote},

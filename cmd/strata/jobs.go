@@ -74,6 +74,14 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	} else {
 		fmt.Fprintf(env.Stdout, "==> Job %q registered: version %d, evaluation %s\n", job.ID, resp.Version, short(resp.EvalID))
 	}
+	if job.Periodic != nil {
+		printNextLaunch(env, job)
+		return nil
+	}
+	if job.Parameterized != nil {
+		fmt.Fprintf(env.Stdout, "==> Job %q is parameterized: launch it with strata job dispatch %s\n", job.ID, job.ID)
+		return nil
+	}
 	if *detach {
 		return nil
 	}

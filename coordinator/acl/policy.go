@@ -24,7 +24,8 @@ const (
 // The namespace capabilities Strata honours: each guards operations of
 // the API (the route table says which). A namespace policy is shorthand:
 // "read" is list-jobs and read-job; "write" adds submit-job, read-logs,
-// alloc-lifecycle (stop, restart and signal an allocation) and scale-job;
+// alloc-lifecycle (stop, restart and signal an allocation), scale-job and
+// dispatch-job;
 // "deny" is deny, which wins over every grant.
 const (
 	CapDeny           = "deny"
@@ -34,6 +35,7 @@ const (
 	CapReadLogs       = "read-logs"
 	CapAllocLifecycle = "alloc-lifecycle"
 	CapScaleJob       = "scale-job"
+	CapDispatchJob    = "dispatch-job"
 )
 
 // DefaultNamespace is Strata's one namespace: every job is in it.
@@ -44,12 +46,12 @@ const MaxPolicySize = 64 << 10
 
 // capabilities lists the capabilities Strata honours, in the order
 // messages show them.
-var capabilities = []string{CapDeny, CapListJobs, CapReadJob, CapSubmitJob, CapReadLogs, CapAllocLifecycle, CapScaleJob}
+var capabilities = []string{CapDeny, CapListJobs, CapReadJob, CapSubmitJob, CapReadLogs, CapAllocLifecycle, CapScaleJob, CapDispatchJob}
 
 // nomadOnly are Nomad's namespace capabilities that guard operations
 // Strata does not have: refused by name, with what Strata honours.
 var nomadOnly = []string{
-	"parse-job", "dispatch-job", "read-fs", "alloc-exec", "alloc-node-exec",
+	"parse-job", "read-fs", "alloc-exec", "alloc-node-exec",
 	"csi-register-plugin", "csi-write-volume", "csi-read-volume", "csi-list-volume", "csi-mount-volume",
 	"list-scaling-policies", "read-scaling-policy", "read-job-scaling",
 	"sentinel-override", "submit-recommendation", "host-volume-create", "host-volume-register",
@@ -64,7 +66,7 @@ func expand(policy string) []string {
 	case PolicyRead:
 		return []string{CapListJobs, CapReadJob}
 	case PolicyWrite:
-		return []string{CapListJobs, CapReadJob, CapSubmitJob, CapReadLogs, CapAllocLifecycle, CapScaleJob}
+		return []string{CapListJobs, CapReadJob, CapSubmitJob, CapReadLogs, CapAllocLifecycle, CapScaleJob, CapDispatchJob}
 	}
 	return nil
 }

@@ -130,3 +130,22 @@ func (c *Client) DeleteModule(ctx context.Context, name, version string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/module/"+url.PathEscape(name)+"/"+url.PathEscape(version), nil, nil)
 	return err
 }
+
+// ForcePeriodic launches a child of a periodic job now.
+func (c *Client) ForcePeriodic(ctx context.Context, id string) (*structs.PeriodicForceResponse, error) {
+	var r structs.PeriodicForceResponse
+	_, err := c.do(ctx, http.MethodPut, "/v1/job/"+url.PathEscape(id)+"/periodic/force", nil, &r)
+	return &r, err
+}
+
+// DispatchJob launches a child of a parameterized job with meta and a
+// payload.
+func (c *Client) DispatchJob(ctx context.Context, id string, meta map[string]string, payload []byte) (*structs.JobDispatchResponse, error) {
+	body, err := jsonBody(structs.JobDispatchRequest{Meta: meta, Payload: payload})
+	if err != nil {
+		return nil, err
+	}
+	var r structs.JobDispatchResponse
+	_, err = c.do(ctx, http.MethodPost, "/v1/job/"+url.PathEscape(id)+"/dispatch", body, &r)
+	return &r, err
+}

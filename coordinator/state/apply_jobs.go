@@ -64,8 +64,10 @@ func (c *JobRegister) apply(b *batch) (any, error) {
 		return nil, err
 	}
 	var err2 error
-	if res.DeploymentID, err2 = b.startDeployment(c, &rec, exists, prevVersion); err2 != nil {
-		return nil, err2
+	if !c.Job.IsTemplate() { // a periodic job is never placed: no deployment
+		if res.DeploymentID, err2 = b.startDeployment(c, &rec, exists, prevVersion); err2 != nil {
+			return nil, err2
+		}
 	}
 	res.ModifyIndex = rec.ModifyIndex
 	b.touchJob(c.Job.ID, rec)

@@ -41,6 +41,8 @@ const (
 	CmdNodeEligibility   CmdType = 22
 	CmdModuleDelete      CmdType = 23
 	CmdSystemGC          CmdType = 24
+	CmdPeriodicLaunch    CmdType = 28
+	CmdJobDispatch       CmdType = 29
 )
 
 // Command is a change to the state: one Raft log entry. Applying it must
@@ -80,6 +82,8 @@ var commandTypes = map[CmdType]func() Command{
 	CmdNodeEligibility:   func() Command { return new(NodeEligibility) },
 	CmdModuleDelete:      func() Command { return new(ModuleDelete) },
 	CmdSystemGC:          func() Command { return new(SystemGC) },
+	CmdPeriodicLaunch:    func() Command { return new(PeriodicLaunch) },
+	CmdJobDispatch:       func() Command { return new(JobDispatch) },
 }
 
 // Encode is a command as a Raft log entry's data: its type byte, then its

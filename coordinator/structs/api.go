@@ -112,3 +112,28 @@ type Peer struct {
 	Voter   bool   `json:"Voter"`
 	Leader  bool   `json:"Leader"`
 }
+
+// PeriodicForceResponse answers PUT /v1/job/{id}/periodic/force: the
+// child launched and its evaluation (Launched false: a child of this
+// second exists already).
+type PeriodicForceResponse struct {
+	JobID    string `json:"JobID"`
+	Launched bool   `json:"Launched"`
+	EvalID   string `json:"EvalID,omitempty"`
+	Index    uint64 `json:"Index"`
+}
+
+// JobDispatchRequest is the body of POST /v1/job/{id}/dispatch (Nomad's):
+// the payload (base64 in JSON) and meta of the child.
+type JobDispatchRequest struct {
+	Payload []byte            `json:"Payload,omitempty"`
+	Meta    map[string]string `json:"Meta,omitempty"`
+}
+
+// JobDispatchResponse answers a dispatch: the child job and its
+// evaluation.
+type JobDispatchResponse struct {
+	DispatchedJobID string `json:"DispatchedJobID"`
+	EvalID          string `json:"EvalID"`
+	Index           uint64 `json:"Index"`
+}

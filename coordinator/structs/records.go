@@ -18,6 +18,9 @@ type JobRecord struct {
 	LatestDeployment string `json:"LatestDeployment,omitempty"`
 	CreateIndex      uint64 `json:"CreateIndex"`
 	ModifyIndex      uint64 `json:"ModifyIndex"`
+	// PeriodicLast is a periodic job's last tick launched (or skipped),
+	// unix seconds: the leader launches the ticks after it.
+	PeriodicLast int64 `json:"PeriodicLast,omitempty"`
 }
 
 // Drain is a node drain in progress.

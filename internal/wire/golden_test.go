@@ -38,11 +38,12 @@ func fixtures() []struct {
 			Type: "http", Path: "/health", Interval: 10 * time.Second, Timeout: 2 * time.Second,
 			CheckRestart: &CheckRestart{Limit: 3, Grace: 90 * time.Second},
 		}}}},
-		Restart:       &RestartPolicy{Attempts: 2, Interval: time.Minute, Delay: 15 * time.Second, Mode: "fail"},
-		KillTimeout:   5 * time.Second,
-		ShutdownDelay: 2 * time.Second,
-		Lifecycle:     &Lifecycle{Hook: HookPrestart, Sidecar: true},
-		VolumeMounts:  []VolumeMount{{Volume: "data", HostVolume: "shared-data", Destination: "/data", ReadOnly: true}},
+		Restart:         &RestartPolicy{Attempts: 2, Interval: time.Minute, Delay: 15 * time.Second, Mode: "fail"},
+		KillTimeout:     5 * time.Second,
+		ShutdownDelay:   2 * time.Second,
+		Lifecycle:       &Lifecycle{Hook: HookPrestart, Sidecar: true},
+		VolumeMounts:    []VolumeMount{{Volume: "data", HostVolume: "shared-data", Destination: "/data", ReadOnly: true}},
+		DispatchPayload: &DispatchPayload{File: "input/params.json", Data: []byte(`{"n":1}`)},
 	}
 	return []struct {
 		typ Type

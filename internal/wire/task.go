@@ -51,6 +51,17 @@ type Task struct {
 	Lifecycle *Lifecycle `json:"Lifecycle,omitempty"`
 	// VolumeMounts mount host volumes of the node into the task.
 	VolumeMounts []VolumeMount `json:"VolumeMounts,omitempty"`
+	// DispatchPayload is a dispatched job's payload, which the agent
+	// writes into the task's /local directory before it starts.
+	DispatchPayload *DispatchPayload `json:"DispatchPayload,omitempty"`
+}
+
+// DispatchPayload is a file of the task's /local directory: File, a
+// relative path inside it (validated by the servers, checked again by the
+// agent), holding Data (base64 in JSON).
+type DispatchPayload struct {
+	File string `json:"File"`
+	Data []byte `json:"Data,omitempty"`
 }
 
 // VolumeMount mounts a host volume the node declared (Register.HostVolumes)

@@ -34,8 +34,9 @@ const (
 	// runtime environment: an allocation's index and region, a task's
 	// merged meta (the agent's NOMAD_ALLOC_INDEX, NOMAD_REGION,
 	// NOMAD_META_*), and the /alloc and /local directories the agent
-	// mounts in every task.
-	Version = 4
+	// mounts in every task. Version 5 adds a task's dispatch payload
+	// (Task.DispatchPayload), which the agent writes into /local.
+	Version = 5
 	// MinVersion is the oldest version this build still speaks. A
 	// version 1 agent reports no deployment health, so a deployment would
 	// wait on it until its deadline; a version 2 agent would ignore a
@@ -43,8 +44,9 @@ const (
 	// on a node that declared volumes). A version 3 server sends no
 	// allocation index, so a version 4 agent would give every allocation
 	// NOMAD_ALLOC_INDEX=0; a version 3 agent fails a task naming a
-	// runtime variable it does not know: servers speak 4 only.
-	MinVersion = 4
+	// runtime variable it does not know. A version 4 agent would run a
+	// dispatched task without its payload file: servers speak 5 only.
+	MinVersion = 5
 )
 
 // Versions are the protocol versions this build speaks, newest first.
