@@ -60,7 +60,7 @@ func startSecureDev(t *testing.T) *secureDev {
 		default:
 		}
 		m := re.FindStringSubmatch(d.out.String())
-		if m == nil {
+		if m == nil || !strings.Contains(d.out.String(), "ACLs:") { // the ACL line follows the CA's
 			return errors.New("not printed yet")
 		}
 		d.caFile, d.pin = m[1], m[2]

@@ -314,8 +314,8 @@ const pages = {
     nav: 'services',
     wants: (evs) => evs.some((e) => e.Topic === 'Allocation'),
     async load(signal) {
-      const names = Object.keys(await api('/v1/catalog/services', signal)).sort();
-      const all = await Promise.all(names.map((n) => api(`/v1/catalog/service/${encodeURIComponent(n)}`, signal)));
+      const names = Object.keys(await api('/v1/services', signal)).sort();
+      const all = await Promise.all(names.map((n) => api(`/v1/service/${encodeURIComponent(n)}`, signal)));
       return h('div', {},
         h('h1', {}, 'Services'),
         names.length ? null : h('p', { class: 'empty' }, 'No services: a task registers one with a service block.'),
