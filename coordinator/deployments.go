@@ -227,9 +227,22 @@ func (h leaderHooks) watching() bool { return h.sched.watching() }
 func (h leaderHooks) applied(fx *state.Effects, changes []statusChange) {
 	h.sched.applied(fx, changes)
 	h.deploys.applied(fx)
-	if len(fx.Evals) > 0 || fx.Capacity { // a job changed or an allocation ended
+	if periodicJobChanged(fx.Events) {
 		h.periodic.kick()
 	}
+}
+
+// periodicJobChanged reports whether a batch registered, changed or
+// stopped a periodic job: only then may the launcher's next wake-up move
+// (at a tick it reads the state as it is then). Waking it on every batch
+// would decode every job per batch: O(jobs) for each registration.
+func periodicJobChanged(evs []state.Event) bool {
+	for i := range evs {
+		if j := evs[i].Payload.Job; j != nil && j.Job != nil && j.Job.Periodic.On() {
+			return true
+		}
+	}
+	return false
 }
 
 // newEval is a pending evaluation of a job, for a reason.

@@ -201,6 +201,9 @@ func runsReplacedVersion(tx *bolt.Tx, alloc func(id string) (*structs.Alloc, err
 // canaries) per group; the group's batch starts at the plan's time, and
 // its progress deadline runs from its first placement.
 func (b *batch) placed(place []*sched.Allocation, now int64) error {
+	// Each deployment is written once per plan, not once per placement:
+	// a plan places up to a whole job's count in one deployment.
+	var changed []*structs.Deployment
 	for _, p := range place {
 		if p.DeploymentID == "" {
 			continue
@@ -222,6 +225,15 @@ func (b *batch) placed(place []*sched.Allocation, now int64) error {
 			g.RequireProgressBy = now + g.ProgressDeadline
 		}
 		d.ModifyTime = now
+		if !slices.Contains(changed, d) {
+			changed = append(changed, d)
+			if b.deployments == nil {
+				b.deployments = map[string]*structs.Deployment{}
+			}
+			b.deployments[d.ID] = d // the next placement counts on this copy
+		}
+	}
+	for _, d := range changed {
 		if err := b.putDeployment(d); err != nil {
 			return err
 		}
