@@ -307,7 +307,7 @@ func TestAgentFollowsHeartbeatInterval(t *testing.T) {
 		t.Fatalf("registered with an interval of %s, want 333ms (TTL 1s / 3)", first)
 	}
 	var nodes []sched.Node
-	for i := range 300 { // TTL 6s: an interval of 2s
+	for i := range 299 { // with the agent, 300 nodes: TTL 6s, an interval of 2s
 		id := fmt.Sprintf("sim-%d", i)
 		nodes = append(nodes, sched.Node{ID: id, Name: id, Datacenter: "dc1", Address: "127.0.0.1", Status: sched.NodeReady, Eligible: true})
 	}

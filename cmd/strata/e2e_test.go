@@ -68,19 +68,38 @@ func repoRoot() string {
 	return filepath.Join(wd, "..", "..")
 }
 
-// freePort returns a port free for both TCP and UDP on 127.0.0.1.
+// handedOut holds every port freePort has returned in this test binary:
+// the kernel may give a closed port to the next bind(0), and two
+// servers started from the same test were once handed the same one.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// freePort returns a port free for both TCP and UDP on 127.0.0.1 that no
+// earlier call returned.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for range 50 {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
+	}
+	for range 200 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
+		if handedOut.ports[port] {
+			l.Close()
+			continue
+		}
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		l.Close()
 		if err == nil {
 			u.Close()
+			handedOut.ports[port] = true
 			return port
 		}
 	}
