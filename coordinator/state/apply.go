@@ -3,7 +3,6 @@ package state
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 
 	bolt "go.etcd.io/bbolt"
@@ -146,10 +145,10 @@ type batch struct {
 	ev    entryEvents // what the entry being applied touched
 
 	cache   *allocCache
-	pending map[string]*structs.Alloc // allocations written by this batch, not yet committed
-	dropped map[string]bool           // allocations deleted by this batch
-	before  map[string]AllocStatus    // committed status of the allocations the batch read (counts.go)
-	usage   map[string]*usageDelta    // per node: the batch's change to the usage index
+	pending map[string]pendingAlloc // allocations written by this batch, not yet committed
+	dropped map[string]bool         // allocations deleted by this batch
+	before  map[string]AllocStatus  // committed status of the allocations the batch read (counts.go)
+	usage   map[string]*usageDelta  // per node: the batch's change to the usage index
 	// deployments are those the batch wrote, by ID (the latest copy).
 	deployments map[string]*structs.Deployment
 	// catalog is each allocation whose endpoints the batch replaced;
@@ -176,16 +175,17 @@ func (b *batch) alloc(id string) (*structs.Alloc, error) {
 	if b.dropped[id] {
 		return nil, nil
 	}
-	if a := b.pending[id]; a != nil {
-		return a, nil
+	if p, ok := b.pending[id]; ok {
+		if p.at != b.index {
+			// An earlier entry's event holds this copy: change another.
+			p = pendingAlloc{a: cloneAlloc(p.a), at: b.index}
+			b.pending[id] = p
+		}
+		return p.a, nil
 	}
 	if a := b.cache.get(id); a != nil {
 		b.committed(a)
-		c := *a
-		c.Ports = slices.Clone(a.Ports)
-		c.Endpoints = slices.Clone(a.Endpoints)
-		c.TaskStates = maps.Clone(a.TaskStates) // the states themselves are replaced, never changed
-		return &c, nil
+		return cloneAlloc(a), nil
 	}
 	a, err := getAlloc(b.tx, []byte(id))
 	if a != nil {
@@ -206,11 +206,25 @@ func (b *batch) committed(a *structs.Alloc) {
 // wrote records an allocation this batch wrote.
 func (b *batch) wrote(a *structs.Alloc) {
 	if b.pending == nil {
-		b.pending = map[string]*structs.Alloc{}
+		b.pending = map[string]pendingAlloc{}
 	}
-	b.pending[a.ID] = a
+	p, ok := b.pending[a.ID]
+	b.pending[a.ID] = pendingAlloc{a: a, at: b.index, evented: true}
 	b.delta(a.NodeID).allocWritten = true
-	b.touchAlloc(a.ID)
+	if !ok || p.at != b.index || !p.evented {
+		b.ev.allocs = append(b.ev.allocs, a.ID) // its first write in this entry
+	}
+}
+
+// pendingAlloc is an allocation the batch wrote, as the latest entry to
+// change it left it. Events hold these copies themselves, not clones
+// (a plan of 1,000 placements copied 1,000 records): the copy belongs to
+// the entry at index at, and batch.alloc clones it before a later entry
+// changes it. evented is set once the entry listed it for an event.
+type pendingAlloc struct {
+	a       *structs.Alloc
+	at      uint64
+	evented bool
 }
 
 // eval writes an evaluation, stamping its indexes, and queues it for the

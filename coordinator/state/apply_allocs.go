@@ -34,7 +34,7 @@ func (c *PlanApply) apply(b *batch) (any, error) {
 	allocs := b.tx.Bucket(bucketAllocs)
 	var placed []*sched.Allocation
 	for _, p := range c.Place {
-		if b.pending[p.ID] != nil || allocs.Get([]byte(p.ID)) != nil {
+		if _, ok := b.pending[p.ID]; ok || allocs.Get([]byte(p.ID)) != nil {
 			continue
 		}
 		a := &structs.Alloc{Allocation: *p}

@@ -27,10 +27,11 @@ func (c *allocCache) get(id string) *structs.Alloc {
 	return c.m[id]
 }
 
-func (c *allocCache) publish(pending map[string]*structs.Alloc) {
+func (c *allocCache) publish(pending map[string]pendingAlloc) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for id, a := range pending {
+	for id, p := range pending {
+		a := p.a
 		if _, ok := c.m[id]; !ok {
 			if len(c.order) < allocCacheMax {
 				c.order = append(c.order, id)

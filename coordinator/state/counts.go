@@ -24,7 +24,7 @@ func statusOf(a *structs.Alloc) AllocStatus {
 // endpoint reads them without a scan) by a committed batch: every
 // allocation it wrote moves from its status before the batch (none if
 // new) to its status now; every one it deleted leaves its status before.
-func (u *usageIndex) publishStatuses(before map[string]AllocStatus, pending map[string]*structs.Alloc, dropped map[string]bool) {
+func (u *usageIndex) publishStatuses(before map[string]AllocStatus, pending map[string]pendingAlloc, dropped map[string]bool) {
 	if len(pending) == 0 && len(dropped) == 0 {
 		return
 	}
@@ -38,7 +38,8 @@ func (u *usageIndex) publishStatuses(before map[string]AllocStatus, pending map[
 			delete(u.statuses, s)
 		}
 	}
-	for id, a := range pending {
+	for id, p := range pending {
+		a := p.a
 		if s, ok := before[id]; ok {
 			move(s, -1)
 		}

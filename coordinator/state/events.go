@@ -57,32 +57,18 @@ type entryEvents struct {
 	jobIDs              []string
 	jobs                []*structs.JobRecord
 	nodes               []*structs.NodeRecord
-	seen                map[string]bool // allocations and deployments, by topic and ID
-}
-
-// first reports whether key of topic is new in the entry.
-func (t *entryEvents) first(topic, key string) bool {
-	if t.seen == nil {
-		t.seen = map[string]bool{}
-	}
-	k := topic + "\x00" + key
-	if t.seen[k] {
-		return false
-	}
-	t.seen[k] = true
-	return true
-}
-
-func (b *batch) touchAlloc(id string) {
-	if b.ev.first(TopicAllocation, id) {
-		b.ev.allocs = append(b.ev.allocs, id)
-	}
+	seenDeployments     map[string]bool
 }
 
 func (b *batch) touchDeployment(id string) {
-	if b.ev.first(TopicDeployment, id) {
-		b.ev.deployments = append(b.ev.deployments, id)
+	if b.ev.seenDeployments[id] {
+		return
 	}
+	if b.ev.seenDeployments == nil {
+		b.ev.seenDeployments = map[string]bool{}
+	}
+	b.ev.seenDeployments[id] = true
+	b.ev.deployments = append(b.ev.deployments, id)
 }
 
 // touchJob records the job's record as the entry wrote it (rec is a
@@ -116,6 +102,7 @@ func (b *batch) endEntry(t CmdType, ok bool) {
 	if !ok {
 		return
 	}
+	b.fx.Events = slices.Grow(b.fx.Events, len(ev.jobs)+len(ev.deployments)+len(ev.allocs)+len(ev.nodes))
 	add := func(topic, typ, key string, p EventPayload) {
 		b.fx.Events = append(b.fx.Events, Event{Topic: topic, Type: typ, Key: key, Index: b.index, Payload: p})
 	}
@@ -138,15 +125,16 @@ func (b *batch) endEntry(t CmdType, ok bool) {
 		add(TopicDeployment, typ, id, EventPayload{Deployment: cloneDeployment(d)})
 	}
 	for _, id := range ev.allocs {
-		a := b.pending[id]
-		if a == nil {
+		p, ok := b.pending[id]
+		a := p.a
+		if !ok {
 			continue // deleted by the same entry
 		}
 		typ := "AllocationUpdated"
 		if t == CmdPlanApply {
 			typ = "PlanResult"
 		}
-		add(TopicAllocation, typ, id, EventPayload{Allocation: cloneAlloc(a)})
+		add(TopicAllocation, typ, id, EventPayload{Allocation: a}) // shared: see pendingAlloc
 	}
 	for _, n := range ev.nodes {
 		add(TopicNode, nodeEventType(t), n.ID, EventPayload{Node: n})

@@ -34,9 +34,9 @@ func TestAllocCacheDropsOldest(t *testing.T) {
 	c := allocCache{m: map[string]*structs.Alloc{}}
 	for i := range allocCacheMax + 10 {
 		id := fmt.Sprint(i)
-		c.publish(map[string]*structs.Alloc{id: {Allocation: sched.Allocation{ID: id}}})
+		c.publish(map[string]pendingAlloc{id: {a: &structs.Alloc{Allocation: sched.Allocation{ID: id}}}})
 	}
-	c.publish(map[string]*structs.Alloc{"15": {}}) // an update keeps its place
+	c.publish(map[string]pendingAlloc{"15": {a: &structs.Alloc{}}}) // an update keeps its place
 	if len(c.m) != allocCacheMax {
 		t.Fatalf("%d entries, want %d", len(c.m), allocCacheMax)
 	}
