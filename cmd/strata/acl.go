@@ -141,14 +141,11 @@ func runACLPolicyInfo(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "acl policy info")
 	addr := addressFlag(fs, env)
 	out := addOutputFlags(fs)
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "usage: strata acl policy info NAME")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("usage: strata acl policy info NAME")
-	}
-	p, err := client(*addr).ACLPolicy(ctx, pos[0])
+	p, err := client(*addr).ACLPolicy(ctx, arg)
 	if err != nil {
 		return err
 	}
@@ -168,17 +165,14 @@ func runACLPolicyInfo(ctx context.Context, env *Env, args []string) error {
 func runACLPolicyDelete(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "acl policy delete")
 	addr := addressFlag(fs, env)
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "usage: strata acl policy delete NAME")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("usage: strata acl policy delete NAME")
-	}
-	if err := client(*addr).DeleteACLPolicy(ctx, pos[0]); err != nil {
+	if err := client(*addr).DeleteACLPolicy(ctx, arg); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "Successfully deleted %q ACL policy\n", pos[0])
+	fmt.Fprintf(env.Stdout, "Successfully deleted %q ACL policy\n", arg)
 	return nil
 }
 
@@ -247,14 +241,11 @@ func runACLTokenInfo(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "acl token info")
 	addr := addressFlag(fs, env)
 	out := addOutputFlags(fs)
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "usage: strata acl token info ACCESSOR")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("usage: strata acl token info ACCESSOR")
-	}
-	tok, err := client(*addr).ACLToken(ctx, pos[0])
+	tok, err := client(*addr).ACLToken(ctx, arg)
 	if err != nil {
 		return err
 	}
@@ -286,16 +277,13 @@ func runACLTokenSelf(ctx context.Context, env *Env, args []string) error {
 func runACLTokenDelete(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "acl token delete")
 	addr := addressFlag(fs, env)
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "usage: strata acl token delete ACCESSOR")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("usage: strata acl token delete ACCESSOR")
-	}
-	if err := client(*addr).DeleteACLToken(ctx, pos[0]); err != nil {
+	if err := client(*addr).DeleteACLToken(ctx, arg); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "Token %s successfully deleted\n", pos[0])
+	fmt.Fprintf(env.Stdout, "Token %s successfully deleted\n", arg)
 	return nil
 }

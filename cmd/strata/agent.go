@@ -201,14 +201,11 @@ func runTokenList(ctx context.Context, env *Env, args []string) error {
 func runTokenRevoke(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "agent token revoke")
 	addr := addressFlag(fs, env)
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "usage: strata agent token revoke TOKEN_ID")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("usage: strata agent token revoke TOKEN_ID")
-	}
-	id, _, _ := strings.Cut(pos[0], ".") // accept the whole token too
+	id, _, _ := strings.Cut(arg, ".") // accept the whole token too
 	if err := client(*addr).RevokeJoinToken(ctx, id); err != nil {
 		return err
 	}

@@ -47,15 +47,12 @@ func runAllocStatus(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "alloc status")
 	addr := addressFlag(fs, env)
 	out := addOutputFlags(fs)
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "usage: strata alloc status ALLOC (an ID or a unique prefix of one)")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("usage: strata alloc status ALLOC (an ID or a unique prefix of one)")
-	}
 	c := client(*addr)
-	a, err := resolveAlloc(ctx, c, pos[0])
+	a, err := resolveAlloc(ctx, c, arg)
 	if err != nil {
 		return err
 	}

@@ -165,6 +165,19 @@ func newFlags(env *Env, name string) *flag.FlagSet {
 	return fs
 }
 
+// parseOne parses a command that takes exactly one positional argument
+// and returns it; usage is the message for any other number.
+func parseOne(fs *flag.FlagSet, args []string, usage string) (string, error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return "", err
+	}
+	if len(pos) != 1 {
+		return "", usageError("%s", usage)
+	}
+	return pos[0], nil
+}
+
 // parse parses flags that may come before, between or after positional
 // arguments ("module push FILE -name x"), and returns the positionals.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {

@@ -29,14 +29,11 @@ func runPlan(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "plan")
 	addr := addressFlag(fs, env)
 	vars := addVarFlags(fs)
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "plan takes one job file")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("plan takes one job file")
-	}
-	job, err := vars.parseJob(env, pos[0])
+	job, err := vars.parseJob(env, arg)
 	if err != nil {
 		return &exitError{code: planError, msg: err.Error()}
 	}
@@ -46,7 +43,7 @@ func runPlan(ctx context.Context, env *Env, args []string) error {
 	}
 	changes := printPlan(env.Stdout, job, r)
 	fmt.Fprintf(env.Stdout, "\nJob Modify Index: %d\n", r.JobModifyIndex)
-	fmt.Fprintf(env.Stdout, "To submit the job with version verification run:\n\n    strata run -check-index %d %s\n\n", r.JobModifyIndex, pos[0])
+	fmt.Fprintf(env.Stdout, "To submit the job with version verification run:\n\n    strata run -check-index %d %s\n\n", r.JobModifyIndex, arg)
 	fmt.Fprintln(env.Stdout, "With -check-index, the job is only registered if its modify index is still the one given: if it changed, someone modified the job since this plan and its results may no longer hold.")
 	if changes {
 		return &exitError{code: planChanges}
@@ -111,14 +108,11 @@ func runJobHistory(ctx context.Context, env *Env, args []string) error {
 	addr := addressFlag(fs, env)
 	out := addOutputFlags(fs)
 	diffs := fs.Bool("p", false, "show the changes of each version from the one before")
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "job history takes one job ID")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("job history takes one job ID")
-	}
-	r, err := client(*addr).JobVersions(ctx, pos[0], *diffs)
+	r, err := client(*addr).JobVersions(ctx, arg, *diffs)
 	if err != nil {
 		return err
 	}
@@ -394,14 +388,11 @@ func runDeploymentStatus(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "deployment status")
 	addr := addressFlag(fs, env)
 	out := addOutputFlags(fs)
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "deployment status takes one deployment ID (or unique prefix)")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("deployment status takes one deployment ID (or unique prefix)")
-	}
-	d, err := resolveDeployment(ctx, client(*addr), pos[0])
+	d, err := resolveDeployment(ctx, client(*addr), arg)
 	if err != nil {
 		return err
 	}
@@ -438,15 +429,12 @@ func runDeploymentPromote(ctx context.Context, env *Env, args []string) error {
 	addr := addressFlag(fs, env)
 	var groups multiFlag
 	fs.Var(&groups, "group", "promote this group's canaries (repeatable; default: every group)")
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "deployment promote takes one deployment ID (or unique prefix)")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("deployment promote takes one deployment ID (or unique prefix)")
-	}
 	c := client(*addr)
-	d, err := resolveDeployment(ctx, c, pos[0])
+	d, err := resolveDeployment(ctx, c, arg)
 	if err != nil {
 		return err
 	}
@@ -461,15 +449,12 @@ func runDeploymentPromote(ctx context.Context, env *Env, args []string) error {
 func runDeploymentFail(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "deployment fail")
 	addr := addressFlag(fs, env)
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "deployment fail takes one deployment ID (or unique prefix)")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("deployment fail takes one deployment ID (or unique prefix)")
-	}
 	c := client(*addr)
-	d, err := resolveDeployment(ctx, c, pos[0])
+	d, err := resolveDeployment(ctx, c, arg)
 	if err != nil {
 		return err
 	}

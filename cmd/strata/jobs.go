@@ -22,14 +22,11 @@ import (
 func runValidate(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "validate")
 	vars := addVarFlags(fs)
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "validate takes one job file")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("validate takes one job file")
-	}
-	job, err := vars.parseJob(env, pos[0])
+	job, err := vars.parseJob(env, arg)
 	if err != nil {
 		return err
 	}
@@ -44,14 +41,11 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	checkIndex := fs.String("check-index", "", "register only if the job's modify index is still this one (from `strata plan`; 0: the job must not exist)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the allocations to run")
 	vars := addVarFlags(fs)
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "run takes one job file")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("run takes one job file")
-	}
-	job, err := vars.parseJob(env, pos[0])
+	job, err := vars.parseJob(env, arg)
 	if err != nil {
 		return err
 	}
@@ -394,23 +388,20 @@ func runStop(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "stop")
 	addr := addressFlag(fs, env)
 	purge := fs.Bool("purge", false, "remove the job and its history (versions, deployments, finished allocations and evaluations); what still runs is stopped")
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "stop takes one job ID")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("stop takes one job ID")
-	}
-	r, err := client(*addr).DeregisterJob(ctx, pos[0], *purge)
+	r, err := client(*addr).DeregisterJob(ctx, arg, *purge)
 	if err != nil {
 		return err
 	}
 	if p := r.Purged; p != nil {
 		fmt.Fprintf(env.Stdout, "==> Job %q stopped and purged: %d version(s), %d allocation(s), %d evaluation(s), %d deployment(s) removed\n",
-			pos[0], p.Versions, p.Allocs, p.Evals, p.Deployments)
+			arg, p.Versions, p.Allocs, p.Evals, p.Deployments)
 		return nil
 	}
-	fmt.Fprintf(env.Stdout, "==> Job %q stopped\n", pos[0])
+	fmt.Fprintf(env.Stdout, "==> Job %q stopped\n", arg)
 	return nil
 }
 

@@ -179,15 +179,12 @@ func runAllocStop(ctx context.Context, env *Env, args []string) error {
 	addr := addressFlag(fs, env)
 	detach := fs.Bool("detach", false, "return once the stop is committed, without waiting for the replacement")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the replacement to run")
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "usage: strata alloc stop [-detach] ALLOC")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("usage: strata alloc stop [-detach] ALLOC")
-	}
 	c := client(*addr)
-	a, err := resolveAlloc(ctx, c, pos[0])
+	a, err := resolveAlloc(ctx, c, arg)
 	if err != nil {
 		return err
 	}
@@ -431,16 +428,13 @@ func runSystemGC(ctx context.Context, env *Env, args []string) error {
 func runModuleDelete(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "module delete")
 	addr := addressFlag(fs, env)
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "usage: strata module delete NAME@VERSION")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("usage: strata module delete NAME@VERSION")
-	}
-	name, version, digest, err := spec.ParseModuleRef(pos[0])
+	name, version, digest, err := spec.ParseModuleRef(arg)
 	if err != nil || digest != "" {
-		return usageError("module delete takes NAME@VERSION, got %q", pos[0])
+		return usageError("module delete takes NAME@VERSION, got %q", arg)
 	}
 	if err := client(*addr).DeleteModule(ctx, name, version); err != nil {
 		return fmt.Errorf("deleting %s@%s: %w", name, version, err)

@@ -16,22 +16,19 @@ import (
 func runJobPeriodicForce(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "job periodic force")
 	addr := addressFlag(fs, env)
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "usage: strata job periodic force JOB")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("usage: strata job periodic force JOB")
-	}
-	resp, err := client(*addr).ForcePeriodic(ctx, pos[0])
+	resp, err := client(*addr).ForcePeriodic(ctx, arg)
 	if err != nil {
-		return fmt.Errorf("forcing periodic job %q: %w", pos[0], err)
+		return fmt.Errorf("forcing periodic job %q: %w", arg, err)
 	}
 	if !resp.Launched {
-		fmt.Fprintf(env.Stdout, "==> Job %q launched %q already this second\n", pos[0], resp.JobID)
+		fmt.Fprintf(env.Stdout, "==> Job %q launched %q already this second\n", arg, resp.JobID)
 		return nil
 	}
-	fmt.Fprintf(env.Stdout, "==> Job %q launched %q, evaluation %s\n", pos[0], resp.JobID, short(resp.EvalID))
+	fmt.Fprintf(env.Stdout, "==> Job %q launched %q, evaluation %s\n", arg, resp.JobID, short(resp.EvalID))
 	return nil
 }
 

@@ -94,14 +94,11 @@ func printDiags(env *Env, err error, files map[string][]byte) {
 func runInspect(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "inspect")
 	vf := addVarFlags(fs)
-	pos, err := parse(fs, args)
+	arg, err := parseOne(fs, args, "inspect takes one job file: strata inspect [-var NAME=VALUE]... [-var-file FILE]... FILE.hcl")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("inspect takes one job file: strata inspect [-var NAME=VALUE]... [-var-file FILE]... FILE.hcl")
-	}
-	job, err := vf.parseJob(env, pos[0])
+	job, err := vf.parseJob(env, arg)
 	if err != nil {
 		return err
 	}
