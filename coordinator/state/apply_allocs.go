@@ -33,11 +33,11 @@ func (c *PlanApply) apply(b *batch) (any, error) {
 	}
 	allocs := b.tx.Bucket(bucketAllocs)
 	var placed []*sched.Allocation
-	for _, p := range c.Place {
+	for i, p := range c.Place {
 		if _, ok := b.pending[p.ID]; ok || allocs.Get([]byte(p.ID)) != nil {
 			continue
 		}
-		a := &structs.Alloc{Allocation: *p}
+		a := c.record(i)
 		a.CreateIndex, a.ModifyIndex = b.index, b.index
 		if err := b.putNewAlloc(a); err != nil {
 			return nil, err
@@ -61,6 +61,15 @@ func (c *PlanApply) apply(b *batch) (any, error) {
 		return nil, b.eval(c.Eval)
 	}
 	return nil, nil
+}
+
+// record is placement i's allocation record: the decoded one itself
+// when there is one, else a copy of the placement.
+func (c *PlanApply) record(i int) *structs.Alloc {
+	if i < len(c.records) && &c.records[i].Allocation == c.Place[i] {
+		return &c.records[i]
+	}
+	return &structs.Alloc{Allocation: *c.Place[i]}
 }
 
 // moveAlloc moves a live allocation to a new job version in place; an

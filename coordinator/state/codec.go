@@ -479,10 +479,10 @@ func decodePlanCmd(b []byte) (*PlanApply, error) {
 	}
 	if n := d.count("Place"); n > 0 {
 		c.Place = make([]*sched.Allocation, n)
-		backing := make([]sched.Allocation, n)
+		c.records = make([]structs.Alloc, n)
 		for i := range c.Place {
-			d.allocation(&backing[i])
-			c.Place[i] = &backing[i]
+			d.allocation(&c.records[i].Allocation)
+			c.Place[i] = &c.records[i].Allocation
 		}
 	}
 	if d.v >= 2 {

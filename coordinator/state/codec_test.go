@@ -120,6 +120,12 @@ func TestPlanCmdRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		for i, p := range got.Place { // each placement is its record's allocation
+			if p != &got.records[i].Allocation {
+				t.Fatalf("placement %d is not in its decoded record", i)
+			}
+		}
+		got.records = nil
 		if !reflect.DeepEqual(got, c) {
 			t.Fatalf("plan round-trip:\n got %+v\nwant %+v", got, c)
 		}

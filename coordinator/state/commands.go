@@ -198,6 +198,11 @@ type PlanApply struct {
 	// FollowUps are delayed evaluations of the plan's job that reschedule
 	// failed allocations when due (sched.Plan.FollowUps).
 	FollowUps []FollowUp `json:"FollowUps,omitempty"`
+
+	// records, when the command was decoded, holds the placements'
+	// records with Place[i] pointing at records[i].Allocation: applying
+	// it stores them as they are instead of copying each one.
+	records []structs.Alloc
 }
 
 // FollowUp is a delayed evaluation: pending, due at WaitUntil (unix
