@@ -379,7 +379,10 @@ func (a *agentEndpoint) retuneHeartbeat(ctrl *quic.Stream, mu *sync.Mutex, told 
 	if want*4 <= cur*5 {
 		return nil
 	}
-	next := min(want, 2*cur)
+	// What the agent is told is whole milliseconds: keep that, or the next
+	// step doubles a value the agent never got (426.67ms sent as 426,
+	// then 853 told: more than double what the agent beats at).
+	next := min(want, 2*cur).Truncate(time.Millisecond)
 	mu.Lock()
 	err := wire.Write(ctrl, wire.TypeHeartbeatInterval, wire.HeartbeatInterval{Millis: next.Milliseconds()})
 	mu.Unlock()
