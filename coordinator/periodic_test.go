@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-run/strata/coordinator/state"
 	"github.com/strata-run/strata/coordinator/structs"
+	"github.com/strata-run/strata/internal/testutil"
 	"github.com/strata-run/strata/sched"
 	"github.com/strata-run/strata/spec"
 )
@@ -90,13 +91,12 @@ func TestPeriodicLauncherAcrossLeaders(t *testing.T) {
 			t.Fatal(err)
 		}
 		stop := runLauncher(st, rec)
-		time.Sleep(7 * time.Second)
-		synctest.Wait()
+		testutil.Elapse(7 * time.Second)
 		if got, want := children(t, st, "cron"), childIDs("cron", t0+2, t0+4, t0+6); !slices.Equal(got, want) {
 			t.Fatalf("first leader launched %v, want %v", got, want)
 		}
 		stop() // leadership lost at t0+7: ticks t0+8 and t0+10 pass without a leader
-		time.Sleep(4 * time.Second)
+		testutil.Elapse(4 * time.Second)
 		stop = runLauncher(st, rec) // a new leader at t0+11
 		synctest.Wait()
 		if got, want := children(t, st, "cron"), childIDs("cron", t0+2, t0+4, t0+6, t0+10); !slices.Equal(got, want) {
@@ -105,8 +105,7 @@ func TestPeriodicLauncherAcrossLeaders(t *testing.T) {
 		// Two leaders overlapping (an old one not yet stepped down) still
 		// launch each tick once: the launch is keyed by job and tick.
 		stop2 := runLauncher(st, rec)
-		time.Sleep(4 * time.Second)
-		synctest.Wait()
+		testutil.Elapse(4 * time.Second)
 		stop()
 		stop2()
 		if got, want := children(t, st, "cron"), childIDs("cron", t0+2, t0+4, t0+6, t0+10, t0+12, t0+14); !slices.Equal(got, want) {
@@ -144,8 +143,7 @@ func TestPeriodicLauncherOverlapAndDisabled(t *testing.T) {
 		}
 		stop := runLauncher(st, rec)
 		defer stop()
-		time.Sleep(3 * time.Second)
-		synctest.Wait()
+		testutil.Elapse(3 * time.Second)
 		first := childIDs("nightly", t0+2)
 		if got := children(t, st, "nightly"); !slices.Equal(got, first) {
 			t.Fatalf("launched %v, want %v", got, first)
@@ -155,8 +153,7 @@ func TestPeriodicLauncherOverlapAndDisabled(t *testing.T) {
 			DesiredStatus: sched.DesiredRun, ClientStatus: sched.ClientRunning}}}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(4 * time.Second)
-		synctest.Wait()
+		testutil.Elapse(4 * time.Second)
 		if got := children(t, st, "nightly"); !slices.Equal(got, first) {
 			t.Fatalf("launched %v while the child ran, want %v", got, first)
 		}
@@ -175,8 +172,7 @@ func TestPeriodicLauncherOverlapAndDisabled(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
+		testutil.Elapse(2 * time.Second)
 		if got, want := children(t, st, "nightly"), childIDs("nightly", t0+2, t0+8); !slices.Equal(got, want) {
 			t.Fatalf("after the child completed: %v, want %v", got, want)
 		}

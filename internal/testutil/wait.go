@@ -3,8 +3,18 @@ package testutil
 import (
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 )
+
+// Elapse, inside a synctest bubble, moves the bubble's fake clock on by d
+// and returns once every goroutine of the bubble is blocked again: the
+// timers due meanwhile have fired and what they woke has run. No real
+// time passes.
+func Elapse(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
 
 // DefaultTick is how often Eventually checks its condition.
 const DefaultTick = 50 * time.Millisecond

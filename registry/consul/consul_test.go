@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/strata-run/strata/internal/testutil"
 	"github.com/strata-run/strata/registry"
 )
 
@@ -385,7 +386,7 @@ func TestBlockingQueryTiming(t *testing.T) {
 			done <- time.Now()
 		}()
 		synctest.Wait()
-		time.Sleep(time.Second) // the fake clock: nothing runs meanwhile
+		testutil.Elapse(time.Second)
 		if _, err := h.Apply(registry.Delta{Index: 11, Deletes: []string{"d1"}}); err != nil {
 			t.Fatal(err)
 		}
@@ -395,7 +396,7 @@ func TestBlockingQueryTiming(t *testing.T) {
 			t.Fatal("a change to db woke a watcher of web")
 		default:
 		}
-		time.Sleep(2 * time.Second)
+		testutil.Elapse(2 * time.Second)
 		changed := time.Now()
 		if _, err := h.Apply(scale(12, 5)); err != nil {
 			t.Fatal(err)
