@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -68,31 +69,35 @@ func repoRoot() string {
 	return filepath.Join(wd, "..", "..")
 }
 
-// handedOut holds every port freePort has returned in this test binary:
-// the kernel may give a closed port to the next bind(0), and two
-// servers started from the same test were once handed the same one.
+// handedOut holds every port freePort has returned in this test binary.
 var handedOut struct {
 	sync.Mutex
 	ports map[int]bool
+	rnd   *rand.Rand
 }
 
 // freePort returns a port free for both TCP and UDP on 127.0.0.1 that no
-// earlier call returned.
+// earlier call returned, chosen below the kernel's ephemeral range: the
+// tests restart servers on the ports they had, and a port from bind(0)
+// is an ephemeral one, which any outgoing connection (a Raft peer
+// dialling out) may take as its source port while its server is down.
+// Twice a restarted server found its DNS port taken that way.
 func freePort(t *testing.T) int {
 	t.Helper()
 	handedOut.Lock()
 	defer handedOut.Unlock()
 	if handedOut.ports == nil {
 		handedOut.ports = map[int]bool{}
+		handedOut.rnd = rand.New(rand.NewPCG(uint64(os.Getpid()), uint64(time.Now().UnixNano())))
 	}
-	for range 200 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
+	lo, hi := 10000, ephemeralLow()
+	for range 500 {
+		port := lo + handedOut.rnd.IntN(hi-lo)
 		if handedOut.ports[port] {
-			l.Close()
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
 			continue
 		}
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
@@ -103,8 +108,26 @@ func freePort(t *testing.T) int {
 			return port
 		}
 	}
-	t.Fatal("no free port")
+	t.Fatal("no free port below the ephemeral range")
 	return 0
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range
+// (Linux's default 32768 when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= 11000 {
+		return 32768
+	}
+	return n
 }
 
 // devProc is a running `strata dev`.
