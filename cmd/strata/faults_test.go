@@ -396,7 +396,9 @@ func (c *faultCluster) restartedReads(p *serverProc, w *workload) (staleMissed i
 
 // cliLoop runs `strata run -detach` with STRATA_ADDR naming the three
 // servers until stop, a new version each time, and counts its failures.
-func cliLoop(t *testing.T, c *faultCluster, stop <-chan struct{}, runs, failures *atomic.Int64, wg *sync.WaitGroup) {
+// cliLoop runs `strata run -detach` until stop closes, counting runs and
+// failures; ran gets a value after each run (dropped when full).
+func cliLoop(t *testing.T, c *faultCluster, stop <-chan struct{}, runs, failures *atomic.Int64, ran chan<- struct{}, wg *sync.WaitGroup) {
 	dir := t.TempDir()
 	wg.Add(1)
 	go func() {
@@ -416,6 +418,10 @@ func cliLoop(t *testing.T, c *faultCluster, stop <-chan struct{}, runs, failures
 			cmd.Env = append(os.Environ(), "STRATA_ADDR="+c.addresses(0))
 			out, err := cmd.CombinedOutput()
 			runs.Add(1)
+			select {
+			case ran <- struct{}{}:
+			default:
+			}
 			if err != nil {
 				failures.Add(1)
 				t.Errorf("`strata run -detach` (version %d) during leader kills: %v\n%s", v, err, out)
@@ -478,12 +484,28 @@ func TestFaults(t *testing.T) {
 	var cliRuns, cliFailures atomic.Int64
 	cliStop := make(chan struct{})
 	var cliWG sync.WaitGroup
-	cliLoop(t, c, cliStop, &cliRuns, &cliFailures, &cliWG)
+	cliRan := make(chan struct{}, 64)
+	cliLoop(t, c, cliStop, &cliRuns, &cliFailures, cliRan, &cliWG)
+	// The first three kills land between CLI runs whatever the machine's
+	// speed: two runs before each, one after the third.
+	awaitCLI := func(n int) {
+		for range n {
+			select {
+			case <-cliRan:
+			case <-time.After(time.Minute):
+				t.Fatalf("the CLI loop made no progress for a minute (%d runs)", cliRuns.Load())
+			}
+		}
+	}
 	w.killPhase.Store(true)
 	for i := range faultKills {
+		if i < 3 {
+			awaitCLI(2)
+		}
 		d, killed := c.failover(fmt.Sprintf("probe-kill-%d", i))
 		failovers = append(failovers, d)
 		if i == 2 {
+			awaitCLI(1)
 			close(cliStop)
 			cliWG.Wait()
 		}
