@@ -64,7 +64,7 @@ var fromGroup = []string{"VolumeMounts[0].HostVolume", "Meta", "DispatchPayload.
 // leftOut are the fields of spec.Task an agent does not need, and why.
 var leftOut = map[string]string{
 	"Meta":                                  "merged over the group's and job's by nodeAllocs (mergeMeta, TestMergeMeta)",
-	"Resources.Networks[0].MBits":           "bandwidth is the scheduler's to pack, not the agent's to enforce",
+	"Resources.Networks[0].MBits":           "refused at validation (bandwidth is not reserved); never sent",
 	"Resources.Networks[0].Mode":            "only host networking is valid, which is what agents do",
 	"Resources.Networks[0].Ports[0].Static": "the assigned number is in Alloc.Ports",
 	"Resources.Networks[0].Ports[0].To":     "the container port is in Alloc.Ports, with the number",

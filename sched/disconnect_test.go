@@ -47,18 +47,26 @@ func TestDisconnectUnknownAllocations(t *testing.T) {
 	}
 
 	// The node returns: the original reports running again next to its
-	// replacement; one stops, and it is the replacement.
-	g := newGroup("g", 1, newTask("t", "wasm", 100, 64))
-	g.Disconnect = &spec.Disconnect{LostAfter: spec.Duration(3600e9)}
-	orig := unknown()
-	orig.ClientStatus = ClientRunning
-	repl := existing("repl", "web", "g", 0, 0, "up")
-	repl.CreateIndex = 20
-	back := newNode("away")
-	plan := mustSchedule(t, &Request{EvalID: "e2", Job: newJob("web", g),
-		Nodes: []*NodeState{back, up}, Existing: []*Allocation{repl, orig}})
-	if len(plan.Stop) != 1 || plan.Stop[0].ID != "repl" || len(plan.Place) != 0 {
-		t.Fatalf("after reconnect: stop %v place %d; want the replacement stopped and nothing placed", plan.Stop, len(plan.Place))
+	// replacement; one stops: the one disconnect.reconcile does not keep
+	// (keep_original when it is not written).
+	for _, c := range []struct{ reconcile, stopped string }{
+		{"", "repl"},
+		{spec.ReconcileKeepOriginal, "repl"},
+		{spec.ReconcileKeepReplacement, "orig"},
+	} {
+		g := newGroup("g", 1, newTask("t", "wasm", 100, 64))
+		g.Disconnect = &spec.Disconnect{LostAfter: spec.Duration(3600e9), Reconcile: c.reconcile}
+		orig := unknown()
+		orig.ClientStatus = ClientRunning
+		orig.CreateIndex = 10
+		repl := existing("repl", "web", "g", 0, 0, "up")
+		repl.CreateIndex = 20
+		back := newNode("away")
+		plan := mustSchedule(t, &Request{EvalID: "e2", Job: newJob("web", g),
+			Nodes: []*NodeState{back, up}, Existing: []*Allocation{repl, orig}})
+		if len(plan.Stop) != 1 || plan.Stop[0].ID != c.stopped || len(plan.Place) != 0 {
+			t.Fatalf("reconcile %q, after reconnect: stop %v place %d; want %s stopped and nothing placed", c.reconcile, plan.Stop, len(plan.Place), c.stopped)
+		}
 	}
 }
 

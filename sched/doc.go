@@ -138,8 +138,10 @@
 //   - Non-terminal allocations on a node that is down or absent from the
 //     snapshot are stopped ("node down") and replaced, unless the group
 //     has a disconnect block and the coordinator marked them unknown: those
-//     are kept (replace = false) or replaced while the original waits,
-//     and on reconnection the original is kept.
+//     are kept (replace = false) or replaced while the original waits;
+//     on reconnection the original is kept, or the replacement with
+//     disconnect.reconcile = "keep_replacement" (spec refuses Nomad's
+//     best_score and longest_running).
 //
 // Placement implements constraints, distinct_hosts, affinities, spreads
 // and group-level network ports. It does not implement distinct_property,

@@ -244,12 +244,17 @@ func (p *placer) reconcileGroup(plan *Plan, g *groupAsk, allocs *groupAllocs) gr
 func (p *placer) keepCurrent(plan *Plan, g *groupAsk, current []*Allocation, occupied map[int]bool) map[int]*Allocation {
 	count := g.group.Count
 	keep := slices.Clone(current)
+	// Two copies of one index (an original back from a disconnect and its
+	// replacement): the group's disconnect.reconcile says which stays, the
+	// original (created first) unless it asks for the replacement.
+	age := 1
+	if keepReplacement(g.group) {
+		age = -1
+	}
 	slices.SortStableFunc(keep, func(a, b *Allocation) int {
-		// Two copies of one index (an original back from a disconnect and
-		// its replacement): the original, created first, is kept.
 		return cmp.Or(
 			cmp.Compare(a.Index, b.Index),
-			cmp.Compare(a.CreateIndex, b.CreateIndex),
+			age*cmp.Compare(a.CreateIndex, b.CreateIndex),
 			cmp.Compare(a.ID, b.ID),
 		)
 	})
@@ -413,6 +418,14 @@ func (p *placer) stop(plan *Plan, a *Allocation, why string) {
 	if ref, ok := p.refs[a.NodeID]; ok && ref.index >= 0 {
 		p.overlay.release(ref.index, a)
 	}
+}
+
+// keepReplacement reports whether a group keeps the replacement rather
+// than the original when a disconnected allocation comes back. Job
+// versions stored before best_score and longest_running were refused
+// keep the original, as keep_original does.
+func keepReplacement(g *spec.Group) bool {
+	return g.Disconnect != nil && g.Disconnect.Reconcile == spec.ReconcileKeepReplacement
 }
 
 // replaceUnknown reports whether a group's unknown allocations are

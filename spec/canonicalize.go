@@ -29,6 +29,9 @@ const (
 	DelayExponential = "exponential"
 	DelayFibonacci   = "fibonacci"
 
+	// Reconcile strategies. Strata implements keep_original (its default)
+	// and keep_replacement; Nomad's best_score and longest_running are
+	// named here only to be refused with a message saying so.
 	ReconcileBestScore       = "best_score"
 	ReconcileKeepOriginal    = "keep_original"
 	ReconcileKeepReplacement = "keep_replacement"
@@ -76,7 +79,7 @@ const (
 	defaultKillTimeout       = 5 * time.Second
 	defaultOperator          = OpEqual
 	defaultWeight            = 50 // affinity and spread
-	defaultReconcile         = ReconcileBestScore
+	defaultReconcile         = ReconcileKeepOriginal
 	defaultReplace           = true
 )
 

@@ -86,12 +86,12 @@
 //	      lost_after = "12h"      tasks keep running this long, then are lost; not with stop_after
 //	      stop_after = "5m"       the agent stops the tasks itself (service, batch)
 //	      replace    = true       place a replacement meanwhile
-//	      reconcile  = "best_score"   on reconnect keep: best_score | keep_original |
-//	    }                             keep_replacement | longest_running
+//	      reconcile  = "keep_original"   on reconnect keep: keep_original | keep_replacement
+//	    }                                (Nomad's best_score, longest_running: refused)
 //	    shutdown_delay = "0s"     between deregistering services and stopping tasks; tasks inherit it
 //	    network {                 zero or more: ports shared by the group's tasks
 //	      mode  = "host"          the only mode (bridge, none, cni/* refused)
-//	      mbits = 10
+//	                              mbits refused: bandwidth is not reserved
 //	      port "http" { static = 8080  to = 80 }
 //	    }
 //	    service { ... }           as in task; port: any port of the group; name "<job>-<group>"
@@ -124,8 +124,7 @@
 //	      resources {
 //	        cpu    = 100          MHz, >= 1
 //	        memory = 300          MB, >= 10
-//	        network {             zero or more
-//	          mbits = 10
+//	        network {             zero or more (mbits refused)
 //	          port "http" { static = 8080  to = 80 }   labels unique in the group; static 1..65535
 //	        }
 //	      }
@@ -206,7 +205,7 @@
 //	                                                               (unless constant) when zero (JSON)
 //	Reschedule.Unlimited          false when attempts > 0 is written, else as above
 //	Disconnect.Replace            true                             absent / null
-//	Disconnect.Reconcile          "best_score"                     absent / ""
+//	Disconnect.Reconcile          "keep_original"                  absent / ""
 //	Task.Restart                  the group's restart, else by type: per field: absent (HCL);
 //	                              service, system: 2 / 30m / 15s / "fail"   Interval, Mode when zero (JSON)
 //	                              batch:           3 / 24h / 15s / "fail"   (Attempts, Delay: a 0 is real)

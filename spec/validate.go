@@ -644,10 +644,13 @@ func (v *validator) disconnect(at loc, d *Disconnect, jobType string) {
 		v.add(at.attr("stop_after"), "Invalid stop_after", "stop_after applies to service and batch jobs, not system jobs")
 	}
 	switch d.Reconcile {
-	case ReconcileBestScore, ReconcileKeepOriginal, ReconcileKeepReplacement, ReconcileLongestRunning:
+	case ReconcileKeepOriginal, ReconcileKeepReplacement:
+	case ReconcileBestScore, ReconcileLongestRunning:
+		v.add(at.attr("reconcile"), "Unsupported reconcile", "reconcile %q is not implemented: when a disconnected allocation comes back beside its replacement, Strata keeps the original (%s, the default) or the replacement (%s)",
+			d.Reconcile, ReconcileKeepOriginal, ReconcileKeepReplacement)
 	default:
-		v.add(at.attr("reconcile"), "Invalid reconcile", "unknown reconcile %q; supported: %s, %s, %s, %s", d.Reconcile,
-			ReconcileBestScore, ReconcileKeepOriginal, ReconcileKeepReplacement, ReconcileLongestRunning)
+		v.add(at.attr("reconcile"), "Invalid reconcile", "unknown reconcile %q; supported: %s (the default), %s", d.Reconcile,
+			ReconcileKeepOriginal, ReconcileKeepReplacement)
 	}
 }
 
@@ -660,8 +663,8 @@ func (v *validator) networks(at loc, ns []*Network, owner string, labels portSet
 			v.add(nl, "Missing network", "network %d is null", ni)
 			continue
 		}
-		if n.MBits < 0 {
-			v.add(nl.attr("mbits"), "Invalid mbits", "mbits must be 0 or more, got %d", n.MBits)
+		if n.MBits != 0 {
+			v.add(nl.attr("mbits"), "Unsupported mbits", "mbits = %d is not honoured: Strata does not reserve network bandwidth (Nomad deprecated it too); remove it", n.MBits)
 		}
 		switch n.Mode {
 		case "", NetworkModeHost:

@@ -250,7 +250,7 @@ func TestValidateJSONPlacementAndStrategies(t *testing.T) {
 			j.Groups[0].Disconnect = &Disconnect{LostAfter: -1, Reconcile: "coin"}
 		}, []string{
 			`group "web" > disconnect > lost_after: Invalid lost_after: lost_after must not be negative, got -1ns`,
-			`group "web" > disconnect > reconcile: Invalid reconcile: unknown reconcile "coin"; supported: best_score, keep_original, keep_replacement, longest_running`,
+			`group "web" > disconnect > reconcile: Invalid reconcile: unknown reconcile "coin"; supported: keep_original (the default), keep_replacement`,
 		}},
 		{"group ports", func(j *Job) {
 			j.Groups[0].Networks = []*Network{{Ports: []*Port{{Label: "http"}, {Label: "admin", Static: 9000}}}}
@@ -340,7 +340,7 @@ func TestCanonicalizeJSONStrategies(t *testing.T) {
 	if r := g.Reschedule; r.Delay != Duration(30e9) || r.DelayFunction != "exponential" || r.MaxDelay != Duration(3600e9) || r.Unlimited || r.Attempts != 0 {
 		t.Errorf("reschedule: %+v", r)
 	}
-	if d := g.Disconnect; d.Replace == nil || !*d.Replace || d.Reconcile != "best_score" {
+	if d := g.Disconnect; d.Replace == nil || !*d.Replace || d.Reconcile != ReconcileKeepOriginal {
 		t.Errorf("disconnect: %+v", d)
 	}
 	// Delay 0 is a real zero in JSON ("restart at once"), so the group keeps it.

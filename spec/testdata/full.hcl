@@ -109,7 +109,6 @@ job "full" {
     }
 
     network {
-      mbits = 10
       port "admin" {
         static = 9090
       }
@@ -157,7 +156,6 @@ job "full" {
         cpu    = 1
         memory = 10
         network {
-          mbits = 1
           port "http" {
             static = 8080
             to     = 80

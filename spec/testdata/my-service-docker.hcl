@@ -47,7 +47,6 @@ job "my-service" {
         memory = 128
 
         network {
-          mbits = 100
           port "http" {}
         }
       }
