@@ -392,17 +392,6 @@ func (a *agentEndpoint) retuneHeartbeat(ctrl *quic.Stream, mu *sync.Mutex, told 
 	return err
 }
 
-// retuneDue fires after the agent's current interval while it still
-// beats faster than the cluster's size asks, so the doubling steps go on
-// without waiting for a commit; nil (never fires) once it is in tune.
-func (a *agentEndpoint) retuneDue(told *atomic.Int64) <-chan time.Time {
-	cur := time.Duration(told.Load())
-	if a.interval()*4 <= cur*5 {
-		return nil
-	}
-	return time.After(cur)
-}
-
 // readControl reads heartbeats and status reports until the stream ends.
 func (a *agentEndpoint) readControl(ctx context.Context, reg *wire.Register, ctrl *quic.Stream, told *atomic.Int64) error {
 	for {
@@ -491,7 +480,6 @@ func (a *agentEndpoint) pushAllocs(ctx context.Context, nodeID string, ctrl *qui
 			case <-ctx.Done():
 				return nil
 			case <-watch:
-			case <-a.retuneDue(told):
 			}
 			continue
 		}
@@ -515,7 +503,6 @@ func (a *agentEndpoint) pushAllocs(ctx context.Context, nodeID string, ctrl *qui
 		case <-ctx.Done():
 			return nil
 		case <-watch:
-		case <-a.retuneDue(told):
 		}
 	}
 }
